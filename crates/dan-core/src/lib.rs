@@ -1,0 +1,28 @@
+//! # dan-core
+//!
+//! The protocol core of DAN (Distributed Administration Network): instance
+//! identities, canonical encoding, signed and chained ops, records with
+//! per-field last-writer-wins merging, the charter and genesis, and the two
+//! digests (`ops_root`, `state_root`).
+//!
+//! This crate does no I/O and reads no clock: time and randomness come in as
+//! arguments, so every function is deterministic and property-tested.
+//! `dan-store` persists what it produces, `dan-node` wires it to the network.
+
+pub mod charter;
+pub mod codec;
+pub mod digest;
+pub mod hash;
+pub mod hlc;
+pub mod identity;
+pub mod op;
+pub mod record;
+pub mod replica;
+
+pub use charter::{Charter, Genesis, SignedGenesis};
+pub use hash::{CodeHash, Hash32, NetworkId, OpId};
+pub use hlc::Hlc;
+pub use identity::{Keypair, PeerKey};
+pub use op::{Op, OpBody, Payload, VerifiedOp};
+pub use record::{FieldValue, RecordAction, RecordId, RecordView};
+pub use replica::{Applied, OpRejection, Replica};

@@ -1,0 +1,242 @@
+//! Signed ops: every change to a network is an op, signed by the instance
+//! that made it and chained to that instance's previous op (`seq`, `prev`).
+//! An op's id is the BLAKE3 digest of its canonical signed bytes.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::hash::{Hash32, NetworkId, OpId};
+use crate::hlc::Hlc;
+use crate::identity::{Keypair, PeerKey};
+use crate::record::{RecordAction, RecordId};
+
+/// Largest encoded op, in bytes.
+pub const MAX_OP_BYTES: usize = 128 * 1024;
+
+/// What an op changes.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Payload {
+    /// A change to one record.
+    Record {
+        /// The record changed.
+        id: RecordId,
+        /// The change.
+        action: RecordAction,
+    },
+}
+
+/// The signed content of an op.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OpBody {
+    /// The network the op belongs to (an op cannot be replayed elsewhere).
+    pub network: NetworkId,
+    /// The instance that wrote it.
+    pub origin: PeerKey,
+    /// Position in the origin's chain, from 1.
+    pub seq: u64,
+    /// Id of the origin's op at `seq - 1`, or zero for `seq == 1`.
+    pub prev: OpId,
+    /// When it was written (hybrid logical clock).
+    pub hlc: Hlc,
+    /// The change.
+    pub payload: Payload,
+}
+
+impl OpBody {
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut bytes = b"dan op v1\0".to_vec();
+        bytes.extend(codec::encode(self));
+        bytes
+    }
+}
+
+/// The wire form of an op: body and signature.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+struct SignedOp {
+    body: OpBody,
+    signature: Signature,
+}
+
+/// A decoded op with its canonical bytes and id. Its signature has not been
+/// checked yet: see [`verify_ops`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Op {
+    signed: SignedOp,
+    bytes: Vec<u8>,
+    id: OpId,
+}
+
+impl Op {
+    /// Decodes canonical op bytes (at most [`MAX_OP_BYTES`]).
+    pub fn decode(bytes: &[u8]) -> Result<Op, CodecError> {
+        let signed: SignedOp = codec::decode(bytes, MAX_OP_BYTES)?;
+        Ok(Op {
+            signed,
+            bytes: bytes.to_vec(),
+            id: Hash32::of(bytes),
+        })
+    }
+
+    /// The op id.
+    pub fn id(&self) -> OpId {
+        self.id
+    }
+
+    /// The signed content.
+    pub fn body(&self) -> &OpBody {
+        &self.signed.body
+    }
+
+    /// The canonical bytes (what is stored and sent).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The signature, for evidence.
+    pub fn signature(&self) -> &Signature {
+        &self.signed.signature
+    }
+}
+
+/// An op whose signature has been checked against its origin's key. Only
+/// verified ops can be applied to a replica.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VerifiedOp(Op);
+
+impl VerifiedOp {
+    /// Signs `body` with the origin's key. The body's origin must be the
+    /// key's public half.
+    pub fn sign(body: OpBody, keypair: &Keypair) -> Result<VerifiedOp, SignError> {
+        if body.origin != keypair.public() {
+            return Err(SignError::WrongKey);
+        }
+        let signature = keypair.sign(&body.signing_bytes());
+        let signed = SignedOp { body, signature };
+        let bytes = codec::encode(&signed);
+        if bytes.len() > MAX_OP_BYTES {
+            return Err(SignError::TooLarge(bytes.len()));
+        }
+        let id = Hash32::of(&bytes);
+        Ok(VerifiedOp(Op { signed, bytes, id }))
+    }
+
+    /// The op.
+    pub fn op(&self) -> &Op {
+        &self.0
+    }
+
+    /// The op id.
+    pub fn id(&self) -> OpId {
+        self.0.id
+    }
+
+    /// The signed content.
+    pub fn body(&self) -> &OpBody {
+        self.0.body()
+    }
+
+    /// The canonical bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+/// Why an op could not be signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// The body names another origin than the signing key.
+    #[error("the op's origin is not the signing key")]
+    WrongKey,
+    /// The signed op would exceed [`MAX_OP_BYTES`].
+    #[error("the change is {0} bytes encoded; the limit is {MAX_OP_BYTES}")]
+    TooLarge(usize),
+}
+
+/// Checks the signatures of `ops`. Returns the verified ops and the ones
+/// whose signature is invalid. Uses batch verification when all are valid
+/// (the common case) and checks one by one otherwise; either way an op is
+/// accepted only if its signature passes strict single verification or the
+/// batch containing it passes.
+pub fn verify_ops(ops: Vec<Op>) -> (Vec<VerifiedOp>, Vec<Op>) {
+    let keys: Option<Vec<VerifyingKey>> = ops
+        .iter()
+        .map(|op| op.body().origin.verifying_key().ok())
+        .collect();
+    if let Some(keys) = keys {
+        let messages: Vec<Vec<u8>> = ops.iter().map(|op| op.body().signing_bytes()).collect();
+        let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let signatures: Vec<Signature> = ops.iter().map(|op| *op.signature()).collect();
+        if ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok() {
+            return (ops.into_iter().map(VerifiedOp).collect(), Vec::new());
+        }
+    }
+    let (good, bad): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(|op| {
+        op.body()
+            .origin
+            .verify(&op.body().signing_bytes(), op.signature())
+    });
+    (good.into_iter().map(VerifiedOp).collect(), bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    fn body(origin: PeerKey, seq: u64) -> OpBody {
+        OpBody {
+            network: Hash32::of(b"net"),
+            origin,
+            seq,
+            prev: Hash32::ZERO,
+            hlc: Hlc {
+                wall_ms: seq,
+                counter: 0,
+            },
+            payload: Payload::Record {
+                id: RecordId::derive(&origin, seq),
+                action: RecordAction::Create {
+                    collection: "notes".into(),
+                    title: "t".into(),
+                    fields: BTreeMap::new(),
+                    tags: BTreeSet::new(),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn decode_of_signed_bytes_gives_the_same_op() {
+        let pair = Keypair::from_secret([5; 32]);
+        let op = VerifiedOp::sign(body(pair.public(), 1), &pair).unwrap_or_else(|e| panic!("{e}"));
+        let decoded = Op::decode(op.bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&decoded, op.op());
+        assert_eq!(decoded.id(), Hash32::of(op.bytes()));
+    }
+
+    #[test]
+    fn verify_ops_separates_forged_signatures() {
+        let pair = Keypair::from_secret([5; 32]);
+        let mallory = Keypair::from_secret([6; 32]);
+        let good = VerifiedOp::sign(body(pair.public(), 1), &pair).unwrap_or_else(|e| panic!("{e}"));
+        let mut forged = VerifiedOp::sign(body(mallory.public(), 2), &mallory)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .0;
+        forged.signed.body.origin = pair.public();
+        let (ok, bad) = verify_ops(vec![good.op().clone(), forged.clone()]);
+        assert_eq!(ok, vec![good]);
+        assert_eq!(bad, vec![forged]);
+    }
+
+    #[test]
+    fn signing_with_the_wrong_key_is_refused() {
+        let pair = Keypair::from_secret([5; 32]);
+        let other = Keypair::from_secret([6; 32]);
+        assert_eq!(
+            VerifiedOp::sign(body(other.public(), 1), &pair),
+            Err(SignError::WrongKey)
+        );
+    }
+}

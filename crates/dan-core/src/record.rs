@@ -1,0 +1,537 @@
+//! Records: the data users browse and edit. A record changes only through
+//! signed ops (create, per-field update, delete); concurrent edits merge per
+//! field, last writer wins by hybrid logical clock with the op id breaking
+//! ties, so every instance holding the same ops shows the same record.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::hash::{Hash32, OpId};
+use crate::hlc::Hlc;
+use crate::identity::PeerKey;
+
+/// Largest record id, collection name, field name and tag, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Largest title, in bytes.
+pub const MAX_TITLE_LEN: usize = 512;
+/// Largest text value of one field, in bytes.
+pub const MAX_FIELD_TEXT_LEN: usize = 16 * 1024;
+/// Most fields set by one op.
+pub const MAX_FIELDS: usize = 256;
+/// Largest encoded size of all fields of one op, in bytes.
+pub const MAX_FIELDS_BYTES: usize = 64 * 1024;
+/// Most tags on a record.
+pub const MAX_TAGS: usize = 32;
+
+/// Why a record change is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// A record id, collection, field name or tag is empty, too long or uses
+    /// characters outside the allowed set.
+    #[error("{what} `{value}` is invalid: use 1 to {MAX_NAME_LEN} letters, digits, `-` or `_`")]
+    BadName {
+        /// Which kind of name.
+        what: &'static str,
+        /// The offending text (shortened).
+        value: String,
+    },
+    /// The title is empty or too long.
+    #[error("a title must be 1 to {MAX_TITLE_LEN} bytes, got {0}")]
+    BadTitle(usize),
+    /// A text field is longer than allowed.
+    #[error("field `{field}` is {len} bytes; the limit is {MAX_FIELD_TEXT_LEN}")]
+    FieldTooLong {
+        /// The field name.
+        field: String,
+        /// Its size.
+        len: usize,
+    },
+    /// Too many fields or tags, or the fields are too large together.
+    #[error("{0}")]
+    TooMuch(String),
+    /// The charter's schema for the collection does not allow this change.
+    #[error("{0}")]
+    Schema(String),
+}
+
+/// A record's identifier: 1 to 64 letters, digits, `-` or `_`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecordId(String);
+
+impl RecordId {
+    /// Checks and wraps `text`.
+    pub fn new(text: &str) -> Result<Self, RecordError> {
+        check_name("record id", text)?;
+        Ok(RecordId(text.to_owned()))
+    }
+
+    /// The id a new record gets from the op that creates it: derived from
+    /// the writer and its sequence number, so it is unique and needs no
+    /// coordination.
+    pub fn derive(origin: &PeerKey, seq: u64) -> Self {
+        let digest = Hash32::tagged("dan record id v1", &[&origin.0, &seq.to_le_bytes()]);
+        RecordId(hex::encode(&digest.0[..12]))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecordId({})", self.0)
+    }
+}
+
+/// Checks a record id, collection, field name or tag.
+pub fn check_name(what: &'static str, text: &str) -> Result<(), RecordError> {
+    let ok = !text.is_empty()
+        && text.len() <= MAX_NAME_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(RecordError::BadName {
+            what,
+            value: text.chars().take(80).collect(),
+        })
+    }
+}
+
+/// The value of one field: text, a whole number or yes/no. In JSON it is a
+/// plain string, number or boolean.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum FieldValue {
+    /// UTF-8 text.
+    Text(String),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// True or false.
+    Bool(bool),
+}
+
+/// The canonical binary form of [`FieldValue`].
+#[derive(Serialize, Deserialize)]
+enum FieldWire {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl Serialize for FieldValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (serializer.is_human_readable(), self) {
+            (true, FieldValue::Text(text)) => serializer.serialize_str(text),
+            (true, FieldValue::Int(int)) => serializer.serialize_i64(*int),
+            (true, FieldValue::Bool(flag)) => serializer.serialize_bool(*flag),
+            (false, FieldValue::Text(text)) => FieldWire::Text(text.clone()).serialize(serializer),
+            (false, FieldValue::Int(int)) => FieldWire::Int(*int).serialize(serializer),
+            (false, FieldValue::Bool(flag)) => FieldWire::Bool(*flag).serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return Ok(match FieldWire::deserialize(deserializer)? {
+                FieldWire::Text(text) => FieldValue::Text(text),
+                FieldWire::Int(int) => FieldValue::Int(int),
+                FieldWire::Bool(flag) => FieldValue::Bool(flag),
+            });
+        }
+        struct JsonVisitor;
+        impl serde::de::Visitor<'_> for JsonVisitor {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, an integer or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FieldValue, E> {
+                i64::try_from(v)
+                    .map(FieldValue::Int)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::Bool(v))
+            }
+        }
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Text(text) => f.write_str(text),
+            FieldValue::Int(int) => write!(f, "{int}"),
+            FieldValue::Bool(flag) => write!(f, "{flag}"),
+        }
+    }
+}
+
+/// A change to one record, as carried by a signed op.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum RecordAction {
+    /// Creates the record (or, if another instance created the same id
+    /// concurrently, merges field by field with it).
+    Create {
+        /// The collection the record belongs to.
+        collection: String,
+        /// The record's title.
+        title: String,
+        /// Initial fields.
+        fields: BTreeMap<String, FieldValue>,
+        /// Initial tags.
+        tags: BTreeSet<String>,
+    },
+    /// Changes some fields; untouched fields keep their values.
+    Update {
+        /// A new title, if it changes.
+        title: Option<String>,
+        /// Fields to set (`Some`) or remove (`None`).
+        fields: BTreeMap<String, Option<FieldValue>>,
+        /// The new tag set, if it changes.
+        tags: Option<BTreeSet<String>>,
+    },
+    /// Marks the record deleted. Its history is kept.
+    Delete,
+}
+
+impl RecordAction {
+    /// Checks sizes and names. Schema rules come from the charter.
+    pub fn check_limits(&self) -> Result<(), RecordError> {
+        match self {
+            RecordAction::Create {
+                collection,
+                title,
+                fields,
+                tags,
+            } => {
+                check_name("collection", collection)?;
+                check_title(title)?;
+                check_fields(fields.iter().map(|(k, v)| (k, Some(v))), codec::encode(fields).len())?;
+                check_tags(tags)
+            }
+            RecordAction::Update {
+                title,
+                fields,
+                tags,
+            } => {
+                if let Some(title) = title {
+                    check_title(title)?;
+                }
+                check_fields(fields.iter().map(|(k, v)| (k, v.as_ref())), codec::encode(fields).len())?;
+                tags.as_ref().map_or(Ok(()), check_tags)
+            }
+            RecordAction::Delete => Ok(()),
+        }
+    }
+}
+
+fn check_title(title: &str) -> Result<(), RecordError> {
+    if title.trim().is_empty() || title.len() > MAX_TITLE_LEN {
+        return Err(RecordError::BadTitle(title.len()));
+    }
+    Ok(())
+}
+
+fn check_fields<'a>(
+    fields: impl ExactSizeIterator<Item = (&'a String, Option<&'a FieldValue>)>,
+    encoded_len: usize,
+) -> Result<(), RecordError> {
+    if fields.len() > MAX_FIELDS {
+        return Err(RecordError::TooMuch(format!(
+            "{} fields in one change; the limit is {MAX_FIELDS}",
+            fields.len()
+        )));
+    }
+    if encoded_len > MAX_FIELDS_BYTES {
+        return Err(RecordError::TooMuch(format!(
+            "fields total {encoded_len} bytes; the limit is {MAX_FIELDS_BYTES}"
+        )));
+    }
+    for (name, value) in fields {
+        check_name("field name", name)?;
+        if let Some(FieldValue::Text(text)) = value {
+            if text.len() > MAX_FIELD_TEXT_LEN {
+                return Err(RecordError::FieldTooLong {
+                    field: name.clone(),
+                    len: text.len(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &BTreeSet<String>) -> Result<(), RecordError> {
+    if tags.len() > MAX_TAGS {
+        return Err(RecordError::TooMuch(format!(
+            "{} tags; the limit is {MAX_TAGS}",
+            tags.len()
+        )));
+    }
+    tags.iter().try_for_each(|tag| check_name("tag", tag))
+}
+
+/// When and by which op a register was last written; the greater stamp wins.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct Stamp {
+    /// The op's hybrid logical clock.
+    pub hlc: Hlc,
+    /// The op's id, breaking ties between equal clocks.
+    pub op: OpId,
+}
+
+/// A last-writer-wins register.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Register<T> {
+    value: T,
+    stamp: Stamp,
+}
+
+impl<T> Register<T> {
+    fn merge(slot: &mut Option<Register<T>>, value: T, stamp: Stamp) {
+        if slot.as_ref().is_none_or(|reg| stamp > reg.stamp) {
+            *slot = Some(Register { value, stamp });
+        }
+    }
+}
+
+/// A record's full merge state: one register per field, plus the
+/// bookkeeping that the view needs. Applying ops in any order gives the same
+/// state.
+#[derive(Clone, Debug)]
+pub struct RecordState {
+    id: RecordId,
+    collection: Option<Register<String>>,
+    title: Option<Register<String>>,
+    tags: Option<Register<BTreeSet<String>>>,
+    fields: BTreeMap<String, Register<Option<FieldValue>>>,
+    created: Option<Stamp>,
+    deleted: Option<Stamp>,
+    latest: Option<(Stamp, PeerKey)>,
+}
+
+impl RecordState {
+    /// An empty state for `id` (no op applied yet).
+    pub fn new(id: RecordId) -> Self {
+        RecordState {
+            id,
+            collection: None,
+            title: None,
+            tags: None,
+            fields: BTreeMap::new(),
+            created: None,
+            deleted: None,
+            latest: None,
+        }
+    }
+
+    /// Merges one op's change into the state.
+    pub fn apply(&mut self, action: &RecordAction, stamp: Stamp, origin: PeerKey) {
+        match action {
+            RecordAction::Create {
+                collection,
+                title,
+                fields,
+                tags,
+            } => {
+                Register::merge(&mut self.collection, collection.clone(), stamp);
+                Register::merge(&mut self.title, title.clone(), stamp);
+                Register::merge(&mut self.tags, tags.clone(), stamp);
+                for (name, value) in fields {
+                    self.merge_field(name, Some(value.clone()), stamp);
+                }
+                self.created = Some(self.created.map_or(stamp, |c| c.min(stamp)));
+            }
+            RecordAction::Update {
+                title,
+                fields,
+                tags,
+            } => {
+                if let Some(title) = title {
+                    Register::merge(&mut self.title, title.clone(), stamp);
+                }
+                if let Some(tags) = tags {
+                    Register::merge(&mut self.tags, tags.clone(), stamp);
+                }
+                for (name, value) in fields {
+                    self.merge_field(name, value.clone(), stamp);
+                }
+            }
+            RecordAction::Delete => {
+                self.deleted = Some(self.deleted.map_or(stamp, |d| d.max(stamp)));
+            }
+        }
+        if self.latest.is_none_or(|(latest, _)| stamp > latest) {
+            self.latest = Some((stamp, origin));
+        }
+    }
+
+    fn merge_field(&mut self, name: &str, value: Option<FieldValue>, stamp: Stamp) {
+        match self.fields.get_mut(name) {
+            Some(reg) if stamp > reg.stamp => *reg = Register { value, stamp },
+            Some(_) => {}
+            None => {
+                self.fields.insert(name.to_owned(), Register { value, stamp });
+            }
+        }
+    }
+
+    /// The record's collection, once a create op has been seen.
+    pub fn collection(&self) -> Option<&str> {
+        self.collection.as_ref().map(|reg| reg.value.as_str())
+    }
+
+    /// What users see, or `None` while no create op has been seen (updates
+    /// can arrive before the create they follow).
+    pub fn view(&self) -> Option<RecordView> {
+        let created = self.created?;
+        let (latest, origin) = self.latest?;
+        Some(RecordView {
+            id: self.id.clone(),
+            collection: self.collection.as_ref()?.value.clone(),
+            title: self.title.as_ref()?.value.clone(),
+            fields: self
+                .fields
+                .iter()
+                .filter_map(|(name, reg)| Some((name.clone(), reg.value.clone()?)))
+                .collect(),
+            tags: self.tags.as_ref().map(|reg| reg.value.clone()).unwrap_or_default(),
+            deleted: self.deleted.is_some(),
+            created_at: created.hlc.wall_ms,
+            updated_at: latest.hlc.wall_ms,
+            origin,
+            version: latest.op,
+        })
+    }
+}
+
+/// The current version of a record, as shown to users and stored in the
+/// materialized table.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct RecordView {
+    /// The record id.
+    pub id: RecordId,
+    /// Its collection.
+    pub collection: String,
+    /// Its title.
+    pub title: String,
+    /// Its fields.
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Its tags.
+    pub tags: BTreeSet<String>,
+    /// Whether it was deleted (deletion keeps the history).
+    pub deleted: bool,
+    /// When it was created (ms since the Unix epoch, writer's clock).
+    pub created_at: u64,
+    /// When it last changed (ms since the Unix epoch, writer's clock).
+    pub updated_at: u64,
+    /// The instance that wrote the last change.
+    pub origin: PeerKey,
+    /// The op id of the last change.
+    pub version: OpId,
+}
+
+impl RecordView {
+    /// The digest of this version that goes into the state root.
+    pub fn digest(&self) -> Hash32 {
+        Hash32::tagged("dan record view v1", &[&codec::encode(self)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(ms: u64, tie: u8) -> Stamp {
+        Stamp {
+            hlc: Hlc {
+                wall_ms: ms,
+                counter: 0,
+            },
+            op: Hash32([tie; 32]),
+        }
+    }
+
+    fn update(field: &str, value: &str) -> RecordAction {
+        RecordAction::Update {
+            title: None,
+            fields: BTreeMap::from([(field.to_owned(), Some(FieldValue::Text(value.to_owned())))]),
+            tags: None,
+        }
+    }
+
+    #[test]
+    fn field_json_is_plain_and_binary_is_tagged() {
+        let value = FieldValue::Int(5);
+        assert_eq!(serde_json::to_string(&value).ok().as_deref(), Some("5"));
+        let text: FieldValue = serde_json::from_str("\"x\"").unwrap_or(FieldValue::Bool(false));
+        assert_eq!(text, FieldValue::Text("x".into()));
+        let bytes = codec::encode(&value);
+        assert_eq!(codec::decode::<FieldValue>(&bytes, 64), Ok(value));
+    }
+
+    #[test]
+    fn concurrent_updates_merge_per_field_last_writer_wins() {
+        let id = RecordId::new("r1").unwrap_or_else(|e| panic!("{e}"));
+        let origin = PeerKey([9; 32]);
+        let create = RecordAction::Create {
+            collection: "notes".into(),
+            title: "t".into(),
+            fields: BTreeMap::new(),
+            tags: BTreeSet::new(),
+        };
+        let ops = [
+            (create, stamp(1, 0)),
+            (update("a", "old"), stamp(2, 1)),
+            (update("a", "new"), stamp(3, 1)),
+            (update("b", "tie-low"), stamp(4, 1)),
+            (update("b", "tie-high"), stamp(4, 2)),
+        ];
+        let mut forward = RecordState::new(id.clone());
+        let mut backward = RecordState::new(id);
+        for (action, s) in &ops {
+            forward.apply(action, *s, origin);
+        }
+        for (action, s) in ops.iter().rev() {
+            backward.apply(action, *s, origin);
+        }
+        let view = forward.view();
+        assert_eq!(view, backward.view());
+        let fields = view.map(|v| v.fields).unwrap_or_default();
+        assert_eq!(fields.get("a"), Some(&FieldValue::Text("new".into())));
+        assert_eq!(fields.get("b"), Some(&FieldValue::Text("tie-high".into())));
+    }
+
+    #[test]
+    fn limits_reject_bad_names_and_oversized_fields() {
+        assert!(RecordId::new("").is_err());
+        assert!(RecordId::new("a b").is_err());
+        assert!(RecordId::new(&"x".repeat(65)).is_err());
+        let big = update("a", &"x".repeat(MAX_FIELD_TEXT_LEN + 1));
+        assert!(matches!(big.check_limits(), Err(RecordError::FieldTooLong { .. })));
+        assert!(update("bad name", "v").check_limits().is_err());
+    }
+}

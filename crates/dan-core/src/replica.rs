@@ -1,0 +1,374 @@
+//! The replica: the deterministic state machine of one network.
+//!
+//! It holds the genesis, the member table, every origin's op chain, every
+//! record's merge state, and the two digests. [`Replica::apply`] checks an op
+//! (network, chain, membership, rules) and applies it, or rejects it with a
+//! typed reason and changes nothing. The state is a pure function of the set
+//! of applied ops: any order and any duplication give the same roots.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::charter::{Charter, CharterError, SignedGenesis};
+use crate::codec;
+use crate::hash::{Hash32, NetworkId, OpId};
+use crate::hlc::Hlc;
+use crate::identity::PeerKey;
+use crate::op::{OpBody, Payload, VerifiedOp};
+use crate::record::{RecordAction, RecordError, RecordId, RecordState, RecordView, Stamp};
+use crate::digest::DigestTree;
+
+/// Why an op was not applied. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpRejection {
+    /// The op belongs to another network.
+    #[error("the op belongs to another network ({0})")]
+    WrongNetwork(NetworkId),
+    /// The origin is not a member of this network.
+    #[error("{0} is not a member of this network")]
+    NotAMember(PeerKey),
+    /// Earlier ops of the same origin are missing.
+    #[error("op {got} of {origin} arrived before op {expected}")]
+    ChainGap {
+        /// The origin.
+        origin: PeerKey,
+        /// The next seq this replica expects.
+        expected: u64,
+        /// The seq received.
+        got: u64,
+    },
+    /// The op's `prev` does not name the origin's previous op.
+    #[error("op {seq} of {origin} does not follow its previous op")]
+    BrokenChain {
+        /// The origin.
+        origin: PeerKey,
+        /// The seq received.
+        seq: u64,
+    },
+    /// The origin signed two different ops with the same seq.
+    #[error("{origin} signed two different ops with seq {seq}")]
+    Equivocation {
+        /// The origin.
+        origin: PeerKey,
+        /// The seq both ops claim.
+        seq: u64,
+        /// The op this replica holds at that seq.
+        existing: OpId,
+    },
+    /// The record change breaks the limits or the charter's schema.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// An update or delete of a record whose creation is not known yet.
+    #[error("record {0} does not exist (yet)")]
+    MissingRecord(RecordId),
+    /// The network has too few members to accept records (invariant 1).
+    #[error(
+        "the network is still forming: it has {members} of the {needed} members it needs before records can be written"
+    )]
+    Forming {
+        /// Current members.
+        members: usize,
+        /// Members needed.
+        needed: usize,
+    },
+}
+
+impl OpRejection {
+    /// Whether the op may become acceptable once other ops arrive (a gap in
+    /// the chain, an admission not yet seen), as opposed to being invalid
+    /// for good.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            OpRejection::NotAMember(_)
+                | OpRejection::ChainGap { .. }
+                | OpRejection::MissingRecord(_)
+                | OpRejection::Forming { .. }
+        )
+    }
+}
+
+/// A member's standing in the network.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// Admitted and conforming.
+    Member,
+}
+
+/// One row of the member table.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Member {
+    /// The instance.
+    pub peer: PeerKey,
+    /// The instance's name.
+    pub name: String,
+    /// Its standing.
+    pub status: MemberStatus,
+}
+
+impl Member {
+    fn digest(&self) -> Hash32 {
+        Hash32::tagged("dan member v1", &[&codec::encode(self)])
+    }
+}
+
+/// What applying an op did.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Applied {
+    /// The op was new and is now part of the state. For a record op, the
+    /// record's new version.
+    New(Option<RecordView>),
+    /// The op was already applied; nothing changed.
+    Duplicate,
+}
+
+/// The state of one network as seen by one instance.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    genesis: SignedGenesis,
+    network_id: NetworkId,
+    charter: Charter,
+    members: BTreeMap<PeerKey, Member>,
+    chains: HashMap<PeerKey, Vec<OpId>>,
+    records: HashMap<RecordId, RecordState>,
+    ops_tree: DigestTree,
+    state_tree: DigestTree,
+    op_count: u64,
+    latest_hlc: Hlc,
+}
+
+impl Replica {
+    /// A replica holding only the genesis: the founder is the one member.
+    pub fn new(genesis: SignedGenesis) -> Result<Self, CharterError> {
+        genesis.verify()?;
+        let network_id = genesis.network_id();
+        let charter = genesis.genesis.charter.clone();
+        let mut replica = Replica {
+            network_id,
+            charter,
+            members: BTreeMap::new(),
+            chains: HashMap::new(),
+            records: HashMap::new(),
+            ops_tree: DigestTree::new(),
+            state_tree: DigestTree::new(),
+            op_count: 0,
+            latest_hlc: Hlc::default(),
+            genesis,
+        };
+        replica.state_tree.insert(charter_key(), replica.charter.hash());
+        let founder = Member {
+            peer: replica.genesis.genesis.founder,
+            name: replica.genesis.genesis.founder_name.clone(),
+            status: MemberStatus::Member,
+        };
+        replica.set_member(founder);
+        Ok(replica)
+    }
+
+    fn set_member(&mut self, member: Member) {
+        self.state_tree.insert(member_key(&member.peer), member.digest());
+        self.members.insert(member.peer, member);
+    }
+
+    /// The signed genesis.
+    pub fn genesis(&self) -> &SignedGenesis {
+        &self.genesis
+    }
+
+    /// The network id.
+    pub fn network_id(&self) -> NetworkId {
+        self.network_id
+    }
+
+    /// The current charter.
+    pub fn charter(&self) -> &Charter {
+        &self.charter
+    }
+
+    /// The member table.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// Members in good standing.
+    pub fn member_count(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.status == MemberStatus::Member)
+            .count()
+    }
+
+    /// Whether the network has enough members to accept records.
+    pub fn is_forming(&self) -> bool {
+        self.member_count() < self.charter.min_members as usize
+    }
+
+    /// Digest of the set of applied op ids.
+    pub fn ops_root(&self) -> Hash32 {
+        self.ops_tree.root()
+    }
+
+    /// Digest of the materialized state.
+    pub fn state_root(&self) -> Hash32 {
+        self.state_tree.root()
+    }
+
+    /// The state digest tree, for locating differences.
+    pub fn state_tree(&self) -> &DigestTree {
+        &self.state_tree
+    }
+
+    /// Number of applied ops.
+    pub fn op_count(&self) -> u64 {
+        self.op_count
+    }
+
+    /// Whether the op is applied.
+    pub fn contains(&self, id: &OpId) -> bool {
+        self.ops_tree.get(id).is_some()
+    }
+
+    /// The latest seq applied for `origin` (0 if none).
+    pub fn chain_len(&self, origin: &PeerKey) -> u64 {
+        self.chains.get(origin).map_or(0, |chain| chain.len() as u64)
+    }
+
+    /// The current version of a record.
+    pub fn record(&self, id: &RecordId) -> Option<RecordView> {
+        self.records.get(id).and_then(RecordState::view)
+    }
+
+    /// Every visible record's current version, in no particular order.
+    pub fn records(&self) -> impl Iterator<Item = RecordView> + '_ {
+        self.records.values().filter_map(RecordState::view)
+    }
+
+    /// The body of the next op `origin` writes: next seq, previous op id,
+    /// and a clock after everything this replica has seen.
+    pub fn next_body(&self, origin: PeerKey, now_ms: u64, payload: Payload) -> OpBody {
+        let chain = self.chains.get(&origin);
+        OpBody {
+            network: self.network_id,
+            origin,
+            seq: chain.map_or(0, Vec::len) as u64 + 1,
+            prev: chain.and_then(|c| c.last()).copied().unwrap_or(Hash32::ZERO),
+            hlc: Hlc::next(self.latest_hlc, now_ms),
+            payload,
+        }
+    }
+
+    /// Checks `op` against the chain, membership and rules, and applies it.
+    /// On rejection nothing changes.
+    pub fn apply(&mut self, op: &VerifiedOp) -> Result<Applied, OpRejection> {
+        let body = op.body();
+        if body.network != self.network_id {
+            return Err(OpRejection::WrongNetwork(body.network));
+        }
+        if let Some(applied) = self.check_chain(op)? {
+            return Ok(applied);
+        }
+        let record = match &body.payload {
+            Payload::Record { id, action } => {
+                self.check_record(id, action)?;
+                let state = self
+                    .records
+                    .entry(id.clone())
+                    .or_insert_with(|| RecordState::new(id.clone()));
+                let stamp = Stamp {
+                    hlc: body.hlc,
+                    op: op.id(),
+                };
+                state.apply(action, stamp, body.origin);
+                let view = state.view();
+                if let Some(view) = &view {
+                    self.state_tree.insert(state_key_of_record(id), view.digest());
+                }
+                view
+            }
+        };
+        self.chains.entry(body.origin).or_default().push(op.id());
+        self.ops_tree.insert(op.id(), op.id());
+        self.op_count += 1;
+        self.latest_hlc = self.latest_hlc.max(body.hlc);
+        Ok(Applied::New(record))
+    }
+
+    /// `Some(Duplicate)` for an op already applied, `None` for the next op
+    /// of its origin's chain, an error otherwise.
+    fn check_chain(&self, op: &VerifiedOp) -> Result<Option<Applied>, OpRejection> {
+        let body = op.body();
+        let origin = body.origin;
+        let chain = self.chains.get(&origin).map_or(&[][..], Vec::as_slice);
+        if body.seq == 0 {
+            return Err(OpRejection::BrokenChain { origin, seq: 0 });
+        }
+        if let Some(existing) = usize::try_from(body.seq - 1).ok().and_then(|i| chain.get(i)) {
+            return if *existing == op.id() {
+                Ok(Some(Applied::Duplicate))
+            } else {
+                Err(OpRejection::Equivocation {
+                    origin,
+                    seq: body.seq,
+                    existing: *existing,
+                })
+            };
+        }
+        if !self
+            .members
+            .get(&origin)
+            .is_some_and(|m| m.status == MemberStatus::Member)
+        {
+            return Err(OpRejection::NotAMember(origin));
+        }
+        let expected = chain.len() as u64 + 1;
+        if body.seq != expected {
+            return Err(OpRejection::ChainGap {
+                origin,
+                expected,
+                got: body.seq,
+            });
+        }
+        if body.prev != chain.last().copied().unwrap_or(Hash32::ZERO) {
+            return Err(OpRejection::BrokenChain {
+                origin,
+                seq: body.seq,
+            });
+        }
+        Ok(None)
+    }
+
+    /// Checks a record change against the limits, the forming rule and the
+    /// charter's schema.
+    fn check_record(&self, id: &RecordId, action: &RecordAction) -> Result<(), OpRejection> {
+        action.check_limits()?;
+        if self.is_forming() {
+            return Err(OpRejection::Forming {
+                members: self.member_count(),
+                needed: self.charter.min_members as usize,
+            });
+        }
+        let existing = self.records.get(id).and_then(RecordState::collection);
+        let collection = match (action, existing) {
+            (RecordAction::Create { collection, .. }, _) => collection.as_str(),
+            (_, Some(collection)) => collection,
+            (_, None) => return Err(OpRejection::MissingRecord(id.clone())),
+        };
+        self.charter.schema.check(collection, action)?;
+        Ok(())
+    }
+}
+
+/// The state-root key of a record, for locating which records differ.
+pub fn state_key_of_record(id: &RecordId) -> Hash32 {
+    Hash32::tagged("dan state key record", &[id.as_str().as_bytes()])
+}
+
+fn member_key(peer: &PeerKey) -> Hash32 {
+    Hash32::tagged("dan state key member", &[&peer.0])
+}
+
+fn charter_key() -> Hash32 {
+    Hash32::tagged("dan state key charter", &[])
+}
