@@ -372,3 +372,49 @@ fn member_key(peer: &PeerKey) -> Hash32 {
 fn charter_key() -> Hash32 {
     Hash32::tagged("dan state key charter", &[])
 }
+
+/// The result of applying a batch of verified ops.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Ops applied, in the order applied, with the record version each
+    /// produced.
+    pub applied: Vec<(VerifiedOp, Option<RecordView>)>,
+    /// Ops that may become acceptable later (see
+    /// [`OpRejection::is_transient`]), with the reason.
+    pub deferred: Vec<(VerifiedOp, OpRejection)>,
+    /// Ops that are invalid for good, with the reason.
+    pub rejected: Vec<(VerifiedOp, OpRejection)>,
+    /// Ops that were already applied.
+    pub duplicates: usize,
+}
+
+impl Replica {
+    /// Applies a batch of ops in whatever order they arrived: ops are sorted
+    /// by origin and seq, and ops that wait for others in the same batch are
+    /// retried until no more progress is made.
+    pub fn apply_batch(&mut self, mut ops: Vec<VerifiedOp>) -> BatchOutcome {
+        ops.sort_by(|a, b| {
+            (a.body().origin, a.body().seq, a.id()).cmp(&(b.body().origin, b.body().seq, b.id()))
+        });
+        ops.dedup_by_key(|op| op.id());
+        let mut outcome = BatchOutcome::default();
+        let mut waiting = ops;
+        loop {
+            let before = outcome.applied.len();
+            let mut still_waiting = Vec::new();
+            for op in waiting {
+                match self.apply(&op) {
+                    Ok(Applied::New(view)) => outcome.applied.push((op, view)),
+                    Ok(Applied::Duplicate) => outcome.duplicates += 1,
+                    Err(reason) if reason.is_transient() => still_waiting.push((op, reason)),
+                    Err(reason) => outcome.rejected.push((op, reason)),
+                }
+            }
+            if outcome.applied.len() == before || still_waiting.is_empty() {
+                outcome.deferred = still_waiting;
+                return outcome;
+            }
+            waiting = still_waiting.into_iter().map(|(op, _)| op).collect();
+        }
+    }
+}

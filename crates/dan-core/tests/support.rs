@@ -1,0 +1,77 @@
+//! Builders shared by the core's integration tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dan_core::charter::Charter;
+use dan_core::{FieldValue, Genesis, Hash32, Keypair, Payload, RecordAction, RecordId, Replica, SignedGenesis, VerifiedOp};
+
+/// The founder's key in every test network.
+pub(crate) fn founder() -> Keypair {
+    Keypair::from_secret([1; 32])
+}
+
+/// A signed genesis for a network that accepts records with one member.
+pub(crate) fn solo_genesis() -> SignedGenesis {
+    let mut charter = Charter::new("Test network", BTreeSet::from([Hash32::of(b"build A")]));
+    charter.min_members = 1;
+    let genesis = Genesis {
+        charter,
+        founder: founder().public(),
+        founder_name: "alice".into(),
+        created_ms: 1_700_000_000_000,
+        fork_of: None,
+    };
+    SignedGenesis::sign(genesis, &founder()).expect("valid genesis")
+}
+
+/// One record change for the generators.
+#[derive(Clone, Debug)]
+pub(crate) enum Change {
+    /// Create record `n`.
+    Create(u8),
+    /// Set field `field` of record `n` to `value`.
+    Set(u8, u8, i64),
+    /// Delete record `n`.
+    Delete(u8),
+}
+
+/// Signs `changes` as consecutive ops of the founder, skipping changes to
+/// records not created yet. Clock values come from `clock`, so tests can make
+/// ties and clock jumps.
+pub(crate) fn sign_changes(changes: &[(Change, u64)]) -> Vec<VerifiedOp> {
+    let key = founder();
+    let mut replica = Replica::new(solo_genesis()).expect("genesis");
+    let mut ops = Vec::new();
+    for (change, clock) in changes {
+        let (id, action) = match change {
+            Change::Create(n) => (
+                *n,
+                RecordAction::Create {
+                    collection: "notes".into(),
+                    title: format!("note {n}"),
+                    fields: BTreeMap::new(),
+                    tags: BTreeSet::new(),
+                },
+            ),
+            Change::Set(n, field, value) => (
+                *n,
+                RecordAction::Update {
+                    title: None,
+                    fields: BTreeMap::from([(format!("f{field}"), Some(FieldValue::Int(*value)))]),
+                    tags: None,
+                },
+            ),
+            Change::Delete(n) => (*n, RecordAction::Delete),
+        };
+        let payload = Payload::Record {
+            id: RecordId::new(&format!("r{id}")).expect("id"),
+            action,
+        };
+        let body = replica.next_body(key.public(), *clock, payload);
+        let op = VerifiedOp::sign(body, &key).expect("sign");
+        if replica.apply(&op).is_ok() {
+            ops.push(op);
+        }
+    }
+    ops
+}
