@@ -1,0 +1,277 @@
+//! The SQLite store of one instance.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use dan_core::{Payload, RecordId, RecordView, VerifiedOp};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+
+use crate::error::StoreError;
+use crate::records::{RecordQuery, RecordRow, RowError};
+
+/// One entry of the op log as stored: its local position and canonical
+/// bytes. Decoding and verifying is the caller's job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredOp {
+    /// Local arrival order, from 1.
+    pub pos: i64,
+    /// The op id column as stored.
+    pub op_id: Vec<u8>,
+    /// The canonical signed op.
+    pub bytes: Vec<u8>,
+}
+
+/// The database of one instance. Cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+const RECORD_COLUMNS: &str =
+    "id, collection, title, fields, tags, deleted, created_at, updated_at, origin, version";
+
+impl Store {
+    /// Opens (or creates) the database file at `path` and brings its schema
+    /// up to date.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        Self::open_with(options, 4).await
+    }
+
+    /// A private in-memory database, for unit tests of code around the store.
+    pub async fn open_in_memory() -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        Self::open_with(options, 1).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions, connections: u32) -> Result<Store, StoreError> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Closes every connection, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Reads a setting.
+    pub async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+    }
+
+    /// Writes settings, all in one durable transaction.
+    pub async fn set_meta(&self, entries: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in entries {
+            sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .bind(*key)
+                .bind(*value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Appends `ops` to the log and writes the records they changed, in one
+    /// transaction. When this returns, the write is durable.
+    pub async fn commit(&self, ops: &[VerifiedOp], records: &[RecordView]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for op in ops {
+            let body = op.body();
+            let record_id = match &body.payload {
+                Payload::Record { id, .. } => Some(id.to_string()),
+            };
+            sqlx::query(
+                "INSERT INTO ops (op_id, origin, origin_seq, record_id, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(&op.id().0[..])
+            .bind(body.origin.to_string())
+            .bind(i64::try_from(body.seq).unwrap_or(i64::MAX))
+            .bind(record_id)
+            .bind(op.bytes())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for view in records {
+            upsert_record(&mut tx, view).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The whole op log in arrival order.
+    pub async fn ops(&self) -> Result<Vec<StoredOp>, StoreError> {
+        let rows = sqlx::query("SELECT pos, op_id, bytes FROM ops ORDER BY pos")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(stored_op).collect()
+    }
+
+    /// The ops that changed one record, in arrival order.
+    pub async fn record_ops(&self, id: &RecordId) -> Result<Vec<StoredOp>, StoreError> {
+        let rows = sqlx::query("SELECT pos, op_id, bytes FROM ops WHERE record_id = ?1 ORDER BY pos")
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(stored_op).collect()
+    }
+
+    /// Number of ops in the log.
+    pub async fn op_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ops")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Deletes ops from the log (used only by repair, for ops whose bytes no
+    /// longer verify). Returns how many were removed.
+    pub async fn delete_ops(&self, positions: &[i64]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for pos in positions {
+            removed += sqlx::query("DELETE FROM ops WHERE pos = ?1")
+                .bind(pos)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// One record's current version. `Err` carries a row that does not read
+    /// back (damaged).
+    pub async fn record(&self, id: &RecordId) -> Result<Option<Result<RecordView, RowError>>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = ?1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(RecordRow::read(&r)?.into_view())).transpose()
+    }
+
+    /// Records matching `query`. Damaged rows are skipped with a warning
+    /// (the integrity check reports them).
+    pub async fn records(&self, query: &RecordQuery) -> Result<Vec<RecordView>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records {} ORDER BY {} LIMIT ?4 OFFSET ?5",
+            FILTER,
+            query.sort.order_by()
+        );
+        let limit = if query.limit == 0 { -1 } else { i64::from(query.limit) };
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(query.collection.as_deref())
+            .bind(query.like_pattern())
+            .bind(i64::from(query.include_deleted))
+            .bind(limit)
+            .bind(i64::from(query.offset))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut views = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match RecordRow::read(row)?.into_view() {
+                Ok(view) => views.push(view),
+                Err(damaged) => tracing::warn!("{damaged}"),
+            }
+        }
+        Ok(views)
+    }
+
+    /// How many records match `query` (ignoring limit and offset).
+    pub async fn count_records(&self, query: &RecordQuery) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM records {FILTER}");
+        let count: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(query.collection.as_deref())
+            .bind(query.like_pattern())
+            .bind(i64::from(query.include_deleted))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Every record row as stored, damaged ones as errors, for the integrity
+    /// check.
+    pub async fn all_records(&self) -> Result<Vec<Result<RecordView, RowError>>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM records");
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok(RecordRow::read(row)?.into_view()))
+            .collect()
+    }
+
+    /// Replaces the whole records table with `views` (repair after the
+    /// integrity check found rows that do not match the op log).
+    pub async fn rematerialize(&self, views: &[RecordView]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM records").execute(&mut *tx).await?;
+        for view in views {
+            upsert_record(&mut tx, view).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+const FILTER: &str = "WHERE (?1 IS NULL OR collection = ?1) \
+     AND (?2 IS NULL OR title LIKE ?2 ESCAPE '\\' OR fields LIKE ?2 ESCAPE '\\') \
+     AND (?3 = 1 OR deleted = 0)";
+
+fn stored_op(row: &sqlx::sqlite::SqliteRow) -> Result<StoredOp, StoreError> {
+    Ok(StoredOp {
+        pos: row.try_get("pos")?,
+        op_id: row.try_get("op_id")?,
+        bytes: row.try_get("bytes")?,
+    })
+}
+
+async fn upsert_record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    view: &RecordView,
+) -> Result<(), StoreError> {
+    let row = RecordRow::from_view(view);
+    sqlx::query(
+        "INSERT INTO records (id, collection, title, fields, tags, deleted, created_at, updated_at, origin, version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, title = excluded.title, \
+         fields = excluded.fields, tags = excluded.tags, deleted = excluded.deleted, \
+         created_at = excluded.created_at, updated_at = excluded.updated_at, \
+         origin = excluded.origin, version = excluded.version",
+    )
+    .bind(row.id)
+    .bind(row.collection)
+    .bind(row.title)
+    .bind(row.fields)
+    .bind(row.tags)
+    .bind(row.deleted)
+    .bind(row.created_at)
+    .bind(row.updated_at)
+    .bind(row.origin)
+    .bind(row.version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
