@@ -1,1 +1,20 @@
-//! placeholder
+//! # dan-node
+//!
+//! A running DAN instance: it owns the data directory (one SQLite file, an
+//! exclusive lock), unlocks the instance key with the admin password, checks
+//! the stored data against the signed op log on start, and offers one async
+//! API ([`Node`]) to the headless CLI, the local control channel, the tests
+//! and the desktop app.
+
+pub mod api;
+mod code;
+pub mod control;
+mod error;
+pub mod integrity;
+mod node;
+pub mod secrets;
+
+pub use code::{code_hash, hash_file};
+pub use dan_store::{RecordQuery, RecordSort};
+pub use error::NodeError;
+pub use node::{Credentials, MAX_INSTANCE_NAME, Node, NodeConfig, OnDamage, check_instance_name};

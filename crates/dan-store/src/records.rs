@@ -3,11 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dan_core::{FieldValue, Hash32, PeerKey, RecordId, RecordView};
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 /// How a record list is ordered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RecordSort {
     /// Most recently changed first.
     #[default]
@@ -35,7 +37,8 @@ impl RecordSort {
 }
 
 /// A filter over records.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RecordQuery {
     /// Only this collection.
     pub collection: Option<String>,

@@ -1,0 +1,234 @@
+//! Command-line arguments. Command names, flags and JSON fields are a public
+//! contract: keep them, add to them, and document them in README.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dan_core::{FieldValue, Hash32};
+use dan_node::api::PutRecord;
+use dan_node::{RecordQuery, RecordSort};
+
+/// DAN: a Distributed Administration Network instance, headless.
+#[derive(Parser, Debug)]
+#[command(name = "dan", version, about)]
+pub(crate) struct Cli {
+    /// The instance's data directory (default: the platform data directory).
+    #[arg(long, global = true, env = "DAN_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Create a new instance: its key and admin password. Prints its peer id.
+    Init {
+        /// A name for this instance, shown to other admins.
+        #[arg(long)]
+        name: String,
+    },
+    /// Run the instance in the foreground until Ctrl-C or SIGTERM.
+    Run {
+        /// Rebuild records from the signed op log if the integrity check
+        /// finds rows that do not match it.
+        #[arg(long)]
+        repair: bool,
+        /// Do not read or fill the OS keyring cache of the unlock key.
+        #[arg(long)]
+        no_keyring: bool,
+    },
+    /// Show the instance's state, network and roots.
+    Status,
+    /// Rebuild the records from the signed op log (instance stopped).
+    Repair,
+    /// Print the code hash (BLAKE3) of this executable or of a file.
+    CodeHash {
+        /// Another executable to hash.
+        path: Option<PathBuf>,
+    },
+    /// Create or manage the network.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Browse and edit records.
+    #[command(subcommand)]
+    Record(RecordCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum NetworkCommand {
+    /// Found a new network with this instance as its first member (admin).
+    Create {
+        /// The network's name.
+        #[arg(long)]
+        name: String,
+        /// Members needed before records are accepted (default 3; lower
+        /// values are for trials on one machine).
+        #[arg(long)]
+        min_members: Option<u32>,
+        /// Also approve this code hash (e.g. the desktop app's build).
+        #[arg(long = "approve-code-hash", value_parser = parse_hash)]
+        approve_code_hash: Vec<Hash32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RecordCommand {
+    /// Create a record, or change one with --id. Prints the record id.
+    Put(PutArgs),
+    /// Show one record.
+    Get {
+        /// The record id.
+        id: String,
+    },
+    /// List records.
+    List(ListArgs),
+    /// Delete a record (its history is kept).
+    Delete {
+        /// The record id.
+        id: String,
+    },
+    /// Show every change made to a record.
+    History {
+        /// The record id.
+        id: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PutArgs {
+    /// The record to change (a new record is created if it does not exist).
+    #[arg(long)]
+    id: Option<String>,
+    /// The collection (required for a new record).
+    #[arg(long)]
+    collection: Option<String>,
+    /// The title (required for a new record).
+    #[arg(long)]
+    title: Option<String>,
+    /// A field: KEY=TEXT, or KEY:=JSON for a number or true/false.
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    fields: Vec<String>,
+    /// Remove a field.
+    #[arg(long = "remove-field", value_name = "KEY")]
+    remove_fields: Vec<String>,
+    /// A tag (repeat for several; replaces the record's tags).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+impl PutArgs {
+    pub(crate) fn into_request(self) -> anyhow::Result<PutRecord> {
+        let mut fields = BTreeMap::new();
+        for field in &self.fields {
+            let (key, value) = parse_field(field)?;
+            fields.insert(key, Some(value));
+        }
+        for key in self.remove_fields {
+            fields.insert(key, None);
+        }
+        let tags = (!self.tags.is_empty()).then(|| self.tags.into_iter().collect::<BTreeSet<_>>());
+        Ok(PutRecord {
+            id: self.id,
+            collection: self.collection,
+            title: self.title,
+            fields,
+            tags,
+        })
+    }
+}
+
+fn parse_field(text: &str) -> anyhow::Result<(String, FieldValue)> {
+    if let Some((key, json)) = text.split_once(":=") {
+        let value: FieldValue = serde_json::from_str(json)
+            .with_context(|| format!("`{json}` is not a number, true/false or a quoted string"))?;
+        return Ok((key.to_owned(), value));
+    }
+    let Some((key, value)) = text.split_once('=') else {
+        bail!("`{text}` is not KEY=VALUE");
+    };
+    Ok((key.to_owned(), FieldValue::Text(value.to_owned())))
+}
+
+/// Sort orders for `record list`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum SortArg {
+    /// Most recently changed first.
+    Updated,
+    /// Least recently changed first.
+    Oldest,
+    /// By title, A to Z.
+    Title,
+    /// By title, Z to A.
+    TitleDesc,
+    /// Newest first.
+    Created,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ListArgs {
+    /// Only this collection.
+    #[arg(long)]
+    collection: Option<String>,
+    /// Only records whose title or fields contain this text.
+    #[arg(long)]
+    search: Option<String>,
+    /// Include deleted records.
+    #[arg(long)]
+    deleted: bool,
+    /// Order.
+    #[arg(long, value_enum, default_value = "updated")]
+    sort: SortArg,
+    /// At most this many.
+    #[arg(long, default_value_t = 0)]
+    limit: u32,
+    /// Skip this many.
+    #[arg(long, default_value_t = 0)]
+    offset: u32,
+}
+
+impl ListArgs {
+    pub(crate) fn into_query(self) -> RecordQuery {
+        RecordQuery {
+            collection: self.collection,
+            search: self.search,
+            include_deleted: self.deleted,
+            sort: match self.sort {
+                SortArg::Updated => RecordSort::UpdatedDesc,
+                SortArg::Oldest => RecordSort::UpdatedAsc,
+                SortArg::Title => RecordSort::TitleAsc,
+                SortArg::TitleDesc => RecordSort::TitleDesc,
+                SortArg::Created => RecordSort::CreatedDesc,
+            },
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+}
+
+fn parse_hash(text: &str) -> Result<Hash32, String> {
+    text.parse().map_err(|e: dan_core::hash::BadHash| e.to_string())
+}
+
+/// The platform's data directory for DAN (e.g. ~/.local/share/dan).
+pub(crate) fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "dan", "dan").map(|dirs| dirs.data_dir().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_parse_as_text_or_typed_json() {
+        assert_eq!(parse_field("a=b=c").ok(), Some(("a".into(), FieldValue::Text("b=c".into()))));
+        assert_eq!(parse_field("n:=5").ok(), Some(("n".into(), FieldValue::Int(5))));
+        assert_eq!(parse_field("ok:=true").ok(), Some(("ok".into(), FieldValue::Bool(true))));
+        assert!(parse_field("n:=[1]").is_err());
+        assert!(parse_field("novalue").is_err());
+    }
+}

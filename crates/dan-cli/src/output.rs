@@ -1,0 +1,161 @@
+//! Printing results: JSON with `--json`, short text otherwise.
+
+use chrono_free::format_ms;
+use serde_json::Value;
+
+/// Prints results and errors in the chosen format.
+pub(crate) struct Printer {
+    pub(crate) json: bool,
+}
+
+impl Printer {
+    /// Prints `value` as JSON, or through `human` as text.
+    pub(crate) fn value(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", human(value));
+        }
+    }
+
+    /// Prints an error to stderr.
+    pub(crate) fn error(&self, code: &str, message: &str) {
+        if self.json {
+            eprintln!("{}", serde_json::json!({ "error": { "code": code, "message": message } }));
+        } else {
+            eprintln!("error: {message}");
+        }
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `dan status` as text.
+pub(crate) fn status(v: &Value) -> String {
+    let mut lines = vec![
+        format!("instance:     {} ({})", text(&v["name"]), text(&v["peer_id"])),
+        format!("network:      {} ({})", text(&v["network_name"]), text(&v["network_id"])),
+        format!("state:        {}", text(&v["state"])),
+        format!("members:      {} (needs {})", text(&v["members"]), text(&v["min_members"])),
+        format!("ops:          {}", text(&v["op_count"])),
+        format!("ops root:     {}", text(&v["ops_root"])),
+        format!("state root:   {}", text(&v["state_root"])),
+        format!("charter hash: {}", text(&v["charter_hash"])),
+    ];
+    let approved = match v["code_approved"].as_bool() {
+        Some(true) => " (approved)",
+        Some(false) => " (NOT approved by the charter)",
+        None => "",
+    };
+    lines.push(format!("code hash:    {}{approved}", text(&v["code_hash"])));
+    lines.join("\n")
+}
+
+/// One record as text.
+pub(crate) fn record(v: &Value) -> String {
+    let mut lines = vec![
+        format!("{}  {}", text(&v["id"]), text(&v["title"])),
+        format!("  collection: {}", text(&v["collection"])),
+    ];
+    if let Some(fields) = v["fields"].as_object() {
+        for (key, value) in fields {
+            lines.push(format!("  {key}: {}", text(value)));
+        }
+    }
+    if let Some(tags) = v["tags"].as_array().filter(|t| !t.is_empty()) {
+        let tags: Vec<String> = tags.iter().map(text).collect();
+        lines.push(format!("  tags: {}", tags.join(", ")));
+    }
+    lines.push(format!(
+        "  updated: {} by {}",
+        format_ms(v["updated_at"].as_u64().unwrap_or(0)),
+        text(&v["origin"])
+    ));
+    if v["deleted"].as_bool() == Some(true) {
+        lines.push("  (deleted)".into());
+    }
+    lines.join("\n")
+}
+
+/// A list of records as a table.
+pub(crate) fn record_table(v: &Value) -> String {
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        return "no records".into();
+    }
+    rows.iter()
+        .map(|r| {
+            let deleted = if r["deleted"].as_bool() == Some(true) { "  (deleted)" } else { "" };
+            format!(
+                "{:<26} {:<16} {}{deleted}",
+                text(&r["id"]),
+                text(&r["collection"]),
+                text(&r["title"])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A record's history as text.
+pub(crate) fn history(v: &Value) -> String {
+    let entries = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    entries
+        .iter()
+        .map(|e| {
+            let mut parts = vec![format!(
+                "{}  {:<6} by {} (op {} #{})",
+                format_ms(e["at"].as_u64().unwrap_or(0)),
+                text(&e["kind"]),
+                text(&e["origin"]),
+                &text(&e["op_id"])[..12.min(text(&e["op_id"]).len())],
+                text(&e["seq"]),
+            )];
+            if !e["title"].is_null() {
+                parts.push(format!("    title: {}", text(&e["title"])));
+            }
+            if let Some(fields) = e["fields"].as_object() {
+                for (key, value) in fields {
+                    parts.push(format!("    {key}: {}", text(value)));
+                }
+            }
+            parts.join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+mod chrono_free {
+    /// Formats ms since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+    pub(crate) fn format_ms(ms: u64) -> String {
+        let secs = ms / 1000;
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+        // Civil-from-days (Howard Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn formats_known_dates() {
+            assert_eq!(super::format_ms(0), "1970-01-01 00:00:00 UTC");
+            assert_eq!(super::format_ms(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The types of the instance API, shared by the CLI (as JSON), the control
+//! channel and the desktop app. Field names are part of the public contract.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dan_core::{FieldValue, Hash32, Op, Payload, PeerKey, RecordAction};
+use serde::{Deserialize, Serialize};
+
+/// Where the instance stands in its network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkState {
+    /// No network created or joined yet.
+    None,
+    /// Fewer members than the charter needs; records are refused.
+    Forming,
+    /// Enough members; records are accepted.
+    Active,
+}
+
+/// `dan status`: the instance at a glance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This instance's peer id.
+    pub peer_id: PeerKey,
+    /// This instance's name.
+    pub name: String,
+    /// The network id, once there is a network.
+    pub network_id: Option<Hash32>,
+    /// The network's name.
+    pub network_name: Option<String>,
+    /// Where the instance stands.
+    pub state: NetworkState,
+    /// Members in good standing.
+    pub members: u64,
+    /// Members the charter needs before records are accepted.
+    pub min_members: Option<u64>,
+    /// Ops in the log.
+    pub op_count: u64,
+    /// Digest of the set of op ids.
+    pub ops_root: Option<Hash32>,
+    /// Digest of the materialized state.
+    pub state_root: Option<Hash32>,
+    /// BLAKE3 of this executable.
+    pub code_hash: Hash32,
+    /// Digest of the current charter.
+    pub charter_hash: Option<Hash32>,
+    /// Whether this executable is approved by the charter.
+    pub code_approved: Option<bool>,
+}
+
+/// `dan record put`: create a record, or change the given parts of one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutRecord {
+    /// The record to change; a new id is made when absent.
+    pub id: Option<String>,
+    /// The collection (required for a new record; cannot change).
+    pub collection: Option<String>,
+    /// The title (required for a new record).
+    pub title: Option<String>,
+    /// Fields to set (`Some`) or remove (`None`).
+    #[serde(default)]
+    pub fields: BTreeMap<String, Option<FieldValue>>,
+    /// The new tag set, if it changes.
+    pub tags: Option<BTreeSet<String>>,
+}
+
+/// `dan network create`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateNetwork {
+    /// The network's name.
+    pub name: String,
+    /// Members needed before records are accepted (default 3).
+    pub min_members: Option<u32>,
+    /// Code hashes approved besides this executable's own (e.g. the desktop
+    /// app's and the headless CLI's builds of the same release).
+    #[serde(default)]
+    pub approve_code: Vec<Hash32>,
+}
+
+/// One entry of a record's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The op that made the change.
+    pub op_id: Hash32,
+    /// The instance that made it.
+    pub origin: PeerKey,
+    /// Its position in that instance's chain.
+    pub seq: u64,
+    /// When (ms since the Unix epoch, writer's clock).
+    pub at: u64,
+    /// `create`, `update` or `delete`.
+    pub kind: String,
+    /// The collection set by a create.
+    pub collection: Option<String>,
+    /// The title set, if any.
+    pub title: Option<String>,
+    /// Fields set (or removed, as null).
+    pub fields: BTreeMap<String, Option<FieldValue>>,
+    /// The tag set, if set.
+    pub tags: Option<BTreeSet<String>>,
+}
+
+impl HistoryEntry {
+    /// The history entry for a record op (`None` for other ops).
+    pub fn from_op(op: &Op) -> Option<Self> {
+        let body = op.body();
+        let Payload::Record { action, .. } = &body.payload;
+        let (kind, collection, title, fields, tags) = match action {
+            RecordAction::Create {
+                collection,
+                title,
+                fields,
+                tags,
+            } => (
+                "create",
+                Some(collection.clone()),
+                Some(title.clone()),
+                fields.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+                Some(tags.clone()),
+            ),
+            RecordAction::Update {
+                title,
+                fields,
+                tags,
+            } => ("update", None, title.clone(), fields.clone(), tags.clone()),
+            RecordAction::Delete => ("delete", None, None, BTreeMap::new(), None),
+        };
+        Some(HistoryEntry {
+            op_id: op.id(),
+            origin: body.origin,
+            seq: body.seq,
+            at: body.hlc.wall_ms,
+            kind: kind.into(),
+            collection,
+            title,
+            fields,
+            tags,
+        })
+    }
+}

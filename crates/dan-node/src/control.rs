@@ -1,0 +1,247 @@
+//! The local control channel: how `dan` commands talk to a running
+//! instance of the same data directory.
+//!
+//! A Unix socket in the data directory (mode 0600) carries one JSON request
+//! and one JSON response per connection. Each request carries the token from
+//! `control.token` (mode 0600), so only the instance's owner can use it.
+
+use std::path::{Path, PathBuf};
+
+use dan_store::RecordQuery;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::api::{CreateNetwork, PutRecord};
+use crate::error::NodeError;
+use crate::node::Node;
+
+/// Socket file name inside the data directory.
+pub const SOCKET_FILE: &str = "control.sock";
+/// Token file name inside the data directory.
+pub const TOKEN_FILE: &str = "control.token";
+/// Largest request accepted, in bytes.
+pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
+
+/// A command for the running instance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// The instance at a glance.
+    Status,
+    /// Found a network (admin only).
+    CreateNetwork {
+        /// What to create.
+        network: CreateNetwork,
+        /// The admin password.
+        password: String,
+    },
+    /// Create or change a record.
+    PutRecord {
+        /// The change.
+        record: PutRecord,
+    },
+    /// One record.
+    GetRecord {
+        /// Its id.
+        id: String,
+    },
+    /// Records matching a query.
+    ListRecords {
+        /// The filter.
+        query: RecordQuery,
+    },
+    /// Delete a record.
+    DeleteRecord {
+        /// Its id.
+        id: String,
+    },
+    /// A record's history.
+    History {
+        /// Its id.
+        id: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    token: String,
+    request: ControlRequest,
+}
+
+/// An error as sent over the control channel: a stable code and a message
+/// for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ControlError {
+    /// Machine-readable code (see `NodeError::code`).
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl ControlError {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        ControlError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<NodeError> for ControlError {
+    fn from(error: NodeError) -> Self {
+        ControlError::new(error.code(), error.to_string())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Response {
+    Ok(Value),
+    Error(ControlError),
+}
+
+/// Serves the control channel until `shutdown` resolves. Writes a fresh
+/// token file and removes socket and token when done.
+pub async fn serve(node: Node, shutdown: impl std::future::Future<Output = ()>) -> Result<(), NodeError> {
+    let dir = node.data_dir().to_owned();
+    let socket = dir.join(SOCKET_FILE);
+    let token = hex::encode(crate::secrets::random_bytes()?);
+    write_private(&dir.join(TOKEN_FILE), token.as_bytes())?;
+    // We hold the data directory lock, so any socket file left is stale.
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(NodeError::io(format!("listening on {}", socket.display())))?;
+    set_private(&socket)?;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let node = node.clone();
+                    let token = token.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = handle(stream, &node, &token).await {
+                            tracing::debug!("control connection: {e}");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("control channel accept failed: {e}"),
+            },
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(dir.join(TOKEN_FILE));
+    Ok(())
+}
+
+async fn handle(stream: UnixStream, node: &Node, token: &str) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_REQUEST_BYTES)).read_line(&mut line).await?;
+    let response = match serde_json::from_str::<Envelope>(&line) {
+        Err(e) => Response::Error(ControlError::new("bad_request", format!("malformed request: {e}"))),
+        Ok(envelope) if !constant_time_eq(envelope.token.as_bytes(), token.as_bytes()) => {
+            Response::Error(ControlError::new("unauthorized", "the control token is wrong"))
+        }
+        Ok(envelope) => match dispatch(node, envelope.request).await {
+            Ok(value) => Response::Ok(value),
+            Err(e) => Response::Error(e.into()),
+        },
+    };
+    let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    write.shutdown().await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn to_json<T: Serialize>(value: T) -> Result<Value, NodeError> {
+    serde_json::to_value(value).map_err(|e| NodeError::Invalid(format!("cannot encode the answer: {e}")))
+}
+
+async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeError> {
+    match request {
+        ControlRequest::Status => to_json(node.status().await),
+        ControlRequest::CreateNetwork { network, password } => to_json(node.create_network(network, &password).await?),
+        ControlRequest::PutRecord { record } => to_json(node.put_record(record).await?),
+        ControlRequest::GetRecord { id } => to_json(node.get_record(&id).await?),
+        ControlRequest::ListRecords { query } => to_json(node.list_records(&query).await?),
+        ControlRequest::DeleteRecord { id } => to_json(node.delete_record(&id).await?),
+        ControlRequest::History { id } => to_json(node.history(&id).await?),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, bytes).map_err(NodeError::io(format!("writing {}", temp.display())))?;
+    set_private(&temp)?;
+    std::fs::rename(&temp, path).map_err(NodeError::io(format!("writing {}", path.display())))
+}
+
+fn set_private(path: &Path) -> Result<(), NodeError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(NodeError::io(format!("protecting {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// A client of a running instance's control channel.
+#[derive(Clone, Debug)]
+pub struct ControlClient {
+    data_dir: PathBuf,
+}
+
+impl ControlClient {
+    /// A client for the instance in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ControlClient {
+            data_dir: data_dir.into(),
+        }
+    }
+
+    fn not_running(&self) -> ControlError {
+        ControlError::new(
+            "not_running",
+            format!(
+                "no DAN instance is running on {}: start it with `dan run`",
+                self.data_dir.display()
+            ),
+        )
+    }
+
+    /// Sends one request and returns the JSON answer.
+    pub async fn call(&self, request: ControlRequest) -> Result<Value, ControlError> {
+        let token = std::fs::read_to_string(self.data_dir.join(TOKEN_FILE)).map_err(|_| self.not_running())?;
+        let stream = UnixStream::connect(self.data_dir.join(SOCKET_FILE))
+            .await
+            .map_err(|_| self.not_running())?;
+        let (read, mut write) = stream.into_split();
+        let envelope = Envelope {
+            token: token.trim().to_owned(),
+            request,
+        };
+        let mut bytes = serde_json::to_vec(&envelope).map_err(|e| ControlError::new("bad_request", e.to_string()))?;
+        bytes.push(b'\n');
+        let io = |e: std::io::Error| ControlError::new("io", format!("control channel: {e}"));
+        write.write_all(&bytes).await.map_err(io)?;
+        let mut line = String::new();
+        BufReader::new(read).read_line(&mut line).await.map_err(io)?;
+        if line.is_empty() {
+            return Err(ControlError::new("io", "the instance closed the control channel without answering"));
+        }
+        match serde_json::from_str::<Response>(&line) {
+            Ok(Response::Ok(value)) => Ok(value),
+            Ok(Response::Error(error)) => Err(error),
+            Err(e) => Err(ControlError::new("bad_response", format!("malformed answer: {e}"))),
+        }
+    }
+}

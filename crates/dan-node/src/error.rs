@@ -1,0 +1,101 @@
+//! Errors of the instance API, each with a stable code for scripts and the UI.
+
+use std::path::PathBuf;
+
+use dan_core::charter::CharterError;
+use dan_core::replica::OpRejection;
+use dan_core::op::SignError;
+use dan_core::record::RecordError;
+use dan_store::StoreError;
+
+use crate::integrity::IntegrityReport;
+use crate::secrets::SecretError;
+
+/// What went wrong in an instance operation.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data directory holds no instance.
+    #[error("no DAN instance in {0}: run `dan init --name NAME` first")]
+    NotInitialized(PathBuf),
+    /// `init` on a directory that already holds an instance.
+    #[error("{0} already holds a DAN instance")]
+    AlreadyInitialized(PathBuf),
+    /// Another process has the data directory open.
+    #[error("another DAN instance is already running on {0}")]
+    Busy(PathBuf),
+    /// The admin password is needed and none was given.
+    #[error("the admin password is needed: set DAN_ADMIN_PASSWORD or enter it when asked")]
+    PasswordNeeded,
+    /// Password or key problems (wrong password, weak password…).
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The instance has no network yet.
+    #[error("this instance is not part of a network yet: create one (`dan network create --name NAME`) or join one")]
+    NoNetwork,
+    /// The instance already belongs to a network.
+    #[error("this instance already belongs to the network {0}")]
+    HasNetwork(String),
+    /// No record with that id.
+    #[error("no record with id `{0}`")]
+    NotFound(String),
+    /// The request itself is invalid (bad id, missing title…).
+    #[error("{0}")]
+    Invalid(String),
+    /// The change breaks a record rule.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The change was refused by the network's rules.
+    #[error(transparent)]
+    Rejected(#[from] OpRejection),
+    /// The charter or genesis is invalid.
+    #[error(transparent)]
+    Charter(#[from] CharterError),
+    /// The op could not be signed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The records on disk do not match the signed op log.
+    #[error("{0}")]
+    Integrity(Box<IntegrityReport>),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl NodeError {
+    /// A stable, machine-readable code (part of the CLI and UI contract).
+    pub fn code(&self) -> &'static str {
+        match self {
+            NodeError::NotInitialized(_) => "not_initialized",
+            NodeError::AlreadyInitialized(_) => "already_initialized",
+            NodeError::Busy(_) => "busy",
+            NodeError::PasswordNeeded => "password_needed",
+            NodeError::Secret(SecretError::WrongPassword) => "wrong_password",
+            NodeError::Secret(SecretError::WeakPassword) => "weak_password",
+            NodeError::Secret(_) => "secret_error",
+            NodeError::NoNetwork => "no_network",
+            NodeError::HasNetwork(_) => "has_network",
+            NodeError::NotFound(_) => "not_found",
+            NodeError::Invalid(_) | NodeError::Record(_) | NodeError::Charter(_) | NodeError::Sign(_) => {
+                "invalid"
+            }
+            NodeError::Rejected(OpRejection::Forming { .. }) => "forming",
+            NodeError::Rejected(_) => "rejected",
+            NodeError::Integrity(_) => "integrity",
+            NodeError::Store(_) => "storage",
+            NodeError::Io { .. } => "io",
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
+        let context = context.into();
+        move |source| NodeError::Io { context, source }
+    }
+}

@@ -1,0 +1,185 @@
+//! The integrity check run on every start: rebuild the state from the signed
+//! op log alone and compare it with the materialized tables, so rows edited
+//! behind the instance's back are found and named.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use dan_core::op::verify_ops;
+use dan_core::{Hash32, Op, RecordId, RecordView, Replica, SignedGenesis};
+use dan_store::{StoredOp, Store};
+use serde::Serialize;
+
+use crate::error::NodeError;
+
+/// Ops verified per signature batch while replaying the log.
+const REPLAY_BATCH: usize = 1024;
+
+/// A problem with one op of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DamagedOp {
+    /// Its position in the log.
+    pub pos: i64,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// A materialized record that does not match the op log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordMismatch {
+    /// The record id (as found in the table or the log).
+    pub id: String,
+    /// What differs.
+    pub problem: String,
+}
+
+/// What the integrity check found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IntegrityReport {
+    /// Ops in the log.
+    pub ops_checked: u64,
+    /// Records compared.
+    pub records_checked: u64,
+    /// Ops whose bytes or signature do not verify.
+    pub damaged_ops: Vec<DamagedOp>,
+    /// Records whose stored row differs from the log.
+    pub mismatched_records: Vec<RecordMismatch>,
+}
+
+impl IntegrityReport {
+    /// Whether everything matched.
+    pub fn is_clean(&self) -> bool {
+        self.damaged_ops.is_empty() && self.mismatched_records.is_empty()
+    }
+}
+
+impl fmt::Display for IntegrityReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_clean() {
+            return write!(
+                f,
+                "integrity check passed: {} ops, {} records",
+                self.ops_checked, self.records_checked
+            );
+        }
+        writeln!(
+            f,
+            "integrity check failed: the stored data does not match the signed op log."
+        )?;
+        for record in self.mismatched_records.iter().take(20) {
+            writeln!(f, "  record {}: {}", record.id, record.problem)?;
+        }
+        if self.mismatched_records.len() > 20 {
+            writeln!(f, "  … and {} more records", self.mismatched_records.len() - 20)?;
+        }
+        for op in self.damaged_ops.iter().take(20) {
+            writeln!(f, "  op log entry {}: {}", op.pos, op.problem)?;
+        }
+        write!(
+            f,
+            "The instance will not serve this data. Run `dan repair` to rebuild the records from the signed op log."
+        )
+    }
+}
+
+/// The state rebuilt from the op log and what the comparison found.
+pub(crate) struct Replayed {
+    pub(crate) replica: Replica,
+    pub(crate) report: IntegrityReport,
+}
+
+/// Replays the op log into a fresh replica and compares its records with the
+/// table.
+pub(crate) async fn check(store: &Store, genesis: &SignedGenesis) -> Result<Replayed, NodeError> {
+    let mut replica = Replica::new(genesis.clone())?;
+    let mut report = IntegrityReport::default();
+    let log = store.ops().await?;
+    report.ops_checked = log.len() as u64;
+    for chunk in log.chunks(REPLAY_BATCH) {
+        replay_chunk(&mut replica, chunk, &mut report);
+    }
+    let mut expected: HashMap<RecordId, RecordView> =
+        replica.records().map(|view| (view.id.clone(), view)).collect();
+    let rows = store.all_records().await?;
+    report.records_checked = rows.len() as u64;
+    for row in rows {
+        match row {
+            Err(damaged) => report.mismatched_records.push(RecordMismatch {
+                id: damaged.id,
+                problem: damaged.problem,
+            }),
+            Ok(stored) => match expected.remove(&stored.id) {
+                None => report.mismatched_records.push(RecordMismatch {
+                    id: stored.id.to_string(),
+                    problem: "the row has no signed ops behind it".into(),
+                }),
+                Some(truth) if truth != stored => report.mismatched_records.push(RecordMismatch {
+                    id: stored.id.to_string(),
+                    problem: format!("edited outside DAN ({})", differing_columns(&truth, &stored)),
+                }),
+                Some(_) => {}
+            },
+        }
+    }
+    for id in expected.into_keys() {
+        report.mismatched_records.push(RecordMismatch {
+            id: id.to_string(),
+            problem: "the row is missing".into(),
+        });
+    }
+    report.mismatched_records.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Replayed { replica, report })
+}
+
+fn replay_chunk(replica: &mut Replica, chunk: &[StoredOp], report: &mut IntegrityReport) {
+    let mut positions = HashMap::new();
+    let mut decoded = Vec::with_capacity(chunk.len());
+    for stored in chunk {
+        match Op::decode(&stored.bytes) {
+            Ok(op) if op.id().0[..] == stored.op_id[..] => {
+                positions.insert(op.id(), stored.pos);
+                decoded.push(op);
+            }
+            Ok(_) => report.damaged_ops.push(DamagedOp {
+                pos: stored.pos,
+                problem: "its id does not match its bytes".into(),
+            }),
+            Err(e) => report.damaged_ops.push(DamagedOp {
+                pos: stored.pos,
+                problem: e.to_string(),
+            }),
+        }
+    }
+    let (verified, forged) = verify_ops(decoded);
+    let pos_of = |id: &Hash32| positions.get(id).copied().unwrap_or_default();
+    for op in forged {
+        report.damaged_ops.push(DamagedOp {
+            pos: pos_of(&op.id()),
+            problem: "its signature does not verify".into(),
+        });
+    }
+    for op in verified {
+        if let Err(reason) = replica.apply(&op) {
+            report.damaged_ops.push(DamagedOp {
+                pos: pos_of(&op.id()),
+                problem: reason.to_string(),
+            });
+        }
+    }
+}
+
+fn differing_columns(truth: &RecordView, stored: &RecordView) -> String {
+    let checks = [
+        ("collection", truth.collection != stored.collection),
+        ("title", truth.title != stored.title),
+        ("fields", truth.fields != stored.fields),
+        ("tags", truth.tags != stored.tags),
+        ("deleted", truth.deleted != stored.deleted),
+        ("created_at", truth.created_at != stored.created_at),
+        ("updated_at", truth.updated_at != stored.updated_at),
+        ("origin", truth.origin != stored.origin),
+        ("version", truth.version != stored.version),
+    ];
+    let names: Vec<&str> = checks.iter().filter(|(_, differs)| *differs).map(|(n, _)| *n).collect();
+    format!("changed: {}", names.join(", "))
+}

@@ -1,0 +1,515 @@
+//! The instance: one data directory, one key, one store, one replica.
+//!
+//! [`Node`] is the single API that the CLI, the control channel, the tests
+//! and the desktop app use. Every write is signed, checked by the replica,
+//! and committed to SQLite before the call returns (invariant 5).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dan_core::charter::{Charter, Genesis};
+use dan_core::{Applied, CodeHash, Keypair, Op, Payload, PeerKey, RecordAction, RecordId, RecordView, Replica, SignedGenesis, VerifiedOp};
+use dan_store::{RecordQuery, Store};
+use fs4::fs_std::FileExt;
+use tokio::sync::Mutex;
+
+use crate::api::{CreateNetwork, HistoryEntry, NetworkState, PutRecord, Status};
+use crate::code::code_hash;
+use crate::error::NodeError;
+use crate::integrity::{self, IntegrityReport};
+use crate::secrets::{KeyringCache, SealedKey, SecretError, UnlockKey, random_bytes, unlock_delay};
+
+const DB_FILE: &str = "dan.db";
+const LOCK_FILE: &str = "instance.lock";
+const META_NAME: &str = "instance_name";
+const META_SEALED_KEY: &str = "sealed_key";
+const META_FAILED_UNLOCKS: &str = "failed_unlocks";
+const META_GENESIS: &str = "genesis";
+/// Longest instance name, in characters.
+pub const MAX_INSTANCE_NAME: usize = 64;
+
+/// What to do when the integrity check finds stored data that does not
+/// match the signed op log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDamage {
+    /// Refuse to start, naming the damaged records.
+    #[default]
+    Refuse,
+    /// Rebuild the records from the op log, dropping ops that no longer
+    /// verify (they can be fetched again from peers).
+    Repair,
+}
+
+/// How to open an instance.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Integrity policy.
+    pub on_damage: OnDamage,
+}
+
+impl NodeConfig {
+    /// Default settings for `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            on_damage: OnDamage::Refuse,
+        }
+    }
+}
+
+/// How the admin proves who they are when the instance starts.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    /// The admin password, if known.
+    pub password: Option<String>,
+    /// Whether to try (and fill) the OS keyring cache.
+    pub use_keyring: bool,
+}
+
+/// A running instance. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    store: Store,
+    keypair: Keypair,
+    sealed: SealedKey,
+    name: String,
+    code_hash: CodeHash,
+    replica: Mutex<Option<Replica>>,
+    admin_gate: Mutex<()>,
+    integrity: IntegrityReport,
+    _lock: std::fs::File,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, NodeError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(NodeError::io(format!("opening {}", path.display())))?;
+    match file.try_lock_exclusive() {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(NodeError::Busy(data_dir.to_owned())),
+        Err(e) => Err(NodeError::io(format!("locking {}", path.display()))(e)),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
+    std::fs::create_dir_all(dir).map_err(NodeError::io(format!("creating {}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(NodeError::io(format!("protecting {}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// Checks an instance name: 1 to 64 characters, not blank.
+pub fn check_instance_name(name: &str) -> Result<String, NodeError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_INSTANCE_NAME || name.chars().any(char::is_control) {
+        return Err(NodeError::Invalid(format!(
+            "an instance name must be 1 to {MAX_INSTANCE_NAME} printable characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+async fn read_sealed_key(store: &Store, data_dir: &Path) -> Result<SealedKey, NodeError> {
+    let bytes = store
+        .meta(META_SEALED_KEY)
+        .await?
+        .ok_or_else(|| NodeError::NotInitialized(data_dir.to_owned()))?;
+    serde_json::from_slice(&bytes).map_err(|e| SecretError::Damaged(e.to_string()).into())
+}
+
+/// Checks `password` against the sealed key, with a delay that grows with
+/// each wrong attempt (the count survives restarts).
+async fn check_password(store: &Store, sealed: &SealedKey, password: &str) -> Result<(UnlockKey, Keypair), NodeError> {
+    let failures = store
+        .meta(META_FAILED_UNLOCKS)
+        .await?
+        .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+        .map_or(0, u32::from_le_bytes);
+    tokio::time::sleep(unlock_delay(failures)).await;
+    let sealed_copy = sealed.clone();
+    let password = password.to_owned();
+    let attempt = tokio::task::spawn_blocking(move || {
+        let unlock = sealed_copy.unlock_key(&password)?;
+        let keypair = sealed_copy.open(&unlock)?;
+        Ok::<_, SecretError>((unlock, keypair))
+    })
+    .await
+    .map_err(|e| SecretError::Damaged(format!("password check crashed: {e}")))?;
+    let failures = match &attempt {
+        Ok(_) => 0,
+        Err(SecretError::WrongPassword) => failures.saturating_add(1),
+        Err(_) => failures,
+    };
+    store
+        .set_meta(&[(META_FAILED_UNLOCKS, &failures.to_le_bytes())])
+        .await?;
+    Ok(attempt?)
+}
+
+impl Node {
+    /// Creates a new instance in `data_dir`: a fresh key, sealed under the
+    /// admin `password`. Returns the instance's peer id.
+    pub async fn init(data_dir: &Path, name: &str, password: &str) -> Result<PeerKey, NodeError> {
+        let name = check_instance_name(name)?;
+        crate::secrets::check_new_password(password)?;
+        create_private_dir(data_dir)?;
+        let _lock = lock_data_dir(data_dir)?;
+        let store = Store::open(&data_dir.join(DB_FILE)).await?;
+        if store.meta(META_SEALED_KEY).await?.is_some() {
+            return Err(NodeError::AlreadyInitialized(data_dir.to_owned()));
+        }
+        let keypair = Keypair::from_secret(random_bytes()?);
+        let password = password.to_owned();
+        let to_seal = keypair.clone();
+        let (sealed, _) = tokio::task::spawn_blocking(move || SealedKey::seal(&to_seal, &password))
+            .await
+            .map_err(|e| SecretError::Damaged(format!("sealing crashed: {e}")))??;
+        let sealed_json = serde_json::to_vec(&sealed).map_err(|e| SecretError::Damaged(e.to_string()))?;
+        store
+            .set_meta(&[(META_NAME, name.as_bytes()), (META_SEALED_KEY, &sealed_json)])
+            .await?;
+        store.close().await;
+        Ok(keypair.public())
+    }
+
+    /// Opens the instance in `config.data_dir`: unlocks its key, then runs
+    /// the integrity check (see [`OnDamage`]).
+    pub async fn open(config: NodeConfig, credentials: Credentials) -> Result<Node, NodeError> {
+        let data_dir = config.data_dir.clone();
+        if !data_dir.join(DB_FILE).exists() {
+            return Err(NodeError::NotInitialized(data_dir));
+        }
+        let lock = lock_data_dir(&data_dir)?;
+        let store = Store::open(&data_dir.join(DB_FILE)).await?;
+        let sealed = read_sealed_key(&store, &data_dir).await?;
+        let keypair = unlock(&store, &sealed, &credentials).await?;
+        let name = store
+            .meta(META_NAME)
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let (replica, integrity) = match store.meta(META_GENESIS).await? {
+            None => (None, IntegrityReport::default()),
+            Some(bytes) => {
+                let genesis = SignedGenesis::from_bytes(&bytes)?;
+                let (replica, report) = load_replica(&store, &genesis, config.on_damage).await?;
+                (Some(replica), report)
+            }
+        };
+        Ok(Node {
+            inner: Arc::new(Inner {
+                data_dir,
+                store,
+                keypair,
+                sealed,
+                name,
+                code_hash: code_hash()?,
+                replica: Mutex::new(replica),
+                admin_gate: Mutex::new(()),
+                integrity,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Closes the database cleanly.
+    pub async fn close(&self) {
+        self.inner.store.close().await;
+    }
+
+    /// This instance's peer id.
+    pub fn peer_id(&self) -> PeerKey {
+        self.inner.keypair.public()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// What the integrity check found at start (clean unless repaired).
+    pub fn integrity(&self) -> &IntegrityReport {
+        &self.inner.integrity
+    }
+
+    /// Checks the admin password (for admin-only operations).
+    pub async fn verify_admin(&self, password: &str) -> Result<(), NodeError> {
+        let _serialized = self.inner.admin_gate.lock().await;
+        check_password(&self.inner.store, &self.inner.sealed, password).await?;
+        Ok(())
+    }
+
+    /// The instance at a glance.
+    pub async fn status(&self) -> Status {
+        let replica = self.inner.replica.lock().await;
+        let mut status = Status {
+            peer_id: self.peer_id(),
+            name: self.inner.name.clone(),
+            network_id: None,
+            network_name: None,
+            state: NetworkState::None,
+            members: 0,
+            min_members: None,
+            op_count: 0,
+            ops_root: None,
+            state_root: None,
+            code_hash: self.inner.code_hash,
+            charter_hash: None,
+            code_approved: None,
+        };
+        if let Some(replica) = replica.as_ref() {
+            let charter = replica.charter();
+            status.network_id = Some(replica.network_id());
+            status.network_name = Some(charter.name.clone());
+            status.state = if replica.is_forming() {
+                NetworkState::Forming
+            } else {
+                NetworkState::Active
+            };
+            status.members = replica.member_count() as u64;
+            status.min_members = Some(u64::from(charter.min_members));
+            status.op_count = replica.op_count();
+            status.ops_root = Some(replica.ops_root());
+            status.state_root = Some(replica.state_root());
+            status.charter_hash = Some(charter.hash());
+            status.code_approved = Some(charter.approved_code.contains(&self.inner.code_hash));
+        }
+        status
+    }
+
+    /// Founds a new network with this instance as its first member
+    /// (admin only).
+    pub async fn create_network(&self, request: CreateNetwork, password: &str) -> Result<Status, NodeError> {
+        self.verify_admin(password).await?;
+        {
+            let mut slot = self.inner.replica.lock().await;
+            if let Some(existing) = slot.as_ref() {
+                return Err(NodeError::HasNetwork(existing.charter().name.clone()));
+            }
+            let mut approved: BTreeSet<CodeHash> = request.approve_code.into_iter().collect();
+            approved.insert(self.inner.code_hash);
+            let mut charter = Charter::new(&request.name, approved);
+            if let Some(min) = request.min_members {
+                charter.min_members = min;
+            }
+            let genesis = Genesis {
+                charter,
+                founder: self.peer_id(),
+                founder_name: self.inner.name.clone(),
+                created_ms: now_ms(),
+                fork_of: None,
+            };
+            let signed = SignedGenesis::sign(genesis, &self.inner.keypair)?;
+            let replica = Replica::new(signed.clone())?;
+            self.inner
+                .store
+                .set_meta(&[(META_GENESIS, &signed.to_bytes())])
+                .await?;
+            *slot = Some(replica);
+        }
+        Ok(self.status().await)
+    }
+
+    /// Creates a record or changes parts of one. Returns the new version
+    /// once it is durable.
+    pub async fn put_record(&self, put: PutRecord) -> Result<RecordView, NodeError> {
+        let mut slot = self.inner.replica.lock().await;
+        let replica = slot.as_mut().ok_or(NodeError::NoNetwork)?;
+        let existing = match &put.id {
+            Some(id) => {
+                let id = RecordId::new(id)?;
+                replica.record(&id).map(|view| (id, view))
+            }
+            None => None,
+        };
+        let (id, action) = match existing {
+            Some((id, current)) => {
+                if current.deleted {
+                    return Err(NodeError::Invalid(format!("record {id} was deleted")));
+                }
+                if put.collection.as_ref().is_some_and(|c| *c != current.collection) {
+                    return Err(NodeError::Invalid(format!(
+                        "record {id} is in collection `{}`; a record's collection cannot change",
+                        current.collection
+                    )));
+                }
+                if put.title.is_none() && put.fields.is_empty() && put.tags.is_none() {
+                    return Ok(current);
+                }
+                let action = RecordAction::Update {
+                    title: put.title,
+                    fields: put.fields,
+                    tags: put.tags,
+                };
+                (id, action)
+            }
+            None => {
+                let (Some(collection), Some(title)) = (put.collection, put.title) else {
+                    return Err(NodeError::Invalid(
+                        "a new record needs a collection and a title".into(),
+                    ));
+                };
+                let mut fields = std::collections::BTreeMap::new();
+                for (name, value) in put.fields {
+                    let value = value.ok_or_else(|| {
+                        NodeError::Invalid(format!("field `{name}` cannot be removed from a new record"))
+                    })?;
+                    fields.insert(name, value);
+                }
+                let id = match put.id {
+                    Some(id) => RecordId::new(&id)?,
+                    None => RecordId::derive(&self.peer_id(), replica.chain_len(&self.peer_id()) + 1),
+                };
+                let action = RecordAction::Create {
+                    collection,
+                    title,
+                    fields,
+                    tags: put.tags.unwrap_or_default(),
+                };
+                (id, action)
+            }
+        };
+        let view = self.write(replica, Payload::Record { id: id.clone(), action }).await?;
+        view.ok_or_else(|| NodeError::NotFound(id.to_string()))
+    }
+
+    /// Marks a record deleted (its history is kept).
+    pub async fn delete_record(&self, id: &str) -> Result<RecordView, NodeError> {
+        let id = RecordId::new(id)?;
+        let mut slot = self.inner.replica.lock().await;
+        let replica = slot.as_mut().ok_or(NodeError::NoNetwork)?;
+        let current = replica
+            .record(&id)
+            .ok_or_else(|| NodeError::NotFound(id.to_string()))?;
+        if current.deleted {
+            return Ok(current);
+        }
+        let payload = Payload::Record {
+            id: id.clone(),
+            action: RecordAction::Delete,
+        };
+        let view = self.write(replica, payload).await?;
+        view.ok_or_else(|| NodeError::NotFound(id.to_string()))
+    }
+
+    /// Signs, applies and durably stores one local op.
+    async fn write(&self, replica: &mut Replica, payload: Payload) -> Result<Option<RecordView>, NodeError> {
+        let body = replica.next_body(self.peer_id(), now_ms(), payload);
+        let op = VerifiedOp::sign(body, &self.inner.keypair)?;
+        let view = match replica.apply(&op)? {
+            Applied::New(view) => view,
+            Applied::Duplicate => None,
+        };
+        let commit = self
+            .inner
+            .store
+            .commit(std::slice::from_ref(&op), view.as_slice())
+            .await;
+        if let Err(error) = commit {
+            tracing::error!("write failed, reloading state from the op log: {error}");
+            let genesis = replica.genesis().clone();
+            *replica = integrity::check(&self.inner.store, &genesis).await?.replica;
+            return Err(error.into());
+        }
+        Ok(view)
+    }
+
+    /// One record's current version.
+    pub async fn get_record(&self, id: &str) -> Result<RecordView, NodeError> {
+        let id = RecordId::new(id)?;
+        match self.inner.store.record(&id).await? {
+            Some(Ok(view)) => Ok(view),
+            Some(Err(damaged)) => Err(NodeError::Invalid(damaged.to_string())),
+            None => Err(NodeError::NotFound(id.to_string())),
+        }
+    }
+
+    /// Records matching `query`.
+    pub async fn list_records(&self, query: &RecordQuery) -> Result<Vec<RecordView>, NodeError> {
+        Ok(self.inner.store.records(query).await?)
+    }
+
+    /// How many records match `query`.
+    pub async fn count_records(&self, query: &RecordQuery) -> Result<u64, NodeError> {
+        Ok(self.inner.store.count_records(query).await?)
+    }
+
+    /// Every change ever made to a record, oldest first.
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, NodeError> {
+        let id = RecordId::new(id)?;
+        let stored = self.inner.store.record_ops(&id).await?;
+        let mut entries: Vec<HistoryEntry> = stored
+            .iter()
+            .filter_map(|s| Op::decode(&s.bytes).ok())
+            .filter_map(|op| HistoryEntry::from_op(&op))
+            .collect();
+        if entries.is_empty() {
+            return Err(NodeError::NotFound(id.to_string()));
+        }
+        entries.sort_by(|a, b| (a.at, a.op_id).cmp(&(b.at, b.op_id)));
+        Ok(entries)
+    }
+}
+
+async fn unlock(store: &Store, sealed: &SealedKey, credentials: &Credentials) -> Result<Keypair, NodeError> {
+    let keyring = credentials.use_keyring.then(|| KeyringCache::new(&sealed.public));
+    if let Some(cached) = keyring.as_ref().and_then(KeyringCache::load) {
+        match sealed.open(&cached) {
+            Ok(keypair) => return Ok(keypair),
+            Err(_) => keyring.iter().for_each(KeyringCache::forget),
+        }
+    }
+    let password = credentials.password.as_deref().ok_or(NodeError::PasswordNeeded)?;
+    let (unlock, keypair) = check_password(store, sealed, password).await?;
+    if let Some(keyring) = &keyring {
+        keyring.store(&unlock);
+    }
+    Ok(keypair)
+}
+
+async fn load_replica(store: &Store, genesis: &SignedGenesis, on_damage: OnDamage) -> Result<(Replica, IntegrityReport), NodeError> {
+    let replayed = integrity::check(store, genesis).await?;
+    let report = replayed.report;
+    if report.is_clean() {
+        tracing::info!("{report}");
+        return Ok((replayed.replica, report));
+    }
+    match on_damage {
+        OnDamage::Refuse => Err(NodeError::Integrity(Box::new(report))),
+        OnDamage::Repair => {
+            let damaged: Vec<i64> = report.damaged_ops.iter().map(|d| d.pos).collect();
+            store.delete_ops(&damaged).await?;
+            let views: Vec<RecordView> = replayed.replica.records().collect();
+            store.rematerialize(&views).await?;
+            tracing::warn!(
+                "repaired: removed {} damaged ops, rebuilt {} records",
+                damaged.len(),
+                views.len()
+            );
+            Ok((replayed.replica, report))
+        }
+    }
+}
