@@ -1,0 +1,190 @@
+//! The `dan` command-line contract: command names, flags, JSON fields,
+//! errors on stderr with a non-zero exit code, and bad input changing nothing.
+
+use std::time::Instant;
+
+use dan_tests::{Instance, PASSWORD};
+use serde_json::Value;
+
+fn running(name: &str, min_members: &str) -> anyhow::Result<Instance> {
+    let mut instance = Instance::init(name)?;
+    instance.start(&[])?;
+    instance.ok(&["network", "create", "--name", "Contract", "--min-members", min_members])?;
+    Ok(instance)
+}
+
+fn assert_fields(value: &Value, fields: &[&str]) {
+    for field in fields {
+        assert!(value.get(*field).is_some(), "missing `{field}` in {value}");
+    }
+}
+
+#[test]
+fn status_json_has_the_contract_fields_before_and_after_a_network_exists() -> anyhow::Result<()> {
+    let mut instance = Instance::init("alice")?;
+    instance.start(&[])?;
+    let fields = [
+        "peer_id", "name", "network_id", "state", "op_count", "ops_root", "state_root", "code_hash", "charter_hash",
+    ];
+    let before = instance.json(&["status"])?;
+    assert_fields(&before, &fields);
+    assert_eq!(before["state"], "none");
+    assert_eq!(before["network_id"], Value::Null);
+    assert_eq!(before["name"], "alice");
+    assert!(before["peer_id"].as_str().is_some_and(|p| p.starts_with("12D3KooW")));
+
+    instance.ok(&["network", "create", "--name", "Contract"])?;
+    let forming = instance.json(&["status"])?;
+    assert_fields(&forming, &fields);
+    assert_eq!(forming["state"], "forming");
+    assert_eq!(forming["network_name"], "Contract");
+    assert_eq!(forming["code_approved"], true);
+    assert_eq!(forming["code_hash"].as_str(), Some(instance.ok(&["code-hash"])?.as_str()));
+    instance.stop()
+}
+
+#[test]
+fn record_commands_print_the_contract_json_fields() -> anyhow::Result<()> {
+    let mut instance = running("alice", "1")?;
+    let id = instance.ok(&[
+        "record", "put", "--collection", "books", "--title", "Dune", "--field", "author=Herbert", "--field",
+        "pages:=412", "--field", "read:=true", "--tag", "scifi",
+    ])?;
+    let record = instance.json(&["record", "get", &id])?;
+    assert_fields(&record, &["id", "collection", "title", "fields", "deleted", "updated_at", "origin", "tags"]);
+    assert_eq!(record["id"], id.as_str());
+    assert_eq!(record["fields"]["author"], "Herbert");
+    assert_eq!(record["fields"]["pages"], 412);
+    assert_eq!(record["fields"]["read"], true);
+    assert_eq!(record["origin"], instance.json(&["status"])?["peer_id"]);
+
+    instance.ok(&["record", "put", "--id", &id, "--field", "pages:=413", "--remove-field", "read"])?;
+    let changed = instance.json(&["record", "get", &id])?;
+    assert_eq!(changed["fields"]["pages"], 413);
+    assert_eq!(changed["fields"].get("read"), None);
+    assert_eq!(changed["title"], "Dune");
+
+    let custom = instance.ok(&["record", "put", "--id", "my-id", "--collection", "films", "--title", "Alien"])?;
+    assert_eq!(custom, "my-id");
+    let books = instance.json(&["record", "list", "--collection", "books"])?;
+    assert_eq!(books.as_array().map(Vec::len), Some(1));
+    let found = instance.json(&["record", "list", "--search", "ali"])?;
+    assert_eq!(found[0]["id"], "my-id");
+
+    let deleted = instance.json(&["record", "delete", &id])?;
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(instance.json(&["record", "list", "--collection", "books"])?, Value::Array(vec![]));
+    assert_eq!(instance.json(&["record", "list", "--deleted", "--collection", "books"])?[0]["id"], id.as_str());
+
+    let history = instance.json(&["record", "history", &id])?;
+    let kinds: Vec<&str> = history.as_array().map(|h| h.iter().filter_map(|e| e["kind"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(kinds, ["create", "update", "delete"]);
+    assert_fields(&history[0], &["op_id", "origin", "seq", "at", "kind", "fields"]);
+    instance.stop()
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_on_stderr_and_changes_nothing() -> anyhow::Result<()> {
+    let mut instance = running("alice", "1")?;
+    instance.ok(&["record", "put", "--collection", "notes", "--title", "Keep me"])?;
+    let before = instance.json(&["status"])?;
+    let long = format!("body={}", "x".repeat(20_000));
+    let bad: [&[&str]; 6] = [
+        &["record", "put", "--collection", "no spaces allowed", "--title", "x"],
+        &["record", "put", "--collection", "notes"],
+        &["record", "put", "--collection", "notes", "--title", "x", "--field", &long],
+        &["record", "put", "--collection", "notes", "--title", "x", "--field", "n:=[1,2]"],
+        &["record", "get", "does-not-exist"],
+        &["record", "delete", "bad id!"],
+    ];
+    for args in bad {
+        let output = instance.run(args)?;
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(output.stdout.is_empty(), "{args:?} printed to stdout");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
+    let json_error = instance.run(&["--json", "record", "get", "does-not-exist"])?;
+    let error: Value = serde_json::from_slice(&json_error.stderr)?;
+    assert_eq!(error["error"]["code"], "not_found");
+    let after = instance.json(&["status"])?;
+    assert_eq!(before["state_root"], after["state_root"]);
+    assert_eq!(before["op_count"], after["op_count"]);
+    instance.stop()
+}
+
+#[test]
+fn forming_network_refuses_record_writes_and_says_how_many_members_are_missing() -> anyhow::Result<()> {
+    let mut instance = running("alice", "3")?;
+    let output = instance.run(&["--json", "record", "put", "--collection", "notes", "--title", "Too early"])?;
+    assert!(!output.status.success());
+    let error: Value = serde_json::from_slice(&output.stderr)?;
+    assert_eq!(error["error"]["code"], "forming");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("1 of the 3 members"), "{message}");
+    assert_eq!(instance.json(&["status"])?["op_count"], 0);
+    instance.stop()
+}
+
+#[test]
+fn commands_say_clearly_when_no_instance_is_running() -> anyhow::Result<()> {
+    let instance = Instance::init("idle")?;
+    let output = instance.run(&["status"])?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no DAN instance is running"), "{stderr}");
+    assert!(stderr.contains("dan run"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn wrong_admin_password_is_refused_with_a_growing_delay() -> anyhow::Result<()> {
+    let mut instance = Instance::init("alice")?;
+    instance.start(&[])?;
+    let attempt = |password: &str| -> anyhow::Result<(bool, String, std::time::Duration)> {
+        let start = Instant::now();
+        let output = instance
+            .command(&["network", "create", "--name", "X"])
+            .env("DAN_ADMIN_PASSWORD", password)
+            .output()?;
+        Ok((output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned(), start.elapsed()))
+    };
+    let (ok, stderr, _) = attempt("not-the-password")?;
+    assert!(!ok && stderr.contains("wrong admin password"), "{stderr}");
+    let (ok, _, second) = attempt("still-not-the-password")?;
+    assert!(!ok);
+    assert!(second.as_millis() >= 1000, "second wrong attempt took only {second:?}");
+    let (ok, _, third) = attempt("again-not-the-password")?;
+    assert!(!ok);
+    assert!(third.as_millis() >= 2000, "third wrong attempt took only {third:?}");
+    assert_eq!(instance.json(&["status"])?["state"], "none", "a wrong password changes nothing");
+    let (ok, stderr, _) = attempt(PASSWORD)?;
+    assert!(ok, "{stderr}");
+    instance.stop()
+}
+
+#[test]
+fn a_second_dan_run_on_the_same_data_dir_is_refused() -> anyhow::Result<()> {
+    let mut instance = Instance::init("alice")?;
+    instance.start(&[])?;
+    let refusal = instance.start_expecting_failure(&[])?;
+    assert!(refusal.contains("already running"), "{refusal}");
+    instance.stop()
+}
+
+#[test]
+fn init_refuses_weak_passwords_and_existing_instances() -> anyhow::Result<()> {
+    let instance = Instance::init("alice")?;
+    let again = instance.run(&["init", "--name", "alice"])?;
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a DAN instance"));
+    let fresh = tempfile::tempdir()?;
+    let weak = std::process::Command::new(dan_tests::dan_bin())
+        .arg("--data-dir")
+        .arg(fresh.path())
+        .args(["init", "--name", "x"])
+        .env("DAN_ADMIN_PASSWORD", "short")
+        .output()?;
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least") || String::from_utf8_lossy(&weak.stderr).contains("10 to"));
+    Ok(())
+}

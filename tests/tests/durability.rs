@@ -1,0 +1,112 @@
+//! Invariant 5 (nothing acknowledged is lost) and the integrity check, with
+//! real `dan run` processes and real SQLite files.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dan_tests::{Instance, wait_until};
+
+fn solo_network(name: &str) -> anyhow::Result<Instance> {
+    let mut instance = Instance::init(name)?;
+    instance.start(&[])?;
+    instance.ok(&["network", "create", "--name", "Durability", "--min-members", "1"])?;
+    Ok(instance)
+}
+
+#[test]
+fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_write() -> anyhow::Result<()> {
+    let mut instance = solo_network("alice")?;
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    for round in 0..3 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked_this_round = Arc::new(AtomicUsize::new(0));
+        let writer = {
+            let (stop, count, acknowledged) = (stop.clone(), acked_this_round.clone(), acknowledged.clone());
+            let command_for = {
+                let dir = instance.data_dir().to_owned();
+                move |n: usize| {
+                    let mut c = std::process::Command::new(dan_tests::dan_bin());
+                    c.arg("--data-dir").arg(&dir).args([
+                        "record", "put", "--collection", "crash", "--title", &format!("round {round} write {n}"),
+                    ]);
+                    c
+                }
+            };
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let Ok(output) = command_for(n).output() else { break };
+                    if output.status.success() {
+                        let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+                        acknowledged.lock().map(|mut a| a.push(id)).ok();
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
+        let target = 15 + round * 10;
+        wait_until(Duration::from_secs(60), "acknowledged writes", || {
+            acked_this_round.load(Ordering::SeqCst) >= target
+        })?;
+        instance.kill()?;
+        stop.store(true, Ordering::SeqCst);
+        writer.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
+        instance.start(&[])?;
+        assert!(
+            instance.log().contains("integrity check passed"),
+            "the restart must run a clean integrity check:\n{}",
+            instance.log()
+        );
+        let listed = instance.json(&["record", "list", "--collection", "crash"])?;
+        let ids: Vec<&str> = listed
+            .as_array()
+            .map(|rows| rows.iter().filter_map(|r| r["id"].as_str()).collect())
+            .unwrap_or_default();
+        let acknowledged = acknowledged.lock().map(|a| a.clone()).unwrap_or_default();
+        for id in &acknowledged {
+            assert!(ids.contains(&id.as_str()), "acknowledged record {id} was lost in round {round}");
+        }
+    }
+    instance.stop()
+}
+
+#[test]
+fn integrity_check_names_a_record_edited_in_the_sqlite_file_and_repair_restores_it() -> anyhow::Result<()> {
+    let mut instance = solo_network("bob")?;
+    let edited = instance.ok(&["record", "put", "--collection", "notes", "--title", "Original title"])?;
+    let untouched = instance.ok(&["record", "put", "--collection", "notes", "--title", "Untouched"])?;
+    let roots_before = instance.json(&["status"])?;
+    instance.stop()?;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", instance.db_path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await?;
+        let changed = sqlx::query("UPDATE records SET title = 'Forged title' WHERE id = ?1")
+            .bind(&edited)
+            .execute(&pool)
+            .await?
+            .rows_affected();
+        assert_eq!(changed, 1);
+        pool.close().await;
+        anyhow::Ok(())
+    })?;
+
+    let refusal = instance.start_expecting_failure(&[])?;
+    assert!(refusal.contains("integrity check failed"), "{refusal}");
+    assert!(refusal.contains(&edited), "the edited record must be named:\n{refusal}");
+    assert!(refusal.contains("title"), "the edited column must be named:\n{refusal}");
+    assert!(!refusal.contains(&untouched), "only the edited record is named:\n{refusal}");
+
+    let repaired = instance.ok(&["repair"])?;
+    assert!(repaired.contains("Repaired"), "{repaired}");
+    instance.start(&[])?;
+    let record = instance.json(&["record", "get", &edited])?;
+    assert_eq!(record["title"], "Original title");
+    let roots_after = instance.json(&["status"])?;
+    assert_eq!(roots_after["state_root"], roots_before["state_root"]);
+    assert_eq!(roots_after["ops_root"], roots_before["ops_root"]);
+    instance.stop()
+}
