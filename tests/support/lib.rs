@@ -18,12 +18,19 @@ pub fn dan_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test binary> → target/<profile>/dan
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
     profile_dir.join(format!("dan{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) -> anyhow::Result<()> {
+pub fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if condition() {
@@ -116,7 +123,10 @@ impl Instance {
     }
 
     fn log_file(&self) -> anyhow::Result<std::fs::File> {
-        Ok(std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?)
+        Ok(std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?)
     }
 
     /// Everything `dan run` logged so far.
@@ -136,7 +146,11 @@ impl Instance {
         self.child = Some(child);
         let mut exited = None;
         let result = wait_until(Duration::from_secs(60), "the instance to answer", || {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 exited = Some(status);
                 return true;
             }
@@ -153,7 +167,11 @@ impl Instance {
     pub fn start_expecting_failure(&self, extra: &[&str]) -> anyhow::Result<String> {
         let mut args = vec!["run", "--no-keyring"];
         args.extend_from_slice(extra);
-        let mut child = self.command(&args).stdout(Stdio::null()).stderr(self.log_file()?).spawn()?;
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(self.log_file()?)
+            .spawn()?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = child.try_wait()? {
@@ -212,7 +230,6 @@ fn terminate(child: &Child) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
 
 impl Drop for Instance {
     fn drop(&mut self) {

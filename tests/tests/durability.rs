@@ -10,7 +10,14 @@ use dan_tests::{Instance, wait_until};
 fn solo_network(name: &str) -> anyhow::Result<Instance> {
     let mut instance = Instance::init(name)?;
     instance.start(&[])?;
-    instance.ok(&["network", "create", "--name", "Durability", "--min-members", "1"])?;
+    instance.ok(&[
+        "network",
+        "create",
+        "--name",
+        "Durability",
+        "--min-members",
+        "1",
+    ])?;
     Ok(instance)
 }
 
@@ -22,13 +29,19 @@ fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_write() -> anyhow::Re
         let stop = Arc::new(AtomicBool::new(false));
         let acked_this_round = Arc::new(AtomicUsize::new(0));
         let writer = {
-            let (stop, count, acknowledged) = (stop.clone(), acked_this_round.clone(), acknowledged.clone());
+            let (stop, count, acknowledged) =
+                (stop.clone(), acked_this_round.clone(), acknowledged.clone());
             let command_for = {
                 let dir = instance.data_dir().to_owned();
                 move |n: usize| {
                     let mut c = std::process::Command::new(dan_tests::dan_bin());
                     c.arg("--data-dir").arg(&dir).args([
-                        "record", "put", "--collection", "crash", "--title", &format!("round {round} write {n}"),
+                        "record",
+                        "put",
+                        "--collection",
+                        "crash",
+                        "--title",
+                        &format!("round {round} write {n}"),
                     ]);
                     c
                 }
@@ -37,7 +50,9 @@ fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_write() -> anyhow::Re
                 let mut n = 0;
                 while !stop.load(Ordering::SeqCst) {
                     n += 1;
-                    let Ok(output) = command_for(n).output() else { break };
+                    let Ok(output) = command_for(n).output() else {
+                        break;
+                    };
                     if output.status.success() {
                         let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
                         acknowledged.lock().map(|mut a| a.push(id)).ok();
@@ -52,7 +67,9 @@ fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_write() -> anyhow::Re
         })?;
         instance.kill()?;
         stop.store(true, Ordering::SeqCst);
-        writer.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
         instance.start(&[])?;
         assert!(
             instance.log().contains("integrity check passed"),
@@ -66,17 +83,35 @@ fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_write() -> anyhow::Re
             .unwrap_or_default();
         let acknowledged = acknowledged.lock().map(|a| a.clone()).unwrap_or_default();
         for id in &acknowledged {
-            assert!(ids.contains(&id.as_str()), "acknowledged record {id} was lost in round {round}");
+            assert!(
+                ids.contains(&id.as_str()),
+                "acknowledged record {id} was lost in round {round}"
+            );
         }
     }
     instance.stop()
 }
 
 #[test]
-fn integrity_check_names_a_record_edited_in_the_sqlite_file_and_repair_restores_it() -> anyhow::Result<()> {
+fn integrity_check_names_a_record_edited_in_the_sqlite_file_and_repair_restores_it()
+-> anyhow::Result<()> {
     let mut instance = solo_network("bob")?;
-    let edited = instance.ok(&["record", "put", "--collection", "notes", "--title", "Original title"])?;
-    let untouched = instance.ok(&["record", "put", "--collection", "notes", "--title", "Untouched"])?;
+    let edited = instance.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "notes",
+        "--title",
+        "Original title",
+    ])?;
+    let untouched = instance.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "notes",
+        "--title",
+        "Untouched",
+    ])?;
     let roots_before = instance.json(&["status"])?;
     instance.stop()?;
 
@@ -96,9 +131,18 @@ fn integrity_check_names_a_record_edited_in_the_sqlite_file_and_repair_restores_
 
     let refusal = instance.start_expecting_failure(&[])?;
     assert!(refusal.contains("integrity check failed"), "{refusal}");
-    assert!(refusal.contains(&edited), "the edited record must be named:\n{refusal}");
-    assert!(refusal.contains("title"), "the edited column must be named:\n{refusal}");
-    assert!(!refusal.contains(&untouched), "only the edited record is named:\n{refusal}");
+    assert!(
+        refusal.contains(&edited),
+        "the edited record must be named:\n{refusal}"
+    );
+    assert!(
+        refusal.contains("title"),
+        "the edited column must be named:\n{refusal}"
+    );
+    assert!(
+        !refusal.contains(&untouched),
+        "only the edited record is named:\n{refusal}"
+    );
 
     let repaired = instance.ok(&["repair"])?;
     assert!(repaired.contains("Repaired"), "{repaired}");

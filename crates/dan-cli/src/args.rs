@@ -211,7 +211,8 @@ impl ListArgs {
 }
 
 fn parse_hash(text: &str) -> Result<Hash32, String> {
-    text.parse().map_err(|e: dan_core::hash::BadHash| e.to_string())
+    text.parse()
+        .map_err(|e: dan_core::hash::BadHash| e.to_string())
 }
 
 /// The platform's data directory for DAN (e.g. ~/.local/share/dan).
@@ -225,9 +226,18 @@ mod tests {
 
     #[test]
     fn fields_parse_as_text_or_typed_json() {
-        assert_eq!(parse_field("a=b=c").ok(), Some(("a".into(), FieldValue::Text("b=c".into()))));
-        assert_eq!(parse_field("n:=5").ok(), Some(("n".into(), FieldValue::Int(5))));
-        assert_eq!(parse_field("ok:=true").ok(), Some(("ok".into(), FieldValue::Bool(true))));
+        assert_eq!(
+            parse_field("a=b=c").ok(),
+            Some(("a".into(), FieldValue::Text("b=c".into())))
+        );
+        assert_eq!(
+            parse_field("n:=5").ok(),
+            Some(("n".into(), FieldValue::Int(5)))
+        );
+        assert_eq!(
+            parse_field("ok:=true").ok(),
+            Some(("ok".into(), FieldValue::Bool(true)))
+        );
         assert!(parse_field("n:=[1]").is_err());
         assert!(parse_field("novalue").is_err());
     }

@@ -21,7 +21,11 @@ use output::Printer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Run { .. }) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Run { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -30,7 +34,10 @@ fn main() -> ExitCode {
         )
         .init();
     let printer = Printer { json: cli.json };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             printer.error("io", &format!("cannot start the runtime: {e}"));
@@ -82,14 +89,18 @@ impl From<anyhow::Error> for Failure {
 async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
     let data_dir = match cli.data_dir {
         Some(dir) => dir,
-        None => args::default_data_dir().context("no data directory given and no default one on this system")?,
+        None => args::default_data_dir()
+            .context("no data directory given and no default one on this system")?,
     };
     let client = ControlClient::new(&data_dir);
     match cli.command {
         Command::Init { name } => {
             let password = password::new_password()?;
             let peer = Node::init(&data_dir, &name, &password).await?;
-            printer.value(&serde_json::json!({ "peer_id": peer.to_string(), "name": name }), |_| peer.to_string());
+            printer.value(
+                &serde_json::json!({ "peer_id": peer.to_string(), "name": name }),
+                |_| peer.to_string(),
+            );
         }
         Command::Run { repair, no_keyring } => {
             let mut config = NodeConfig::new(&data_dir);
@@ -104,13 +115,18 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             let node = open_node(config, false).await?;
             let report = node.integrity().clone();
             node.close().await;
-            printer.value(&serde_json::to_value(&report).unwrap_or(Value::Null), |_| {
-                if report.is_clean() {
-                    report.to_string()
-                } else {
-                    format!("{report}\nRepaired: the records were rebuilt from the signed op log.")
-                }
-            });
+            printer.value(
+                &serde_json::to_value(&report).unwrap_or(Value::Null),
+                |_| {
+                    if report.is_clean() {
+                        report.to_string()
+                    } else {
+                        format!(
+                            "{report}\nRepaired: the records were rebuilt from the signed op log."
+                        )
+                    }
+                },
+            );
         }
         Command::Status => {
             let status = client.call(ControlRequest::Status).await?;
@@ -134,7 +150,9 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 min_members,
                 approve_code: approve_code_hash,
             };
-            let status = client.call(ControlRequest::CreateNetwork { network, password }).await?;
+            let status = client
+                .call(ControlRequest::CreateNetwork { network, password })
+                .await?;
             printer.value(&status, output::status);
         }
         Command::Record(command) => record(&client, printer, command).await?,
@@ -142,7 +160,11 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn record(client: &ControlClient, printer: &Printer, command: RecordCommand) -> Result<(), Failure> {
+async fn record(
+    client: &ControlClient,
+    printer: &Printer,
+    command: RecordCommand,
+) -> Result<(), Failure> {
     match command {
         RecordCommand::Put(put) => {
             let record = put.into_request()?;
@@ -154,12 +176,18 @@ async fn record(client: &ControlClient, printer: &Printer, command: RecordComman
             printer.value(&view, output::record);
         }
         RecordCommand::List(list) => {
-            let views = client.call(ControlRequest::ListRecords { query: list.into_query() }).await?;
+            let views = client
+                .call(ControlRequest::ListRecords {
+                    query: list.into_query(),
+                })
+                .await?;
             printer.value(&views, output::record_table);
         }
         RecordCommand::Delete { id } => {
             let view = client.call(ControlRequest::DeleteRecord { id }).await?;
-            printer.value(&view, |v| format!("deleted {}", v["id"].as_str().unwrap_or_default()));
+            printer.value(&view, |v| {
+                format!("deleted {}", v["id"].as_str().unwrap_or_default())
+            });
         }
         RecordCommand::History { id } => {
             let entries = client.call(ControlRequest::History { id }).await?;

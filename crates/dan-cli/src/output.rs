@@ -21,7 +21,10 @@ impl Printer {
     /// Prints an error to stderr.
     pub(crate) fn error(&self, code: &str, message: &str) {
         if self.json {
-            eprintln!("{}", serde_json::json!({ "error": { "code": code, "message": message } }));
+            eprintln!(
+                "{}",
+                serde_json::json!({ "error": { "code": code, "message": message } })
+            );
         } else {
             eprintln!("error: {message}");
         }
@@ -39,10 +42,22 @@ fn text(value: &Value) -> String {
 /// `dan status` as text.
 pub(crate) fn status(v: &Value) -> String {
     let mut lines = vec![
-        format!("instance:     {} ({})", text(&v["name"]), text(&v["peer_id"])),
-        format!("network:      {} ({})", text(&v["network_name"]), text(&v["network_id"])),
+        format!(
+            "instance:     {} ({})",
+            text(&v["name"]),
+            text(&v["peer_id"])
+        ),
+        format!(
+            "network:      {} ({})",
+            text(&v["network_name"]),
+            text(&v["network_id"])
+        ),
         format!("state:        {}", text(&v["state"])),
-        format!("members:      {} (needs {})", text(&v["members"]), text(&v["min_members"])),
+        format!(
+            "members:      {} (needs {})",
+            text(&v["members"]),
+            text(&v["min_members"])
+        ),
         format!("ops:          {}", text(&v["op_count"])),
         format!("ops root:     {}", text(&v["ops_root"])),
         format!("state root:   {}", text(&v["state_root"])),
@@ -91,7 +106,11 @@ pub(crate) fn record_table(v: &Value) -> String {
     }
     rows.iter()
         .map(|r| {
-            let deleted = if r["deleted"].as_bool() == Some(true) { "  (deleted)" } else { "" };
+            let deleted = if r["deleted"].as_bool() == Some(true) {
+                "  (deleted)"
+            } else {
+                ""
+            };
             format!(
                 "{:<26} {:<16} {}{deleted}",
                 text(&r["id"]),
@@ -155,7 +174,10 @@ mod chrono_free {
         #[test]
         fn formats_known_dates() {
             assert_eq!(super::format_ms(0), "1970-01-01 00:00:00 UTC");
-            assert_eq!(super::format_ms(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+            assert_eq!(
+                super::format_ms(1_700_000_000_123),
+                "2023-11-14 22:13:20 UTC"
+            );
         }
     }
 }

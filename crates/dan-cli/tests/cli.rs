@@ -9,7 +9,14 @@ use serde_json::Value;
 fn running(name: &str, min_members: &str) -> anyhow::Result<Instance> {
     let mut instance = Instance::init(name)?;
     instance.start(&[])?;
-    instance.ok(&["network", "create", "--name", "Contract", "--min-members", min_members])?;
+    instance.ok(&[
+        "network",
+        "create",
+        "--name",
+        "Contract",
+        "--min-members",
+        min_members,
+    ])?;
     Ok(instance)
 }
 
@@ -24,14 +31,26 @@ fn status_json_has_the_contract_fields_before_and_after_a_network_exists() -> an
     let mut instance = Instance::init("alice")?;
     instance.start(&[])?;
     let fields = [
-        "peer_id", "name", "network_id", "state", "op_count", "ops_root", "state_root", "code_hash", "charter_hash",
+        "peer_id",
+        "name",
+        "network_id",
+        "state",
+        "op_count",
+        "ops_root",
+        "state_root",
+        "code_hash",
+        "charter_hash",
     ];
     let before = instance.json(&["status"])?;
     assert_fields(&before, &fields);
     assert_eq!(before["state"], "none");
     assert_eq!(before["network_id"], Value::Null);
     assert_eq!(before["name"], "alice");
-    assert!(before["peer_id"].as_str().is_some_and(|p| p.starts_with("12D3KooW")));
+    assert!(
+        before["peer_id"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("12D3KooW"))
+    );
 
     instance.ok(&["network", "create", "--name", "Contract"])?;
     let forming = instance.json(&["status"])?;
@@ -39,7 +58,10 @@ fn status_json_has_the_contract_fields_before_and_after_a_network_exists() -> an
     assert_eq!(forming["state"], "forming");
     assert_eq!(forming["network_name"], "Contract");
     assert_eq!(forming["code_approved"], true);
-    assert_eq!(forming["code_hash"].as_str(), Some(instance.ok(&["code-hash"])?.as_str()));
+    assert_eq!(
+        forming["code_hash"].as_str(),
+        Some(instance.ok(&["code-hash"])?.as_str())
+    );
     instance.stop()
 }
 
@@ -47,24 +69,66 @@ fn status_json_has_the_contract_fields_before_and_after_a_network_exists() -> an
 fn record_commands_print_the_contract_json_fields() -> anyhow::Result<()> {
     let mut instance = running("alice", "1")?;
     let id = instance.ok(&[
-        "record", "put", "--collection", "books", "--title", "Dune", "--field", "author=Herbert", "--field",
-        "pages:=412", "--field", "read:=true", "--tag", "scifi",
+        "record",
+        "put",
+        "--collection",
+        "books",
+        "--title",
+        "Dune",
+        "--field",
+        "author=Herbert",
+        "--field",
+        "pages:=412",
+        "--field",
+        "read:=true",
+        "--tag",
+        "scifi",
     ])?;
     let record = instance.json(&["record", "get", &id])?;
-    assert_fields(&record, &["id", "collection", "title", "fields", "deleted", "updated_at", "origin", "tags"]);
+    assert_fields(
+        &record,
+        &[
+            "id",
+            "collection",
+            "title",
+            "fields",
+            "deleted",
+            "updated_at",
+            "origin",
+            "tags",
+        ],
+    );
     assert_eq!(record["id"], id.as_str());
     assert_eq!(record["fields"]["author"], "Herbert");
     assert_eq!(record["fields"]["pages"], 412);
     assert_eq!(record["fields"]["read"], true);
     assert_eq!(record["origin"], instance.json(&["status"])?["peer_id"]);
 
-    instance.ok(&["record", "put", "--id", &id, "--field", "pages:=413", "--remove-field", "read"])?;
+    instance.ok(&[
+        "record",
+        "put",
+        "--id",
+        &id,
+        "--field",
+        "pages:=413",
+        "--remove-field",
+        "read",
+    ])?;
     let changed = instance.json(&["record", "get", &id])?;
     assert_eq!(changed["fields"]["pages"], 413);
     assert_eq!(changed["fields"].get("read"), None);
     assert_eq!(changed["title"], "Dune");
 
-    let custom = instance.ok(&["record", "put", "--id", "my-id", "--collection", "films", "--title", "Alien"])?;
+    let custom = instance.ok(&[
+        "record",
+        "put",
+        "--id",
+        "my-id",
+        "--collection",
+        "films",
+        "--title",
+        "Alien",
+    ])?;
     assert_eq!(custom, "my-id");
     let books = instance.json(&["record", "list", "--collection", "books"])?;
     assert_eq!(books.as_array().map(Vec::len), Some(1));
@@ -73,27 +137,71 @@ fn record_commands_print_the_contract_json_fields() -> anyhow::Result<()> {
 
     let deleted = instance.json(&["record", "delete", &id])?;
     assert_eq!(deleted["deleted"], true);
-    assert_eq!(instance.json(&["record", "list", "--collection", "books"])?, Value::Array(vec![]));
-    assert_eq!(instance.json(&["record", "list", "--deleted", "--collection", "books"])?[0]["id"], id.as_str());
+    assert_eq!(
+        instance.json(&["record", "list", "--collection", "books"])?,
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        instance.json(&["record", "list", "--deleted", "--collection", "books"])?[0]["id"],
+        id.as_str()
+    );
 
     let history = instance.json(&["record", "history", &id])?;
-    let kinds: Vec<&str> = history.as_array().map(|h| h.iter().filter_map(|e| e["kind"].as_str()).collect()).unwrap_or_default();
+    let kinds: Vec<&str> = history
+        .as_array()
+        .map(|h| h.iter().filter_map(|e| e["kind"].as_str()).collect())
+        .unwrap_or_default();
     assert_eq!(kinds, ["create", "update", "delete"]);
-    assert_fields(&history[0], &["op_id", "origin", "seq", "at", "kind", "fields"]);
+    assert_fields(
+        &history[0],
+        &["op_id", "origin", "seq", "at", "kind", "fields"],
+    );
     instance.stop()
 }
 
 #[test]
 fn bad_input_gets_a_clear_error_on_stderr_and_changes_nothing() -> anyhow::Result<()> {
     let mut instance = running("alice", "1")?;
-    instance.ok(&["record", "put", "--collection", "notes", "--title", "Keep me"])?;
+    instance.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "notes",
+        "--title",
+        "Keep me",
+    ])?;
     let before = instance.json(&["status"])?;
     let long = format!("body={}", "x".repeat(20_000));
     let bad: [&[&str]; 6] = [
-        &["record", "put", "--collection", "no spaces allowed", "--title", "x"],
+        &[
+            "record",
+            "put",
+            "--collection",
+            "no spaces allowed",
+            "--title",
+            "x",
+        ],
         &["record", "put", "--collection", "notes"],
-        &["record", "put", "--collection", "notes", "--title", "x", "--field", &long],
-        &["record", "put", "--collection", "notes", "--title", "x", "--field", "n:=[1,2]"],
+        &[
+            "record",
+            "put",
+            "--collection",
+            "notes",
+            "--title",
+            "x",
+            "--field",
+            &long,
+        ],
+        &[
+            "record",
+            "put",
+            "--collection",
+            "notes",
+            "--title",
+            "x",
+            "--field",
+            "n:=[1,2]",
+        ],
         &["record", "get", "does-not-exist"],
         &["record", "delete", "bad id!"],
     ];
@@ -114,9 +222,18 @@ fn bad_input_gets_a_clear_error_on_stderr_and_changes_nothing() -> anyhow::Resul
 }
 
 #[test]
-fn forming_network_refuses_record_writes_and_says_how_many_members_are_missing() -> anyhow::Result<()> {
+fn forming_network_refuses_record_writes_and_says_how_many_members_are_missing()
+-> anyhow::Result<()> {
     let mut instance = running("alice", "3")?;
-    let output = instance.run(&["--json", "record", "put", "--collection", "notes", "--title", "Too early"])?;
+    let output = instance.run(&[
+        "--json",
+        "record",
+        "put",
+        "--collection",
+        "notes",
+        "--title",
+        "Too early",
+    ])?;
     assert!(!output.status.success());
     let error: Value = serde_json::from_slice(&output.stderr)?;
     assert_eq!(error["error"]["code"], "forming");
@@ -147,17 +264,31 @@ fn wrong_admin_password_is_refused_with_a_growing_delay() -> anyhow::Result<()> 
             .command(&["network", "create", "--name", "X"])
             .env("DAN_ADMIN_PASSWORD", password)
             .output()?;
-        Ok((output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned(), start.elapsed()))
+        Ok((
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            start.elapsed(),
+        ))
     };
     let (ok, stderr, _) = attempt("not-the-password")?;
     assert!(!ok && stderr.contains("wrong admin password"), "{stderr}");
     let (ok, _, second) = attempt("still-not-the-password")?;
     assert!(!ok);
-    assert!(second.as_millis() >= 1000, "second wrong attempt took only {second:?}");
+    assert!(
+        second.as_millis() >= 1000,
+        "second wrong attempt took only {second:?}"
+    );
     let (ok, _, third) = attempt("again-not-the-password")?;
     assert!(!ok);
-    assert!(third.as_millis() >= 2000, "third wrong attempt took only {third:?}");
-    assert_eq!(instance.json(&["status"])?["state"], "none", "a wrong password changes nothing");
+    assert!(
+        third.as_millis() >= 2000,
+        "third wrong attempt took only {third:?}"
+    );
+    assert_eq!(
+        instance.json(&["status"])?["state"],
+        "none",
+        "a wrong password changes nothing"
+    );
     let (ok, stderr, _) = attempt(PASSWORD)?;
     assert!(ok, "{stderr}");
     instance.stop()
@@ -185,6 +316,9 @@ fn init_refuses_weak_passwords_and_existing_instances() -> anyhow::Result<()> {
         .env("DAN_ADMIN_PASSWORD", "short")
         .output()?;
     assert!(!weak.status.success());
-    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least") || String::from_utf8_lossy(&weak.stderr).contains("10 to"));
+    assert!(
+        String::from_utf8_lossy(&weak.stderr).contains("at least")
+            || String::from_utf8_lossy(&weak.stderr).contains("10 to")
+    );
     Ok(())
 }

@@ -105,12 +105,22 @@ impl Schema {
                 (fields.iter().collect(), Vec::new())
             }
             RecordAction::Update { fields, .. } => (
-                fields.iter().filter_map(|(k, v)| Some((k, v.as_ref()?))).collect(),
-                fields.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k).collect(),
+                fields
+                    .iter()
+                    .filter_map(|(k, v)| Some((k, v.as_ref()?)))
+                    .collect(),
+                fields
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| k)
+                    .collect(),
             ),
             RecordAction::Delete => return Ok(()),
         };
-        if let Some(name) = removed.iter().find(|name| rules.required.contains(name.as_str())) {
+        if let Some(name) = removed
+            .iter()
+            .find(|name| rules.required.contains(name.as_str()))
+        {
             return Err(RecordError::Schema(format!(
                 "field `{name}` is required in collection `{collection}` and cannot be removed"
             )));
@@ -344,7 +354,11 @@ mod tests {
             tags: BTreeSet::new(),
         };
         assert!(schema.check("books", &create(FieldValue::Int(3))).is_ok());
-        assert!(schema.check("books", &create(FieldValue::Text("3".into()))).is_err());
+        assert!(
+            schema
+                .check("books", &create(FieldValue::Text("3".into())))
+                .is_err()
+        );
         assert!(schema.check("films", &create(FieldValue::Int(3))).is_err());
         let remove = RecordAction::Update {
             title: None,

@@ -35,7 +35,10 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes canonical bytes of at most `limit` bytes.
-pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
+pub fn decode<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, CodecError> {
     if bytes.len() > limit {
         return Err(CodecError::TooLarge {
             size: bytes.len(),
@@ -75,7 +78,10 @@ mod tests {
     fn trailing_bytes_and_overlong_varints_are_rejected() {
         let mut bytes = encode(&5u64);
         bytes.push(0);
-        assert!(matches!(decode::<u64>(&bytes, 64), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode::<u64>(&bytes, 64),
+            Err(CodecError::Malformed(_))
+        ));
         // 5 encoded as a two-byte varint instead of one byte.
         assert!(decode::<u64>(&[0x85, 0x00], 64).is_err());
     }

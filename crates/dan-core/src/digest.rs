@@ -93,7 +93,11 @@ impl DigestTree {
 
     /// The root digest.
     pub fn root(&self) -> Hash32 {
-        self.levels.last().and_then(|level| level.first()).copied().unwrap_or(Hash32::ZERO)
+        self.levels
+            .last()
+            .and_then(|level| level.first())
+            .copied()
+            .unwrap_or(Hash32::ZERO)
     }
 
     /// The 4096 bucket digests, for locating differences with another tree.
@@ -165,7 +169,10 @@ mod tests {
         assert_eq!(a.len(), 500);
         b.insert(key(7), key(0));
         assert_ne!(a.root(), b.root());
-        assert_eq!(a.differing_buckets(b.bucket_digests()), vec![DigestTree::bucket_of(&key(7))]);
+        assert_eq!(
+            a.differing_buckets(b.bucket_digests()),
+            vec![DigestTree::bucket_of(&key(7))]
+        );
     }
 
     #[test]

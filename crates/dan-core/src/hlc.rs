@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// A hybrid logical timestamp. Ordered by wall time, then counter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Hlc {
     /// Milliseconds since the Unix epoch (as seen by the writer).
     pub wall_ms: u64,
@@ -43,6 +45,12 @@ mod tests {
         };
         assert!(Hlc::next(seen, 900) > seen);
         assert!(Hlc::next(seen, 1_000) > seen);
-        assert_eq!(Hlc::next(seen, 2_000), Hlc { wall_ms: 2_000, counter: 0 });
+        assert_eq!(
+            Hlc::next(seen, 2_000),
+            Hlc {
+                wall_ms: 2_000,
+                counter: 0
+            }
+        );
     }
 }

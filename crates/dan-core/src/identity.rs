@@ -162,7 +162,12 @@ mod tests {
 
     #[test]
     fn garbage_peer_ids_are_rejected() {
-        for bad in ["", "hello", "12D3KooWxyz", "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"] {
+        for bad in [
+            "",
+            "hello",
+            "12D3KooWxyz",
+            "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N",
+        ] {
             assert!(bad.parse::<PeerKey>().is_err(), "{bad}");
         }
     }
@@ -173,6 +178,10 @@ mod tests {
         let sig = pair.sign(b"hello");
         assert!(pair.public().verify(b"hello", &sig));
         assert!(!pair.public().verify(b"hellO", &sig));
-        assert!(!Keypair::from_secret([2; 32]).public().verify(b"hello", &sig));
+        assert!(
+            !Keypair::from_secret([2; 32])
+                .public()
+                .verify(b"hello", &sig)
+        );
     }
 }

@@ -220,7 +220,8 @@ mod tests {
     fn verify_ops_separates_forged_signatures() {
         let pair = Keypair::from_secret([5; 32]);
         let mallory = Keypair::from_secret([6; 32]);
-        let good = VerifiedOp::sign(body(pair.public(), 1), &pair).unwrap_or_else(|e| panic!("{e}"));
+        let good =
+            VerifiedOp::sign(body(pair.public(), 1), &pair).unwrap_or_else(|e| panic!("{e}"));
         let mut forged = VerifiedOp::sign(body(mallory.public(), 2), &mallory)
             .unwrap_or_else(|e| panic!("{e}"))
             .0;

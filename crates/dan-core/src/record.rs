@@ -229,7 +229,10 @@ impl RecordAction {
             } => {
                 check_name("collection", collection)?;
                 check_title(title)?;
-                check_fields(fields.iter().map(|(k, v)| (k, Some(v))), codec::encode(fields).len())?;
+                check_fields(
+                    fields.iter().map(|(k, v)| (k, Some(v))),
+                    codec::encode(fields).len(),
+                )?;
                 check_tags(tags)
             }
             RecordAction::Update {
@@ -240,7 +243,10 @@ impl RecordAction {
                 if let Some(title) = title {
                     check_title(title)?;
                 }
-                check_fields(fields.iter().map(|(k, v)| (k, v.as_ref())), codec::encode(fields).len())?;
+                check_fields(
+                    fields.iter().map(|(k, v)| (k, v.as_ref())),
+                    codec::encode(fields).len(),
+                )?;
                 tags.as_ref().map_or(Ok(()), check_tags)
             }
             RecordAction::Delete => Ok(()),
@@ -272,13 +278,13 @@ fn check_fields<'a>(
     }
     for (name, value) in fields {
         check_name("field name", name)?;
-        if let Some(FieldValue::Text(text)) = value {
-            if text.len() > MAX_FIELD_TEXT_LEN {
-                return Err(RecordError::FieldTooLong {
-                    field: name.clone(),
-                    len: text.len(),
-                });
-            }
+        if let Some(FieldValue::Text(text)) = value
+            && text.len() > MAX_FIELD_TEXT_LEN
+        {
+            return Err(RecordError::FieldTooLong {
+                field: name.clone(),
+                len: text.len(),
+            });
         }
     }
     Ok(())
@@ -394,7 +400,8 @@ impl RecordState {
             Some(reg) if stamp > reg.stamp => *reg = Register { value, stamp },
             Some(_) => {}
             None => {
-                self.fields.insert(name.to_owned(), Register { value, stamp });
+                self.fields
+                    .insert(name.to_owned(), Register { value, stamp });
             }
         }
     }
@@ -418,7 +425,11 @@ impl RecordState {
                 .iter()
                 .filter_map(|(name, reg)| Some((name.clone(), reg.value.clone()?)))
                 .collect(),
-            tags: self.tags.as_ref().map(|reg| reg.value.clone()).unwrap_or_default(),
+            tags: self
+                .tags
+                .as_ref()
+                .map(|reg| reg.value.clone())
+                .unwrap_or_default(),
             deleted: self.deleted.is_some(),
             created_at: created.hlc.wall_ms,
             updated_at: latest.hlc.wall_ms,
@@ -531,7 +542,10 @@ mod tests {
         assert!(RecordId::new("a b").is_err());
         assert!(RecordId::new(&"x".repeat(65)).is_err());
         let big = update("a", &"x".repeat(MAX_FIELD_TEXT_LEN + 1));
-        assert!(matches!(big.check_limits(), Err(RecordError::FieldTooLong { .. })));
+        assert!(matches!(
+            big.check_limits(),
+            Err(RecordError::FieldTooLong { .. })
+        ));
         assert!(update("bad name", "v").check_limits().is_err());
     }
 }

@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::charter::{Charter, CharterError, SignedGenesis};
 use crate::codec;
+use crate::digest::DigestTree;
 use crate::hash::{Hash32, NetworkId, OpId};
 use crate::hlc::Hlc;
 use crate::identity::PeerKey;
 use crate::op::{OpBody, Payload, VerifiedOp};
 use crate::record::{RecordAction, RecordError, RecordId, RecordState, RecordView, Stamp};
-use crate::digest::DigestTree;
 
 /// Why an op was not applied. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,7 +119,7 @@ impl Member {
 pub enum Applied {
     /// The op was new and is now part of the state. For a record op, the
     /// record's new version.
-    New(Option<RecordView>),
+    New(Option<Box<RecordView>>),
     /// The op was already applied; nothing changed.
     Duplicate,
 }
@@ -157,7 +157,9 @@ impl Replica {
             latest_hlc: Hlc::default(),
             genesis,
         };
-        replica.state_tree.insert(charter_key(), replica.charter.hash());
+        replica
+            .state_tree
+            .insert(charter_key(), replica.charter.hash());
         let founder = Member {
             peer: replica.genesis.genesis.founder,
             name: replica.genesis.genesis.founder_name.clone(),
@@ -168,7 +170,8 @@ impl Replica {
     }
 
     fn set_member(&mut self, member: Member) {
-        self.state_tree.insert(member_key(&member.peer), member.digest());
+        self.state_tree
+            .insert(member_key(&member.peer), member.digest());
         self.members.insert(member.peer, member);
     }
 
@@ -232,7 +235,9 @@ impl Replica {
 
     /// The latest seq applied for `origin` (0 if none).
     pub fn chain_len(&self, origin: &PeerKey) -> u64 {
-        self.chains.get(origin).map_or(0, |chain| chain.len() as u64)
+        self.chains
+            .get(origin)
+            .map_or(0, |chain| chain.len() as u64)
     }
 
     /// The current version of a record.
@@ -253,7 +258,10 @@ impl Replica {
             network: self.network_id,
             origin,
             seq: chain.map_or(0, Vec::len) as u64 + 1,
-            prev: chain.and_then(|c| c.last()).copied().unwrap_or(Hash32::ZERO),
+            prev: chain
+                .and_then(|c| c.last())
+                .copied()
+                .unwrap_or(Hash32::ZERO),
             hlc: Hlc::next(self.latest_hlc, now_ms),
             payload,
         }
@@ -269,7 +277,7 @@ impl Replica {
         if let Some(applied) = self.check_chain(op)? {
             return Ok(applied);
         }
-        let record = match &body.payload {
+        let record: Option<RecordView> = match &body.payload {
             Payload::Record { id, action } => {
                 self.check_record(id, action)?;
                 let state = self
@@ -283,7 +291,8 @@ impl Replica {
                 state.apply(action, stamp, body.origin);
                 let view = state.view();
                 if let Some(view) = &view {
-                    self.state_tree.insert(state_key_of_record(id), view.digest());
+                    self.state_tree
+                        .insert(state_key_of_record(id), view.digest());
                 }
                 view
             }
@@ -292,7 +301,7 @@ impl Replica {
         self.ops_tree.insert(op.id(), op.id());
         self.op_count += 1;
         self.latest_hlc = self.latest_hlc.max(body.hlc);
-        Ok(Applied::New(record))
+        Ok(Applied::New(record.map(Box::new)))
     }
 
     /// `Some(Duplicate)` for an op already applied, `None` for the next op
@@ -304,7 +313,10 @@ impl Replica {
         if body.seq == 0 {
             return Err(OpRejection::BrokenChain { origin, seq: 0 });
         }
-        if let Some(existing) = usize::try_from(body.seq - 1).ok().and_then(|i| chain.get(i)) {
+        if let Some(existing) = usize::try_from(body.seq - 1)
+            .ok()
+            .and_then(|i| chain.get(i))
+        {
             return if *existing == op.id() {
                 Ok(Some(Applied::Duplicate))
             } else {
@@ -404,7 +416,7 @@ impl Replica {
             let mut still_waiting = Vec::new();
             for op in waiting {
                 match self.apply(&op) {
-                    Ok(Applied::New(view)) => outcome.applied.push((op, view)),
+                    Ok(Applied::New(view)) => outcome.applied.push((op, view.map(|v| *v))),
                     Ok(Applied::Duplicate) => outcome.duplicates += 1,
                     Err(reason) if reason.is_transient() => still_waiting.push((op, reason)),
                     Err(reason) => outcome.rejected.push((op, reason)),

@@ -116,7 +116,10 @@ impl HistoryEntry {
                 "create",
                 Some(collection.clone()),
                 Some(title.clone()),
-                fields.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect(),
                 Some(tags.clone()),
             ),
             RecordAction::Update {

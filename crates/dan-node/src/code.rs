@@ -24,6 +24,8 @@ pub fn hash_file(path: &std::path::Path) -> Result<CodeHash, NodeError> {
     let context = || format!("reading {}", path.display());
     let file = std::fs::File::open(path).map_err(NodeError::io(context()))?;
     let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(file).map_err(NodeError::io(context()))?;
+    hasher
+        .update_reader(file)
+        .map_err(NodeError::io(context()))?;
     Ok(dan_core::Hash32(*hasher.finalize().as_bytes()))
 }

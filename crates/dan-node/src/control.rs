@@ -105,14 +105,18 @@ enum Response {
 
 /// Serves the control channel until `shutdown` resolves. Writes a fresh
 /// token file and removes socket and token when done.
-pub async fn serve(node: Node, shutdown: impl std::future::Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn serve(
+    node: Node,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
     let dir = node.data_dir().to_owned();
     let socket = dir.join(SOCKET_FILE);
     let token = hex::encode(crate::secrets::random_bytes()?);
     write_private(&dir.join(TOKEN_FILE), token.as_bytes())?;
     // We hold the data directory lock, so any socket file left is stale.
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).map_err(NodeError::io(format!("listening on {}", socket.display())))?;
+    let listener = UnixListener::bind(&socket)
+        .map_err(NodeError::io(format!("listening on {}", socket.display())))?;
     set_private(&socket)?;
     tokio::pin!(shutdown);
     loop {
@@ -140,11 +144,19 @@ pub async fn serve(node: Node, shutdown: impl std::future::Future<Output = ()>) 
 async fn handle(stream: UnixStream, node: &Node, token: &str) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST_BYTES)).read_line(&mut line).await?;
+    BufReader::new(read.take(MAX_REQUEST_BYTES))
+        .read_line(&mut line)
+        .await?;
     let response = match serde_json::from_str::<Envelope>(&line) {
-        Err(e) => Response::Error(ControlError::new("bad_request", format!("malformed request: {e}"))),
+        Err(e) => Response::Error(ControlError::new(
+            "bad_request",
+            format!("malformed request: {e}"),
+        )),
         Ok(envelope) if !constant_time_eq(envelope.token.as_bytes(), token.as_bytes()) => {
-            Response::Error(ControlError::new("unauthorized", "the control token is wrong"))
+            Response::Error(ControlError::new(
+                "unauthorized",
+                "the control token is wrong",
+            ))
         }
         Ok(envelope) => match dispatch(node, envelope.request).await {
             Ok(value) => Response::Ok(value),
@@ -162,13 +174,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn to_json<T: Serialize>(value: T) -> Result<Value, NodeError> {
-    serde_json::to_value(value).map_err(|e| NodeError::Invalid(format!("cannot encode the answer: {e}")))
+    serde_json::to_value(value)
+        .map_err(|e| NodeError::Invalid(format!("cannot encode the answer: {e}")))
 }
 
 async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeError> {
     match request {
         ControlRequest::Status => to_json(node.status().await),
-        ControlRequest::CreateNetwork { network, password } => to_json(node.create_network(network, &password).await?),
+        ControlRequest::CreateNetwork { network, password } => {
+            to_json(node.create_network(network, &password).await?)
+        }
         ControlRequest::PutRecord { record } => to_json(node.put_record(record).await?),
         ControlRequest::GetRecord { id } => to_json(node.get_record(&id).await?),
         ControlRequest::ListRecords { query } => to_json(node.list_records(&query).await?),
@@ -220,7 +235,8 @@ impl ControlClient {
 
     /// Sends one request and returns the JSON answer.
     pub async fn call(&self, request: ControlRequest) -> Result<Value, ControlError> {
-        let token = std::fs::read_to_string(self.data_dir.join(TOKEN_FILE)).map_err(|_| self.not_running())?;
+        let token = std::fs::read_to_string(self.data_dir.join(TOKEN_FILE))
+            .map_err(|_| self.not_running())?;
         let stream = UnixStream::connect(self.data_dir.join(SOCKET_FILE))
             .await
             .map_err(|_| self.not_running())?;
@@ -229,19 +245,29 @@ impl ControlClient {
             token: token.trim().to_owned(),
             request,
         };
-        let mut bytes = serde_json::to_vec(&envelope).map_err(|e| ControlError::new("bad_request", e.to_string()))?;
+        let mut bytes = serde_json::to_vec(&envelope)
+            .map_err(|e| ControlError::new("bad_request", e.to_string()))?;
         bytes.push(b'\n');
         let io = |e: std::io::Error| ControlError::new("io", format!("control channel: {e}"));
         write.write_all(&bytes).await.map_err(io)?;
         let mut line = String::new();
-        BufReader::new(read).read_line(&mut line).await.map_err(io)?;
+        BufReader::new(read)
+            .read_line(&mut line)
+            .await
+            .map_err(io)?;
         if line.is_empty() {
-            return Err(ControlError::new("io", "the instance closed the control channel without answering"));
+            return Err(ControlError::new(
+                "io",
+                "the instance closed the control channel without answering",
+            ));
         }
         match serde_json::from_str::<Response>(&line) {
             Ok(Response::Ok(value)) => Ok(value),
             Ok(Response::Error(error)) => Err(error),
-            Err(e) => Err(ControlError::new("bad_response", format!("malformed answer: {e}"))),
+            Err(e) => Err(ControlError::new(
+                "bad_response",
+                format!("malformed answer: {e}"),
+            )),
         }
     }
 }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use dan_core::charter::CharterError;
-use dan_core::replica::OpRejection;
 use dan_core::op::SignError;
 use dan_core::record::RecordError;
+use dan_core::replica::OpRejection;
 use dan_store::StoreError;
 
 use crate::integrity::IntegrityReport;
@@ -30,7 +30,9 @@ pub enum NodeError {
     #[error(transparent)]
     Secret(#[from] SecretError),
     /// The instance has no network yet.
-    #[error("this instance is not part of a network yet: create one (`dan network create --name NAME`) or join one")]
+    #[error(
+        "this instance is not part of a network yet: create one (`dan network create --name NAME`) or join one"
+    )]
     NoNetwork,
     /// The instance already belongs to a network.
     #[error("this instance already belongs to the network {0}")]
@@ -83,9 +85,10 @@ impl NodeError {
             NodeError::NoNetwork => "no_network",
             NodeError::HasNetwork(_) => "has_network",
             NodeError::NotFound(_) => "not_found",
-            NodeError::Invalid(_) | NodeError::Record(_) | NodeError::Charter(_) | NodeError::Sign(_) => {
-                "invalid"
-            }
+            NodeError::Invalid(_)
+            | NodeError::Record(_)
+            | NodeError::Charter(_)
+            | NodeError::Sign(_) => "invalid",
             NodeError::Rejected(OpRejection::Forming { .. }) => "forming",
             NodeError::Rejected(_) => "rejected",
             NodeError::Integrity(_) => "integrity",

@@ -7,7 +7,7 @@ use std::fmt;
 
 use dan_core::op::verify_ops;
 use dan_core::{Hash32, Op, RecordId, RecordView, Replica, SignedGenesis};
-use dan_store::{StoredOp, Store};
+use dan_store::{Store, StoredOp};
 use serde::Serialize;
 
 use crate::error::NodeError;
@@ -70,7 +70,11 @@ impl fmt::Display for IntegrityReport {
             writeln!(f, "  record {}: {}", record.id, record.problem)?;
         }
         if self.mismatched_records.len() > 20 {
-            writeln!(f, "  … and {} more records", self.mismatched_records.len() - 20)?;
+            writeln!(
+                f,
+                "  … and {} more records",
+                self.mismatched_records.len() - 20
+            )?;
         }
         for op in self.damaged_ops.iter().take(20) {
             writeln!(f, "  op log entry {}: {}", op.pos, op.problem)?;
@@ -83,14 +87,16 @@ impl fmt::Display for IntegrityReport {
 }
 
 /// The state rebuilt from the op log and what the comparison found.
-pub(crate) struct Replayed {
-    pub(crate) replica: Replica,
-    pub(crate) report: IntegrityReport,
+pub struct Replayed {
+    /// The replica rebuilt from the signed op log alone.
+    pub replica: Replica,
+    /// What the comparison with the materialized tables found.
+    pub report: IntegrityReport,
 }
 
 /// Replays the op log into a fresh replica and compares its records with the
 /// table.
-pub(crate) async fn check(store: &Store, genesis: &SignedGenesis) -> Result<Replayed, NodeError> {
+pub async fn check(store: &Store, genesis: &SignedGenesis) -> Result<Replayed, NodeError> {
     let mut replica = Replica::new(genesis.clone())?;
     let mut report = IntegrityReport::default();
     let log = store.ops().await?;
@@ -98,8 +104,10 @@ pub(crate) async fn check(store: &Store, genesis: &SignedGenesis) -> Result<Repl
     for chunk in log.chunks(REPLAY_BATCH) {
         replay_chunk(&mut replica, chunk, &mut report);
     }
-    let mut expected: HashMap<RecordId, RecordView> =
-        replica.records().map(|view| (view.id.clone(), view)).collect();
+    let mut expected: HashMap<RecordId, RecordView> = replica
+        .records()
+        .map(|view| (view.id.clone(), view))
+        .collect();
     let rows = store.all_records().await?;
     report.records_checked = rows.len() as u64;
     for row in rows {
@@ -115,7 +123,10 @@ pub(crate) async fn check(store: &Store, genesis: &SignedGenesis) -> Result<Repl
                 }),
                 Some(truth) if truth != stored => report.mismatched_records.push(RecordMismatch {
                     id: stored.id.to_string(),
-                    problem: format!("edited outside DAN ({})", differing_columns(&truth, &stored)),
+                    problem: format!(
+                        "edited outside DAN ({})",
+                        differing_columns(&truth, &stored)
+                    ),
                 }),
                 Some(_) => {}
             },
@@ -180,6 +191,10 @@ fn differing_columns(truth: &RecordView, stored: &RecordView) -> String {
         ("origin", truth.origin != stored.origin),
         ("version", truth.version != stored.version),
     ];
-    let names: Vec<&str> = checks.iter().filter(|(_, differs)| *differs).map(|(n, _)| *n).collect();
+    let names: Vec<&str> = checks
+        .iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(n, _)| *n)
+        .collect();
     format!("changed: {}", names.join(", "))
 }

@@ -10,6 +10,7 @@ pub mod api;
 mod code;
 pub mod control;
 mod error;
+pub mod ingest;
 pub mod integrity;
 mod node;
 pub mod secrets;

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dan_core::charter::{Charter, Genesis};
-use dan_core::{Applied, CodeHash, Keypair, Op, Payload, PeerKey, RecordAction, RecordId, RecordView, Replica, SignedGenesis, VerifiedOp};
+use dan_core::{
+    Applied, CodeHash, Keypair, Op, Payload, PeerKey, RecordAction, RecordId, RecordView, Replica,
+    SignedGenesis, VerifiedOp,
+};
 use dan_store::{RecordQuery, Store};
 use fs4::fs_std::FileExt;
 use tokio::sync::Mutex;
@@ -124,7 +127,10 @@ fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
 /// Checks an instance name: 1 to 64 characters, not blank.
 pub fn check_instance_name(name: &str) -> Result<String, NodeError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_INSTANCE_NAME || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.chars().count() > MAX_INSTANCE_NAME
+        || name.chars().any(char::is_control)
+    {
         return Err(NodeError::Invalid(format!(
             "an instance name must be 1 to {MAX_INSTANCE_NAME} printable characters"
         )));
@@ -142,7 +148,11 @@ async fn read_sealed_key(store: &Store, data_dir: &Path) -> Result<SealedKey, No
 
 /// Checks `password` against the sealed key, with a delay that grows with
 /// each wrong attempt (the count survives restarts).
-async fn check_password(store: &Store, sealed: &SealedKey, password: &str) -> Result<(UnlockKey, Keypair), NodeError> {
+async fn check_password(
+    store: &Store,
+    sealed: &SealedKey,
+    password: &str,
+) -> Result<(UnlockKey, Keypair), NodeError> {
     let failures = store
         .meta(META_FAILED_UNLOCKS)
         .await?
@@ -187,9 +197,13 @@ impl Node {
         let (sealed, _) = tokio::task::spawn_blocking(move || SealedKey::seal(&to_seal, &password))
             .await
             .map_err(|e| SecretError::Damaged(format!("sealing crashed: {e}")))??;
-        let sealed_json = serde_json::to_vec(&sealed).map_err(|e| SecretError::Damaged(e.to_string()))?;
+        let sealed_json =
+            serde_json::to_vec(&sealed).map_err(|e| SecretError::Damaged(e.to_string()))?;
         store
-            .set_meta(&[(META_NAME, name.as_bytes()), (META_SEALED_KEY, &sealed_json)])
+            .set_meta(&[
+                (META_NAME, name.as_bytes()),
+                (META_SEALED_KEY, &sealed_json),
+            ])
             .await?;
         store.close().await;
         Ok(keypair.public())
@@ -302,7 +316,11 @@ impl Node {
 
     /// Founds a new network with this instance as its first member
     /// (admin only).
-    pub async fn create_network(&self, request: CreateNetwork, password: &str) -> Result<Status, NodeError> {
+    pub async fn create_network(
+        &self,
+        request: CreateNetwork,
+        password: &str,
+    ) -> Result<Status, NodeError> {
         self.verify_admin(password).await?;
         {
             let mut slot = self.inner.replica.lock().await;
@@ -350,7 +368,11 @@ impl Node {
                 if current.deleted {
                     return Err(NodeError::Invalid(format!("record {id} was deleted")));
                 }
-                if put.collection.as_ref().is_some_and(|c| *c != current.collection) {
+                if put
+                    .collection
+                    .as_ref()
+                    .is_some_and(|c| *c != current.collection)
+                {
                     return Err(NodeError::Invalid(format!(
                         "record {id} is in collection `{}`; a record's collection cannot change",
                         current.collection
@@ -375,13 +397,17 @@ impl Node {
                 let mut fields = std::collections::BTreeMap::new();
                 for (name, value) in put.fields {
                     let value = value.ok_or_else(|| {
-                        NodeError::Invalid(format!("field `{name}` cannot be removed from a new record"))
+                        NodeError::Invalid(format!(
+                            "field `{name}` cannot be removed from a new record"
+                        ))
                     })?;
                     fields.insert(name, value);
                 }
                 let id = match put.id {
                     Some(id) => RecordId::new(&id)?,
-                    None => RecordId::derive(&self.peer_id(), replica.chain_len(&self.peer_id()) + 1),
+                    None => {
+                        RecordId::derive(&self.peer_id(), replica.chain_len(&self.peer_id()) + 1)
+                    }
                 };
                 let action = RecordAction::Create {
                     collection,
@@ -392,7 +418,15 @@ impl Node {
                 (id, action)
             }
         };
-        let view = self.write(replica, Payload::Record { id: id.clone(), action }).await?;
+        let view = self
+            .write(
+                replica,
+                Payload::Record {
+                    id: id.clone(),
+                    action,
+                },
+            )
+            .await?;
         view.ok_or_else(|| NodeError::NotFound(id.to_string()))
     }
 
@@ -416,11 +450,15 @@ impl Node {
     }
 
     /// Signs, applies and durably stores one local op.
-    async fn write(&self, replica: &mut Replica, payload: Payload) -> Result<Option<RecordView>, NodeError> {
+    async fn write(
+        &self,
+        replica: &mut Replica,
+        payload: Payload,
+    ) -> Result<Option<RecordView>, NodeError> {
         let body = replica.next_body(self.peer_id(), now_ms(), payload);
         let op = VerifiedOp::sign(body, &self.inner.keypair)?;
         let view = match replica.apply(&op)? {
-            Applied::New(view) => view,
+            Applied::New(view) => view.map(|v| *v),
             Applied::Duplicate => None,
         };
         let commit = self
@@ -469,20 +507,29 @@ impl Node {
         if entries.is_empty() {
             return Err(NodeError::NotFound(id.to_string()));
         }
-        entries.sort_by(|a, b| (a.at, a.op_id).cmp(&(b.at, b.op_id)));
+        entries.sort_by_key(|e| (e.at, e.op_id));
         Ok(entries)
     }
 }
 
-async fn unlock(store: &Store, sealed: &SealedKey, credentials: &Credentials) -> Result<Keypair, NodeError> {
-    let keyring = credentials.use_keyring.then(|| KeyringCache::new(&sealed.public));
+async fn unlock(
+    store: &Store,
+    sealed: &SealedKey,
+    credentials: &Credentials,
+) -> Result<Keypair, NodeError> {
+    let keyring = credentials
+        .use_keyring
+        .then(|| KeyringCache::new(&sealed.public));
     if let Some(cached) = keyring.as_ref().and_then(KeyringCache::load) {
         match sealed.open(&cached) {
             Ok(keypair) => return Ok(keypair),
             Err(_) => keyring.iter().for_each(KeyringCache::forget),
         }
     }
-    let password = credentials.password.as_deref().ok_or(NodeError::PasswordNeeded)?;
+    let password = credentials
+        .password
+        .as_deref()
+        .ok_or(NodeError::PasswordNeeded)?;
     let (unlock, keypair) = check_password(store, sealed, password).await?;
     if let Some(keyring) = &keyring {
         keyring.store(&unlock);
@@ -490,7 +537,11 @@ async fn unlock(store: &Store, sealed: &SealedKey, credentials: &Credentials) ->
     Ok(keypair)
 }
 
-async fn load_replica(store: &Store, genesis: &SignedGenesis, on_damage: OnDamage) -> Result<(Replica, IntegrityReport), NodeError> {
+async fn load_replica(
+    store: &Store,
+    genesis: &SignedGenesis,
+    on_damage: OnDamage,
+) -> Result<(Replica, IntegrityReport), NodeError> {
     let replayed = integrity::check(store, genesis).await?;
     let report = replayed.report;
     if report.is_clean() {

@@ -175,7 +175,9 @@ impl SealedKey {
             .map_err(|_| SecretError::Damaged("bad key length".into()))?;
         let keypair = Keypair::from_secret(secret);
         if keypair.public() != self.public {
-            return Err(SecretError::Damaged("key does not match its public half".into()));
+            return Err(SecretError::Damaged(
+                "key does not match its public half".into(),
+            ));
         }
         Ok(keypair)
     }
@@ -237,7 +239,11 @@ impl KeyringCache {
 
     /// Caches `unlock`. Returns whether the keyring took it.
     pub fn store(&self, unlock: &UnlockKey) -> bool {
-        match self.entry.as_ref().map(|e| e.set_password(&unlock.to_hex())) {
+        match self
+            .entry
+            .as_ref()
+            .map(|e| e.set_password(&unlock.to_hex()))
+        {
             Some(Ok(())) => true,
             Some(Err(e)) => {
                 tracing::info!("could not cache the unlock key in the OS keyring: {e}");
@@ -267,7 +273,10 @@ mod tests {
         let again = sealed.unlock_key("correct horse battery").expect("derive");
         assert_eq!(again, unlock);
         let wrong = sealed.unlock_key("wrong horse battery").expect("derive");
-        assert_eq!(sealed.open(&wrong).map(|k| k.public()), Err(SecretError::WrongPassword));
+        assert_eq!(
+            sealed.open(&wrong).map(|k| k.public()),
+            Err(SecretError::WrongPassword)
+        );
     }
 
     #[test]
@@ -281,7 +290,9 @@ mod tests {
 
     #[test]
     fn the_delay_grows_and_is_capped() {
-        let delays: Vec<u64> = [0, 1, 2, 3, 7, 30].map(|n| unlock_delay(n).as_secs()).to_vec();
+        let delays: Vec<u64> = [0, 1, 2, 3, 7, 30]
+            .map(|n| unlock_delay(n).as_secs())
+            .to_vec();
         assert_eq!(delays, [0, 1, 2, 4, 60, 60]);
     }
 }

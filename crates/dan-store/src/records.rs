@@ -139,8 +139,14 @@ impl RecordRow {
             serde_json::from_str(&self.fields).map_err(|e| problem(format!("fields: {e}")))?;
         let tags: BTreeSet<String> =
             serde_json::from_str(&self.tags).map_err(|e| problem(format!("tags: {e}")))?;
-        let origin: PeerKey = self.origin.parse().map_err(|e| problem(format!("origin: {e}")))?;
-        let version: Hash32 = self.version.parse().map_err(|e| problem(format!("version: {e}")))?;
+        let origin: PeerKey = self
+            .origin
+            .parse()
+            .map_err(|e| problem(format!("origin: {e}")))?;
+        let version: Hash32 = self
+            .version
+            .parse()
+            .map_err(|e| problem(format!("version: {e}")))?;
         let id = RecordId::new(&self.id).map_err(|e| problem(e.to_string()))?;
         let deleted = match self.deleted {
             0 => false,

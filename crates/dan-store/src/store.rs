@@ -48,7 +48,10 @@ impl Store {
         Self::open_with(options, 1).await
     }
 
-    async fn open_with(options: SqliteConnectOptions, connections: u32) -> Result<Store, StoreError> {
+    async fn open_with(
+        options: SqliteConnectOptions,
+        connections: u32,
+    ) -> Result<Store, StoreError> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -97,7 +100,11 @@ impl Store {
 
     /// Appends `ops` to the log and writes the records they changed, in one
     /// transaction. When this returns, the write is durable.
-    pub async fn commit(&self, ops: &[VerifiedOp], records: &[RecordView]) -> Result<(), StoreError> {
+    pub async fn commit(
+        &self,
+        ops: &[VerifiedOp],
+        records: &[RecordView],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for op in ops {
             let body = op.body();
@@ -132,10 +139,11 @@ impl Store {
 
     /// The ops that changed one record, in arrival order.
     pub async fn record_ops(&self, id: &RecordId) -> Result<Vec<StoredOp>, StoreError> {
-        let rows = sqlx::query("SELECT pos, op_id, bytes FROM ops WHERE record_id = ?1 ORDER BY pos")
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT pos, op_id, bytes FROM ops WHERE record_id = ?1 ORDER BY pos")
+                .bind(id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(stored_op).collect()
     }
 
@@ -165,13 +173,17 @@ impl Store {
 
     /// One record's current version. `Err` carries a row that does not read
     /// back (damaged).
-    pub async fn record(&self, id: &RecordId) -> Result<Option<Result<RecordView, RowError>>, StoreError> {
+    pub async fn record(
+        &self,
+        id: &RecordId,
+    ) -> Result<Option<Result<RecordView, RowError>>, StoreError> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = ?1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok(RecordRow::read(&r)?.into_view())).transpose()
+        row.map(|r| Ok(RecordRow::read(&r)?.into_view()))
+            .transpose()
     }
 
     /// Records matching `query`. Damaged rows are skipped with a warning
@@ -182,7 +194,11 @@ impl Store {
             FILTER,
             query.sort.order_by()
         );
-        let limit = if query.limit == 0 { -1 } else { i64::from(query.limit) };
+        let limit = if query.limit == 0 {
+            -1
+        } else {
+            i64::from(query.limit)
+        };
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(query.collection.as_deref())
             .bind(query.like_pattern())
@@ -217,7 +233,9 @@ impl Store {
     /// check.
     pub async fn all_records(&self) -> Result<Vec<Result<RecordView, RowError>>, StoreError> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM records");
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| Ok(RecordRow::read(row)?.into_view()))
             .collect()

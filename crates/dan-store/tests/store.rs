@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dan_core::charter::Charter;
-use dan_core::{FieldValue, Genesis, Hash32, Keypair, Payload, RecordAction, RecordId, Replica, SignedGenesis, VerifiedOp};
+use dan_core::{
+    FieldValue, Genesis, Hash32, Keypair, Payload, RecordAction, RecordId, Replica, SignedGenesis,
+    VerifiedOp,
+};
 use dan_store::{RecordQuery, RecordSort, Store};
 
 fn replica_and_key() -> (Replica, Keypair) {
@@ -17,15 +20,26 @@ fn replica_and_key() -> (Replica, Keypair) {
         created_ms: 1,
         fork_of: None,
     };
-    let replica = Replica::new(SignedGenesis::sign(genesis, &key).expect("genesis")).expect("replica");
+    let replica =
+        Replica::new(SignedGenesis::sign(genesis, &key).expect("genesis")).expect("replica");
     (replica, key)
 }
 
-fn create(replica: &mut Replica, key: &Keypair, title: &str, body: &str, at: u64) -> (VerifiedOp, dan_core::RecordView) {
+fn create(
+    replica: &mut Replica,
+    key: &Keypair,
+    title: &str,
+    body: &str,
+    at: u64,
+) -> (VerifiedOp, dan_core::RecordView) {
     let payload = Payload::Record {
         id: RecordId::new(&format!("id-{at}")).expect("id"),
         action: RecordAction::Create {
-            collection: if at % 2 == 0 { "even".into() } else { "odd".into() },
+            collection: if at.is_multiple_of(2) {
+                "even".into()
+            } else {
+                "odd".into()
+            },
             title: title.into(),
             fields: BTreeMap::from([("body".to_owned(), FieldValue::Text(body.into()))]),
             tags: BTreeSet::new(),
@@ -33,7 +47,7 @@ fn create(replica: &mut Replica, key: &Keypair, title: &str, body: &str, at: u64
     };
     let op = VerifiedOp::sign(replica.next_body(key.public(), at, payload), key).expect("sign");
     let view = match replica.apply(&op) {
-        Ok(dan_core::Applied::New(Some(view))) => view,
+        Ok(dan_core::Applied::New(Some(view))) => *view,
         other => panic!("unexpected {other:?}"),
     };
     (op, view)
@@ -47,14 +61,22 @@ async fn committed_ops_and_records_survive_reopening_the_file() {
     let (op, view) = create(&mut replica, &key, "Garden plan", "tomatoes", 10);
     {
         let store = Store::open(&path).await.expect("open");
-        store.commit(std::slice::from_ref(&op), std::slice::from_ref(&view)).await.expect("commit");
+        store
+            .commit(std::slice::from_ref(&op), std::slice::from_ref(&view))
+            .await
+            .expect("commit");
         store.close().await;
     }
     let store = Store::open(&path).await.expect("reopen");
     let ops = store.ops().await.expect("ops");
     assert_eq!(ops.len(), 1);
     assert_eq!(ops[0].bytes, op.bytes());
-    let read = store.record(&view.id).await.expect("read").expect("present").expect("intact");
+    let read = store
+        .record(&view.id)
+        .await
+        .expect("read")
+        .expect("present")
+        .expect("intact");
     assert_eq!(read, view);
 }
 
@@ -65,20 +87,45 @@ async fn search_filters_by_text_collection_and_escapes_wildcards() {
     let (mut replica, key) = replica_and_key();
     let mut ops = Vec::new();
     let mut views = Vec::new();
-    for (at, title, body) in [(1, "Apples", "red"), (2, "Pears", "100% green"), (3, "Plums", "blue")] {
+    for (at, title, body) in [
+        (1, "Apples", "red"),
+        (2, "Pears", "100% green"),
+        (3, "Plums", "blue"),
+    ] {
         let (op, view) = create(&mut replica, &key, title, body, at);
         ops.push(op);
         views.push(view);
     }
     store.commit(&ops, &views).await.expect("commit");
-    let titles = |views: Vec<dan_core::RecordView>| views.into_iter().map(|v| v.title).collect::<Vec<_>>();
-    let search = |text: &str| RecordQuery { search: Some(text.into()), sort: RecordSort::TitleAsc, ..Default::default() };
-    assert_eq!(titles(store.records(&search("p")).await.expect("q")), ["Apples", "Pears", "Plums"]);
-    assert_eq!(titles(store.records(&search("GREEN")).await.expect("q")), ["Pears"]);
-    assert_eq!(titles(store.records(&search("0%")).await.expect("q")), ["Pears"]);
+    let titles =
+        |views: Vec<dan_core::RecordView>| views.into_iter().map(|v| v.title).collect::<Vec<_>>();
+    let search = |text: &str| RecordQuery {
+        search: Some(text.into()),
+        sort: RecordSort::TitleAsc,
+        ..Default::default()
+    };
+    assert_eq!(
+        titles(store.records(&search("p")).await.expect("q")),
+        ["Apples", "Pears", "Plums"]
+    );
+    assert_eq!(
+        titles(store.records(&search("GREEN")).await.expect("q")),
+        ["Pears"]
+    );
+    assert_eq!(
+        titles(store.records(&search("0%")).await.expect("q")),
+        ["Pears"]
+    );
     assert!(store.records(&search("_")).await.expect("q").is_empty());
-    let odd = RecordQuery { collection: Some("odd".into()), sort: RecordSort::TitleAsc, ..Default::default() };
-    assert_eq!(titles(store.records(&odd).await.expect("q")), ["Apples", "Plums"]);
+    let odd = RecordQuery {
+        collection: Some("odd".into()),
+        sort: RecordSort::TitleAsc,
+        ..Default::default()
+    };
+    assert_eq!(
+        titles(store.records(&odd).await.expect("q")),
+        ["Apples", "Plums"]
+    );
     assert_eq!(store.count_records(&odd).await.expect("count"), 2);
 }
 
@@ -89,9 +136,17 @@ async fn a_hand_edited_row_reads_back_as_damaged_not_as_a_record() {
     let store = Store::open(&path).await.expect("open");
     let (mut replica, key) = replica_and_key();
     let (op, view) = create(&mut replica, &key, "Note", "x", 1);
-    store.commit(&[op], &[view.clone()]).await.expect("commit");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("raw");
-    sqlx::query("UPDATE records SET fields = 'not json'").execute(&pool).await.expect("edit");
+    store
+        .commit(&[op], std::slice::from_ref(&view))
+        .await
+        .expect("commit");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("raw");
+    sqlx::query("UPDATE records SET fields = 'not json'")
+        .execute(&pool)
+        .await
+        .expect("edit");
     let rows = store.all_records().await.expect("rows");
     assert!(matches!(&rows[0], Err(e) if e.id == view.id.to_string()));
 }

@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dan_core::charter::Charter;
-use dan_core::{FieldValue, Genesis, Hash32, Keypair, Payload, RecordAction, RecordId, Replica, SignedGenesis, VerifiedOp};
+use dan_core::{
+    FieldValue, Genesis, Hash32, Keypair, Payload, RecordAction, RecordId, Replica, SignedGenesis,
+    VerifiedOp,
+};
 
 /// The founder's key in every test network.
 pub(crate) fn founder() -> Keypair {

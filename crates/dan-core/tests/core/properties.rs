@@ -1,14 +1,12 @@
 //! Property tests of the protocol core (invariants 2, 3 and 6 of DESIGN.md).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::{Change, sign_changes, solo_genesis};
 use dan_core::record::{RecordState, Stamp};
 use dan_core::replica::OpRejection;
 use dan_core::{FieldValue, Hash32, Hlc, PeerKey, RecordAction, RecordId, Replica, VerifiedOp};
 use proptest::prelude::*;
-use support::{Change, sign_changes, solo_genesis};
 
 fn change() -> impl Strategy<Value = Change> {
     prop_oneof![
@@ -137,21 +135,35 @@ fn everything_signed_forged_signature_is_rejected_and_changes_nothing() {
 
 #[test]
 fn everything_signed_broken_chain_and_gap_are_rejected_and_change_nothing() {
-    let ops = sign_changes(&[(Change::Create(1), 5), (Change::Create(2), 6), (Change::Create(3), 7)]);
+    let ops = sign_changes(&[
+        (Change::Create(1), 5),
+        (Change::Create(2), 6),
+        (Change::Create(3), 7),
+    ]);
     let mut replica = Replica::new(solo_genesis()).expect("genesis");
     let root = replica.state_root();
-    assert!(matches!(replica.apply(&ops[1]), Err(OpRejection::ChainGap { expected: 1, got: 2, .. })));
+    assert!(matches!(
+        replica.apply(&ops[1]),
+        Err(OpRejection::ChainGap {
+            expected: 1,
+            got: 2,
+            ..
+        })
+    ));
     assert_eq!(replica.state_root(), root);
     assert_eq!(replica.op_count(), 0);
 
     // An op whose `prev` names something else than the previous op.
-    let key = support::founder();
+    let key = crate::support::founder();
     let mut body = ops[1].body().clone();
     body.prev = Hash32::of(b"not the previous op");
     let forged_prev = VerifiedOp::sign(body, &key).expect("sign");
     replica.apply(&ops[0]).expect("first op");
     let root = replica.state_root();
-    assert!(matches!(replica.apply(&forged_prev), Err(OpRejection::BrokenChain { seq: 2, .. })));
+    assert!(matches!(
+        replica.apply(&forged_prev),
+        Err(OpRejection::BrokenChain { seq: 2, .. })
+    ));
     assert_eq!(replica.state_root(), root);
 }
 
@@ -164,13 +176,15 @@ fn everything_signed_equivocation_is_rejected_and_changes_nothing() {
     replica.apply(&ops[0]).expect("first");
     let root = replica.state_root();
     let rejection = replica.apply(&other[0]);
-    assert!(matches!(rejection, Err(OpRejection::Equivocation { seq: 1, existing, .. }) if existing == ops[0].id()));
+    assert!(
+        matches!(rejection, Err(OpRejection::Equivocation { seq: 1, existing, .. }) if existing == ops[0].id())
+    );
     assert_eq!(replica.state_root(), root);
 }
 
 #[test]
 fn bad_input_oversized_field_is_rejected_and_changes_nothing() {
-    let key = support::founder();
+    let key = crate::support::founder();
     let mut replica = Replica::new(solo_genesis()).expect("genesis");
     let root = replica.state_root();
     let payload = dan_core::Payload::Record {
@@ -185,7 +199,9 @@ fn bad_input_oversized_field_is_rejected_and_changes_nothing() {
     let op = VerifiedOp::sign(replica.next_body(key.public(), 1, payload), &key).expect("sign");
     assert!(matches!(
         replica.apply(&op),
-        Err(OpRejection::Record(dan_core::record::RecordError::FieldTooLong { .. }))
+        Err(OpRejection::Record(
+            dan_core::record::RecordError::FieldTooLong { .. }
+        ))
     ));
     assert_eq!(replica.state_root(), root);
     assert_eq!(replica.op_count(), 0);
@@ -199,6 +215,9 @@ fn bad_input_op_from_a_non_member_is_rejected() {
         id: RecordId::new("x").expect("id"),
         action: RecordAction::Delete,
     };
-    let op = VerifiedOp::sign(replica.next_body(stranger.public(), 1, payload), &stranger).expect("sign");
-    assert!(matches!(replica.apply(&op), Err(OpRejection::NotAMember(p)) if p == stranger.public()));
+    let op = VerifiedOp::sign(replica.next_body(stranger.public(), 1, payload), &stranger)
+        .expect("sign");
+    assert!(
+        matches!(replica.apply(&op), Err(OpRejection::NotAMember(p)) if p == stranger.public())
+    );
 }

@@ -1,0 +1,5 @@
+//! Integration tests of the protocol core: golden vectors and properties.
+
+mod golden;
+mod properties;
+mod support;

@@ -1,0 +1,83 @@
+//! The ingest pipeline for ops that arrive from elsewhere: decode with size
+//! limits, batch-verify signatures, check chain, membership and rules in the
+//! replica, then persist the whole batch in one SQLite transaction.
+
+use std::collections::HashMap;
+
+use dan_core::op::verify_ops;
+use dan_core::{Op, OpId, RecordId, RecordView, Replica, VerifiedOp};
+use dan_store::Store;
+
+use crate::error::NodeError;
+
+/// Most ops accepted in one batch.
+pub const MAX_BATCH_OPS: usize = 4096;
+
+/// What happened to a batch.
+#[derive(Debug, Default)]
+pub struct IngestOutcome {
+    /// Ops applied and stored, in order.
+    pub accepted: Vec<VerifiedOp>,
+    /// The records they changed, at their new versions.
+    pub changed: Vec<RecordView>,
+    /// Ops already held.
+    pub duplicates: usize,
+    /// Valid ops that wait for others (a gap, an admission not yet seen).
+    pub deferred: Vec<VerifiedOp>,
+    /// Ops refused for good, with the reason.
+    pub rejected: Vec<(Option<OpId>, String)>,
+}
+
+/// Runs `batch` (canonical op bytes, plus ops deferred earlier) through the
+/// pipeline. On a storage error the replica has moved ahead of the store:
+/// the caller must rebuild it from the store.
+pub async fn ingest(
+    replica: &mut Replica,
+    store: &Store,
+    batch: Vec<Vec<u8>>,
+    waiting: Vec<VerifiedOp>,
+) -> Result<IngestOutcome, NodeError> {
+    if batch.len() > MAX_BATCH_OPS {
+        return Err(NodeError::Invalid(format!(
+            "a batch of {} ops exceeds the limit of {MAX_BATCH_OPS}",
+            batch.len()
+        )));
+    }
+    let mut outcome = IngestOutcome::default();
+    let mut decoded = Vec::with_capacity(batch.len());
+    for bytes in &batch {
+        match Op::decode(bytes) {
+            Ok(op) if replica.contains(&op.id()) => outcome.duplicates += 1,
+            Ok(op) => decoded.push(op),
+            Err(e) => outcome.rejected.push((None, e.to_string())),
+        }
+    }
+    let (mut verified, forged) = verify_ops(decoded);
+    for op in forged {
+        outcome
+            .rejected
+            .push((Some(op.id()), "signature does not verify".into()));
+    }
+    verified.extend(waiting);
+    let applied = replica.apply_batch(verified);
+    outcome.duplicates += applied.duplicates;
+    outcome.deferred = applied.deferred.into_iter().map(|(op, _)| op).collect();
+    outcome.rejected.extend(
+        applied
+            .rejected
+            .into_iter()
+            .map(|(op, why)| (Some(op.id()), why.to_string())),
+    );
+    let mut changed: HashMap<RecordId, RecordView> = HashMap::new();
+    for (op, view) in applied.applied {
+        if let Some(view) = view {
+            changed.insert(view.id.clone(), view);
+        }
+        outcome.accepted.push(op);
+    }
+    outcome.changed = changed.into_values().collect();
+    if !outcome.accepted.is_empty() {
+        store.commit(&outcome.accepted, &outcome.changed).await?;
+    }
+    Ok(outcome)
+}
