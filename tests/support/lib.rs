@@ -50,6 +50,7 @@ pub struct Instance {
     dir: tempfile::TempDir,
     bin: PathBuf,
     child: Option<Child>,
+    env: Vec<(String, String)>,
 }
 
 impl Instance {
@@ -60,6 +61,7 @@ impl Instance {
             dir: tempfile::Builder::new().prefix("dan-test-").tempdir()?,
             bin: dan_bin(),
             child: None,
+            env: Vec::new(),
         };
         instance.ok(&["init", "--name", name])?;
         Ok(instance)
@@ -75,6 +77,12 @@ impl Instance {
         self.dir.path().join("dan.db")
     }
 
+    /// Sets an environment variable for every later command of this
+    /// instance (e.g. a test's own D-Bus session).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// A `dan` command for this instance, with the admin password set.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.bin);
@@ -84,6 +92,7 @@ impl Instance {
             .args(args)
             .env("DAN_ADMIN_PASSWORD", PASSWORD)
             .env_remove("DAN_DATA_DIR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         command
     }
@@ -138,8 +147,12 @@ impl Instance {
     pub fn start(&mut self, extra: &[&str]) -> anyhow::Result<()> {
         let mut args = vec!["run", "--no-keyring"];
         args.extend_from_slice(extra);
-        let child = self
-            .command(&args)
+        self.start_with(self.command(&args))
+    }
+
+    /// Starts a prepared `dan run` command and waits until it answers.
+    pub fn start_with(&mut self, mut command: Command) -> anyhow::Result<()> {
+        let child = command
             .stdout(Stdio::null())
             .stderr(self.log_file()?)
             .spawn()?;

@@ -522,7 +522,10 @@ async fn unlock(
         .then(|| KeyringCache::new(&sealed.public));
     if let Some(cached) = keyring.as_ref().and_then(KeyringCache::load) {
         match sealed.open(&cached) {
-            Ok(keypair) => return Ok(keypair),
+            Ok(keypair) => {
+                tracing::info!("unlocked with the key cached in the OS keyring");
+                return Ok(keypair);
+            }
             Err(_) => keyring.iter().for_each(KeyringCache::forget),
         }
     }
@@ -531,8 +534,8 @@ async fn unlock(
         .as_deref()
         .ok_or(NodeError::PasswordNeeded)?;
     let (unlock, keypair) = check_password(store, sealed, password).await?;
-    if let Some(keyring) = &keyring {
-        keyring.store(&unlock);
+    if keyring.as_ref().is_some_and(|k| k.store(&unlock)) {
+        tracing::info!("cached the unlock key in the OS keyring");
     }
     Ok(keypair)
 }
