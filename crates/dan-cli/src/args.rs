@@ -33,15 +33,7 @@ pub(crate) enum Command {
         name: String,
     },
     /// Run the instance in the foreground until Ctrl-C or SIGTERM.
-    Run {
-        /// Rebuild records from the signed op log if the integrity check
-        /// finds rows that do not match it.
-        #[arg(long)]
-        repair: bool,
-        /// Do not read or fill the OS keyring cache of the unlock key.
-        #[arg(long)]
-        no_keyring: bool,
-    },
+    Run(RunArgs),
     /// Show the instance's state, network and roots.
     Status,
     /// Rebuild the records from the signed op log (instance stopped).
@@ -54,9 +46,113 @@ pub(crate) enum Command {
     /// Create or manage the network.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Issue an invite link (admin), or revoke one with `invite revoke ID`.
+    Invite(InviteArgs),
+    /// List the invites this instance issued.
+    Invites,
+    /// Join a network through an invite link (admin).
+    Join {
+        /// The `dan://join/…` link.
+        link: String,
+        /// Your name as admin, shown to the other admins (default: the
+        /// instance name).
+        #[arg(long)]
+        admin: Option<String>,
+        /// Return once the inviter accepted the request, without waiting
+        /// for the other members' approvals and the first sync.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List the network's members and pending instances.
+    Members,
+    /// Approve a pending instance (admin).
+    Approve {
+        /// Its peer id.
+        peer_id: String,
+    },
+    /// Reject a pending instance (admin).
+    Reject {
+        /// Its peer id.
+        peer_id: String,
+    },
+    /// List the peers seen and what the handshake decided about each.
+    Peers,
     /// Browse and edit records.
     #[command(subcommand)]
     Record(RecordCommand),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// Address to listen on (repeatable; default: all interfaces, a free
+    /// TCP port and a free QUIC port).
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    pub(crate) listen: Vec<dan_node::net::Multiaddr>,
+    /// Peer to dial at start (a multiaddr ending in /p2p/PEER_ID).
+    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+    pub(crate) bootstrap: Vec<dan_node::net::Multiaddr>,
+    /// Do not look for peers on the local network (mDNS).
+    #[arg(long)]
+    pub(crate) no_mdns: bool,
+    /// Relay connections for instances behind NAT (for an instance with a
+    /// public address).
+    #[arg(long)]
+    pub(crate) relay_server: bool,
+    /// Seconds between reconciliation rounds with each peer.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) sync_interval: u64,
+    /// Rebuild records from the signed op log if the integrity check
+    /// finds rows that do not match it.
+    #[arg(long)]
+    pub(crate) repair: bool,
+    /// Do not read or fill the OS keyring cache of the unlock key.
+    #[arg(long)]
+    pub(crate) no_keyring: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct InviteArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<InviteCommand>,
+    /// How many instances may join with the link.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) uses: u32,
+    /// How long the link stays valid: e.g. 30m, 12h, 7d (at most 90d).
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub(crate) expires: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum InviteCommand {
+    /// Revoke an invite so nobody can join with it any more.
+    Revoke {
+        /// The invite id (see `dan invites`).
+        id: String,
+    },
+}
+
+/// Parses `90s`, `30m`, `12h`, `7d` (or plain seconds) into seconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30m, 12h or 7d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}` is not a duration like 30m, 12h or 7d")),
+    };
+    value
+        .checked_mul(factor)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -223,6 +319,16 @@ pub(crate) fn default_data_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("7w").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
 
     #[test]
     fn fields_parse_as_text_or_typed_json() {

@@ -16,7 +16,7 @@ use dan_node::control::{ControlClient, ControlError, ControlRequest};
 use dan_node::{Credentials, Node, NodeConfig, NodeError, OnDamage};
 use serde_json::Value;
 
-use args::{Cli, Command, NetworkCommand, RecordCommand};
+use args::{Cli, Command, InviteCommand, NetworkCommand, RecordCommand, RunArgs};
 use output::Printer;
 
 fn main() -> ExitCode {
@@ -102,13 +102,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 |_| peer.to_string(),
             );
         }
-        Command::Run { repair, no_keyring } => {
-            let mut config = NodeConfig::new(&data_dir);
-            if repair {
-                config.on_damage = OnDamage::Repair;
-            }
-            run(config, !no_keyring).await?;
-        }
+        Command::Run(args) => run(&data_dir, args).await?,
         Command::Repair => {
             let mut config = NodeConfig::new(&data_dir);
             config.on_damage = OnDamage::Repair;
@@ -156,8 +150,107 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             printer.value(&status, output::status);
         }
         Command::Record(command) => record(&client, printer, command).await?,
+        Command::Invite(args) => match args.command {
+            Some(InviteCommand::Revoke { id }) => {
+                let password = password::admin_password()?;
+                let done = client
+                    .call(ControlRequest::RevokeInvite { id, password })
+                    .await?;
+                printer.value(&done, |v| {
+                    format!("revoked invite {}", output::text(&v["revoked"]))
+                });
+            }
+            None => {
+                let password = password::admin_password()?;
+                let invite = dan_node::membership::InviteRequest {
+                    uses: Some(args.uses),
+                    expires_secs: Some(args.expires),
+                };
+                let stored = client
+                    .call(ControlRequest::Invite { invite, password })
+                    .await?;
+                printer.value(&stored, |v| output::text(&v["link"]));
+            }
+        },
+        Command::Invites => {
+            let invites = client.call(ControlRequest::Invites).await?;
+            printer.value(&invites, output::invites);
+        }
+        Command::Join {
+            link,
+            admin,
+            no_wait,
+        } => {
+            let password = password::admin_password()?;
+            let progress = client
+                .call(ControlRequest::Join {
+                    link,
+                    admin_name: admin,
+                    password,
+                })
+                .await?;
+            if no_wait {
+                printer.value(&progress, output::join_progress);
+            } else {
+                if !printer.json {
+                    eprintln!("{}", output::join_progress(&progress));
+                }
+                let status = wait_for_admission(&client, printer).await?;
+                printer.value(&status, output::status);
+            }
+        }
+        Command::Members => {
+            let members = client.call(ControlRequest::Members).await?;
+            printer.value(&members, output::members);
+        }
+        Command::Approve { peer_id } => {
+            let password = password::admin_password()?;
+            let member = client
+                .call(ControlRequest::Approve {
+                    peer: peer_id,
+                    password,
+                })
+                .await?;
+            printer.value(&member, output::member_line);
+        }
+        Command::Reject { peer_id } => {
+            let password = password::admin_password()?;
+            let member = client
+                .call(ControlRequest::Reject {
+                    peer: peer_id,
+                    password,
+                })
+                .await?;
+            printer.value(&member, output::member_line);
+        }
+        Command::Peers => {
+            let peers = client.call(ControlRequest::Peers).await?;
+            printer.value(&peers, output::peers);
+        }
     }
     Ok(())
+}
+
+/// Polls the instance until it is admitted and has caught up, showing the
+/// approvals and a progress bar of the first sync on stderr.
+async fn wait_for_admission(client: &ControlClient, printer: &Printer) -> Result<Value, Failure> {
+    let mut last_line = String::new();
+    loop {
+        let status = client.call(ControlRequest::Status).await?;
+        let line = output::waiting_line(&status);
+        if !printer.json && line != last_line {
+            eprint!("\r{line:<72}");
+            last_line = line;
+        }
+        let admitted = status["state"] != "pending";
+        if admitted && status["missing_ops"].as_u64() == Some(0) && status["last_sync"].is_u64() {
+            if !printer.json {
+                eprintln!();
+            }
+            return Ok(status);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 async fn record(
@@ -214,14 +307,30 @@ async fn open_node(config: NodeConfig, use_keyring: bool) -> Result<Node, Failur
     }
 }
 
-async fn run(config: NodeConfig, use_keyring: bool) -> Result<(), Failure> {
-    let node = open_node(config, use_keyring).await?;
+async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
+    let mut config = NodeConfig::new(data_dir);
+    if args.repair {
+        config.on_damage = OnDamage::Repair;
+    }
+    let node = open_node(config, !args.no_keyring).await?;
+    let mut net_config = dan_node::net::NetConfig {
+        mdns: !args.no_mdns,
+        relay_server: args.relay_server,
+        sync_interval: std::time::Duration::from_secs(args.sync_interval),
+        bootstrap: args.bootstrap,
+        ..Default::default()
+    };
+    if !args.listen.is_empty() {
+        net_config.listen = args.listen;
+    }
+    let net = dan_node::net::start(&node, net_config).await?;
     tracing::info!(
         peer_id = %node.peer_id(),
         data_dir = %node.data_dir().display(),
         "DAN instance running; stop it with Ctrl-C"
     );
     let served = dan_node::control::serve(node.clone(), shutdown_signal()).await;
+    net.shutdown().await;
     node.close().await;
     tracing::info!("DAN instance stopped");
     Ok(served?)

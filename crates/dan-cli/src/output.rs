@@ -31,7 +31,8 @@ impl Printer {
     }
 }
 
-fn text(value: &Value) -> String {
+/// A JSON value as plain text (`-` for null).
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -69,7 +70,152 @@ pub(crate) fn status(v: &Value) -> String {
         None => "",
     };
     lines.push(format!("code hash:    {}{approved}", text(&v["code_hash"])));
+    lines.push(format!(
+        "peers:        {} online, {} ops still to fetch, last sync {}",
+        text(&v["online_peers"]),
+        text(&v["missing_ops"]),
+        v["last_sync"].as_u64().map_or("never".into(), format_ms)
+    ));
+    if let Some(addrs) = v["listen_addrs"].as_array().filter(|a| !a.is_empty()) {
+        let addrs: Vec<String> = addrs.iter().map(text).collect();
+        lines.push(format!("listening:    {}", addrs.join(" ")));
+    }
+    if !v["join"].is_null() {
+        lines.push(format!("joining:      {}", join_progress(&v["join"])));
+    }
     lines.join("\n")
+}
+
+/// A join in progress as text.
+pub(crate) fn join_progress(v: &Value) -> String {
+    format!(
+        "asked to join \"{}\" (invited by {}); waiting for approval ({} of {})",
+        text(&v["network_name"]),
+        text(&v["inviter_name"]),
+        text(&v["approvals"]),
+        text(&v["needed"])
+    )
+}
+
+/// One line while `dan join` waits.
+pub(crate) fn waiting_line(status: &Value) -> String {
+    if status["state"] == "pending" {
+        return match status.get("join").filter(|j| !j.is_null()) {
+            Some(join) => format!(
+                "waiting for approval ({} of {})",
+                text(&join["approvals"]),
+                text(&join["needed"])
+            ),
+            None => "waiting for approval".into(),
+        };
+    }
+    let missing = status["missing_ops"].as_u64().unwrap_or(0);
+    let have = status["op_count"].as_u64().unwrap_or(0);
+    let total = have + missing;
+    let width = 30u64;
+    let filled = if total == 0 {
+        width
+    } else {
+        width * have / total
+    };
+    format!(
+        "syncing [{}{}] {have}/{total} ops",
+        "#".repeat(filled as usize),
+        "-".repeat((width - filled) as usize)
+    )
+}
+
+/// The member table as text.
+pub(crate) fn members(v: &Value) -> String {
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    rows.iter().map(member_line).collect::<Vec<_>>().join("\n")
+}
+
+/// One member as text.
+pub(crate) fn member_line(m: &Value) -> String {
+    let online = if m["online"].as_bool() == Some(true) {
+        "online"
+    } else {
+        "offline"
+    };
+    let me = if m["is_self"].as_bool() == Some(true) {
+        " (this instance)"
+    } else {
+        ""
+    };
+    let approvals = if m["status"] == "pending" {
+        format!(
+            " {}/{} approvals",
+            text(&m["approvals"]),
+            text(&m["needed"])
+        )
+    } else {
+        String::new()
+    };
+    let code: String = m["code_hash"]
+        .as_str()
+        .map_or("-".into(), |c| c.chars().take(12).collect());
+    let refused = m["refused"]
+        .as_str()
+        .map_or(String::new(), |r| format!("  [{r}]"));
+    format!(
+        "{:<54} {:<20} {:<9}{approvals} {online} code {code}{me}{refused}",
+        text(&m["peer_id"]),
+        text(&m["name"]),
+        text(&m["status"]),
+    )
+}
+
+/// Invites as text.
+pub(crate) fn invites(v: &Value) -> String {
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        return "no invites".into();
+    }
+    rows.iter()
+        .map(|i| {
+            let state = if i["revoked"].as_bool() == Some(true) {
+                "revoked"
+            } else {
+                "open"
+            };
+            format!(
+                "{}  {state}  used {}/{}  expires {}\n  {}",
+                text(&i["id"]),
+                text(&i["used"]),
+                text(&i["uses"]),
+                format_ms(i["expires_ms"].as_u64().unwrap_or(0)),
+                text(&i["link"])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Peers as text.
+pub(crate) fn peers(v: &Value) -> String {
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        return "no peers seen".into();
+    }
+    rows.iter()
+        .map(|p| {
+            let online = if p["online"].as_bool() == Some(true) {
+                "online"
+            } else {
+                "offline"
+            };
+            let refused = p["refused"]
+                .as_str()
+                .map_or(String::new(), |r| format!("  [{r}]"));
+            format!(
+                "{:<54} {online:<8} {}{refused}",
+                text(&p["peer_id"]),
+                text(&p["verdict"])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One record as text.

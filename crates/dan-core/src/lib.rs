@@ -11,18 +11,23 @@
 
 pub mod charter;
 pub mod codec;
+pub mod conformance;
 pub mod digest;
+pub mod governance;
 pub mod hash;
 pub mod hlc;
 pub mod identity;
+pub mod invite;
 pub mod op;
 pub mod record;
 pub mod replica;
 
-pub use charter::{Charter, Genesis, SignedGenesis};
+pub use charter::{Charter, Genesis, PROTOCOL_VERSION, SignedGenesis};
+pub use governance::{GovernanceAction, Member, MemberStatus};
 pub use hash::{CodeHash, Hash32, NetworkId, OpId};
 pub use hlc::Hlc;
 pub use identity::{Keypair, PeerKey};
+pub use invite::{Invite, JoinRequest, SignedInvite, SignedJoinRequest};
 pub use op::{Op, OpBody, Payload, VerifiedOp};
 pub use record::{FieldValue, RecordAction, RecordId, RecordView};
 pub use replica::{Applied, OpRejection, Replica};

@@ -6,6 +6,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
+use crate::governance::GovernanceAction;
 use crate::hash::{Hash32, NetworkId, OpId};
 use crate::hlc::Hlc;
 use crate::identity::{Keypair, PeerKey};
@@ -24,6 +25,8 @@ pub enum Payload {
         /// The change.
         action: RecordAction,
     },
+    /// A governance decision (membership).
+    Governance(GovernanceAction),
 }
 
 /// The signed content of an op.

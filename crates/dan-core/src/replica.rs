@@ -8,11 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use crate::charter::{Charter, CharterError, SignedGenesis};
-use crate::codec;
 use crate::digest::DigestTree;
+use crate::governance::{self, GovernanceAction, GovernanceEntry, Member, MemberStatus};
 use crate::hash::{Hash32, NetworkId, OpId};
 use crate::hlc::Hlc;
 use crate::identity::PeerKey;
@@ -62,6 +60,10 @@ pub enum OpRejection {
     /// An update or delete of a record whose creation is not known yet.
     #[error("record {0} does not exist (yet)")]
     MissingRecord(RecordId),
+    /// A governance op is malformed (e.g. a join request whose signature
+    /// does not verify).
+    #[error("invalid governance op: {0}")]
+    BadGovernance(String),
     /// The network has too few members to accept records (invariant 1).
     #[error(
         "the network is still forming: it has {members} of the {needed} members it needs before records can be written"
@@ -89,31 +91,6 @@ impl OpRejection {
     }
 }
 
-/// A member's standing in the network.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberStatus {
-    /// Admitted and conforming.
-    Member,
-}
-
-/// One row of the member table.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct Member {
-    /// The instance.
-    pub peer: PeerKey,
-    /// The instance's name.
-    pub name: String,
-    /// Its standing.
-    pub status: MemberStatus,
-}
-
-impl Member {
-    fn digest(&self) -> Hash32 {
-        Hash32::tagged("dan member v1", &[&codec::encode(self)])
-    }
-}
-
 /// What applying an op did.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Applied {
@@ -131,6 +108,8 @@ pub struct Replica {
     network_id: NetworkId,
     charter: Charter,
     members: BTreeMap<PeerKey, Member>,
+    governance: BTreeMap<(Hlc, OpId), GovernanceEntry>,
+    needs_rebuild: bool,
     chains: HashMap<PeerKey, Vec<OpId>>,
     records: HashMap<RecordId, RecordState>,
     ops_tree: DigestTree,
@@ -149,6 +128,8 @@ impl Replica {
             network_id,
             charter,
             members: BTreeMap::new(),
+            governance: BTreeMap::new(),
+            needs_rebuild: false,
             chains: HashMap::new(),
             records: HashMap::new(),
             ops_tree: DigestTree::new(),
@@ -160,19 +141,62 @@ impl Replica {
         replica
             .state_tree
             .insert(charter_key(), replica.charter.hash());
-        let founder = Member {
-            peer: replica.genesis.genesis.founder,
-            name: replica.genesis.genesis.founder_name.clone(),
-            status: MemberStatus::Member,
-        };
-        replica.set_member(founder);
+        replica.refold();
         Ok(replica)
     }
 
-    fn set_member(&mut self, member: Member) {
-        self.state_tree
-            .insert(member_key(&member.peer), member.digest());
-        self.members.insert(member.peer, member);
+    /// Recomputes the member table from the governance ops and updates the
+    /// state tree. Flags a rebuild if anyone lost membership (their ops may
+    /// no longer be valid).
+    fn refold(&mut self) {
+        let table = governance::fold(&self.genesis, self.charter.quorum, &self.governance);
+        for (peer, old) in &self.members {
+            if !table.contains_key(peer) {
+                self.state_tree.remove(&member_key(peer));
+            }
+            let still_member = table
+                .get(peer)
+                .is_some_and(|m| m.status == MemberStatus::Member);
+            if old.status == MemberStatus::Member && !still_member {
+                self.needs_rebuild = true;
+            }
+        }
+        for (peer, row) in &table {
+            if self.members.get(peer) != Some(row) {
+                self.state_tree.insert(member_key(peer), row.digest());
+            }
+        }
+        self.members = table;
+    }
+
+    /// Whether a late governance op changed past membership decisions, so
+    /// the state must be rebuilt from the op log (see `dan-node`).
+    pub fn needs_rebuild(&self) -> bool {
+        self.needs_rebuild
+    }
+
+    /// One member-table row.
+    pub fn member(&self, peer: &PeerKey) -> Option<&Member> {
+        self.members.get(peer)
+    }
+
+    /// The latest join request approved for `peer`, if any.
+    pub fn join_request(&self, peer: &PeerKey) -> Option<&crate::invite::SignedJoinRequest> {
+        self.governance
+            .values()
+            .rev()
+            .find_map(|entry| match &entry.action {
+                GovernanceAction::Approve { request } if request.request.joiner == *peer => {
+                    Some(request)
+                }
+                _ => None,
+            })
+    }
+
+    /// Whether `peer` is a member in good standing.
+    pub fn is_member(&self, peer: &PeerKey) -> bool {
+        self.member(peer)
+            .is_some_and(|m| m.status == MemberStatus::Member)
     }
 
     /// The signed genesis.
@@ -190,7 +214,7 @@ impl Replica {
         &self.charter
     }
 
-    /// The member table.
+    /// The member table (members, pending and rejected candidates).
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.members.values()
     }
@@ -226,6 +250,11 @@ impl Replica {
     /// Number of applied ops.
     pub fn op_count(&self) -> u64 {
         self.op_count
+    }
+
+    /// Every applied op id, in no particular order.
+    pub fn op_ids(&self) -> impl Iterator<Item = &OpId> + '_ {
+        (0..crate::digest::BUCKETS).flat_map(|b| self.ops_tree.bucket(b).map(|(id, _)| id))
     }
 
     /// Whether the op is applied.
@@ -296,6 +325,18 @@ impl Replica {
                 }
                 view
             }
+            Payload::Governance(action) => {
+                self.check_governance(action)?;
+                self.governance.insert(
+                    (body.hlc, op.id()),
+                    GovernanceEntry {
+                        origin: body.origin,
+                        action: action.clone(),
+                    },
+                );
+                self.refold();
+                None
+            }
         };
         self.chains.entry(body.origin).or_default().push(op.id());
         self.ops_tree.insert(op.id(), op.id());
@@ -327,11 +368,7 @@ impl Replica {
                 })
             };
         }
-        if !self
-            .members
-            .get(&origin)
-            .is_some_and(|m| m.status == MemberStatus::Member)
-        {
+        if !self.is_member(&origin) {
             return Err(OpRejection::NotAMember(origin));
         }
         let expected = chain.len() as u64 + 1;
@@ -349,6 +386,24 @@ impl Replica {
             });
         }
         Ok(None)
+    }
+
+    /// Checks a governance op on its own (signatures, network).
+    fn check_governance(&self, action: &GovernanceAction) -> Result<(), OpRejection> {
+        match action {
+            GovernanceAction::Approve { request } => {
+                request
+                    .verify()
+                    .map_err(|e| OpRejection::BadGovernance(e.to_string()))?;
+                if request.request.network != self.network_id {
+                    return Err(OpRejection::BadGovernance(
+                        "the join request is for another network".into(),
+                    ));
+                }
+                Ok(())
+            }
+            GovernanceAction::Reject { .. } => Ok(()),
+        }
     }
 
     /// Checks a record change against the limits, the forming rule and the

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum NetworkState {
     /// No network created or joined yet.
     None,
+    /// Asked to join; waiting for the members' approval.
+    Pending,
     /// Fewer members than the charter needs; records are refused.
     Forming,
     /// Enough members; records are accepted.
@@ -47,6 +49,16 @@ pub struct Status {
     pub charter_hash: Option<Hash32>,
     /// Whether this executable is approved by the charter.
     pub code_approved: Option<bool>,
+    /// Peers connected and replicating now.
+    pub online_peers: u64,
+    /// Ops known to exist on peers but not fetched yet.
+    pub missing_ops: u64,
+    /// When a reconciliation last completed (ms since the Unix epoch).
+    pub last_sync: Option<u64>,
+    /// Addresses this instance listens on.
+    pub listen_addrs: Vec<String>,
+    /// The join in progress (state `pending`).
+    pub join: Option<crate::membership::JoinProgress>,
 }
 
 /// `dan record put`: create a record, or change the given parts of one.
@@ -105,7 +117,9 @@ impl HistoryEntry {
     /// The history entry for a record op (`None` for other ops).
     pub fn from_op(op: &Op) -> Option<Self> {
         let body = op.body();
-        let Payload::Record { action, .. } = &body.payload;
+        let Payload::Record { action, .. } = &body.payload else {
+            return None;
+        };
         let (kind, collection, title, fields, tags) = match action {
             RecordAction::Create {
                 collection,

@@ -15,6 +15,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::api::{CreateNetwork, PutRecord};
 use crate::error::NodeError;
+use crate::membership::InviteRequest;
 use crate::node::Node;
 
 /// Socket file name inside the data directory.
@@ -62,6 +63,49 @@ pub enum ControlRequest {
         /// Its id.
         id: String,
     },
+    /// Issue an invite link (admin only).
+    Invite {
+        /// Uses and lifetime.
+        invite: InviteRequest,
+        /// The admin password.
+        password: String,
+    },
+    /// Invites issued by this instance.
+    Invites,
+    /// Revoke an invite (admin only).
+    RevokeInvite {
+        /// The invite id.
+        id: String,
+        /// The admin password.
+        password: String,
+    },
+    /// Join a network through an invite link (admin only).
+    Join {
+        /// The `dan://join/…` link.
+        link: String,
+        /// The admin's display name (default: the instance name).
+        admin_name: Option<String>,
+        /// The admin password.
+        password: String,
+    },
+    /// The member table.
+    Members,
+    /// Approve a pending instance (admin only).
+    Approve {
+        /// Its peer id.
+        peer: String,
+        /// The admin password.
+        password: String,
+    },
+    /// Reject a pending instance (admin only).
+    Reject {
+        /// Its peer id.
+        peer: String,
+        /// The admin password.
+        password: String,
+    },
+    /// Every peer seen, with the handshake's verdict.
+    Peers,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -189,7 +233,33 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
         ControlRequest::ListRecords { query } => to_json(node.list_records(&query).await?),
         ControlRequest::DeleteRecord { id } => to_json(node.delete_record(&id).await?),
         ControlRequest::History { id } => to_json(node.history(&id).await?),
+        ControlRequest::Invite { invite, password } => {
+            to_json(node.create_invite(invite, &password).await?)
+        }
+        ControlRequest::Invites => to_json(node.invites().await?),
+        ControlRequest::RevokeInvite { id, password } => {
+            node.revoke_invite(&id, &password).await?;
+            to_json(serde_json::json!({ "revoked": id }))
+        }
+        ControlRequest::Join {
+            link,
+            admin_name,
+            password,
+        } => to_json(node.join(&link, admin_name.as_deref(), &password).await?),
+        ControlRequest::Members => to_json(node.members().await?),
+        ControlRequest::Approve { peer, password } => {
+            to_json(node.approve(&parse_peer(&peer)?, &password).await?)
+        }
+        ControlRequest::Reject { peer, password } => {
+            to_json(node.reject(&parse_peer(&peer)?, &password).await?)
+        }
+        ControlRequest::Peers => to_json(node.peers()),
     }
+}
+
+fn parse_peer(text: &str) -> Result<dan_core::PeerKey, NodeError> {
+    text.parse()
+        .map_err(|e: dan_core::identity::IdentityError| NodeError::Invalid(e.to_string()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {

@@ -34,6 +34,11 @@ pub enum NodeError {
         "this instance is not part of a network yet: create one (`dan network create --name NAME`) or join one"
     )]
     NoNetwork,
+    /// The instance asked to join but is not admitted yet.
+    #[error(
+        "this instance is not a member of the network yet: it is waiting for the members' approval"
+    )]
+    NotMember,
     /// The instance already belongs to a network.
     #[error("this instance already belongs to the network {0}")]
     HasNetwork(String),
@@ -84,6 +89,7 @@ impl NodeError {
             NodeError::Secret(_) => "secret_error",
             NodeError::NoNetwork => "no_network",
             NodeError::HasNetwork(_) => "has_network",
+            NodeError::NotMember => "not_member",
             NodeError::NotFound(_) => "not_found",
             NodeError::Invalid(_)
             | NodeError::Record(_)

@@ -12,10 +12,15 @@ pub mod control;
 mod error;
 pub mod ingest;
 pub mod integrity;
+pub mod membership;
+pub mod net;
 mod node;
+mod replication;
 pub mod secrets;
 
 pub use code::{code_hash, hash_file};
 pub use dan_store::{RecordQuery, RecordSort};
 pub use error::NodeError;
-pub use node::{Credentials, MAX_INSTANCE_NAME, Node, NodeConfig, OnDamage, check_instance_name};
+pub use node::{
+    Credentials, MAX_INSTANCE_NAME, Node, NodeConfig, NodeEvent, OnDamage, check_instance_name,
+};

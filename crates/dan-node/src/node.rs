@@ -16,7 +16,12 @@ use dan_core::{
 };
 use dan_store::{RecordQuery, Store};
 use fs4::fs_std::FileExt;
-use tokio::sync::Mutex;
+use std::sync::OnceLock;
+
+use dan_core::SignedInvite;
+use tokio::sync::{Mutex, broadcast};
+
+use crate::net::NetHandle;
 
 use crate::api::{CreateNetwork, HistoryEntry, NetworkState, PutRecord, Status};
 use crate::code::code_hash;
@@ -29,7 +34,8 @@ const LOCK_FILE: &str = "instance.lock";
 const META_NAME: &str = "instance_name";
 const META_SEALED_KEY: &str = "sealed_key";
 const META_FAILED_UNLOCKS: &str = "failed_unlocks";
-const META_GENESIS: &str = "genesis";
+pub(crate) const META_GENESIS: &str = "genesis";
+pub(crate) const META_JOINING: &str = "joining_invite";
 /// Longest instance name, in characters.
 pub const MAX_INSTANCE_NAME: usize = 64;
 
@@ -79,17 +85,65 @@ pub struct Node {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    data_dir: PathBuf,
-    store: Store,
-    keypair: Keypair,
+pub(crate) struct Inner {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) keypair: Keypair,
     sealed: SealedKey,
-    name: String,
-    code_hash: CodeHash,
-    replica: Mutex<Option<Replica>>,
+    pub(crate) name: String,
+    pub(crate) code_hash: CodeHash,
+    pub(crate) ledger: Mutex<Ledger>,
     admin_gate: Mutex<()>,
     integrity: IntegrityReport,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) net: OnceLock<NetHandle>,
+    pub(crate) joining: std::sync::Mutex<Option<SignedInvite>>,
     _lock: std::fs::File,
+}
+
+/// The replica and what travels with it, behind one lock.
+pub(crate) struct Ledger {
+    /// The network state, once there is a network.
+    pub(crate) replica: Option<Replica>,
+    /// Valid ops that wait for others (gaps, admissions not yet seen).
+    pub(crate) waiting: Vec<VerifiedOp>,
+    /// The sorted op-id set for reconciliation, cached per ops root.
+    pub(crate) reconcile_set: Option<(dan_core::Hash32, Arc<negentropy::NegentropyStorageVector>)>,
+}
+
+/// Something that happened in the instance, for the network layer and the UI.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NodeEvent {
+    /// Ops this instance just wrote, to push to peers.
+    LocalOps {
+        /// Their canonical bytes.
+        #[serde(skip)]
+        ops: Vec<Vec<u8>>,
+    },
+    /// Records changed (written here or received).
+    RecordsChanged {
+        /// Their ids.
+        ids: Vec<String>,
+    },
+    /// The member table or this instance's standing changed.
+    MembersChanged,
+    /// Progress of pulling ops from a peer.
+    SyncProgress {
+        /// The peer pulled from.
+        peer: PeerKey,
+        /// Ops fetched so far in this session.
+        fetched: u64,
+        /// Ops to fetch in this session.
+        total: u64,
+    },
+    /// A peer connected, was accepted, refused or went away.
+    PeerChanged {
+        /// The peer.
+        peer: PeerKey,
+        /// What happened, in words.
+        what: String,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -225,6 +279,10 @@ impl Node {
             .await?
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
+        let joining = match store.meta(META_JOINING).await? {
+            Some(bytes) => SignedInvite::from_link(&String::from_utf8_lossy(&bytes)).ok(),
+            None => None,
+        };
         let (replica, integrity) = match store.meta(META_GENESIS).await? {
             None => (None, IntegrityReport::default()),
             Some(bytes) => {
@@ -241,9 +299,16 @@ impl Node {
                 sealed,
                 name,
                 code_hash: code_hash()?,
-                replica: Mutex::new(replica),
+                ledger: Mutex::new(Ledger {
+                    replica,
+                    waiting: Vec::new(),
+                    reconcile_set: None,
+                }),
                 admin_gate: Mutex::new(()),
                 integrity,
+                events: broadcast::channel(1024).0,
+                net: OnceLock::new(),
+                joining: std::sync::Mutex::new(joining),
                 _lock: lock,
             }),
         })
@@ -278,7 +343,8 @@ impl Node {
 
     /// The instance at a glance.
     pub async fn status(&self) -> Status {
-        let replica = self.inner.replica.lock().await;
+        let ledger = self.inner.ledger.lock().await;
+        let replica = &ledger.replica;
         let mut status = Status {
             peer_id: self.peer_id(),
             name: self.inner.name.clone(),
@@ -293,12 +359,25 @@ impl Node {
             code_hash: self.inner.code_hash,
             charter_hash: None,
             code_approved: None,
+            online_peers: 0,
+            missing_ops: 0,
+            last_sync: None,
+            listen_addrs: Vec::new(),
+            join: None,
         };
+        if let Some(net) = self.inner.net.get() {
+            status.online_peers = net.online_peers();
+            status.missing_ops = net.missing_ops();
+            status.last_sync = net.last_sync();
+            status.listen_addrs = net.listen_addrs().iter().map(ToString::to_string).collect();
+        }
         if let Some(replica) = replica.as_ref() {
             let charter = replica.charter();
             status.network_id = Some(replica.network_id());
             status.network_name = Some(charter.name.clone());
-            status.state = if replica.is_forming() {
+            status.state = if !replica.is_member(&self.peer_id()) {
+                NetworkState::Pending
+            } else if replica.is_forming() {
                 NetworkState::Forming
             } else {
                 NetworkState::Active
@@ -310,6 +389,10 @@ impl Node {
             status.state_root = Some(replica.state_root());
             status.charter_hash = Some(charter.hash());
             status.code_approved = Some(charter.approved_code.contains(&self.inner.code_hash));
+        }
+        drop(ledger);
+        if status.state == NetworkState::Pending {
+            status.join = self.join_progress().await;
         }
         status
     }
@@ -323,8 +406,8 @@ impl Node {
     ) -> Result<Status, NodeError> {
         self.verify_admin(password).await?;
         {
-            let mut slot = self.inner.replica.lock().await;
-            if let Some(existing) = slot.as_ref() {
+            let mut ledger = self.inner.ledger.lock().await;
+            if let Some(existing) = ledger.replica.as_ref() {
                 return Err(NodeError::HasNetwork(existing.charter().name.clone()));
             }
             let mut approved: BTreeSet<CodeHash> = request.approve_code.into_iter().collect();
@@ -346,16 +429,20 @@ impl Node {
                 .store
                 .set_meta(&[(META_GENESIS, &signed.to_bytes())])
                 .await?;
-            *slot = Some(replica);
+            ledger.replica = Some(replica);
         }
+        self.emit(NodeEvent::MembersChanged);
         Ok(self.status().await)
     }
 
     /// Creates a record or changes parts of one. Returns the new version
     /// once it is durable.
     pub async fn put_record(&self, put: PutRecord) -> Result<RecordView, NodeError> {
-        let mut slot = self.inner.replica.lock().await;
-        let replica = slot.as_mut().ok_or(NodeError::NoNetwork)?;
+        let mut ledger = self.inner.ledger.lock().await;
+        let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+        if !replica.is_member(&self.peer_id()) {
+            return Err(NodeError::NotMember);
+        }
         let existing = match &put.id {
             Some(id) => {
                 let id = RecordId::new(id)?;
@@ -433,8 +520,11 @@ impl Node {
     /// Marks a record deleted (its history is kept).
     pub async fn delete_record(&self, id: &str) -> Result<RecordView, NodeError> {
         let id = RecordId::new(id)?;
-        let mut slot = self.inner.replica.lock().await;
-        let replica = slot.as_mut().ok_or(NodeError::NoNetwork)?;
+        let mut ledger = self.inner.ledger.lock().await;
+        let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+        if !replica.is_member(&self.peer_id()) {
+            return Err(NodeError::NotMember);
+        }
         let current = replica
             .record(&id)
             .ok_or_else(|| NodeError::NotFound(id.to_string()))?;
@@ -449,8 +539,19 @@ impl Node {
         view.ok_or_else(|| NodeError::NotFound(id.to_string()))
     }
 
-    /// Signs, applies and durably stores one local op.
-    async fn write(
+    /// Sends an event to the network layer and the UI (no one listening is
+    /// fine).
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Subscribes to the instance's events.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Signs, applies and durably stores one local op, then announces it.
+    pub(crate) async fn write(
         &self,
         replica: &mut Replica,
         payload: Payload,
@@ -472,7 +573,20 @@ impl Node {
             *replica = integrity::check(&self.inner.store, &genesis).await?.replica;
             return Err(error.into());
         }
+        self.emit(NodeEvent::LocalOps {
+            ops: vec![op.bytes().to_vec()],
+        });
+        match &view {
+            Some(view) => self.emit(NodeEvent::RecordsChanged {
+                ids: vec![view.id.to_string()],
+            }),
+            None => self.emit(NodeEvent::MembersChanged),
+        }
         Ok(view)
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// One record's current version.

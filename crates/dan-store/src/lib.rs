@@ -10,9 +10,11 @@
 //! `dan-core` before handing them here.
 
 mod error;
+mod invites;
 mod records;
 mod store;
 
 pub use error::StoreError;
+pub use invites::{InviteUse, StoredInvite};
 pub use records::{RecordQuery, RecordSort, RowError};
 pub use store::{Store, StoredOp};

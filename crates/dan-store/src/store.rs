@@ -70,6 +70,26 @@ impl Store {
         Ok(Store { pool })
     }
 
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The canonical bytes of the ops with these ids (those held).
+    pub async fn ops_by_id(&self, ids: &[dan_core::OpId]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query("SELECT bytes FROM ops WHERE op_id = ?1")
+                .bind(&id.0[..])
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = row {
+                found.push(row.try_get("bytes")?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Closes every connection, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -110,6 +130,7 @@ impl Store {
             let body = op.body();
             let record_id = match &body.payload {
                 Payload::Record { id, .. } => Some(id.to_string()),
+                Payload::Governance(_) => None,
             };
             sqlx::query(
                 "INSERT INTO ops (op_id, origin, origin_seq, record_id, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -1,0 +1,157 @@
+//! The conformance handshake: what two instances tell each other first on
+//! every connection, and the pure decision whether to replicate with a peer.
+//!
+//! Replication is asymmetric on purpose. An instance *serves* ops (answers
+//! reconciliation, accepts pushes) only to peers its own replica knows as
+//! members running approved code. It may *pull* from any peer of the same
+//! network running approved code, because every op pulled is verified on its
+//! own (signature, chain, membership from the genesis on): a peer's word is
+//! never taken for anything that can be checked.
+
+use ed25519_dalek::Signature;
+use serde::{Deserialize, Serialize};
+
+use crate::charter::PROTOCOL_VERSION;
+use crate::codec::{self, CodecError};
+use crate::hash::{CodeHash, Hash32, NetworkId};
+use crate::identity::{Keypair, PeerKey};
+use crate::replica::Replica;
+
+/// Largest encoded hello, in bytes.
+pub const MAX_HELLO_BYTES: usize = 4096;
+
+/// What an instance announces about itself on every connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender.
+    pub peer: PeerKey,
+    /// The protocol version it speaks.
+    pub protocol_version: u32,
+    /// BLAKE3 of the executable it runs.
+    pub code_hash: CodeHash,
+    /// Its network, if it has one (a joining instance names the network of
+    /// its invite).
+    pub network: Option<NetworkId>,
+    /// Digest of its current charter.
+    pub charter_hash: Option<Hash32>,
+    /// Digest of its op set.
+    pub ops_root: Option<Hash32>,
+    /// Digest of its state.
+    pub state_root: Option<Hash32>,
+    /// How many ops it holds.
+    pub op_count: u64,
+    /// When it was made (ms since the Unix epoch, sender's clock).
+    pub sent_ms: u64,
+}
+
+/// A hello signed by its sender, so that what it announced (e.g. its code
+/// hash) can later serve as evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHello {
+    /// The content.
+    pub hello: Hello,
+    /// The sender's signature.
+    pub signature: Signature,
+}
+
+impl SignedHello {
+    /// Signs `hello`.
+    pub fn sign(hello: Hello, key: &Keypair) -> Self {
+        let signature = key.sign(&Self::signing_bytes(&hello));
+        SignedHello { hello, signature }
+    }
+
+    fn signing_bytes(hello: &Hello) -> Vec<u8> {
+        let mut bytes = b"dan hello v1\0".to_vec();
+        bytes.extend(codec::encode(hello));
+        bytes
+    }
+
+    /// Whether the signature is the claimed sender's.
+    pub fn verify(&self) -> bool {
+        self.hello
+            .peer
+            .verify(&Self::signing_bytes(&self.hello), &self.signature)
+    }
+
+    /// The canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes canonical bytes (the signature is checked by
+    /// [`judge`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
+        codec::decode(bytes, MAX_HELLO_BYTES)
+    }
+}
+
+/// What to do with a peer after its hello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A conforming member: replicate both ways.
+    Replicate,
+    /// Same network and approved code, but not (yet) a member in this
+    /// replica: this instance may pull from it (everything pulled is
+    /// verified) but does not serve it. Joining instances are in this state
+    /// until their admission ops arrive.
+    PullOnly,
+    /// Not a member but the same network: may only ask to join.
+    Candidate,
+    /// Disconnect, for the reason given (logged and shown on both sides).
+    Refuse(String),
+}
+
+/// Decides how to treat `connected_peer` after its signed hello. `me` is
+/// this instance, `replica` its view of its network (`None` while it has
+/// none), `joining` the network it is joining through an invite.
+pub fn judge(
+    me: &PeerKey,
+    replica: Option<&Replica>,
+    joining: Option<NetworkId>,
+    connected_peer: &PeerKey,
+    hello: &SignedHello,
+) -> Verdict {
+    let h = &hello.hello;
+    if h.peer != *connected_peer || !hello.verify() {
+        return Verdict::Refuse("its hello is not signed by the connected instance".into());
+    }
+    if h.protocol_version != PROTOCOL_VERSION {
+        return Verdict::Refuse(format!(
+            "it speaks protocol version {}, this instance speaks {PROTOCOL_VERSION}",
+            h.protocol_version
+        ));
+    }
+    let Some(replica) = replica else {
+        return match (joining, h.network) {
+            (Some(target), Some(theirs)) if target == theirs => Verdict::PullOnly,
+            _ => Verdict::Refuse("this instance is not part of a network yet".into()),
+        };
+    };
+    if h.network != Some(replica.network_id()) {
+        return Verdict::Refuse(match h.network {
+            Some(other) => format!("it belongs to another network ({})", other.short()),
+            None => "it is not part of a network".into(),
+        });
+    }
+    if !replica.charter().approved_code.contains(&h.code_hash) {
+        return Verdict::Refuse(format!(
+            "it runs software whose code hash {} is not approved by the charter",
+            h.code_hash.short()
+        ));
+    }
+    if !replica.is_member(&h.peer) {
+        return if replica.is_member(me) {
+            Verdict::Candidate
+        } else {
+            Verdict::PullOnly
+        };
+    }
+    if h.ops_root == Some(replica.ops_root()) && h.charter_hash != Some(replica.charter().hash()) {
+        return Verdict::Refuse("it holds the same ops but announces another charter hash".into());
+    }
+    if h.ops_root == Some(replica.ops_root()) && h.state_root != Some(replica.state_root()) {
+        return Verdict::Refuse("it holds the same ops but announces another state root".into());
+    }
+    Verdict::Replicate
+}

@@ -1,0 +1,537 @@
+//! Invites, joining and admission, from the instance's side. Admission
+//! itself is decided by the governance fold in `dan-core`.
+
+use std::time::Duration;
+
+use dan_core::governance::GovernanceAction;
+use dan_core::invite::InviteError;
+use dan_core::{
+    Invite, JoinRequest, MemberStatus, Payload, PeerKey, Replica, SignedGenesis, SignedInvite,
+    SignedJoinRequest,
+};
+use dan_store::{InviteUse, StoredInvite};
+use serde::{Deserialize, Serialize};
+
+use crate::error::NodeError;
+use crate::node::{META_GENESIS, META_JOINING, Node, NodeEvent};
+use crate::replication::now_ms;
+use crate::secrets::random_bytes;
+
+/// Longest invite lifetime accepted.
+pub const MAX_INVITE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Default invite lifetime.
+pub const DEFAULT_INVITE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `dan invite`: what to issue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRequest {
+    /// How many instances may join with it (default 1).
+    pub uses: Option<u32>,
+    /// How long it stays valid (default 7 days).
+    pub expires_secs: Option<u64>,
+}
+
+/// A member-table row as shown by `dan members`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// The instance.
+    pub peer_id: PeerKey,
+    /// Its instance name.
+    pub name: String,
+    /// Its admin's display name.
+    pub admin_name: String,
+    /// `member`, `pending` or `rejected`.
+    pub status: MemberStatus,
+    /// The code hash it declared when joining, or that it announced.
+    pub code_hash: Option<dan_core::Hash32>,
+    /// Whether it is connected right now.
+    pub online: bool,
+    /// When it was last connected (ms since the Unix epoch).
+    pub last_seen: Option<u64>,
+    /// Approvals so far (for pending instances).
+    pub approvals: u64,
+    /// Approvals needed (for pending instances).
+    pub needed: u64,
+    /// Whether this row is this instance.
+    pub is_self: bool,
+    /// Why the connection was refused, if it was.
+    pub refused: Option<String>,
+}
+
+/// A peer as shown by `dan peers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// The peer.
+    pub peer_id: PeerKey,
+    /// Connected right now.
+    pub online: bool,
+    /// Last time it was connected (ms since the Unix epoch).
+    pub last_seen: Option<u64>,
+    /// What the handshake decided: `replicate`, `pull-only`, `candidate`
+    /// or `refused`.
+    pub verdict: Option<String>,
+    /// Why the connection was refused (by either side).
+    pub refused: Option<String>,
+    /// The code hash it announced.
+    pub code_hash: Option<dan_core::Hash32>,
+    /// Its addresses.
+    pub addrs: Vec<String>,
+}
+
+/// What a member answers a join request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinAnswer {
+    /// The network's signed genesis (canonical bytes).
+    pub genesis: Vec<u8>,
+    /// Approvals so far.
+    pub approvals: u64,
+    /// Approvals needed.
+    pub needed: u64,
+}
+
+/// Where a join stands, for `dan join` and the UI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinProgress {
+    /// The network joined.
+    pub network_id: dan_core::NetworkId,
+    /// Its name.
+    pub network_name: String,
+    /// The inviting member.
+    pub inviter: PeerKey,
+    /// The inviter's instance name.
+    pub inviter_name: String,
+    /// Approvals so far.
+    pub approvals: u64,
+    /// Approvals needed.
+    pub needed: u64,
+}
+
+fn approvals_of(replica: &Replica, peer: &PeerKey) -> (u64, u64) {
+    let members: std::collections::BTreeSet<PeerKey> = replica
+        .members()
+        .filter(|m| m.status == MemberStatus::Member && m.peer != *peer)
+        .map(|m| m.peer)
+        .collect();
+    let needed = replica.charter().quorum.needed(members.len()) as u64;
+    let approvals = replica
+        .member(peer)
+        .map_or(0, |m| m.approvals.intersection(&members).count() as u64);
+    (approvals, needed)
+}
+
+impl Node {
+    /// Issues an invite link (admin only).
+    pub async fn create_invite(
+        &self,
+        request: InviteRequest,
+        password: &str,
+    ) -> Result<StoredInvite, NodeError> {
+        self.verify_admin(password).await?;
+        let lifetime = request
+            .expires_secs
+            .map_or(DEFAULT_INVITE_LIFETIME, Duration::from_secs);
+        if lifetime.is_zero() || lifetime > MAX_INVITE_LIFETIME {
+            return Err(NodeError::Invalid(
+                "an invite must expire within 90 days".into(),
+            ));
+        }
+        let uses = request.uses.unwrap_or(1);
+        if !(1..=1000).contains(&uses) {
+            return Err(NodeError::Invalid("an invite allows 1 to 1000 uses".into()));
+        }
+        let (network, network_name) = {
+            let ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            if !replica.is_member(&self.peer_id()) {
+                return Err(NodeError::Invalid("only members can invite".into()));
+            }
+            (replica.network_id(), replica.charter().name.clone())
+        };
+        let addrs = self
+            .inner()
+            .net
+            .get()
+            .map(|net| net.shareable_addrs())
+            .unwrap_or_default();
+        if addrs.is_empty() {
+            return Err(NodeError::Invalid(
+                "this instance is not listening on any address; start it with `dan run`".into(),
+            ));
+        }
+        let id: [u8; 16] = random_bytes()?[..16].try_into().unwrap_or_default();
+        let now = now_ms();
+        let expires_ms =
+            now.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
+        let invite = Invite {
+            network,
+            network_name,
+            inviter: self.peer_id(),
+            inviter_name: self.inner().name.clone(),
+            addrs,
+            id,
+            expires_ms,
+            uses,
+        };
+        let signed = SignedInvite::sign(invite, &self.inner().keypair)
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let stored = StoredInvite {
+            id: hex::encode(id),
+            link: signed.to_link(),
+            created_ms: now,
+            expires_ms,
+            uses,
+            used: 0,
+            revoked: false,
+        };
+        self.inner().store.add_invite(&stored, &id).await?;
+        Ok(stored)
+    }
+
+    /// Invites this instance issued.
+    pub async fn invites(&self) -> Result<Vec<StoredInvite>, NodeError> {
+        Ok(self.inner().store.invites().await?)
+    }
+
+    /// Revokes an invite (admin only).
+    pub async fn revoke_invite(&self, id: &str, password: &str) -> Result<(), NodeError> {
+        self.verify_admin(password).await?;
+        let bytes = hex::decode(id.trim())
+            .map_err(|_| NodeError::Invalid(format!("`{id}` is not an invite id")))?;
+        if !self.inner().store.revoke_invite(&bytes).await? {
+            return Err(NodeError::NotFound(format!("invite {id}")));
+        }
+        Ok(())
+    }
+
+    /// A member's side of a join: checks the joiner's request and the
+    /// invite it answers, and approves it (the invite counts as this
+    /// member's approval).
+    pub async fn handle_join(
+        &self,
+        from: &PeerKey,
+        request_bytes: &[u8],
+    ) -> Result<JoinAnswer, NodeError> {
+        let bad = |e: InviteError| NodeError::Invalid(e.to_string());
+        let signed = SignedJoinRequest::from_bytes(request_bytes).map_err(bad)?;
+        let request = &signed.request;
+        if request.joiner != *from {
+            return Err(NodeError::Invalid(
+                "the join request is not from the connected instance".into(),
+            ));
+        }
+        let invite = request
+            .invite
+            .as_ref()
+            .ok_or_else(|| NodeError::Invalid("joining needs an invite from a member".into()))?;
+        if invite.invite.inviter != self.peer_id() {
+            return Err(NodeError::Invalid(format!(
+                "this invite was issued by {}; connect to that instance to join",
+                invite.invite.inviter
+            )));
+        }
+        invite.check(now_ms()).map_err(bad)?;
+        let mut ledger = self.inner().ledger.lock().await;
+        let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+        if invite.invite.network != replica.network_id() {
+            return Err(bad(InviteError::WrongNetwork));
+        }
+        if !replica.charter().approved_code.contains(&request.code_hash) {
+            return Err(NodeError::Invalid(format!(
+                "your software (code hash {}) is not approved by this network's charter",
+                request.code_hash.short()
+            )));
+        }
+        if !replica.is_member(&request.joiner) {
+            match self.inner().store.use_invite(&invite.invite.id).await? {
+                InviteUse::Counted => {}
+                InviteUse::Unknown => {
+                    return Err(NodeError::Invalid(
+                        "this instance did not issue that invite".into(),
+                    ));
+                }
+                InviteUse::Revoked => {
+                    return Err(NodeError::Invalid("the invite was revoked".into()));
+                }
+                InviteUse::UsedUp => {
+                    return Err(NodeError::Invalid("the invite has been used up".into()));
+                }
+            }
+            let payload = Payload::Governance(GovernanceAction::Approve {
+                request: signed.clone(),
+            });
+            self.write(replica, payload).await?;
+        }
+        let (approvals, needed) = approvals_of(replica, &request.joiner);
+        Ok(JoinAnswer {
+            genesis: replica.genesis().to_bytes(),
+            approvals,
+            needed,
+        })
+    }
+
+    /// Where `peer`'s join stands in this replica.
+    pub async fn join_status_of(&self, peer: &PeerKey) -> Option<(MemberStatus, u64, u64)> {
+        let ledger = self.inner().ledger.lock().await;
+        let replica = ledger.replica.as_ref()?;
+        let status = replica.member(peer)?.status;
+        let (approvals, needed) = approvals_of(replica, peer);
+        Some((status, approvals, needed))
+    }
+
+    /// The joiner's side: the signed join request for `invite`.
+    pub async fn join_request(
+        &self,
+        invite: &SignedInvite,
+        admin_name: &str,
+    ) -> Result<Vec<u8>, NodeError> {
+        let request = JoinRequest {
+            network: invite.invite.network,
+            joiner: self.peer_id(),
+            instance_name: self.inner().name.clone(),
+            admin_name: admin_name.to_owned(),
+            code_hash: self.inner().code_hash,
+            invite: Some(invite.clone()),
+            requested_ms: now_ms(),
+        };
+        let signed = SignedJoinRequest::sign(request, &self.inner().keypair)
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        Ok(signed.to_bytes())
+    }
+
+    /// Checks an invite link before joining: well-formed, untampered, not
+    /// expired, and this instance free to join.
+    pub async fn check_invite_link(&self, link: &str) -> Result<SignedInvite, NodeError> {
+        let invite =
+            SignedInvite::from_link(link).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        invite
+            .check(now_ms())
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let ledger = self.inner().ledger.lock().await;
+        if let Some(replica) = &ledger.replica {
+            if replica.network_id() != invite.invite.network {
+                return Err(NodeError::HasNetwork(replica.charter().name.clone()));
+            }
+            if replica.is_member(&self.peer_id()) {
+                return Err(NodeError::Invalid(format!(
+                    "this instance is already a member of {}",
+                    replica.charter().name
+                )));
+            }
+        }
+        Ok(invite)
+    }
+
+    /// The joiner's side: adopts the network's genesis (checked against the
+    /// invite's network id) and remembers the join in progress.
+    pub async fn begin_joining(
+        &self,
+        invite: &SignedInvite,
+        genesis_bytes: &[u8],
+    ) -> Result<(), NodeError> {
+        let genesis = SignedGenesis::from_bytes(genesis_bytes)?;
+        if genesis.network_id() != invite.invite.network {
+            return Err(NodeError::Invalid(
+                "the inviter sent the genesis of another network".into(),
+            ));
+        }
+        let mut ledger = self.inner().ledger.lock().await;
+        let store = &self.inner().store;
+        if ledger.replica.is_none() {
+            store
+                .set_meta(&[
+                    (META_GENESIS, genesis_bytes),
+                    (META_JOINING, invite.to_link().as_bytes()),
+                ])
+                .await?;
+            ledger.replica = Some(Replica::new(genesis)?);
+        } else {
+            store
+                .set_meta(&[(META_JOINING, invite.to_link().as_bytes())])
+                .await?;
+        }
+        if let Ok(mut joining) = self.inner().joining.lock() {
+            *joining = Some(invite.clone());
+        }
+        drop(ledger);
+        self.emit(NodeEvent::MembersChanged);
+        Ok(())
+    }
+
+    /// Called once this instance's own replica shows it admitted.
+    pub(crate) async fn finish_joining(&self) -> Result<(), NodeError> {
+        if let Ok(mut joining) = self.inner().joining.lock() {
+            *joining = None;
+        }
+        self.inner().store.set_meta(&[(META_JOINING, b"")]).await?;
+        tracing::info!("admitted to the network");
+        Ok(())
+    }
+
+    /// The join in progress, with approvals as far as this replica knows.
+    pub async fn join_progress(&self) -> Option<JoinProgress> {
+        let invite = self.inner().joining.lock().ok()?.clone()?;
+        let (approvals, needed) = {
+            let ledger = self.inner().ledger.lock().await;
+            ledger
+                .replica
+                .as_ref()
+                .map_or((0, 0), |r| approvals_of(r, &self.peer_id()))
+        };
+        let net_view = self.inner().net.get().and_then(|n| n.join_view());
+        let (approvals, needed) = net_view.map_or((approvals, needed), |(a, n)| {
+            (a.max(approvals), n.max(needed))
+        });
+        Some(JoinProgress {
+            network_id: invite.invite.network,
+            network_name: invite.invite.network_name.clone(),
+            inviter: invite.invite.inviter,
+            inviter_name: invite.invite.inviter_name.clone(),
+            approvals,
+            needed,
+        })
+    }
+
+    /// Joins a network through an invite link (admin only): checks the
+    /// link, contacts the inviter and waits for its answer. Admission then
+    /// needs the members' approvals (see [`Node::join_progress`]).
+    pub async fn join(
+        &self,
+        link: &str,
+        admin_name: Option<&str>,
+        password: &str,
+    ) -> Result<JoinProgress, NodeError> {
+        self.verify_admin(password).await?;
+        let invite = self.check_invite_link(link).await?;
+        let net = self
+            .inner()
+            .net
+            .get()
+            .cloned()
+            .ok_or_else(|| NodeError::Invalid("the network layer is not running".into()))?;
+        let admin_name = admin_name.unwrap_or(&self.inner().name).to_owned();
+        net.join(self, &invite, &admin_name).await
+    }
+
+    /// Every peer seen, with what the handshake decided.
+    pub fn peers(&self) -> Vec<PeerView> {
+        let Some(net) = self.inner().net.get() else {
+            return Vec::new();
+        };
+        net.peers()
+            .into_iter()
+            .map(|(peer_id, info)| PeerView {
+                peer_id,
+                online: info.online,
+                last_seen: info.last_seen,
+                verdict: info.verdict,
+                refused: info.refused,
+                code_hash: info.code_hash,
+                addrs: info.addrs.iter().map(ToString::to_string).collect(),
+            })
+            .collect()
+    }
+
+    /// Approves a pending instance (admin only).
+    pub async fn approve(&self, peer: &PeerKey, password: &str) -> Result<MemberView, NodeError> {
+        self.verify_admin(password).await?;
+        {
+            let mut ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+            let request = pending_request(replica, peer)?;
+            if !replica
+                .charter()
+                .approved_code
+                .contains(&request.request.code_hash)
+            {
+                return Err(NodeError::Invalid(format!(
+                    "{peer} runs software (code hash {}) that the charter does not approve",
+                    request.request.code_hash.short()
+                )));
+            }
+            self.write(
+                replica,
+                Payload::Governance(GovernanceAction::Approve { request }),
+            )
+            .await?;
+        }
+        self.member_view(peer).await
+    }
+
+    /// Rejects a pending instance (admin only).
+    pub async fn reject(&self, peer: &PeerKey, password: &str) -> Result<MemberView, NodeError> {
+        self.verify_admin(password).await?;
+        {
+            let mut ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+            pending_request(replica, peer)?;
+            self.write(
+                replica,
+                Payload::Governance(GovernanceAction::Reject { peer: *peer }),
+            )
+            .await?;
+        }
+        self.member_view(peer).await
+    }
+
+    async fn member_view(&self, peer: &PeerKey) -> Result<MemberView, NodeError> {
+        self.members()
+            .await?
+            .into_iter()
+            .find(|m| m.peer_id == *peer)
+            .ok_or_else(|| NodeError::NotFound(peer.to_string()))
+    }
+
+    /// The member table with online state.
+    pub async fn members(&self) -> Result<Vec<MemberView>, NodeError> {
+        let ledger = self.inner().ledger.lock().await;
+        let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+        let net = self.inner().net.get();
+        Ok(replica
+            .members()
+            .map(|m| {
+                let (approvals, needed) = approvals_of(replica, &m.peer);
+                let peer = net.and_then(|n| n.peer_info(&m.peer));
+                let is_self = m.peer == self.peer_id();
+                MemberView {
+                    peer_id: m.peer,
+                    name: m.name.clone(),
+                    admin_name: m.admin_name.clone(),
+                    status: m.status,
+                    code_hash: if is_self {
+                        Some(self.inner().code_hash)
+                    } else {
+                        peer.as_ref().and_then(|p| p.code_hash).or(m.code_hash)
+                    },
+                    online: is_self || peer.as_ref().is_some_and(|p| p.online),
+                    last_seen: if is_self {
+                        Some(now_ms())
+                    } else {
+                        peer.as_ref().and_then(|p| p.last_seen)
+                    },
+                    approvals,
+                    needed,
+                    is_self,
+                    refused: peer.and_then(|p| p.refused),
+                }
+            })
+            .collect())
+    }
+}
+
+fn pending_request(replica: &Replica, peer: &PeerKey) -> Result<SignedJoinRequest, NodeError> {
+    match replica.member(peer).map(|m| m.status) {
+        Some(MemberStatus::Pending) => replica
+            .join_request(peer)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("join request of {peer}"))),
+        Some(MemberStatus::Member) => {
+            Err(NodeError::Invalid(format!("{peer} is already a member")))
+        }
+        Some(MemberStatus::Rejected) => Err(NodeError::Invalid(format!(
+            "{peer} was rejected; it must ask to join again"
+        ))),
+        None => Err(NodeError::NotFound(format!(
+            "no pending join request from {peer}"
+        ))),
+    }
+}

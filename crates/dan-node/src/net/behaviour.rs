@@ -1,0 +1,118 @@
+//! The libp2p behaviour of an instance and how its swarm is built.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, Swarm, connection_limits, dcutr, gossipsub, identify, identity, kad, mdns,
+    noise, ping, relay, request_response, tcp, yamux,
+};
+
+use super::NetConfig;
+use super::wire::{PROTOCOL, WireCodec};
+use crate::error::NodeError;
+
+/// Every protocol an instance speaks.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) sync: request_response::Behaviour<WireCodec>,
+    pub(crate) gossip: gossipsub::Behaviour,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) relay_server: Toggle<relay::Behaviour>,
+    pub(crate) dcutr: dcutr::Behaviour,
+}
+
+/// Largest gossip message (a batch of new ops).
+pub(crate) const MAX_GOSSIP_BYTES: usize = 1024 * 1024;
+
+fn net_error(what: &str) -> impl Fn(String) -> NodeError + '_ {
+    move |e| NodeError::Invalid(format!("starting the network ({what}): {e}"))
+}
+
+/// Builds the swarm with the instance key as its libp2p identity.
+pub(crate) fn build_swarm(
+    secret: [u8; 32],
+    config: &NetConfig,
+) -> Result<Swarm<Behaviour>, NodeError> {
+    let mut secret = secret;
+    let key = identity::Keypair::ed25519_from_bytes(&mut secret)
+        .map_err(|e| net_error("identity")(e.to_string()))?;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| net_error("tcp")(e.to_string()))?
+        .with_quic()
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| net_error("relay")(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
+            let peer_id = key.public().to_peer_id();
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(500))
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .max_transmit_size(MAX_GOSSIP_BYTES)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let gossip = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+            )?;
+            let mut kad_config = kad::Config::new(StreamProtocol::new("/dan/kad/1"));
+            kad_config.set_query_timeout(Duration::from_secs(30));
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad_config,
+            );
+            kad.set_mode(Some(kad::Mode::Server));
+            let mdns = if config.mdns {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    peer_id,
+                )?)
+            } else {
+                None
+            };
+            let relay_server = config
+                .relay_server
+                .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(512))
+                .with_max_established_per_peer(Some(4))
+                .with_max_pending_incoming(Some(64));
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                sync: request_response::Behaviour::with_codec(
+                    WireCodec,
+                    [(PROTOCOL, request_response::ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(60))
+                        .with_max_concurrent_streams(256),
+                ),
+                gossip,
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/dan/id/1".into(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::new(ping::Config::new()),
+                kad,
+                mdns: mdns.into(),
+                relay_client,
+                relay_server: relay_server.into(),
+                dcutr: dcutr::Behaviour::new(peer_id),
+            })
+        })
+        .map_err(|e| net_error("behaviour")(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+    Ok(swarm)
+}

@@ -1,0 +1,426 @@
+//! The task that owns the swarm. It turns swarm events into tasks (the
+//! handshake, answering requests, ingesting gossip) and commands from
+//! [`NetHandle`] into swarm calls. Anything slow runs in a spawned task, so
+//! the swarm is always polled.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dan_core::NetworkId;
+use libp2p::futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Swarm, gossipsub, identify, mdns, request_response};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
+use super::wire::Response;
+use super::{Command, NetConfig, NetHandle, Shared, key_of, peer_id_of, sync};
+use crate::error::NodeError;
+use crate::node::{Node, NodeEvent};
+use crate::replication::now_ms;
+
+/// Inbound requests one peer may make per second.
+const MAX_REQUESTS_PER_SECOND: u32 = 400;
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Receiver<NodeEvent>,
+    node: Node,
+    handle: NetHandle,
+    pending:
+        HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, String>>>,
+    topic: Option<(NetworkId, gossipsub::IdentTopic)>,
+    ticks: u64,
+}
+
+pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
+    let mut swarm = build_swarm(node.inner().keypair.secret(), &config)?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::Invalid(format!("cannot listen on {addr}: {e}")))?;
+    }
+    for addr in &config.bootstrap {
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!("cannot dial {addr}: {e}");
+        }
+    }
+    let (commands_tx, commands) = mpsc::channel(1024);
+    let handle = NetHandle {
+        commands: commands_tx,
+        shared: Arc::new(Mutex::new(Shared::default())),
+    };
+    if node.inner().net.set(handle.clone()).is_err() {
+        return Err(NodeError::Invalid(
+            "the network layer is already running".into(),
+        ));
+    }
+    let event_loop = EventLoop {
+        swarm,
+        commands,
+        events: node.subscribe(),
+        node: node.clone(),
+        handle: handle.clone(),
+        pending: HashMap::new(),
+        topic: None,
+        ticks: 0,
+    };
+    tokio::spawn(event_loop.run(config.sync_interval));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while handle.listen_addrs().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(handle)
+}
+
+impl EventLoop {
+    async fn run(mut self, sync_interval: Duration) {
+        let mut tick = tokio::time::interval(sync_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    None => break,
+                    Some(Command::Shutdown(done)) => {
+                        let peers: Vec<_> = self.swarm.connected_peers().copied().collect();
+                        for peer in peers {
+                            let _ = self.swarm.disconnect_peer_id(peer);
+                        }
+                        let _ = done.send(());
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                },
+                event = self.events.recv() => match event {
+                    Ok(NodeEvent::LocalOps { ops }) => self.publish(&ops),
+                    Ok(NodeEvent::MembersChanged) => self.on_tick(),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        tracing::debug!("network event loop stopped");
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!("listening on {address}");
+                self.handle.with_shared(|s| s.listen.push(address));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.handle
+                    .with_shared(|s| s.listen.retain(|a| *a != address));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                let Some(key) = key_of(&peer_id) else { return };
+                self.handle.with_shared(|s| {
+                    let info = s.peers.entry(key).or_default();
+                    info.online = true;
+                    info.last_seen = Some(now_ms());
+                });
+                if num_established.get() == 1 {
+                    tokio::spawn(sync::handshake(
+                        self.node.clone(),
+                        self.handle.clone(),
+                        peer_id,
+                    ));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                let Some(key) = key_of(&peer_id) else { return };
+                if num_established == 0 {
+                    self.handle.with_shared(|s| {
+                        if let Some(info) = s.peers.get_mut(&key) {
+                            info.online = false;
+                            info.last_seen = Some(now_ms());
+                        }
+                        s.missing.remove(&key);
+                    });
+                    self.node.emit(NodeEvent::PeerChanged {
+                        peer: key,
+                        what: "disconnected".into(),
+                    });
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!("could not connect to {peer_id:?}: {error}");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Sync(event) => self.on_sync_event(event),
+            BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message,
+                ..
+            }) => {
+                let Some(key) = key_of(&propagation_source) else {
+                    return;
+                };
+                let accepted = self
+                    .handle
+                    .peer_info(&key)
+                    .is_some_and(|p| matches!(p.verdict.as_deref(), Some("replicate")));
+                if !accepted {
+                    return;
+                }
+                match postcard::from_bytes::<Vec<Vec<u8>>>(&message.data) {
+                    Ok(ops) => {
+                        tokio::spawn(sync::ingest_pushed(
+                            self.node.clone(),
+                            self.handle.clone(),
+                            propagation_source,
+                            ops,
+                        ));
+                    }
+                    Err(e) => tracing::debug!("malformed gossip from {key}: {e}"),
+                }
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for addr in &info.listen_addrs {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
+                }
+                if let Some(key) = key_of(&peer_id) {
+                    self.handle
+                        .with_shared(|s| s.peers.entry(key).or_default().addrs = info.listen_addrs);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm.add_peer_address(peer, addr);
+                    let opts = DialOpts::peer_id(peer)
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    let _ = self.swarm.dial(opts);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sync_event(&mut self, event: request_response::Event<super::wire::Request, Response>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Some(key) = key_of(&peer) else { return };
+                if !self.within_rate(key) {
+                    let _ = self.swarm.behaviour_mut().sync.send_response(
+                        channel,
+                        Response::Error("rate limit exceeded; slow down".into()),
+                    );
+                    return;
+                }
+                let (node, handle) = (self.node.clone(), self.handle.clone());
+                tokio::spawn(async move {
+                    let response = sync::respond(&node, &handle, peer, key, request).await;
+                    handle.command(Command::Respond { channel, response }).await;
+                });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!("request from {peer} failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn within_rate(&mut self, key: dan_core::PeerKey) -> bool {
+        let second = now_ms() / 1000;
+        self.handle.with_shared(|s| {
+            let entry = s.request_counts.entry(key).or_insert((second, 0));
+            if entry.0 != second {
+                *entry = (second, 0);
+            }
+            entry.1 += 1;
+            entry.1 <= MAX_REQUESTS_PER_SECOND
+        })
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.pending.insert(id, reply);
+            }
+            Command::Respond { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+            Command::Dial { peer, addrs } => {
+                for addr in addrs {
+                    self.swarm.add_peer_address(peer, addr);
+                }
+                let opts = DialOpts::peer_id(peer)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!("cannot dial {peer}: {e}");
+                }
+            }
+            Command::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Command::Gossip { peer, allow } => {
+                let gossip = &mut self.swarm.behaviour_mut().gossip;
+                if allow {
+                    gossip.remove_blacklisted_peer(&peer);
+                } else {
+                    gossip.blacklist_peer(&peer);
+                }
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    /// Subscribes to the gossip topic of the current network.
+    fn ensure_topic(&mut self) {
+        let network = self
+            .node
+            .inner()
+            .ledger
+            .try_lock()
+            .ok()
+            .and_then(|ledger| ledger.replica.as_ref().map(|r| r.network_id()));
+        let Some(network) = network else { return };
+        if self.topic.as_ref().is_some_and(|(id, _)| *id == network) {
+            return;
+        }
+        let topic = gossipsub::IdentTopic::new(format!("/dan/ops/{network}"));
+        if let Some((_, old)) = self.topic.take() {
+            let _ = self.swarm.behaviour_mut().gossip.unsubscribe(&old);
+        }
+        match self.swarm.behaviour_mut().gossip.subscribe(&topic) {
+            Ok(_) => self.topic = Some((network, topic)),
+            Err(e) => tracing::warn!("cannot subscribe to the network's gossip: {e}"),
+        }
+    }
+
+    fn publish(&mut self, ops: &[Vec<u8>]) {
+        self.ensure_topic();
+        let Some((_, topic)) = self.topic.clone() else {
+            return;
+        };
+        let Ok(data) = postcard::to_stdvec(ops) else {
+            return;
+        };
+        if let Err(e) = self.swarm.behaviour_mut().gossip.publish(topic, data) {
+            tracing::debug!("gossip publish: {e}");
+        }
+    }
+
+    /// Periodic work: re-handshake and reconcile with connected peers, dial
+    /// members that are not connected, refresh Kademlia.
+    fn on_tick(&mut self) {
+        self.ticks += 1;
+        self.ensure_topic();
+        let connected: Vec<_> = self.swarm.connected_peers().copied().collect();
+        for peer in &connected {
+            tokio::spawn(sync::handshake(
+                self.node.clone(),
+                self.handle.clone(),
+                *peer,
+            ));
+        }
+        let members = self
+            .node
+            .inner()
+            .ledger
+            .try_lock()
+            .ok()
+            .and_then(|ledger| {
+                ledger.replica.as_ref().map(|r| {
+                    r.members()
+                        .filter(|m| r.is_member(&m.peer))
+                        .map(|m| m.peer)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .unwrap_or_default();
+        for member in members {
+            if member == self.node.peer_id() {
+                continue;
+            }
+            let Some(peer) = peer_id_of(&member) else {
+                continue;
+            };
+            if self.swarm.is_connected(&peer) {
+                continue;
+            }
+            let addrs = self
+                .handle
+                .peer_info(&member)
+                .map(|p| p.addrs)
+                .unwrap_or_default();
+            self.on_command(Command::Dial { peer, addrs });
+        }
+        if self.ticks.is_multiple_of(30) && !connected.is_empty() {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+        if let Some(invite) = self
+            .node
+            .inner()
+            .joining
+            .lock()
+            .ok()
+            .and_then(|j| j.clone())
+        {
+            tokio::spawn(sync::poll_join(
+                self.node.clone(),
+                self.handle.clone(),
+                invite,
+            ));
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Networking: libp2p (TCP + Noise + Yamux, QUIC, identify, ping, mDNS,
+//! Kademlia, relay + DCUtR, gossipsub, request-response) wired to the
+//! instance.
+//!
+//! One task owns the swarm ([`event_loop`]); the rest of the program holds
+//! a [`NetHandle`] that sends it commands over a bounded channel and reads
+//! the shared peer table. Every connection starts with the conformance
+//! handshake; ops are pushed over gossipsub and pulled with range-based set
+//! reconciliation ([`sync`]).
+
+mod behaviour;
+mod event_loop;
+mod sync;
+pub mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dan_core::{PeerKey, SignedInvite};
+pub use libp2p::Multiaddr;
+use libp2p::PeerId;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::NodeError;
+use crate::membership::JoinProgress;
+use crate::node::Node;
+use wire::{Request, Response};
+
+/// How the network layer runs.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Whether to find peers on the local network with mDNS.
+    pub mdns: bool,
+    /// Whether to act as a relay for instances behind NAT (for instances
+    /// with a public address).
+    pub relay_server: bool,
+    /// How often to re-check peers and reconcile.
+    pub sync_interval: Duration,
+    /// Peers to dial at start (multiaddrs ending in `/p2p/<peer id>`).
+    pub bootstrap: Vec<Multiaddr>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/0/quic-v1"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            mdns: true,
+            relay_server: false,
+            sync_interval: Duration::from_secs(10),
+            bootstrap: Vec::new(),
+        }
+    }
+}
+
+/// What this instance knows about one peer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PeerInfo {
+    /// Connected right now.
+    pub online: bool,
+    /// Last time it was connected (ms since the Unix epoch).
+    pub last_seen: Option<u64>,
+    /// What the handshake decided (`replicate`, `pull-only`, `candidate`),
+    /// if it got that far.
+    pub verdict: Option<String>,
+    /// Why the connection was refused (by either side).
+    pub refused: Option<String>,
+    /// The code hash it announced.
+    pub code_hash: Option<dan_core::Hash32>,
+    /// Its addresses, as learned from identify.
+    #[serde(skip)]
+    pub addrs: Vec<Multiaddr>,
+}
+
+/// State shared between the event loop and the handle.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) peers: HashMap<PeerKey, PeerInfo>,
+    pub(crate) listen: Vec<Multiaddr>,
+    pub(crate) syncing: HashSet<PeerKey>,
+    pub(crate) missing: HashMap<PeerKey, u64>,
+    pub(crate) last_sync_ms: Option<u64>,
+    pub(crate) join_view: Option<(u64, u64)>,
+    pub(crate) request_counts: HashMap<PeerKey, (u64, u32)>,
+}
+
+/// Commands for the event loop.
+pub(crate) enum Command {
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, String>>,
+    },
+    Respond {
+        channel: libp2p::request_response::ResponseChannel<Response>,
+        response: Response,
+    },
+    Dial {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
+    Disconnect(PeerId),
+    Gossip {
+        peer: PeerId,
+        allow: bool,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A handle to the running network layer. Cheap to clone.
+#[derive(Clone)]
+pub struct NetHandle {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+pub(crate) fn peer_id_of(key: &PeerKey) -> Option<PeerId> {
+    PeerId::from_bytes(&key.to_peer_id_bytes()).ok()
+}
+
+pub(crate) fn key_of(peer: &PeerId) -> Option<PeerKey> {
+    PeerKey::from_peer_id_bytes(&peer.to_bytes())
+}
+
+impl NetHandle {
+    pub(crate) fn with_shared<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> T {
+        match self.shared.lock() {
+            Ok(mut shared) => f(&mut shared),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// The addresses this instance listens on, as text, for invite links
+    /// (wildcard addresses left out).
+    pub fn shareable_addrs(&self) -> Vec<String> {
+        self.with_shared(|s| {
+            s.listen
+                .iter()
+                .map(ToString::to_string)
+                .filter(|a| !a.contains("/0.0.0.0/") && !a.contains("/::/"))
+                .take(dan_core::invite::MAX_INVITE_ADDRS)
+                .collect()
+        })
+    }
+
+    /// The addresses this instance listens on.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.with_shared(|s| s.listen.clone())
+    }
+
+    /// What is known about `peer`.
+    pub fn peer_info(&self, peer: &PeerKey) -> Option<PeerInfo> {
+        self.with_shared(|s| s.peers.get(peer).cloned())
+    }
+
+    /// Every peer seen, with what is known about it.
+    pub fn peers(&self) -> Vec<(PeerKey, PeerInfo)> {
+        self.with_shared(|s| s.peers.iter().map(|(k, v)| (*k, v.clone())).collect())
+    }
+
+    /// Peers connected and replicating now.
+    pub fn online_peers(&self) -> u64 {
+        self.with_shared(|s| {
+            s.peers
+                .values()
+                .filter(|p| p.online && p.verdict.as_deref() == Some("replicate"))
+                .count() as u64
+        })
+    }
+
+    /// Ops known to exist on peers but not fetched yet.
+    pub fn missing_ops(&self) -> u64 {
+        self.with_shared(|s| s.missing.values().sum())
+    }
+
+    /// When a reconciliation last completed (ms since the Unix epoch).
+    pub fn last_sync(&self) -> Option<u64> {
+        self.with_shared(|s| s.last_sync_ms)
+    }
+
+    /// Approvals and approvals needed for this instance's join, as last
+    /// reported by the inviter.
+    pub fn join_view(&self) -> Option<(u64, u64)> {
+        self.with_shared(|s| s.join_view)
+    }
+
+    /// Sends a request and waits for the answer.
+    pub(crate) async fn request(&self, peer: PeerId, request: Request) -> Result<Response, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                peer,
+                request,
+                reply,
+            })
+            .await
+            .map_err(|_| "the network layer has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the network layer has stopped".to_owned())?
+    }
+
+    pub(crate) async fn command(&self, command: Command) {
+        let _ = self.commands.send(command).await;
+    }
+
+    /// Joins the network of `invite`: contacts the inviter, sends this
+    /// instance's signed join request and adopts the network's genesis.
+    pub async fn join(
+        &self,
+        node: &Node,
+        invite: &SignedInvite,
+        admin_name: &str,
+    ) -> Result<JoinProgress, NodeError> {
+        sync::join(self, node, invite, admin_name).await
+    }
+
+    /// Stops the event loop and closes all connections.
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Starts the network layer for `node` and attaches it to the node.
+pub async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
+    event_loop::start(node, config).await
+}

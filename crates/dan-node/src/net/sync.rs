@@ -1,0 +1,415 @@
+//! The replication conversations: the handshake on every connection,
+//! pulling with range-based set reconciliation, answering peers, and
+//! joining through an invite.
+
+use std::time::Duration;
+
+use dan_core::conformance::{SignedHello, Verdict};
+use dan_core::{Hash32, OpId, PeerKey, SignedInvite};
+use libp2p::{Multiaddr, PeerId};
+use negentropy::{Id, Negentropy};
+
+use super::wire::{
+    MAX_FETCH_ANSWER_BYTES, MAX_FETCH_IDS, RECONCILE_FRAME_BYTES, Request, Response,
+};
+use super::{Command, NetHandle, key_of, peer_id_of};
+use crate::error::NodeError;
+use crate::membership::JoinProgress;
+use crate::node::{Node, NodeEvent};
+use crate::replication::now_ms;
+
+fn verdict_name(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Replicate => "replicate",
+        Verdict::PullOnly => "pull-only",
+        Verdict::Candidate => "candidate",
+        Verdict::Refuse(_) => "refused",
+    }
+}
+
+/// Records what the handshake decided and lets gossip flow (or not).
+async fn record_verdict(
+    node: &Node,
+    net: &NetHandle,
+    peer: PeerId,
+    hello: &SignedHello,
+    verdict: &Verdict,
+) {
+    let Some(key) = key_of(&peer) else { return };
+    let changed = net.with_shared(|s| {
+        let info = s.peers.entry(key).or_default();
+        let name = verdict_name(verdict);
+        let changed = info.verdict.as_deref() != Some(name);
+        info.verdict = Some(name.to_owned());
+        info.code_hash = Some(hello.hello.code_hash);
+        if let Verdict::Refuse(reason) = verdict {
+            info.refused = Some(format!("refused by this instance: {reason}"));
+        } else {
+            info.refused = None;
+        }
+        changed
+    });
+    let allow = matches!(verdict, Verdict::Replicate | Verdict::PullOnly);
+    net.command(Command::Gossip { peer, allow }).await;
+    if changed {
+        let what = match verdict {
+            Verdict::Refuse(reason) => format!("refused: {reason}"),
+            other => format!("connected ({})", verdict_name(other)),
+        };
+        match verdict {
+            Verdict::Refuse(reason) => tracing::warn!("refusing {key}: {reason}"),
+            other => tracing::info!("peer {key}: {}", verdict_name(other)),
+        }
+        node.emit(NodeEvent::PeerChanged { peer: key, what });
+    }
+}
+
+fn note_refused_by_peer(node: &Node, net: &NetHandle, key: PeerKey, reason: &str) {
+    tracing::warn!("{key} refused this instance: {reason}");
+    net.with_shared(|s| {
+        let info = s.peers.entry(key).or_default();
+        info.verdict = Some("refused".into());
+        info.refused = Some(format!("refused by the peer: {reason}"));
+    });
+    node.emit(NodeEvent::PeerChanged {
+        peer: key,
+        what: format!("refused by the peer: {reason}"),
+    });
+}
+
+/// Runs at most one handshake-and-sync per peer at a time.
+struct Session<'a> {
+    net: &'a NetHandle,
+    key: PeerKey,
+}
+
+impl<'a> Session<'a> {
+    fn begin(net: &'a NetHandle, key: PeerKey) -> Option<Self> {
+        net.with_shared(|s| s.syncing.insert(key))
+            .then_some(Session { net, key })
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        self.net.with_shared(|s| {
+            s.syncing.remove(&self.key);
+        });
+    }
+}
+
+/// The conformance handshake with `peer`, then a pull if our op sets
+/// differ.
+pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
+    let Some(key) = key_of(&peer) else { return };
+    let Some(_session) = Session::begin(&net, key) else {
+        return;
+    };
+    let mine = node.signed_hello().await;
+    match net.request(peer, Request::Hello(mine.to_bytes())).await {
+        Ok(Response::Hello(bytes)) => {
+            let Ok(theirs) = SignedHello::from_bytes(&bytes) else {
+                net.command(Command::Disconnect(peer)).await;
+                return;
+            };
+            let verdict = node.judge(&key, &theirs).await;
+            record_verdict(&node, &net, peer, &theirs, &verdict).await;
+            match verdict {
+                Verdict::Refuse(reason) => {
+                    let _ = net.request(peer, Request::Bye(reason)).await;
+                    net.command(Command::Disconnect(peer)).await;
+                }
+                Verdict::Replicate | Verdict::PullOnly
+                    if theirs.hello.ops_root != mine.hello.ops_root =>
+                {
+                    if let Err(e) = pull(&node, &net, peer, key).await {
+                        tracing::debug!("sync with {key}: {e}");
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Response::Refused(reason)) => {
+            note_refused_by_peer(&node, &net, key, &reason);
+            net.command(Command::Disconnect(peer)).await;
+        }
+        Ok(other) => tracing::debug!("unexpected answer to hello from {key}: {other:?}"),
+        Err(e) => tracing::debug!("hello to {key} failed: {e}"),
+    }
+}
+
+/// Pulls what `peer` has and this instance lacks: reconcile the op-id sets,
+/// then fetch the difference in bounded batches.
+async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Result<(), String> {
+    let set = node.reconcile_set().await.map_err(|e| e.to_string())?;
+    let mut negentropy =
+        Negentropy::borrowed(set.as_ref(), RECONCILE_FRAME_BYTES).map_err(|e| e.to_string())?;
+    let mut message = negentropy.initiate().map_err(|e| e.to_string())?;
+    let (mut have, mut need): (Vec<Id>, Vec<Id>) = (Vec::new(), Vec::new());
+    loop {
+        match net.request(peer, Request::Reconcile(message)).await? {
+            Response::Reconcile(reply) => match negentropy
+                .reconcile_with_ids(&reply, &mut have, &mut need)
+                .map_err(|e| e.to_string())?
+            {
+                Some(next) => message = next,
+                None => break,
+            },
+            Response::Error(reason) => return Err(reason),
+            other => return Err(format!("unexpected answer to reconcile: {other:?}")),
+        }
+    }
+    let need: Vec<OpId> = need.iter().map(|id| Hash32(**id)).collect();
+    let total = need.len() as u64;
+    let mut fetched = 0u64;
+    net.with_shared(|s| s.missing.insert(key, total));
+    for chunk in need.chunks(MAX_FETCH_IDS) {
+        let mut wanted: Vec<OpId> = chunk.to_vec();
+        while !wanted.is_empty() {
+            let ops = match net.request(peer, Request::Fetch(wanted.clone())).await? {
+                Response::Ops(ops) => ops,
+                Response::Error(reason) => return Err(reason),
+                other => return Err(format!("unexpected answer to fetch: {other:?}")),
+            };
+            if ops.is_empty() {
+                break;
+            }
+            let received: std::collections::HashSet<OpId> =
+                ops.iter().map(|b| Hash32::of(b)).collect();
+            wanted.retain(|id| !received.contains(id));
+            fetched += ops.len() as u64;
+            node.ingest_remote(ops).await.map_err(|e| e.to_string())?;
+            net.with_shared(|s| s.missing.insert(key, total.saturating_sub(fetched)));
+            node.emit(NodeEvent::SyncProgress {
+                peer: key,
+                fetched,
+                total,
+            });
+        }
+    }
+    net.with_shared(|s| {
+        s.missing.remove(&key);
+        s.last_sync_ms = Some(now_ms());
+    });
+    if total > 0 {
+        tracing::info!("fetched {fetched} ops from {key}");
+    }
+    Ok(())
+}
+
+/// Answers one request from `peer`.
+pub(super) async fn respond(
+    node: &Node,
+    net: &NetHandle,
+    peer: PeerId,
+    key: PeerKey,
+    request: Request,
+) -> Response {
+    match request {
+        Request::Hello(bytes) => {
+            let Ok(theirs) = SignedHello::from_bytes(&bytes) else {
+                return Response::Refused("malformed hello".into());
+            };
+            let verdict = node.judge(&key, &theirs).await;
+            record_verdict(node, net, peer, &theirs, &verdict).await;
+            if let Verdict::Refuse(reason) = verdict {
+                let net = net.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    net.command(Command::Disconnect(peer)).await;
+                });
+                return Response::Refused(reason);
+            }
+            let mine = node.signed_hello().await;
+            if matches!(verdict, Verdict::Replicate | Verdict::PullOnly)
+                && theirs.hello.ops_root != mine.hello.ops_root
+            {
+                tokio::spawn(handshake(node.clone(), net.clone(), peer));
+            }
+            Response::Hello(mine.to_bytes())
+        }
+        Request::Reconcile(message) => {
+            if !node.serves(&key).await {
+                return Response::Error("not a member of this network (yet)".into());
+            }
+            let set = match node.reconcile_set().await {
+                Ok(set) => set,
+                Err(e) => return Response::Error(e.to_string()),
+            };
+            let answer = Negentropy::borrowed(set.as_ref(), RECONCILE_FRAME_BYTES)
+                .and_then(|mut n| n.reconcile(&message));
+            match answer {
+                Ok(reply) => Response::Reconcile(reply),
+                Err(e) => Response::Error(format!("reconciliation failed: {e}")),
+            }
+        }
+        Request::Fetch(ids) => {
+            if !node.serves(&key).await {
+                return Response::Error("not a member of this network (yet)".into());
+            }
+            if ids.len() > MAX_FETCH_IDS {
+                return Response::Error(format!("at most {MAX_FETCH_IDS} ids per fetch"));
+            }
+            match node.ops_for(&ids).await {
+                Ok(mut ops) => {
+                    let mut size = 0;
+                    ops.retain(|op| {
+                        size += op.len();
+                        size <= MAX_FETCH_ANSWER_BYTES
+                    });
+                    Response::Ops(ops)
+                }
+                Err(e) => Response::Error(e.to_string()),
+            }
+        }
+        Request::Join(bytes) => match node.handle_join(&key, &bytes).await {
+            Ok(answer) => {
+                tracing::info!(
+                    "approved the join request of {key} ({} of {} approvals)",
+                    answer.approvals,
+                    answer.needed
+                );
+                Response::Joined {
+                    genesis: answer.genesis,
+                    approvals: answer.approvals,
+                    needed: answer.needed,
+                }
+            }
+            Err(e) => {
+                tracing::warn!("refused the join request of {key}: {e}");
+                Response::Error(e.to_string())
+            }
+        },
+        Request::JoinStatus => Response::JoinStatus(node.join_status_of(&key).await.map(
+            |(status, approvals, needed)| {
+                (approvals, needed, status == dan_core::MemberStatus::Member)
+            },
+        )),
+        Request::Addresses => {
+            if !node.serves(&key).await {
+                return Response::Error("not a member of this network (yet)".into());
+            }
+            let peers = net
+                .peers()
+                .into_iter()
+                .filter(|(_, info)| info.online && info.verdict.as_deref() == Some("replicate"))
+                .map(|(peer, info)| {
+                    (
+                        peer.to_peer_id_bytes(),
+                        info.addrs.iter().map(|a| a.to_vec()).collect(),
+                    )
+                })
+                .collect();
+            Response::Addresses(peers)
+        }
+        Request::Bye(reason) => {
+            note_refused_by_peer(node, net, key, &reason);
+            let net = net.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                net.command(Command::Disconnect(peer)).await;
+            });
+            Response::Ack
+        }
+    }
+}
+
+/// Ingests ops pushed over gossip; pulls from the sender if some wait for
+/// ops this instance lacks.
+pub(super) async fn ingest_pushed(node: Node, net: NetHandle, from: PeerId, ops: Vec<Vec<u8>>) {
+    match node.ingest_remote(ops).await {
+        Ok(outcome) if !outcome.deferred.is_empty() => handshake(node, net, from).await,
+        Ok(_) => {}
+        Err(e) => tracing::debug!("ingesting pushed ops: {e}"),
+    }
+}
+
+/// Joins through `invite`: contacts the inviter with a signed join request.
+pub(super) async fn join(
+    net: &NetHandle,
+    node: &Node,
+    invite: &SignedInvite,
+    admin_name: &str,
+) -> Result<JoinProgress, NodeError> {
+    let inviter = &invite.invite;
+    let peer = peer_id_of(&inviter.inviter)
+        .ok_or_else(|| NodeError::Invalid("the invite names an invalid inviter".into()))?;
+    let addrs: Vec<Multiaddr> = inviter
+        .addrs
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if addrs.is_empty() {
+        return Err(NodeError::Invalid(
+            "the invite carries no usable address".into(),
+        ));
+    }
+    let previous = node
+        .inner()
+        .joining
+        .lock()
+        .ok()
+        .and_then(|mut j| j.replace(invite.clone()));
+    net.command(Command::Dial { peer, addrs }).await;
+    let request = node.join_request(invite, admin_name).await?;
+    let answer = net.request(peer, Request::Join(request)).await;
+    let restore = |node: &Node| {
+        if let Ok(mut j) = node.inner().joining.lock() {
+            *j = previous.clone();
+        }
+    };
+    match answer {
+        Ok(Response::Joined {
+            genesis,
+            approvals,
+            needed,
+        }) => {
+            node.begin_joining(invite, &genesis).await?;
+            net.with_shared(|s| s.join_view = Some((approvals, needed)));
+            tokio::spawn(handshake(node.clone(), net.clone(), peer));
+            node.join_progress()
+                .await
+                .ok_or_else(|| NodeError::Invalid("the join was not recorded".into()))
+        }
+        Ok(Response::Error(reason) | Response::Refused(reason)) => {
+            restore(node);
+            Err(NodeError::Invalid(format!(
+                "{} refused the join: {reason}",
+                inviter.inviter_name
+            )))
+        }
+        Ok(other) => {
+            restore(node);
+            Err(NodeError::Invalid(format!(
+                "unexpected answer from the inviter: {other:?}"
+            )))
+        }
+        Err(e) => {
+            restore(node);
+            Err(NodeError::Invalid(format!(
+                "could not reach the inviter {} at {}: {e}",
+                inviter.inviter_name,
+                inviter.addrs.join(", ")
+            )))
+        }
+    }
+}
+
+/// While joining: asks the inviter how many approvals the join has.
+pub(super) async fn poll_join(node: Node, net: NetHandle, invite: SignedInvite) {
+    let Some(peer) = peer_id_of(&invite.invite.inviter) else {
+        return;
+    };
+    if let Ok(Response::JoinStatus(Some((approvals, needed, admitted)))) =
+        net.request(peer, Request::JoinStatus).await
+    {
+        let changed = net
+            .with_shared(|s| s.join_view.replace((approvals, needed)) != Some((approvals, needed)));
+        if changed {
+            node.emit(NodeEvent::MembersChanged);
+        }
+        if admitted {
+            handshake(node, net, peer).await;
+        }
+    }
+}

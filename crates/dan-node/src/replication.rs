@@ -1,0 +1,175 @@
+//! The instance's side of replication: what the network layer asks of it.
+//! Every decision is made by `dan-core` (judge, replica); this module only
+//! holds the lock, touches the store and announces what changed.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dan_core::PeerKey;
+use dan_core::conformance::{self, Hello, SignedHello, Verdict};
+use dan_core::{OpId, PROTOCOL_VERSION};
+use negentropy::{Id, NegentropyStorageVector};
+
+use crate::error::NodeError;
+use crate::ingest::{IngestOutcome, MAX_BATCH_OPS, ingest};
+use crate::integrity;
+use crate::node::{Node, NodeEvent};
+
+/// Most ops kept waiting for missing predecessors.
+const MAX_WAITING: usize = 20_000;
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Node {
+    /// This instance's signed hello: network, hashes and roots.
+    pub async fn signed_hello(&self) -> SignedHello {
+        let inner = self.inner();
+        let ledger = inner.ledger.lock().await;
+        let joining = self.joining_network();
+        let replica = ledger.replica.as_ref();
+        let hello = Hello {
+            peer: self.peer_id(),
+            protocol_version: PROTOCOL_VERSION,
+            code_hash: inner.code_hash,
+            network: replica.map(|r| r.network_id()).or(joining),
+            charter_hash: replica.map(|r| r.charter().hash()),
+            ops_root: replica.map(|r| r.ops_root()),
+            state_root: replica.map(|r| r.state_root()),
+            op_count: replica.map_or(0, |r| r.op_count()),
+            sent_ms: now_ms(),
+        };
+        SignedHello::sign(hello, &inner.keypair)
+    }
+
+    /// How to treat `peer`, given its hello (see [`conformance::judge`]).
+    pub async fn judge(&self, peer: &PeerKey, hello: &SignedHello) -> Verdict {
+        let ledger = self.inner().ledger.lock().await;
+        conformance::judge(
+            &self.peer_id(),
+            ledger.replica.as_ref(),
+            self.joining_network(),
+            peer,
+            hello,
+        )
+    }
+
+    /// Whether this instance serves ops to `peer` right now (a member in
+    /// its own replica).
+    pub async fn serves(&self, peer: &PeerKey) -> bool {
+        let ledger = self.inner().ledger.lock().await;
+        ledger.replica.as_ref().is_some_and(|r| r.is_member(peer))
+    }
+
+    /// The network this instance is joining through an invite, if any.
+    pub(crate) fn joining_network(&self) -> Option<dan_core::NetworkId> {
+        self.inner()
+            .joining
+            .lock()
+            .ok()
+            .and_then(|j| j.as_ref().map(|i| i.invite.network))
+    }
+
+    /// Runs ops received from a peer through the ingest pipeline. Ops that
+    /// wait for others are kept and retried with the next batch.
+    pub async fn ingest_remote(&self, batch: Vec<Vec<u8>>) -> Result<IngestOutcome, NodeError> {
+        let inner = self.inner();
+        let mut ledger = inner.ledger.lock().await;
+        let waiting = std::mem::take(&mut ledger.waiting);
+        let was_member = ledger
+            .replica
+            .as_ref()
+            .is_some_and(|r| r.is_member(&self.peer_id()));
+        let members_before: Vec<_> = ledger
+            .replica
+            .as_ref()
+            .map(|r| r.members().cloned().collect())
+            .unwrap_or_default();
+        let Some(replica) = ledger.replica.as_mut() else {
+            return Err(NodeError::NoNetwork);
+        };
+        let result = ingest(replica, &inner.store, batch, waiting).await;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::error!("storing received ops failed, reloading from the op log: {error}");
+                let genesis = replica.genesis().clone();
+                *replica = integrity::check(&inner.store, &genesis).await?.replica;
+                return Err(error);
+            }
+        };
+        if replica.needs_rebuild() {
+            tracing::warn!(
+                "a late governance op changed past decisions; rebuilding the state from the op log"
+            );
+            let genesis = replica.genesis().clone();
+            let rebuilt = integrity::check(&inner.store, &genesis).await?;
+            *replica = rebuilt.replica;
+            inner
+                .store
+                .rematerialize(&replica.records().collect::<Vec<_>>())
+                .await?;
+        }
+        let mut waiting = outcome.deferred.clone();
+        waiting.truncate(MAX_WAITING);
+        ledger.waiting = waiting;
+        let replica = ledger.replica.as_ref();
+        let is_member = replica.is_some_and(|r| r.is_member(&self.peer_id()));
+        let members_after: Vec<_> = replica
+            .map(|r| r.members().cloned().collect())
+            .unwrap_or_default();
+        if is_member && !was_member {
+            self.finish_joining().await?;
+        }
+        drop(ledger);
+        if !outcome.changed.is_empty() {
+            self.emit(NodeEvent::RecordsChanged {
+                ids: outcome.changed.iter().map(|v| v.id.to_string()).collect(),
+            });
+        }
+        if members_after != members_before {
+            self.emit(NodeEvent::MembersChanged);
+        }
+        Ok(outcome)
+    }
+
+    /// The sorted set of op ids, for range-based reconciliation.
+    pub async fn reconcile_set(&self) -> Result<Arc<NegentropyStorageVector>, NodeError> {
+        let mut ledger = self.inner().ledger.lock().await;
+        let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+        let root = replica.ops_root();
+        if let Some((cached_root, set)) = &ledger.reconcile_set
+            && *cached_root == root
+        {
+            return Ok(set.clone());
+        }
+        let mut set = NegentropyStorageVector::with_capacity(replica.op_count() as usize);
+        for id in replica.op_ids() {
+            set.insert(0, Id::from_byte_array(id.0))
+                .map_err(|e| NodeError::Invalid(format!("reconciliation set: {e}")))?;
+        }
+        set.seal()
+            .map_err(|e| NodeError::Invalid(format!("reconciliation set: {e}")))?;
+        let set = Arc::new(set);
+        ledger.reconcile_set = Some((root, set.clone()));
+        Ok(set)
+    }
+
+    /// The canonical bytes of the held ops among `ids` (at most
+    /// [`MAX_BATCH_OPS`]).
+    pub async fn ops_for(&self, ids: &[OpId]) -> Result<Vec<Vec<u8>>, NodeError> {
+        let held: Vec<OpId> = {
+            let ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            ids.iter()
+                .take(MAX_BATCH_OPS)
+                .filter(|id| replica.contains(id))
+                .copied()
+                .collect()
+        };
+        Ok(self.inner().store.ops_by_id(&held).await?)
+    }
+}
