@@ -98,7 +98,7 @@ pub(crate) struct Inner {
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) net: OnceLock<NetHandle>,
     pub(crate) joining: std::sync::Mutex<Option<SignedInvite>>,
-    _lock: std::fs::File,
+    lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 /// The replica and what travels with it, behind one lock.
@@ -309,14 +309,18 @@ impl Node {
                 events: broadcast::channel(1024).0,
                 net: OnceLock::new(),
                 joining: std::sync::Mutex::new(joining),
-                _lock: lock,
+                lock: std::sync::Mutex::new(Some(lock)),
             }),
         })
     }
 
-    /// Closes the database cleanly.
+    /// Closes the database cleanly and releases the data directory, so
+    /// the instance can be opened again (by this or another process).
     pub async fn close(&self) {
         self.inner.store.close().await;
+        if let Ok(mut lock) = self.inner.lock.lock() {
+            lock.take();
+        }
     }
 
     /// This instance's peer id.

@@ -1,4 +1,5 @@
-//! The `invites` table: invites this instance issued.
+//! The `invites` table (invites this instance issued) and the
+//! `peer_addresses` table (where other instances were last reachable).
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -89,26 +90,62 @@ impl Store {
 
     /// Counts one use of an invite, atomically, if it is still usable.
     pub async fn use_invite(&self, id: &[u8]) -> Result<InviteUse, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let row = sqlx::query("SELECT uses, used, revoked FROM invites WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(InviteUse::Unknown);
-        };
-        if row.try_get::<i64, _>("revoked")? != 0 {
-            return Ok(InviteUse::Revoked);
+        let counted = sqlx::query(
+            "UPDATE invites SET used = used + 1 WHERE id = ?1 AND revoked = 0 AND used < uses",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if counted == 1 {
+            return Ok(InviteUse::Counted);
         }
-        if row.try_get::<i64, _>("used")? >= row.try_get::<i64, _>("uses")? {
-            return Ok(InviteUse::UsedUp);
-        }
-        sqlx::query("UPDATE invites SET used = used + 1 WHERE id = ?1")
+        let row = sqlx::query("SELECT revoked FROM invites WHERE id = ?1")
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_optional(self.pool())
             .await?;
-        tx.commit().await?;
-        Ok(InviteUse::Counted)
+        Ok(match row {
+            None => InviteUse::Unknown,
+            Some(row) if row.try_get::<i64, _>("revoked")? != 0 => InviteUse::Revoked,
+            Some(_) => InviteUse::UsedUp,
+        })
+    }
+}
+
+impl Store {
+    /// Remembers where `peer` listens.
+    pub async fn save_peer_addrs(
+        &self,
+        peer: &str,
+        addrs: &[String],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let addrs = serde_json::to_string(addrs).map_err(|e| StoreError::Damaged(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO peer_addresses (peer, addrs, updated_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (peer) DO UPDATE SET addrs = excluded.addrs, updated_ms = excluded.updated_ms",
+        )
+        .bind(peer)
+        .bind(addrs)
+        .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every remembered peer address list.
+    pub async fn peer_addrs(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let rows = sqlx::query("SELECT peer, addrs FROM peer_addresses")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let peer: String = row.try_get("peer").ok()?;
+                let addrs: String = row.try_get("addrs").ok()?;
+                Some((peer, serde_json::from_str(&addrs).ok()?))
+            })
+            .collect())
     }
 }
 

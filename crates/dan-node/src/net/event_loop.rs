@@ -49,9 +49,16 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         }
     }
     let (commands_tx, commands) = mpsc::channel(1024);
+    let mut shared = Shared::default();
+    for (peer, addrs) in node.inner().store.peer_addrs().await? {
+        if let Ok(key) = peer.parse::<dan_core::PeerKey>() {
+            shared.peers.entry(key).or_default().addrs =
+                addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        }
+    }
     let handle = NetHandle {
         commands: commands_tx,
-        shared: Arc::new(Mutex::new(Shared::default())),
+        shared: Arc::new(Mutex::new(shared)),
     };
     if node.inner().net.set(handle.clone()).is_err() {
         return Err(NodeError::Invalid(
@@ -201,9 +208,25 @@ impl EventLoop {
                         .kad
                         .add_address(&peer_id, addr.clone());
                 }
-                if let Some(key) = key_of(&peer_id) {
-                    self.handle
-                        .with_shared(|s| s.peers.entry(key).or_default().addrs = info.listen_addrs);
+                let Some(key) = key_of(&peer_id) else { return };
+                let changed = self.handle.with_shared(|s| {
+                    let entry = s.peers.entry(key).or_default();
+                    let changed = entry.addrs != info.listen_addrs;
+                    entry.addrs = info.listen_addrs.clone();
+                    changed
+                });
+                if changed {
+                    let store = self.node.inner().store.clone();
+                    let addrs: Vec<String> =
+                        info.listen_addrs.iter().map(ToString::to_string).collect();
+                    tokio::spawn(async move {
+                        if let Err(e) = store
+                            .save_peer_addrs(&key.to_string(), &addrs, now_ms())
+                            .await
+                        {
+                            tracing::debug!("remembering addresses of {key}: {e}");
+                        }
+                    });
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {

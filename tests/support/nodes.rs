@@ -1,0 +1,257 @@
+//! In-process instances on real sockets: each has its own data directory,
+//! SQLite file, key and libp2p swarm on 127.0.0.1 with a random port.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use dan_core::{Hash32, PeerKey};
+use dan_node::api::{CreateNetwork, PutRecord, Status};
+use dan_node::membership::InviteRequest;
+use dan_node::net::{NetConfig, NetHandle};
+use dan_node::{Credentials, Node, NodeConfig};
+
+use crate::process::PASSWORD;
+
+/// One in-process instance.
+pub struct TestNode {
+    /// Its name.
+    pub name: String,
+    /// The instance.
+    pub node: Node,
+    /// Its network layer (none while offline).
+    pub net: Option<NetHandle>,
+    sync_interval: Duration,
+    dir: tempfile::TempDir,
+}
+
+async fn open(dir: &std::path::Path) -> anyhow::Result<Node> {
+    let credentials = Credentials {
+        password: Some(PASSWORD.into()),
+        use_keyring: false,
+    };
+    Ok(Node::open(NodeConfig::new(dir), credentials).await?)
+}
+
+async fn start_net(node: &Node, sync_interval: Duration) -> anyhow::Result<NetHandle> {
+    let config = NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        mdns: false,
+        sync_interval,
+        ..NetConfig::default()
+    };
+    Ok(dan_node::net::start(node, config).await?)
+}
+
+impl TestNode {
+    /// Creates and starts an instance listening on 127.0.0.1.
+    pub async fn start(name: &str, sync_interval: Duration) -> anyhow::Result<TestNode> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::Builder::new().prefix("dan-node-").tempdir()?;
+        Node::init(dir.path(), name, PASSWORD).await?;
+        let node = open(dir.path()).await?;
+        let net = start_net(&node, sync_interval).await?;
+        Ok(TestNode {
+            name: name.to_owned(),
+            node,
+            net: Some(net),
+            sync_interval,
+            dir,
+        })
+    }
+
+    /// The network layer (panics while offline: a test bug).
+    pub fn net(&self) -> &NetHandle {
+        self.net.as_ref().expect("the node is online")
+    }
+
+    /// Stops networking; the instance keeps running and accepts writes.
+    pub async fn go_offline(&mut self) -> anyhow::Result<()> {
+        if let Some(net) = self.net.take() {
+            net.shutdown().await;
+        }
+        self.node.close().await;
+        self.node = open(self.dir.path()).await?;
+        Ok(())
+    }
+
+    /// Restarts the instance with networking (on a new port).
+    pub async fn go_online(&mut self) -> anyhow::Result<()> {
+        self.node.close().await;
+        self.node = open(self.dir.path()).await?;
+        self.net = Some(start_net(&self.node, self.sync_interval).await?);
+        Ok(())
+    }
+
+    /// This instance's peer id.
+    pub fn peer(&self) -> PeerKey {
+        self.node.peer_id()
+    }
+
+    /// Its status.
+    pub async fn status(&self) -> Status {
+        self.node.status().await
+    }
+
+    /// Writes a record; returns its id.
+    pub async fn put(&self, collection: &str, title: &str) -> anyhow::Result<String> {
+        let put = PutRecord {
+            collection: Some(collection.into()),
+            title: Some(title.into()),
+            ..PutRecord::default()
+        };
+        Ok(self.node.put_record(put).await?.id.to_string())
+    }
+
+    /// Stops the network layer and closes the database.
+    pub async fn stop(self) {
+        if let Some(net) = &self.net {
+            net.shutdown().await;
+        }
+        self.node.close().await;
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut condition: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Admits `joiner` into the network of `inviter` through an invite link,
+/// then has every other member approve it, and waits until it is a member.
+pub async fn admit(
+    inviter: &TestNode,
+    others: &[&TestNode],
+    joiner: &TestNode,
+) -> anyhow::Result<()> {
+    let invite = inviter
+        .node
+        .create_invite(
+            InviteRequest {
+                uses: Some(1),
+                expires_secs: Some(600),
+            },
+            PASSWORD,
+        )
+        .await?;
+    joiner
+        .node
+        .join(&invite.link, None, PASSWORD)
+        .await
+        .context("join")?;
+    for member in others {
+        let peer = joiner.peer();
+        eventually(
+            Duration::from_secs(30),
+            "the join request to reach every member",
+            || async { member.node.join_status_of(&peer).await.is_some() },
+        )
+        .await?;
+        let pending = |status: Option<(dan_core::MemberStatus, u64, u64)>| {
+            status.is_some_and(|(s, _, _)| s == dan_core::MemberStatus::Pending)
+        };
+        if pending(member.node.join_status_of(&peer).await)
+            && let Err(error) = member.node.approve(&peer, PASSWORD).await
+            && pending(member.node.join_status_of(&peer).await)
+        {
+            return Err(error).context("approve");
+        }
+    }
+    eventually(
+        Duration::from_secs(60),
+        "the joiner to see itself admitted",
+        || async { joiner.status().await.state != dan_node::api::NetworkState::Pending },
+    )
+    .await
+}
+
+/// Starts `names.len()` instances and forms one network: the first creates
+/// it, each next one is invited by the first and approved by the others.
+pub async fn spawn_network(
+    names: &[&str],
+    min_members: u32,
+    sync_interval: Duration,
+) -> anyhow::Result<Vec<TestNode>> {
+    let mut nodes = Vec::new();
+    for name in names {
+        nodes.push(TestNode::start(name, sync_interval).await?);
+    }
+    let founder = &nodes[0];
+    founder
+        .node
+        .create_network(
+            CreateNetwork {
+                name: "Test network".into(),
+                min_members: Some(min_members),
+                approve_code: Vec::new(),
+            },
+            PASSWORD,
+        )
+        .await?;
+    for i in 1..nodes.len() {
+        let others: Vec<&TestNode> = nodes[1..i].iter().collect();
+        admit(&nodes[0], &others, &nodes[i]).await?;
+    }
+    Ok(nodes)
+}
+
+/// The (ops root, state root) of every node.
+async fn roots(nodes: &[TestNode]) -> Vec<(Option<Hash32>, Option<Hash32>)> {
+    let mut seen = Vec::new();
+    for node in nodes {
+        let status = node.status().await;
+        seen.push((status.ops_root, status.state_root));
+    }
+    seen
+}
+
+/// Waits until every node has the same ops root and state root, and
+/// returns them.
+pub async fn converged(nodes: &[TestNode], timeout: Duration) -> anyhow::Result<(Hash32, Hash32)> {
+    let waited = eventually(
+        timeout,
+        "every instance to reach the same roots",
+        || async {
+            let seen = roots(nodes).await;
+            seen.windows(2).all(|w| w[0] == w[1])
+        },
+    )
+    .await;
+    if let Err(error) = waited {
+        let mut report = String::new();
+        for node in nodes {
+            let status = node.status().await;
+            report.push_str(&format!(
+                "\n  {}: {} ops, ops root {:?}, {} online peers",
+                node.name,
+                status.op_count,
+                status.ops_root.map(|r| r.short()),
+                status.online_peers
+            ));
+        }
+        bail!("{error}:{report}");
+    }
+    match roots(nodes).await.first() {
+        Some((Some(ops), Some(state))) => Ok((*ops, *state)),
+        _ => bail!("no network"),
+    }
+}
