@@ -8,4 +8,6 @@
 pub mod nodes;
 pub mod process;
 
-pub use process::{Instance, PASSWORD, dan_bin, wait_until};
+pub use process::{
+    Instance, PASSWORD, cli_converged, cli_network, dan_bin, modified_dan_bin, wait_until,
+};

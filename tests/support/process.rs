@@ -25,6 +25,91 @@ pub fn dan_bin() -> PathBuf {
     profile_dir.join(format!("dan{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// A copy of the `dan` executable with one byte appended: another build,
+/// with another code hash. Lives as long as the returned directory.
+pub fn modified_dan_bin() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("dan-modified");
+    let mut bytes = std::fs::read(dan_bin())?;
+    bytes.push(0);
+    std::fs::write(&path, bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok((dir, path))
+}
+
+/// Forms a network of `names.len()` running instances through the CLI:
+/// the first creates it (with `create_args`), each next one joins with an
+/// invite from the first and is approved by the other members.
+pub fn cli_network(names: &[&str], create_args: &[&str]) -> anyhow::Result<Vec<Instance>> {
+    let mut instances = Vec::new();
+    for name in names {
+        let mut instance = Instance::init(name)?;
+        instance.start_networked(&[])?;
+        instances.push(instance);
+    }
+    let mut create = vec!["network", "create", "--name", "Test network"];
+    create.extend_from_slice(create_args);
+    instances[0].ok(&create)?;
+    for i in 1..instances.len() {
+        let link = instances[0].invite(&[])?;
+        instances[i].ok(&["join", &link, "--no-wait"])?;
+        let peer = instances[i].peer_id()?;
+        for member in &instances[1..i] {
+            wait_until(
+                Duration::from_secs(30),
+                "the join request to reach every member",
+                || {
+                    member.json(&["members"]).is_ok_and(|m| {
+                        m.as_array()
+                            .is_some_and(|rows| rows.iter().any(|r| r["peer_id"] == peer.as_str()))
+                    })
+                },
+            )?;
+            let output = member.run(&["approve", &peer])?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if !output.status.success() && !stderr.contains("already a member") {
+                bail!("approve failed: {stderr}");
+            }
+        }
+        wait_until(Duration::from_secs(60), "the joiner to be admitted", || {
+            instances[i]
+                .json(&["status"])
+                .is_ok_and(|s| s["state"] != "pending")
+        })?;
+    }
+    Ok(instances)
+}
+
+/// Waits until every instance reports the same ops root and state root.
+pub fn cli_converged(instances: &[Instance], timeout: Duration) -> anyhow::Result<Value> {
+    let mut last = Vec::new();
+    let result = wait_until(timeout, "every instance to reach the same roots", || {
+        last = instances
+            .iter()
+            .map(|i| {
+                i.json(&["status"])
+                    .map(|s| {
+                        (
+                            s["ops_root"].clone(),
+                            s["state_root"].clone(),
+                            s["op_count"].clone(),
+                        )
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        !last[0].0.is_null() && last.windows(2).all(|w| w[0] == w[1])
+    });
+    match result {
+        Ok(()) => Ok(last[0].1.clone()),
+        Err(e) => bail!("{e}: {last:?}"),
+    }
+}
+
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(
     timeout: Duration,
@@ -56,10 +141,15 @@ pub struct Instance {
 impl Instance {
     /// `dan init` in a fresh temporary directory.
     pub fn init(name: &str) -> anyhow::Result<Instance> {
+        Self::init_with_bin(name, dan_bin())
+    }
+
+    /// `dan init` with another build of `dan` (e.g. a modified copy).
+    pub fn init_with_bin(name: &str, bin: PathBuf) -> anyhow::Result<Instance> {
         let instance = Instance {
             name: name.to_owned(),
             dir: tempfile::Builder::new().prefix("dan-test-").tempdir()?,
-            bin: dan_bin(),
+            bin,
             child: None,
             env: Vec::new(),
         };
@@ -148,6 +238,41 @@ impl Instance {
         let mut args = vec!["run", "--no-keyring"];
         args.extend_from_slice(extra);
         self.start_with(self.command(&args))
+    }
+
+    /// Starts `dan run` on 127.0.0.1 with a random port, no mDNS, and a
+    /// one-second reconciliation interval.
+    pub fn start_networked(&mut self, extra: &[&str]) -> anyhow::Result<()> {
+        let mut args = vec![
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--sync-interval",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        self.start(&args)
+    }
+
+    /// Switches to another build of `dan` for the next commands.
+    pub fn use_bin(&mut self, bin: PathBuf) {
+        self.bin = bin;
+    }
+
+    /// This instance's peer id.
+    pub fn peer_id(&self) -> anyhow::Result<String> {
+        let status = self.json(&["status"])?;
+        status["peer_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("status has no peer_id")
+    }
+
+    /// A `dan invite` link from this instance.
+    pub fn invite(&self, extra: &[&str]) -> anyhow::Result<String> {
+        let mut args = vec!["invite"];
+        args.extend_from_slice(extra);
+        self.ok(&args)
     }
 
     /// Starts a prepared `dan run` command and waits until it answers.

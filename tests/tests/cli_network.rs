@@ -1,0 +1,220 @@
+//! Separate `dan run` processes driven only through the CLI: forming a
+//! network, replicating, and refusing bad invites and non-conforming peers.
+
+use std::time::Duration;
+
+use dan_tests::{Instance, cli_converged, cli_network, modified_dan_bin, wait_until};
+
+#[test]
+fn no_single_admin_three_dan_processes_form_a_network_through_the_cli_and_converge()
+-> anyhow::Result<()> {
+    let mut instances = cli_network(&["alice", "bob", "carol"], &[])?;
+    for instance in &instances {
+        let status = instance.json(&["status"])?;
+        assert_eq!(status["state"], "active");
+        assert_eq!(status["members"], 3);
+        let members = instance.json(&["members"])?;
+        let rows = members.as_array().cloned().unwrap_or_default();
+        assert_eq!(rows.len(), 3);
+        for row in rows {
+            for field in [
+                "peer_id",
+                "name",
+                "status",
+                "code_hash",
+                "online",
+                "last_seen",
+            ] {
+                assert!(row.get(field).is_some(), "members lacks `{field}`: {row}");
+            }
+            assert_eq!(row["status"], "member");
+        }
+    }
+    std::thread::scope(|scope| {
+        for instance in &instances {
+            scope.spawn(move || {
+                for n in 0..10 {
+                    let title = format!("{} record {n}", instance.name);
+                    instance.ok(&["record", "put", "--collection", "notes", "--title", &title])?;
+                }
+                anyhow::Ok(())
+            });
+        }
+    });
+    cli_converged(&instances, Duration::from_secs(60))?;
+    for instance in &instances {
+        let records = instance.json(&["record", "list", "--collection", "notes"])?;
+        assert_eq!(
+            records.as_array().map(Vec::len),
+            Some(30),
+            "{} has {records}",
+            instance.name
+        );
+        let status = instance.json(&["status"])?;
+        assert_eq!(status["online_peers"], 2);
+        assert_eq!(status["missing_ops"], 0);
+        assert!(status["last_sync"].is_u64());
+    }
+    for instance in &mut instances {
+        instance.stop()?;
+    }
+    Ok(())
+}
+
+fn join_error(instance: &Instance, link: &str) -> anyhow::Result<String> {
+    let output = instance.run(&["join", link, "--no-wait"])?;
+    assert!(!output.status.success(), "joining with {link} should fail");
+    Ok(String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn bad_input_tampered_expired_used_up_revoked_and_foreign_invite_links_are_refused()
+-> anyhow::Result<()> {
+    let mut alice = Instance::init("alice")?;
+    alice.start_networked(&[])?;
+    alice.ok(&["network", "create", "--name", "Commons"])?;
+    let mut bob = Instance::init("bob")?;
+    bob.start_networked(&[])?;
+    let untouched = bob.json(&["status"])?;
+
+    let link = alice.invite(&[])?;
+    let mut chars: Vec<char> = link.chars().collect();
+    let middle = chars.len() / 2;
+    chars[middle] = if chars[middle] == 'a' { 'b' } else { 'a' };
+    let tampered: String = chars.into_iter().collect();
+    let error = join_error(&bob, &tampered)?;
+    assert!(
+        error.contains("tampered") || error.contains("damaged"),
+        "{error}"
+    );
+    let error = join_error(&bob, &link[..link.len() - 7])?;
+    assert!(
+        error.contains("damaged") || error.contains("tampered"),
+        "{error}"
+    );
+    let error = join_error(&bob, "https://example.org/join/abc")?;
+    assert!(error.contains("not a DAN invite link"), "{error}");
+
+    let expiring = alice.invite(&["--expires", "1s"])?;
+    std::thread::sleep(Duration::from_millis(1100));
+    let error = join_error(&bob, &expiring)?;
+    assert!(error.contains("expired"), "{error}");
+
+    let revoked = alice.invite(&[])?;
+    let invites = alice.json(&["invites"])?;
+    let id = invites
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["link"] == revoked.as_str()))
+        .and_then(|r| r["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    alice.ok(&["invite", "revoke", &id])?;
+    let error = join_error(&bob, &revoked)?;
+    assert!(error.contains("revoked"), "{error}");
+    assert_eq!(
+        bob.json(&["status"])?["network_id"],
+        untouched["network_id"],
+        "a refused join changes nothing"
+    );
+    assert_eq!(bob.json(&["status"])?["state"], "none");
+
+    let single_use = alice.invite(&["--uses", "1"])?;
+    bob.ok(&["join", &single_use, "--no-wait"])?;
+    let mut carol = Instance::init("carol")?;
+    carol.start_networked(&[])?;
+    let error = join_error(&carol, &single_use)?;
+    assert!(error.contains("used up"), "{error}");
+    assert_eq!(carol.json(&["status"])?["state"], "none");
+
+    let mut dave = Instance::init("dave")?;
+    dave.start_networked(&[])?;
+    dave.ok(&["network", "create", "--name", "Elsewhere"])?;
+    let before = dave.json(&["status"])?;
+    let error = join_error(&dave, &alice.invite(&[])?)?;
+    assert!(error.contains("already belongs to the network"), "{error}");
+    assert_eq!(dave.json(&["status"])?["network_id"], before["network_id"]);
+
+    for instance in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        instance.stop()?;
+    }
+    Ok(())
+}
+
+fn refusal_shown(instance: &Instance, peer: &str, words: &str) -> bool {
+    instance.json(&["peers"]).is_ok_and(|peers| {
+        peers.as_array().is_some_and(|rows| {
+            rows.iter().any(|r| {
+                r["peer_id"] == peer
+                    && r["refused"]
+                        .as_str()
+                        .is_some_and(|reason| reason.contains(words))
+            })
+        })
+    })
+}
+
+#[test]
+fn everything_signed_a_peer_from_another_network_is_refused_and_both_sides_show_why()
+-> anyhow::Result<()> {
+    let mut alice = Instance::init("alice")?;
+    alice.start_networked(&[])?;
+    alice.ok(&["network", "create", "--name", "Commons"])?;
+    let alice_addr = alice.json(&["status"])?["listen_addrs"][0]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let alice_peer = alice.peer_id()?;
+    let mut mallory = Instance::init("mallory")?;
+    mallory.start_networked(&[])?;
+    mallory.ok(&["network", "create", "--name", "Other"])?;
+    mallory.stop()?;
+    let bootstrap = format!("{alice_addr}/p2p/{alice_peer}");
+    mallory.start_networked(&["--bootstrap", &bootstrap])?;
+    let mallory_peer = mallory.peer_id()?;
+    wait_until(
+        Duration::from_secs(30),
+        "both sides to show the refusal",
+        || {
+            refusal_shown(&alice, &mallory_peer, "another network")
+                && refusal_shown(&mallory, &alice_peer, "another network")
+        },
+    )?;
+    assert_eq!(alice.json(&["status"])?["online_peers"], 0);
+    alice.stop()?;
+    mallory.stop()
+}
+
+#[test]
+fn everything_signed_a_member_running_other_code_is_refused_and_an_unapproved_build_cannot_join()
+-> anyhow::Result<()> {
+    let (_keep, modified) = modified_dan_bin()?;
+    let mut instances = cli_network(&["alice", "bob"], &["--min-members", "2"])?;
+    cli_converged(&instances, Duration::from_secs(30))?;
+
+    let mut eve = Instance::init_with_bin("eve", modified.clone())?;
+    eve.start_networked(&[])?;
+    let error = join_error(&eve, &instances[0].invite(&[])?)?;
+    assert!(error.contains("not approved"), "{error}");
+    assert_eq!(eve.json(&["status"])?["state"], "none");
+
+    let alice_peer = instances[0].peer_id()?;
+    let bob_peer = instances[1].peer_id()?;
+    let bob = &mut instances[1];
+    bob.stop()?;
+    bob.use_bin(modified);
+    bob.start_networked(&[])?;
+    assert_eq!(bob.json(&["status"])?["code_approved"], false);
+    wait_until(
+        Duration::from_secs(30),
+        "alice to refuse bob's new build, and bob to see why",
+        || {
+            refusal_shown(&instances[0], &bob_peer, "not approved")
+                && refusal_shown(&instances[1], &alice_peer, "not approved")
+        },
+    )?;
+    eve.stop()?;
+    for instance in &mut instances {
+        instance.stop()?;
+    }
+    Ok(())
+}
