@@ -67,7 +67,7 @@ fn determinism_golden_vectors_pin_the_canonical_encoding() {
         ),
         (
             "state_root",
-            "ad9cb2aa53ea43df7a52aaf763bd0bd6b79b7108a2ee83a98b0cf061a1d6854c",
+            "b9bbe273de5d9a57565174ff023331de02cdd80242a9f000f676028df8713bd4",
         ),
     ];
     for ((name, got), (_, want)) in actual.iter().zip(expected) {

@@ -78,3 +78,92 @@ pub(crate) fn sign_changes(changes: &[(Change, u64)]) -> Vec<VerifiedOp> {
     }
     ops
 }
+
+/// A network with three members (founder, bob, carol) accepting records:
+/// the genesis and the governance ops that admitted bob and carol.
+pub(crate) struct Trio {
+    pub(crate) genesis: SignedGenesis,
+    pub(crate) keys: [Keypair; 3],
+    pub(crate) admissions: Vec<VerifiedOp>,
+}
+
+/// A signed join request from `joiner` for `network`.
+pub(crate) fn join_request(
+    network: dan_core::NetworkId,
+    joiner: &Keypair,
+    name: &str,
+) -> dan_core::SignedJoinRequest {
+    let request = dan_core::JoinRequest {
+        network,
+        joiner: joiner.public(),
+        instance_name: name.into(),
+        admin_name: name.into(),
+        code_hash: Hash32::of(b"build A"),
+        invite: None,
+        requested_ms: 1,
+    };
+    dan_core::SignedJoinRequest::sign(request, joiner).expect("join request")
+}
+
+/// Signs a governance op by `key` on top of `replica` and applies it.
+pub(crate) fn govern(
+    replica: &mut Replica,
+    key: &Keypair,
+    action: dan_core::GovernanceAction,
+    clock: u64,
+) -> VerifiedOp {
+    let body = replica.next_body(key.public(), clock, Payload::Governance(action));
+    let op = VerifiedOp::sign(body, key).expect("sign");
+    replica.apply(&op).expect("apply governance op");
+    op
+}
+
+/// Builds the three-member network.
+pub(crate) fn trio() -> Trio {
+    let keys = [
+        founder(),
+        Keypair::from_secret([2; 32]),
+        Keypair::from_secret([3; 32]),
+    ];
+    let mut charter = Charter::new("Trio", BTreeSet::from([Hash32::of(b"build A")]));
+    charter.min_members = 3;
+    let genesis = Genesis {
+        charter,
+        founder: keys[0].public(),
+        founder_name: "alice".into(),
+        created_ms: 1_700_000_000_000,
+        fork_of: None,
+    };
+    let genesis = SignedGenesis::sign(genesis, &keys[0]).expect("genesis");
+    let mut replica = Replica::new(genesis.clone()).expect("replica");
+    let network = replica.network_id();
+    let bob = join_request(network, &keys[1], "bob");
+    let carol = join_request(network, &keys[2], "carol");
+    let admissions = vec![
+        govern(
+            &mut replica,
+            &keys[0],
+            dan_core::GovernanceAction::Approve { request: bob },
+            10,
+        ),
+        govern(
+            &mut replica,
+            &keys[0],
+            dan_core::GovernanceAction::Approve {
+                request: carol.clone(),
+            },
+            20,
+        ),
+        govern(
+            &mut replica,
+            &keys[1],
+            dan_core::GovernanceAction::Approve { request: carol },
+            30,
+        ),
+    ];
+    Trio {
+        genesis,
+        keys,
+        admissions,
+    }
+}

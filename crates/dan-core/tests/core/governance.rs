@@ -1,0 +1,313 @@
+//! Membership by quorum (invariant 1) and the conformance handshake.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dan_core::conformance::{Hello, SignedHello, Verdict, judge};
+use dan_core::replica::OpRejection;
+use dan_core::{
+    FieldValue, GovernanceAction, Hash32, Keypair, MemberStatus, Payload, RecordAction, RecordId,
+    Replica, VerifiedOp,
+};
+use proptest::prelude::*;
+
+use crate::support::{govern, join_request, solo_genesis, trio};
+
+#[test]
+fn no_single_admin_third_member_needs_two_approvals_and_records_wait_for_three_members() {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    let network = replica.network_id();
+    replica
+        .apply(&t.admissions[0])
+        .expect("bob approved by alice");
+    assert!(
+        replica.is_member(&t.keys[1].public()),
+        "the second member needs one approval"
+    );
+    assert!(replica.is_forming());
+
+    let record = {
+        let payload = Payload::Record {
+            id: RecordId::new("early").expect("id"),
+            action: RecordAction::Create {
+                collection: "notes".into(),
+                title: "too early".into(),
+                fields: BTreeMap::new(),
+                tags: BTreeSet::new(),
+            },
+        };
+        VerifiedOp::sign(
+            replica.next_body(t.keys[0].public(), 15, payload),
+            &t.keys[0],
+        )
+        .expect("sign")
+    };
+    assert!(matches!(
+        replica.apply(&record),
+        Err(OpRejection::Forming {
+            members: 2,
+            needed: 3
+        })
+    ));
+
+    replica
+        .apply(&t.admissions[1])
+        .expect("alice approves carol");
+    let carol = t.keys[2].public();
+    assert_eq!(
+        replica.member(&carol).map(|m| m.status),
+        Some(MemberStatus::Pending)
+    );
+    assert_eq!(replica.member(&carol).map(|m| m.approvals.len()), Some(1));
+    replica.apply(&t.admissions[2]).expect("bob approves carol");
+    assert!(replica.is_member(&carol));
+    assert!(!replica.is_forming());
+    let _ = network;
+}
+
+#[test]
+fn no_single_admin_a_quorum_of_rejections_refuses_a_candidate() {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    for op in &t.admissions {
+        replica.apply(op).expect("admission");
+    }
+    let dave = Keypair::from_secret([4; 32]);
+    let request = join_request(replica.network_id(), &dave, "dave");
+    govern(
+        &mut replica,
+        &t.keys[0],
+        GovernanceAction::Approve { request },
+        40,
+    );
+    govern(
+        &mut replica,
+        &t.keys[1],
+        GovernanceAction::Reject {
+            peer: dave.public(),
+        },
+        41,
+    );
+    assert_eq!(
+        replica.member(&dave.public()).map(|m| m.status),
+        Some(MemberStatus::Pending)
+    );
+    govern(
+        &mut replica,
+        &t.keys[2],
+        GovernanceAction::Reject {
+            peer: dave.public(),
+        },
+        42,
+    );
+    assert_eq!(
+        replica.member(&dave.public()).map(|m| m.status),
+        Some(MemberStatus::Rejected)
+    );
+}
+
+#[test]
+fn everything_signed_a_forged_join_request_in_an_approval_is_rejected() {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    let mallory = Keypair::from_secret([9; 32]);
+    let mut request = join_request(replica.network_id(), &mallory, "mallory");
+    request.request.instance_name = "renamed after signing".into();
+    let body = replica.next_body(
+        t.keys[0].public(),
+        5,
+        Payload::Governance(GovernanceAction::Approve { request }),
+    );
+    let op = VerifiedOp::sign(body, &t.keys[0]).expect("sign");
+    let root = replica.state_root();
+    assert!(matches!(
+        replica.apply(&op),
+        Err(OpRejection::BadGovernance(_))
+    ));
+    assert_eq!(replica.state_root(), root);
+}
+
+fn record_op(
+    replica: &mut Replica,
+    key: &Keypair,
+    record: u8,
+    field: u8,
+    value: i64,
+    clock: u64,
+) -> Option<VerifiedOp> {
+    let id = RecordId::new(&format!("r{record}")).expect("id");
+    let action = if replica.record(&id).is_none() {
+        RecordAction::Create {
+            collection: "notes".into(),
+            title: format!("note {record}"),
+            fields: BTreeMap::new(),
+            tags: BTreeSet::new(),
+        }
+    } else {
+        RecordAction::Update {
+            title: None,
+            fields: BTreeMap::from([(format!("f{field}"), Some(FieldValue::Int(value)))]),
+            tags: None,
+        }
+    };
+    let body = replica.next_body(key.public(), clock, Payload::Record { id, action });
+    let op = VerifiedOp::sign(body, key).expect("sign");
+    replica.apply(&op).ok().map(|_| op)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Invariant 3 with three writers: ops from every member, with clashing
+    /// clocks and concurrent edits of the same fields, delivered in any
+    /// order and with duplicates, give the same roots everywhere.
+    #[test]
+    fn determinism_three_writers_in_any_order_give_the_same_roots(
+        writes in prop::collection::vec((0usize..3, 0u8..4, 0u8..3, any::<i64>(), 0u64..20), 1..40),
+        shuffle in any::<u64>(),
+        batch in 1usize..6,
+    ) {
+        let t = trio();
+        // Each writer works on its own replica that has seen only the
+        // admissions and its own earlier ops: edits are concurrent.
+        let mut writers: Vec<Replica> = (0..3)
+            .map(|_| {
+                let mut r = Replica::new(t.genesis.clone()).expect("replica");
+                for op in &t.admissions {
+                    r.apply(op).expect("admission");
+                }
+                r
+            })
+            .collect();
+        let mut ops: Vec<VerifiedOp> = t.admissions.clone();
+        for (writer, record, field, value, clock) in writes {
+            if let Some(op) = record_op(&mut writers[writer], &t.keys[writer], record, field, value, 100 + clock) {
+                ops.push(op);
+            }
+        }
+        let deliver = |order: &[VerifiedOp]| {
+            let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+            let mut pending = Vec::new();
+            for chunk in order.chunks(batch) {
+                pending.extend(chunk.iter().cloned());
+                let outcome = replica.apply_batch(std::mem::take(&mut pending));
+                assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+                pending = outcome.deferred.into_iter().map(|(op, _)| op).collect();
+            }
+            let outcome = replica.apply_batch(pending);
+            (outcome.deferred.len(), replica.ops_root(), replica.state_root(), replica.op_count())
+        };
+        let in_order = deliver(&ops);
+        let mut shuffled = ops.clone();
+        shuffled.extend(ops.iter().take(5).cloned());
+        let mut rng = shuffle;
+        for i in (1..shuffled.len()).rev() {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (rng >> 33) as usize % (i + 1));
+        }
+        let any_order = deliver(&shuffled);
+        prop_assert_eq!(in_order.0, 0);
+        prop_assert_eq!(in_order, any_order);
+    }
+}
+
+fn hello(key: &Keypair, replica: &Replica, tweak: impl FnOnce(&mut Hello)) -> SignedHello {
+    let mut hello = Hello {
+        peer: key.public(),
+        protocol_version: dan_core::PROTOCOL_VERSION,
+        code_hash: Hash32::of(b"build A"),
+        network: Some(replica.network_id()),
+        charter_hash: Some(replica.charter().hash()),
+        ops_root: Some(replica.ops_root()),
+        state_root: Some(replica.state_root()),
+        op_count: replica.op_count(),
+        sent_ms: 1,
+    };
+    tweak(&mut hello);
+    SignedHello::sign(hello, key)
+}
+
+#[test]
+fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason() {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    for op in &t.admissions {
+        replica.apply(op).expect("admission");
+    }
+    let me = t.keys[0].public();
+    let bob = &t.keys[1];
+    let verdict = |h: &SignedHello| judge(&me, Some(&replica), None, &bob.public(), h);
+    let refused =
+        |v: Verdict, words: &str| matches!(v, Verdict::Refuse(ref r) if r.contains(words));
+
+    assert_eq!(verdict(&hello(bob, &replica, |_| {})), Verdict::Replicate);
+    assert!(refused(
+        verdict(&hello(bob, &replica, |h| h.network = Some(Hash32::of(b"x")))),
+        "another network"
+    ));
+    assert!(refused(
+        verdict(&hello(bob, &replica, |h| h.code_hash = Hash32::of(b"build B"))),
+        "not approved"
+    ));
+    assert!(refused(
+        verdict(&hello(bob, &replica, |h| h.charter_hash = Some(Hash32::of(b"c")))),
+        "charter"
+    ));
+    assert!(refused(
+        verdict(&hello(bob, &replica, |h| h.state_root = Some(Hash32::of(b"s")))),
+        "state root"
+    ));
+    assert!(refused(
+        verdict(&hello(bob, &replica, |h| h.protocol_version = 99)),
+        "protocol version"
+    ));
+    let mut forged = hello(bob, &replica, |_| {});
+    forged.hello.op_count += 1;
+    assert!(refused(verdict(&forged), "not signed"));
+    let other_key = Keypair::from_secret([8; 32]);
+    assert!(refused(
+        judge(
+            &me,
+            Some(&replica),
+            None,
+            &bob.public(),
+            &hello(&other_key, &replica, |_| {})
+        ),
+        "not signed"
+    ));
+
+    // Another charter is tolerated while the op sets differ (an upgrade in flight).
+    assert_eq!(
+        verdict(&hello(bob, &replica, |h| {
+            h.charter_hash = Some(Hash32::of(b"c"));
+            h.ops_root = Some(Hash32::of(b"more ops"));
+        })),
+        Verdict::Replicate
+    );
+    let stranger = Keypair::from_secret([7; 32]);
+    assert_eq!(
+        judge(
+            &me,
+            Some(&replica),
+            None,
+            &stranger.public(),
+            &hello(&stranger, &replica, |_| {})
+        ),
+        Verdict::Candidate
+    );
+    let solo = Replica::new(solo_genesis()).expect("solo");
+    assert!(matches!(
+        judge(&me, None, None, &bob.public(), &hello(bob, &solo, |_| {})),
+        Verdict::Refuse(_)
+    ));
+    assert_eq!(
+        judge(
+            &stranger.public(),
+            None,
+            Some(replica.network_id()),
+            &bob.public(),
+            &hello(bob, &replica, |_| {})
+        ),
+        Verdict::PullOnly
+    );
+}
