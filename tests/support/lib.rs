@@ -5,9 +5,11 @@
 //! - [`nodes`]: instances in this process (the same `dan-node` API the CLI
 //!   and the desktop app use) on real sockets on 127.0.0.1.
 
+pub mod netns;
 pub mod nodes;
 pub mod process;
 
 pub use process::{
-    Instance, PASSWORD, cli_converged, cli_network, dan_bin, modified_dan_bin, wait_until,
+    Instance, PASSWORD, cli_converged, cli_network, cli_network_with, dan_bin, modified_dan_bin,
+    wait_until,
 };

@@ -45,10 +45,22 @@ pub fn modified_dan_bin() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
 /// the first creates it (with `create_args`), each next one joins with an
 /// invite from the first and is approved by the other members.
 pub fn cli_network(names: &[&str], create_args: &[&str]) -> anyhow::Result<Vec<Instance>> {
+    cli_network_with(names, create_args, |_, instance| {
+        instance.start_networked(&[])
+    })
+}
+
+/// Like [`cli_network`], with each instance started by `start` (given its
+/// index), e.g. inside its own network namespace.
+pub fn cli_network_with(
+    names: &[&str],
+    create_args: &[&str],
+    mut start: impl FnMut(usize, &mut Instance) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Instance>> {
     let mut instances = Vec::new();
-    for name in names {
+    for (i, name) in names.iter().enumerate() {
         let mut instance = Instance::init(name)?;
-        instance.start_networked(&[])?;
+        start(i, &mut instance)?;
         instances.push(instance);
     }
     let mut create = vec!["network", "create", "--name", "Test network"];
@@ -252,6 +264,11 @@ impl Instance {
         ];
         args.extend_from_slice(extra);
         self.start(&args)
+    }
+
+    /// The `dan` executable this instance runs.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     /// Switches to another build of `dan` for the next commands.

@@ -62,7 +62,7 @@ async fn nothing_acknowledged_is_lost_writes_made_offline_reach_the_network_afte
     let mut nodes = spawn_network(&["alice", "bob", "carol"], 3, SYNC).await?;
     converged(&nodes, Duration::from_secs(30)).await?;
     nodes[2].go_offline().await?;
-    let offline_ids = vec![
+    let offline_ids = [
         nodes[2].put("notes", "written offline 1").await?,
         nodes[2].put("notes", "written offline 2").await?,
     ];

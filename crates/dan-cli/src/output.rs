@@ -113,11 +113,7 @@ pub(crate) fn waiting_line(status: &Value) -> String {
     let have = status["op_count"].as_u64().unwrap_or(0);
     let total = have + missing;
     let width = 30u64;
-    let filled = if total == 0 {
-        width
-    } else {
-        width * have / total
-    };
+    let filled = (width * have).checked_div(total).unwrap_or(width);
     format!(
         "syncing [{}{}] {have}/{total} ops",
         "#".repeat(filled as usize),

@@ -64,7 +64,7 @@ pub enum GovernanceAction {
     /// The op's origin approves a join request.
     Approve {
         /// The request, signed by the joining instance.
-        request: SignedJoinRequest,
+        request: Box<SignedJoinRequest>,
     },
     /// The op's origin rejects a pending join.
     Reject {

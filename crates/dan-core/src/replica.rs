@@ -187,7 +187,7 @@ impl Replica {
             .rev()
             .find_map(|entry| match &entry.action {
                 GovernanceAction::Approve { request } if request.request.joiner == *peer => {
-                    Some(request)
+                    Some(request.as_ref())
                 }
                 _ => None,
             })

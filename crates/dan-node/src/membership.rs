@@ -257,7 +257,7 @@ impl Node {
                 }
             }
             let payload = Payload::Governance(GovernanceAction::Approve {
-                request: signed.clone(),
+                request: Box::new(signed.clone()),
             });
             self.write(replica, payload).await?;
         }
@@ -450,7 +450,9 @@ impl Node {
             }
             self.write(
                 replica,
-                Payload::Governance(GovernanceAction::Approve { request }),
+                Payload::Governance(GovernanceAction::Approve {
+                    request: Box::new(request),
+                }),
             )
             .await?;
         }

@@ -77,7 +77,9 @@ fn no_single_admin_a_quorum_of_rejections_refuses_a_candidate() {
     govern(
         &mut replica,
         &t.keys[0],
-        GovernanceAction::Approve { request },
+        GovernanceAction::Approve {
+            request: Box::new(request),
+        },
         40,
     );
     govern(
@@ -116,7 +118,9 @@ fn everything_signed_a_forged_join_request_in_an_approval_is_rejected() {
     let body = replica.next_body(
         t.keys[0].public(),
         5,
-        Payload::Governance(GovernanceAction::Approve { request }),
+        Payload::Governance(GovernanceAction::Approve {
+            request: Box::new(request),
+        }),
     );
     let op = VerifiedOp::sign(body, &t.keys[0]).expect("sign");
     let root = replica.state_root();

@@ -143,21 +143,25 @@ pub(crate) fn trio() -> Trio {
         govern(
             &mut replica,
             &keys[0],
-            dan_core::GovernanceAction::Approve { request: bob },
+            dan_core::GovernanceAction::Approve {
+                request: Box::new(bob),
+            },
             10,
         ),
         govern(
             &mut replica,
             &keys[0],
             dan_core::GovernanceAction::Approve {
-                request: carol.clone(),
+                request: Box::new(carol.clone()),
             },
             20,
         ),
         govern(
             &mut replica,
             &keys[1],
-            dan_core::GovernanceAction::Approve { request: carol },
+            dan_core::GovernanceAction::Approve {
+                request: Box::new(carol),
+            },
             30,
         ),
     ];
