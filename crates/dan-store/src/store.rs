@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dan_core::{Payload, RecordId, RecordView, VerifiedOp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, Connection as _, Row, SqlitePool};
 
 use crate::error::StoreError;
 use crate::records::{RecordQuery, RecordRow, RowError};
@@ -59,6 +59,14 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
+        // Switch to WAL and migrate on one connection first: several
+        // connections racing to change the journal mode of a new file
+        // would fail with SQLITE_BUSY.
+        {
+            let mut first = sqlx::SqliteConnection::connect_with(&options).await?;
+            sqlx::migrate!("./migrations").run(&mut first).await?;
+            first.close().await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
             .min_connections(1)
@@ -66,7 +74,6 @@ impl Store {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
     }
 

@@ -82,7 +82,10 @@ proptest! {
                 fields: BTreeMap::from([(format!("f{field}"), Some(FieldValue::Int(value)))]),
                 tags: None,
             };
-            let stamp = Stamp { hlc: Hlc { wall_ms: ms, counter: 0 }, op: Hash32([tie; 32]) };
+            // An op id is the digest of the op's content: equal ids only
+            // for equal ops. `tie` keeps clock ties (same ms) frequent.
+            let op = Hash32::tagged("test op", &[&[origin, field, tie], &value.to_le_bytes(), &ms.to_le_bytes()]);
+            let stamp = Stamp { hlc: Hlc { wall_ms: ms, counter: 0 }, op };
             items.push((action, stamp, PeerKey([origin; 32])));
         }
         let mut a = RecordState::new(id.clone());

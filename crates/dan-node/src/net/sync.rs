@@ -119,14 +119,15 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
                     let _ = net.request(peer, Request::Bye(reason)).await;
                     net.command(Command::Disconnect(peer)).await;
                 }
-                Verdict::Replicate | Verdict::PullOnly
-                    if theirs.hello.ops_root != mine.hello.ops_root =>
-                {
-                    if let Err(e) = pull(&node, &net, peer, key).await {
+                Verdict::Replicate | Verdict::PullOnly => {
+                    if theirs.hello.ops_root != mine.hello.ops_root
+                        && let Err(e) = pull(&node, &net, peer, key).await
+                    {
                         tracing::debug!("sync with {key}: {e}");
                     }
+                    discover(&node, &net, peer).await;
                 }
-                _ => {}
+                Verdict::Candidate => {}
             }
         }
         Ok(Response::Refused(reason)) => {
@@ -135,6 +136,46 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
         }
         Ok(other) => tracing::debug!("unexpected answer to hello from {key}: {other:?}"),
         Err(e) => tracing::debug!("hello to {key} failed: {e}"),
+    }
+}
+
+/// Asks `peer` where the members this instance is not connected to are,
+/// and dials them (used when some member is unreachable).
+async fn discover(node: &Node, net: &NetHandle, peer: PeerId) {
+    let Ok(members) = node.members().await else {
+        return;
+    };
+    let unreachable = members
+        .iter()
+        .any(|m| !m.is_self && !m.online && m.status == dan_core::MemberStatus::Member);
+    if !unreachable {
+        return;
+    }
+    let Ok(Response::Addresses(known)) = net.request(peer, Request::Addresses).await else {
+        return;
+    };
+    for (peer_bytes, addrs) in known.into_iter().take(256) {
+        let Some(key) = PeerKey::from_peer_id_bytes(&peer_bytes) else {
+            continue;
+        };
+        let is_offline_member = members
+            .iter()
+            .any(|m| m.peer_id == key && !m.online && !m.is_self);
+        let Some(target) = peer_id_of(&key).filter(|_| is_offline_member) else {
+            continue;
+        };
+        let addrs: Vec<Multiaddr> = addrs
+            .iter()
+            .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
+            .take(16)
+            .collect();
+        if !addrs.is_empty() {
+            net.command(Command::Dial {
+                peer: target,
+                addrs,
+            })
+            .await;
+        }
     }
 }
 
