@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dan_core::{Payload, RecordId, RecordView, VerifiedOp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Connection as _, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, Connection as _, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::error::StoreError;
 use crate::records::{RecordQuery, RecordRow, RowError};
@@ -133,26 +133,25 @@ impl Store {
         records: &[RecordView],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for op in ops {
-            let body = op.body();
-            let record_id = match &body.payload {
-                Payload::Record { id, .. } => Some(id.to_string()),
-                Payload::Governance(_) => None,
-            };
-            sqlx::query(
-                "INSERT INTO ops (op_id, origin, origin_seq, record_id, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .bind(&op.id().0[..])
-            .bind(body.origin.to_string())
-            .bind(i64::try_from(body.seq).unwrap_or(i64::MAX))
-            .bind(record_id)
-            .bind(op.bytes())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in ops.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO ops (op_id, origin, origin_seq, record_id, bytes) ",
+            );
+            insert.push_values(chunk, |mut row, op| {
+                let body = op.body();
+                let record_id = match &body.payload {
+                    Payload::Record { id, .. } => Some(id.to_string()),
+                    Payload::Governance(_) => None,
+                };
+                row.push_bind(op.id().0.to_vec())
+                    .push_bind(body.origin.to_string())
+                    .push_bind(i64::try_from(body.seq).unwrap_or(i64::MAX))
+                    .push_bind(record_id)
+                    .push_bind(op.bytes().to_vec());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
-        for view in records {
-            upsert_record(&mut tx, view).await?;
-        }
+        upsert_records(&mut tx, records).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -274,9 +273,7 @@ impl Store {
     pub async fn rematerialize(&self, views: &[RecordView]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM records").execute(&mut *tx).await?;
-        for view in views {
-            upsert_record(&mut tx, view).await?;
-        }
+        upsert_records(&mut tx, views).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -294,30 +291,37 @@ fn stored_op(row: &sqlx::sqlite::SqliteRow) -> Result<StoredOp, StoreError> {
     })
 }
 
-async fn upsert_record(
+/// Rows per multi-row statement (fewer statements, less overhead per row).
+const ROWS_PER_STATEMENT: usize = 100;
+
+async fn upsert_records(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    view: &RecordView,
+    views: &[RecordView],
 ) -> Result<(), StoreError> {
-    let row = RecordRow::from_view(view);
-    sqlx::query(
-        "INSERT INTO records (id, collection, title, fields, tags, deleted, created_at, updated_at, origin, version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-         ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, title = excluded.title, \
-         fields = excluded.fields, tags = excluded.tags, deleted = excluded.deleted, \
-         created_at = excluded.created_at, updated_at = excluded.updated_at, \
-         origin = excluded.origin, version = excluded.version",
-    )
-    .bind(row.id)
-    .bind(row.collection)
-    .bind(row.title)
-    .bind(row.fields)
-    .bind(row.tags)
-    .bind(row.deleted)
-    .bind(row.created_at)
-    .bind(row.updated_at)
-    .bind(row.origin)
-    .bind(row.version)
-    .execute(&mut **tx)
-    .await?;
+    for chunk in views.chunks(ROWS_PER_STATEMENT) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO records (id, collection, title, fields, tags, deleted, created_at, updated_at, origin, version) ",
+        );
+        upsert.push_values(chunk, |mut row, view| {
+            let r = RecordRow::from_view(view);
+            row.push_bind(r.id)
+                .push_bind(r.collection)
+                .push_bind(r.title)
+                .push_bind(r.fields)
+                .push_bind(r.tags)
+                .push_bind(r.deleted)
+                .push_bind(r.created_at)
+                .push_bind(r.updated_at)
+                .push_bind(r.origin)
+                .push_bind(r.version);
+        });
+        upsert.push(
+            " ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, title = excluded.title, \
+             fields = excluded.fields, tags = excluded.tags, deleted = excluded.deleted, \
+             created_at = excluded.created_at, updated_at = excluded.updated_at, \
+             origin = excluded.origin, version = excluded.version",
+        );
+        upsert.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
