@@ -111,6 +111,12 @@ pub(crate) struct Ledger {
     pub(crate) reconcile_set: Option<(dan_core::Hash32, Arc<negentropy::NegentropyStorageVector>)>,
 }
 
+/// What a put needs: nothing (no change) or one op.
+enum PutPlan {
+    Unchanged(RecordView),
+    Write(Payload),
+}
+
 /// Something that happened in the instance, for the network layer and the UI.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -443,10 +449,83 @@ impl Node {
     /// once it is durable.
     pub async fn put_record(&self, put: PutRecord) -> Result<RecordView, NodeError> {
         let mut ledger = self.inner.ledger.lock().await;
+        let replica = self.writable(&mut ledger)?;
+        match self.plan_put(replica, put)? {
+            PutPlan::Unchanged(view) => Ok(view),
+            PutPlan::Write(payload) => self
+                .write(replica, payload)
+                .await?
+                .ok_or_else(|| NodeError::Invalid("the change produced no record".into())),
+        }
+    }
+
+    /// Creates or changes many records at once (e.g. an import): all are
+    /// checked and signed, then stored in one transaction. Either all are
+    /// stored or none.
+    pub async fn import_records(&self, puts: Vec<PutRecord>) -> Result<Vec<RecordView>, NodeError> {
+        let mut ledger = self.inner.ledger.lock().await;
+        let replica = self.writable(&mut ledger)?;
+        let mut ops = Vec::with_capacity(puts.len());
+        let mut views = Vec::with_capacity(puts.len());
+        let mut planned = Ok(());
+        for (n, put) in puts.into_iter().enumerate() {
+            let step = self.plan_put(replica, put).and_then(|plan| match plan {
+                PutPlan::Unchanged(view) => Ok((None, Some(view))),
+                PutPlan::Write(payload) => {
+                    let (op, view) = self.sign_and_apply(replica, payload)?;
+                    Ok((Some(op), view))
+                }
+            });
+            match step {
+                Ok((op, view)) => {
+                    ops.extend(op);
+                    views.extend(view);
+                }
+                Err(error) => {
+                    planned = Err(NodeError::Invalid(format!(
+                        "record {} of the import: {error}",
+                        n + 1
+                    )));
+                    break;
+                }
+            }
+        }
+        let stored = match planned {
+            Ok(()) => self
+                .inner
+                .store
+                .commit(&ops, &views)
+                .await
+                .map_err(NodeError::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = stored {
+            let genesis = replica.genesis().clone();
+            *replica = integrity::check(&self.inner.store, &genesis).await?.replica;
+            return Err(error);
+        }
+        for chunk in ops.chunks(crate::ingest::MAX_BATCH_OPS / 4) {
+            self.emit(NodeEvent::LocalOps {
+                ops: chunk.iter().map(|op| op.bytes().to_vec()).collect(),
+            });
+        }
+        self.emit(NodeEvent::RecordsChanged {
+            ids: views.iter().map(|v| v.id.to_string()).collect(),
+        });
+        Ok(views)
+    }
+
+    /// The replica, if this instance may write to it.
+    fn writable<'a>(&self, ledger: &'a mut Ledger) -> Result<&'a mut Replica, NodeError> {
         let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
         if !replica.is_member(&self.peer_id()) {
             return Err(NodeError::NotMember);
         }
+        Ok(replica)
+    }
+
+    /// Turns a put into the op payload it needs (or none).
+    fn plan_put(&self, replica: &Replica, put: PutRecord) -> Result<PutPlan, NodeError> {
         let existing = match &put.id {
             Some(id) => {
                 let id = RecordId::new(id)?;
@@ -470,7 +549,7 @@ impl Node {
                     )));
                 }
                 if put.title.is_none() && put.fields.is_empty() && put.tags.is_none() {
-                    return Ok(current);
+                    return Ok(PutPlan::Unchanged(current));
                 }
                 let action = RecordAction::Update {
                     title: put.title,
@@ -509,26 +588,14 @@ impl Node {
                 (id, action)
             }
         };
-        let view = self
-            .write(
-                replica,
-                Payload::Record {
-                    id: id.clone(),
-                    action,
-                },
-            )
-            .await?;
-        view.ok_or_else(|| NodeError::NotFound(id.to_string()))
+        Ok(PutPlan::Write(Payload::Record { id, action }))
     }
 
     /// Marks a record deleted (its history is kept).
     pub async fn delete_record(&self, id: &str) -> Result<RecordView, NodeError> {
         let id = RecordId::new(id)?;
         let mut ledger = self.inner.ledger.lock().await;
-        let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
-        if !replica.is_member(&self.peer_id()) {
-            return Err(NodeError::NotMember);
-        }
+        let replica = self.writable(&mut ledger)?;
         let current = replica
             .record(&id)
             .ok_or_else(|| NodeError::NotFound(id.to_string()))?;
@@ -554,18 +621,28 @@ impl Node {
         self.inner.events.subscribe()
     }
 
-    /// Signs, applies and durably stores one local op, then announces it.
-    pub(crate) async fn write(
+    /// Signs a new local op and applies it to the replica (not stored yet).
+    fn sign_and_apply(
         &self,
         replica: &mut Replica,
         payload: Payload,
-    ) -> Result<Option<RecordView>, NodeError> {
+    ) -> Result<(VerifiedOp, Option<RecordView>), NodeError> {
         let body = replica.next_body(self.peer_id(), now_ms(), payload);
         let op = VerifiedOp::sign(body, &self.inner.keypair)?;
         let view = match replica.apply(&op)? {
             Applied::New(view) => view.map(|v| *v),
             Applied::Duplicate => None,
         };
+        Ok((op, view))
+    }
+
+    /// Signs, applies and durably stores one local op, then announces it.
+    pub(crate) async fn write(
+        &self,
+        replica: &mut Replica,
+        payload: Payload,
+    ) -> Result<Option<RecordView>, NodeError> {
+        let (op, view) = self.sign_and_apply(replica, payload)?;
         let commit = self
             .inner
             .store

@@ -39,6 +39,7 @@ fn net_error(what: &str) -> impl Fn(String) -> NodeError + '_ {
 pub(crate) fn build_swarm(
     secret: [u8; 32],
     config: &NetConfig,
+    codec: WireCodec,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let mut secret = secret;
     let key = identity::Keypair::ed25519_from_bytes(&mut secret)
@@ -92,7 +93,7 @@ pub(crate) fn build_swarm(
             Ok(Behaviour {
                 limits: connection_limits::Behaviour::new(limits),
                 sync: request_response::Behaviour::with_codec(
-                    WireCodec,
+                    codec,
                     [(PROTOCOL, request_response::ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(60))

@@ -15,7 +15,7 @@ use libp2p::{Swarm, gossipsub, identify, mdns, request_response};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
-use super::wire::Response;
+use super::wire::{Response, Traffic, WireCodec};
 use super::{Command, NetConfig, NetHandle, Shared, key_of, peer_id_of, sync};
 use crate::error::NodeError;
 use crate::node::{Node, NodeEvent};
@@ -37,7 +37,12 @@ struct EventLoop {
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
-    let mut swarm = build_swarm(node.inner().keypair.secret(), &config)?;
+    let traffic = Arc::new(Traffic::default());
+    let mut swarm = build_swarm(
+        node.inner().keypair.secret(),
+        &config,
+        WireCodec::new(traffic.clone()),
+    )?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -57,6 +62,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         }
     }
     let handle = NetHandle {
+        traffic,
         commands: commands_tx,
         shared: Arc::new(Mutex::new(shared)),
     };

@@ -120,6 +120,7 @@ pub(crate) enum Command {
 /// A handle to the running network layer. Cheap to clone.
 #[derive(Clone)]
 pub struct NetHandle {
+    traffic: Arc<wire::Traffic>,
     commands: mpsc::Sender<Command>,
     shared: Arc<Mutex<Shared>>,
 }
@@ -192,6 +193,15 @@ impl NetHandle {
     /// reported by the inviter.
     pub fn join_view(&self) -> Option<(u64, u64)> {
         self.with_shared(|s| s.join_view)
+    }
+
+    /// Bytes of sync-protocol messages (sent, received) since start.
+    pub fn sync_traffic(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.traffic.sent.load(Ordering::Relaxed),
+            self.traffic.received.load(Ordering::Relaxed),
+        )
     }
 
     /// Sends a request and waits for the answer.

@@ -2,6 +2,8 @@
 //! postcard codec with size limits.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dan_core::OpId;
 use libp2p::StreamProtocol;
@@ -70,35 +72,60 @@ pub enum Response {
     Error(String),
 }
 
-/// Postcard encoding over one stream per request, bounded in size.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WireCodec;
-
-async fn read_bounded<T, M>(io: &mut T, limit: u64) -> io::Result<M>
-where
-    T: AsyncRead + Unpin + Send,
-    M: for<'de> Deserialize<'de>,
-{
-    let mut bytes = Vec::new();
-    io.take(limit + 1).read_to_end(&mut bytes).await?;
-    if bytes.len() as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "message too large",
-        ));
-    }
-    postcard::from_bytes(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+/// Bytes of `/dan/sync/1` messages sent and received (before transport
+/// encryption and multiplexing), for benchmarks and diagnostics.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Bytes written.
+    pub sent: AtomicU64,
+    /// Bytes read.
+    pub received: AtomicU64,
 }
 
-async fn write_all<T, M>(io: &mut T, message: &M) -> io::Result<()>
-where
-    T: AsyncWrite + Unpin + Send,
-    M: Serialize,
-{
-    let bytes =
-        postcard::to_stdvec(message).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    io.write_all(&bytes).await?;
-    io.close().await
+/// Postcard encoding over one stream per request, bounded in size.
+#[derive(Clone, Debug, Default)]
+pub struct WireCodec {
+    traffic: Arc<Traffic>,
+}
+
+impl WireCodec {
+    /// A codec counting its traffic into `traffic`.
+    pub fn new(traffic: Arc<Traffic>) -> Self {
+        WireCodec { traffic }
+    }
+
+    async fn read_bounded<T, M>(&self, io: &mut T, limit: u64) -> io::Result<M>
+    where
+        T: AsyncRead + Unpin + Send,
+        M: for<'de> Deserialize<'de>,
+    {
+        let mut bytes = Vec::new();
+        io.take(limit + 1).read_to_end(&mut bytes).await?;
+        self.traffic
+            .received
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if bytes.len() as u64 > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "message too large",
+            ));
+        }
+        postcard::from_bytes(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    async fn write_all<T, M>(&self, io: &mut T, message: &M) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+        M: Serialize,
+    {
+        let bytes = postcard::to_stdvec(message)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.traffic
+            .sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
 }
 
 impl libp2p::request_response::Codec for WireCodec {
@@ -110,14 +137,14 @@ impl libp2p::request_response::Codec for WireCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_bounded(io, MAX_REQUEST_BYTES).await
+        self.read_bounded(io, MAX_REQUEST_BYTES).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_bounded(io, MAX_RESPONSE_BYTES).await
+        self.read_bounded(io, MAX_RESPONSE_BYTES).await
     }
 
     async fn write_request<T>(
@@ -129,7 +156,7 @@ impl libp2p::request_response::Codec for WireCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_all(io, &request).await
+        self.write_all(io, &request).await
     }
 
     async fn write_response<T>(
@@ -141,6 +168,6 @@ impl libp2p::request_response::Codec for WireCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_all(io, &response).await
+        self.write_all(io, &response).await
     }
 }
