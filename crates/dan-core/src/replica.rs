@@ -110,7 +110,8 @@ pub struct Replica {
     members: BTreeMap<PeerKey, Member>,
     governance: BTreeMap<(Hlc, OpId), GovernanceEntry>,
     needs_rebuild: bool,
-    chains: HashMap<PeerKey, Vec<OpId>>,
+    /// Per origin, the applied ops in seq order: id and wall-clock ms.
+    chains: HashMap<PeerKey, Vec<(OpId, u64)>>,
     records: HashMap<RecordId, RecordState>,
     ops_tree: DigestTree,
     state_tree: DigestTree,
@@ -252,9 +253,11 @@ impl Replica {
         self.op_count
     }
 
-    /// Every applied op id, in no particular order.
-    pub fn op_ids(&self) -> impl Iterator<Item = &OpId> + '_ {
-        (0..crate::digest::BUCKETS).flat_map(|b| self.ops_tree.bucket(b).map(|(id, _)| id))
+    /// Every applied op as (wall-clock ms, id), in no particular order. The
+    /// clock orders each origin's chain, so syncing in this order mostly
+    /// delivers ops after their predecessors.
+    pub fn op_stamps(&self) -> impl Iterator<Item = (u64, OpId)> + '_ {
+        self.chains.values().flatten().map(|(id, ms)| (*ms, *id))
     }
 
     /// Whether the op is applied.
@@ -289,8 +292,7 @@ impl Replica {
             seq: chain.map_or(0, Vec::len) as u64 + 1,
             prev: chain
                 .and_then(|c| c.last())
-                .copied()
-                .unwrap_or(Hash32::ZERO),
+                .map_or(Hash32::ZERO, |(id, _)| *id),
             hlc: Hlc::next(self.latest_hlc, now_ms),
             payload,
         }
@@ -338,7 +340,10 @@ impl Replica {
                 None
             }
         };
-        self.chains.entry(body.origin).or_default().push(op.id());
+        self.chains
+            .entry(body.origin)
+            .or_default()
+            .push((op.id(), body.hlc.wall_ms));
         self.ops_tree.insert(op.id(), op.id());
         self.op_count += 1;
         self.latest_hlc = self.latest_hlc.max(body.hlc);
@@ -357,6 +362,7 @@ impl Replica {
         if let Some(existing) = usize::try_from(body.seq - 1)
             .ok()
             .and_then(|i| chain.get(i))
+            .map(|(id, _)| id)
         {
             return if *existing == op.id() {
                 Ok(Some(Applied::Duplicate))
@@ -379,7 +385,7 @@ impl Replica {
                 got: body.seq,
             });
         }
-        if body.prev != chain.last().copied().unwrap_or(Hash32::ZERO) {
+        if body.prev != chain.last().map_or(Hash32::ZERO, |(id, _)| *id) {
             return Err(OpRejection::BrokenChain {
                 origin,
                 seq: body.seq,

@@ -147,8 +147,8 @@ impl Node {
             return Ok(set.clone());
         }
         let mut set = NegentropyStorageVector::with_capacity(replica.op_count() as usize);
-        for id in replica.op_ids() {
-            set.insert(0, Id::from_byte_array(id.0))
+        for (ms, id) in replica.op_stamps() {
+            set.insert(ms, Id::from_byte_array(id.0))
                 .map_err(|e| NodeError::Invalid(format!("reconciliation set: {e}")))?;
         }
         set.seal()
