@@ -138,23 +138,25 @@ impl Node {
 
     /// The sorted set of op ids, for range-based reconciliation.
     pub async fn reconcile_set(&self) -> Result<Arc<NegentropyStorageVector>, NodeError> {
-        let mut ledger = self.inner().ledger.lock().await;
-        let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-        let root = replica.ops_root();
-        if let Some((cached_root, set)) = &ledger.reconcile_set
-            && *cached_root == root
-        {
-            return Ok(set.clone());
+        let (root, stamps) = {
+            let ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            let root = replica.ops_root();
+            if let Some((cached_root, set)) = &ledger.reconcile_set
+                && *cached_root == root
+            {
+                return Ok(set.clone());
+            }
+            (root, replica.op_stamps().collect::<Vec<_>>())
+        };
+        let bad = |e: negentropy::Error| NodeError::Invalid(format!("reconciliation set: {e}"));
+        let mut set = NegentropyStorageVector::with_capacity(stamps.len());
+        for (ms, id) in stamps {
+            set.insert(ms, Id::from_byte_array(id.0)).map_err(bad)?;
         }
-        let mut set = NegentropyStorageVector::with_capacity(replica.op_count() as usize);
-        for (ms, id) in replica.op_stamps() {
-            set.insert(ms, Id::from_byte_array(id.0))
-                .map_err(|e| NodeError::Invalid(format!("reconciliation set: {e}")))?;
-        }
-        set.seal()
-            .map_err(|e| NodeError::Invalid(format!("reconciliation set: {e}")))?;
+        set.seal().map_err(bad)?;
         let set = Arc::new(set);
-        ledger.reconcile_set = Some((root, set.clone()));
+        self.inner().ledger.lock().await.reconcile_set = Some((root, set.clone()));
         Ok(set)
     }
 

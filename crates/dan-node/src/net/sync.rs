@@ -85,8 +85,10 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     fn begin(net: &'a NetHandle, key: PeerKey) -> Option<Self> {
+        // `then`, not `then_some`: a Session built and dropped on failure
+        // would end the running one's claim.
         net.with_shared(|s| s.syncing.insert(key))
-            .then_some(Session { net, key })
+            .then(|| Session { net, key })
     }
 }
 
@@ -120,7 +122,10 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
                     net.command(Command::Disconnect(peer)).await;
                 }
                 Verdict::Replicate | Verdict::PullOnly => {
+                    // A peer with fewer ops is catching up from us; once it
+                    // has caught up (or has as many), pull what it has extra.
                     if theirs.hello.ops_root != mine.hello.ops_root
+                        && theirs.hello.op_count >= mine.hello.op_count
                         && let Err(e) = pull(&node, &net, peer, key).await
                     {
                         tracing::debug!("sync with {key}: {e}");
@@ -203,6 +208,7 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
     let need: Vec<OpId> = need.iter().map(|id| Hash32(**id)).collect();
     let total = need.len() as u64;
     let mut fetched = 0u64;
+    let mut buffer = PullBuffer::default();
     net.with_shared(|s| s.missing.insert(key, total));
     for chunk in need.chunks(MAX_FETCH_IDS) {
         let mut wanted: Vec<OpId> = chunk.to_vec();
@@ -219,7 +225,10 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
                 ops.iter().map(|b| Hash32::of(b)).collect();
             wanted.retain(|id| !received.contains(id));
             fetched += ops.len() as u64;
-            node.ingest_remote(ops).await.map_err(|e| e.to_string())?;
+            buffer.extend(ops);
+            if buffer.bytes > PULL_BUFFER_BYTES {
+                buffer.ingest(node).await?;
+            }
             net.with_shared(|s| s.missing.insert(key, total.saturating_sub(fetched)));
             node.emit(NodeEvent::SyncProgress {
                 peer: key,
@@ -228,6 +237,7 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
             });
         }
     }
+    buffer.ingest(node).await?;
     net.with_shared(|s| {
         s.missing.remove(&key);
         s.last_sync_ms = Some(now_ms());
@@ -236,6 +246,43 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
         tracing::info!("fetched {fetched} ops from {key}");
     }
     Ok(())
+}
+
+/// Fetched ops held before ingesting, at most this many bytes.
+const PULL_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Ops fetched in one pull, ingested in chain order: reconciliation
+/// returns ids in id order, which would make most ops wait for their
+/// predecessors.
+#[derive(Default)]
+struct PullBuffer {
+    ops: Vec<(PeerKey, u64, Vec<u8>)>,
+    bytes: usize,
+}
+
+impl PullBuffer {
+    fn extend(&mut self, ops: Vec<Vec<u8>>) {
+        for bytes in ops {
+            // Undecodable ops still go to ingest, which reports them.
+            let (origin, seq) = dan_core::Op::decode(&bytes).map_or((PeerKey([0; 32]), 0), |op| {
+                (op.body().origin, op.body().seq)
+            });
+            self.bytes += bytes.len();
+            self.ops.push((origin, seq, bytes));
+        }
+    }
+
+    async fn ingest(&mut self, node: &Node) -> Result<(), String> {
+        let mut ops = std::mem::take(&mut self.ops);
+        self.bytes = 0;
+        ops.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut ops = ops.into_iter().map(|(_, _, bytes)| bytes).peekable();
+        while ops.peek().is_some() {
+            let batch: Vec<Vec<u8>> = ops.by_ref().take(crate::ingest::MAX_BATCH_OPS).collect();
+            node.ingest_remote(batch).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 /// Answers one request from `peer`.
