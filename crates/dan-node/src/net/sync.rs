@@ -275,7 +275,7 @@ impl PullBuffer {
     async fn ingest(&mut self, node: &Node) -> Result<(), String> {
         let mut ops = std::mem::take(&mut self.ops);
         self.bytes = 0;
-        ops.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        ops.sort_by_key(|(origin, seq, _)| (*origin, *seq));
         let mut ops = ops.into_iter().map(|(_, _, bytes)| bytes).peekable();
         while ops.peek().is_some() {
             let batch: Vec<Vec<u8>> = ops.by_ref().take(crate::ingest::MAX_BATCH_OPS).collect();
