@@ -67,6 +67,24 @@ impl TestNode {
         self.net.as_ref().expect("the node is online")
     }
 
+    /// The instance's secret key, unsealed from its database with the admin
+    /// password: what an admin who tampers with their own instance has.
+    /// For tests that play a misbehaving instance.
+    pub async fn unsealed_keypair(&self) -> anyhow::Result<dan_core::Keypair> {
+        let url = format!(
+            "sqlite://{}?mode=ro",
+            self.dir.path().join("dan.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await?;
+        let sealed: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'sealed_key'")
+            .fetch_one(&pool)
+            .await?;
+        pool.close().await;
+        let sealed: dan_node::secrets::SealedKey = serde_json::from_slice(&sealed)?;
+        let unlock = sealed.unlock_key(PASSWORD)?;
+        Ok(sealed.open(&unlock)?)
+    }
+
     /// Stops networking; the instance keeps running and accepts writes.
     pub async fn go_offline(&mut self) -> anyhow::Result<()> {
         if let Some(net) = self.net.take() {
@@ -155,7 +173,7 @@ pub async fn admit(
         .await?;
     joiner
         .node
-        .join(&invite.link, None, PASSWORD)
+        .join(&invite.link, None, PASSWORD, false)
         .await
         .context("join")?;
     for member in others {

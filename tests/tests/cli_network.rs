@@ -208,8 +208,8 @@ fn everything_signed_a_member_running_other_code_is_refused_and_an_unapproved_bu
         Duration::from_secs(30),
         "alice to refuse bob's new build, and bob to see why",
         || {
-            refusal_shown(&instances[0], &bob_peer, "not approved")
-                && refusal_shown(&instances[1], &alice_peer, "not approved")
+            refusal_shown(&instances[0], &bob_peer, "approved")
+                && refusal_shown(&instances[1], &alice_peer, "approved")
         },
     )?;
     eve.stop()?;

@@ -62,6 +62,37 @@ pub(crate) enum Command {
         /// for the other members' approvals and the first sync.
         #[arg(long)]
         no_wait: bool,
+        /// Leave the current network for this one (e.g. to follow a fork);
+        /// the current network's data is archived in the data directory.
+        #[arg(long)]
+        leave_current_network: bool,
+    },
+    /// List the evidence seen: who broke which rule, proven or not.
+    Evidence,
+    /// Sign and gossip a checkpoint (roots and hashes) now.
+    Checkpoint,
+    /// Propose a change that needs a quorum of admins.
+    #[command(subcommand)]
+    Propose(ProposeCommand),
+    /// Vote on a proposal (admin).
+    Vote {
+        /// The proposal id (see `dan proposals`).
+        id: String,
+        /// `yes` or `no`.
+        #[arg(value_parser = ["yes", "no"])]
+        choice: String,
+    },
+    /// List proposals and their votes.
+    Proposals,
+    /// Software upgrades.
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
+    /// Fork the network (admin): found a new network that starts from this
+    /// one's records; prints an invite link to it.
+    Fork {
+        /// The new network's name.
+        #[arg(long)]
+        name: String,
     },
     /// List the network's members and pending instances.
     Members,
@@ -108,6 +139,11 @@ pub(crate) struct RunArgs {
     /// Do not read or fill the OS keyring cache of the unlock key.
     #[arg(long)]
     pub(crate) no_keyring: bool,
+    /// Serve the stored records even if they do not match the signed op
+    /// log (for diagnosing a damaged instance: the network will notice and
+    /// deprecate it).
+    #[arg(long, conflicts_with = "repair")]
+    pub(crate) serve_damaged: bool,
 }
 
 #[derive(Args, Debug)]
@@ -153,6 +189,30 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         .checked_mul(factor)
         .filter(|s| *s > 0)
         .ok_or_else(|| format!("`{text}` is out of range"))
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ProposeCommand {
+    /// Propose to remove a member (admin).
+    Remove {
+        /// Its peer id.
+        peer_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum UpgradeCommand {
+    /// Propose approving new builds (admin); older builds stay approved
+    /// for the grace period after the decision, then those still running
+    /// them are suspended until they upgrade.
+    Propose {
+        /// Code hash of a new build (repeatable; see `dan code-hash PATH`).
+        #[arg(long = "code-hash", value_parser = parse_hash, required = true)]
+        code_hashes: Vec<Hash32>,
+        /// How long older builds stay approved: e.g. 30m, 12h, 7d.
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        grace: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

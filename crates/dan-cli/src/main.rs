@@ -16,7 +16,10 @@ use dan_node::control::{ControlClient, ControlError, ControlRequest};
 use dan_node::{Credentials, Node, NodeConfig, NodeError, OnDamage};
 use serde_json::Value;
 
-use args::{Cli, Command, InviteCommand, NetworkCommand, RecordCommand, RunArgs};
+use args::{
+    Cli, Command, InviteCommand, NetworkCommand, ProposeCommand, RecordCommand, RunArgs,
+    UpgradeCommand,
+};
 use output::Printer;
 
 fn main() -> ExitCode {
@@ -180,6 +183,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             link,
             admin,
             no_wait,
+            leave_current_network,
         } => {
             let password = password::admin_password()?;
             let progress = client
@@ -187,6 +191,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     link,
                     admin_name: admin,
                     password,
+                    leave_current: leave_current_network,
                 })
                 .await?;
             if no_wait {
@@ -222,6 +227,95 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 })
                 .await?;
             printer.value(&member, output::member_line);
+        }
+        Command::Evidence => {
+            let evidence = client.call(ControlRequest::Evidence).await?;
+            printer.value(&evidence, output::evidence);
+        }
+        Command::Checkpoint => {
+            let checkpoint = client.call(ControlRequest::Checkpoint).await?;
+            printer.value(&checkpoint, |v| {
+                format!(
+                    "checkpoint sent: {} ops, ops root {}, state root {}",
+                    output::text(&v["op_count"]),
+                    output::text(&v["ops_root"]),
+                    output::text(&v["state_root"])
+                )
+            });
+        }
+        Command::Propose(ProposeCommand::Remove { peer_id }) => {
+            let password = password::admin_password()?;
+            let proposal = client
+                .call(ControlRequest::ProposeRemove {
+                    peer: peer_id,
+                    password,
+                })
+                .await?;
+            printer.value(&proposal, output::proposal);
+        }
+        Command::Vote { id, choice } => {
+            let password = password::admin_password()?;
+            let id = id
+                .parse()
+                .map_err(|e: dan_core::hash::BadHash| anyhow::anyhow!("{e}"))?;
+            let proposal = client
+                .call(ControlRequest::Vote {
+                    id,
+                    approve: choice == "yes",
+                    password,
+                })
+                .await?;
+            printer.value(&proposal, output::proposal);
+        }
+        Command::Proposals => {
+            let proposals = client.call(ControlRequest::Proposals).await?;
+            printer.value(&proposals, |v| {
+                let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+                if rows.is_empty() {
+                    return "no proposals".into();
+                }
+                rows.iter()
+                    .map(output::proposal)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Command::Upgrade(UpgradeCommand::Propose { code_hashes, grace }) => {
+            let password = password::admin_password()?;
+            let proposal = client
+                .call(ControlRequest::ProposeUpgrade {
+                    code_hashes,
+                    grace_secs: grace,
+                    password,
+                })
+                .await?;
+            printer.value(&proposal, output::proposal);
+        }
+        Command::Fork { name } => {
+            let password = password::admin_password()?;
+            let forked = client
+                .call(ControlRequest::Fork {
+                    name,
+                    password: password.clone(),
+                })
+                .await?;
+            let invite = dan_node::membership::InviteRequest {
+                uses: Some(10),
+                expires_secs: None,
+            };
+            let stored = client
+                .call(ControlRequest::Invite { invite, password })
+                .await?;
+            let mut answer = forked;
+            answer["invite"] = stored["link"].clone();
+            printer.value(&answer, |v| {
+                format!(
+                    "forked into \"{}\" ({}); invite other admins with:\n{}",
+                    output::text(&v["network_name"]),
+                    output::text(&v["network_id"]),
+                    output::text(&v["invite"])
+                )
+            });
         }
         Command::Peers => {
             let peers = client.call(ControlRequest::Peers).await?;
@@ -311,6 +405,9 @@ async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
     let mut config = NodeConfig::new(data_dir);
     if args.repair {
         config.on_damage = OnDamage::Repair;
+    }
+    if args.serve_damaged {
+        config.on_damage = OnDamage::ServeDamaged;
     }
     let node = open_node(config, !args.no_keyring).await?;
     let mut net_config = dan_node::net::NetConfig {

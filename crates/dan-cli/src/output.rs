@@ -80,6 +80,13 @@ pub(crate) fn status(v: &Value) -> String {
         let addrs: Vec<String> = addrs.iter().map(text).collect();
         lines.push(format!("listening:    {}", addrs.join(" ")));
     }
+    if let Some(reason) = v["deprecation"].as_str() {
+        lines.push(format!("DEPRECATED:   {reason}"));
+    }
+    if let Some(records) = v["damaged_records"].as_array().filter(|r| !r.is_empty()) {
+        let ids: Vec<String> = records.iter().map(text).collect();
+        lines.push(format!("damaged rows: {}", ids.join(", ")));
+    }
     if !v["join"].is_null() {
         lines.push(format!("joining:      {}", join_progress(&v["join"])));
     }
@@ -186,6 +193,41 @@ pub(crate) fn invites(v: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Evidence as text.
+pub(crate) fn evidence(v: &Value) -> String {
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        return "no evidence".into();
+    }
+    rows.iter()
+        .map(|e| {
+            format!(
+                "{}  {:<22} against {}: {}\n  reported by {}",
+                &text(&e["id"])[..12.min(text(&e["id"]).len())],
+                text(&e["status"]),
+                text(&e["offender"]),
+                text(&e["reason"]),
+                text(&e["accuser"])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One proposal as text.
+pub(crate) fn proposal(p: &Value) -> String {
+    format!(
+        "{}  {:<8} {} — yes {} / no {} (needs {}): {}",
+        text(&p["id"]),
+        text(&p["status"]),
+        text(&p["kind"]),
+        text(&p["yes"]),
+        text(&p["no"]),
+        text(&p["needed"]),
+        text(&p["summary"])
+    )
 }
 
 /// Peers as text.

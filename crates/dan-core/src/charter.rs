@@ -173,6 +173,9 @@ pub struct Charter {
     pub quorum: Quorum,
     /// Executables (by BLAKE3) allowed to run as members.
     pub approved_code: BTreeSet<CodeHash>,
+    /// Approved executables being phased out by an upgrade, with the time
+    /// (ms since the Unix epoch) from which they are no longer approved.
+    pub withdrawals: BTreeMap<CodeHash, u64>,
     /// Record rules.
     pub schema: Schema,
 }
@@ -186,6 +189,7 @@ impl Charter {
             min_members: DEFAULT_MIN_MEMBERS,
             quorum: Quorum::StrictMajority,
             approved_code,
+            withdrawals: BTreeMap::new(),
             schema: Schema {
                 open: true,
                 collections: BTreeMap::new(),
@@ -214,6 +218,13 @@ impl Charter {
         Ok(())
     }
 
+    /// Whether `code` may run as a member at `now_ms` (approved, and not
+    /// withdrawn by an upgrade whose grace period has ended).
+    pub fn approves(&self, code: &CodeHash, now_ms: u64) -> bool {
+        self.approved_code.contains(code)
+            && self.withdrawals.get(code).is_none_or(|at| now_ms < *at)
+    }
+
     /// The charter hash every member announces.
     pub fn hash(&self) -> Hash32 {
         Hash32::tagged("dan charter v1", &[&codec::encode(self)])
@@ -227,8 +238,11 @@ pub struct ForkPoint {
     pub parent: NetworkId,
     /// The parent's ops root at the fork.
     pub ops_root: Hash32,
-    /// How many ops were carried over.
+    /// How many ops the parent had at the fork.
     pub op_count: u64,
+    /// How many records the founder carries over (its first ops in the
+    /// fork, accepted while the fork is still forming).
+    pub carried: u64,
 }
 
 /// The founding statement of a network.

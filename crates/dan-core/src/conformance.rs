@@ -1,6 +1,11 @@
 //! The conformance handshake: what two instances tell each other first on
 //! every connection, and the pure decision whether to replicate with a peer.
 //!
+//! A signed hello is also the instance's *checkpoint*: a signed statement
+//! "for the op set with root O (n ops), my state root is S, my charter hash
+//! C, my code hash K, my own chain is at seq q, at time t". Instances gossip
+//! it periodically; anyone holding the same op set recomputes S.
+//!
 //! Replication is asymmetric on purpose. An instance *serves* ops (answers
 //! reconciliation, accepts pushes) only to peers its own replica knows as
 //! members running approved code. It may *pull* from any peer of the same
@@ -13,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::charter::PROTOCOL_VERSION;
 use crate::codec::{self, CodecError};
+use crate::evidence::Evidence;
 use crate::hash::{CodeHash, Hash32, NetworkId};
 use crate::identity::{Keypair, PeerKey};
 use crate::replica::Replica;
@@ -40,6 +46,9 @@ pub struct Hello {
     pub state_root: Option<Hash32>,
     /// How many ops it holds.
     pub op_count: u64,
+    /// The length of its own op chain (so a checkpoint also fixes where
+    /// its own history stood).
+    pub origin_seq: u64,
     /// When it was made (ms since the Unix epoch, sender's clock).
     pub sent_ms: u64,
 }
@@ -98,19 +107,26 @@ pub enum Verdict {
     PullOnly,
     /// Not a member but the same network: may only ask to join.
     Candidate,
+    /// Runs a build whose approval ended with an upgrade's grace period:
+    /// nothing flows until it runs an approved build (not a tamperer).
+    Suspended(String),
+    /// Deprecated by verified evidence: nothing flows any more.
+    Deprecated(String),
     /// Disconnect, for the reason given (logged and shown on both sides).
     Refuse(String),
 }
 
 /// Decides how to treat `connected_peer` after its signed hello. `me` is
 /// this instance, `replica` its view of its network (`None` while it has
-/// none), `joining` the network it is joining through an invite.
+/// none), `joining` the network it is joining through an invite, `now_ms`
+/// the wall clock (for upgrade grace periods).
 pub fn judge(
     me: &PeerKey,
     replica: Option<&Replica>,
     joining: Option<NetworkId>,
     connected_peer: &PeerKey,
     hello: &SignedHello,
+    now_ms: u64,
 ) -> Verdict {
     let h = &hello.hello;
     if h.peer != *connected_peer || !hello.verify() {
@@ -134,11 +150,21 @@ pub fn judge(
             None => "it is not part of a network".into(),
         });
     }
-    if !replica.charter().approved_code.contains(&h.code_hash) {
-        return Verdict::Refuse(format!(
-            "it runs software whose code hash {} is not approved by the charter",
-            h.code_hash.short()
-        ));
+    if let Some(deprecation) = replica.deprecation(&h.peer) {
+        return Verdict::Deprecated(deprecation.reason.clone());
+    }
+    if !replica.charter().approves(&h.code_hash, now_ms) {
+        return if replica.ever_approved(&h.code_hash) {
+            Verdict::Suspended(format!(
+                "upgrade required: it runs build {}, whose approval ended with a software upgrade",
+                h.code_hash.short()
+            ))
+        } else {
+            Verdict::Refuse(format!(
+                "it runs software whose code hash {} is not approved by the charter",
+                h.code_hash.short()
+            ))
+        };
     }
     if !replica.is_member(&h.peer) {
         return if replica.is_member(me) {
@@ -154,4 +180,27 @@ pub fn judge(
         return Verdict::Refuse("it holds the same ops but announces another state root".into());
     }
     Verdict::Replicate
+}
+
+/// Evidence that a signed hello (a checkpoint) proves on its own against
+/// its sender: a code hash the charter never approved, or a state root
+/// that is wrong for the op set this replica also holds.
+pub fn evidence_in(replica: &Replica, hello: &SignedHello) -> Option<Evidence> {
+    let h = &hello.hello;
+    if !hello.verify() || h.network != Some(replica.network_id()) {
+        return None;
+    }
+    // Judged only on the same op set: with other ops the sender may know of
+    // an upgrade, or simply hold another state.
+    if h.ops_root != Some(replica.ops_root()) {
+        return None;
+    }
+    let checkpoint = hello.to_bytes();
+    if !replica.ever_approved(&h.code_hash) {
+        return Some(Evidence::UnapprovedCode { checkpoint });
+    }
+    if h.state_root != Some(replica.state_root()) {
+        return Some(Evidence::WrongStateRoot { checkpoint });
+    }
+    None
 }

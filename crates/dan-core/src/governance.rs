@@ -1,8 +1,10 @@
-//! Membership: who belongs to a network, decided by governance ops.
+//! Governance: who belongs to a network and what its rules are, decided by
+//! governance ops.
 //!
-//! The member table is a pure function of the genesis and the set of
-//! governance ops: the ops are folded in (clock, op id) order, and a
-//! candidate becomes a member once approvals from current members reach the
+//! The member table, the open proposals and the effective charter are a
+//! pure function of the genesis, the set of governance ops and the set of
+//! deprecated instances: the ops are folded in (clock, op id) order, and a
+//! decision passes once approvals from conforming members reach the
 //! charter's quorum. Recomputing the fold whenever a governance op arrives
 //! keeps the result independent of arrival order.
 
@@ -10,23 +12,32 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::charter::{Quorum, SignedGenesis};
+use crate::charter::{Charter, SignedGenesis};
 use crate::codec;
 use crate::hash::{CodeHash, Hash32, OpId};
 use crate::hlc::Hlc;
 use crate::identity::PeerKey;
 use crate::invite::SignedJoinRequest;
 
+/// Longest grace period of a software upgrade.
+pub const MAX_GRACE_MS: u64 = 365 * 24 * 3600 * 1000;
+/// Most code hashes one upgrade may approve.
+pub const MAX_UPGRADE_HASHES: usize = 16;
+
 /// A member's standing.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberStatus {
-    /// Admitted.
+    /// Admitted and conforming.
     Member,
     /// Asked to join; approvals not yet at quorum.
     Pending,
     /// Refused by a quorum.
     Rejected,
+    /// Removed by a quorum vote.
+    Removed,
+    /// Caught breaking the rules (verified evidence).
+    Deprecated,
 }
 
 /// One row of the member table.
@@ -49,6 +60,10 @@ pub struct Member {
     pub rejections: BTreeSet<PeerKey>,
     /// When it was admitted (clock of the deciding op).
     pub since: Option<Hlc>,
+    /// When it was removed by vote (its ops after this clock are refused).
+    pub removed_at: Option<Hlc>,
+    /// Why it was deprecated.
+    pub deprecation: Option<String>,
 }
 
 impl Member {
@@ -56,6 +71,24 @@ impl Member {
     pub fn digest(&self) -> Hash32 {
         Hash32::tagged("dan member v1", &[&codec::encode(self)])
     }
+}
+
+/// A change that needs a quorum of member admins.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Proposal {
+    /// Remove a member.
+    Remove {
+        /// The member.
+        peer: PeerKey,
+    },
+    /// Approve new builds; builds approved before and not named here are
+    /// withdrawn when the grace period ends.
+    Upgrade {
+        /// The new builds' code hashes.
+        code_hashes: BTreeSet<CodeHash>,
+        /// How long old builds stay approved after the decision (ms).
+        grace_ms: u64,
+    },
 }
 
 /// A governance decision carried by an op.
@@ -71,6 +104,47 @@ pub enum GovernanceAction {
         /// The candidate.
         peer: PeerKey,
     },
+    /// The op's origin proposes a change (and votes for it). The proposal's
+    /// id is this op's id.
+    Propose(Proposal),
+    /// The op's origin votes on a proposal.
+    Vote {
+        /// The proposal (id of the op that made it).
+        proposal: OpId,
+        /// Yes or no.
+        approve: bool,
+    },
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProposalStatus {
+    /// Votes are still open.
+    Open,
+    /// A quorum said yes.
+    Passed,
+    /// A quorum said no.
+    Rejected,
+}
+
+/// A proposal and its votes.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ProposalState {
+    /// Its id (the proposing op).
+    pub id: OpId,
+    /// Who proposed it.
+    pub proposer: PeerKey,
+    /// What it proposes.
+    pub proposal: Proposal,
+    /// Members who voted yes.
+    pub yes: BTreeSet<PeerKey>,
+    /// Members who voted no.
+    pub no: BTreeSet<PeerKey>,
+    /// Where it stands.
+    pub status: ProposalStatus,
+    /// When it was decided.
+    pub decided_at: Option<Hlc>,
 }
 
 /// A governance op as the fold sees it.
@@ -80,14 +154,189 @@ pub(crate) struct GovernanceEntry {
     pub(crate) action: GovernanceAction,
 }
 
-/// The member table of a network: the fold of its governance ops.
+/// The outcome of the fold.
+#[derive(Clone, Debug)]
+pub(crate) struct Governed {
+    pub(crate) members: BTreeMap<PeerKey, Member>,
+    pub(crate) proposals: BTreeMap<OpId, ProposalState>,
+    pub(crate) charter: Charter,
+    pub(crate) ever_approved: BTreeSet<CodeHash>,
+}
+
+struct Fold<'a> {
+    deprecated: &'a BTreeMap<PeerKey, String>,
+    out: Governed,
+}
+
+impl Fold<'_> {
+    fn conforming(&self) -> BTreeSet<PeerKey> {
+        self.out
+            .members
+            .values()
+            .filter(|m| m.status == MemberStatus::Member && !self.deprecated.contains_key(&m.peer))
+            .map(|m| m.peer)
+            .collect()
+    }
+
+    fn needed(&self) -> (BTreeSet<PeerKey>, usize) {
+        let conforming = self.conforming();
+        let needed = self.out.charter.quorum.needed(conforming.len());
+        (conforming, needed)
+    }
+
+    fn approve(&mut self, origin: PeerKey, request: &SignedJoinRequest, hlc: Hlc) {
+        let r = &request.request;
+        if self.out.members.get(&r.joiner).is_some_and(|m| {
+            m.status != MemberStatus::Pending && m.status != MemberStatus::Rejected
+        }) {
+            return;
+        }
+        let row = self.out.members.entry(r.joiner).or_insert_with(|| Member {
+            peer: r.joiner,
+            name: r.instance_name.clone(),
+            admin_name: r.admin_name.clone(),
+            code_hash: Some(r.code_hash),
+            status: MemberStatus::Pending,
+            approvals: BTreeSet::new(),
+            rejections: BTreeSet::new(),
+            since: None,
+            removed_at: None,
+            deprecation: None,
+        });
+        if row.status == MemberStatus::Rejected {
+            row.status = MemberStatus::Pending;
+            row.approvals.clear();
+            row.rejections.clear();
+        }
+        row.name = r.instance_name.clone();
+        row.admin_name = r.admin_name.clone();
+        row.code_hash = Some(r.code_hash);
+        row.rejections.remove(&origin);
+        row.approvals.insert(origin);
+        self.decide_candidate(r.joiner, hlc);
+    }
+
+    fn reject(&mut self, origin: PeerKey, peer: PeerKey, hlc: Hlc) {
+        let Some(row) = self
+            .out
+            .members
+            .get_mut(&peer)
+            .filter(|m| m.status == MemberStatus::Pending)
+        else {
+            return;
+        };
+        row.approvals.remove(&origin);
+        row.rejections.insert(origin);
+        self.decide_candidate(peer, hlc);
+    }
+
+    fn decide_candidate(&mut self, candidate: PeerKey, hlc: Hlc) {
+        let (conforming, needed) = self.needed();
+        let Some(row) = self.out.members.get_mut(&candidate) else {
+            return;
+        };
+        if row.approvals.intersection(&conforming).count() >= needed {
+            row.status = MemberStatus::Member;
+            row.since = Some(hlc);
+        } else if row.rejections.intersection(&conforming).count() >= needed {
+            row.status = MemberStatus::Rejected;
+        }
+    }
+
+    fn propose(&mut self, origin: PeerKey, id: OpId, proposal: &Proposal, hlc: Hlc) {
+        self.out.proposals.insert(
+            id,
+            ProposalState {
+                id,
+                proposer: origin,
+                proposal: proposal.clone(),
+                yes: BTreeSet::from([origin]),
+                no: BTreeSet::new(),
+                status: ProposalStatus::Open,
+                decided_at: None,
+            },
+        );
+        self.decide_proposal(id, hlc);
+    }
+
+    fn vote(&mut self, origin: PeerKey, id: OpId, approve: bool, hlc: Hlc) {
+        let Some(state) = self
+            .out
+            .proposals
+            .get_mut(&id)
+            .filter(|p| p.status == ProposalStatus::Open)
+        else {
+            return;
+        };
+        if approve {
+            state.no.remove(&origin);
+            state.yes.insert(origin);
+        } else {
+            state.yes.remove(&origin);
+            state.no.insert(origin);
+        }
+        self.decide_proposal(id, hlc);
+    }
+
+    fn decide_proposal(&mut self, id: OpId, hlc: Hlc) {
+        let (conforming, needed) = self.needed();
+        let Some(state) = self.out.proposals.get_mut(&id) else {
+            return;
+        };
+        if state.yes.intersection(&conforming).count() >= needed {
+            state.status = ProposalStatus::Passed;
+            state.decided_at = Some(hlc);
+            let proposal = state.proposal.clone();
+            self.enact(&proposal, hlc);
+        } else if state.no.intersection(&conforming).count() >= needed {
+            state.status = ProposalStatus::Rejected;
+            state.decided_at = Some(hlc);
+        }
+    }
+
+    fn enact(&mut self, proposal: &Proposal, hlc: Hlc) {
+        match proposal {
+            Proposal::Remove { peer } => {
+                if let Some(row) = self
+                    .out
+                    .members
+                    .get_mut(peer)
+                    .filter(|m| m.status == MemberStatus::Member)
+                {
+                    row.status = MemberStatus::Removed;
+                    row.removed_at = Some(hlc);
+                }
+            }
+            Proposal::Upgrade {
+                code_hashes,
+                grace_ms,
+            } => {
+                let charter = &mut self.out.charter;
+                let withdraw_at = hlc.wall_ms.saturating_add(*grace_ms);
+                for old in charter.approved_code.difference(code_hashes) {
+                    let at = charter.withdrawals.entry(*old).or_insert(withdraw_at);
+                    *at = (*at).min(withdraw_at);
+                }
+                for new in code_hashes {
+                    charter.withdrawals.remove(new);
+                    charter.approved_code.insert(*new);
+                    self.out.ever_approved.insert(*new);
+                }
+            }
+        }
+    }
+}
+
+/// Folds the governance ops (in clock order) into the member table, the
+/// proposals and the effective charter. `deprecated` instances (with the
+/// reason) do not count towards any quorum.
 pub(crate) fn fold(
     genesis: &SignedGenesis,
-    quorum: Quorum,
     ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
-) -> BTreeMap<PeerKey, Member> {
+    deprecated: &BTreeMap<PeerKey, String>,
+) -> Governed {
     let founder = &genesis.genesis;
-    let mut table = BTreeMap::from([(
+    let members = BTreeMap::from([(
         founder.founder,
         Member {
             peer: founder.founder,
@@ -101,74 +350,38 @@ pub(crate) fn fold(
                 wall_ms: founder.created_ms,
                 counter: 0,
             }),
+            removed_at: None,
+            deprecation: None,
         },
     )]);
-    for ((hlc, _), entry) in ops {
-        let is_member = |t: &BTreeMap<PeerKey, Member>, p: &PeerKey| {
-            t.get(p).is_some_and(|m| m.status == MemberStatus::Member)
-        };
-        if !is_member(&table, &entry.origin) {
+    let mut fold = Fold {
+        deprecated,
+        out: Governed {
+            members,
+            proposals: BTreeMap::new(),
+            charter: founder.charter.clone(),
+            ever_approved: founder.charter.approved_code.clone(),
+        },
+    };
+    for ((hlc, id), entry) in ops {
+        let conforming = fold.conforming();
+        if !conforming.contains(&entry.origin) {
             continue;
         }
-        let candidate = match &entry.action {
-            GovernanceAction::Approve { request } => {
-                let r = &request.request;
-                if is_member(&table, &r.joiner) {
-                    continue;
-                }
-                let row = table.entry(r.joiner).or_insert_with(|| Member {
-                    peer: r.joiner,
-                    name: r.instance_name.clone(),
-                    admin_name: r.admin_name.clone(),
-                    code_hash: Some(r.code_hash),
-                    status: MemberStatus::Pending,
-                    approvals: BTreeSet::new(),
-                    rejections: BTreeSet::new(),
-                    since: None,
-                });
-                if row.status == MemberStatus::Rejected {
-                    row.status = MemberStatus::Pending;
-                    row.approvals.clear();
-                    row.rejections.clear();
-                }
-                row.name = r.instance_name.clone();
-                row.admin_name = r.admin_name.clone();
-                row.code_hash = Some(r.code_hash);
-                row.rejections.remove(&entry.origin);
-                row.approvals.insert(entry.origin);
-                r.joiner
+        match &entry.action {
+            GovernanceAction::Approve { request } => fold.approve(entry.origin, request, *hlc),
+            GovernanceAction::Reject { peer } => fold.reject(entry.origin, *peer, *hlc),
+            GovernanceAction::Propose(proposal) => fold.propose(entry.origin, *id, proposal, *hlc),
+            GovernanceAction::Vote { proposal, approve } => {
+                fold.vote(entry.origin, *proposal, *approve, *hlc)
             }
-            GovernanceAction::Reject { peer } => {
-                let Some(row) = table
-                    .get_mut(peer)
-                    .filter(|m| m.status == MemberStatus::Pending)
-                else {
-                    continue;
-                };
-                row.approvals.remove(&entry.origin);
-                row.rejections.insert(entry.origin);
-                *peer
-            }
-        };
-        decide(&mut table, quorum, &candidate, *hlc);
+        }
     }
-    table
-}
-
-fn decide(table: &mut BTreeMap<PeerKey, Member>, quorum: Quorum, candidate: &PeerKey, hlc: Hlc) {
-    let members: BTreeSet<PeerKey> = table
-        .values()
-        .filter(|m| m.status == MemberStatus::Member)
-        .map(|m| m.peer)
-        .collect();
-    let needed = quorum.needed(members.len());
-    let Some(row) = table.get_mut(candidate) else {
-        return;
-    };
-    if row.approvals.intersection(&members).count() >= needed {
-        row.status = MemberStatus::Member;
-        row.since = Some(hlc);
-    } else if row.rejections.intersection(&members).count() >= needed {
-        row.status = MemberStatus::Rejected;
+    for (peer, reason) in deprecated {
+        if let Some(row) = fold.out.members.get_mut(peer) {
+            row.status = MemberStatus::Deprecated;
+            row.deprecation = Some(reason.clone());
+        }
     }
+    fold.out
 }

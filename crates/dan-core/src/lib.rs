@@ -13,6 +13,7 @@ pub mod charter;
 pub mod codec;
 pub mod conformance;
 pub mod digest;
+pub mod evidence;
 pub mod governance;
 pub mod hash;
 pub mod hlc;
@@ -23,7 +24,10 @@ pub mod record;
 pub mod replica;
 
 pub use charter::{Charter, Genesis, PROTOCOL_VERSION, SignedGenesis};
-pub use governance::{GovernanceAction, Member, MemberStatus};
+pub use evidence::{Evidence, EvidenceCheck, Finding, SignedEvidence};
+pub use governance::{
+    GovernanceAction, Member, MemberStatus, Proposal, ProposalState, ProposalStatus,
+};
 pub use hash::{CodeHash, Hash32, NetworkId, OpId};
 pub use hlc::Hlc;
 pub use identity::{Keypair, PeerKey};

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::charter::{Charter, CharterError, SignedGenesis};
 use crate::digest::DigestTree;
-use crate::governance::{self, GovernanceAction, GovernanceEntry, Member, MemberStatus};
+use crate::evidence::Finding;
+use crate::governance::{
+    self, GovernanceAction, GovernanceEntry, Member, MemberStatus, ProposalState,
+};
 use crate::hash::{Hash32, NetworkId, OpId};
 use crate::hlc::Hlc;
 use crate::identity::PeerKey;
@@ -64,6 +67,20 @@ pub enum OpRejection {
     /// does not verify).
     #[error("invalid governance op: {0}")]
     BadGovernance(String),
+    /// The origin was deprecated (verified evidence) and this op is at or
+    /// after its cutoff.
+    #[error("{origin} was deprecated ({reason}); its ops from seq {cutoff} on are refused")]
+    Deprecated {
+        /// The origin.
+        origin: PeerKey,
+        /// Its first refused seq.
+        cutoff: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The origin was removed by vote before this op.
+    #[error("{0} was removed from the network by vote")]
+    Removed(PeerKey),
     /// The network has too few members to accept records (invariant 1).
     #[error(
         "the network is still forming: it has {members} of the {needed} members it needs before records can be written"
@@ -91,6 +108,17 @@ impl OpRejection {
     }
 }
 
+/// Why and from where an instance is deprecated.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Deprecation {
+    /// Its ops from this seq on are refused.
+    pub cutoff: u64,
+    /// Why, in plain words.
+    pub reason: String,
+    /// The evidence that proved it.
+    pub evidence: Hash32,
+}
+
 /// What applying an op did.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Applied {
@@ -108,6 +136,9 @@ pub struct Replica {
     network_id: NetworkId,
     charter: Charter,
     members: BTreeMap<PeerKey, Member>,
+    proposals: BTreeMap<OpId, ProposalState>,
+    ever_approved: std::collections::BTreeSet<crate::hash::CodeHash>,
+    deprecations: BTreeMap<PeerKey, Deprecation>,
     governance: BTreeMap<(Hlc, OpId), GovernanceEntry>,
     needs_rebuild: bool,
     /// Per origin, the applied ops in seq order: id and wall-clock ms.
@@ -129,6 +160,9 @@ impl Replica {
             network_id,
             charter,
             members: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            ever_approved: std::collections::BTreeSet::new(),
+            deprecations: BTreeMap::new(),
             governance: BTreeMap::new(),
             needs_rebuild: false,
             chains: HashMap::new(),
@@ -146,28 +180,102 @@ impl Replica {
         Ok(replica)
     }
 
-    /// Recomputes the member table from the governance ops and updates the
-    /// state tree. Flags a rebuild if anyone lost membership (their ops may
-    /// no longer be valid).
+    /// Recomputes the member table, proposals and charter from the
+    /// governance ops and updates the state tree. Flags a rebuild if anyone
+    /// lost membership other than by deprecation (their ops may no longer
+    /// be valid).
     fn refold(&mut self) {
-        let table = governance::fold(&self.genesis, self.charter.quorum, &self.governance);
+        let reasons = self
+            .deprecations
+            .iter()
+            .map(|(peer, d)| (*peer, d.reason.clone()))
+            .collect();
+        let governed = governance::fold(&self.genesis, &self.governance, &reasons);
         for (peer, old) in &self.members {
-            if !table.contains_key(peer) {
+            let new = governed.members.get(peer);
+            if new.is_none() {
                 self.state_tree.remove(&member_key(peer));
             }
-            let still_member = table
-                .get(peer)
-                .is_some_and(|m| m.status == MemberStatus::Member);
-            if old.status == MemberStatus::Member && !still_member {
+            let lost = old.status == MemberStatus::Member
+                && new.is_none_or(|m| {
+                    m.status != MemberStatus::Member && m.status != MemberStatus::Deprecated
+                });
+            if lost {
                 self.needs_rebuild = true;
             }
         }
-        for (peer, row) in &table {
+        for (peer, row) in &governed.members {
             if self.members.get(peer) != Some(row) {
                 self.state_tree.insert(member_key(peer), row.digest());
             }
         }
-        self.members = table;
+        if governed.charter != self.charter {
+            self.state_tree
+                .insert(charter_key(), governed.charter.hash());
+        }
+        self.members = governed.members;
+        self.proposals = governed.proposals;
+        self.charter = governed.charter;
+        self.ever_approved = governed.ever_approved;
+    }
+
+    /// Records verified evidence: the offender is deprecated and its ops
+    /// from the cutoff on are refused. Returns whether ops already applied
+    /// must now be taken out (the state must be rebuilt from the op log;
+    /// see [`needs_rebuild`](Self::needs_rebuild)).
+    pub fn deprecate(&mut self, finding: &Finding, evidence: Hash32) -> bool {
+        let entry = self
+            .deprecations
+            .entry(finding.offender)
+            .or_insert_with(|| Deprecation {
+                cutoff: finding.cutoff,
+                reason: finding.reason.clone(),
+                evidence,
+            });
+        if finding.cutoff < entry.cutoff {
+            *entry = Deprecation {
+                cutoff: finding.cutoff,
+                reason: finding.reason.clone(),
+                evidence,
+            };
+        }
+        // The state depends on the verified evidence as well as on the ops,
+        // so the evidence goes into the ops root: two checkpoints with the
+        // same ops root then really describe the same inputs.
+        let key = Hash32::tagged("dan evidence key", &[&evidence.0]);
+        self.ops_tree.insert(key, key);
+        self.refold();
+        let must_rebuild = self.chain_len(&finding.offender) >= finding.cutoff;
+        self.needs_rebuild |= must_rebuild;
+        must_rebuild
+    }
+
+    /// Why and from where `peer` is deprecated, if it is.
+    pub fn deprecation(&self, peer: &PeerKey) -> Option<&Deprecation> {
+        self.deprecations.get(peer)
+    }
+
+    /// Every proposal, open or decided.
+    pub fn proposals(&self) -> impl Iterator<Item = &ProposalState> {
+        self.proposals.values()
+    }
+
+    /// Makes the state root reflect records as stored elsewhere instead of
+    /// as the ops say. Only for an instance told to serve damaged data
+    /// (`dan run --serve-damaged`): its state root then differs from every
+    /// honest instance's, which is how the network notices.
+    pub fn serve_stored(&mut self, views: &[RecordView]) {
+        for view in views {
+            if self.record(&view.id).as_ref() != Some(view) {
+                self.state_tree
+                    .insert(state_key_of_record(&view.id), view.digest());
+            }
+        }
+    }
+
+    /// Whether the charter approves, or ever approved, `code`.
+    pub fn ever_approved(&self, code: &crate::hash::CodeHash) -> bool {
+        self.ever_approved.contains(code)
     }
 
     /// Whether a late governance op changed past membership decisions, so
@@ -233,7 +341,7 @@ impl Replica {
         self.member_count() < self.charter.min_members as usize
     }
 
-    /// Digest of the set of applied op ids.
+    /// Digest of the set of applied op ids and of the verified evidence.
     pub fn ops_root(&self) -> Hash32 {
         self.ops_tree.root()
     }
@@ -270,6 +378,14 @@ impl Replica {
         self.chains
             .get(origin)
             .map_or(0, |chain| chain.len() as u64)
+    }
+
+    /// The id of `origin`'s latest applied op.
+    pub fn chain_last(&self, origin: &PeerKey) -> Option<OpId> {
+        self.chains
+            .get(origin)
+            .and_then(|c| c.last())
+            .map(|(id, _)| *id)
     }
 
     /// The current version of a record.
@@ -310,7 +426,7 @@ impl Replica {
         }
         let record: Option<RecordView> = match &body.payload {
             Payload::Record { id, action } => {
-                self.check_record(id, action)?;
+                self.check_record(id, action, body)?;
                 let state = self
                     .records
                     .entry(id.clone())
@@ -374,8 +490,20 @@ impl Replica {
                 })
             };
         }
-        if !self.is_member(&origin) {
+        let Some(row) = self.members.get(&origin).filter(|m| m.since.is_some()) else {
             return Err(OpRejection::NotAMember(origin));
+        };
+        if let Some(d) = self.deprecations.get(&origin)
+            && body.seq >= d.cutoff
+        {
+            return Err(OpRejection::Deprecated {
+                origin,
+                cutoff: d.cutoff,
+                reason: d.reason.clone(),
+            });
+        }
+        if row.removed_at.is_some_and(|at| body.hlc > at) {
+            return Err(OpRejection::Removed(origin));
         }
         let expected = chain.len() as u64 + 1;
         if body.seq != expected {
@@ -394,6 +522,17 @@ impl Replica {
         Ok(None)
     }
 
+    /// Whether `body` is one of the records a fork's founder carries over
+    /// from the parent network (its first `carried` ops), which are
+    /// accepted while the fork is still forming.
+    fn is_carried_over(&self, body: &OpBody) -> bool {
+        let genesis = &self.genesis.genesis;
+        genesis
+            .fork_of
+            .as_ref()
+            .is_some_and(|fork| body.origin == genesis.founder && body.seq <= fork.carried)
+    }
+
     /// Checks a governance op on its own (signatures, network).
     fn check_governance(&self, action: &GovernanceAction) -> Result<(), OpRejection> {
         match action {
@@ -408,15 +547,39 @@ impl Replica {
                 }
                 Ok(())
             }
-            GovernanceAction::Reject { .. } => Ok(()),
+            GovernanceAction::Propose(governance::Proposal::Upgrade {
+                code_hashes,
+                grace_ms,
+            }) => {
+                if code_hashes.is_empty() || code_hashes.len() > governance::MAX_UPGRADE_HASHES {
+                    return Err(OpRejection::BadGovernance(format!(
+                        "an upgrade names 1 to {} code hashes",
+                        governance::MAX_UPGRADE_HASHES
+                    )));
+                }
+                if *grace_ms > governance::MAX_GRACE_MS {
+                    return Err(OpRejection::BadGovernance(
+                        "the grace period is longer than a year".into(),
+                    ));
+                }
+                Ok(())
+            }
+            GovernanceAction::Reject { .. }
+            | GovernanceAction::Propose(governance::Proposal::Remove { .. })
+            | GovernanceAction::Vote { .. } => Ok(()),
         }
     }
 
     /// Checks a record change against the limits, the forming rule and the
     /// charter's schema.
-    fn check_record(&self, id: &RecordId, action: &RecordAction) -> Result<(), OpRejection> {
+    fn check_record(
+        &self,
+        id: &RecordId,
+        action: &RecordAction,
+        body: &OpBody,
+    ) -> Result<(), OpRejection> {
         action.check_limits()?;
-        if self.is_forming() {
+        if self.is_forming() && !self.is_carried_over(body) {
             return Err(OpRejection::Forming {
                 members: self.member_count(),
                 needed: self.charter.min_members as usize,

@@ -105,7 +105,7 @@ fn main() {
         );
 
         let start = Instant::now();
-        let replayed = integrity::check(&store, &genesis).await.expect("check");
+        let replayed = integrity::check(&store, &genesis, &[]).await.expect("check");
         let elapsed = start.elapsed();
         assert!(replayed.report.is_clean());
         assert_eq!(replayed.replica.state_root(), replica.state_root());

@@ -18,6 +18,12 @@ pub enum NetworkState {
     Forming,
     /// Enough members; records are accepted.
     Active,
+    /// Runs a build whose approval ended with a software upgrade: nothing
+    /// flows until it runs an approved build.
+    Suspended,
+    /// Caught breaking the rules: it keeps working locally (a fork), but
+    /// nothing flows between it and the network any more.
+    Deprecated,
 }
 
 /// `dan status`: the instance at a glance.
@@ -59,6 +65,16 @@ pub struct Status {
     pub listen_addrs: Vec<String>,
     /// The join in progress (state `pending`).
     pub join: Option<crate::membership::JoinProgress>,
+    /// Why the network deprecated this instance (state `deprecated`).
+    pub deprecation: Option<String>,
+    /// Records whose stored rows differ from the signed op log (first 20),
+    /// when the instance serves damaged data.
+    pub damaged_records: Vec<String>,
+    /// Length of this instance's own op chain here.
+    pub own_seq: u64,
+    /// The longest this instance's chain is known to be on peers; above
+    /// `own_seq` while lost writes are being recovered.
+    pub own_seq_on_peers: u64,
 }
 
 /// `dan record put`: create a record, or change the given parts of one.

@@ -87,6 +87,10 @@ pub enum ControlRequest {
         admin_name: Option<String>,
         /// The admin password.
         password: String,
+        /// Leave the current network (its data is archived) — to follow a
+        /// fork.
+        #[serde(default)]
+        leave_current: bool,
     },
     /// The member table.
     Members,
@@ -106,6 +110,44 @@ pub enum ControlRequest {
     },
     /// Every peer seen, with the handshake's verdict.
     Peers,
+    /// Evidence seen.
+    Evidence,
+    /// Sign and gossip a checkpoint now.
+    Checkpoint,
+    /// Propose to remove a member (admin only).
+    ProposeRemove {
+        /// Its peer id.
+        peer: String,
+        /// The admin password.
+        password: String,
+    },
+    /// Propose a software upgrade (admin only).
+    ProposeUpgrade {
+        /// Code hashes of the new builds.
+        code_hashes: Vec<dan_core::Hash32>,
+        /// Seconds older builds stay approved after the decision.
+        grace_secs: u64,
+        /// The admin password.
+        password: String,
+    },
+    /// Vote on a proposal (admin only).
+    Vote {
+        /// The proposal id.
+        id: dan_core::Hash32,
+        /// Yes or no.
+        approve: bool,
+        /// The admin password.
+        password: String,
+    },
+    /// Every proposal.
+    Proposals,
+    /// Fork the network (admin only).
+    Fork {
+        /// The new network's name.
+        name: String,
+        /// The admin password.
+        password: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -245,7 +287,45 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
             link,
             admin_name,
             password,
-        } => to_json(node.join(&link, admin_name.as_deref(), &password).await?),
+            leave_current,
+        } => to_json(
+            node.join(&link, admin_name.as_deref(), &password, leave_current)
+                .await?,
+        ),
+        ControlRequest::Evidence => to_json(node.evidence().await?),
+        ControlRequest::Checkpoint => {
+            node.checkpoint_now();
+            to_json(node.signed_hello().await.hello)
+        }
+        ControlRequest::ProposeRemove { peer, password } => {
+            to_json(node.propose_remove(&parse_peer(&peer)?, &password).await?)
+        }
+        ControlRequest::ProposeUpgrade {
+            code_hashes,
+            grace_secs,
+            password,
+        } => to_json(
+            node.propose_upgrade(
+                code_hashes.into_iter().collect(),
+                grace_secs.saturating_mul(1000),
+                &password,
+            )
+            .await?,
+        ),
+        ControlRequest::Vote {
+            id,
+            approve,
+            password,
+        } => to_json(node.vote(&id, approve, &password).await?),
+        ControlRequest::Proposals => to_json(node.proposals().await?),
+        ControlRequest::Fork { name, password } => {
+            let genesis = node.fork(&name, &password).await?;
+            to_json(serde_json::json!({
+                "network_id": genesis.network_id(),
+                "network_name": genesis.genesis.charter.name,
+                "parent": genesis.genesis.fork_of.as_ref().map(|f| f.parent),
+            }))
+        }
         ControlRequest::Members => to_json(node.members().await?),
         ControlRequest::Approve { peer, password } => {
             to_json(node.approve(&parse_peer(&peer)?, &password).await?)

@@ -39,6 +39,17 @@ pub enum NodeError {
         "this instance is not a member of the network yet: it is waiting for the members' approval"
     )]
     NotMember,
+    /// Writes wait while this instance recovers its own ops from peers
+    /// (so it never signs a seq twice).
+    #[error(
+        "this instance is catching up with the network (its own ops: {have} here, {known} known on peers); try again in a moment"
+    )]
+    Recovering {
+        /// Its chain length here.
+        have: u64,
+        /// The longest known on peers.
+        known: u64,
+    },
     /// The instance already belongs to a network.
     #[error("this instance already belongs to the network {0}")]
     HasNetwork(String),
@@ -90,6 +101,7 @@ impl NodeError {
             NodeError::NoNetwork => "no_network",
             NodeError::HasNetwork(_) => "has_network",
             NodeError::NotMember => "not_member",
+            NodeError::Recovering { .. } => "catching_up",
             NodeError::NotFound(_) => "not_found",
             NodeError::Invalid(_)
             | NodeError::Record(_)

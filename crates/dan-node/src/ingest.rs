@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use dan_core::op::verify_ops;
+use dan_core::replica::OpRejection;
 use dan_core::{Op, OpId, RecordId, RecordView, Replica, VerifiedOp};
 use dan_store::Store;
 
@@ -26,6 +27,9 @@ pub struct IngestOutcome {
     pub deferred: Vec<VerifiedOp>,
     /// Ops refused for good, with the reason.
     pub rejected: Vec<(Option<OpId>, String)>,
+    /// Validly signed ops the rules refuse, with the typed reason: the
+    /// material for evidence against their origin.
+    pub violations: Vec<(VerifiedOp, OpRejection)>,
 }
 
 /// Runs `batch` (canonical op bytes, plus ops deferred earlier) through the
@@ -62,12 +66,10 @@ pub async fn ingest(
     let applied = replica.apply_batch(verified);
     outcome.duplicates += applied.duplicates;
     outcome.deferred = applied.deferred.into_iter().map(|(op, _)| op).collect();
-    outcome.rejected.extend(
-        applied
-            .rejected
-            .into_iter()
-            .map(|(op, why)| (Some(op.id()), why.to_string())),
-    );
+    for (op, why) in applied.rejected {
+        outcome.rejected.push((Some(op.id()), why.to_string()));
+        outcome.violations.push((op, why));
+    }
     let mut changed: HashMap<RecordId, RecordView> = HashMap::new();
     for (op, view) in applied.applied {
         if let Some(view) = view {

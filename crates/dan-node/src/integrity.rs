@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::fmt;
 
 use dan_core::op::verify_ops;
-use dan_core::{Hash32, Op, RecordId, RecordView, Replica, SignedGenesis};
+use dan_core::replica::OpRejection;
+use dan_core::{Finding, Hash32, Op, RecordId, RecordView, Replica, SignedGenesis};
 use dan_store::{Store, StoredOp};
 use serde::Serialize;
 
@@ -96,8 +97,15 @@ pub struct Replayed {
 
 /// Replays the op log into a fresh replica and compares its records with the
 /// table.
-pub async fn check(store: &Store, genesis: &SignedGenesis) -> Result<Replayed, NodeError> {
+pub async fn check(
+    store: &Store,
+    genesis: &SignedGenesis,
+    findings: &[(Finding, Hash32)],
+) -> Result<Replayed, NodeError> {
     let mut replica = Replica::new(genesis.clone())?;
+    for (finding, evidence) in findings {
+        replica.deprecate(finding, *evidence);
+    }
     let mut report = IntegrityReport::default();
     let log = store.ops().await?;
     report.ops_checked = log.len() as u64;
@@ -170,11 +178,14 @@ fn replay_chunk(replica: &mut Replica, chunk: &[StoredOp], report: &mut Integrit
         });
     }
     for op in verified {
-        if let Err(reason) = replica.apply(&op) {
-            report.damaged_ops.push(DamagedOp {
+        match replica.apply(&op) {
+            // Ops of deprecated or removed instances stay in the log but
+            // the rules refuse them: expected, not damage.
+            Ok(_) | Err(OpRejection::Deprecated { .. } | OpRejection::Removed(_)) => {}
+            Err(reason) => report.damaged_ops.push(DamagedOp {
                 pos: pos_of(&op.id()),
                 problem: reason.to_string(),
-            });
+            }),
         }
     }
 }

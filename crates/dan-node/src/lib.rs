@@ -9,12 +9,14 @@
 pub mod api;
 mod code;
 pub mod control;
+pub mod deprecation;
 mod error;
 pub mod ingest;
 pub mod integrity;
 pub mod membership;
 pub mod net;
 mod node;
+pub mod proposals;
 mod replication;
 pub mod secrets;
 

@@ -300,7 +300,11 @@ impl Node {
 
     /// Checks an invite link before joining: well-formed, untampered, not
     /// expired, and this instance free to join.
-    pub async fn check_invite_link(&self, link: &str) -> Result<SignedInvite, NodeError> {
+    pub async fn check_invite_link(
+        &self,
+        link: &str,
+        leave_current: bool,
+    ) -> Result<SignedInvite, NodeError> {
         let invite =
             SignedInvite::from_link(link).map_err(|e| NodeError::Invalid(e.to_string()))?;
         invite
@@ -308,10 +312,10 @@ impl Node {
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let ledger = self.inner().ledger.lock().await;
         if let Some(replica) = &ledger.replica {
-            if replica.network_id() != invite.invite.network {
+            if replica.network_id() != invite.invite.network && !leave_current {
                 return Err(NodeError::HasNetwork(replica.charter().name.clone()));
             }
-            if replica.is_member(&self.peer_id()) {
+            if replica.network_id() == invite.invite.network && replica.is_member(&self.peer_id()) {
                 return Err(NodeError::Invalid(format!(
                     "this instance is already a member of {}",
                     replica.charter().name
@@ -333,6 +337,19 @@ impl Node {
             return Err(NodeError::Invalid(
                 "the inviter sent the genesis of another network".into(),
             ));
+        }
+        let switching = {
+            let ledger = self.inner().ledger.lock().await;
+            ledger
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.network_id() != genesis.network_id())
+        };
+        if switching {
+            self.switch_network(&genesis).await?;
+            if let Some(net) = self.inner().net.get() {
+                net.forget_chain_head();
+            }
         }
         let mut ledger = self.inner().ledger.lock().await;
         let store = &self.inner().store;
@@ -399,9 +416,10 @@ impl Node {
         link: &str,
         admin_name: Option<&str>,
         password: &str,
+        leave_current: bool,
     ) -> Result<JoinProgress, NodeError> {
         self.verify_admin(password).await?;
-        let invite = self.check_invite_link(link).await?;
+        let invite = self.check_invite_link(link, leave_current).await?;
         let net = self
             .inner()
             .net
@@ -529,9 +547,11 @@ fn pending_request(replica: &Replica, peer: &PeerKey) -> Result<SignedJoinReques
         Some(MemberStatus::Member) => {
             Err(NodeError::Invalid(format!("{peer} is already a member")))
         }
-        Some(MemberStatus::Rejected) => Err(NodeError::Invalid(format!(
-            "{peer} was rejected; it must ask to join again"
-        ))),
+        Some(MemberStatus::Rejected | MemberStatus::Removed | MemberStatus::Deprecated) => {
+            Err(NodeError::Invalid(format!(
+                "{peer} was rejected, removed or deprecated; it must ask to join again"
+            )))
+        }
         None => Err(NodeError::NotFound(format!(
             "no pending join request from {peer}"
         ))),

@@ -26,7 +26,7 @@ use crate::net::NetHandle;
 use crate::api::{CreateNetwork, HistoryEntry, NetworkState, PutRecord, Status};
 use crate::code::code_hash;
 use crate::error::NodeError;
-use crate::integrity::{self, IntegrityReport};
+use crate::integrity::IntegrityReport;
 use crate::secrets::{KeyringCache, SealedKey, SecretError, UnlockKey, random_bytes, unlock_delay};
 
 const DB_FILE: &str = "dan.db";
@@ -49,6 +49,10 @@ pub enum OnDamage {
     /// Rebuild the records from the op log, dropping ops that no longer
     /// verify (they can be fetched again from peers).
     Repair,
+    /// Serve the stored rows as they are, damage included (their digests go
+    /// into the state root, so peers will see the mismatch). For diagnosing
+    /// a damaged instance; a normal instance never needs it.
+    ServeDamaged,
 }
 
 /// How to open an instance.
@@ -134,6 +138,18 @@ pub enum NodeEvent {
     },
     /// The member table or this instance's standing changed.
     MembersChanged,
+    /// Evidence was proven (against another instance or this one).
+    Evidence {
+        /// The signed evidence, to pass on.
+        #[serde(skip)]
+        bytes: Vec<u8>,
+        /// Who broke the rules.
+        offender: PeerKey,
+        /// How.
+        reason: String,
+    },
+    /// Sign and gossip a checkpoint now.
+    CheckpointNow,
     /// Progress of pulling ops from a peer.
     SyncProgress {
         /// The peer pulled from.
@@ -293,7 +309,8 @@ impl Node {
             None => (None, IntegrityReport::default()),
             Some(bytes) => {
                 let genesis = SignedGenesis::from_bytes(&bytes)?;
-                let (replica, report) = load_replica(&store, &genesis, config.on_damage).await?;
+                let (replica, report) =
+                    load_replica(&store, &genesis, &keypair.public(), config.on_damage).await?;
                 (Some(replica), report)
             }
         };
@@ -374,6 +391,17 @@ impl Node {
             last_sync: None,
             listen_addrs: Vec::new(),
             join: None,
+            deprecation: None,
+            damaged_records: self
+                .inner
+                .integrity
+                .mismatched_records
+                .iter()
+                .take(20)
+                .map(|m| m.id.clone())
+                .collect(),
+            own_seq: 0,
+            own_seq_on_peers: 0,
         };
         if let Some(net) = self.inner.net.get() {
             status.online_peers = net.online_peers();
@@ -398,9 +426,29 @@ impl Node {
             status.ops_root = Some(replica.ops_root());
             status.state_root = Some(replica.state_root());
             status.charter_hash = Some(charter.hash());
-            status.code_approved = Some(charter.approved_code.contains(&self.inner.code_hash));
+            status.code_approved = Some(charter.approves(&self.inner.code_hash, now_ms()));
+            status.own_seq = replica.chain_len(&self.peer_id());
+            if replica.is_member(&self.peer_id())
+                && status.code_approved == Some(false)
+                && replica.ever_approved(&self.inner.code_hash)
+            {
+                status.state = NetworkState::Suspended;
+            }
         }
         drop(ledger);
+        let notice = self.inner.net.get().and_then(NetHandle::deprecated_notice);
+        let against_me = crate::deprecation::against_me(&self.inner.store)
+            .await
+            .ok()
+            .flatten()
+            .map(|e| e.reason);
+        status.deprecation = against_me.or(notice);
+        if status.deprecation.is_some() && status.network_id.is_some() {
+            status.state = NetworkState::Deprecated;
+        }
+        if let Some(net) = self.inner.net.get() {
+            status.own_seq_on_peers = net.own_chain_head().0.max(status.own_seq);
+        }
         if status.state == NetworkState::Pending {
             status.join = self.join_progress().await;
         }
@@ -448,6 +496,7 @@ impl Node {
     /// Creates a record or changes parts of one. Returns the new version
     /// once it is durable.
     pub async fn put_record(&self, put: PutRecord) -> Result<RecordView, NodeError> {
+        self.wait_for_chain_head().await;
         let mut ledger = self.inner.ledger.lock().await;
         let replica = self.writable(&mut ledger)?;
         match self.plan_put(replica, put)? {
@@ -463,6 +512,7 @@ impl Node {
     /// checked and signed, then stored in one transaction. Either all are
     /// stored or none.
     pub async fn import_records(&self, puts: Vec<PutRecord>) -> Result<Vec<RecordView>, NodeError> {
+        self.wait_for_chain_head().await;
         let mut ledger = self.inner.ledger.lock().await;
         let replica = self.writable(&mut ledger)?;
         let mut ops = Vec::with_capacity(puts.len());
@@ -500,8 +550,7 @@ impl Node {
             Err(error) => Err(error),
         };
         if let Err(error) = stored {
-            let genesis = replica.genesis().clone();
-            *replica = integrity::check(&self.inner.store, &genesis).await?.replica;
+            self.reload(replica).await?;
             return Err(error);
         }
         for chunk in ops.chunks(crate::ingest::MAX_BATCH_OPS / 4) {
@@ -515,11 +564,47 @@ impl Node {
         Ok(views)
     }
 
+    /// Right after start, waits (a few seconds at most) until a member has
+    /// said how far this instance's own chain goes, so a write never
+    /// re-signs a seq this instance signed before a crash or restore.
+    pub(crate) async fn wait_for_chain_head(&self) {
+        let Some(net) = self.inner.net.get() else {
+            return;
+        };
+        loop {
+            let alone = {
+                let ledger = self.inner.ledger.lock().await;
+                ledger
+                    .replica
+                    .as_ref()
+                    .is_none_or(|r| r.member_count() <= 1)
+            };
+            let (_, confirmed) = net.own_chain_head();
+            if alone || confirmed || !net.started_recently() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// The replica, if this instance may write to it.
-    fn writable<'a>(&self, ledger: &'a mut Ledger) -> Result<&'a mut Replica, NodeError> {
+    pub(crate) fn writable<'a>(
+        &self,
+        ledger: &'a mut Ledger,
+    ) -> Result<&'a mut Replica, NodeError> {
         let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
         if !replica.is_member(&self.peer_id()) {
             return Err(NodeError::NotMember);
+        }
+        if let Some(net) = self.inner.net.get() {
+            let (known, confirmed) = net.own_chain_head();
+            let have = replica.chain_len(&self.peer_id());
+            if known > have {
+                return Err(NodeError::Recovering { have, known });
+            }
+            if !confirmed && net.started_recently() && replica.member_count() > 1 {
+                return Err(NodeError::Recovering { have, known: have });
+            }
         }
         Ok(replica)
     }
@@ -593,6 +678,7 @@ impl Node {
 
     /// Marks a record deleted (its history is kept).
     pub async fn delete_record(&self, id: &str) -> Result<RecordView, NodeError> {
+        self.wait_for_chain_head().await;
         let id = RecordId::new(id)?;
         let mut ledger = self.inner.ledger.lock().await;
         let replica = self.writable(&mut ledger)?;
@@ -650,8 +736,7 @@ impl Node {
             .await;
         if let Err(error) = commit {
             tracing::error!("write failed, reloading state from the op log: {error}");
-            let genesis = replica.genesis().clone();
-            *replica = integrity::check(&self.inner.store, &genesis).await?.replica;
+            self.reload(replica).await?;
             return Err(error.into());
         }
         self.emit(NodeEvent::LocalOps {
@@ -738,9 +823,10 @@ async fn unlock(
 async fn load_replica(
     store: &Store,
     genesis: &SignedGenesis,
+    me: &PeerKey,
     on_damage: OnDamage,
 ) -> Result<(Replica, IntegrityReport), NodeError> {
-    let replayed = integrity::check(store, genesis).await?;
+    let replayed = crate::deprecation::rebuild(store, genesis, me).await?;
     let report = replayed.report;
     if report.is_clean() {
         tracing::info!("{report}");
@@ -748,6 +834,15 @@ async fn load_replica(
     }
     match on_damage {
         OnDamage::Refuse => Err(NodeError::Integrity(Box::new(report))),
+        OnDamage::ServeDamaged => {
+            tracing::warn!("{report}");
+            tracing::warn!("serving the damaged rows as they are (--serve-damaged)");
+            let mut replica = replayed.replica;
+            let stored: Vec<RecordView> =
+                store.all_records().await?.into_iter().flatten().collect();
+            replica.serve_stored(&stored);
+            Ok((replica, report))
+        }
         OnDamage::Repair => {
             let damaged: Vec<i64> = report.damaged_ops.iter().map(|d| d.pos).collect();
             store.delete_ops(&damaged).await?;

@@ -7,12 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dan_core::PeerKey;
 use dan_core::conformance::{self, Hello, SignedHello, Verdict};
-use dan_core::{OpId, PROTOCOL_VERSION};
+use dan_core::replica::OpRejection;
+use dan_core::{Evidence, OpId, PROTOCOL_VERSION, VerifiedOp};
 use negentropy::{Id, NegentropyStorageVector};
 
 use crate::error::NodeError;
 use crate::ingest::{IngestOutcome, MAX_BATCH_OPS, ingest};
-use crate::integrity;
 use crate::node::{Node, NodeEvent};
 
 /// Most ops kept waiting for missing predecessors.
@@ -40,6 +40,7 @@ impl Node {
             ops_root: replica.map(|r| r.ops_root()),
             state_root: replica.map(|r| r.state_root()),
             op_count: replica.map_or(0, |r| r.op_count()),
+            origin_seq: replica.map_or(0, |r| r.chain_len(&self.peer_id())),
             sent_ms: now_ms(),
         };
         SignedHello::sign(hello, &inner.keypair)
@@ -54,7 +55,56 @@ impl Node {
             self.joining_network(),
             peer,
             hello,
+            now_ms(),
         )
+    }
+
+    /// Looks at a peer's checkpoint (its signed hello) for evidence against
+    /// it, and reports what it proves.
+    pub async fn check_checkpoint(&self, hello: &SignedHello) -> Result<(), NodeError> {
+        let evidence = {
+            let ledger = self.inner().ledger.lock().await;
+            match ledger.replica.as_ref() {
+                Some(replica) if replica.deprecation(&hello.hello.peer).is_none() => {
+                    conformance::evidence_in(replica, hello)
+                }
+                _ => None,
+            }
+        };
+        if let Some(evidence) = evidence
+            && hello.hello.peer != self.peer_id()
+        {
+            self.report(evidence).await?;
+        }
+        Ok(())
+    }
+
+    /// The signed evidence that deprecated `peer`, if held.
+    pub async fn evidence_against(&self, peer: &PeerKey) -> Option<Vec<u8>> {
+        let offender = peer.to_string();
+        self.evidence()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|e| e.offender.as_deref() == Some(offender.as_str()) && e.status == "proven")
+            .map(|e| e.bytes)
+    }
+
+    /// The network id, the length of `peer`'s op chain here and the id of
+    /// its last op (public data: anyone holding the ops knows it).
+    pub async fn chain_tip(&self, peer: &PeerKey) -> Option<(dan_core::NetworkId, u64, OpId)> {
+        let ledger = self.inner().ledger.lock().await;
+        let replica = ledger.replica.as_ref()?;
+        let seq = replica.chain_len(peer);
+        let last = replica.chain_last(peer).unwrap_or(dan_core::Hash32::ZERO);
+        Some((replica.network_id(), seq, last))
+    }
+
+    /// The length of `peer`'s chain in this replica (for lost-write
+    /// recovery).
+    pub async fn chain_head_of(&self, peer: &PeerKey) -> u64 {
+        let ledger = self.inner().ledger.lock().await;
+        ledger.replica.as_ref().map_or(0, |r| r.chain_len(peer))
     }
 
     /// Whether this instance serves ops to `peer` right now (a member in
@@ -96,8 +146,7 @@ impl Node {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!("storing received ops failed, reloading from the op log: {error}");
-                let genesis = replica.genesis().clone();
-                *replica = integrity::check(&inner.store, &genesis).await?.replica;
+                self.reload(replica).await?;
                 return Err(error);
             }
         };
@@ -105,13 +154,7 @@ impl Node {
             tracing::warn!(
                 "a late governance op changed past decisions; rebuilding the state from the op log"
             );
-            let genesis = replica.genesis().clone();
-            let rebuilt = integrity::check(&inner.store, &genesis).await?;
-            *replica = rebuilt.replica;
-            inner
-                .store
-                .rematerialize(&replica.records().collect::<Vec<_>>())
-                .await?;
+            self.reload(replica).await?;
         }
         let mut waiting = outcome.deferred.clone();
         waiting.truncate(MAX_WAITING);
@@ -125,6 +168,7 @@ impl Node {
             self.finish_joining().await?;
         }
         drop(ledger);
+        self.report_violations(&outcome.violations).await?;
         if !outcome.changed.is_empty() {
             self.emit(NodeEvent::RecordsChanged {
                 ids: outcome.changed.iter().map(|v| v.id.to_string()).collect(),
@@ -134,6 +178,34 @@ impl Node {
             self.emit(NodeEvent::MembersChanged);
         }
         Ok(outcome)
+    }
+
+    /// Turns refused ops into evidence against their origin: two ops with
+    /// one seq (equivocation), or an op that breaks the rules.
+    async fn report_violations(
+        &self,
+        violations: &[(VerifiedOp, OpRejection)],
+    ) -> Result<(), NodeError> {
+        for (op, why) in violations {
+            let evidence = match why {
+                OpRejection::Equivocation { existing, .. } => {
+                    let Some(first) = self.inner().store.ops_by_id(&[*existing]).await?.pop()
+                    else {
+                        continue;
+                    };
+                    Evidence::Equivocation {
+                        first,
+                        second: op.bytes().to_vec(),
+                    }
+                }
+                OpRejection::Record(_) | OpRejection::BadGovernance(_) => Evidence::InvalidOp {
+                    op: op.bytes().to_vec(),
+                },
+                _ => continue,
+            };
+            self.report(evidence).await?;
+        }
+        Ok(())
     }
 
     /// The sorted set of op ids, for range-based reconciliation.

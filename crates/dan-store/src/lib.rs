@@ -10,11 +10,13 @@
 //! `dan-core` before handing them here.
 
 mod error;
+mod evidence;
 mod invites;
 mod records;
 mod store;
 
 pub use error::StoreError;
+pub use evidence::StoredEvidence;
 pub use invites::{InviteUse, StoredInvite};
 pub use records::{RecordQuery, RecordSort, RowError};
 pub use store::{Store, StoredOp};

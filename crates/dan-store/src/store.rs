@@ -268,6 +268,29 @@ impl Store {
             .collect()
     }
 
+    /// Copies the whole database to `archive` (a consistent snapshot), then
+    /// empties everything that belongs to the current network (ops,
+    /// records, invites, evidence, peer addresses). Used when an instance
+    /// leaves its network for a fork.
+    pub async fn archive_and_reset(&self, archive: &Path) -> Result<(), StoreError> {
+        let target = archive.to_string_lossy().into_owned();
+        sqlx::query("VACUUM INTO ?1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        let mut tx = self.pool.begin().await?;
+        for table in ["ops", "records", "invites", "evidence", "peer_addresses"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM meta WHERE key IN ('genesis', 'joining_invite')")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Replaces the whole records table with `views` (repair after the
     /// integrity check found rows that do not match the op log).
     pub async fn rematerialize(&self, views: &[RecordView]) -> Result<(), StoreError> {

@@ -225,6 +225,7 @@ fn hello(key: &Keypair, replica: &Replica, tweak: impl FnOnce(&mut Hello)) -> Si
         ops_root: Some(replica.ops_root()),
         state_root: Some(replica.state_root()),
         op_count: replica.op_count(),
+        origin_seq: 0,
         sent_ms: 1,
     };
     tweak(&mut hello);
@@ -240,7 +241,7 @@ fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason
     }
     let me = t.keys[0].public();
     let bob = &t.keys[1];
-    let verdict = |h: &SignedHello| judge(&me, Some(&replica), None, &bob.public(), h);
+    let verdict = |h: &SignedHello| judge(&me, Some(&replica), None, &bob.public(), h, 0);
     let refused =
         |v: Verdict, words: &str| matches!(v, Verdict::Refuse(ref r) if r.contains(words));
 
@@ -275,7 +276,8 @@ fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason
             Some(&replica),
             None,
             &bob.public(),
-            &hello(&other_key, &replica, |_| {})
+            &hello(&other_key, &replica, |_| {}),
+            0
         ),
         "not signed"
     ));
@@ -295,13 +297,21 @@ fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason
             Some(&replica),
             None,
             &stranger.public(),
-            &hello(&stranger, &replica, |_| {})
+            &hello(&stranger, &replica, |_| {}),
+            0
         ),
         Verdict::Candidate
     );
     let solo = Replica::new(solo_genesis()).expect("solo");
     assert!(matches!(
-        judge(&me, None, None, &bob.public(), &hello(bob, &solo, |_| {})),
+        judge(
+            &me,
+            None,
+            None,
+            &bob.public(),
+            &hello(bob, &solo, |_| {}),
+            0
+        ),
         Verdict::Refuse(_)
     ));
     assert_eq!(
@@ -310,7 +320,8 @@ fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason
             None,
             Some(replica.network_id()),
             &bob.public(),
-            &hello(bob, &replica, |_| {})
+            &hello(bob, &replica, |_| {}),
+            0
         ),
         Verdict::PullOnly
     );

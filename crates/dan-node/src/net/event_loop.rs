@@ -15,11 +15,14 @@ use libp2p::{Swarm, gossipsub, identify, mdns, request_response};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
-use super::wire::{Response, Traffic, WireCodec};
+use super::wire::{Gossip, Response, Traffic, WireCodec};
 use super::{Command, NetConfig, NetHandle, Shared, key_of, peer_id_of, sync};
 use crate::error::NodeError;
 use crate::node::{Node, NodeEvent};
 use crate::replication::now_ms;
+
+/// Sync intervals between two checkpoints.
+const CHECKPOINT_EVERY_TICKS: u64 = 3;
 
 /// Inbound requests one peer may make per second.
 const MAX_REQUESTS_PER_SECOND: u32 = 400;
@@ -54,7 +57,10 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         }
     }
     let (commands_tx, commands) = mpsc::channel(1024);
-    let mut shared = Shared::default();
+    let mut shared = Shared {
+        started: Some(std::time::Instant::now()),
+        ..Shared::default()
+    };
     for (peer, addrs) in node.inner().store.peer_addrs().await? {
         if let Ok(key) = peer.parse::<dan_core::PeerKey>() {
             shared.peers.entry(key).or_default().addrs =
@@ -109,7 +115,16 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                 },
                 event = self.events.recv() => match event {
-                    Ok(NodeEvent::LocalOps { ops }) => self.publish(&ops),
+                    Ok(NodeEvent::LocalOps { ops }) => self.publish(&Gossip::Ops(ops)),
+                    Ok(NodeEvent::Evidence { bytes, offender, .. }) => {
+                        self.publish(&Gossip::Evidence(bytes));
+                        if let Some(peer) = peer_id_of(&offender) {
+                            self.swarm.behaviour_mut().gossip.blacklist_peer(&peer);
+                        }
+                    }
+                    Ok(NodeEvent::CheckpointNow) => {
+                        tokio::spawn(sync::publish_checkpoint(self.node.clone(), self.handle.clone()));
+                    }
                     Ok(NodeEvent::MembersChanged) => self.on_tick(),
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => break,
@@ -195,13 +210,13 @@ impl EventLoop {
                 if !accepted {
                     return;
                 }
-                match postcard::from_bytes::<Vec<Vec<u8>>>(&message.data) {
-                    Ok(ops) => {
-                        tokio::spawn(sync::ingest_pushed(
+                match postcard::from_bytes::<Gossip>(&message.data) {
+                    Ok(gossip) => {
+                        tokio::spawn(sync::on_gossip(
                             self.node.clone(),
                             self.handle.clone(),
                             propagation_source,
-                            ops,
+                            gossip,
                         ));
                     }
                     Err(e) => tracing::debug!("malformed gossip from {key}: {e}"),
@@ -349,6 +364,7 @@ impl EventLoop {
                     gossip.blacklist_peer(&peer);
                 }
             }
+            Command::Publish(gossip) => self.publish(&gossip),
             Command::Shutdown(_) => {}
         }
     }
@@ -376,12 +392,12 @@ impl EventLoop {
         }
     }
 
-    fn publish(&mut self, ops: &[Vec<u8>]) {
+    fn publish(&mut self, gossip: &Gossip) {
         self.ensure_topic();
         let Some((_, topic)) = self.topic.clone() else {
             return;
         };
-        let Ok(data) = postcard::to_stdvec(ops) else {
+        let Ok(data) = postcard::to_stdvec(gossip) else {
             return;
         };
         if let Err(e) = self.swarm.behaviour_mut().gossip.publish(topic, data) {
@@ -433,6 +449,12 @@ impl EventLoop {
                 .map(|p| p.addrs)
                 .unwrap_or_default();
             self.on_command(Command::Dial { peer, addrs });
+        }
+        if self.ticks.is_multiple_of(CHECKPOINT_EVERY_TICKS) {
+            tokio::spawn(sync::publish_checkpoint(
+                self.node.clone(),
+                self.handle.clone(),
+            ));
         }
         if self.ticks.is_multiple_of(30) && !connected.is_empty() {
             let _ = self.swarm.behaviour_mut().kad.bootstrap();

@@ -92,6 +92,15 @@ pub(crate) struct Shared {
     pub(crate) last_sync_ms: Option<u64>,
     pub(crate) join_view: Option<(u64, u64)>,
     pub(crate) request_counts: HashMap<PeerKey, (u64, u32)>,
+    /// Why peers refused this instance as deprecated, if they did.
+    pub(crate) deprecated_notice: Option<String>,
+    /// The highest seq of this instance's own chain that a peer holds and
+    /// this instance does not (lost writes being recovered).
+    pub(crate) own_chain_head: u64,
+    /// Whether a member has confirmed this instance's chain head.
+    pub(crate) chain_confirmed: bool,
+    /// When the network layer started.
+    pub(crate) started: Option<std::time::Instant>,
 }
 
 /// Commands for the event loop.
@@ -110,6 +119,7 @@ pub(crate) enum Command {
         addrs: Vec<Multiaddr>,
     },
     Disconnect(PeerId),
+    Publish(wire::Gossip),
     Gossip {
         peer: PeerId,
         allow: bool,
@@ -187,6 +197,35 @@ impl NetHandle {
     /// When a reconciliation last completed (ms since the Unix epoch).
     pub fn last_sync(&self) -> Option<u64> {
         self.with_shared(|s| s.last_sync_ms)
+    }
+
+    /// Why peers refuse this instance as deprecated, if they do.
+    pub fn deprecated_notice(&self) -> Option<String> {
+        self.with_shared(|s| s.deprecated_notice.clone())
+    }
+
+    /// The highest seq of this instance's own chain known on peers, and
+    /// whether a peer has confirmed it yet.
+    pub fn own_chain_head(&self) -> (u64, bool) {
+        self.with_shared(|s| (s.own_chain_head, s.chain_confirmed))
+    }
+
+    /// Forgets what peers said about this instance's chain (after moving
+    /// to another network, where its chain starts over).
+    pub fn forget_chain_head(&self) {
+        self.with_shared(|s| {
+            s.own_chain_head = 0;
+            s.deprecated_notice = None;
+        });
+    }
+
+    /// Whether the network layer started less than 10 s ago (writes wait
+    /// for a member to confirm this instance's chain head until then).
+    pub fn started_recently(&self) -> bool {
+        self.with_shared(|s| {
+            s.started
+                .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10))
+        })
     }
 
     /// Approvals and approvals needed for this instance's join, as last

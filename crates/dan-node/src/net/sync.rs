@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use dan_core::conformance::{SignedHello, Verdict};
-use dan_core::{Hash32, OpId, PeerKey, SignedInvite};
+use dan_core::{Hash32, OpId, PeerKey, SignedEvidence, SignedInvite};
 use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, Negentropy};
 
 use super::wire::{
-    MAX_FETCH_ANSWER_BYTES, MAX_FETCH_IDS, RECONCILE_FRAME_BYTES, Request, Response,
+    Gossip, MAX_FETCH_ANSWER_BYTES, MAX_FETCH_IDS, RECONCILE_FRAME_BYTES, Request, Response,
 };
 use super::{Command, NetHandle, key_of, peer_id_of};
 use crate::error::NodeError;
@@ -23,6 +23,8 @@ fn verdict_name(verdict: &Verdict) -> &'static str {
         Verdict::Replicate => "replicate",
         Verdict::PullOnly => "pull-only",
         Verdict::Candidate => "candidate",
+        Verdict::Suspended(_) => "suspended",
+        Verdict::Deprecated(_) => "deprecated",
         Verdict::Refuse(_) => "refused",
     }
 }
@@ -36,31 +38,41 @@ async fn record_verdict(
     verdict: &Verdict,
 ) {
     let Some(key) = key_of(&peer) else { return };
+    let refusal = refusal_reason(verdict);
     let changed = net.with_shared(|s| {
         let info = s.peers.entry(key).or_default();
         let name = verdict_name(verdict);
         let changed = info.verdict.as_deref() != Some(name);
         info.verdict = Some(name.to_owned());
         info.code_hash = Some(hello.hello.code_hash);
-        if let Verdict::Refuse(reason) = verdict {
-            info.refused = Some(format!("refused by this instance: {reason}"));
-        } else {
-            info.refused = None;
-        }
+        info.refused = refusal
+            .as_ref()
+            .map(|reason| format!("refused by this instance: {reason}"));
         changed
     });
     let allow = matches!(verdict, Verdict::Replicate | Verdict::PullOnly);
     net.command(Command::Gossip { peer, allow }).await;
     if changed {
-        let what = match verdict {
-            Verdict::Refuse(reason) => format!("refused: {reason}"),
-            other => format!("connected ({})", verdict_name(other)),
+        let what = match &refusal {
+            Some(reason) => {
+                tracing::warn!("refusing {key}: {reason}");
+                format!("refused: {reason}")
+            }
+            None => {
+                tracing::info!("peer {key}: {}", verdict_name(verdict));
+                format!("connected ({})", verdict_name(verdict))
+            }
         };
-        match verdict {
-            Verdict::Refuse(reason) => tracing::warn!("refusing {key}: {reason}"),
-            other => tracing::info!("peer {key}: {}", verdict_name(other)),
-        }
         node.emit(NodeEvent::PeerChanged { peer: key, what });
+    }
+}
+
+/// Why nothing flows with a peer, if nothing does.
+fn refusal_reason(verdict: &Verdict) -> Option<String> {
+    match verdict {
+        Verdict::Refuse(reason) | Verdict::Suspended(reason) => Some(reason.clone()),
+        Verdict::Deprecated(reason) => Some(format!("deprecated: {reason}")),
+        Verdict::Replicate | Verdict::PullOnly | Verdict::Candidate => None,
     }
 }
 
@@ -114,33 +126,118 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
                 net.command(Command::Disconnect(peer)).await;
                 return;
             };
+            if let Err(e) = node.check_checkpoint(&theirs).await {
+                tracing::warn!("checking the checkpoint of {key}: {e}");
+            }
             let verdict = node.judge(&key, &theirs).await;
             record_verdict(&node, &net, peer, &theirs, &verdict).await;
-            match verdict {
-                Verdict::Refuse(reason) => {
-                    let _ = net.request(peer, Request::Bye(reason)).await;
-                    net.command(Command::Disconnect(peer)).await;
+            if let Some(reason) = refusal_reason(&verdict) {
+                let _ = net.request(peer, Request::Bye(reason)).await;
+                net.command(Command::Disconnect(peer)).await;
+                return;
+            }
+            if matches!(verdict, Verdict::Replicate | Verdict::PullOnly) {
+                // A peer with fewer ops is catching up from us; once it
+                // has caught up (or has as many), pull what it has extra.
+                if theirs.hello.ops_root != mine.hello.ops_root
+                    && theirs.hello.op_count >= mine.hello.op_count
+                    && let Err(e) = pull(&node, &net, peer, key).await
+                {
+                    tracing::debug!("sync with {key}: {e}");
                 }
-                Verdict::Replicate | Verdict::PullOnly => {
-                    // A peer with fewer ops is catching up from us; once it
-                    // has caught up (or has as many), pull what it has extra.
-                    if theirs.hello.ops_root != mine.hello.ops_root
-                        && theirs.hello.op_count >= mine.hello.op_count
-                        && let Err(e) = pull(&node, &net, peer, key).await
-                    {
-                        tracing::debug!("sync with {key}: {e}");
-                    }
-                    discover(&node, &net, peer).await;
+                if verdict == Verdict::Replicate {
+                    exchange_evidence(&node, &net, peer).await;
+                    confirm_chain_head(&node, &net, peer).await;
                 }
-                Verdict::Candidate => {}
+                discover(&node, &net, peer).await;
             }
         }
         Ok(Response::Refused(reason)) => {
             note_refused_by_peer(&node, &net, key, &reason);
             net.command(Command::Disconnect(peer)).await;
         }
+        Ok(Response::Deprecated { reason, evidence }) => {
+            note_refused_by_peer(
+                &node,
+                &net,
+                key,
+                &format!("this instance was deprecated: {reason}"),
+            );
+            net.with_shared(|s| s.deprecated_notice = Some(reason));
+            if let Some(signed) = evidence.and_then(|b| SignedEvidence::from_bytes(&b).ok())
+                && let Err(e) = node.accept_evidence(signed).await
+            {
+                tracing::warn!("evidence from {key}: {e}");
+            }
+            net.command(Command::Disconnect(peer)).await;
+        }
         Ok(other) => tracing::debug!("unexpected answer to hello from {key}: {other:?}"),
         Err(e) => tracing::debug!("hello to {key} failed: {e}"),
+    }
+}
+
+/// Fetches the evidence `peer` holds and checks it here.
+async fn exchange_evidence(node: &Node, net: &NetHandle, peer: PeerId) {
+    let Ok(Response::EvidenceList(list)) = net.request(peer, Request::Evidence).await else {
+        return;
+    };
+    for bytes in list.into_iter().take(1024) {
+        if let Ok(signed) = SignedEvidence::from_bytes(&bytes)
+            && let Err(e) = node.accept_evidence(signed).await
+        {
+            tracing::warn!("checking evidence: {e}");
+        }
+    }
+}
+
+/// Asks `peer` how far this instance's own chain goes there, so that writes
+/// lost here (a restore from backup, a lost disk tail) are recovered before
+/// this instance signs new ops, never re-signing a seq it signed before.
+async fn confirm_chain_head(node: &Node, net: &NetHandle, peer: PeerId) {
+    if let Ok(Response::ChainHead(head)) = net.request(peer, Request::ChainHead).await {
+        let mine = node.chain_head_of(&node.peer_id()).await;
+        if head > mine {
+            tracing::warn!(
+                "peers hold this instance's ops up to seq {head}, this instance only up to {mine}: recovering them before writing"
+            );
+        }
+        net.with_shared(|s| {
+            s.own_chain_head = s.own_chain_head.max(head);
+            s.chain_confirmed = true;
+        });
+    }
+}
+
+/// Signs and gossips this instance's checkpoint.
+pub(super) async fn publish_checkpoint(node: Node, net: NetHandle) {
+    if node.chain_head_of(&node.peer_id()).await == 0
+        && node.signed_hello().await.hello.network.is_none()
+    {
+        return;
+    }
+    let hello = node.signed_hello().await;
+    net.command(Command::Publish(Gossip::Checkpoint(hello.to_bytes())))
+        .await;
+}
+
+/// Handles one gossip message from an accepted peer.
+pub(super) async fn on_gossip(node: Node, net: NetHandle, from: PeerId, gossip: Gossip) {
+    match gossip {
+        Gossip::Ops(ops) => ingest_pushed(node, net, from, ops).await,
+        Gossip::Checkpoint(bytes) => {
+            if let Ok(hello) = SignedHello::from_bytes(&bytes)
+                && let Err(e) = node.check_checkpoint(&hello).await
+            {
+                tracing::warn!("checking a checkpoint: {e}");
+            }
+        }
+        Gossip::Evidence(bytes) => {
+            if let Ok(signed) = SignedEvidence::from_bytes(&bytes)
+                && let Err(e) = node.accept_evidence(signed).await
+            {
+                tracing::warn!("checking gossiped evidence: {e}");
+            }
+        }
     }
 }
 
@@ -242,6 +339,9 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
         s.missing.remove(&key);
         s.last_sync_ms = Some(now_ms());
     });
+    node.retry_pending_evidence()
+        .await
+        .map_err(|e| e.to_string())?;
     if total > 0 {
         tracing::info!("fetched {fetched} ops from {key}");
     }
@@ -298,15 +398,24 @@ pub(super) async fn respond(
             let Ok(theirs) = SignedHello::from_bytes(&bytes) else {
                 return Response::Refused("malformed hello".into());
             };
+            if let Err(e) = node.check_checkpoint(&theirs).await {
+                tracing::warn!("checking the checkpoint of {key}: {e}");
+            }
             let verdict = node.judge(&key, &theirs).await;
             record_verdict(node, net, peer, &theirs, &verdict).await;
-            if let Verdict::Refuse(reason) = verdict {
+            if refusal_reason(&verdict).is_some() {
                 let net = net.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     net.command(Command::Disconnect(peer)).await;
                 });
-                return Response::Refused(reason);
+                return match verdict {
+                    Verdict::Deprecated(reason) => Response::Deprecated {
+                        reason,
+                        evidence: node.evidence_against(&key).await,
+                    },
+                    other => Response::Refused(refusal_reason(&other).unwrap_or_default()),
+                };
             }
             let mine = node.signed_hello().await;
             if matches!(verdict, Verdict::Replicate | Verdict::PullOnly)
@@ -315,6 +424,17 @@ pub(super) async fn respond(
                 tokio::spawn(handshake(node.clone(), net.clone(), peer));
             }
             Response::Hello(mine.to_bytes())
+        }
+        Request::Evidence => match node.proven_evidence().await {
+            Ok(list) if node.serves(&key).await => Response::EvidenceList(list),
+            Ok(_) => Response::Error("not a member of this network (yet)".into()),
+            Err(e) => Response::Error(e.to_string()),
+        },
+        Request::ChainHead => {
+            if !node.serves(&key).await {
+                return Response::Error("not a member of this network (yet)".into());
+            }
+            Response::ChainHead(node.chain_head_of(&key).await)
         }
         Request::Reconcile(message) => {
             if !node.serves(&key).await {

@@ -40,6 +40,21 @@ pub enum Request {
     Addresses,
     /// The sender is closing the connection, and why.
     Bye(String),
+    /// Proven evidence the receiver holds.
+    Evidence,
+    /// The highest seq of the sender's own chain the receiver holds.
+    ChainHead,
+}
+
+/// What travels on the network's gossip topic.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Gossip {
+    /// New ops (canonical bytes).
+    Ops(Vec<Vec<u8>>),
+    /// A signed checkpoint (a signed hello).
+    Checkpoint(Vec<u8>),
+    /// Signed evidence.
+    Evidence(Vec<u8>),
 }
 
 /// An answer.
@@ -66,6 +81,18 @@ pub enum Response {
     JoinStatus(Option<(u64, u64, bool)>),
     /// Member addresses: peer id bytes and multiaddrs.
     Addresses(Vec<(Vec<u8>, Vec<Vec<u8>>)>),
+    /// The receiver refuses the sender because it was deprecated: why,
+    /// and the signed evidence.
+    Deprecated {
+        /// Why, in plain words.
+        reason: String,
+        /// The signed evidence (canonical bytes), if held.
+        evidence: Option<Vec<u8>>,
+    },
+    /// Signed evidence (canonical bytes).
+    EvidenceList(Vec<Vec<u8>>),
+    /// The highest seq of the asker's chain held here.
+    ChainHead(u64),
     /// Received.
     Ack,
     /// The request failed, and why.

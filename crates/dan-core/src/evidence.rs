@@ -1,0 +1,319 @@
+//! Evidence: self-contained, verifiable proof that an instance broke the
+//! rules. Any instance checks evidence on its own, with no vote
+//! ([`Evidence::check`]); verified evidence deprecates the offender from a
+//! cutoff in its op chain on (invariant 4).
+
+use ed25519_dalek::Signature;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::conformance::SignedHello;
+use crate::governance::GovernanceAction;
+use crate::hash::Hash32;
+use crate::identity::{Keypair, PeerKey};
+use crate::op::{Op, Payload, verify_ops};
+use crate::record::RecordAction;
+use crate::replica::Replica;
+
+/// Largest encoded signed evidence, in bytes.
+pub const MAX_EVIDENCE_BYTES: usize = 512 * 1024;
+/// How deeply false accusations may nest.
+const MAX_NESTING: usize = 4;
+
+/// What an instance is accused of, with the signed material that proves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// Two different ops signed by the same origin with the same seq.
+    Equivocation {
+        /// One op (canonical bytes).
+        first: Vec<u8>,
+        /// The other.
+        second: Vec<u8>,
+    },
+    /// A signed op that breaks the network's rules.
+    InvalidOp {
+        /// The op (canonical bytes).
+        op: Vec<u8>,
+    },
+    /// A signed checkpoint whose state root is wrong for its op set.
+    WrongStateRoot {
+        /// The checkpoint (canonical bytes of a signed hello).
+        checkpoint: Vec<u8>,
+    },
+    /// A signed checkpoint announcing a code hash the charter never
+    /// approved.
+    UnapprovedCode {
+        /// The checkpoint (canonical bytes of a signed hello).
+        checkpoint: Vec<u8>,
+    },
+    /// Evidence that does not hold: proof against its accuser.
+    FalseAccusation {
+        /// The accusation (canonical bytes of signed evidence).
+        accusation: Vec<u8>,
+    },
+}
+
+/// Evidence signed by the instance that reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedEvidence {
+    /// The proof.
+    pub evidence: Evidence,
+    /// Who reports it.
+    pub accuser: PeerKey,
+    /// The accuser's own chain length when reporting (the cutoff if the
+    /// accusation is false).
+    pub accuser_seq: u64,
+    /// When (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// The accuser's signature.
+    pub signature: Signature,
+}
+
+/// What verified evidence establishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The instance that broke the rules.
+    pub offender: PeerKey,
+    /// Its ops from this seq on are not accepted.
+    pub cutoff: u64,
+    /// In plain words.
+    pub reason: String,
+}
+
+/// The result of checking evidence against a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvidenceCheck {
+    /// The evidence holds.
+    Proven(Finding),
+    /// The evidence does not hold (the accusation is false), and why.
+    Unfounded(String),
+    /// This replica cannot decide yet (e.g. it holds another op set).
+    Undecidable(String),
+}
+
+fn signing_bytes(
+    evidence: &Evidence,
+    accuser: &PeerKey,
+    accuser_seq: u64,
+    time_ms: u64,
+) -> Vec<u8> {
+    let mut bytes = b"dan evidence v1\0".to_vec();
+    bytes.extend(codec::encode(&(evidence, accuser, accuser_seq, time_ms)));
+    bytes
+}
+
+impl SignedEvidence {
+    /// Signs `evidence` as `accuser`, whose own chain is at `accuser_seq`.
+    pub fn sign(evidence: Evidence, accuser: &Keypair, accuser_seq: u64, time_ms: u64) -> Self {
+        let public = accuser.public();
+        let signature = accuser.sign(&signing_bytes(&evidence, &public, accuser_seq, time_ms));
+        SignedEvidence {
+            evidence,
+            accuser: public,
+            accuser_seq,
+            time_ms,
+            signature,
+        }
+    }
+
+    /// Whether the accuser really signed it.
+    pub fn verify_signature(&self) -> bool {
+        let bytes = signing_bytes(
+            &self.evidence,
+            &self.accuser,
+            self.accuser_seq,
+            self.time_ms,
+        );
+        self.accuser.verify(&bytes, &self.signature)
+    }
+
+    /// The canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes canonical bytes (the signature is checked by [`check`](Self::check)).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
+        codec::decode(bytes, MAX_EVIDENCE_BYTES)
+    }
+
+    /// Identifies the evidence (BLAKE3 of its canonical bytes).
+    pub fn id(&self) -> Hash32 {
+        Hash32::of(&self.to_bytes())
+    }
+
+    /// Checks the accuser's signature and the evidence.
+    pub fn check(&self, replica: &Replica) -> EvidenceCheck {
+        self.check_nested(replica, 0)
+    }
+
+    fn check_nested(&self, replica: &Replica, depth: usize) -> EvidenceCheck {
+        if !self.verify_signature() {
+            return EvidenceCheck::Unfounded("the evidence is not signed by its accuser".into());
+        }
+        self.evidence.check_nested(replica, depth)
+    }
+}
+
+fn verified_op(bytes: &[u8], replica: &Replica) -> Result<Op, String> {
+    let op = Op::decode(bytes).map_err(|e| format!("malformed op: {e}"))?;
+    if op.body().network != replica.network_id() {
+        return Err("the op belongs to another network".into());
+    }
+    let (good, _) = verify_ops(vec![op]);
+    good.into_iter()
+        .next()
+        .map(|v| v.op().clone())
+        .ok_or_else(|| "the op's signature does not verify".into())
+}
+
+fn checkpoint(bytes: &[u8], replica: &Replica) -> Result<SignedHello, String> {
+    let signed =
+        SignedHello::from_bytes(bytes).map_err(|e| format!("malformed checkpoint: {e}"))?;
+    if !signed.verify() {
+        return Err("the checkpoint's signature does not verify".into());
+    }
+    if signed.hello.network != Some(replica.network_id()) {
+        return Err("the checkpoint belongs to another network".into());
+    }
+    Ok(signed)
+}
+
+impl Evidence {
+    /// Checks the evidence against `replica` (without an accuser).
+    pub fn check(&self, replica: &Replica) -> EvidenceCheck {
+        self.check_nested(replica, 0)
+    }
+
+    fn check_nested(&self, replica: &Replica, depth: usize) -> EvidenceCheck {
+        use EvidenceCheck::{Proven, Unfounded};
+        match self {
+            Evidence::Equivocation { first, second } => {
+                let (a, b) = match (verified_op(first, replica), verified_op(second, replica)) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (Err(e), _) | (_, Err(e)) => return Unfounded(e),
+                };
+                if a.id() == b.id()
+                    || a.body().origin != b.body().origin
+                    || a.body().seq != b.body().seq
+                {
+                    return Unfounded("the two ops are not two versions of the same seq".into());
+                }
+                Proven(Finding {
+                    offender: a.body().origin,
+                    cutoff: a.body().seq,
+                    reason: format!("signed two different ops with seq {}", a.body().seq),
+                })
+            }
+            Evidence::InvalidOp { op } => {
+                let op = match verified_op(op, replica) {
+                    Ok(op) => op,
+                    Err(e) => return Unfounded(e),
+                };
+                match rule_violation(&op, replica) {
+                    Ok(Some(reason)) => Proven(Finding {
+                        offender: op.body().origin,
+                        cutoff: op.body().seq,
+                        reason: format!("signed an op that breaks the rules: {reason}"),
+                    }),
+                    Ok(None) => Unfounded("the op is valid".into()),
+                    Err(undecidable) => EvidenceCheck::Undecidable(undecidable),
+                }
+            }
+            Evidence::WrongStateRoot { checkpoint: bytes } => {
+                let signed = match checkpoint(bytes, replica) {
+                    Ok(signed) => signed,
+                    Err(e) => return Unfounded(e),
+                };
+                let h = &signed.hello;
+                if h.ops_root != Some(replica.ops_root()) {
+                    return EvidenceCheck::Undecidable("this instance holds another op set".into());
+                }
+                if h.state_root == Some(replica.state_root()) {
+                    return Unfounded("the checkpoint's state root is right for its op set".into());
+                }
+                Proven(Finding {
+                    offender: h.peer,
+                    cutoff: h.origin_seq + 1,
+                    reason: format!(
+                        "its state root is wrong for its op set ({} ops, ops root {})",
+                        h.op_count,
+                        replica.ops_root().short()
+                    ),
+                })
+            }
+            Evidence::UnapprovedCode { checkpoint: bytes } => {
+                let signed = match checkpoint(bytes, replica) {
+                    Ok(signed) => signed,
+                    Err(e) => return Unfounded(e),
+                };
+                let h = &signed.hello;
+                if replica.ever_approved(&h.code_hash) {
+                    return Unfounded("the code hash is or was approved by the charter".into());
+                }
+                if h.ops_root != Some(replica.ops_root()) {
+                    // The sender may know of an upgrade this replica has
+                    // not seen yet: decide only on the same op set.
+                    return EvidenceCheck::Undecidable("this instance holds another op set".into());
+                }
+                Proven(Finding {
+                    offender: h.peer,
+                    cutoff: h.origin_seq + 1,
+                    reason: format!(
+                        "it runs software the charter never approved (code hash {})",
+                        h.code_hash.short()
+                    ),
+                })
+            }
+            Evidence::FalseAccusation { accusation } => {
+                if depth >= MAX_NESTING {
+                    return Unfounded("accusations nested too deeply".into());
+                }
+                let accusation = match SignedEvidence::from_bytes(accusation) {
+                    Ok(accusation) => accusation,
+                    Err(e) => return Unfounded(format!("malformed accusation: {e}")),
+                };
+                if !accusation.verify_signature() {
+                    return Unfounded("the accusation is not signed by its accuser".into());
+                }
+                match accusation.evidence.check_nested(replica, depth + 1) {
+                    EvidenceCheck::Unfounded(why) => Proven(Finding {
+                        offender: accusation.accuser,
+                        cutoff: accusation.accuser_seq + 1,
+                        reason: format!("it made a false accusation ({why})"),
+                    }),
+                    EvidenceCheck::Proven(_) => Unfounded("the accusation holds".into()),
+                    undecidable @ EvidenceCheck::Undecidable(_) => undecidable,
+                }
+            }
+        }
+    }
+}
+
+/// Which rule a signed op breaks (`Ok(None)`: none; `Err`: cannot tell yet).
+fn rule_violation(op: &Op, replica: &Replica) -> Result<Option<String>, String> {
+    match &op.body().payload {
+        Payload::Record { id, action } => {
+            if let Err(e) = action.check_limits() {
+                return Ok(Some(e.to_string()));
+            }
+            let collection = match action {
+                RecordAction::Create { collection, .. } => collection.clone(),
+                _ => match replica.record(id) {
+                    Some(view) => view.collection,
+                    None => return Err(format!("record {id} is not known here yet")),
+                },
+            };
+            Ok(replica
+                .charter()
+                .schema
+                .check(&collection, action)
+                .err()
+                .map(|e| e.to_string()))
+        }
+        Payload::Governance(GovernanceAction::Approve { request }) => {
+            Ok(request.verify().err().map(|e| e.to_string()))
+        }
+        Payload::Governance(_) => Ok(None),
+    }
+}

@@ -1,0 +1,245 @@
+//! Evidence and deprecation, from the instance's side: report what this
+//! instance catches, check what others report (with `dan-core`'s
+//! [`SignedEvidence::check`]), deprecate proven offenders, and answer false
+//! accusations with evidence against the accuser.
+
+use dan_core::{
+    Evidence, EvidenceCheck, Finding, Hash32, PeerKey, Replica, SignedEvidence, SignedGenesis,
+};
+use dan_store::{Store, StoredEvidence};
+use serde::Serialize;
+
+use crate::error::NodeError;
+use crate::integrity;
+use crate::node::{Node, NodeEvent};
+use crate::replication::now_ms;
+
+/// Evidence status as stored.
+const PROVEN: &str = "proven";
+const UNFOUNDED: &str = "unfounded";
+const PENDING: &str = "pending";
+const AGAINST_ME: &str = "against_this_instance";
+
+/// What became of a piece of evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum EvidenceOutcome {
+    /// Newly proven: the offender is now deprecated here.
+    Proven {
+        /// What it proves.
+        finding: Finding,
+    },
+    /// Proves that this instance broke the rules; it is a fork now.
+    AgainstThisInstance {
+        /// What it says.
+        finding: Finding,
+    },
+    /// Already known.
+    Known,
+    /// False: answered with evidence against the accuser.
+    Unfounded {
+        /// Why it does not hold.
+        why: String,
+    },
+    /// Not decidable here yet (kept and checked again after syncing).
+    Pending,
+}
+
+/// Deprecations this instance has proven, for rebuilding its replica.
+pub(crate) async fn proven_findings(
+    store: &Store,
+    me: &PeerKey,
+) -> Result<Vec<(Finding, Hash32)>, NodeError> {
+    let mut findings = Vec::new();
+    for stored in store.evidence().await? {
+        let (Some(offender), Some(cutoff)) = (&stored.offender, stored.cutoff) else {
+            continue;
+        };
+        if stored.status != PROVEN {
+            continue;
+        }
+        let (Ok(offender), Ok(id)) = (offender.parse::<PeerKey>(), stored.id.parse::<Hash32>())
+        else {
+            continue;
+        };
+        if offender != *me {
+            findings.push((
+                Finding {
+                    offender,
+                    cutoff,
+                    reason: stored.reason.clone(),
+                },
+                id,
+            ));
+        }
+    }
+    Ok(findings)
+}
+
+/// The proven evidence against this instance, if any.
+pub(crate) async fn against_me(store: &Store) -> Result<Option<StoredEvidence>, NodeError> {
+    Ok(store
+        .evidence()
+        .await?
+        .into_iter()
+        .find(|e| e.status == AGAINST_ME))
+}
+
+/// Rebuilds a replica from the op log, with every proven deprecation.
+pub(crate) async fn rebuild(
+    store: &Store,
+    genesis: &SignedGenesis,
+    me: &PeerKey,
+) -> Result<integrity::Replayed, NodeError> {
+    let findings = proven_findings(store, me).await?;
+    integrity::check(store, genesis, &findings).await
+}
+
+impl Node {
+    /// Replaces `replica` by one rebuilt from the op log (after a failed
+    /// write, a late governance op or a deprecation), and rewrites the
+    /// records table to match.
+    pub(crate) async fn reload(&self, replica: &mut Replica) -> Result<(), NodeError> {
+        let genesis = replica.genesis().clone();
+        *replica = rebuild(&self.inner().store, &genesis, &self.peer_id())
+            .await?
+            .replica;
+        self.inner()
+            .store
+            .rematerialize(&replica.records().collect::<Vec<_>>())
+            .await?;
+        Ok(())
+    }
+
+    /// Signs evidence this instance caught and acts on it.
+    pub async fn report(&self, evidence: Evidence) -> Result<EvidenceOutcome, NodeError> {
+        let seq = {
+            let ledger = self.inner().ledger.lock().await;
+            ledger
+                .replica
+                .as_ref()
+                .map_or(0, |r| r.chain_len(&self.peer_id()))
+        };
+        let signed = SignedEvidence::sign(evidence, &self.inner().keypair, seq, now_ms());
+        self.accept_evidence(signed).await
+    }
+
+    /// Checks signed evidence from anyone and acts on it: deprecate a proven
+    /// offender, answer a false accusation, keep an undecidable one.
+    pub async fn accept_evidence(
+        &self,
+        signed: SignedEvidence,
+    ) -> Result<EvidenceOutcome, NodeError> {
+        let id = signed.id();
+        let store = &self.inner().store;
+        let known = store.evidence().await?;
+        if let Some(stored) = known.iter().find(|e| e.id == id.to_hex())
+            && stored.status != PENDING
+        {
+            return Ok(EvidenceOutcome::Known);
+        }
+        let mut ledger = self.inner().ledger.lock().await;
+        let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+        let check = signed.check(replica);
+        let mut stored = StoredEvidence {
+            id: id.to_hex(),
+            bytes: signed.to_bytes(),
+            accuser: signed.accuser.to_string(),
+            offender: None,
+            status: PENDING.into(),
+            reason: String::new(),
+            cutoff: None,
+            received_ms: now_ms(),
+        };
+        let outcome = match check {
+            EvidenceCheck::Proven(finding) => {
+                stored.offender = Some(finding.offender.to_string());
+                stored.cutoff = Some(finding.cutoff);
+                stored.reason = finding.reason.clone();
+                if finding.offender == self.peer_id() {
+                    stored.status = AGAINST_ME.into();
+                    store.save_evidence(&stored, &id.0).await?;
+                    tracing::error!(
+                        "this instance was deprecated by the network: {}",
+                        finding.reason
+                    );
+                    EvidenceOutcome::AgainstThisInstance { finding }
+                } else {
+                    stored.status = PROVEN.into();
+                    store.save_evidence(&stored, &id.0).await?;
+                    if replica.deprecate(&finding, id) {
+                        self.reload(replica).await?;
+                    }
+                    tracing::warn!("deprecated {}: {}", finding.offender, finding.reason);
+                    EvidenceOutcome::Proven { finding }
+                }
+            }
+            EvidenceCheck::Unfounded(why) => {
+                stored.status = UNFOUNDED.into();
+                stored.reason = why.clone();
+                store.save_evidence(&stored, &id.0).await?;
+                EvidenceOutcome::Unfounded { why }
+            }
+            EvidenceCheck::Undecidable(why) => {
+                stored.reason = why;
+                store.save_evidence(&stored, &id.0).await?;
+                EvidenceOutcome::Pending
+            }
+        };
+        drop(ledger);
+        match &outcome {
+            EvidenceOutcome::Proven { finding }
+            | EvidenceOutcome::AgainstThisInstance { finding } => {
+                self.emit(NodeEvent::Evidence {
+                    bytes: signed.to_bytes(),
+                    offender: finding.offender,
+                    reason: finding.reason.clone(),
+                });
+                self.emit(NodeEvent::MembersChanged);
+            }
+            EvidenceOutcome::Unfounded { .. } if signed.accuser != self.peer_id() => {
+                let answer = Evidence::FalseAccusation {
+                    accusation: signed.to_bytes(),
+                };
+                Box::pin(self.report(answer)).await?;
+            }
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Checks again evidence that could not be decided before (e.g. a
+    /// checkpoint for an op set this instance has only now reached).
+    pub(crate) async fn retry_pending_evidence(&self) -> Result<(), NodeError> {
+        let pending: Vec<StoredEvidence> = self
+            .inner()
+            .store
+            .evidence()
+            .await?
+            .into_iter()
+            .filter(|e| e.status == PENDING)
+            .collect();
+        for stored in pending {
+            if let Ok(signed) = SignedEvidence::from_bytes(&stored.bytes) {
+                self.accept_evidence(signed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// All evidence seen, oldest first (`dan evidence`).
+    pub async fn evidence(&self) -> Result<Vec<StoredEvidence>, NodeError> {
+        Ok(self.inner().store.evidence().await?)
+    }
+
+    /// Proven evidence (canonical bytes), to share with peers.
+    pub async fn proven_evidence(&self) -> Result<Vec<Vec<u8>>, NodeError> {
+        Ok(self
+            .evidence()
+            .await?
+            .into_iter()
+            .filter(|e| e.status == PROVEN || e.status == AGAINST_ME)
+            .map(|e| e.bytes)
+            .collect())
+    }
+}

@@ -1,0 +1,285 @@
+//! Proposals (removal of a member, software upgrades), votes, checkpoints
+//! on demand and deliberate forks, from the instance's side. Decisions are
+//! made by `dan-core`'s governance fold.
+
+use std::collections::BTreeSet;
+
+use dan_core::charter::{ForkPoint, Genesis};
+use dan_core::governance::{GovernanceAction, Proposal, ProposalState, ProposalStatus};
+use dan_core::{CodeHash, Hash32, Payload, PeerKey, Replica, SignedGenesis};
+use serde::{Deserialize, Serialize};
+
+use crate::api::PutRecord;
+use crate::error::NodeError;
+use crate::node::{META_GENESIS, Node, NodeEvent};
+use crate::replication::now_ms;
+
+/// A proposal as shown by `dan proposals`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalView {
+    /// Its id (vote with `dan vote ID yes|no`).
+    pub id: Hash32,
+    /// `remove` or `upgrade`.
+    pub kind: String,
+    /// In plain words.
+    pub summary: String,
+    /// Who proposed it.
+    pub proposer: PeerKey,
+    /// Yes votes from conforming members.
+    pub yes: u64,
+    /// No votes from conforming members.
+    pub no: u64,
+    /// Votes needed.
+    pub needed: u64,
+    /// `open`, `passed` or `rejected`.
+    pub status: ProposalStatus,
+    /// When decided (ms since the Unix epoch).
+    pub decided_at: Option<u64>,
+    /// For an upgrade: when old builds stop being approved.
+    pub withdraws_at: Option<u64>,
+}
+
+fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
+    let members: BTreeSet<PeerKey> = replica
+        .members()
+        .filter(|m| replica.is_member(&m.peer))
+        .map(|m| m.peer)
+        .collect();
+    let (kind, summary, withdraws_at) = match &state.proposal {
+        Proposal::Remove { peer } => {
+            let name = replica
+                .member(peer)
+                .map_or_else(|| peer.to_string(), |m| m.name.clone());
+            ("remove", format!("remove {name} ({peer})"), None)
+        }
+        Proposal::Upgrade {
+            code_hashes,
+            grace_ms,
+        } => {
+            let hashes: Vec<String> = code_hashes.iter().map(Hash32::short).collect();
+            let withdraws = state
+                .decided_at
+                .map(|at| at.wall_ms.saturating_add(*grace_ms));
+            (
+                "upgrade",
+                format!(
+                    "approve build(s) {}; older builds stay approved for {} s",
+                    hashes.join(", "),
+                    grace_ms / 1000
+                ),
+                withdraws,
+            )
+        }
+    };
+    ProposalView {
+        id: state.id,
+        kind: kind.into(),
+        summary,
+        proposer: state.proposer,
+        yes: state.yes.intersection(&members).count() as u64,
+        no: state.no.intersection(&members).count() as u64,
+        needed: replica.charter().quorum.needed(members.len()) as u64,
+        status: state.status,
+        decided_at: state.decided_at.map(|at| at.wall_ms),
+        withdraws_at,
+    }
+}
+
+impl Node {
+    async fn govern(&self, action: GovernanceAction, password: &str) -> Result<(), NodeError> {
+        self.verify_admin(password).await?;
+        self.wait_for_chain_head().await;
+        let mut ledger = self.inner().ledger.lock().await;
+        let replica = self.writable(&mut ledger)?;
+        self.write(replica, Payload::Governance(action)).await?;
+        Ok(())
+    }
+
+    async fn proposal_view(&self, id: &Hash32) -> Result<ProposalView, NodeError> {
+        self.proposals()
+            .await?
+            .into_iter()
+            .find(|p| p.id == *id)
+            .ok_or_else(|| NodeError::NotFound(format!("proposal {id}")))
+    }
+
+    /// Proposes to remove a member (admin only); the proposal counts as the
+    /// proposer's yes vote.
+    pub async fn propose_remove(
+        &self,
+        peer: &PeerKey,
+        password: &str,
+    ) -> Result<ProposalView, NodeError> {
+        {
+            let ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            if !replica.is_member(peer) {
+                return Err(NodeError::Invalid(format!("{peer} is not a member")));
+            }
+        }
+        self.govern(
+            GovernanceAction::Propose(Proposal::Remove { peer: *peer }),
+            password,
+        )
+        .await?;
+        self.latest_proposal().await
+    }
+
+    /// Proposes a software upgrade (admin only): approve `code_hashes`,
+    /// keep older builds approved for `grace_ms`.
+    pub async fn propose_upgrade(
+        &self,
+        code_hashes: BTreeSet<CodeHash>,
+        grace_ms: u64,
+        password: &str,
+    ) -> Result<ProposalView, NodeError> {
+        if code_hashes.is_empty() {
+            return Err(NodeError::Invalid(
+                "name at least one code hash (see `dan code-hash PATH`)".into(),
+            ));
+        }
+        self.govern(
+            GovernanceAction::Propose(Proposal::Upgrade {
+                code_hashes,
+                grace_ms,
+            }),
+            password,
+        )
+        .await?;
+        self.latest_proposal().await
+    }
+
+    async fn latest_proposal(&self) -> Result<ProposalView, NodeError> {
+        let me = self.peer_id();
+        self.proposals()
+            .await?
+            .into_iter()
+            .filter(|p| p.proposer == me)
+            .max_by_key(|p| (p.status == ProposalStatus::Open, p.decided_at))
+            .ok_or_else(|| NodeError::NotFound("the new proposal".into()))
+    }
+
+    /// Votes on a proposal (admin only).
+    pub async fn vote(
+        &self,
+        id: &Hash32,
+        approve: bool,
+        password: &str,
+    ) -> Result<ProposalView, NodeError> {
+        let current = self.proposal_view(id).await?;
+        if current.status != ProposalStatus::Open {
+            return Err(NodeError::Invalid(format!(
+                "proposal {} is already decided",
+                id.short()
+            )));
+        }
+        self.govern(
+            GovernanceAction::Vote {
+                proposal: *id,
+                approve,
+            },
+            password,
+        )
+        .await?;
+        self.proposal_view(id).await
+    }
+
+    /// Every proposal, open first.
+    pub async fn proposals(&self) -> Result<Vec<ProposalView>, NodeError> {
+        let ledger = self.inner().ledger.lock().await;
+        let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+        let mut views: Vec<ProposalView> = replica.proposals().map(|p| view(replica, p)).collect();
+        views.sort_by_key(|p| {
+            (
+                p.status != ProposalStatus::Open,
+                std::cmp::Reverse(p.decided_at),
+            )
+        });
+        Ok(views)
+    }
+
+    /// Signs and gossips a checkpoint now.
+    pub fn checkpoint_now(&self) {
+        self.emit(NodeEvent::CheckpointNow);
+    }
+
+    /// Forks the network (admin only): founds a new network whose genesis
+    /// names this network and the op set it starts from, and carries the
+    /// current records over. The parent network's data is archived in the
+    /// data directory; the parent network itself is unaffected.
+    pub async fn fork(&self, name: &str, password: &str) -> Result<SignedGenesis, NodeError> {
+        self.verify_admin(password).await?;
+        let (genesis, records) = {
+            let ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            let mut charter = replica.charter().clone();
+            charter.name = name.trim().to_owned();
+            charter.withdrawals.clear();
+            let records: Vec<PutRecord> = replica
+                .records()
+                .filter(|r| !r.deleted)
+                .map(|r| PutRecord {
+                    id: Some(r.id.to_string()),
+                    collection: Some(r.collection),
+                    title: Some(r.title),
+                    fields: r.fields.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                    tags: Some(r.tags),
+                })
+                .collect();
+            let genesis = Genesis {
+                charter,
+                founder: self.peer_id(),
+                founder_name: self.inner().name.clone(),
+                created_ms: now_ms(),
+                fork_of: Some(ForkPoint {
+                    parent: replica.network_id(),
+                    ops_root: replica.ops_root(),
+                    op_count: replica.op_count(),
+                    carried: records.len() as u64,
+                }),
+            };
+            (
+                SignedGenesis::sign(genesis, &self.inner().keypair)?,
+                records,
+            )
+        };
+        self.switch_network(&genesis).await?;
+        if let Some(net) = self.inner().net.get() {
+            net.forget_chain_head();
+        }
+        if !records.is_empty() {
+            self.import_records(records).await?;
+        }
+        tracing::info!("forked into the new network {}", genesis.network_id());
+        Ok(genesis)
+    }
+
+    /// Leaves the current network for the one `genesis` founds: the current
+    /// data is archived next to the database, then the store starts over.
+    pub(crate) async fn switch_network(&self, genesis: &SignedGenesis) -> Result<(), NodeError> {
+        let mut ledger = self.inner().ledger.lock().await;
+        let store = &self.inner().store;
+        if let Some(current) = ledger.replica.as_ref() {
+            let archive = self.data_dir().join(format!(
+                "network-{}-{}.db",
+                current.network_id().short(),
+                now_ms()
+            ));
+            store.archive_and_reset(&archive).await?;
+            tracing::info!(
+                "archived the data of network {} in {}",
+                current.charter().name,
+                archive.display()
+            );
+        }
+        store
+            .set_meta(&[(META_GENESIS, &genesis.to_bytes())])
+            .await?;
+        ledger.replica = Some(Replica::new(genesis.clone())?);
+        ledger.waiting.clear();
+        ledger.reconcile_set = None;
+        drop(ledger);
+        self.emit(NodeEvent::MembersChanged);
+        Ok(())
+    }
+}
