@@ -42,6 +42,8 @@ pub struct Hello {
     pub charter_hash: Option<Hash32>,
     /// Digest of its op set.
     pub ops_root: Option<Hash32>,
+    /// Digest of the deprecations it applies (offenders and cutoffs).
+    pub deprecations_root: Option<Hash32>,
     /// Digest of its state.
     pub state_root: Option<Hash32>,
     /// How many ops it holds.
@@ -138,11 +140,16 @@ pub fn judge(
             h.protocol_version
         ));
     }
+    if joining.is_some()
+        && joining == h.network
+        && replica.is_none_or(|r| Some(r.network_id()) != joining)
+    {
+        // Joining another network than the one held (first join, or a
+        // fork): pull from its members, verifying everything.
+        return Verdict::PullOnly;
+    }
     let Some(replica) = replica else {
-        return match (joining, h.network) {
-            (Some(target), Some(theirs)) if target == theirs => Verdict::PullOnly,
-            _ => Verdict::Refuse("this instance is not part of a network yet".into()),
-        };
+        return Verdict::Refuse("this instance is not part of a network yet".into());
     };
     if h.network != Some(replica.network_id()) {
         return Verdict::Refuse(match h.network {
@@ -173,10 +180,12 @@ pub fn judge(
             Verdict::PullOnly
         };
     }
-    if h.ops_root == Some(replica.ops_root()) && h.charter_hash != Some(replica.charter().hash()) {
+    let same_inputs = h.ops_root == Some(replica.ops_root())
+        && h.deprecations_root == Some(replica.deprecations_root());
+    if same_inputs && h.charter_hash != Some(replica.charter().hash()) {
         return Verdict::Refuse("it holds the same ops but announces another charter hash".into());
     }
-    if h.ops_root == Some(replica.ops_root()) && h.state_root != Some(replica.state_root()) {
+    if same_inputs && h.state_root != Some(replica.state_root()) {
         return Verdict::Refuse("it holds the same ops but announces another state root".into());
     }
     Verdict::Replicate
@@ -199,7 +208,9 @@ pub fn evidence_in(replica: &Replica, hello: &SignedHello) -> Option<Evidence> {
     if !replica.ever_approved(&h.code_hash) {
         return Some(Evidence::UnapprovedCode { checkpoint });
     }
-    if h.state_root != Some(replica.state_root()) {
+    if h.deprecations_root == Some(replica.deprecations_root())
+        && h.state_root != Some(replica.state_root())
+    {
         return Some(Evidence::WrongStateRoot { checkpoint });
     }
     None

@@ -226,7 +226,9 @@ impl Evidence {
                     Err(e) => return Unfounded(e),
                 };
                 let h = &signed.hello;
-                if h.ops_root != Some(replica.ops_root()) {
+                if h.ops_root != Some(replica.ops_root())
+                    || h.deprecations_root != Some(replica.deprecations_root())
+                {
                     return EvidenceCheck::Undecidable("this instance holds another op set".into());
                 }
                 if h.state_root == Some(replica.state_root()) {

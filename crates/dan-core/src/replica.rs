@@ -239,11 +239,6 @@ impl Replica {
                 evidence,
             };
         }
-        // The state depends on the verified evidence as well as on the ops,
-        // so the evidence goes into the ops root: two checkpoints with the
-        // same ops root then really describe the same inputs.
-        let key = Hash32::tagged("dan evidence key", &[&evidence.0]);
-        self.ops_tree.insert(key, key);
         self.refold();
         let must_rebuild = self.chain_len(&finding.offender) >= finding.cutoff;
         self.needs_rebuild |= must_rebuild;
@@ -341,7 +336,19 @@ impl Replica {
         self.member_count() < self.charter.min_members as usize
     }
 
-    /// Digest of the set of applied op ids and of the verified evidence.
+    /// Digest of the deprecations (offender and cutoff) this replica
+    /// applies. The state is a function of the ops *and* of these, so two
+    /// checkpoints describe the same inputs only if both roots match.
+    pub fn deprecations_root(&self) -> Hash32 {
+        let entries: Vec<(PeerKey, u64)> = self
+            .deprecations
+            .iter()
+            .map(|(p, d)| (*p, d.cutoff))
+            .collect();
+        Hash32::tagged("dan deprecations v1", &[&crate::codec::encode(&entries)])
+    }
+
+    /// Digest of the set of applied op ids.
     pub fn ops_root(&self) -> Hash32 {
         self.ops_tree.root()
     }

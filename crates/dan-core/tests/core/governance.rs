@@ -223,6 +223,7 @@ fn hello(key: &Keypair, replica: &Replica, tweak: impl FnOnce(&mut Hello)) -> Si
         network: Some(replica.network_id()),
         charter_hash: Some(replica.charter().hash()),
         ops_root: Some(replica.ops_root()),
+        deprecations_root: Some(replica.deprecations_root()),
         state_root: Some(replica.state_root()),
         op_count: replica.op_count(),
         origin_seq: 0,
