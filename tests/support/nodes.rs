@@ -85,6 +85,42 @@ impl TestNode {
         Ok(sealed.open(&unlock)?)
     }
 
+    /// Copies the instance's database as a backup would (instance briefly
+    /// closed so the copy is consistent), then reopens it as it was.
+    pub async fn backup(&mut self) -> anyhow::Result<tempfile::TempDir> {
+        let online = self.net.is_some();
+        if let Some(net) = self.net.take() {
+            net.shutdown().await;
+        }
+        self.node.close().await;
+        let copy = tempfile::tempdir()?;
+        std::fs::copy(self.dir.path().join("dan.db"), copy.path().join("dan.db"))?;
+        self.reopen(online).await?;
+        Ok(copy)
+    }
+
+    /// Replaces the instance's database by a backup and restarts it.
+    pub async fn restore(&mut self, backup: &tempfile::TempDir) -> anyhow::Result<()> {
+        let online = self.net.is_some();
+        if let Some(net) = self.net.take() {
+            net.shutdown().await;
+        }
+        self.node.close().await;
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(self.dir.path().join(format!("dan.db{suffix}")));
+        }
+        std::fs::copy(backup.path().join("dan.db"), self.dir.path().join("dan.db"))?;
+        self.reopen(online).await
+    }
+
+    async fn reopen(&mut self, online: bool) -> anyhow::Result<()> {
+        self.node = open(self.dir.path()).await?;
+        if online {
+            self.net = Some(start_net(&self.node, self.sync_interval).await?);
+        }
+        Ok(())
+    }
+
     /// Stops networking; the instance keeps running and accepts writes.
     pub async fn go_offline(&mut self) -> anyhow::Result<()> {
         if let Some(net) = self.net.take() {

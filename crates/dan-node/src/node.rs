@@ -593,6 +593,14 @@ impl Node {
         ledger: &'a mut Ledger,
     ) -> Result<&'a mut Replica, NodeError> {
         let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+        if replica
+            .member(&self.peer_id())
+            .is_some_and(|m| m.status == dan_core::MemberStatus::Removed)
+        {
+            return Err(NodeError::Invalid(
+                "this instance was removed from the network by a vote of its members; it can no longer write".into(),
+            ));
+        }
         if !replica.is_member(&self.peer_id()) {
             return Err(NodeError::NotMember);
         }

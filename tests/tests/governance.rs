@@ -1,0 +1,126 @@
+//! Governance and history between instances in one process: removal of a
+//! member by vote, and an instance restored from an old backup that
+//! recovers its own ops from peers instead of signing a seq twice.
+
+use std::time::Duration;
+
+use dan_core::MemberStatus;
+use dan_core::governance::ProposalStatus;
+use dan_tests::PASSWORD;
+use dan_tests::nodes::{TestNode, converged, eventually, spawn_network};
+
+const SYNC: Duration = Duration::from_millis(300);
+
+async fn status_of(node: &TestNode, peer: &dan_core::PeerKey) -> Option<MemberStatus> {
+    node.node
+        .members()
+        .await
+        .ok()?
+        .into_iter()
+        .find(|m| m.peer_id == *peer)
+        .map(|m| m.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_single_admin_a_member_is_removed_only_by_a_quorum_of_votes() -> anyhow::Result<()> {
+    let nodes = spawn_network(&["alice", "bob", "carol", "dave", "erin"], 3, SYNC).await?;
+    converged(&nodes, Duration::from_secs(60)).await?;
+    let erin = nodes[4].peer();
+    let proposal = nodes[0].node.propose_remove(&erin, PASSWORD).await?;
+    assert_eq!(
+        proposal.status,
+        ProposalStatus::Open,
+        "one admin alone cannot remove a member"
+    );
+    assert_eq!(proposal.needed, 3);
+    for voter in &nodes[1..3] {
+        eventually(
+            Duration::from_secs(30),
+            "the proposal to reach the voter",
+            || async {
+                voter
+                    .node
+                    .proposals()
+                    .await
+                    .is_ok_and(|p| p.iter().any(|p| p.id == proposal.id))
+            },
+        )
+        .await?;
+        let result = voter.node.vote(&proposal.id, true, PASSWORD).await;
+        if let Err(e) = result {
+            assert!(e.to_string().contains("already decided"), "{e}");
+        }
+    }
+    for node in &nodes[..4] {
+        eventually(
+            Duration::from_secs(30),
+            "every member to see erin removed",
+            || async { status_of(node, &erin).await == Some(MemberStatus::Removed) },
+        )
+        .await?;
+    }
+    eventually(
+        Duration::from_secs(30),
+        "erin to see its own removal",
+        || async { status_of(&nodes[4], &erin).await == Some(MemberStatus::Removed) },
+    )
+    .await?;
+    let refused = nodes[4].put("notes", "written after being removed").await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("removed")));
+    converged(&nodes[..4], Duration::from_secs(30)).await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_writes_an_instance_restored_from_backup_recovers_its_ops_and_never_equivocates()
+-> anyhow::Result<()> {
+    let mut nodes = spawn_network(&["alice", "bob", "carol"], 3, SYNC).await?;
+    converged(&nodes, Duration::from_secs(60)).await?;
+    let backup = nodes[2].backup().await?;
+    let mut lost = Vec::new();
+    for n in 0..3 {
+        lost.push(
+            nodes[2]
+                .put("notes", &format!("carol write {n}, lost by the restore"))
+                .await?,
+        );
+    }
+    converged(&nodes, Duration::from_secs(30)).await?;
+    let before = nodes[2].status().await.own_seq;
+
+    nodes[2].restore(&backup).await?;
+    assert!(
+        nodes[2].status().await.own_seq < before,
+        "the restore lost carol's last ops"
+    );
+    let after_restore = nodes[2]
+        .put("notes", "carol writes after the restore")
+        .await?;
+    assert!(
+        nodes[2].status().await.own_seq > before,
+        "the new op follows the recovered ones"
+    );
+    converged(&nodes, Duration::from_secs(60)).await?;
+    for node in &nodes {
+        for id in lost.iter().chain([&after_restore]) {
+            node.node.get_record(id).await?;
+        }
+        let evidence = node.node.evidence().await?;
+        assert!(
+            evidence.is_empty(),
+            "{}: no equivocation, no evidence: {evidence:?}",
+            node.name
+        );
+        assert_eq!(
+            status_of(node, &nodes[2].peer()).await,
+            Some(MemberStatus::Member)
+        );
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
