@@ -1,5 +1,47 @@
-//! Build script: embeds tauri.conf.json, the icons and the UI into the app.
+//! Build script: embeds tauri.conf.json, the icons and the UI into the app,
+//! and generates an `allow-<command>` permission for each app command.
+
+/// The app's commands (each must also be listed in the capability).
+const COMMANDS: &[&str] = &[
+    "app_info",
+    "create_instance",
+    "unlock",
+    "status",
+    "admin_unlock",
+    "admin_lock",
+    "create_network",
+    "preview_invite",
+    "join_network",
+    "list_records",
+    "get_record",
+    "put_record",
+    "delete_record",
+    "record_history",
+    "members",
+    "approve",
+    "reject",
+    "proposals",
+    "vote",
+    "propose_remove",
+    "evidence",
+    "create_invite",
+    "invites",
+    "revoke_invite",
+    "fork_network",
+    "peers",
+    "change_password",
+    "export_backup",
+    "restore_backup",
+    "open_data_folder",
+    "check_evidence",
+];
 
 fn main() {
-    tauri_build::build()
+    println!("cargo:rerun-if-changed=src-tauri/capabilities");
+    let attributes = tauri_build::Attributes::new()
+        .capabilities_path_pattern("./src-tauri/capabilities/**/*")
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(error) = tauri_build::try_build(attributes) {
+        panic!("tauri build failed: {error:#}");
+    }
 }

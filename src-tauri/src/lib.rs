@@ -1,8 +1,114 @@
 //! # dan-desktop
 //!
-//! The DAN desktop app: a thin Tauri shell around a built-in instance.
+//! The DAN desktop app: a thin Tauri shell around a built-in instance. It
+//! opens the instance, maps commands and events onto the `dan-node` API
+//! that the headless CLI also uses, and serves the UI in `ui/`. No protocol
+//! logic lives here.
+
+pub mod commands;
+pub mod error;
+pub mod events;
+mod qr;
+pub mod state;
+
+use std::path::PathBuf;
+
+use tauri::{Builder, Manager, Runtime};
+
+use state::AppState;
+
+/// The data directory: `DAN_DATA_DIR`, or the platform data directory.
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DAN_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    directories::ProjectDirs::from("org", "dan", "dan").map_or_else(
+        || PathBuf::from("dan-data"),
+        |dirs| dirs.data_dir().to_owned(),
+    )
+}
+
+/// The network settings: mDNS on, all interfaces, unless `DAN_NO_MDNS` or
+/// `DAN_LISTEN` (a multiaddr) say otherwise (tests use loopback only).
+pub fn net_config() -> dan_node::net::NetConfig {
+    let mut config = dan_node::net::NetConfig {
+        mdns: std::env::var_os("DAN_NO_MDNS").is_none(),
+        ..Default::default()
+    };
+    if let Some(addr) = std::env::var("DAN_LISTEN")
+        .ok()
+        .and_then(|a| a.parse().ok())
+    {
+        config.listen = vec![addr];
+    }
+    if let Some(secs) = std::env::var("DAN_SYNC_INTERVAL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        config.sync_interval = std::time::Duration::from_secs(secs);
+    }
+    config
+}
+
+/// Wires state, commands and start-up onto `builder` (any runtime, so the
+/// app also boots in Tauri's mock runtime for tests).
+pub fn build_app<R: Runtime>(builder: Builder<R>, data_dir: PathBuf) -> Builder<R> {
+    builder
+        .manage(AppState::new(data_dir))
+        .setup(|app| {
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                let state = handle.state::<AppState>();
+                if state.data_dir.join("dan.db").exists()
+                    && let Err(e) = commands::unlock_from_keyring(&handle, &state).await
+                {
+                    tracing::info!("not unlocked from the keyring: {e}");
+                }
+            });
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::create_instance,
+            commands::unlock,
+            commands::status,
+            commands::admin_unlock,
+            commands::admin_lock,
+            commands::create_network,
+            commands::preview_invite,
+            commands::join_network,
+            commands::list_records,
+            commands::get_record,
+            commands::put_record,
+            commands::delete_record,
+            commands::record_history,
+            commands::members,
+            commands::approve,
+            commands::reject,
+            commands::proposals,
+            commands::vote,
+            commands::propose_remove,
+            commands::evidence,
+            commands::create_invite,
+            commands::invites,
+            commands::revoke_invite,
+            commands::fork_network,
+            commands::peers,
+            commands::change_password,
+            commands::export_backup,
+            commands::restore_backup,
+            commands::open_data_folder,
+            commands::check_evidence,
+        ])
+}
 
 /// Builds and runs the desktop app until its window closes.
 pub fn run() -> Result<(), tauri::Error> {
-    tauri::Builder::default().run(tauri::generate_context!())
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn")),
+        )
+        .try_init();
+    build_app(Builder::default(), data_dir()).run(tauri::generate_context!())
 }

@@ -247,7 +247,15 @@ impl Instance {
 
     /// Starts `dan run` and waits until it answers `dan status`.
     pub fn start(&mut self, extra: &[&str]) -> anyhow::Result<()> {
-        let mut args = vec!["run", "--no-keyring"];
+        // mDNS off and loopback only: tests never send traffic beyond this
+        // machine.
+        let mut args = vec![
+            "run",
+            "--no-keyring",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ];
         args.extend_from_slice(extra);
         self.start_with(self.command(&args))
     }
@@ -255,13 +263,7 @@ impl Instance {
     /// Starts `dan run` on 127.0.0.1 with a random port, no mDNS, and a
     /// one-second reconciliation interval.
     pub fn start_networked(&mut self, extra: &[&str]) -> anyhow::Result<()> {
-        let mut args = vec![
-            "--no-mdns",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--sync-interval",
-            "1",
-        ];
+        let mut args = vec!["--sync-interval", "1"];
         args.extend_from_slice(extra);
         self.start(&args)
     }
@@ -320,7 +322,13 @@ impl Instance {
 
     /// Starts `dan run` expecting it to fail; returns its stderr.
     pub fn start_expecting_failure(&self, extra: &[&str]) -> anyhow::Result<String> {
-        let mut args = vec!["run", "--no-keyring"];
+        let mut args = vec![
+            "run",
+            "--no-keyring",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ];
         args.extend_from_slice(extra);
         let mut child = self
             .command(&args)

@@ -92,7 +92,12 @@ fn keyring_caches_the_unlock_key_so_a_restart_needs_no_password() -> anyhow::Res
     let mut instance = Instance::init("laptop")?;
     service.attach(&mut instance);
 
-    instance.start_with(instance.command(&["run"]))?;
+    instance.start_with(instance.command(&[
+        "run",
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]))?;
     instance.stop()?;
     assert!(
         instance
@@ -102,7 +107,8 @@ fn keyring_caches_the_unlock_key_so_a_restart_needs_no_password() -> anyhow::Res
         instance.log()
     );
 
-    let mut without_password = instance.command(&["run"]);
+    let mut without_password =
+        instance.command(&["run", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
     without_password.env_remove("DAN_ADMIN_PASSWORD");
     instance.start_with(without_password)?;
     assert!(

@@ -1,4 +1,7 @@
-const app = document.querySelector<HTMLElement>("#app");
-if (app) {
-  app.innerHTML = "<h1>DAN</h1><p>The desktop app is being built.</p>";
+import "./styles.css";
+import { App } from "./app";
+
+const root = document.querySelector<HTMLElement>("#app");
+if (root) {
+  void new App(root).start();
 }

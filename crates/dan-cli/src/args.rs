@@ -87,6 +87,13 @@ pub(crate) enum Command {
     /// Software upgrades.
     #[command(subcommand)]
     Upgrade(UpgradeCommand),
+    /// Back up or restore the instance (database and sealed key, encrypted
+    /// under the admin password).
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Change the admin password.
+    #[command(subcommand)]
+    Password(PasswordCommand),
     /// Fork the network (admin): found a new network that starts from this
     /// one's records; prints an invite link to it.
     Fork {
@@ -189,6 +196,28 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         .checked_mul(factor)
         .filter(|s| *s > 0)
         .ok_or_else(|| format!("`{text}` is out of range"))
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum BackupCommand {
+    /// Write an encrypted backup of the running instance (admin).
+    Export {
+        /// The backup file to write.
+        file: PathBuf,
+    },
+    /// Restore a backup into the data directory (instance stopped). Ops
+    /// signed after the backup are recovered from peers on the next start.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PasswordCommand {
+    /// Change the admin password (old from DAN_ADMIN_PASSWORD or a prompt,
+    /// new from DAN_NEW_ADMIN_PASSWORD or asked twice).
+    Change,
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,8 +17,8 @@ use dan_node::{Credentials, Node, NodeConfig, NodeError, OnDamage};
 use serde_json::Value;
 
 use args::{
-    Cli, Command, InviteCommand, NetworkCommand, ProposeCommand, RecordCommand, RunArgs,
-    UpgradeCommand,
+    BackupCommand, Cli, Command, InviteCommand, NetworkCommand, PasswordCommand, ProposeCommand,
+    RecordCommand, RunArgs, UpgradeCommand,
 };
 use output::Printer;
 
@@ -290,6 +290,38 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 })
                 .await?;
             printer.value(&proposal, output::proposal);
+        }
+        Command::Backup(BackupCommand::Export { file }) => {
+            let password = password::admin_password()?;
+            let path = std::path::absolute(&file).context("resolving the backup path")?;
+            let done = client
+                .call(ControlRequest::BackupExport { path, password })
+                .await?;
+            printer.value(&done, |v| {
+                format!(
+                    "backup written to {} ({} bytes)",
+                    output::text(&v["path"]),
+                    output::text(&v["bytes"])
+                )
+            });
+        }
+        Command::Backup(BackupCommand::Restore { file }) => {
+            let password = password::admin_password()?;
+            Node::restore_backup(&data_dir, &file, &password).await?;
+            printer.value(&serde_json::json!({ "restored": file }), |_| {
+                format!(
+                    "restored {}; start the instance with `dan run`",
+                    file.display()
+                )
+            });
+        }
+        Command::Password(PasswordCommand::Change) => {
+            let old = password::admin_password()?;
+            let new = password::replacement_password()?;
+            let done = client
+                .call(ControlRequest::ChangePassword { old, new })
+                .await?;
+            printer.value(&done, |_| "admin password changed".into());
         }
         Command::Fork { name } => {
             let password = password::admin_password()?;

@@ -31,11 +31,29 @@ pub(crate) fn admin_password() -> anyhow::Result<String> {
 
 /// A new admin password: from the environment, or asked twice.
 pub(crate) fn new_password() -> anyhow::Result<String> {
-    if let Some(password) = password_from_env() {
-        return Ok(password);
+    match password_from_env() {
+        Some(password) => Ok(password),
+        None => ask_twice(PASSWORD_ENV),
     }
+}
+
+/// A replacement admin password: `DAN_NEW_ADMIN_PASSWORD`, or asked twice.
+pub(crate) fn replacement_password() -> anyhow::Result<String> {
+    match std::env::var(NEW_PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        Some(password) => Ok(password),
+        None => ask_twice(NEW_PASSWORD_ENV),
+    }
+}
+
+/// The environment variable holding a replacement admin password.
+const NEW_PASSWORD_ENV: &str = "DAN_NEW_ADMIN_PASSWORD";
+
+fn ask_twice(variable: &str) -> anyhow::Result<String> {
     if !std::io::stdin().is_terminal() {
-        bail!("choose an admin password: set {PASSWORD_ENV} or run in a terminal");
+        bail!("choose an admin password: set {variable} or run in a terminal");
     }
     let first = rpassword::prompt_password("Choose an admin password (at least 10 characters): ")
         .context("reading the password")?;

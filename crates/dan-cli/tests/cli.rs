@@ -322,3 +322,68 @@ fn init_refuses_weak_passwords_and_existing_instances() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn backup_export_and_restore_and_password_change() -> anyhow::Result<()> {
+    let mut instance = running("alice", "1")?;
+    let kept = instance.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "notes",
+        "--title",
+        "in the backup",
+    ])?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("alice.danbackup");
+    let exported = instance.json(&["backup", "export", &file.to_string_lossy()])?;
+    assert!(exported["bytes"].as_u64().is_some_and(|b| b > 1000));
+    let after = instance.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "notes",
+        "--title",
+        "after the backup",
+    ])?;
+    instance.stop()?;
+
+    let wrong = instance
+        .command(&["backup", "restore", &file.to_string_lossy()])
+        .env("DAN_ADMIN_PASSWORD", "not-the-password")
+        .output()?;
+    assert!(!wrong.status.success());
+    instance.ok(&["backup", "restore", &file.to_string_lossy()])?;
+    instance.start(&[])?;
+    assert_eq!(
+        instance.json(&["record", "get", &kept])?["title"],
+        "in the backup"
+    );
+    assert!(
+        instance.run(&["record", "get", &after])?.status.code() == Some(1),
+        "the restored state predates the later record"
+    );
+
+    let change = instance
+        .command(&["password", "change"])
+        .env("DAN_NEW_ADMIN_PASSWORD", "a brand new admin password")
+        .output()?;
+    assert!(
+        change.status.success(),
+        "{}",
+        String::from_utf8_lossy(&change.stderr)
+    );
+    let old = instance.run(&["invites"])?;
+    assert!(old.status.success(), "reading needs no password");
+    let with_old = instance.run(&["network", "create", "--name", "again"])?;
+    assert!(String::from_utf8_lossy(&with_old.stderr).contains("wrong admin password"));
+    let with_new = instance
+        .command(&["network", "create", "--name", "again"])
+        .env("DAN_ADMIN_PASSWORD", "a brand new admin password")
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&with_new.stderr).contains("already belongs"),
+        "the new password is accepted"
+    );
+    instance.stop()
+}

@@ -141,6 +141,20 @@ pub enum ControlRequest {
     },
     /// Every proposal.
     Proposals,
+    /// Write an encrypted backup (admin only).
+    BackupExport {
+        /// Where to write it.
+        path: std::path::PathBuf,
+        /// The admin password (also the backup's).
+        password: String,
+    },
+    /// Change the admin password.
+    ChangePassword {
+        /// The current password.
+        old: String,
+        /// The new password.
+        new: String,
+    },
     /// Fork the network (admin only).
     Fork {
         /// The new network's name.
@@ -318,6 +332,14 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
             password,
         } => to_json(node.vote(&id, approve, &password).await?),
         ControlRequest::Proposals => to_json(node.proposals().await?),
+        ControlRequest::BackupExport { path, password } => {
+            let bytes = node.export_backup(&path, &password).await?;
+            to_json(serde_json::json!({ "path": path, "bytes": bytes }))
+        }
+        ControlRequest::ChangePassword { old, new } => {
+            node.change_password(&old, &new).await?;
+            to_json(serde_json::json!({ "changed": true }))
+        }
         ControlRequest::Fork { name, password } => {
             let genesis = node.fork(&name, &password).await?;
             to_json(serde_json::json!({

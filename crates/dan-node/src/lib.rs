@@ -7,6 +7,7 @@
 //! and the desktop app.
 
 pub mod api;
+mod backup;
 mod code;
 pub mod control;
 pub mod deprecation;
@@ -26,3 +27,21 @@ pub use error::NodeError;
 pub use node::{
     Credentials, MAX_INSTANCE_NAME, Node, NodeConfig, NodeEvent, OnDamage, check_instance_name,
 };
+
+#[cfg(test)]
+mod send_tests {
+    //! The desktop app runs these futures on a multi-threaded runtime: they
+    //! must be `Send`.
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn instance_futures_are_send() {
+        let config = NodeConfig::new("/nonexistent");
+        let open = Node::open(config, Credentials::default());
+        is_send(&open);
+        let init = Node::init(std::path::Path::new("/nonexistent"), "x", "y");
+        is_send(&init);
+    }
+}

@@ -56,6 +56,15 @@ pub struct MemberView {
     pub is_self: bool,
     /// Why the connection was refused, if it was.
     pub refused: Option<String>,
+    /// The state root of its last checkpoint.
+    pub state_root: Option<dan_core::Hash32>,
+    /// `match` (same ops, same state root), `mismatch` (same ops, another
+    /// state root), `syncing` (other ops), or none (no checkpoint yet).
+    pub roots: Option<String>,
+    /// Runs a build whose approval ended (upgrade required).
+    pub suspended: bool,
+    /// Why it was deprecated.
+    pub deprecation: Option<String>,
 }
 
 /// A peer as shown by `dan peers`.
@@ -501,30 +510,54 @@ impl Node {
             .ok_or_else(|| NodeError::NotFound(peer.to_string()))
     }
 
-    /// The member table with online state.
+    /// The member table with online state and checkpoint comparison.
     pub async fn members(&self) -> Result<Vec<MemberView>, NodeError> {
         let ledger = self.inner().ledger.lock().await;
         let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
         let net = self.inner().net.get();
+        let mine = (
+            Some(replica.ops_root()),
+            Some(replica.deprecations_root()),
+            Some(replica.state_root()),
+        );
+        let now = now_ms();
         Ok(replica
             .members()
             .map(|m| {
                 let (approvals, needed) = approvals_of(replica, &m.peer);
                 let peer = net.and_then(|n| n.peer_info(&m.peer));
                 let is_self = m.peer == self.peer_id();
+                let code_hash = if is_self {
+                    Some(self.inner().code_hash)
+                } else {
+                    peer.as_ref().and_then(|p| p.code_hash).or(m.code_hash)
+                };
+                let roots = if is_self {
+                    Some(mine)
+                } else {
+                    peer.as_ref().and_then(|p| p.roots)
+                };
+                let comparison = roots.map(|(ops, deprecations, state)| {
+                    if (ops, deprecations) != (mine.0, mine.1) {
+                        "syncing"
+                    } else if state == mine.2 {
+                        "match"
+                    } else {
+                        "mismatch"
+                    }
+                });
+                let suspended = code_hash.is_some_and(|c| {
+                    !replica.charter().approves(&c, now) && replica.ever_approved(&c)
+                });
                 MemberView {
                     peer_id: m.peer,
                     name: m.name.clone(),
                     admin_name: m.admin_name.clone(),
                     status: m.status,
-                    code_hash: if is_self {
-                        Some(self.inner().code_hash)
-                    } else {
-                        peer.as_ref().and_then(|p| p.code_hash).or(m.code_hash)
-                    },
+                    code_hash,
                     online: is_self || peer.as_ref().is_some_and(|p| p.online),
                     last_seen: if is_self {
-                        Some(now_ms())
+                        Some(now)
                     } else {
                         peer.as_ref().and_then(|p| p.last_seen)
                     },
@@ -532,6 +565,10 @@ impl Node {
                     needed,
                     is_self,
                     refused: peer.and_then(|p| p.refused),
+                    state_root: roots.and_then(|r| r.2),
+                    roots: comparison.map(str::to_owned),
+                    suspended,
+                    deprecation: m.deprecation.clone(),
                 }
             })
             .collect())

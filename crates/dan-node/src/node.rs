@@ -29,7 +29,7 @@ use crate::error::NodeError;
 use crate::integrity::IntegrityReport;
 use crate::secrets::{KeyringCache, SealedKey, SecretError, UnlockKey, random_bytes, unlock_delay};
 
-const DB_FILE: &str = "dan.db";
+pub(crate) const DB_FILE: &str = "dan.db";
 const LOCK_FILE: &str = "instance.lock";
 const META_NAME: &str = "instance_name";
 const META_SEALED_KEY: &str = "sealed_key";
@@ -93,7 +93,7 @@ pub(crate) struct Inner {
     pub(crate) data_dir: PathBuf,
     pub(crate) store: Store,
     pub(crate) keypair: Keypair,
-    sealed: SealedKey,
+    sealed: std::sync::RwLock<SealedKey>,
     pub(crate) name: String,
     pub(crate) code_hash: CodeHash,
     pub(crate) ledger: Mutex<Ledger>,
@@ -174,7 +174,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, NodeError> {
+pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, NodeError> {
     let path = data_dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -319,7 +319,7 @@ impl Node {
                 data_dir,
                 store,
                 keypair,
-                sealed,
+                sealed: std::sync::RwLock::new(sealed),
                 name,
                 code_hash: code_hash()?,
                 ledger: Mutex::new(Ledger {
@@ -361,10 +361,42 @@ impl Node {
         &self.inner.integrity
     }
 
+    /// The sealed secret key as stored now.
+    pub(crate) fn sealed_key(&self) -> SealedKey {
+        match self.inner.sealed.read() {
+            Ok(sealed) => sealed.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Changes the admin password (admin only): the key is sealed again
+    /// under the new password; a keyring cache of the old one is dropped.
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<(), NodeError> {
+        self.verify_admin(old).await?;
+        crate::secrets::check_new_password(new)?;
+        let keypair = self.inner.keypair.clone();
+        let new_password = new.to_owned();
+        let (sealed, _) =
+            tokio::task::spawn_blocking(move || SealedKey::seal(&keypair, &new_password))
+                .await
+                .map_err(|e| SecretError::Damaged(format!("sealing crashed: {e}")))??;
+        let json = serde_json::to_vec(&sealed).map_err(|e| SecretError::Damaged(e.to_string()))?;
+        self.inner
+            .store
+            .set_meta(&[(META_SEALED_KEY, &json)])
+            .await?;
+        KeyringCache::new(&sealed.public).forget();
+        if let Ok(mut current) = self.inner.sealed.write() {
+            *current = sealed;
+        }
+        Ok(())
+    }
+
     /// Checks the admin password (for admin-only operations).
     pub async fn verify_admin(&self, password: &str) -> Result<(), NodeError> {
         let _serialized = self.inner.admin_gate.lock().await;
-        check_password(&self.inner.store, &self.inner.sealed, password).await?;
+        let sealed = self.sealed_key();
+        check_password(&self.inner.store, &sealed, password).await?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dan_core::{Payload, RecordId, RecordView, VerifiedOp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Connection as _, QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::error::StoreError;
 use crate::records::{RecordQuery, RecordRow, RowError};
@@ -62,11 +62,12 @@ impl Store {
         // Switch to WAL and migrate on one connection first: several
         // connections racing to change the journal mode of a new file
         // would fail with SQLITE_BUSY.
-        {
-            let mut first = sqlx::SqliteConnection::connect_with(&options).await?;
-            sqlx::migrate!("./migrations").run(&mut first).await?;
-            first.close().await?;
-        }
+        let first = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations").run(&first).await?;
+        first.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
             .min_connections(1)
@@ -268,16 +269,22 @@ impl Store {
             .collect()
     }
 
+    /// Writes a consistent copy of the whole database to `path`.
+    pub async fn snapshot(&self, path: &Path) -> Result<(), StoreError> {
+        let target = path.to_string_lossy().into_owned();
+        sqlx::query("VACUUM INTO ?1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Copies the whole database to `archive` (a consistent snapshot), then
     /// empties everything that belongs to the current network (ops,
     /// records, invites, evidence, peer addresses). Used when an instance
     /// leaves its network for a fork.
     pub async fn archive_and_reset(&self, archive: &Path) -> Result<(), StoreError> {
-        let target = archive.to_string_lossy().into_owned();
-        sqlx::query("VACUUM INTO ?1")
-            .bind(target)
-            .execute(&self.pool)
-            .await?;
+        self.snapshot(archive).await?;
         let mut tx = self.pool.begin().await?;
         for table in ["ops", "records", "invites", "evidence", "peer_addresses"] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))

@@ -77,6 +77,12 @@ pub struct PeerInfo {
     pub refused: Option<String>,
     /// The code hash it announced.
     pub code_hash: Option<dan_core::Hash32>,
+    /// The roots of its last checkpoint: ops, deprecations, state.
+    pub roots: Option<(
+        Option<dan_core::Hash32>,
+        Option<dan_core::Hash32>,
+        Option<dan_core::Hash32>,
+    )>,
     /// Its addresses, as learned from identify.
     #[serde(skip)]
     pub addrs: Vec<Multiaddr>,

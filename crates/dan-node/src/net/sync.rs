@@ -45,6 +45,11 @@ async fn record_verdict(
         let changed = info.verdict.as_deref() != Some(name);
         info.verdict = Some(name.to_owned());
         info.code_hash = Some(hello.hello.code_hash);
+        info.roots = Some((
+            hello.hello.ops_root,
+            hello.hello.deprecations_root,
+            hello.hello.state_root,
+        ));
         info.refused = refusal
             .as_ref()
             .map(|reason| format!("refused by this instance: {reason}"));
@@ -532,6 +537,9 @@ pub(super) async fn ingest_pushed(node: Node, net: NetHandle, from: PeerId, ops:
     }
 }
 
+/// How many times a join request is sent before giving up.
+const JOIN_ATTEMPTS: u8 = 4;
+
 /// Joins through `invite`: contacts the inviter with a signed join request.
 pub(super) async fn join(
     net: &NetHandle,
@@ -558,9 +566,23 @@ pub(super) async fn join(
         .lock()
         .ok()
         .and_then(|mut j| j.replace(invite.clone()));
-    net.command(Command::Dial { peer, addrs }).await;
     let request = node.join_request(invite, admin_name).await?;
-    let answer = net.request(peer, Request::Join(request)).await;
+    // A connection that existed before the join (e.g. when following a
+    // fork) may be closed by the inviter's handshake of the old network:
+    // dial again and retry a few times.
+    let mut answer = Err(String::new());
+    for attempt in 0..JOIN_ATTEMPTS {
+        net.command(Command::Dial {
+            peer,
+            addrs: addrs.clone(),
+        })
+        .await;
+        answer = net.request(peer, Request::Join(request.clone())).await;
+        if answer.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300 * (u64::from(attempt) + 1))).await;
+    }
     let restore = |node: &Node| {
         if let Ok(mut j) = node.inner().joining.lock() {
             *j = previous.clone();

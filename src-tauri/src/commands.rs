@@ -1,0 +1,474 @@
+//! The commands the UI calls. Each is thin: take the state, convert, call
+//! the instance API, map errors. No protocol logic lives here.
+
+use std::path::PathBuf;
+
+use dan_node::api::{CreateNetwork, HistoryEntry, PutRecord, Status};
+use dan_node::deprecation::EvidenceOutcome;
+use dan_node::membership::{InviteRequest, JoinProgress, MemberView, PeerView};
+use dan_node::proposals::ProposalView;
+use dan_node::{Credentials, Node, NodeConfig, RecordQuery};
+use dan_store::{StoredEvidence, StoredInvite};
+use serde::Serialize;
+use tauri::{AppHandle, Runtime, State};
+
+use crate::error::CommandError;
+use crate::events;
+use crate::state::{AppState, Running};
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+/// Where the app stands: no instance yet, instance locked, or ready.
+#[derive(Serialize)]
+pub struct AppInfo {
+    /// `first_run`, `locked` or `ready`.
+    pub stage: &'static str,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Milliseconds left in the admin session (0 when locked).
+    pub admin_remaining_ms: u64,
+}
+
+/// What an invite link says, shown before joining.
+#[derive(Serialize)]
+pub struct InvitePreview {
+    /// The network's id.
+    pub network_id: String,
+    /// Its name.
+    pub network_name: String,
+    /// The inviting instance's peer id.
+    pub inviter: String,
+    /// Its name.
+    pub inviter_name: String,
+    /// When the link expires (ms since the Unix epoch).
+    pub expires_ms: u64,
+}
+
+/// One page of records and how many match in all.
+#[derive(Serialize)]
+pub struct RecordPage {
+    /// The records.
+    pub records: Vec<dan_core::RecordView>,
+    /// How many match the query.
+    pub total: u64,
+}
+
+/// A new invite with its QR code.
+#[derive(Serialize)]
+pub struct InviteCreated {
+    /// The invite.
+    pub invite: StoredInvite,
+    /// The link as an SVG QR code.
+    pub qr_svg: String,
+}
+
+async fn open<R: Runtime>(
+    app: &AppHandle<R>,
+    state: &AppState,
+    credentials: Credentials,
+) -> Result<Status> {
+    let node = Node::open(NodeConfig::new(&state.data_dir), credentials).await?;
+    let net = dan_node::net::start(&node, crate::net_config()).await?;
+    events::forward(app.clone(), &node);
+    let status = node.status().await;
+    state.set_running(Running { node, net }).await;
+    Ok(status)
+}
+
+/// Where the app stands.
+#[tauri::command]
+pub async fn app_info(state: State<'_, AppState>) -> Result<AppInfo> {
+    let stage = if state.is_running().await {
+        "ready"
+    } else if state.data_dir.join("dan.db").exists() {
+        "locked"
+    } else {
+        "first_run"
+    };
+    Ok(AppInfo {
+        stage,
+        data_dir: state.data_dir.clone(),
+        admin_remaining_ms: state.admin_remaining_ms(),
+    })
+}
+
+/// First run: creates the instance with its name and admin password, and
+/// opens it.
+#[tauri::command]
+pub async fn create_instance<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    name: String,
+    password: String,
+) -> Result<Status> {
+    Node::init(&state.data_dir, &name, &password).await?;
+    let status = open(
+        &app,
+        &state,
+        Credentials {
+            password: Some(password.clone()),
+            use_keyring: true,
+        },
+    )
+    .await?;
+    state.unlock_admin(password);
+    Ok(status)
+}
+
+/// Opens the instance with the admin password.
+#[tauri::command]
+pub async fn unlock<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    password: String,
+) -> Result<Status> {
+    open(
+        &app,
+        &state,
+        Credentials {
+            password: Some(password),
+            use_keyring: true,
+        },
+    )
+    .await
+}
+
+/// Opens the instance with the key cached in the OS keyring, if any.
+pub async fn unlock_from_keyring<R: Runtime>(
+    app: &AppHandle<R>,
+    state: &AppState,
+) -> Result<Status> {
+    open(
+        app,
+        state,
+        Credentials {
+            password: None,
+            use_keyring: true,
+        },
+    )
+    .await
+}
+
+/// The instance at a glance.
+#[tauri::command]
+pub async fn status(state: State<'_, AppState>) -> Result<Status> {
+    Ok(state.running().await?.node.status().await)
+}
+
+/// Opens the admin session (the password stays in the app process for a
+/// few minutes and never goes back to the UI).
+#[tauri::command]
+pub async fn admin_unlock(state: State<'_, AppState>, password: String) -> Result<u64> {
+    state.running().await?.node.verify_admin(&password).await?;
+    state.unlock_admin(password);
+    Ok(state.admin_remaining_ms())
+}
+
+/// Closes the admin session.
+#[tauri::command]
+pub fn admin_lock(state: State<'_, AppState>) {
+    state.lock_admin();
+}
+
+/// Founds a network (admin).
+#[tauri::command]
+pub async fn create_network(
+    state: State<'_, AppState>,
+    name: String,
+    min_members: Option<u32>,
+) -> Result<Status> {
+    let password = state.admin_password()?;
+    let request = CreateNetwork {
+        name,
+        min_members,
+        approve_code: Vec::new(),
+    };
+    Ok(state
+        .running()
+        .await?
+        .node
+        .create_network(request, &password)
+        .await?)
+}
+
+/// Reads an invite link without joining.
+#[tauri::command]
+pub fn preview_invite(link: String) -> Result<InvitePreview> {
+    let invite = dan_core::SignedInvite::from_link(&link)
+        .map_err(|e| CommandError::new("invalid", e.to_string()))?;
+    let i = invite.invite;
+    Ok(InvitePreview {
+        network_id: i.network.to_hex(),
+        network_name: i.network_name,
+        inviter: i.inviter.to_string(),
+        inviter_name: i.inviter_name,
+        expires_ms: i.expires_ms,
+    })
+}
+
+/// Joins a network through an invite link (admin).
+#[tauri::command]
+pub async fn join_network(
+    state: State<'_, AppState>,
+    link: String,
+    admin_name: Option<String>,
+) -> Result<JoinProgress> {
+    let password = state.admin_password()?;
+    Ok(state
+        .running()
+        .await?
+        .node
+        .join(&link, admin_name.as_deref(), &password, false)
+        .await?)
+}
+
+/// A page of records.
+#[tauri::command]
+pub async fn list_records(state: State<'_, AppState>, query: RecordQuery) -> Result<RecordPage> {
+    let node = state.running().await?.node;
+    Ok(RecordPage {
+        total: node.count_records(&query).await?,
+        records: node.list_records(&query).await?,
+    })
+}
+
+/// One record.
+#[tauri::command]
+pub async fn get_record(state: State<'_, AppState>, id: String) -> Result<dan_core::RecordView> {
+    Ok(state.running().await?.node.get_record(&id).await?)
+}
+
+/// Creates or changes a record.
+#[tauri::command]
+pub async fn put_record(
+    state: State<'_, AppState>,
+    record: PutRecord,
+) -> Result<dan_core::RecordView> {
+    Ok(state.running().await?.node.put_record(record).await?)
+}
+
+/// Deletes a record.
+#[tauri::command]
+pub async fn delete_record(state: State<'_, AppState>, id: String) -> Result<dan_core::RecordView> {
+    Ok(state.running().await?.node.delete_record(&id).await?)
+}
+
+/// A record's history.
+#[tauri::command]
+pub async fn record_history(state: State<'_, AppState>, id: String) -> Result<Vec<HistoryEntry>> {
+    Ok(state.running().await?.node.history(&id).await?)
+}
+
+/// Members and pending instances.
+#[tauri::command]
+pub async fn members(state: State<'_, AppState>) -> Result<Vec<MemberView>> {
+    Ok(state.running().await?.node.members().await?)
+}
+
+/// Approves a pending instance (admin).
+#[tauri::command]
+pub async fn approve(state: State<'_, AppState>, peer: String) -> Result<MemberView> {
+    let password = state.admin_password()?;
+    Ok(state
+        .running()
+        .await?
+        .node
+        .approve(&parse_peer(&peer)?, &password)
+        .await?)
+}
+
+/// Rejects a pending instance (admin).
+#[tauri::command]
+pub async fn reject(state: State<'_, AppState>, peer: String) -> Result<MemberView> {
+    let password = state.admin_password()?;
+    Ok(state
+        .running()
+        .await?
+        .node
+        .reject(&parse_peer(&peer)?, &password)
+        .await?)
+}
+
+/// Proposals and votes.
+#[tauri::command]
+pub async fn proposals(state: State<'_, AppState>) -> Result<Vec<ProposalView>> {
+    Ok(state.running().await?.node.proposals().await?)
+}
+
+/// Votes on a proposal (admin).
+#[tauri::command]
+pub async fn vote(state: State<'_, AppState>, id: String, approve: bool) -> Result<ProposalView> {
+    let password = state.admin_password()?;
+    let id = id
+        .parse()
+        .map_err(|e: dan_core::hash::BadHash| CommandError::new("invalid", e.to_string()))?;
+    Ok(state
+        .running()
+        .await?
+        .node
+        .vote(&id, approve, &password)
+        .await?)
+}
+
+/// Proposes removing a member (admin).
+#[tauri::command]
+pub async fn propose_remove(state: State<'_, AppState>, peer: String) -> Result<ProposalView> {
+    let password = state.admin_password()?;
+    Ok(state
+        .running()
+        .await?
+        .node
+        .propose_remove(&parse_peer(&peer)?, &password)
+        .await?)
+}
+
+/// Evidence seen.
+#[tauri::command]
+pub async fn evidence(state: State<'_, AppState>) -> Result<Vec<StoredEvidence>> {
+    Ok(state.running().await?.node.evidence().await?)
+}
+
+/// Issues an invite link with its QR code (admin).
+#[tauri::command]
+pub async fn create_invite(
+    state: State<'_, AppState>,
+    uses: Option<u32>,
+    expires_secs: Option<u64>,
+) -> Result<InviteCreated> {
+    let password = state.admin_password()?;
+    let invite = state
+        .running()
+        .await?
+        .node
+        .create_invite(InviteRequest { uses, expires_secs }, &password)
+        .await?;
+    let qr_svg = crate::qr::svg(&invite.link).map_err(|e| CommandError::new("invalid", e))?;
+    Ok(InviteCreated { invite, qr_svg })
+}
+
+/// Invites issued here.
+#[tauri::command]
+pub async fn invites(state: State<'_, AppState>) -> Result<Vec<StoredInvite>> {
+    Ok(state.running().await?.node.invites().await?)
+}
+
+/// Revokes an invite (admin).
+#[tauri::command]
+pub async fn revoke_invite(state: State<'_, AppState>, id: String) -> Result<()> {
+    let password = state.admin_password()?;
+    Ok(state
+        .running()
+        .await?
+        .node
+        .revoke_invite(&id, &password)
+        .await?)
+}
+
+/// Forks the network (admin); returns the new network's id.
+#[tauri::command]
+pub async fn fork_network(state: State<'_, AppState>, name: String) -> Result<String> {
+    let password = state.admin_password()?;
+    Ok(state
+        .running()
+        .await?
+        .node
+        .fork(&name, &password)
+        .await?
+        .network_id()
+        .to_hex())
+}
+
+/// Peers seen and the handshake's verdicts.
+#[tauri::command]
+pub async fn peers(state: State<'_, AppState>) -> Result<Vec<PeerView>> {
+    Ok(state.running().await?.node.peers())
+}
+
+/// Changes the admin password.
+#[tauri::command]
+pub async fn change_password(state: State<'_, AppState>, old: String, new: String) -> Result<()> {
+    state
+        .running()
+        .await?
+        .node
+        .change_password(&old, &new)
+        .await?;
+    state.lock_admin();
+    Ok(())
+}
+
+/// Writes an encrypted backup (admin; encrypted under the admin password).
+#[tauri::command]
+pub async fn export_backup(state: State<'_, AppState>, path: PathBuf) -> Result<u64> {
+    let password = state.admin_password()?;
+    Ok(state
+        .running()
+        .await?
+        .node
+        .export_backup(&path, &password)
+        .await?)
+}
+
+/// Restores a backup: stops the instance, restores, reopens it.
+#[tauri::command]
+pub async fn restore_backup<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    path: PathBuf,
+    password: String,
+) -> Result<Status> {
+    if let Some(running) = state.take_running().await {
+        running.net.shutdown().await;
+        running.node.close().await;
+    }
+    Node::restore_backup(&state.data_dir, &path, &password).await?;
+    open(
+        &app,
+        &state,
+        Credentials {
+            password: Some(password),
+            use_keyring: true,
+        },
+    )
+    .await
+}
+
+/// Opens the data folder in the system's file manager.
+#[tauri::command]
+pub fn open_data_folder(state: State<'_, AppState>) -> Result<()> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(target_os = "windows") {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(&state.data_dir)
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| {
+            CommandError::new(
+                "io",
+                format!("could not open {}: {e}", state.data_dir.display()),
+            )
+        })
+}
+
+/// Checks a piece of evidence pasted by the admin.
+#[tauri::command]
+pub async fn check_evidence(
+    state: State<'_, AppState>,
+    hex_bytes: String,
+) -> Result<EvidenceOutcome> {
+    let bytes =
+        hex::decode(hex_bytes.trim()).map_err(|e| CommandError::new("invalid", e.to_string()))?;
+    let signed = dan_core::SignedEvidence::from_bytes(&bytes)
+        .map_err(|e| CommandError::new("invalid", e.to_string()))?;
+    Ok(state.running().await?.node.accept_evidence(signed).await?)
+}
+
+fn parse_peer(text: &str) -> Result<dan_core::PeerKey> {
+    text.parse()
+        .map_err(|e: dan_core::identity::IdentityError| CommandError::new("invalid", e.to_string()))
+}

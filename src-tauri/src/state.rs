@@ -1,0 +1,113 @@
+//! What the app holds: the data directory, the running instance (once it
+//! exists and is unlocked) and the admin session.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dan_node::Node;
+use dan_node::net::NetHandle;
+use tokio::sync::RwLock;
+
+use crate::error::CommandError;
+
+/// How long admin actions stay unlocked after the password was entered.
+pub const ADMIN_SESSION: Duration = Duration::from_secs(5 * 60);
+
+/// A running instance.
+#[derive(Clone)]
+pub struct Running {
+    /// The instance.
+    pub node: Node,
+    /// Its network layer.
+    pub net: NetHandle,
+}
+
+/// The admin password, held in this process for a short time after the
+/// admin entered it. It never goes back to the UI.
+struct AdminSession {
+    password: String,
+    until: Instant,
+}
+
+/// The app's state, managed by Tauri.
+pub struct AppState {
+    /// The instance's data directory.
+    pub data_dir: PathBuf,
+    running: RwLock<Option<Running>>,
+    admin: std::sync::Mutex<Option<AdminSession>>,
+}
+
+impl AppState {
+    /// State for the instance in `data_dir` (not opened yet).
+    pub fn new(data_dir: PathBuf) -> Self {
+        AppState {
+            data_dir,
+            running: RwLock::new(None),
+            admin: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The running instance, or `not_ready`.
+    pub async fn running(&self) -> Result<Running, CommandError> {
+        self.running
+            .read()
+            .await
+            .clone()
+            .ok_or_else(CommandError::not_ready)
+    }
+
+    /// Whether an instance runs.
+    pub async fn is_running(&self) -> bool {
+        self.running.read().await.is_some()
+    }
+
+    /// Installs the running instance.
+    pub async fn set_running(&self, running: Running) {
+        *self.running.write().await = Some(running);
+    }
+
+    /// Takes the running instance out (to stop it).
+    pub async fn take_running(&self) -> Option<Running> {
+        self.running.write().await.take()
+    }
+
+    /// Opens the admin session with a verified password.
+    pub fn unlock_admin(&self, password: String) -> Instant {
+        let until = Instant::now() + ADMIN_SESSION;
+        if let Ok(mut admin) = self.admin.lock() {
+            *admin = Some(AdminSession { password, until });
+        }
+        until
+    }
+
+    /// Closes the admin session.
+    pub fn lock_admin(&self) {
+        if let Ok(mut admin) = self.admin.lock() {
+            *admin = None;
+        }
+    }
+
+    /// The admin password while the session is open.
+    pub fn admin_password(&self) -> Result<String, CommandError> {
+        let admin = self
+            .admin
+            .lock()
+            .map_err(|_| CommandError::admin_locked())?;
+        match admin.as_ref() {
+            Some(session) if session.until > Instant::now() => Ok(session.password.clone()),
+            _ => Err(CommandError::admin_locked()),
+        }
+    }
+
+    /// Milliseconds left in the admin session (0 when locked).
+    pub fn admin_remaining_ms(&self) -> u64 {
+        self.admin
+            .lock()
+            .ok()
+            .and_then(|a| {
+                a.as_ref()
+                    .map(|s| s.until.saturating_duration_since(Instant::now()))
+            })
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,151 @@
+import { describe, expect, it, vi } from "vitest";
+
+vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
+vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
+
+import type { Api } from "../api";
+import type { MemberView, RecordView, Status } from "../types";
+import { passwordStrength, validateFirstRun, FirstRunView } from "../views/firstRun";
+import { RecordWindow, RecordsView, PAGE_SIZE, visibleRange, ROW_HEIGHT } from "../views/records";
+import { buildPut } from "../views/recordEditor";
+import { MemberRow, explainEvidence } from "../views/members";
+import { describeState } from "../views/network";
+
+const status: Status = {
+  peer_id: "12D3KooWme",
+  name: "laptop",
+  network_id: "n1",
+  network_name: "Commons",
+  state: "active",
+  members: 3,
+  min_members: 3,
+  op_count: 10,
+  ops_root: "o",
+  state_root: "s",
+  code_hash: "c1",
+  charter_hash: "h",
+  code_approved: true,
+  online_peers: 2,
+  missing_ops: 0,
+  last_sync: 1,
+  listen_addrs: [],
+  join: null,
+  deprecation: null,
+  damaged_records: [],
+  own_seq: 3,
+  own_seq_on_peers: 3,
+};
+
+function record(n: number): RecordView {
+  return { id: `r${n}`, collection: "books", title: `Book ${n}`, fields: {}, tags: [], deleted: false, created_at: 1, updated_at: 2, origin: "p", version: "v" };
+}
+
+function fakeClient(total: number): Api {
+  const listRecords = vi.fn(async (q: { offset?: number; limit?: number }) => {
+    const from = q.offset ?? 0;
+    const to = Math.min(total, from + (q.limit ?? PAGE_SIZE));
+    return { total, records: Array.from({ length: Math.max(0, to - from) }, (_, i) => record(from + i)) };
+  });
+  return { listRecords } as unknown as Api;
+}
+
+describe("first run", () => {
+  it("rates passwords and checks the form", () => {
+    expect(passwordStrength("short")).toBe("too short");
+    expect(passwordStrength("aaaaaaaaaa")).toBe("weak");
+    expect(passwordStrength("Correct-Horse-Battery-9")).toBe("strong");
+    expect(validateFirstRun("", "long enough pw", "long enough pw")).toMatch(/name/);
+    expect(validateFirstRun("laptop", "short", "short")).toMatch(/10 characters/);
+    expect(validateFirstRun("laptop", "long enough pw", "other password")).toMatch(/not the same/);
+    expect(validateFirstRun("laptop", "long enough pw", "long enough pw")).toBeNull();
+  });
+
+  it("shows the problem instead of creating the instance", () => {
+    const createInstance = vi.fn();
+    const view = FirstRunView(() => undefined, { createInstance } as unknown as Api);
+    document.body.replaceChildren(view);
+    (view.querySelector('[aria-label="Instance name"]') as HTMLInputElement).value = "laptop";
+    (view.querySelector('[aria-label="Admin password"]') as HTMLInputElement).value = "long enough pw";
+    (view.querySelector('[aria-label="Repeat the admin password"]') as HTMLInputElement).value = "different pw!";
+    view.querySelector("form")!.dispatchEvent(new Event("submit", { cancelable: true }));
+    expect(createInstance).not.toHaveBeenCalled();
+    expect(view.querySelector('[role="alert"]')!.textContent).toMatch(/not the same/);
+  });
+});
+
+describe("records", () => {
+  it("draws only the visible rows of a long list", () => {
+    expect(visibleRange(0, 440, 100_000)).toEqual([0, 15]);
+    const [from, to] = visibleRange(ROW_HEIGHT * 50_000, 440, 100_000);
+    expect(from).toBe(49_995);
+    expect(to - from).toBeLessThan(30);
+  });
+
+  it("fetches pages on demand across page boundaries", async () => {
+    const client = fakeClient(100_000);
+    const window = new RecordWindow(client, "", "updated_desc");
+    await window.load();
+    expect(window.total).toBe(100_000);
+    const rows = await window.rows(PAGE_SIZE * 3 - 2, PAGE_SIZE * 3 + 3);
+    expect(rows.map((r) => r.id)).toEqual(["r598", "r599", "r600", "r601", "r602"]);
+    expect((client.listRecords as ReturnType<typeof vi.fn>).mock.calls.length).toBe(3);
+  });
+
+  it("says what to do when a forming network has no records", async () => {
+    const view = RecordsView({ ...status, state: "forming", members: 1 }, new Map(), fakeClient(0));
+    document.body.replaceChildren(view);
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(view.textContent).toMatch(/needs 2 more instances/);
+    expect((view.querySelector("button.primary") as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it("validates the record form", () => {
+    expect(() => buildPut(null, "bad name", "t", [], "")).toThrow(/collection/);
+    expect(() => buildPut(null, "books", " ", [], "")).toThrow(/title/);
+    expect(() => buildPut(null, "books", "t", [{ name: "pages", kind: "number", value: "12x" }], "")).toThrow(/whole number/);
+    const put = buildPut(null, "books", "Dune", [{ name: "pages", kind: "number", value: "412" }, { name: "read", kind: "yes/no", value: "yes" }], "scifi, classic");
+    expect(put).toEqual({ id: null, collection: "books", title: "Dune", fields: { pages: 412, read: true }, tags: ["scifi", "classic"] });
+    const edit = buildPut({ ...record(1), fields: { old: "x" } }, "", "New title", [], "");
+    expect(edit.fields).toEqual({ old: null });
+    expect(edit.collection).toBeNull();
+  });
+});
+
+describe("members and network", () => {
+  const member: MemberView = {
+    peer_id: "p2",
+    name: "carol",
+    admin_name: "Carol",
+    status: "pending",
+    code_hash: "c1",
+    online: true,
+    last_seen: 1,
+    approvals: 1,
+    needed: 2,
+    is_self: false,
+    refused: null,
+    state_root: null,
+    roots: null,
+    suspended: false,
+    deprecation: null,
+  };
+
+  it("shows pending instances with their approvals and vote buttons", () => {
+    const row = MemberRow(member, status, () => undefined, {} as Api);
+    expect(row.textContent).toMatch(/1 of 2 approvals/);
+    expect(row.querySelector('[aria-label="Approve carol"]')).not.toBeNull();
+    const deprecated = MemberRow({ ...member, status: "deprecated", deprecation: "signed two different ops with seq 4" }, status, () => undefined, {} as Api);
+    expect(deprecated.querySelector('[aria-label="carol status"]')!.textContent).toBe("Deprecated");
+    expect(deprecated.textContent).toMatch(/two different ops/);
+  });
+
+  it("explains evidence and network states in words", () => {
+    const names = new Map([["p2", "carol"]]);
+    const text = explainEvidence({ id: "e", accuser: "p1", offender: "p2", status: "proven", reason: "signed two different ops with seq 4", cutoff: 4, received_ms: 1 }, names);
+    expect(text).toMatch(/^carol broke the network's rules/);
+    expect(describeState({ ...status, state: "forming", members: 2 })).toMatch(/needs 1 more instance\b/);
+    expect(describeState({ ...status, state: "deprecated", deprecation: "its state root is wrong" })).toMatch(/its state root is wrong/);
+    expect(describeState({ ...status, state: "pending", join: { network_id: "n", network_name: "Commons", inviter: "p", inviter_name: "alice", approvals: 1, needed: 2 } })).toMatch(/1 of 2/);
+  });
+});

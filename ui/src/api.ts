@@ -1,0 +1,85 @@
+// The one typed module that talks to the app: every command and the event.
+
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type {
+  AppInfo,
+  DanEvent,
+  EvidenceView,
+  HistoryEntry,
+  InviteCreated,
+  InvitePreview,
+  JoinProgress,
+  MemberView,
+  ProposalView,
+  PutRecord,
+  RecordPage,
+  RecordQuery,
+  RecordView,
+  Status,
+  StoredInvite,
+} from "./types";
+
+/** An error from a command: a stable code and a message for people. */
+export interface ApiError {
+  code: string;
+  message: string;
+}
+
+export function isApiError(value: unknown): value is ApiError {
+  return typeof value === "object" && value !== null && "code" in value && "message" in value;
+}
+
+/** Turns whatever a failed command threw into an ApiError. */
+export function toApiError(value: unknown): ApiError {
+  if (isApiError(value)) return { code: String(value.code), message: String(value.message) };
+  if (value instanceof Error) return { code: "internal", message: value.message };
+  return { code: "internal", message: String(value) };
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (error) {
+    throw toApiError(error);
+  }
+}
+
+export const api = {
+  appInfo: () => call<AppInfo>("app_info"),
+  createInstance: (name: string, password: string) => call<Status>("create_instance", { name, password }),
+  unlock: (password: string) => call<Status>("unlock", { password }),
+  status: () => call<Status>("status"),
+  adminUnlock: (password: string) => call<number>("admin_unlock", { password }),
+  adminLock: () => call<void>("admin_lock"),
+  createNetwork: (name: string, minMembers?: number) => call<Status>("create_network", { name, minMembers }),
+  previewInvite: (link: string) => call<InvitePreview>("preview_invite", { link }),
+  joinNetwork: (link: string, adminName?: string) => call<JoinProgress>("join_network", { link, adminName }),
+  listRecords: (query: RecordQuery) => call<RecordPage>("list_records", { query }),
+  getRecord: (id: string) => call<RecordView>("get_record", { id }),
+  putRecord: (record: PutRecord) => call<RecordView>("put_record", { record }),
+  deleteRecord: (id: string) => call<RecordView>("delete_record", { id }),
+  recordHistory: (id: string) => call<HistoryEntry[]>("record_history", { id }),
+  members: () => call<MemberView[]>("members"),
+  approve: (peer: string) => call<MemberView>("approve", { peer }),
+  reject: (peer: string) => call<MemberView>("reject", { peer }),
+  proposals: () => call<ProposalView[]>("proposals"),
+  vote: (id: string, approve: boolean) => call<ProposalView>("vote", { id, approve }),
+  proposeRemove: (peer: string) => call<ProposalView>("propose_remove", { peer }),
+  evidence: () => call<EvidenceView[]>("evidence"),
+  createInvite: (uses: number, expiresSecs: number) => call<InviteCreated>("create_invite", { uses, expiresSecs }),
+  invites: () => call<StoredInvite[]>("invites"),
+  revokeInvite: (id: string) => call<void>("revoke_invite", { id }),
+  forkNetwork: (name: string) => call<string>("fork_network", { name }),
+  changePassword: (old: string, next: string) => call<void>("change_password", { old, new: next }),
+  exportBackup: (path: string) => call<number>("export_backup", { path }),
+  restoreBackup: (path: string, password: string) => call<Status>("restore_backup", { path, password }),
+  openDataFolder: () => call<void>("open_data_folder"),
+};
+
+export type Api = typeof api;
+
+/** Subscribes to the instance's events. */
+export function onEvent(handler: (event: DanEvent) => void): Promise<UnlistenFn> {
+  return listen<DanEvent>("dan://event", (event) => handler(event.payload));
+}

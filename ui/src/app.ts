@@ -1,0 +1,164 @@
+// The app shell: picks the screen for the stage (first run, unlock, no
+// network, waiting for approval, ready), the tabs, sync progress and toasts.
+
+import { api, isApiError, onEvent, type Api } from "./api";
+import { h, replace } from "./dom";
+import type { AppInfo, DanEvent, Status } from "./types";
+import { AdminLockIndicator, syncAdminRemaining } from "./components/adminLock";
+import { toast } from "./components/toasts";
+import { FirstRunView, UnlockView } from "./views/firstRun";
+import { StartNetworkView } from "./views/startNetwork";
+import { RecordsView } from "./views/records";
+import { MembersView } from "./views/members";
+import { NetworkView, describeState } from "./views/network";
+import { SettingsView } from "./views/settings";
+
+type Tab = "Records" | "Members" | "Network" | "Settings";
+type Refreshable = HTMLElement & { refresh?: () => void };
+
+export class App {
+  private info: AppInfo | null = null;
+  private status: Status | null = null;
+  private tab: Tab = "Records";
+  private view: Refreshable | null = null;
+  private names = new Map<string, string>();
+  private progress = h("div", { class: "progress", role: "progressbar", "aria-label": "Sync progress", hidden: true });
+
+  constructor(
+    private root: HTMLElement,
+    private client: Api = api,
+  ) {}
+
+  async start(): Promise<void> {
+    await onEvent((event) => this.onEvent(event)).catch(() => undefined);
+    setInterval(() => void this.refreshStatus(), 2000);
+    await this.render();
+  }
+
+  private onEvent(event: DanEvent): void {
+    switch (event.kind) {
+      case "members_changed":
+        void this.refreshStatus(true);
+        break;
+      case "records_changed":
+        if (this.tab === "Records") this.view?.refresh?.();
+        break;
+      case "evidence":
+        toast(`${this.names.get(event.offender) ?? "An instance"} was deprecated: ${event.reason}`, "warning");
+        void this.refreshStatus(true);
+        break;
+      case "sync_progress": {
+        const done = event.total === 0 || event.fetched >= event.total;
+        this.progress.hidden = done;
+        this.progress.setAttribute("aria-valuenow", String(event.fetched));
+        this.progress.setAttribute("aria-valuemax", String(event.total));
+        this.progress.style.setProperty("--done", `${event.total ? (100 * event.fetched) / event.total : 100}%`);
+        this.progress.textContent = done ? "" : `Syncing: ${event.fetched} of ${event.total} changes`;
+        break;
+      }
+      case "peer_changed":
+        if (event.what.startsWith("refused")) toast(`Connection ${event.what}`, "warning");
+        break;
+      case "checkpoint_now":
+        break;
+    }
+  }
+
+  private async refreshStatus(rerender = false): Promise<void> {
+    if (this.info?.stage !== "ready") return;
+    try {
+      const before = this.status;
+      this.status = await this.client.status();
+      const members = await this.client.members().catch(() => []);
+      this.names = new Map(members.map((m) => [m.peer_id, m.name]));
+      const changedStage = before?.state !== this.status.state || before?.network_id !== this.status.network_id;
+      if (before && before.members < this.status.members) toast("A new member joined the network.");
+      if (changedStage || rerender) await this.render(false);
+      else this.updateHeader();
+    } catch (e) {
+      if (isApiError(e) && e.code === "not_ready") return;
+    }
+  }
+
+  /** Draws the screen for the current stage. */
+  async render(fetch = true): Promise<void> {
+    if (fetch) {
+      this.info = await this.client.appInfo();
+      syncAdminRemaining(this.info.admin_remaining_ms);
+      if (this.info.stage === "ready") this.status = await this.client.status();
+    }
+    const info = this.info;
+    if (!info) return;
+    if (info.stage === "first_run") return replace(this.root, FirstRunView(() => void this.render(), this.client));
+    if (info.stage === "locked") return replace(this.root, UnlockView(() => void this.render(), this.client));
+    const status = this.status;
+    if (!status) return;
+    if (status.state === "none") return replace(this.root, this.frame(StartNetworkView(() => void this.render(), this.client)));
+    if (status.state === "pending") {
+      return replace(this.root, this.frame(h("main", { class: "centered" }, h("section", { class: "card", "aria-label": "Waiting for approval" }, h("h1", {}, status.join?.network_name ?? "Joining"), h("p", { class: "big" }, describeState(status)), h("p", {}, "The other admins approve new instances. This screen updates by itself.")))));
+    }
+    this.drawTabs();
+  }
+
+  private header(): HTMLElement {
+    const status = this.status;
+    return h(
+      "header",
+      {},
+      h("strong", { class: "brand" }, "DAN"),
+      h("span", { class: "network" }, status?.network_name ?? ""),
+      status ? h("span", { class: `badge ${status.state}`, "aria-label": "Network status" }, status.state) : null,
+      h("span", { class: "grow" }),
+      AdminLockIndicator(this.client),
+    );
+  }
+
+  private frame(content: HTMLElement): HTMLElement {
+    return h("div", { class: "app" }, this.header(), this.progress, content);
+  }
+
+  private updateHeader(): void {
+    const badge = this.root.querySelector('[aria-label="Network status"]');
+    if (badge && this.status) badge.textContent = this.status.state;
+  }
+
+  private drawTabs(): void {
+    const status = this.status;
+    const info = this.info;
+    if (!status || !info) return;
+    const tabs: Tab[] = ["Records", "Members", "Network", "Settings"];
+    const nav = h(
+      "nav",
+      { role: "tablist", "aria-label": "Sections" },
+      ...tabs.map((tab) =>
+        h(
+          "button",
+          {
+            type: "button",
+            role: "tab",
+            "aria-selected": String(tab === this.tab),
+            onclick: () => {
+              this.tab = tab;
+              this.drawTabs();
+            },
+          },
+          tab,
+        ),
+      ),
+    );
+    const refreshAll = () => void this.render();
+    this.view =
+      this.tab === "Records"
+        ? RecordsView(status, this.names, this.client)
+        : this.tab === "Members"
+          ? MembersView(status, this.client)
+          : this.tab === "Network"
+            ? NetworkView(status, refreshAll, this.client)
+            : SettingsView(info.data_dir, refreshAll, this.client);
+    const banner =
+      status.state === "deprecated" || status.state === "suspended" || status.state === "forming"
+        ? h("p", { class: `banner ${status.state}`, role: "status" }, describeState(status))
+        : null;
+    replace(this.root, this.frame(h("main", {}, nav, banner ?? "", this.view)));
+  }
+}

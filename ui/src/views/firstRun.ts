@@ -1,0 +1,98 @@
+// First run: name this instance and choose the admin password.
+
+import { api, isApiError, type Api } from "../api";
+import { h, field } from "../dom";
+import { syncAdminRemaining } from "../components/adminLock";
+
+/** How strong a password looks, in words. */
+export function passwordStrength(password: string): "too short" | "weak" | "fair" | "strong" {
+  if (password.length < 10) return "too short";
+  const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/].filter((r) => r.test(password)).length;
+  const score = classes + (password.length >= 16 ? 2 : password.length >= 12 ? 1 : 0);
+  return score >= 5 ? "strong" : score >= 3 ? "fair" : "weak";
+}
+
+/** Checks the first-run form; returns the problem in words, or null. */
+export function validateFirstRun(name: string, password: string, confirm: string): string | null {
+  if (!name.trim()) return "Give this instance a name, e.g. “Library laptop”.";
+  if (name.trim().length > 64) return "The name can be at most 64 characters.";
+  if (password.length < 10) return "The admin password needs at least 10 characters.";
+  if (password !== confirm) return "The two passwords are not the same.";
+  return null;
+}
+
+export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElement {
+  const name = h("input", { type: "text", autocomplete: "off", placeholder: "e.g. Library laptop" });
+  const password = h("input", { type: "password", autocomplete: "new-password" });
+  const confirm = h("input", { type: "password", autocomplete: "new-password" });
+  const strength = h("small", { class: "hint", "aria-live": "polite" }, "At least 10 characters.");
+  const error = h("p", { class: "error", role: "alert" });
+  const submit = h("button", { type: "submit", class: "primary" }, "Create this instance");
+  password.addEventListener("input", () => {
+    strength.textContent = `Strength: ${passwordStrength(password.value)}`;
+  });
+  const form = h(
+    "form",
+    {
+      class: "card",
+      "aria-label": "First run",
+      onsubmit: async (event: Event) => {
+        event.preventDefault();
+        const problem = validateFirstRun(name.value, password.value, confirm.value);
+        error.textContent = problem ?? "";
+        if (problem) return;
+        submit.disabled = true;
+        submit.textContent = "Creating… (this takes a few seconds)";
+        try {
+          await client.createInstance(name.value.trim(), password.value);
+          syncAdminRemaining(5 * 60 * 1000);
+          onCreated();
+        } catch (e) {
+          error.textContent = isApiError(e) ? e.message : String(e);
+          submit.disabled = false;
+          submit.textContent = "Create this instance";
+        }
+      },
+    },
+    h("h1", {}, "Welcome to DAN"),
+    h(
+      "p",
+      {},
+      "This app hosts one instance of a Distributed Administration Network on this computer. You will be its admin: choose a name for it and an admin password. Nobody else can administer this instance, and you cannot administer anyone else's.",
+    ),
+    field("Instance name", name),
+    field("Admin password", password),
+    strength,
+    field("Repeat the admin password", confirm),
+    error,
+    h("div", { class: "actions" }, submit),
+  );
+  return h("main", { class: "centered" }, form);
+}
+
+export function UnlockView(onUnlocked: () => void, client: Api = api): HTMLElement {
+  const password = h("input", { type: "password", autocomplete: "current-password" });
+  const error = h("p", { class: "error", role: "alert" });
+  const form = h(
+    "form",
+    {
+      class: "card",
+      "aria-label": "Unlock",
+      onsubmit: async (event: Event) => {
+        event.preventDefault();
+        try {
+          await client.unlock(password.value);
+          onUnlocked();
+        } catch (e) {
+          error.textContent = isApiError(e) ? e.message : String(e);
+        }
+      },
+    },
+    h("h1", {}, "Unlock this instance"),
+    h("p", {}, "Enter the admin password to start this instance."),
+    field("Admin password", password),
+    error,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Unlock")),
+  );
+  return h("main", { class: "centered" }, form);
+}

@@ -1,0 +1,126 @@
+// Members: every instance with its standing and hashes, pending join
+// requests, proposals with votes, and evidence in plain words.
+
+import { api, isApiError, type Api } from "../api";
+import { h, when, short } from "../dom";
+import type { EvidenceView, MemberView, ProposalView, Status } from "../types";
+import { asAdmin } from "../components/adminLock";
+import { toast } from "../components/toasts";
+
+const STATUS_TEXT: Record<string, string> = {
+  member: "Member",
+  pending: "Pending",
+  rejected: "Rejected",
+  removed: "Removed",
+  deprecated: "Deprecated",
+};
+
+async function act(action: () => Promise<unknown>, done: string, refresh: () => void, client: Api): Promise<void> {
+  try {
+    await asAdmin(action, client);
+    toast(done);
+    refresh();
+  } catch (e) {
+    if (isApiError(e) && e.code === "cancelled") return;
+    toast(isApiError(e) ? e.message : String(e), "error");
+  }
+}
+
+/** One row of the member table. */
+export function MemberRow(member: MemberView, me: Status, refresh: () => void, client: Api = api): HTMLElement {
+  const statusText = member.suspended && member.status === "member" ? "Suspended (upgrade required)" : STATUS_TEXT[member.status];
+  const codeMark = member.code_hash === null ? "" : member.code_hash === me.code_hash ? " ✓ same build" : " ≠ other build";
+  const rootsMark =
+    member.roots === "match" ? "✓ state matches" : member.roots === "mismatch" ? "✗ state differs" : member.roots === "syncing" ? "… syncing" : "–";
+  const label = `Member ${member.name}`;
+  return h(
+    "tr",
+    { "aria-label": label, class: member.status },
+    h("td", {}, h("strong", {}, member.name), member.is_self ? " (this instance)" : "", h("br", {}), h("small", { class: "muted" }, `admin: ${member.admin_name}`)),
+    h("td", {}, h("span", { class: `badge ${member.status}`, "aria-label": `${member.name} status` }, statusText), member.deprecation ? h("small", { class: "muted" }, h("br", {}), member.deprecation) : null),
+    h("td", {}, member.online ? "online" : `offline, last seen ${when(member.last_seen)}`),
+    h("td", {}, h("code", {}, short(member.code_hash, 8)), codeMark),
+    h("td", {}, h("code", {}, short(member.state_root, 8)), " ", rootsMark),
+    h(
+      "td",
+      {},
+      member.status === "pending"
+        ? h(
+            "span",
+            {},
+            `${member.approvals} of ${member.needed} approvals `,
+            h("button", { type: "button", "aria-label": `Approve ${member.name}`, onclick: () => void act(() => client.approve(member.peer_id), `Approved ${member.name}.`, refresh, client) }, "Approve"),
+            " ",
+            h("button", { type: "button", "aria-label": `Reject ${member.name}`, onclick: () => void act(() => client.reject(member.peer_id), `Rejected ${member.name}.`, refresh, client) }, "Reject"),
+          )
+        : member.status === "member" && !member.is_self
+          ? h("button", { type: "button", class: "link", "aria-label": `Propose removing ${member.name}`, onclick: () => void act(() => client.proposeRemove(member.peer_id), `Proposed removing ${member.name}.`, refresh, client) }, "Propose removal")
+          : null,
+    ),
+  );
+}
+
+function ProposalItem(proposal: ProposalView, refresh: () => void, client: Api): HTMLElement {
+  return h(
+    "li",
+    { "aria-label": `Proposal ${proposal.summary}` },
+    h("strong", {}, proposal.kind === "upgrade" ? "Software upgrade: " : "Removal: "),
+    proposal.summary,
+    h("br", {}),
+    `${proposal.yes} yes · ${proposal.no} no · needs ${proposal.needed} · ${proposal.status}`,
+    proposal.withdraws_at ? ` · old builds withdrawn ${when(proposal.withdraws_at)}` : "",
+    proposal.status === "open"
+      ? h(
+          "span",
+          {},
+          " ",
+          h("button", { type: "button", onclick: () => void act(() => client.vote(proposal.id, true), "Voted yes.", refresh, client) }, "Vote yes"),
+          " ",
+          h("button", { type: "button", onclick: () => void act(() => client.vote(proposal.id, false), "Voted no.", refresh, client) }, "Vote no"),
+        )
+      : null,
+  );
+}
+
+/** Evidence in plain words. */
+export function explainEvidence(evidence: EvidenceView, names: Map<string, string>): string {
+  const offender = evidence.offender ? names.get(evidence.offender) ?? short(evidence.offender) : "an instance";
+  const accuser = names.get(evidence.accuser) ?? short(evidence.accuser);
+  switch (evidence.status) {
+    case "proven":
+      return `${offender} broke the network's rules: ${evidence.reason}. Every instance checked this on its own; nothing flows to or from ${offender} any more.`;
+    case "against_this_instance":
+      return `The network found that this instance broke the rules: ${evidence.reason}. It keeps working here, as a fork, but nothing flows to the network any more.`;
+    case "unfounded":
+      return `${accuser} accused another instance falsely (${evidence.reason}); this counts as evidence against ${accuser}.`;
+    default:
+      return `Reported by ${accuser}; this instance cannot check it yet (${evidence.reason}).`;
+  }
+}
+
+export function MembersView(me: Status, client: Api = api): HTMLElement {
+  const table = h("tbody", {});
+  const proposals = h("ul", { class: "plain", "aria-label": "Proposals" });
+  const evidence = h("ul", { class: "plain", "aria-label": "Evidence" });
+  const refresh = async () => {
+    try {
+      const [members, props, found] = await Promise.all([client.members(), client.proposals(), client.evidence()]);
+      const names = new Map(members.map((m) => [m.peer_id, m.name]));
+      table.replaceChildren(...members.map((m) => MemberRow(m, me, () => void refresh(), client)));
+      proposals.replaceChildren(...(props.length ? props.map((p) => ProposalItem(p, () => void refresh(), client)) : [h("li", { class: "muted" }, "No proposals.")]));
+      evidence.replaceChildren(...(found.length ? found.map((e) => h("li", {}, explainEvidence(e, names))) : [h("li", { class: "muted" }, "No evidence: every instance follows the rules.")]));
+    } catch (e) {
+      table.replaceChildren(h("tr", {}, h("td", { class: "error" }, isApiError(e) ? e.message : String(e))));
+    }
+  };
+  void refresh();
+  const view = h(
+    "div",
+    { class: "stack" },
+    h("section", { class: "card" }, h("h2", {}, "Members"), h("table", { class: "members", "aria-label": "Members" }, h("thead", {}, h("tr", {}, h("th", {}, "Instance"), h("th", {}, "Status"), h("th", {}, "Online"), h("th", {}, "Code hash"), h("th", {}, "State root"), h("th", {}, ""))), table)),
+    h("section", { class: "card" }, h("h2", {}, "Proposals"), proposals),
+    h("section", { class: "card" }, h("h2", {}, "Evidence"), evidence),
+  );
+  (view as HTMLElement & { refresh?: () => void }).refresh = () => void refresh();
+  return view;
+}

@@ -1,0 +1,202 @@
+// One record: details, full history, and the create/edit form.
+
+import { api, isApiError, type Api } from "../api";
+import { h, field, replace, when, short } from "../dom";
+import type { FieldValue, PutRecord, RecordView } from "../types";
+import { toast } from "../components/toasts";
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+type FieldKind = "text" | "number" | "yes/no";
+
+interface FieldDraft {
+  name: string;
+  kind: FieldKind;
+  value: string;
+}
+
+function kindOf(value: FieldValue): FieldKind {
+  return typeof value === "number" ? "number" : typeof value === "boolean" ? "yes/no" : "text";
+}
+
+/** Checks a record form and turns it into the change to send; throws the
+ * problem in words. */
+export function buildPut(existing: RecordView | null, collection: string, title: string, fields: FieldDraft[], tags: string): PutRecord {
+  if (!existing && !NAME.test(collection)) throw new Error("The collection must be 1 to 64 letters, digits, “-” or “_”.");
+  if (!title.trim()) throw new Error("A record needs a title.");
+  if (title.length > 512) throw new Error("The title is too long (at most 512 characters).");
+  const values: Record<string, FieldValue | null> = {};
+  for (const draft of fields) {
+    if (!NAME.test(draft.name)) throw new Error(`The field name “${draft.name}” must be 1 to 64 letters, digits, “-” or “_”.`);
+    if (draft.name in values) throw new Error(`The field “${draft.name}” appears twice.`);
+    if (draft.kind === "number") {
+      if (!/^-?\d+$/.test(draft.value.trim())) throw new Error(`The field “${draft.name}” must be a whole number.`);
+      values[draft.name] = Number(draft.value.trim());
+    } else if (draft.kind === "yes/no") {
+      values[draft.name] = draft.value === "yes";
+    } else {
+      values[draft.name] = draft.value;
+    }
+  }
+  if (existing) {
+    for (const name of Object.keys(existing.fields)) {
+      if (!(name in values)) values[name] = null;
+    }
+  }
+  const tagList = tags
+    .split(",")
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const tag of tagList) {
+    if (!NAME.test(tag)) throw new Error(`The tag “${tag}” must be letters, digits, “-” or “_”.`);
+  }
+  return {
+    id: existing?.id ?? null,
+    collection: existing ? null : collection,
+    title: title.trim(),
+    fields: values,
+    tags: tagList,
+  };
+}
+
+export function RecordForm(existing: RecordView | null, done: (id?: string) => void, client: Api = api): HTMLElement {
+  const collection = h("input", { type: "text", placeholder: "e.g. books", disabled: Boolean(existing) });
+  collection.value = existing?.collection ?? "";
+  const title = h("input", { type: "text" });
+  title.value = existing?.title ?? "";
+  const tags = h("input", { type: "text", placeholder: "comma-separated" });
+  tags.value = existing?.tags.join(", ") ?? "";
+  const fieldsBox = h("div", { class: "fields" });
+  const drafts: FieldDraft[] = Object.entries(existing?.fields ?? {}).map(([name, value]) => ({ name, kind: kindOf(value), value: typeof value === "boolean" ? (value ? "yes" : "no") : String(value) }));
+  const error = h("p", { class: "error", role: "alert" });
+
+  const drawFields = () => {
+    fieldsBox.replaceChildren(
+      ...drafts.map((draft, i) => {
+        const name = h("input", { type: "text", "aria-label": `Field ${i + 1} name`, value: draft.name });
+        name.addEventListener("input", () => (draft.name = name.value));
+        const kind = h("select", { "aria-label": `Field ${i + 1} type` }, ...(["text", "number", "yes/no"] as FieldKind[]).map((k) => h("option", { value: k, selected: k === draft.kind }, k)));
+        kind.addEventListener("change", () => {
+          draft.kind = kind.value as FieldKind;
+          drawFields();
+        });
+        const value =
+          draft.kind === "yes/no"
+            ? h("select", { "aria-label": `Field ${i + 1} value` }, h("option", { value: "yes", selected: draft.value === "yes" }, "yes"), h("option", { value: "no", selected: draft.value !== "yes" }, "no"))
+            : h("input", { type: "text", "aria-label": `Field ${i + 1} value`, value: draft.value });
+        value.addEventListener("input", () => (draft.value = value.value));
+        value.addEventListener("change", () => (draft.value = value.value));
+        return h("div", { class: "field-row" }, name, kind, value, h("button", { type: "button", "aria-label": `Remove field ${i + 1}`, onclick: () => { drafts.splice(i, 1); drawFields(); } }, "✕"));
+      }),
+    );
+  };
+  drawFields();
+
+  return h(
+    "form",
+    {
+      class: "card",
+      "aria-label": existing ? "Edit record" : "New record",
+      onsubmit: async (event: Event) => {
+        event.preventDefault();
+        let put: PutRecord;
+        try {
+          put = buildPut(existing, collection.value.trim(), title.value, drafts, tags.value);
+        } catch (e) {
+          error.textContent = (e as Error).message;
+          return;
+        }
+        try {
+          const saved = await client.putRecord(put);
+          toast(existing ? "Record saved." : "Record created.");
+          done(saved.id);
+        } catch (e) {
+          error.textContent = isApiError(e) ? e.message : String(e);
+        }
+      },
+    },
+    h("h2", {}, existing ? `Edit “${existing.title}”` : "New record"),
+    field("Collection", collection),
+    field("Title", title),
+    h("h3", {}, "Fields"),
+    fieldsBox,
+    h("button", { type: "button", onclick: () => { drafts.push({ name: "", kind: "text", value: "" }); drawFields(); } }, "Add field"),
+    field("Tags", tags),
+    error,
+    h("div", { class: "actions" }, h("button", { type: "button", onclick: () => done(existing?.id) }, "Cancel"), h("button", { type: "submit", class: "primary" }, existing ? "Save record" : "Create record")),
+  );
+}
+
+export function RecordDetail(
+  id: string,
+  names: Map<string, string>,
+  canWrite: boolean,
+  actions: { onChanged: () => void; onEdit: (record: RecordView) => void },
+  client: Api = api,
+): HTMLElement {
+  const box = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
+  const who = (peer: string) => names.get(peer) ?? short(peer);
+  void (async () => {
+    try {
+      const [record, history] = await Promise.all([client.getRecord(id), client.recordHistory(id)]);
+      const fields = Object.entries(record.fields);
+      replace(
+        box,
+        h("h2", {}, record.title, record.deleted ? h("span", { class: "badge bad" }, " deleted") : null),
+        h("p", { class: "muted" }, `Collection ${record.collection} · id ${record.id}`),
+        fields.length
+          ? h("dl", { class: "fields-view" }, ...fields.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))
+          : h("p", { class: "muted" }, "No fields."),
+        record.tags.length ? h("p", {}, "Tags: ", record.tags.join(", ")) : null,
+        h("p", { class: "muted" }, `Last changed ${when(record.updated_at)} on ${who(record.origin)} (version ${short(record.version, 12)}).`),
+        canWrite && !record.deleted
+          ? h(
+              "div",
+              { class: "actions" },
+              h("button", { type: "button", onclick: () => actions.onEdit(record) }, "Edit record"),
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "danger",
+                  onclick: async () => {
+                    if (!confirm(`Delete “${record.title}”? Its history is kept.`)) return;
+                    try {
+                      await client.deleteRecord(record.id);
+                      toast("Record deleted.");
+                      actions.onChanged();
+                    } catch (e) {
+                      toast(isApiError(e) ? e.message : String(e), "error");
+                    }
+                  },
+                },
+                "Delete record",
+              ),
+            )
+          : null,
+        h("h3", {}, "History"),
+        h(
+          "ol",
+          { class: "history", "aria-label": "Record history" },
+          ...history.map((entry) =>
+            h(
+              "li",
+              {},
+              h("strong", {}, entry.kind),
+              ` by ${who(entry.origin)} on ${when(entry.at)}`,
+              entry.title ? ` — title “${entry.title}”` : "",
+              Object.keys(entry.fields).length
+                ? ` — ${Object.entries(entry.fields)
+                    .map(([k, v]) => (v === null ? `${k} removed` : `${k} = ${v}`))
+                    .join(", ")}`
+                : "",
+            ),
+          ),
+        ),
+      );
+    } catch (e) {
+      box.replaceChildren(h("p", { class: "error" }, isApiError(e) ? e.message : String(e)));
+    }
+  })();
+  return box;
+}

@@ -1,0 +1,162 @@
+// Records: a searchable, sortable list that stays fast with 100k records
+// (only the visible rows exist in the page; rows are fetched a page at a
+// time), next to the selected record's details.
+
+import { api, isApiError, type Api } from "../api";
+import { h, replace, when, short } from "../dom";
+import type { RecordSort, RecordView, Status } from "../types";
+import { RecordDetail, RecordForm } from "./recordEditor";
+
+export const ROW_HEIGHT = 44;
+export const PAGE_SIZE = 200;
+
+/** A window of rows over a long list, fetched page by page. */
+export class RecordWindow {
+  private pages = new Map<number, Promise<RecordView[]>>();
+  total = 0;
+
+  constructor(
+    private client: Api,
+    private search: string,
+    private sort: RecordSort,
+  ) {}
+
+  async load(): Promise<void> {
+    const first = await this.client.listRecords({ search: this.search || null, sort: this.sort, limit: PAGE_SIZE, offset: 0 });
+    this.total = first.total;
+    this.pages.set(0, Promise.resolve(first.records));
+  }
+
+  /** The records in [from, to). */
+  async rows(from: number, to: number): Promise<RecordView[]> {
+    const first = Math.floor(from / PAGE_SIZE);
+    const last = Math.floor(Math.max(from, to - 1) / PAGE_SIZE);
+    const chunks: RecordView[][] = [];
+    for (let page = first; page <= last; page++) {
+      if (!this.pages.has(page)) {
+        this.pages.set(
+          page,
+          this.client
+            .listRecords({ search: this.search || null, sort: this.sort, limit: PAGE_SIZE, offset: page * PAGE_SIZE })
+            .then((p) => p.records),
+        );
+      }
+      chunks.push(await this.pages.get(page)!);
+    }
+    const all = chunks.flat();
+    const offset = first * PAGE_SIZE;
+    return all.slice(from - offset, to - offset);
+  }
+}
+
+/** Which rows to draw for a scroll position (with a few extra above and below). */
+export function visibleRange(scrollTop: number, height: number, total: number): [number, number] {
+  const from = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - 5);
+  const to = Math.min(total, Math.ceil((scrollTop + height) / ROW_HEIGHT) + 5);
+  return [from, to];
+}
+
+export function RecordsView(status: Status, names: Map<string, string>, client: Api = api): HTMLElement {
+  const search = h("input", { type: "search", placeholder: "Search titles and fields", "aria-label": "Search records" });
+  const sort = h(
+    "select",
+    { "aria-label": "Sort records" },
+    h("option", { value: "updated_desc" }, "Recently changed"),
+    h("option", { value: "title_asc" }, "Title A–Z"),
+    h("option", { value: "title_desc" }, "Title Z–A"),
+    h("option", { value: "created_desc" }, "Newest"),
+    h("option", { value: "updated_asc" }, "Least recently changed"),
+  );
+  const count = h("span", { class: "muted", "aria-live": "polite" });
+  const spacer = h("div", { class: "spacer" });
+  const rows = h("div", { class: "rows", role: "list", "aria-label": "Records" });
+  const scroller = h("div", { class: "scroller" }, spacer, rows);
+  const detail = h("section", { class: "detail", "aria-label": "Record details" });
+  const canWrite = status.state === "active";
+  let window = new RecordWindow(client, "", "updated_desc");
+  let selected: string | null = null;
+
+  const emptyState = () => {
+    if (status.state === "forming") {
+      const missing = (status.min_members ?? 3) - status.members;
+      return h("p", { class: "empty" }, `This network needs ${missing} more instance${missing === 1 ? "" : "s"} before records can be written. Invite other admins from the Network tab.`);
+    }
+    if (search.value) return h("p", { class: "empty" }, `No record matches “${search.value}”.`);
+    return h("p", { class: "empty" }, "No records yet. Click “New record” to add the first one.");
+  };
+
+  const draw = async () => {
+    const [from, to] = visibleRange(scroller.scrollTop, scroller.clientHeight || 600, window.total);
+    const visible = await window.rows(from, to);
+    replace(
+      rows,
+      ...visible.map((record, i) =>
+        h(
+          "div",
+          {
+            role: "listitem",
+            class: `row${record.id === selected ? " selected" : ""}`,
+            style: `top:${(from + i) * ROW_HEIGHT}px`,
+            tabindex: 0,
+            "aria-label": `Record ${record.title}`,
+            onclick: () => select(record.id),
+            onkeydown: (e: Event) => {
+              if ((e as KeyboardEvent).key === "Enter") select(record.id);
+            },
+          },
+          h("span", { class: "title" }, record.title),
+          h("span", { class: "muted" }, record.collection),
+          h("span", { class: "muted" }, `${when(record.updated_at)} · ${names.get(record.origin) ?? short(record.origin)}`),
+        ),
+      ),
+    );
+    if (window.total === 0) rows.replaceChildren(emptyState());
+  };
+
+  const reload = async () => {
+    window = new RecordWindow(client, search.value.trim(), sort.value as RecordSort);
+    try {
+      await window.load();
+    } catch (e) {
+      rows.replaceChildren(h("p", { class: "error" }, isApiError(e) ? e.message : String(e)));
+      return;
+    }
+    count.textContent = `${window.total} record${window.total === 1 ? "" : "s"}`;
+    spacer.style.height = `${window.total * ROW_HEIGHT}px`;
+    await draw();
+  };
+
+  const select = (id: string) => {
+    selected = id;
+    void draw();
+    replace(detail, RecordDetail(id, names, canWrite, { onChanged: reload, onEdit: (record) => replace(detail, RecordForm(record, done)) }, client));
+  };
+  const done = (id?: string) => {
+    void reload();
+    if (id) select(id);
+    else detail.replaceChildren();
+  };
+
+  let searchTimer: ReturnType<typeof setTimeout> | undefined;
+  search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => void reload(), 200);
+  });
+  sort.addEventListener("change", () => void reload());
+  scroller.addEventListener("scroll", () => void draw());
+
+  const newRecord = h(
+    "button",
+    { type: "button", class: "primary", disabled: !canWrite, onclick: () => replace(detail, RecordForm(null, done, client)) },
+    "New record",
+  );
+  void reload();
+  const view = h(
+    "div",
+    { class: "records" },
+    h("div", { class: "list" }, h("div", { class: "toolbar" }, search, sort, count, newRecord), scroller),
+    detail,
+  );
+  (view as HTMLElement & { refresh?: () => void }).refresh = () => void reload();
+  return view;
+}

@@ -1,0 +1,99 @@
+// Settings: change the admin password, back up and restore, open the data
+// folder.
+
+import { api, isApiError, type Api } from "../api";
+import { h, field } from "../dom";
+import { asAdmin } from "../components/adminLock";
+import { toast } from "../components/toasts";
+
+function report(e: unknown): void {
+  if (isApiError(e) && e.code === "cancelled") return;
+  toast(isApiError(e) ? e.message : String(e), "error");
+}
+
+export function SettingsView(dataDir: string, refreshAll: () => void, client: Api = api): HTMLElement {
+  const oldPassword = h("input", { type: "password", autocomplete: "current-password" });
+  const newPassword = h("input", { type: "password", autocomplete: "new-password" });
+  const repeat = h("input", { type: "password", autocomplete: "new-password" });
+  const backupPath = h("input", { type: "text" });
+  backupPath.value = `${dataDir}/../dan-backup-${new Date().toISOString().slice(0, 10)}.danbackup`;
+  const restorePath = h("input", { type: "text", placeholder: "path of a .danbackup file" });
+  const restorePassword = h("input", { type: "password" });
+  return h(
+    "div",
+    { class: "stack" },
+    h(
+      "form",
+      {
+        class: "card",
+        "aria-label": "Change admin password",
+        onsubmit: async (event: Event) => {
+          event.preventDefault();
+          if (newPassword.value.length < 10) return toast("The new password needs at least 10 characters.", "error");
+          if (newPassword.value !== repeat.value) return toast("The two new passwords are not the same.", "error");
+          try {
+            await client.changePassword(oldPassword.value, newPassword.value);
+            toast("Admin password changed.");
+            oldPassword.value = newPassword.value = repeat.value = "";
+          } catch (e) {
+            report(e);
+          }
+        },
+      },
+      h("h2", {}, "Admin password"),
+      field("Current admin password", oldPassword),
+      field("New admin password", newPassword),
+      field("Repeat the new admin password", repeat),
+      h("div", { class: "actions" }, h("button", { type: "submit" }, "Change password")),
+    ),
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, "Backup"),
+      h("p", {}, "A backup holds this instance's data and its sealed key, encrypted under the admin password. After a restore, anything this instance wrote since the backup comes back from the other members."),
+      field("Backup file", backupPath),
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: async () => {
+            try {
+              const bytes = await asAdmin(() => client.exportBackup(backupPath.value), client);
+              toast(`Backup written (${Math.round(bytes / 1024)} KiB).`);
+            } catch (e) {
+              report(e);
+            }
+          },
+        },
+        "Export backup",
+      ),
+      field("Restore from", restorePath),
+      field("Admin password of the backup", restorePassword),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "danger",
+          onclick: async () => {
+            if (!confirm("Replace this instance's data with the backup? The current database is kept next to it.")) return;
+            try {
+              await client.restoreBackup(restorePath.value, restorePassword.value);
+              toast("Backup restored.");
+              refreshAll();
+            } catch (e) {
+              report(e);
+            }
+          },
+        },
+        "Restore backup",
+      ),
+    ),
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, "Data folder"),
+      h("p", { class: "muted" }, dataDir),
+      h("button", { type: "button", onclick: () => void client.openDataFolder().catch(report) }, "Open data folder"),
+    ),
+  );
+}

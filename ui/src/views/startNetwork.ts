@@ -1,0 +1,93 @@
+// No network yet: create one, or join one with an invite link.
+
+import { api, isApiError, type Api } from "../api";
+import { h, field, when } from "../dom";
+import { asAdmin } from "../components/adminLock";
+
+export function StartNetworkView(onChanged: () => void, client: Api = api): HTMLElement {
+  const networkName = h("input", { type: "text", placeholder: "e.g. Community library" });
+  const createError = h("p", { class: "error", role: "alert" });
+  const create = h(
+    "form",
+    {
+      class: "card",
+      "aria-label": "Create network",
+      onsubmit: async (event: Event) => {
+        event.preventDefault();
+        if (!networkName.value.trim()) {
+          createError.textContent = "Give the network a name.";
+          return;
+        }
+        try {
+          await asAdmin(() => client.createNetwork(networkName.value.trim()), client);
+          onChanged();
+        } catch (e) {
+          createError.textContent = isApiError(e) ? e.message : String(e);
+        }
+      },
+    },
+    h("h2", {}, "Create a network"),
+    h("p", {}, "Found a new network with this instance as its first member. It needs at least 3 instances, each run by a different admin, before records can be written."),
+    field("Network name", networkName),
+    createError,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Create network")),
+  );
+  return h("main", { class: "centered stack" }, h("h1", {}, "Join or create a network"), JoinNetworkForm(onChanged, client), create);
+}
+
+/** Paste an invite link, see who invites to which network, then join. */
+export function JoinNetworkForm(onJoined: () => void, client: Api = api, initialLink = ""): HTMLElement {
+  const link = h("textarea", { rows: 3, placeholder: "dan://join/…" });
+  link.value = initialLink;
+  const adminName = h("input", { type: "text", placeholder: "Your name, shown to the other admins" });
+  const preview = h("div", { class: "preview", "aria-live": "polite" });
+  const error = h("p", { class: "error", role: "alert" });
+  const join = h("button", { type: "submit", class: "primary", disabled: true }, "Join network");
+  const check = async () => {
+    error.textContent = "";
+    preview.textContent = "";
+    join.disabled = true;
+    if (!link.value.trim()) return;
+    try {
+      const invite = await client.previewInvite(link.value.trim());
+      preview.replaceChildren(
+        h("p", {}, "Network: ", h("strong", {}, invite.network_name)),
+        h("p", {}, "Invited by: ", h("strong", {}, invite.inviter_name), ` (${invite.inviter})`),
+        h("p", {}, `The link expires ${when(invite.expires_ms)}.`),
+      );
+      join.disabled = false;
+    } catch (e) {
+      error.textContent = isApiError(e) ? e.message : String(e);
+    }
+  };
+  link.addEventListener("input", () => void check());
+  if (initialLink) void check();
+  return h(
+    "form",
+    {
+      class: "card",
+      "aria-label": "Join network",
+      onsubmit: async (event: Event) => {
+        event.preventDefault();
+        join.disabled = true;
+        join.textContent = "Contacting the inviter…";
+        try {
+          await asAdmin(() => client.joinNetwork(link.value.trim(), adminName.value.trim() || undefined), client);
+          onJoined();
+        } catch (e) {
+          error.textContent = isApiError(e) ? e.message : String(e);
+        } finally {
+          join.disabled = false;
+          join.textContent = "Join network";
+        }
+      },
+    },
+    h("h2", {}, "Join a network"),
+    h("p", {}, "Paste the invite link another admin sent you."),
+    field("Invite link", link),
+    preview,
+    field("Your name as admin", adminName),
+    error,
+    h("div", { class: "actions" }, join),
+  );
+}
