@@ -25,6 +25,11 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "setup: installing tauri-driver (WebDriver for the end-to-end tests)"
+  cargo install tauri-driver --version 2.1.0 --locked
+fi
+
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   echo "setup: installing the UI's npm packages"
   (cd ui && npm ci --no-audit --no-fund)

@@ -17,8 +17,13 @@ use tauri::{Builder, Manager, Runtime};
 
 use state::AppState;
 
-/// The data directory: `DAN_DATA_DIR`, or the platform data directory.
+/// The data directory: `--data-dir DIR` on the command line, `DAN_DATA_DIR`,
+/// or the platform data directory.
 pub fn data_dir() -> PathBuf {
+    let mut args = std::env::args_os().skip_while(|a| a != "--data-dir");
+    if let Some(dir) = args.nth(1) {
+        return PathBuf::from(dir);
+    }
     if let Some(dir) = std::env::var_os("DAN_DATA_DIR") {
         return PathBuf::from(dir);
     }

@@ -35,6 +35,12 @@ async fn assert_later_writes_stay_out(
     honest: &[TestNode],
     offender: &TestNode,
 ) -> anyhow::Result<()> {
+    eventually(
+        Duration::from_secs(30),
+        "the offender to learn it was deprecated",
+        || async { offender.status().await.state == NetworkState::Deprecated },
+    )
+    .await?;
     let late = offender
         .put("notes", "written by the offender after the evidence")
         .await?;

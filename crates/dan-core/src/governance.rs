@@ -169,19 +169,28 @@ struct Fold<'a> {
 }
 
 impl Fold<'_> {
-    fn conforming(&self) -> BTreeSet<PeerKey> {
+    /// Admitted members. A deprecated member's governance ops still count:
+    /// every op of it left in the set predates its cutoff.
+    fn admitted(&self) -> BTreeSet<PeerKey> {
         self.out
             .members
             .values()
-            .filter(|m| m.status == MemberStatus::Member && !self.deprecated.contains_key(&m.peer))
+            .filter(|m| m.status == MemberStatus::Member)
             .map(|m| m.peer)
             .collect()
     }
 
+    /// The admitted members and the votes a decision needs: a strict
+    /// majority of the *conforming* ones (deprecated members no longer
+    /// count towards the quorum).
     fn needed(&self) -> (BTreeSet<PeerKey>, usize) {
-        let conforming = self.conforming();
-        let needed = self.out.charter.quorum.needed(conforming.len());
-        (conforming, needed)
+        let admitted = self.admitted();
+        let conforming = admitted
+            .iter()
+            .filter(|p| !self.deprecated.contains_key(p))
+            .count();
+        let needed = self.out.charter.quorum.needed(conforming);
+        (admitted, needed)
     }
 
     fn approve(&mut self, origin: PeerKey, request: &SignedJoinRequest, hlc: Hlc) {
@@ -364,8 +373,7 @@ pub(crate) fn fold(
         },
     };
     for ((hlc, id), entry) in ops {
-        let conforming = fold.conforming();
-        if !conforming.contains(&entry.origin) {
+        if !fold.admitted().contains(&entry.origin) {
             continue;
         }
         match &entry.action {

@@ -163,6 +163,9 @@ impl Node {
                         "this instance was deprecated by the network: {}",
                         finding.reason
                     );
+                    if let Some(net) = self.inner().net.get() {
+                        net.note_deprecated(&finding.reason);
+                    }
                     EvidenceOutcome::AgainstThisInstance { finding }
                 } else {
                     stored.status = PROVEN.into();

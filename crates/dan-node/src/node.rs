@@ -27,7 +27,7 @@ use crate::api::{CreateNetwork, HistoryEntry, NetworkState, PutRecord, Status};
 use crate::code::code_hash;
 use crate::error::NodeError;
 use crate::integrity::IntegrityReport;
-use crate::secrets::{KeyringCache, SealedKey, SecretError, UnlockKey, random_bytes, unlock_delay};
+use crate::secrets::{SealedKey, SecretError, UnlockKey, random_bytes, unlock_delay};
 
 pub(crate) const DB_FILE: &str = "dan.db";
 const LOCK_FILE: &str = "instance.lock";
@@ -385,7 +385,7 @@ impl Node {
             .store
             .set_meta(&[(META_SEALED_KEY, &json)])
             .await?;
-        KeyringCache::new(&sealed.public).forget();
+        crate::secrets::keyring_forget(sealed.public).await;
         if let Ok(mut current) = self.inner.sealed.write() {
             *current = sealed;
         }
@@ -600,7 +600,12 @@ impl Node {
     /// said how far this instance's own chain goes, so a write never
     /// re-signs a seq this instance signed before a crash or restore.
     pub(crate) async fn wait_for_chain_head(&self) {
-        let Some(net) = self.inner.net.get() else {
+        let Some(net) = self
+            .inner
+            .net
+            .get()
+            .filter(|n| n.deprecated_notice().is_none())
+        else {
             return;
         };
         loop {
@@ -636,7 +641,14 @@ impl Node {
         if !replica.is_member(&self.peer_id()) {
             return Err(NodeError::NotMember);
         }
-        if let Some(net) = self.inner.net.get() {
+        // A deprecated instance has no network to stay consistent with: it
+        // writes on as a fork.
+        if let Some(net) = self
+            .inner
+            .net
+            .get()
+            .filter(|n| n.deprecated_notice().is_none())
+        {
             let (known, confirmed) = net.own_chain_head();
             let have = replica.chain_len(&self.peer_id());
             if known > have {
@@ -837,16 +849,17 @@ async fn unlock(
     sealed: &SealedKey,
     credentials: &Credentials,
 ) -> Result<Keypair, NodeError> {
-    let keyring = credentials
-        .use_keyring
-        .then(|| KeyringCache::new(&sealed.public));
-    if let Some(cached) = keyring.as_ref().and_then(KeyringCache::load) {
+    let cached = match credentials.use_keyring {
+        true => crate::secrets::keyring_load(sealed.public).await,
+        false => None,
+    };
+    if let Some(cached) = cached {
         match sealed.open(&cached) {
             Ok(keypair) => {
                 tracing::info!("unlocked with the key cached in the OS keyring");
                 return Ok(keypair);
             }
-            Err(_) => keyring.iter().for_each(KeyringCache::forget),
+            Err(_) => crate::secrets::keyring_forget(sealed.public).await,
         }
     }
     let password = credentials
@@ -854,7 +867,7 @@ async fn unlock(
         .as_deref()
         .ok_or(NodeError::PasswordNeeded)?;
     let (unlock, keypair) = check_password(store, sealed, password).await?;
-    if keyring.as_ref().is_some_and(|k| k.store(&unlock)) {
+    if credentials.use_keyring && crate::secrets::keyring_store(sealed.public, unlock).await {
         tracing::info!("cached the unlock key in the OS keyring");
     }
     Ok(keypair)

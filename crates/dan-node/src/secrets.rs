@@ -209,6 +209,47 @@ pub fn unlock_delay(failures: u32) -> std::time::Duration {
     std::time::Duration::from_secs(seconds.min(60))
 }
 
+/// How long one keyring call may take: on a desktop whose keyring service
+/// does not answer, the instance goes on without it.
+const KEYRING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+async fn with_keyring<T: Send + 'static>(
+    public: PeerKey,
+    call: impl FnOnce(&KeyringCache) -> T + Send + 'static,
+) -> Option<T> {
+    let task = tokio::task::spawn_blocking(move || call(&KeyringCache::new(&public)));
+    match tokio::time::timeout(KEYRING_TIMEOUT, task).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(e)) => {
+            tracing::debug!("keyring call failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::info!(
+                "the OS keyring did not answer within {KEYRING_TIMEOUT:?}; going on without it"
+            );
+            None
+        }
+    }
+}
+
+/// The cached unlock key of `public`, if the keyring has one (bounded in time).
+pub async fn keyring_load(public: PeerKey) -> Option<UnlockKey> {
+    with_keyring(public, KeyringCache::load).await.flatten()
+}
+
+/// Caches `unlock` for `public`; whether the keyring took it (bounded in time).
+pub async fn keyring_store(public: PeerKey, unlock: UnlockKey) -> bool {
+    with_keyring(public, move |k| k.store(&unlock))
+        .await
+        .unwrap_or(false)
+}
+
+/// Drops the cached unlock key of `public` (bounded in time).
+pub async fn keyring_forget(public: PeerKey) {
+    with_keyring(public, KeyringCache::forget).await;
+}
+
 /// The OS keyring entry that caches an instance's unlock key.
 pub struct KeyringCache {
     entry: Option<keyring::Entry>,

@@ -14,6 +14,8 @@ function toastRegion(): HTMLElement {
 
 /** Shows a message for a few seconds. */
 export function toast(message: string, kind: "info" | "error" | "warning" = "info"): void {
+  const shown = Array.from(toastRegion().children).some((c) => c.textContent === message);
+  if (shown) return;
   const item = h("div", { class: `toast ${kind}` }, message);
   toastRegion().append(item);
   setTimeout(() => item.remove(), kind === "error" ? 8000 : 5000);

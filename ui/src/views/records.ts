@@ -71,7 +71,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
   const spacer = h("div", { class: "spacer" });
   const rows = h("div", { class: "rows", role: "list", "aria-label": "Records" });
   const scroller = h("div", { class: "scroller" }, spacer, rows);
-  const detail = h("section", { class: "detail", "aria-label": "Record details" });
+  const detail = h("section", { class: "detail", "aria-label": "Record details" }, h("p", { class: "empty" }, "Select a record to see its fields and its full history."));
   const canWrite = status.state === "active";
   let window = new RecordWindow(client, "", "updated_desc");
   let selected: string | null = null;
@@ -85,9 +85,15 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
     return h("p", { class: "empty" }, "No records yet. Click “New record” to add the first one.");
   };
 
+  // Draws overlap (scrolling, reloads, selection): only the latest one may
+  // touch the page.
+  let generation = 0;
   const draw = async () => {
-    const [from, to] = visibleRange(scroller.scrollTop, scroller.clientHeight || 600, window.total);
-    const visible = await window.rows(from, to);
+    const mine = ++generation;
+    const current = window;
+    const [from, to] = visibleRange(scroller.scrollTop, scroller.clientHeight || 600, current.total);
+    const visible = await current.rows(from, to);
+    if (mine !== generation) return;
     replace(
       rows,
       ...visible.map((record, i) =>
@@ -110,13 +116,14 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
         ),
       ),
     );
-    if (window.total === 0) rows.replaceChildren(emptyState());
+    if (current.total === 0) rows.replaceChildren(emptyState());
   };
 
   const reload = async () => {
-    window = new RecordWindow(client, search.value.trim(), sort.value as RecordSort);
+    const next = new RecordWindow(client, search.value.trim(), sort.value as RecordSort);
     try {
-      await window.load();
+      await next.load();
+      window = next;
     } catch (e) {
       rows.replaceChildren(h("p", { class: "error" }, isApiError(e) ? e.message : String(e)));
       return;
@@ -131,8 +138,8 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
     void draw();
     replace(detail, RecordDetail(id, names, canWrite, { onChanged: reload, onEdit: (record) => replace(detail, RecordForm(record, done)) }, client));
   };
-  const done = (id?: string) => {
-    void reload();
+  const done = async (id?: string) => {
+    await reload();
     if (id) select(id);
     else detail.replaceChildren();
   };

@@ -216,6 +216,11 @@ impl NetHandle {
         self.with_shared(|s| (s.own_chain_head, s.chain_confirmed))
     }
 
+    /// Records that this instance was deprecated (it writes on as a fork).
+    pub fn note_deprecated(&self, reason: &str) {
+        self.with_shared(|s| s.deprecated_notice = Some(reason.to_owned()));
+    }
+
     /// Forgets what peers said about this instance's chain (after moving
     /// to another network, where its chain starts over).
     pub fn forget_chain_head(&self) {

@@ -168,7 +168,7 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
                 key,
                 &format!("this instance was deprecated: {reason}"),
             );
-            net.with_shared(|s| s.deprecated_notice = Some(reason));
+            net.note_deprecated(&reason);
             if let Some(signed) = evidence.and_then(|b| SignedEvidence::from_bytes(&b).ok())
                 && let Err(e) = node.accept_evidence(signed).await
             {

@@ -1,0 +1,414 @@
+//! End-to-end tests of the real app window: the debug build of the desktop
+//! app under Xvfb, driven through WebDriver (tauri-driver with
+//! WebKitWebDriver), selecting elements by their accessible labels, next to
+//! real headless `dan` instances. Screenshots of the main views go to
+//! `docs/screenshots/`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use dan_tests::{Instance, modified_dan_bin, wait_until};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const APP: &str = env!("CARGO_BIN_EXE_dan-desktop");
+const PASSWORD: &str = "desktop admin password";
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A child process stopped with SIGTERM (tauri-driver must not be killed
+/// hard, or WebKitWebDriver keeps its port).
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A virtual X display.
+fn start_xvfb() -> anyhow::Result<(Process, String)> {
+    for number in 90..140 {
+        if Path::new(&format!("/tmp/.X{number}-lock")).exists() {
+            continue;
+        }
+        let display = format!(":{number}");
+        let child = Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting Xvfb (package xvfb)")?;
+        let process = Process(child);
+        std::thread::sleep(Duration::from_millis(300));
+        if Path::new(&format!("/tmp/.X11-unix/X{number}")).exists() {
+            return Ok((process, display));
+        }
+    }
+    bail!("no free X display")
+}
+
+/// tauri-driver on a free port, with the app's environment.
+fn start_driver(display: &str) -> anyhow::Result<(Process, u16)> {
+    let port = free_port()?;
+    let native = free_port()?;
+    let driver = std::env::var_os("TAURI_DRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tauri-driver")
+        });
+    let child = Command::new(&driver)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        .env("DISPLAY", display)
+        .env("DAN_NO_MDNS", "1")
+        .env("DAN_LISTEN", "/ip4/127.0.0.1/tcp/0")
+        .env("DAN_SYNC_INTERVAL", "1")
+        // No session bus: the keyring is tested on its own (tests/keyring.rs).
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/dan-test-bus",
+        )
+        .env_remove("DAN_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} (cargo install tauri-driver)", driver.display()))?;
+    let process = Process(child);
+    wait_until(Duration::from_secs(30), "tauri-driver to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    Ok((process, port))
+}
+
+/// The app window on a fresh data directory.
+async fn open_app(port: u16, data_dir: &Path) -> anyhow::Result<Client> {
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert(
+        "tauri:options".into(),
+        json!({ "application": APP, "args": ["--data-dir", data_dir.to_string_lossy()] }),
+    );
+    let client = ClientBuilder::rustls()?
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .context("connecting to tauri-driver")?;
+    Ok(client)
+}
+
+fn by_label(label: &str) -> String {
+    format!("[aria-label=\"{label}\"]")
+}
+
+async fn find(client: &Client, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+    match client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css(css))
+        .await
+    {
+        Ok(element) => Ok(element),
+        Err(e) => {
+            let body = client
+                .find(Locator::Css("body"))
+                .await?
+                .text()
+                .await
+                .unwrap_or_default();
+            if let Ok(png) = client.screenshot().await {
+                let path = std::env::temp_dir().join("dan-e2e-failure.png");
+                let _ = std::fs::write(&path, png);
+            }
+            bail!("waiting for {css}: {e}; the window shows:\n{body}")
+        }
+    }
+}
+
+/// The text of the element labelled `label` (retried: the page redraws).
+async fn label_text(client: &Client, label: &str) -> anyhow::Result<String> {
+    let mut last = None;
+    for _ in 0..20 {
+        match find(client, &by_label(label)).await?.text().await {
+            Ok(text) => return Ok(text),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("reading {label}: {last:?}")
+}
+
+/// Opens a tab (retried: the page redraws).
+async fn click_tab(client: &Client, name: &str) -> anyhow::Result<()> {
+    let xpath = format!("//button[@role='tab' and normalize-space()='{name}']");
+    for _ in 0..20 {
+        if let Ok(tab) = client.find(Locator::XPath(&xpath)).await
+            && tab.click().await.is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("could not open the {name} tab")
+}
+
+async fn button(client: &Client, text: &str) -> anyhow::Result<fantoccini::elements::Element> {
+    let xpath = format!("//button[normalize-space()='{text}']");
+    client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .with_context(|| format!("waiting for the button “{text}”"))
+}
+
+async fn type_into(client: &Client, label: &str, text: &str) -> anyhow::Result<()> {
+    let element = find(client, &by_label(label)).await?;
+    element.clear().await?;
+    element.send_keys(text).await?;
+    Ok(())
+}
+
+/// Waits until the page's text contains `text`.
+async fn see(client: &Client, text: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let body = client
+            .find(Locator::Css("body"))
+            .await?
+            .text()
+            .await
+            .unwrap_or_default();
+        if body.contains(text) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("“{text}” did not appear; the window shows:\n{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn screenshot(client: &Client, name: &str) -> anyhow::Result<()> {
+    // Notifications would cover the view in the pictures.
+    client
+        .execute(
+            "document.querySelectorAll('.toast').forEach((t) => t.remove())",
+            Vec::new(),
+        )
+        .await?;
+    let png = client.screenshot().await?;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{name}.png")), png)?;
+    Ok(())
+}
+
+/// First run: name the instance and set the admin password.
+async fn first_run(client: &Client, name: &str) -> anyhow::Result<()> {
+    type_into(client, "Instance name", name).await?;
+    type_into(client, "Admin password", PASSWORD).await?;
+    type_into(client, "Repeat the admin password", PASSWORD).await?;
+    button(client, "Create this instance")
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_app_first_run_join_edit_and_deprecated_member_in_the_real_window()
+-> anyhow::Result<()> {
+    let (_xvfb, display) = start_xvfb()?;
+
+    // 1. First run → create a network.
+    {
+        let (_driver, port) = start_driver(&display)?;
+        let dir = tempfile::tempdir()?;
+        let client = open_app(port, &dir.path().join("app")).await?;
+        see(&client, "Welcome to DAN", Duration::from_secs(60)).await?;
+        screenshot(&client, "first-run").await?;
+        first_run(&client, "Founder laptop").await?;
+        type_into(&client, "Network name", "Village archive").await?;
+        button(&client, "Create network").await?.click().await?;
+        see(&client, "needs 2 more instances", Duration::from_secs(60)).await?;
+        assert_eq!(label_text(&client, "Network status").await?, "forming");
+        client.close().await?;
+    }
+
+    // 2. Two headless instances form a network (approving the app's build).
+    let app_hash = dan_node::hash_file(Path::new(APP))?.to_hex();
+    let mut alice = Instance::init("alice")?;
+    alice.start_networked(&[])?;
+    alice.ok(&[
+        "network",
+        "create",
+        "--name",
+        "Commons",
+        "--min-members",
+        "2",
+        "--approve-code-hash",
+        &app_hash,
+    ])?;
+    let mut bob = Instance::init("bob")?;
+    bob.start_networked(&[])?;
+    bob.ok(&["join", &alice.invite(&[])?, "--no-wait"])?;
+    wait_until(Duration::from_secs(30), "bob to be admitted", || {
+        bob.json(&["status"]).is_ok_and(|s| s["state"] == "active")
+    })?;
+    let alices = alice.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "books",
+        "--title",
+        "Alice's book",
+        "--field",
+        "pages:=120",
+    ])?;
+    bob.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "books",
+        "--title",
+        "Bob's map",
+    ])?;
+
+    // 3. The app joins through an invite link, gets approved, sees the records.
+    let (_driver, port) = start_driver(&display)?;
+    let dir = tempfile::tempdir()?;
+    let client = open_app(port, &dir.path().join("app")).await?;
+    first_run(&client, "Desk laptop").await?;
+    let link = alice.invite(&[])?;
+    type_into(&client, "Invite link", &link).await?;
+    see(&client, "Invited by: alice", Duration::from_secs(30)).await?;
+    type_into(&client, "Your name as admin", "Dana").await?;
+    button(&client, "Join network").await?.click().await?;
+    see(
+        &client,
+        "Waiting for approval (1 of 2)",
+        Duration::from_secs(60),
+    )
+    .await?;
+    screenshot(&client, "waiting-for-approval").await?;
+    let members = bob.json(&["members"])?;
+    let desk = members
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "Desk laptop"))
+        .and_then(|r| r["peer_id"].as_str())
+        .map(str::to_owned);
+    let desk = match desk {
+        Some(peer) => peer,
+        None => {
+            wait_until(
+                Duration::from_secs(30),
+                "bob to see the app's request",
+                || {
+                    bob.json(&["members"])
+                        .is_ok_and(|m| m.to_string().contains("Desk laptop"))
+                },
+            )?;
+            bob.json(&["members"])?
+                .as_array()
+                .and_then(|rows| rows.iter().find(|r| r["name"] == "Desk laptop"))
+                .and_then(|r| r["peer_id"].as_str())
+                .map(str::to_owned)
+                .context("the app's peer id")?
+        }
+    };
+    bob.ok(&["approve", &desk])?;
+    find(&client, &by_label("Search records")).await?;
+    find(&client, &by_label("Record Alice's book")).await?;
+    find(&client, &by_label("Record Bob's map")).await?;
+    screenshot(&client, "records").await?;
+
+    // 4. Create and edit a record in the window; it arrives on alice.
+    button(&client, "New record").await?.click().await?;
+    type_into(&client, "Collection", "books").await?;
+    type_into(&client, "Title", "Written in the window").await?;
+    button(&client, "Add field").await?.click().await?;
+    type_into(&client, "Field 1 name", "shelf").await?;
+    type_into(&client, "Field 1 value", "B7").await?;
+    button(&client, "Create record").await?.click().await?;
+    find(&client, &by_label("Record Written in the window")).await?;
+    wait_until(
+        Duration::from_secs(60),
+        "alice to receive the record",
+        || {
+            alice
+                .json(&["record", "list", "--search", "Written in the window"])
+                .is_ok_and(|r| {
+                    r.as_array()
+                        .is_some_and(|a| a.len() == 1 && a[0]["fields"]["shelf"] == "B7")
+                })
+        },
+    )?;
+    button(&client, "Edit record").await?.click().await?;
+    type_into(&client, "Title", "Edited in the window").await?;
+    button(&client, "Save record").await?.click().await?;
+    find(&client, &by_label("Record Edited in the window")).await?;
+    wait_until(Duration::from_secs(60), "alice to receive the edit", || {
+        alice
+            .json(&["record", "list", "--search", "Edited in the window"])
+            .is_ok_and(|r| r.as_array().is_some_and(|a| a.len() == 1))
+    })?;
+    screenshot(&client, "record-detail").await?;
+    let _ = alices;
+
+    // 5. A member that runs a modified build is shown as deprecated.
+    let (_keep, modified) = modified_dan_bin()?;
+    bob.stop()?;
+    bob.use_bin(modified);
+    bob.start_networked(&[])?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        click_tab(&client, "Members").await?;
+        if label_text(&client, "bob status")
+            .await
+            .is_ok_and(|t| t == "Deprecated")
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("bob was not shown as deprecated");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    see(
+        &client,
+        "broke the network's rules",
+        Duration::from_secs(30),
+    )
+    .await?;
+    screenshot(&client, "members-deprecated").await?;
+    click_tab(&client, "Network").await?;
+    see(&client, "Create invite link", Duration::from_secs(10)).await?;
+    screenshot(&client, "network").await?;
+
+    client.close().await?;
+    alice.stop()?;
+    bob.stop()?;
+    Ok(())
+}
