@@ -34,6 +34,7 @@ const COMMANDS: &[&str] = &[
     "restore_backup",
     "open_data_folder",
     "check_evidence",
+    "take_launch_link",
 ];
 
 fn main() {

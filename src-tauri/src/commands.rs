@@ -468,6 +468,12 @@ pub async fn check_evidence(
     Ok(state.running().await?.node.accept_evidence(signed).await?)
 }
 
+/// The invite link the app was opened with, if any (given once).
+#[tauri::command]
+pub fn take_launch_link(state: State<'_, AppState>) -> Option<String> {
+    state.take_launch_link()
+}
+
 fn parse_peer(text: &str) -> Result<dan_core::PeerKey> {
     text.parse()
         .map_err(|e: dan_core::identity::IdentityError| CommandError::new("invalid", e.to_string()))

@@ -33,6 +33,14 @@ pub fn data_dir() -> PathBuf {
     )
 }
 
+/// The invite link the app was opened with (`dan-desktop dan://join/…`, as
+/// the desktop does when a `dan://` link is clicked).
+pub fn launch_link() -> Option<String> {
+    std::env::args()
+        .skip(1)
+        .find(|a| a.starts_with(dan_core::invite::LINK_PREFIX))
+}
+
 /// The network settings: mDNS on, all interfaces, unless `DAN_NO_MDNS` or
 /// `DAN_LISTEN` (a multiaddr) say otherwise (tests use loopback only).
 pub fn net_config() -> dan_node::net::NetConfig {
@@ -57,9 +65,13 @@ pub fn net_config() -> dan_node::net::NetConfig {
 
 /// Wires state, commands and start-up onto `builder` (any runtime, so the
 /// app also boots in Tauri's mock runtime for tests).
-pub fn build_app<R: Runtime>(builder: Builder<R>, data_dir: PathBuf) -> Builder<R> {
+pub fn build_app<R: Runtime>(
+    builder: Builder<R>,
+    data_dir: PathBuf,
+    launch_link: Option<String>,
+) -> Builder<R> {
     builder
-        .manage(AppState::new(data_dir))
+        .manage(AppState::new(data_dir, launch_link))
         .setup(|app| {
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
@@ -104,6 +116,7 @@ pub fn build_app<R: Runtime>(builder: Builder<R>, data_dir: PathBuf) -> Builder<
             commands::restore_backup,
             commands::open_data_folder,
             commands::check_evidence,
+            commands::take_launch_link,
         ])
 }
 
@@ -115,5 +128,5 @@ pub fn run() -> Result<(), tauri::Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn")),
         )
         .try_init();
-    build_app(Builder::default(), data_dir()).run(tauri::generate_context!())
+    build_app(Builder::default(), data_dir(), launch_link()).run(tauri::generate_context!())
 }

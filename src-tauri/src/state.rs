@@ -35,16 +35,26 @@ pub struct AppState {
     pub data_dir: PathBuf,
     running: RwLock<Option<Running>>,
     admin: std::sync::Mutex<Option<AdminSession>>,
+    launch_link: std::sync::Mutex<Option<String>>,
 }
 
 impl AppState {
     /// State for the instance in `data_dir` (not opened yet).
-    pub fn new(data_dir: PathBuf) -> Self {
+    pub fn new(data_dir: PathBuf, launch_link: Option<String>) -> Self {
         AppState {
             data_dir,
             running: RwLock::new(None),
             admin: std::sync::Mutex::new(None),
+            launch_link: std::sync::Mutex::new(launch_link),
         }
+    }
+
+    /// The `dan://join/…` link the app was opened with, once.
+    pub fn take_launch_link(&self) -> Option<String> {
+        self.launch_link
+            .lock()
+            .ok()
+            .and_then(|mut link| link.take())
     }
 
     /// The running instance, or `not_ready`.

@@ -75,6 +75,7 @@ export const api = {
   exportBackup: (path: string) => call<number>("export_backup", { path }),
   restoreBackup: (path: string, password: string) => call<Status>("restore_backup", { path, password }),
   openDataFolder: () => call<void>("open_data_folder"),
+  takeLaunchLink: () => call<string | null>("take_launch_link"),
 };
 
 export type Api = typeof api;

@@ -93,7 +93,9 @@ export class App {
     if (info.stage === "locked") return replace(this.root, UnlockView(() => void this.render(), this.client));
     const status = this.status;
     if (!status) return;
-    if (status.state === "none") return replace(this.root, this.frame(StartNetworkView(() => void this.render(), this.client)));
+    const link = (await this.client.takeLaunchLink().catch(() => null)) ?? "";
+    if (status.state === "none") return replace(this.root, this.frame(StartNetworkView(() => void this.render(), this.client, link)));
+    if (link) toast("This instance already belongs to a network; the invite link was not used.", "warning");
     if (status.state === "pending") {
       return replace(this.root, this.frame(h("main", { class: "centered" }, h("section", { class: "card", "aria-label": "Waiting for approval" }, h("h1", {}, status.join?.network_name ?? "Joining"), h("p", { class: "big" }, describeState(status)), h("p", {}, "The other admins approve new instances. This screen updates by itself.")))));
     }

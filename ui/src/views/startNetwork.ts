@@ -4,7 +4,7 @@ import { api, isApiError, type Api } from "../api";
 import { h, field, when } from "../dom";
 import { asAdmin } from "../components/adminLock";
 
-export function StartNetworkView(onChanged: () => void, client: Api = api): HTMLElement {
+export function StartNetworkView(onChanged: () => void, client: Api = api, link = ""): HTMLElement {
   const networkName = h("input", { type: "text", placeholder: "e.g. Community library" });
   const createError = h("p", { class: "error", role: "alert" });
   const create = h(
@@ -32,7 +32,7 @@ export function StartNetworkView(onChanged: () => void, client: Api = api): HTML
     createError,
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Create network")),
   );
-  return h("main", { class: "centered stack" }, h("h1", {}, "Join or create a network"), JoinNetworkForm(onChanged, client), create);
+  return h("main", { class: "centered stack" }, h("h1", {}, "Join or create a network"), JoinNetworkForm(onChanged, client, link), create);
 }
 
 /** Paste an invite link, see who invites to which network, then join. */
