@@ -152,14 +152,14 @@ pub async fn unlock_from_keyring<R: Runtime>(
 /// The instance at a glance.
 #[tauri::command]
 pub async fn status(state: State<'_, AppState>) -> Result<Status> {
-    Ok(state.running().await?.node.status().await)
+    Ok(state.node().await?.status().await)
 }
 
 /// Opens the admin session (the password stays in the app process for a
 /// few minutes and never goes back to the UI).
 #[tauri::command]
 pub async fn admin_unlock(state: State<'_, AppState>, password: String) -> Result<u64> {
-    state.running().await?.node.verify_admin(&password).await?;
+    state.node().await?.verify_admin(&password).await?;
     state.unlock_admin(password);
     Ok(state.admin_remaining_ms())
 }
@@ -184,9 +184,8 @@ pub async fn create_network(
         approve_code: Vec::new(),
     };
     Ok(state
-        .running()
+        .node()
         .await?
-        .node
         .create_network(request, &password)
         .await?)
 }
@@ -215,9 +214,8 @@ pub async fn join_network(
 ) -> Result<JoinProgress> {
     let password = state.admin_password()?;
     Ok(state
-        .running()
+        .node()
         .await?
-        .node
         .join(&link, admin_name.as_deref(), &password, false)
         .await?)
 }
@@ -225,7 +223,7 @@ pub async fn join_network(
 /// A page of records.
 #[tauri::command]
 pub async fn list_records(state: State<'_, AppState>, query: RecordQuery) -> Result<RecordPage> {
-    let node = state.running().await?.node;
+    let node = state.node().await?;
     Ok(RecordPage {
         total: node.count_records(&query).await?,
         records: node.list_records(&query).await?,
@@ -235,7 +233,7 @@ pub async fn list_records(state: State<'_, AppState>, query: RecordQuery) -> Res
 /// One record.
 #[tauri::command]
 pub async fn get_record(state: State<'_, AppState>, id: String) -> Result<dan_core::RecordView> {
-    Ok(state.running().await?.node.get_record(&id).await?)
+    Ok(state.node().await?.get_record(&id).await?)
 }
 
 /// Creates or changes a record.
@@ -244,25 +242,25 @@ pub async fn put_record(
     state: State<'_, AppState>,
     record: PutRecord,
 ) -> Result<dan_core::RecordView> {
-    Ok(state.running().await?.node.put_record(record).await?)
+    Ok(state.node().await?.put_record(record).await?)
 }
 
 /// Deletes a record.
 #[tauri::command]
 pub async fn delete_record(state: State<'_, AppState>, id: String) -> Result<dan_core::RecordView> {
-    Ok(state.running().await?.node.delete_record(&id).await?)
+    Ok(state.node().await?.delete_record(&id).await?)
 }
 
 /// A record's history.
 #[tauri::command]
 pub async fn record_history(state: State<'_, AppState>, id: String) -> Result<Vec<HistoryEntry>> {
-    Ok(state.running().await?.node.history(&id).await?)
+    Ok(state.node().await?.history(&id).await?)
 }
 
 /// Members and pending instances.
 #[tauri::command]
 pub async fn members(state: State<'_, AppState>) -> Result<Vec<MemberView>> {
-    Ok(state.running().await?.node.members().await?)
+    Ok(state.node().await?.members().await?)
 }
 
 /// Approves a pending instance (admin).
@@ -270,9 +268,8 @@ pub async fn members(state: State<'_, AppState>) -> Result<Vec<MemberView>> {
 pub async fn approve(state: State<'_, AppState>, peer: String) -> Result<MemberView> {
     let password = state.admin_password()?;
     Ok(state
-        .running()
+        .node()
         .await?
-        .node
         .approve(&parse_peer(&peer)?, &password)
         .await?)
 }
@@ -282,9 +279,8 @@ pub async fn approve(state: State<'_, AppState>, peer: String) -> Result<MemberV
 pub async fn reject(state: State<'_, AppState>, peer: String) -> Result<MemberView> {
     let password = state.admin_password()?;
     Ok(state
-        .running()
+        .node()
         .await?
-        .node
         .reject(&parse_peer(&peer)?, &password)
         .await?)
 }
@@ -292,7 +288,7 @@ pub async fn reject(state: State<'_, AppState>, peer: String) -> Result<MemberVi
 /// Proposals and votes.
 #[tauri::command]
 pub async fn proposals(state: State<'_, AppState>) -> Result<Vec<ProposalView>> {
-    Ok(state.running().await?.node.proposals().await?)
+    Ok(state.node().await?.proposals().await?)
 }
 
 /// Votes on a proposal (admin).
@@ -302,12 +298,7 @@ pub async fn vote(state: State<'_, AppState>, id: String, approve: bool) -> Resu
     let id = id
         .parse()
         .map_err(|e: dan_core::hash::BadHash| CommandError::new("invalid", e.to_string()))?;
-    Ok(state
-        .running()
-        .await?
-        .node
-        .vote(&id, approve, &password)
-        .await?)
+    Ok(state.node().await?.vote(&id, approve, &password).await?)
 }
 
 /// Proposes removing a member (admin).
@@ -315,9 +306,8 @@ pub async fn vote(state: State<'_, AppState>, id: String, approve: bool) -> Resu
 pub async fn propose_remove(state: State<'_, AppState>, peer: String) -> Result<ProposalView> {
     let password = state.admin_password()?;
     Ok(state
-        .running()
+        .node()
         .await?
-        .node
         .propose_remove(&parse_peer(&peer)?, &password)
         .await?)
 }
@@ -325,7 +315,7 @@ pub async fn propose_remove(state: State<'_, AppState>, peer: String) -> Result<
 /// Evidence seen.
 #[tauri::command]
 pub async fn evidence(state: State<'_, AppState>) -> Result<Vec<StoredEvidence>> {
-    Ok(state.running().await?.node.evidence().await?)
+    Ok(state.node().await?.evidence().await?)
 }
 
 /// Issues an invite link with its QR code (admin).
@@ -337,9 +327,8 @@ pub async fn create_invite(
 ) -> Result<InviteCreated> {
     let password = state.admin_password()?;
     let invite = state
-        .running()
+        .node()
         .await?
-        .node
         .create_invite(InviteRequest { uses, expires_secs }, &password)
         .await?;
     let qr_svg = crate::qr::svg(&invite.link).map_err(|e| CommandError::new("invalid", e))?;
@@ -349,19 +338,14 @@ pub async fn create_invite(
 /// Invites issued here.
 #[tauri::command]
 pub async fn invites(state: State<'_, AppState>) -> Result<Vec<StoredInvite>> {
-    Ok(state.running().await?.node.invites().await?)
+    Ok(state.node().await?.invites().await?)
 }
 
 /// Revokes an invite (admin).
 #[tauri::command]
 pub async fn revoke_invite(state: State<'_, AppState>, id: String) -> Result<()> {
     let password = state.admin_password()?;
-    Ok(state
-        .running()
-        .await?
-        .node
-        .revoke_invite(&id, &password)
-        .await?)
+    Ok(state.node().await?.revoke_invite(&id, &password).await?)
 }
 
 /// Forks the network (admin); returns the new network's id.
@@ -369,9 +353,8 @@ pub async fn revoke_invite(state: State<'_, AppState>, id: String) -> Result<()>
 pub async fn fork_network(state: State<'_, AppState>, name: String) -> Result<String> {
     let password = state.admin_password()?;
     Ok(state
-        .running()
+        .node()
         .await?
-        .node
         .fork(&name, &password)
         .await?
         .network_id()
@@ -381,18 +364,13 @@ pub async fn fork_network(state: State<'_, AppState>, name: String) -> Result<St
 /// Peers seen and the handshake's verdicts.
 #[tauri::command]
 pub async fn peers(state: State<'_, AppState>) -> Result<Vec<PeerView>> {
-    Ok(state.running().await?.node.peers())
+    Ok(state.node().await?.peers())
 }
 
 /// Changes the admin password.
 #[tauri::command]
 pub async fn change_password(state: State<'_, AppState>, old: String, new: String) -> Result<()> {
-    state
-        .running()
-        .await?
-        .node
-        .change_password(&old, &new)
-        .await?;
+    state.node().await?.change_password(&old, &new).await?;
     state.lock_admin();
     Ok(())
 }
@@ -401,12 +379,7 @@ pub async fn change_password(state: State<'_, AppState>, old: String, new: Strin
 #[tauri::command]
 pub async fn export_backup(state: State<'_, AppState>, path: PathBuf) -> Result<u64> {
     let password = state.admin_password()?;
-    Ok(state
-        .running()
-        .await?
-        .node
-        .export_backup(&path, &password)
-        .await?)
+    Ok(state.node().await?.export_backup(&path, &password).await?)
 }
 
 /// Restores a backup: stops the instance, restores, reopens it.
@@ -465,7 +438,7 @@ pub async fn check_evidence(
         hex::decode(hex_bytes.trim()).map_err(|e| CommandError::new("invalid", e.to_string()))?;
     let signed = dan_core::SignedEvidence::from_bytes(&bytes)
         .map_err(|e| CommandError::new("invalid", e.to_string()))?;
-    Ok(state.running().await?.node.accept_evidence(signed).await?)
+    Ok(state.node().await?.accept_evidence(signed).await?)
 }
 
 /// The invite link the app was opened with, if any (given once).

@@ -66,6 +66,11 @@ impl AppState {
             .ok_or_else(CommandError::not_ready)
     }
 
+    /// The running instance's node, or `not_ready`.
+    pub async fn node(&self) -> Result<dan_node::Node, CommandError> {
+        Ok(self.running().await?.node)
+    }
+
     /// Whether an instance runs.
     pub async fn is_running(&self) -> bool {
         self.running.read().await.is_some()
