@@ -149,3 +149,18 @@ describe("members and network", () => {
     expect(describeState({ ...status, state: "pending", join: { network_id: "n", network_name: "Commons", inviter: "p", inviter_name: "alice", approvals: 1, needed: 2 } })).toMatch(/1 of 2/);
   });
 });
+
+describe("replication state", () => {
+  it("counts the members whose checkpoint holds this instance's ops", async () => {
+    const { replication } = await import("../views/recordEditor");
+    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null };
+    const members = [
+      { ...base, peer_id: "a", name: "a", status: "member", roots: "match", is_self: true },
+      { ...base, peer_id: "b", name: "b", status: "member", roots: "match" },
+      { ...base, peer_id: "c", name: "c", status: "member", roots: "syncing" },
+      { ...base, peer_id: "d", name: "d", status: "deprecated", roots: "mismatch" },
+    ] as const;
+    expect(replication([...members])).toMatch(/confirmed on 2 of 3 members/);
+    expect(replication(members.slice(0, 2) as never)).toMatch(/all 2 members/);
+  });
+});

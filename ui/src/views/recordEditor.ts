@@ -2,7 +2,7 @@
 
 import { api, isApiError, type Api } from "../api";
 import { h, field, replace, when, short } from "../dom";
-import type { FieldValue, PutRecord, RecordView } from "../types";
+import type { FieldValue, MemberView, PutRecord, RecordView } from "../types";
 import { toast } from "../components/toasts";
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -127,6 +127,16 @@ export function RecordForm(existing: RecordView | null, done: (id?: string) => v
   );
 }
 
+/** Where this version is known to be: instances whose last checkpoint
+ * holds exactly this instance's ops hold it for sure. */
+export function replication(members: MemberView[]): string {
+  const active = members.filter((m) => m.status === "member");
+  const confirmed = active.filter((m) => m.roots === "match").length;
+  if (active.length <= 1) return "Stored on this instance.";
+  if (confirmed === active.length) return `Replicated: confirmed on all ${active.length} members.`;
+  return `Replication: confirmed on ${confirmed} of ${active.length} members so far (the others have not reported this version yet).`;
+}
+
 export function RecordDetail(
   id: string,
   names: Map<string, string>,
@@ -138,7 +148,7 @@ export function RecordDetail(
   const who = (peer: string) => names.get(peer) ?? short(peer);
   void (async () => {
     try {
-      const [record, history] = await Promise.all([client.getRecord(id), client.recordHistory(id)]);
+      const [record, history, members] = await Promise.all([client.getRecord(id), client.recordHistory(id), client.members().catch(() => [])]);
       const fields = Object.entries(record.fields);
       replace(
         box,
@@ -149,6 +159,7 @@ export function RecordDetail(
           : h("p", { class: "muted" }, "No fields."),
         record.tags.length ? h("p", {}, "Tags: ", record.tags.join(", ")) : null,
         h("p", { class: "muted" }, `Last changed ${when(record.updated_at)} on ${who(record.origin)} (version ${short(record.version, 12)}).`),
+        h("p", { "aria-label": "Replication" }, replication(members)),
         canWrite && !record.deleted
           ? h(
               "div",
