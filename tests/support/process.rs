@@ -245,10 +245,9 @@ impl Instance {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// Starts `dan run` and waits until it answers `dan status`.
-    pub fn start(&mut self, extra: &[&str]) -> anyhow::Result<()> {
-        // mDNS off and loopback only: tests never send traffic beyond this
-        // machine.
+    /// `dan run` with mDNS off and loopback only (tests never send traffic
+    /// beyond this machine), then `extra`.
+    fn run_command(&self, extra: &[&str]) -> Command {
         let mut args = vec![
             "run",
             "--no-keyring",
@@ -257,7 +256,27 @@ impl Instance {
             "/ip4/127.0.0.1/tcp/0",
         ];
         args.extend_from_slice(extra);
-        self.start_with(self.command(&args))
+        self.command(&args)
+    }
+
+    /// Starts `dan run` and waits until it answers `dan status`.
+    pub fn start(&mut self, extra: &[&str]) -> anyhow::Result<()> {
+        self.start_with(self.run_command(extra))
+    }
+
+    /// `dan init`, `dan run`, then `dan network create` with `min_members`.
+    pub fn with_network(name: &str, network: &str, min_members: &str) -> anyhow::Result<Instance> {
+        let mut instance = Instance::init(name)?;
+        instance.start(&[])?;
+        instance.ok(&[
+            "network",
+            "create",
+            "--name",
+            network,
+            "--min-members",
+            min_members,
+        ])?;
+        Ok(instance)
     }
 
     /// Starts `dan run` on 127.0.0.1 with a random port, no mDNS, and a
@@ -322,16 +341,8 @@ impl Instance {
 
     /// Starts `dan run` expecting it to fail; returns its stderr.
     pub fn start_expecting_failure(&self, extra: &[&str]) -> anyhow::Result<String> {
-        let mut args = vec![
-            "run",
-            "--no-keyring",
-            "--no-mdns",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ];
-        args.extend_from_slice(extra);
         let mut child = self
-            .command(&args)
+            .run_command(extra)
             .stdout(Stdio::null())
             .stderr(self.log_file()?)
             .spawn()?;

@@ -8,17 +8,7 @@ use std::time::Duration;
 use dan_tests::{Instance, wait_until};
 
 fn solo_network(name: &str) -> anyhow::Result<Instance> {
-    let mut instance = Instance::init(name)?;
-    instance.start(&[])?;
-    instance.ok(&[
-        "network",
-        "create",
-        "--name",
-        "Durability",
-        "--min-members",
-        "1",
-    ])?;
-    Ok(instance)
+    Instance::with_network(name, "Durability", "1")
 }
 
 #[test]

@@ -7,17 +7,7 @@ use dan_tests::{Instance, PASSWORD};
 use serde_json::Value;
 
 fn running(name: &str, min_members: &str) -> anyhow::Result<Instance> {
-    let mut instance = Instance::init(name)?;
-    instance.start(&[])?;
-    instance.ok(&[
-        "network",
-        "create",
-        "--name",
-        "Contract",
-        "--min-members",
-        min_members,
-    ])?;
-    Ok(instance)
+    Instance::with_network(name, "Contract", min_members)
 }
 
 fn assert_fields(value: &Value, fields: &[&str]) {
