@@ -132,13 +132,15 @@ impl Node {
     ) -> Result<EvidenceOutcome, NodeError> {
         let id = signed.id();
         let store = &self.inner().store;
+        // Checked under the ledger lock: two tasks may hold the same
+        // evidence, and the second must see what the first decided.
+        let mut ledger = self.inner().ledger.lock().await;
         let known = store.evidence().await?;
         if let Some(stored) = known.iter().find(|e| e.id == id.to_hex())
             && stored.status != PENDING
         {
             return Ok(EvidenceOutcome::Known);
         }
-        let mut ledger = self.inner().ledger.lock().await;
         let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
         let check = signed.check(replica);
         let mut stored = StoredEvidence {

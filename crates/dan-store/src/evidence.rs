@@ -39,7 +39,7 @@ impl Store {
             "INSERT INTO evidence (id, bytes, accuser, offender, status, reason, cutoff, received_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (id) DO UPDATE SET offender = excluded.offender, status = excluded.status, \
-             reason = excluded.reason, cutoff = excluded.cutoff",
+             reason = excluded.reason, cutoff = excluded.cutoff WHERE evidence.status = 'pending'",
         )
         .bind(id)
         .bind(&evidence.bytes)

@@ -150,3 +150,33 @@ async fn a_hand_edited_row_reads_back_as_damaged_not_as_a_record() {
     let rows = store.all_records().await.expect("rows");
     assert!(matches!(&rows[0], Err(e) if e.id == view.id.to_string()));
 }
+
+#[tokio::test]
+async fn decided_evidence_is_never_downgraded_to_pending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
+    let mut evidence = dan_store::StoredEvidence {
+        id: "ab".into(),
+        bytes: vec![1, 2, 3],
+        accuser: "accuser".into(),
+        offender: Some("offender".into()),
+        status: "proven".into(),
+        reason: "signed two different ops with seq 4".into(),
+        cutoff: Some(4),
+        received_ms: 1,
+    };
+    store
+        .save_evidence(&evidence, &[0xab])
+        .await
+        .expect("save proven");
+    evidence.status = "pending".into();
+    evidence.offender = None;
+    store
+        .save_evidence(&evidence, &[0xab])
+        .await
+        .expect("save pending");
+    let stored = store.evidence().await.expect("read");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].status, "proven");
+    assert_eq!(stored[0].offender.as_deref(), Some("offender"));
+}
