@@ -7,7 +7,9 @@ use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
-use crate::conformance::SignedHello;
+use std::collections::BTreeMap;
+
+use crate::conformance::{Hello, SignedHello};
 use crate::governance::GovernanceAction;
 use crate::hash::Hash32;
 use crate::identity::{Keypair, PeerKey};
@@ -199,11 +201,7 @@ impl Evidence {
                 {
                     return Unfounded("the two ops are not two versions of the same seq".into());
                 }
-                Proven(Finding {
-                    offender: a.body().origin,
-                    cutoff: a.body().seq,
-                    reason: format!("signed two different ops with seq {}", a.body().seq),
-                })
+                Proven(equivocation(&a))
             }
             Evidence::InvalidOp { op } => {
                 let op = match verified_op(op, replica) {
@@ -212,9 +210,8 @@ impl Evidence {
                 };
                 match rule_violation(&op, replica) {
                     Ok(Some(reason)) => Proven(Finding {
-                        offender: op.body().origin,
-                        cutoff: op.body().seq,
-                        reason: format!("signed an op that breaks the rules: {reason}"),
+                        reason: format!("{}: {reason}", invalid_op(&op).reason),
+                        ..invalid_op(&op)
                     }),
                     Ok(None) => Unfounded("the op is valid".into()),
                     Err(undecidable) => EvidenceCheck::Undecidable(undecidable),
@@ -234,15 +231,7 @@ impl Evidence {
                 if h.state_root == Some(replica.state_root()) {
                     return Unfounded("the checkpoint's state root is right for its op set".into());
                 }
-                Proven(Finding {
-                    offender: h.peer,
-                    cutoff: h.origin_seq + 1,
-                    reason: format!(
-                        "its state root is wrong for its op set ({} ops, ops root {})",
-                        h.op_count,
-                        replica.ops_root().short()
-                    ),
-                })
+                Proven(wrong_state_root(h))
             }
             Evidence::UnapprovedCode { checkpoint: bytes } => {
                 let signed = match checkpoint(bytes, replica) {
@@ -258,14 +247,7 @@ impl Evidence {
                     // not seen yet: decide only on the same op set.
                     return EvidenceCheck::Undecidable("this instance holds another op set".into());
                 }
-                Proven(Finding {
-                    offender: h.peer,
-                    cutoff: h.origin_seq + 1,
-                    reason: format!(
-                        "it runs software the charter never approved (code hash {})",
-                        h.code_hash.short()
-                    ),
-                })
+                Proven(unapproved_code(h))
             }
             Evidence::FalseAccusation { accusation } => {
                 if depth >= MAX_NESTING {
@@ -280,9 +262,8 @@ impl Evidence {
                 }
                 match accusation.evidence.check_nested(replica, depth + 1) {
                     EvidenceCheck::Unfounded(why) => Proven(Finding {
-                        offender: accusation.accuser,
-                        cutoff: accusation.accuser_seq + 1,
-                        reason: format!("it made a false accusation ({why})"),
+                        reason: format!("{} ({why})", false_accusation(&accusation).reason),
+                        ..false_accusation(&accusation)
                     }),
                     EvidenceCheck::Proven(_) => Unfounded("the accusation holds".into()),
                     undecidable @ EvidenceCheck::Undecidable(_) => undecidable,
@@ -290,6 +271,122 @@ impl Evidence {
             }
         }
     }
+}
+
+impl Evidence {
+    /// What the evidence claims (offender, cutoff and a plain reason),
+    /// read without checking it. Only for adopting a deprecation that this
+    /// replica can no longer check on its own (see [`adoptable`]).
+    pub fn claim(&self) -> Option<Finding> {
+        self.claim_nested(0)
+    }
+
+    fn claim_nested(&self, depth: usize) -> Option<Finding> {
+        let hello = |bytes: &[u8]| SignedHello::from_bytes(bytes).ok().map(|s| s.hello);
+        match self {
+            Evidence::Equivocation { first, .. } => Some(equivocation(&Op::decode(first).ok()?)),
+            Evidence::InvalidOp { op } => Some(invalid_op(&Op::decode(op).ok()?)),
+            Evidence::WrongStateRoot { checkpoint } => Some(wrong_state_root(&hello(checkpoint)?)),
+            Evidence::UnapprovedCode { checkpoint } => Some(unapproved_code(&hello(checkpoint)?)),
+            Evidence::FalseAccusation { accusation } if depth < MAX_NESTING => Some(
+                false_accusation(&SignedEvidence::from_bytes(accusation).ok()?),
+            ),
+            Evidence::FalseAccusation { .. } => None,
+        }
+    }
+}
+
+fn equivocation(op: &Op) -> Finding {
+    Finding {
+        offender: op.body().origin,
+        cutoff: op.body().seq,
+        reason: format!("signed two different ops with seq {}", op.body().seq),
+    }
+}
+
+fn invalid_op(op: &Op) -> Finding {
+    Finding {
+        offender: op.body().origin,
+        cutoff: op.body().seq,
+        reason: "signed an op that breaks the rules".into(),
+    }
+}
+
+fn wrong_state_root(h: &Hello) -> Finding {
+    Finding {
+        offender: h.peer,
+        cutoff: h.origin_seq + 1,
+        reason: format!(
+            "its state root is wrong for its op set ({} ops, ops root {})",
+            h.op_count,
+            h.ops_root.map(|r| r.short()).unwrap_or_default()
+        ),
+    }
+}
+
+fn unapproved_code(h: &Hello) -> Finding {
+    Finding {
+        offender: h.peer,
+        cutoff: h.origin_seq + 1,
+        reason: format!(
+            "it runs software the charter never approved (code hash {})",
+            h.code_hash.short()
+        ),
+    }
+}
+
+fn false_accusation(accusation: &SignedEvidence) -> Finding {
+    Finding {
+        offender: accusation.accuser,
+        cutoff: accusation.accuser_seq + 1,
+        reason: "it made a false accusation".into(),
+    }
+}
+
+/// Most undecidable claims searched for a quorum-backed subset (2^n sets).
+const MAX_ADOPTION_SEARCH: usize = 8;
+
+/// Which of `claims` (deprecations this replica cannot check on its own any
+/// more: the op set the evidence refers to is in the past) to adopt: the
+/// largest set whose deprecations root a quorum of the members that stay
+/// conforming announce in their signed checkpoints (`announced`: member →
+/// deprecations root). Returns indices into `claims`; empty if none.
+///
+/// This is how an instance that joined after a deprecation, or came back
+/// from a long absence, takes over what the network proved before it.
+pub fn adoptable(
+    replica: &Replica,
+    claims: &[Finding],
+    announced: &BTreeMap<PeerKey, Hash32>,
+) -> Vec<usize> {
+    let n = claims.len();
+    let mut subsets: Vec<Vec<usize>> = if n <= MAX_ADOPTION_SEARCH {
+        (1u32..1 << n)
+            .map(|mask| (0..n).filter(|i| mask & (1 << i) != 0).collect())
+            .collect()
+    } else {
+        vec![(0..n).collect()]
+    };
+    subsets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for subset in subsets {
+        let findings: Vec<&Finding> = subset.iter().map(|&i| &claims[i]).collect();
+        let root = replica.deprecations_root_with(&findings);
+        let conforming: Vec<PeerKey> = replica
+            .members()
+            .map(|m| m.peer)
+            .filter(|p| replica.is_member(p) && replica.deprecation(p).is_none())
+            .filter(|p| findings.iter().all(|f| f.offender != *p))
+            .collect();
+        let needed = replica.charter().quorum.needed(conforming.len());
+        let backing = conforming
+            .iter()
+            .filter(|p| announced.get(p) == Some(&root))
+            .count();
+        if needed > 0 && backing >= needed {
+            return subset;
+        }
+    }
+    Vec::new()
 }
 
 /// Which rule a signed op breaks (`Ok(None)`: none; `Err`: cannot tell yet).

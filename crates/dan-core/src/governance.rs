@@ -67,9 +67,15 @@ pub struct Member {
 }
 
 impl Member {
-    /// The digest that goes into the state root.
+    /// The digest that goes into the state root. The deprecation's wording
+    /// is left out: it depends on which evidence an instance saw first, and
+    /// the status and the deprecations root already say what matters.
     pub fn digest(&self) -> Hash32 {
-        Hash32::tagged("dan member v1", &[&codec::encode(self)])
+        let without_wording = Member {
+            deprecation: None,
+            ..self.clone()
+        };
+        Hash32::tagged("dan member v1", &[&codec::encode(&without_wording)])
     }
 }
 

@@ -232,7 +232,7 @@ impl Replica {
                 reason: finding.reason.clone(),
                 evidence,
             });
-        if finding.cutoff < entry.cutoff {
+        if (finding.cutoff, evidence) < (entry.cutoff, entry.evidence) {
             *entry = Deprecation {
                 cutoff: finding.cutoff,
                 reason: finding.reason.clone(),
@@ -340,11 +340,22 @@ impl Replica {
     /// applies. The state is a function of the ops *and* of these, so two
     /// checkpoints describe the same inputs only if both roots match.
     pub fn deprecations_root(&self) -> Hash32 {
-        let entries: Vec<(PeerKey, u64)> = self
+        self.deprecations_root_with(&[])
+    }
+
+    /// The deprecations root this replica would have after also applying
+    /// `findings`.
+    pub fn deprecations_root_with(&self, findings: &[&Finding]) -> Hash32 {
+        let mut cutoffs: BTreeMap<PeerKey, u64> = self
             .deprecations
             .iter()
             .map(|(p, d)| (*p, d.cutoff))
             .collect();
+        for finding in findings {
+            let cutoff = cutoffs.entry(finding.offender).or_insert(finding.cutoff);
+            *cutoff = (*cutoff).min(finding.cutoff);
+        }
+        let entries: Vec<(PeerKey, u64)> = cutoffs.into_iter().collect();
         Hash32::tagged("dan deprecations v1", &[&crate::codec::encode(&entries)])
     }
 

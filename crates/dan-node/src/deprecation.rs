@@ -3,6 +3,9 @@
 //! [`SignedEvidence::check`]), deprecate proven offenders, and answer false
 //! accusations with evidence against the accuser.
 
+use std::collections::BTreeMap;
+
+use dan_core::evidence::adoptable;
 use dan_core::{
     Evidence, EvidenceCheck, Finding, Hash32, PeerKey, Replica, SignedEvidence, SignedGenesis,
 };
@@ -16,6 +19,9 @@ use crate::replication::now_ms;
 
 /// Evidence status as stored.
 const PROVEN: &str = "proven";
+/// Taken over from a quorum of members: this instance cannot check it on
+/// its own any more (it refers to an op set that is in the past).
+const ADOPTED: &str = "adopted";
 const UNFOUNDED: &str = "unfounded";
 const PENDING: &str = "pending";
 const AGAINST_ME: &str = "against_this_instance";
@@ -55,7 +61,7 @@ pub(crate) async fn proven_findings(
         let (Some(offender), Some(cutoff)) = (&stored.offender, stored.cutoff) else {
             continue;
         };
-        if stored.status != PROVEN {
+        if stored.status != PROVEN && stored.status != ADOPTED {
             continue;
         }
         let (Ok(offender), Ok(id)) = (offender.parse::<PeerKey>(), stored.id.parse::<Hash32>())
@@ -120,7 +126,7 @@ impl Node {
                 .as_ref()
                 .map_or(0, |r| r.chain_len(&self.peer_id()))
         };
-        let signed = SignedEvidence::sign(evidence, &self.inner().keypair, seq, now_ms());
+        let signed = SignedEvidence::sign(evidence, &self.keypair(), seq, now_ms());
         self.accept_evidence(signed).await
     }
 
@@ -165,7 +171,7 @@ impl Node {
                         "this instance was deprecated by the network: {}",
                         finding.reason
                     );
-                    if let Some(net) = self.inner().net.get() {
+                    if let Some(net) = self.net() {
                         net.note_deprecated(&finding.reason);
                     }
                     EvidenceOutcome::AgainstThisInstance { finding }
@@ -229,6 +235,73 @@ impl Node {
                 self.accept_evidence(signed).await?;
             }
         }
+        self.adopt_pending_evidence().await
+    }
+
+    /// Takes over the deprecations that this instance cannot check on its
+    /// own (it joined, or came back, after the op set they refer to) once a
+    /// quorum of members announce them in their signed checkpoints (see
+    /// [`adoptable`]). Without this, a newcomer's state would never match
+    /// the network's.
+    pub(crate) async fn adopt_pending_evidence(&self) -> Result<(), NodeError> {
+        let me = self.peer_id();
+        let claims: Vec<(StoredEvidence, Finding)> = self
+            .inner()
+            .store
+            .evidence()
+            .await?
+            .into_iter()
+            .filter(|e| e.status == PENDING)
+            .filter_map(|e| {
+                let claim = SignedEvidence::from_bytes(&e.bytes)
+                    .ok()?
+                    .evidence
+                    .claim()?;
+                (claim.offender != me).then_some((e, claim))
+            })
+            .collect();
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let announced: BTreeMap<PeerKey, Hash32> = self
+            .net()
+            .map(|net| net.peers())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(peer, info)| Some((peer, info.roots?.1?)))
+            .collect();
+        let mut adopted = Vec::new();
+        {
+            let mut ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+            let findings: Vec<Finding> = claims.iter().map(|(_, f)| f.clone()).collect();
+            let mut must_rebuild = false;
+            for i in adoptable(replica, &findings, &announced) {
+                let (stored, finding) = &claims[i];
+                let stored = StoredEvidence {
+                    status: ADOPTED.into(),
+                    offender: Some(finding.offender.to_string()),
+                    cutoff: Some(finding.cutoff),
+                    reason: finding.reason.clone(),
+                    ..stored.clone()
+                };
+                let id = Hash32::of(&stored.bytes);
+                self.inner().store.save_evidence(&stored, &id.0).await?;
+                must_rebuild |= replica.deprecate(finding, id);
+                tracing::warn!(
+                    "deprecated {} on the word of a quorum of members: {}",
+                    finding.offender,
+                    finding.reason
+                );
+                adopted.push(finding.clone());
+            }
+            if must_rebuild {
+                self.reload(replica).await?;
+            }
+        }
+        if !adopted.is_empty() {
+            self.emit(NodeEvent::MembersChanged);
+        }
         Ok(())
     }
 
@@ -243,7 +316,7 @@ impl Node {
             .evidence()
             .await?
             .into_iter()
-            .filter(|e| e.status == PROVEN || e.status == AGAINST_ME)
+            .filter(|e| [PROVEN, ADOPTED, AGAINST_ME].contains(&e.status.as_str()))
             .map(|e| e.bytes)
             .collect())
     }

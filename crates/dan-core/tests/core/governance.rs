@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dan_core::conformance::{Hello, SignedHello, Verdict, judge};
+use dan_core::conformance::{SignedHello, Verdict, judge};
 use dan_core::replica::OpRejection;
 use dan_core::{
     FieldValue, GovernanceAction, Hash32, Keypair, MemberStatus, Payload, RecordAction, RecordId,
@@ -10,7 +10,7 @@ use dan_core::{
 };
 use proptest::prelude::*;
 
-use crate::support::{govern, join_request, solo_genesis, trio};
+use crate::support::{govern, hello, join_request, solo_genesis, trio};
 
 #[test]
 fn no_single_admin_third_member_needs_two_approvals_and_records_wait_for_three_members() {
@@ -213,24 +213,6 @@ proptest! {
         prop_assert_eq!(in_order.0, 0);
         prop_assert_eq!(in_order, any_order);
     }
-}
-
-fn hello(key: &Keypair, replica: &Replica, tweak: impl FnOnce(&mut Hello)) -> SignedHello {
-    let mut hello = Hello {
-        peer: key.public(),
-        protocol_version: dan_core::PROTOCOL_VERSION,
-        code_hash: Hash32::of(b"build A"),
-        network: Some(replica.network_id()),
-        charter_hash: Some(replica.charter().hash()),
-        ops_root: Some(replica.ops_root()),
-        deprecations_root: Some(replica.deprecations_root()),
-        state_root: Some(replica.state_root()),
-        op_count: replica.op_count(),
-        origin_seq: 0,
-        sent_ms: 1,
-    };
-    tweak(&mut hello);
-    SignedHello::sign(hello, key)
 }
 
 #[test]

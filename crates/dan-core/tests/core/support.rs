@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dan_core::charter::Charter;
+use dan_core::conformance::{Hello, SignedHello};
 use dan_core::{
     FieldValue, Genesis, Hash32, Keypair, Payload, RecordAction, RecordId, Replica, SignedGenesis,
     VerifiedOp,
@@ -170,4 +171,27 @@ pub(crate) fn trio() -> Trio {
         keys,
         admissions,
     }
+}
+
+/// A signed hello (checkpoint) of `key` describing `replica`, then `tweak`ed.
+pub(crate) fn hello(
+    key: &Keypair,
+    replica: &Replica,
+    tweak: impl FnOnce(&mut Hello),
+) -> SignedHello {
+    let mut hello = Hello {
+        peer: key.public(),
+        protocol_version: dan_core::PROTOCOL_VERSION,
+        code_hash: Hash32::of(b"build A"),
+        network: Some(replica.network_id()),
+        charter_hash: Some(replica.charter().hash()),
+        ops_root: Some(replica.ops_root()),
+        deprecations_root: Some(replica.deprecations_root()),
+        state_root: Some(replica.state_root()),
+        op_count: replica.op_count(),
+        origin_seq: 0,
+        sent_ms: 1,
+    };
+    tweak(&mut hello);
+    SignedHello::sign(hello, key)
 }

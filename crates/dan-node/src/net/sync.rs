@@ -193,6 +193,9 @@ async fn exchange_evidence(node: &Node, net: &NetHandle, peer: PeerId) {
             tracing::warn!("checking evidence: {e}");
         }
     }
+    if let Err(e) = node.adopt_pending_evidence().await {
+        tracing::warn!("adopting the network's deprecations: {e}");
+    }
 }
 
 /// Asks `peer` how far this instance's own chain goes there, so that writes
