@@ -14,7 +14,7 @@ use tauri::{AppHandle, Runtime, State};
 
 use crate::error::CommandError;
 use crate::events;
-use crate::state::{AppState, Running};
+use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, CommandError>;
 
@@ -68,10 +68,10 @@ async fn open<R: Runtime>(
     credentials: Credentials,
 ) -> Result<Status> {
     let node = Node::open(NodeConfig::new(&state.data_dir), credentials).await?;
-    let net = dan_node::net::start(&node, crate::net_config()).await?;
+    dan_node::net::start(&node, crate::net_config()).await?;
     events::forward(app.clone(), &node);
     let status = node.status().await;
-    state.set_running(Running { node, net }).await;
+    state.set_running(node).await;
     Ok(status)
 }
 
@@ -390,9 +390,9 @@ pub async fn restore_backup<R: Runtime>(
     path: PathBuf,
     password: String,
 ) -> Result<Status> {
-    if let Some(running) = state.take_running().await {
-        running.net.shutdown().await;
-        running.node.close().await;
+    if let Some(node) = state.take_running().await {
+        node.stop_network().await;
+        node.close().await;
     }
     Node::restore_backup(&state.data_dir, &path, &password).await?;
     open(

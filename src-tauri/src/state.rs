@@ -5,22 +5,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dan_node::Node;
-use dan_node::net::NetHandle;
 use tokio::sync::RwLock;
 
 use crate::error::CommandError;
 
 /// How long admin actions stay unlocked after the password was entered.
 pub const ADMIN_SESSION: Duration = Duration::from_secs(5 * 60);
-
-/// A running instance.
-#[derive(Clone)]
-pub struct Running {
-    /// The instance.
-    pub node: Node,
-    /// Its network layer.
-    pub net: NetHandle,
-}
 
 /// The admin password, held in this process for a short time after the
 /// admin entered it. It never goes back to the UI.
@@ -33,7 +23,7 @@ struct AdminSession {
 pub struct AppState {
     /// The instance's data directory.
     pub data_dir: PathBuf,
-    running: RwLock<Option<Running>>,
+    running: RwLock<Option<Node>>,
     admin: std::sync::Mutex<Option<AdminSession>>,
     launch_link: std::sync::Mutex<Option<String>>,
 }
@@ -58,17 +48,12 @@ impl AppState {
     }
 
     /// The running instance, or `not_ready`.
-    pub async fn running(&self) -> Result<Running, CommandError> {
+    pub async fn node(&self) -> Result<Node, CommandError> {
         self.running
             .read()
             .await
             .clone()
             .ok_or_else(CommandError::not_ready)
-    }
-
-    /// The running instance's node, or `not_ready`.
-    pub async fn node(&self) -> Result<dan_node::Node, CommandError> {
-        Ok(self.running().await?.node)
     }
 
     /// Whether an instance runs.
@@ -77,12 +62,12 @@ impl AppState {
     }
 
     /// Installs the running instance.
-    pub async fn set_running(&self, running: Running) {
-        *self.running.write().await = Some(running);
+    pub async fn set_running(&self, node: Node) {
+        *self.running.write().await = Some(node);
     }
 
     /// Takes the running instance out (to stop it).
-    pub async fn take_running(&self) -> Option<Running> {
+    pub async fn take_running(&self) -> Option<Node> {
         self.running.write().await.take()
     }
 

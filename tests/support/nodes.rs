@@ -89,9 +89,8 @@ impl TestNode {
     /// closed so the copy is consistent), then reopens it as it was.
     pub async fn backup(&mut self) -> anyhow::Result<tempfile::TempDir> {
         let online = self.net.is_some();
-        if let Some(net) = self.net.take() {
-            net.shutdown().await;
-        }
+        self.net = None;
+        self.node.stop_network().await;
         self.node.close().await;
         let copy = tempfile::tempdir()?;
         std::fs::copy(self.dir.path().join("dan.db"), copy.path().join("dan.db"))?;
@@ -102,9 +101,8 @@ impl TestNode {
     /// Replaces the instance's database by a backup and restarts it.
     pub async fn restore(&mut self, backup: &tempfile::TempDir) -> anyhow::Result<()> {
         let online = self.net.is_some();
-        if let Some(net) = self.net.take() {
-            net.shutdown().await;
-        }
+        self.net = None;
+        self.node.stop_network().await;
         self.node.close().await;
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(self.dir.path().join(format!("dan.db{suffix}")));
@@ -123,9 +121,8 @@ impl TestNode {
 
     /// Stops networking; the instance keeps running and accepts writes.
     pub async fn go_offline(&mut self) -> anyhow::Result<()> {
-        if let Some(net) = self.net.take() {
-            net.shutdown().await;
-        }
+        self.net = None;
+        self.node.stop_network().await;
         self.node.close().await;
         self.node = open(self.dir.path()).await?;
         Ok(())
@@ -161,9 +158,7 @@ impl TestNode {
 
     /// Stops the network layer and closes the database.
     pub async fn stop(self) {
-        if let Some(net) = &self.net {
-            net.shutdown().await;
-        }
+        self.node.stop_network().await;
         self.node.close().await;
     }
 }

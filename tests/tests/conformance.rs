@@ -2,11 +2,12 @@
 //! upgrade path): a modified executable and tampered rows are caught by
 //! their hashes and deprecated everywhere while the offender keeps running
 //! as a fork; a rolling upgrade moves every instance to a new build without
-//! breaking the network; a deliberate fork takes the data along.
+//! breaking the network; a deliberate fork takes the data along; a
+//! repaired instance comes back only under a new key and a fresh quorum.
 
 use std::time::Duration;
 
-use dan_tests::{Instance, cli_converged, cli_network, modified_dan_bin, wait_until};
+use dan_tests::{Instance, cli_converged, cli_network, dan_bin, modified_dan_bin, wait_until};
 use serde_json::Value;
 
 fn status_of(instance: &Instance, peer: &str, in_table: &str) -> Option<String> {
@@ -89,6 +90,86 @@ fn deprecation_an_instance_running_an_executable_one_byte_off_is_deprecated_ever
     mallory.use_bin(modified);
     mallory.start_networked(&[])?;
     assert_deprecated_everywhere(&instances, "approved")?;
+    for instance in &mut instances {
+        instance.stop()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn readmission_a_repaired_instance_comes_back_under_a_new_key_with_a_fresh_quorum()
+-> anyhow::Result<()> {
+    let (_keep, modified) = modified_dan_bin()?;
+    let mut instances = cli_network(&["alice", "bob", "carol", "dave", "mallory"], &[])?;
+    let before = write(&instances[0], "before")?;
+    cli_converged(&instances, Duration::from_secs(60))?;
+    let deprecated_key = instances[4].peer_id()?;
+    instances[4].stop()?;
+    instances[4].use_bin(modified);
+    instances[4].start_networked(&[])?;
+    assert_deprecated_everywhere(&instances, "approved")?;
+
+    let mallory = &mut instances[4];
+    mallory.stop()?;
+    mallory.use_bin(dan_bin());
+    mallory.start_networked(&[])?;
+    let link = instances[0].invite(&[])?;
+    instances[4].ok(&["join", &link, "--no-wait"])?;
+    let new_key = instances[4].peer_id()?;
+    assert_ne!(new_key, deprecated_key, "readmission must use a new key");
+    let archived = std::fs::read_dir(instances[4].data_dir())?
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("network-"));
+    assert!(archived, "the fork's data is archived, not thrown away");
+    for approver in &instances[1..3] {
+        wait_until(
+            Duration::from_secs(30),
+            "the readmission request to reach the approver",
+            || status_of(approver, &new_key, "members").is_some(),
+        )?;
+        let output = approver.run(&["approve", &new_key])?;
+        assert!(
+            output.status.success()
+                || String::from_utf8_lossy(&output.stderr).contains("already a member"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    wait_until(
+        Duration::from_secs(60),
+        "the repaired instance to be a member again",
+        || {
+            instances[4]
+                .json(&["status"])
+                .is_ok_and(|s| s["state"] == "active")
+        },
+    )?;
+    let back = write(&instances[4], "written after readmission")?;
+    cli_converged(&instances, Duration::from_secs(90))?;
+    for instance in &instances[..4] {
+        instance.ok(&["record", "get", &back])?;
+        assert_eq!(
+            status_of(instance, &deprecated_key, "members").as_deref(),
+            Some("deprecated"),
+            "the old key stays deprecated on {}",
+            instance.name
+        );
+        assert_eq!(
+            status_of(instance, &new_key, "members").as_deref(),
+            Some("member")
+        );
+    }
+    assert_eq!(
+        status_of(&instances[4], &deprecated_key, "members").as_deref(),
+        Some("deprecated"),
+        "the newcomer takes over the deprecation of its old key from the network"
+    );
+    instances[4].ok(&["record", "get", &before])?;
+    let listed = instances[4].ok(&["record", "list"])?;
+    assert!(
+        !listed.contains("written by the deprecated instance"),
+        "a record written as a fork came back with the readmitted instance: {listed}"
+    );
     for instance in &mut instances {
         instance.stop()?;
     }

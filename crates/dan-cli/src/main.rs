@@ -452,14 +452,14 @@ async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
     if !args.listen.is_empty() {
         net_config.listen = args.listen;
     }
-    let net = dan_node::net::start(&node, net_config).await?;
+    dan_node::net::start(&node, net_config).await?;
     tracing::info!(
         peer_id = %node.peer_id(),
         data_dir = %node.data_dir().display(),
         "DAN instance running; stop it with Ctrl-C"
     );
     let served = dan_node::control::serve(node.clone(), shutdown_signal()).await;
-    net.shutdown().await;
+    node.stop_network().await;
     node.close().await;
     tracing::info!("DAN instance stopped");
     Ok(served?)

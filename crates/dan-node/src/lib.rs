@@ -18,6 +18,7 @@ pub mod membership;
 pub mod net;
 mod node;
 pub mod proposals;
+mod readmission;
 mod replication;
 pub mod secrets;
 

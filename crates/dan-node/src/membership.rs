@@ -157,9 +157,7 @@ impl Node {
             (replica.network_id(), replica.charter().name.clone())
         };
         let addrs = self
-            .inner()
-            .net
-            .get()
+            .net()
             .map(|net| net.shareable_addrs())
             .unwrap_or_default();
         if addrs.is_empty() {
@@ -181,7 +179,7 @@ impl Node {
             expires_ms,
             uses,
         };
-        let signed = SignedInvite::sign(invite, &self.inner().keypair)
+        let signed = SignedInvite::sign(invite, &self.keypair())
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let stored = StoredInvite {
             id: hex::encode(id),
@@ -302,7 +300,7 @@ impl Node {
             invite: Some(invite.clone()),
             requested_ms: now_ms(),
         };
-        let signed = SignedJoinRequest::sign(request, &self.inner().keypair)
+        let signed = SignedJoinRequest::sign(request, &self.keypair())
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         Ok(signed.to_bytes())
     }
@@ -324,7 +322,12 @@ impl Node {
             if replica.network_id() != invite.invite.network && !leave_current {
                 return Err(NodeError::HasNetwork(replica.charter().name.clone()));
             }
-            if replica.network_id() == invite.invite.network && replica.is_member(&self.peer_id()) {
+            if replica.network_id() == invite.invite.network
+                && replica.is_member(&self.peer_id())
+                && crate::deprecation::against_me(&self.inner().store)
+                    .await?
+                    .is_none()
+            {
                 return Err(NodeError::Invalid(format!(
                     "this instance is already a member of {}",
                     replica.charter().name
@@ -356,7 +359,7 @@ impl Node {
         };
         if switching {
             self.switch_network(&genesis).await?;
-            if let Some(net) = self.inner().net.get() {
+            if let Some(net) = self.net() {
                 net.forget_chain_head();
             }
         }
@@ -403,7 +406,7 @@ impl Node {
                 .as_ref()
                 .map_or((0, 0), |r| approvals_of(r, &self.peer_id()))
         };
-        let net_view = self.inner().net.get().and_then(|n| n.join_view());
+        let net_view = self.net().and_then(|n| n.join_view());
         let (approvals, needed) = net_view.map_or((approvals, needed), |(a, n)| {
             (a.max(approvals), n.max(needed))
         });
@@ -419,7 +422,9 @@ impl Node {
 
     /// Joins a network through an invite link (admin only): checks the
     /// link, contacts the inviter and waits for its answer. Admission then
-    /// needs the members' approvals (see [`Node::join_progress`]).
+    /// needs the members' approvals (see [`Node::join_progress`]). An
+    /// instance the network deprecated first starts afresh under a new key
+    /// (see the `readmission` module): that is how it asks to be readmitted.
     pub async fn join(
         &self,
         link: &str,
@@ -429,11 +434,11 @@ impl Node {
     ) -> Result<JoinProgress, NodeError> {
         self.verify_admin(password).await?;
         let invite = self.check_invite_link(link, leave_current).await?;
+        if self.deprecated_in(&invite.invite.network).await? {
+            self.start_afresh(password).await?;
+        }
         let net = self
-            .inner()
-            .net
-            .get()
-            .cloned()
+            .net()
             .ok_or_else(|| NodeError::Invalid("the network layer is not running".into()))?;
         let admin_name = admin_name.unwrap_or(&self.inner().name).to_owned();
         net.join(self, &invite, &admin_name).await
@@ -441,7 +446,7 @@ impl Node {
 
     /// Every peer seen, with what the handshake decided.
     pub fn peers(&self) -> Vec<PeerView> {
-        let Some(net) = self.inner().net.get() else {
+        let Some(net) = self.net() else {
             return Vec::new();
         };
         net.peers()
@@ -514,7 +519,8 @@ impl Node {
     pub async fn members(&self) -> Result<Vec<MemberView>, NodeError> {
         let ledger = self.inner().ledger.lock().await;
         let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-        let net = self.inner().net.get();
+        let net = self.net();
+        let net = net.as_ref();
         let mine = (
             Some(replica.ops_root()),
             Some(replica.deprecations_root()),

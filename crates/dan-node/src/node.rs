@@ -16,7 +16,6 @@ use dan_core::{
 };
 use dan_store::{RecordQuery, Store};
 use fs4::fs_std::FileExt;
-use std::sync::OnceLock;
 
 use dan_core::SignedInvite;
 use tokio::sync::{Mutex, broadcast};
@@ -32,7 +31,7 @@ use crate::secrets::{SealedKey, SecretError, UnlockKey, random_bytes, unlock_del
 pub(crate) const DB_FILE: &str = "dan.db";
 const LOCK_FILE: &str = "instance.lock";
 const META_NAME: &str = "instance_name";
-const META_SEALED_KEY: &str = "sealed_key";
+pub(crate) const META_SEALED_KEY: &str = "sealed_key";
 const META_FAILED_UNLOCKS: &str = "failed_unlocks";
 pub(crate) const META_GENESIS: &str = "genesis";
 pub(crate) const META_JOINING: &str = "joining_invite";
@@ -92,7 +91,7 @@ pub struct Node {
 pub(crate) struct Inner {
     pub(crate) data_dir: PathBuf,
     pub(crate) store: Store,
-    pub(crate) keypair: Keypair,
+    keypair: std::sync::RwLock<Keypair>,
     sealed: std::sync::RwLock<SealedKey>,
     pub(crate) name: String,
     pub(crate) code_hash: CodeHash,
@@ -100,7 +99,7 @@ pub(crate) struct Inner {
     admin_gate: Mutex<()>,
     integrity: IntegrityReport,
     pub(crate) events: broadcast::Sender<NodeEvent>,
-    pub(crate) net: OnceLock<NetHandle>,
+    net: std::sync::RwLock<Option<NetHandle>>,
     pub(crate) joining: std::sync::Mutex<Option<SignedInvite>>,
     lock: std::sync::Mutex<Option<std::fs::File>>,
 }
@@ -222,6 +221,22 @@ async fn read_sealed_key(store: &Store, data_dir: &Path) -> Result<SealedKey, No
     serde_json::from_slice(&bytes).map_err(|e| SecretError::Damaged(e.to_string()).into())
 }
 
+/// Seals `keypair` under `password` (slow on purpose, so off the async
+/// threads): the sealed key, the unlock key and the sealed key as stored.
+pub(crate) async fn seal(
+    keypair: &Keypair,
+    password: &str,
+) -> Result<(SealedKey, UnlockKey, Vec<u8>), NodeError> {
+    let keypair = keypair.clone();
+    let password = password.to_owned();
+    let (sealed, unlock) =
+        tokio::task::spawn_blocking(move || SealedKey::seal(&keypair, &password))
+            .await
+            .map_err(|e| SecretError::Damaged(format!("sealing crashed: {e}")))??;
+    let json = serde_json::to_vec(&sealed).map_err(|e| SecretError::Damaged(e.to_string()))?;
+    Ok((sealed, unlock, json))
+}
+
 /// Checks `password` against the sealed key, with a delay that grows with
 /// each wrong attempt (the count survives restarts).
 async fn check_password(
@@ -268,13 +283,7 @@ impl Node {
             return Err(NodeError::AlreadyInitialized(data_dir.to_owned()));
         }
         let keypair = Keypair::from_secret(random_bytes()?);
-        let password = password.to_owned();
-        let to_seal = keypair.clone();
-        let (sealed, _) = tokio::task::spawn_blocking(move || SealedKey::seal(&to_seal, &password))
-            .await
-            .map_err(|e| SecretError::Damaged(format!("sealing crashed: {e}")))??;
-        let sealed_json =
-            serde_json::to_vec(&sealed).map_err(|e| SecretError::Damaged(e.to_string()))?;
+        let (_, _, sealed_json) = seal(&keypair, password).await?;
         store
             .set_meta(&[
                 (META_NAME, name.as_bytes()),
@@ -318,7 +327,7 @@ impl Node {
             inner: Arc::new(Inner {
                 data_dir,
                 store,
-                keypair,
+                keypair: std::sync::RwLock::new(keypair),
                 sealed: std::sync::RwLock::new(sealed),
                 name,
                 code_hash: code_hash()?,
@@ -330,7 +339,7 @@ impl Node {
                 admin_gate: Mutex::new(()),
                 integrity,
                 events: broadcast::channel(1024).0,
-                net: OnceLock::new(),
+                net: std::sync::RwLock::new(None),
                 joining: std::sync::Mutex::new(joining),
                 lock: std::sync::Mutex::new(Some(lock)),
             }),
@@ -348,7 +357,61 @@ impl Node {
 
     /// This instance's peer id.
     pub fn peer_id(&self) -> PeerKey {
-        self.inner.keypair.public()
+        self.keypair().public()
+    }
+
+    /// This instance's key pair (replaced only by a readmission).
+    pub(crate) fn keypair(&self) -> Keypair {
+        match self.inner.keypair.read() {
+            Ok(keypair) => keypair.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the key pair and its sealed form (readmission).
+    pub(crate) fn replace_keypair(&self, keypair: Keypair, sealed: SealedKey) {
+        match self.inner.keypair.write() {
+            Ok(mut current) => *current = keypair,
+            Err(poisoned) => *poisoned.into_inner() = keypair,
+        }
+        match self.inner.sealed.write() {
+            Ok(mut current) => *current = sealed,
+            Err(poisoned) => *poisoned.into_inner() = sealed,
+        }
+    }
+
+    /// The running network layer, if any.
+    pub(crate) fn net(&self) -> Option<NetHandle> {
+        match self.inner.net.read() {
+            Ok(net) => net.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Attaches a started network layer; refused while one is attached.
+    pub(crate) fn attach_net(&self, handle: NetHandle) -> Result<(), NodeError> {
+        let mut net = match self.inner.net.write() {
+            Ok(net) => net,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if net.is_some() {
+            return Err(NodeError::Invalid(
+                "the network layer is already running".into(),
+            ));
+        }
+        *net = Some(handle);
+        Ok(())
+    }
+
+    /// Stops the network layer (if running) and detaches it, returning its
+    /// settings so it can be started again.
+    pub async fn stop_network(&self) -> Option<crate::net::NetConfig> {
+        let handle = match self.inner.net.write() {
+            Ok(mut net) => net.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }?;
+        handle.shutdown().await;
+        Some(handle.config().clone())
     }
 
     /// The data directory.
@@ -374,13 +437,7 @@ impl Node {
     pub async fn change_password(&self, old: &str, new: &str) -> Result<(), NodeError> {
         self.verify_admin(old).await?;
         crate::secrets::check_new_password(new)?;
-        let keypair = self.inner.keypair.clone();
-        let new_password = new.to_owned();
-        let (sealed, _) =
-            tokio::task::spawn_blocking(move || SealedKey::seal(&keypair, &new_password))
-                .await
-                .map_err(|e| SecretError::Damaged(format!("sealing crashed: {e}")))??;
-        let json = serde_json::to_vec(&sealed).map_err(|e| SecretError::Damaged(e.to_string()))?;
+        let (sealed, _, json) = seal(&self.keypair(), new).await?;
         self.inner
             .store
             .set_meta(&[(META_SEALED_KEY, &json)])
@@ -435,7 +492,7 @@ impl Node {
             own_seq: 0,
             own_seq_on_peers: 0,
         };
-        if let Some(net) = self.inner.net.get() {
+        if let Some(net) = self.net() {
             status.online_peers = net.online_peers();
             status.missing_ops = net.missing_ops();
             status.last_sync = net.last_sync();
@@ -468,7 +525,7 @@ impl Node {
             }
         }
         drop(ledger);
-        let notice = self.inner.net.get().and_then(NetHandle::deprecated_notice);
+        let notice = self.net().as_ref().and_then(NetHandle::deprecated_notice);
         let against_me = crate::deprecation::against_me(&self.inner.store)
             .await
             .ok()
@@ -478,7 +535,7 @@ impl Node {
         if status.deprecation.is_some() && status.network_id.is_some() {
             status.state = NetworkState::Deprecated;
         }
-        if let Some(net) = self.inner.net.get() {
+        if let Some(net) = self.net() {
             status.own_seq_on_peers = net.own_chain_head().0.max(status.own_seq);
         }
         if status.state == NetworkState::Pending {
@@ -513,7 +570,7 @@ impl Node {
                 created_ms: now_ms(),
                 fork_of: None,
             };
-            let signed = SignedGenesis::sign(genesis, &self.inner.keypair)?;
+            let signed = SignedGenesis::sign(genesis, &self.keypair())?;
             let replica = Replica::new(signed.clone())?;
             self.inner
                 .store
@@ -600,12 +657,7 @@ impl Node {
     /// said how far this instance's own chain goes, so a write never
     /// re-signs a seq this instance signed before a crash or restore.
     pub(crate) async fn wait_for_chain_head(&self) {
-        let Some(net) = self
-            .inner
-            .net
-            .get()
-            .filter(|n| n.deprecated_notice().is_none())
-        else {
+        let Some(net) = self.net().filter(|n| n.deprecated_notice().is_none()) else {
             return;
         };
         loop {
@@ -643,12 +695,7 @@ impl Node {
         }
         // A deprecated instance has no network to stay consistent with: it
         // writes on as a fork.
-        if let Some(net) = self
-            .inner
-            .net
-            .get()
-            .filter(|n| n.deprecated_notice().is_none())
-        {
+        if let Some(net) = self.net().filter(|n| n.deprecated_notice().is_none()) {
             let (known, confirmed) = net.own_chain_head();
             let have = replica.chain_len(&self.peer_id());
             if known > have {
@@ -766,7 +813,7 @@ impl Node {
         payload: Payload,
     ) -> Result<(VerifiedOp, Option<RecordView>), NodeError> {
         let body = replica.next_body(self.peer_id(), now_ms(), payload);
-        let op = VerifiedOp::sign(body, &self.inner.keypair)?;
+        let op = VerifiedOp::sign(body, &self.keypair())?;
         let view = match replica.apply(&op)? {
             Applied::New(view) => view.map(|v| *v),
             Applied::Duplicate => None,

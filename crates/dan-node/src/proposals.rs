@@ -238,13 +238,10 @@ impl Node {
                     carried: records.len() as u64,
                 }),
             };
-            (
-                SignedGenesis::sign(genesis, &self.inner().keypair)?,
-                records,
-            )
+            (SignedGenesis::sign(genesis, &self.keypair())?, records)
         };
         self.switch_network(&genesis).await?;
-        if let Some(net) = self.inner().net.get() {
+        if let Some(net) = self.net() {
             net.forget_chain_head();
         }
         if !records.is_empty() {
@@ -257,24 +254,36 @@ impl Node {
     /// Leaves the current network for the one `genesis` founds: the current
     /// data is archived next to the database, then the store starts over.
     pub(crate) async fn switch_network(&self, genesis: &SignedGenesis) -> Result<(), NodeError> {
+        self.start_over(genesis, &[]).await
+    }
+
+    /// Archives the current data (if any) next to the database and starts
+    /// the store over on `genesis`, writing `meta` in the same transaction.
+    pub(crate) async fn start_over(
+        &self,
+        genesis: &SignedGenesis,
+        meta: &[(&str, &[u8])],
+    ) -> Result<(), NodeError> {
         let mut ledger = self.inner().ledger.lock().await;
         let store = &self.inner().store;
+        let genesis_bytes = genesis.to_bytes();
+        let mut entries = vec![(META_GENESIS, genesis_bytes.as_slice())];
+        entries.extend_from_slice(meta);
         if let Some(current) = ledger.replica.as_ref() {
             let archive = self.data_dir().join(format!(
                 "network-{}-{}.db",
                 current.network_id().short(),
                 now_ms()
             ));
-            store.archive_and_reset(&archive).await?;
+            store.archive_and_reset(&archive, &entries).await?;
             tracing::info!(
                 "archived the data of network {} in {}",
                 current.charter().name,
                 archive.display()
             );
+        } else {
+            store.set_meta(&entries).await?;
         }
-        store
-            .set_meta(&[(META_GENESIS, &genesis.to_bytes())])
-            .await?;
         ledger.replica = Some(Replica::new(genesis.clone())?);
         ledger.waiting.clear();
         ledger.reconcile_set = None;

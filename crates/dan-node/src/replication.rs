@@ -31,8 +31,9 @@ impl Node {
         let ledger = inner.ledger.lock().await;
         let joining = self.joining_network();
         let replica = ledger.replica.as_ref();
+        let keypair = self.keypair();
         let hello = Hello {
-            peer: self.peer_id(),
+            peer: keypair.public(),
             protocol_version: PROTOCOL_VERSION,
             code_hash: inner.code_hash,
             network: joining.or(replica.map(|r| r.network_id())),
@@ -41,10 +42,10 @@ impl Node {
             deprecations_root: replica.map(|r| r.deprecations_root()),
             state_root: replica.map(|r| r.state_root()),
             op_count: replica.map_or(0, |r| r.op_count()),
-            origin_seq: replica.map_or(0, |r| r.chain_len(&self.peer_id())),
+            origin_seq: replica.map_or(0, |r| r.chain_len(&keypair.public())),
             sent_ms: now_ms(),
         };
-        SignedHello::sign(hello, &inner.keypair)
+        SignedHello::sign(hello, &keypair)
     }
 
     /// How to treat `peer`, given its hello (see [`conformance::judge`]).

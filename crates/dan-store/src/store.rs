@@ -115,13 +115,7 @@ impl Store {
     /// Writes settings, all in one durable transaction.
     pub async fn set_meta(&self, entries: &[(&str, &[u8])]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (key, value) in entries {
-            sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-                .bind(*key)
-                .bind(*value)
-                .execute(&mut *tx)
-                .await?;
-        }
+        upsert_meta(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -281,9 +275,14 @@ impl Store {
 
     /// Copies the whole database to `archive` (a consistent snapshot), then
     /// empties everything that belongs to the current network (ops,
-    /// records, invites, evidence, peer addresses). Used when an instance
-    /// leaves its network for a fork.
-    pub async fn archive_and_reset(&self, archive: &Path) -> Result<(), StoreError> {
+    /// records, invites, evidence, peer addresses) and writes `meta` (the
+    /// new start), in one transaction. Used when an instance leaves its
+    /// network for a fork, or starts afresh to be readmitted.
+    pub async fn archive_and_reset(
+        &self,
+        archive: &Path,
+        meta: &[(&str, &[u8])],
+    ) -> Result<(), StoreError> {
         self.snapshot(archive).await?;
         let mut tx = self.pool.begin().await?;
         for table in ["ops", "records", "invites", "evidence", "peer_addresses"] {
@@ -294,6 +293,7 @@ impl Store {
         sqlx::query("DELETE FROM meta WHERE key IN ('genesis', 'joining_invite')")
             .execute(&mut *tx)
             .await?;
+        upsert_meta(&mut tx, meta).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -312,6 +312,23 @@ impl Store {
 const FILTER: &str = "WHERE (?1 IS NULL OR collection = ?1) \
      AND (?2 IS NULL OR title LIKE ?2 ESCAPE '\\' OR fields LIKE ?2 ESCAPE '\\') \
      AND (?3 = 1 OR deleted = 0)";
+
+async fn upsert_meta(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    entries: &[(&str, &[u8])],
+) -> Result<(), StoreError> {
+    for (key, value) in entries {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(*key)
+        .bind(*value)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
 
 fn stored_op(row: &sqlx::sqlite::SqliteRow) -> Result<StoredOp, StoreError> {
     Ok(StoredOp {

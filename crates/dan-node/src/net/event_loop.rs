@@ -42,7 +42,7 @@ struct EventLoop {
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
     let traffic = Arc::new(Traffic::default());
     let mut swarm = build_swarm(
-        node.inner().keypair.secret(),
+        node.keypair().secret(),
         &config,
         WireCodec::new(traffic.clone()),
     )?;
@@ -71,12 +71,9 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         traffic,
         commands: commands_tx,
         shared: Arc::new(Mutex::new(shared)),
+        config: Arc::new(config.clone()),
     };
-    if node.inner().net.set(handle.clone()).is_err() {
-        return Err(NodeError::Invalid(
-            "the network layer is already running".into(),
-        ));
-    }
+    node.attach_net(handle.clone())?;
     let event_loop = EventLoop {
         swarm,
         commands,
@@ -109,8 +106,9 @@ impl EventLoop {
                         for peer in peers {
                             let _ = self.swarm.disconnect_peer_id(peer);
                         }
+                        drop(self);
                         let _ = done.send(());
-                        break;
+                        return;
                     }
                     Some(command) => self.on_command(command),
                 },

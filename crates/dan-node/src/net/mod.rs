@@ -139,6 +139,7 @@ pub struct NetHandle {
     traffic: Arc<wire::Traffic>,
     commands: mpsc::Sender<Command>,
     shared: Arc<Mutex<Shared>>,
+    config: Arc<NetConfig>,
 }
 
 pub(crate) fn peer_id_of(key: &PeerKey) -> Option<PeerId> {
@@ -285,7 +286,13 @@ impl NetHandle {
         sync::join(self, node, invite, admin_name).await
     }
 
-    /// Stops the event loop and closes all connections.
+    /// The settings it was started with.
+    pub fn config(&self) -> &NetConfig {
+        &self.config
+    }
+
+    /// Stops the event loop, closes all connections and releases the
+    /// listening sockets.
     pub async fn shutdown(&self) {
         let (done, wait) = oneshot::channel();
         if self.commands.send(Command::Shutdown(done)).await.is_ok() {

@@ -1,0 +1,66 @@
+//! Readmission: an instance the network deprecated asks to come back.
+//!
+//! Evidence is permanent: the key that broke the rules stays deprecated on
+//! every honest instance, and its chain past the cutoff can never be
+//! continued without signing a second op for a seq it already used. So a
+//! repaired instance comes back as a *new* member: it archives its fork,
+//! takes a fresh key (sealed under the same admin password), starts over on
+//! the same genesis and asks to join like any newcomer, which needs a fresh
+//! quorum of approvals, each checking its code hash.
+
+use dan_core::{Keypair, NetworkId, PeerKey};
+
+use crate::deprecation::against_me;
+use crate::error::NodeError;
+use crate::node::{META_SEALED_KEY, Node, seal};
+use crate::secrets::{keyring_forget, keyring_load, keyring_store, random_bytes};
+
+impl Node {
+    /// Whether the network `network` proved this instance broke its rules
+    /// (it runs as a fork and can only come back under a new key).
+    pub(crate) async fn deprecated_in(&self, network: &NetworkId) -> Result<bool, NodeError> {
+        let same_network = {
+            let ledger = self.inner().ledger.lock().await;
+            ledger
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.network_id() == *network)
+        };
+        Ok(same_network && against_me(&self.inner().store).await?.is_some())
+    }
+
+    /// Starts afresh to be readmitted: archives the fork's data, takes a
+    /// new key sealed under `password`, and restarts the network layer
+    /// under the new identity. Returns the new peer id.
+    pub(crate) async fn start_afresh(&self, password: &str) -> Result<PeerKey, NodeError> {
+        let previous = self.peer_id();
+        let keypair = Keypair::from_secret(random_bytes()?);
+        let (sealed, unlock, sealed_json) = seal(&keypair, password).await?;
+        let genesis = {
+            let ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            replica.genesis().clone()
+        };
+        let was_cached = keyring_load(previous).await.is_some();
+        let net_config = self.stop_network().await;
+        let started_over = self
+            .start_over(&genesis, &[(META_SEALED_KEY, &sealed_json)])
+            .await;
+        if started_over.is_ok() {
+            self.replace_keypair(keypair.clone(), sealed);
+            if was_cached {
+                keyring_forget(previous).await;
+                keyring_store(keypair.public(), unlock).await;
+            }
+            tracing::warn!(
+                "started afresh as {} to ask for readmission (was {previous})",
+                keypair.public()
+            );
+        }
+        if let Some(config) = net_config {
+            crate::net::start(self, config).await?;
+        }
+        started_over?;
+        Ok(keypair.public())
+    }
+}
