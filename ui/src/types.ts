@@ -123,7 +123,7 @@ export interface EvidenceView {
   id: string;
   accuser: string;
   offender: string | null;
-  status: "proven" | "unfounded" | "pending" | "against_this_instance";
+  status: "proven" | "adopted" | "unfounded" | "pending" | "against_this_instance";
   reason: string;
   cutoff: number | null;
   received_ms: number;

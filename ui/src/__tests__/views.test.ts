@@ -9,7 +9,7 @@ import { passwordStrength, validateFirstRun, FirstRunView } from "../views/first
 import { RecordWindow, RecordsView, PAGE_SIZE, visibleRange, ROW_HEIGHT } from "../views/records";
 import { buildPut } from "../views/recordEditor";
 import { MemberRow, explainEvidence } from "../views/members";
-import { describeState } from "../views/network";
+import { describeState, NetworkView } from "../views/network";
 
 const status: Status = {
   peer_id: "12D3KooWme",
@@ -146,7 +146,18 @@ describe("members and network", () => {
     expect(text).toMatch(/^carol broke the network's rules/);
     expect(describeState({ ...status, state: "forming", members: 2 })).toMatch(/needs 1 more instance\b/);
     expect(describeState({ ...status, state: "deprecated", deprecation: "its state root is wrong" })).toMatch(/its state root is wrong/);
+    const adopted = explainEvidence({ id: "e", accuser: "p1", offender: "p2", status: "adopted", reason: "it runs software the charter never approved", cutoff: 1, received_ms: 1 }, names);
+    expect(adopted).toMatch(/majority of the members/);
     expect(describeState({ ...status, state: "pending", join: { network_id: "n", network_name: "Commons", inviter: "p", inviter_name: "alice", approvals: 1, needed: 2 } })).toMatch(/1 of 2/);
+  });
+
+  it("offers a deprecated instance to ask for readmission, and no invites", () => {
+    const deprecated = NetworkView({ ...status, state: "deprecated", deprecation: "it runs software the charter never approved" }, () => undefined, {} as Api);
+    expect(deprecated.querySelector('[aria-label="Readmission"]')?.textContent).toMatch(/Ask to be readmitted/);
+    expect(deprecated.querySelector('form[aria-label="Join network"]')).not.toBeNull();
+    expect(deprecated.textContent).not.toMatch(/Create invite link/);
+    const active = NetworkView(status, () => undefined, { invites: async () => [] } as unknown as Api);
+    expect(active.querySelector('[aria-label="Readmission"]')).toBeNull();
   });
 });
 

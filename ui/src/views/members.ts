@@ -89,6 +89,8 @@ export function explainEvidence(evidence: EvidenceView, names: Map<string, strin
   switch (evidence.status) {
     case "proven":
       return `${offender} broke the network's rules: ${evidence.reason}. Every instance checked this on its own; nothing flows to or from ${offender} any more.`;
+    case "adopted":
+      return `${offender} broke the network's rules: ${evidence.reason}. This instance joined after the fact and cannot check it on its own any more; it took this over because a majority of the members hold it proven.`;
     case "against_this_instance":
       return `The network found that this instance broke the rules: ${evidence.reason}. It keeps working here, as a fork, but nothing flows to the network any more.`;
     case "unfounded":

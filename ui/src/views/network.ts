@@ -6,6 +6,7 @@ import { h, field, when } from "../dom";
 import type { Status } from "../types";
 import { asAdmin } from "../components/adminLock";
 import { toast } from "../components/toasts";
+import { JoinNetworkForm } from "./startNetwork";
 
 /** The network's state in words. */
 export function describeState(status: Status): string {
@@ -122,6 +123,25 @@ function ForkSection(refreshAll: () => void, client: Api): HTMLElement {
   );
 }
 
+/** A deprecated instance asks to come back: a new invite, a fresh quorum. */
+function ReadmissionSection(refreshAll: () => void, client: Api): HTMLElement {
+  return h(
+    "section",
+    { class: "stack", "aria-label": "Readmission" },
+    h(
+      "div",
+      { class: "card" },
+      h("h2", {}, "Ask to be readmitted"),
+      h(
+        "p",
+        {},
+        "First fix the cause (for example, install the version of the app the network approves). Then ask a member's admin for an invite link and paste it below. This instance's current data is archived in its data folder, it comes back under a new identity and syncs the network's records again; the members approve it like a new instance.",
+      ),
+    ),
+    JoinNetworkForm(refreshAll, client),
+  );
+}
+
 export function NetworkView(status: Status, refreshAll: () => void, client: Api = api): HTMLElement {
   const upgrade =
     status.code_approved === false
@@ -140,6 +160,7 @@ export function NetworkView(status: Status, refreshAll: () => void, client: Api 
       status.damaged_records.length ? h("p", { class: "error" }, `Records whose stored data differs from the signed history: ${status.damaged_records.join(", ")}`) : null,
     ),
     status.state === "active" || status.state === "forming" ? InviteSection(refreshAll, client) : null,
+    status.state === "deprecated" ? ReadmissionSection(refreshAll, client) : null,
     status.network_id ? ForkSection(refreshAll, client) : null,
   );
 }
