@@ -78,50 +78,31 @@ fn assert_deprecated_everywhere(instances: &[Instance], words: &str) -> anyhow::
     Ok(())
 }
 
-#[test]
-fn deprecation_an_instance_running_an_executable_one_byte_off_is_deprecated_everywhere()
--> anyhow::Result<()> {
-    let (_keep, modified) = modified_dan_bin()?;
-    let mut instances = cli_network(&["alice", "bob", "carol", "dave", "mallory"], &[])?;
-    write(&instances[0], "before")?;
-    cli_converged(&instances, Duration::from_secs(60))?;
-    let mallory = &mut instances[4];
-    mallory.stop()?;
-    mallory.use_bin(modified);
-    mallory.start_networked(&[])?;
-    assert_deprecated_everywhere(&instances, "approved")?;
-    for instance in &mut instances {
-        instance.stop()?;
-    }
-    Ok(())
-}
-
-#[test]
-fn readmission_a_repaired_instance_comes_back_under_a_new_key_with_a_fresh_quorum()
--> anyhow::Result<()> {
-    let (_keep, modified) = modified_dan_bin()?;
-    let mut instances = cli_network(&["alice", "bob", "carol", "dave", "mallory"], &[])?;
-    let before = write(&instances[0], "before")?;
-    cli_converged(&instances, Duration::from_secs(60))?;
-    let deprecated_key = instances[4].peer_id()?;
-    instances[4].stop()?;
-    instances[4].use_bin(modified);
-    instances[4].start_networked(&[])?;
-    assert_deprecated_everywhere(&instances, "approved")?;
-
-    let mallory = &mut instances[4];
-    mallory.stop()?;
-    mallory.use_bin(dan_bin());
-    mallory.start_networked(&[])?;
-    let link = instances[0].invite(&[])?;
-    instances[4].ok(&["join", &link, "--no-wait"])?;
-    let new_key = instances[4].peer_id()?;
+/// The offender (last instance), repaired and running, asks to come back
+/// with `dan join`: it takes a new key, a quorum approves it, it syncs the
+/// network's records (not its fork's), takes over the deprecation of its
+/// old key, and what it writes reaches everyone again.
+fn assert_readmitted(instances: &[Instance], deprecated_key: &str) -> anyhow::Result<()> {
+    let (honest, offender) = instances.split_at(instances.len() - 1);
+    let offender = &offender[0];
+    wait_until(
+        Duration::from_secs(30),
+        "the restarted offender to learn it is still deprecated",
+        || {
+            offender
+                .json(&["status"])
+                .is_ok_and(|s| s["state"] == "deprecated")
+        },
+    )?;
+    let link = honest[0].invite(&[])?;
+    offender.ok(&["join", &link, "--no-wait"])?;
+    let new_key = offender.peer_id()?;
     assert_ne!(new_key, deprecated_key, "readmission must use a new key");
-    let archived = std::fs::read_dir(instances[4].data_dir())?
+    let archived = std::fs::read_dir(offender.data_dir())?
         .filter_map(Result::ok)
         .any(|e| e.file_name().to_string_lossy().starts_with("network-"));
     assert!(archived, "the fork's data is archived, not thrown away");
-    for approver in &instances[1..3] {
+    for approver in &honest[1..3] {
         wait_until(
             Duration::from_secs(30),
             "the readmission request to reach the approver",
@@ -139,17 +120,17 @@ fn readmission_a_repaired_instance_comes_back_under_a_new_key_with_a_fresh_quoru
         Duration::from_secs(60),
         "the repaired instance to be a member again",
         || {
-            instances[4]
+            offender
                 .json(&["status"])
                 .is_ok_and(|s| s["state"] == "active")
         },
     )?;
-    let back = write(&instances[4], "written after readmission")?;
-    cli_converged(&instances, Duration::from_secs(90))?;
-    for instance in &instances[..4] {
+    let back = write(offender, "written after readmission")?;
+    cli_converged(instances, Duration::from_secs(90))?;
+    for instance in honest {
         instance.ok(&["record", "get", &back])?;
         assert_eq!(
-            status_of(instance, &deprecated_key, "members").as_deref(),
+            status_of(instance, deprecated_key, "members").as_deref(),
             Some("deprecated"),
             "the old key stays deprecated on {}",
             instance.name
@@ -160,16 +141,38 @@ fn readmission_a_repaired_instance_comes_back_under_a_new_key_with_a_fresh_quoru
         );
     }
     assert_eq!(
-        status_of(&instances[4], &deprecated_key, "members").as_deref(),
+        status_of(offender, deprecated_key, "members").as_deref(),
         Some("deprecated"),
         "the newcomer takes over the deprecation of its old key from the network"
     );
-    instances[4].ok(&["record", "get", &before])?;
-    let listed = instances[4].ok(&["record", "list"])?;
+    let listed = offender.ok(&["record", "list"])?;
     assert!(
         !listed.contains("written by the deprecated instance"),
         "a record written as a fork came back with the readmitted instance: {listed}"
     );
+    Ok(())
+}
+
+#[test]
+fn deprecation_an_instance_running_an_executable_one_byte_off_is_deprecated_everywhere_and_readmitted_on_the_approved_build()
+-> anyhow::Result<()> {
+    let (_keep, modified) = modified_dan_bin()?;
+    let mut instances = cli_network(&["alice", "bob", "carol", "dave", "mallory"], &[])?;
+    let before = write(&instances[0], "before")?;
+    cli_converged(&instances, Duration::from_secs(60))?;
+    let deprecated_key = instances[4].peer_id()?;
+    let mallory = &mut instances[4];
+    mallory.stop()?;
+    mallory.use_bin(modified);
+    mallory.start_networked(&[])?;
+    assert_deprecated_everywhere(&instances, "approved")?;
+
+    let mallory = &mut instances[4];
+    mallory.stop()?;
+    mallory.use_bin(dan_bin());
+    mallory.start_networked(&[])?;
+    assert_readmitted(&instances, &deprecated_key)?;
+    instances[4].ok(&["record", "get", &before])?;
     for instance in &mut instances {
         instance.stop()?;
     }
@@ -177,7 +180,7 @@ fn readmission_a_repaired_instance_comes_back_under_a_new_key_with_a_fresh_quoru
 }
 
 #[test]
-fn deprecation_an_instance_serving_rows_edited_behind_its_back_is_deprecated_everywhere()
+fn deprecation_an_instance_serving_rows_edited_behind_its_back_is_deprecated_everywhere_and_readmitted_after_repair()
 -> anyhow::Result<()> {
     let mut instances = cli_network(&["alice", "bob", "carol", "dave", "mallory"], &[])?;
     let edited = write(&instances[4], "original title")?;
@@ -208,6 +211,15 @@ fn deprecation_an_instance_serving_rows_edited_behind_its_back_is_deprecated_eve
         let record = instance.json(&["record", "get", &edited])?;
         assert_eq!(record["title"], "original title");
     }
+
+    let deprecated_key = instances[4].peer_id()?;
+    let mallory = &mut instances[4];
+    mallory.stop()?;
+    mallory.ok(&["repair"])?;
+    mallory.start_networked(&[])?;
+    assert_readmitted(&instances, &deprecated_key)?;
+    let record = instances[4].json(&["record", "get", &edited])?;
+    assert_eq!(record["title"], "original title");
     for instance in &mut instances {
         instance.stop()?;
     }

@@ -110,7 +110,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             let mut config = NodeConfig::new(&data_dir);
             config.on_damage = OnDamage::Repair;
             let node = open_node(config, false).await?;
-            let report = node.integrity().clone();
+            let report = node.integrity();
             node.close().await;
             printer.value(
                 &serde_json::to_value(&report).unwrap_or(Value::Null),

@@ -324,9 +324,7 @@ impl Node {
             }
             if replica.network_id() == invite.invite.network
                 && replica.is_member(&self.peer_id())
-                && crate::deprecation::against_me(&self.inner().store)
-                    .await?
-                    .is_none()
+                && !self.is_deprecated().await?
             {
                 return Err(NodeError::Invalid(format!(
                     "this instance is already a member of {}",

@@ -97,7 +97,7 @@ pub(crate) struct Inner {
     pub(crate) code_hash: CodeHash,
     pub(crate) ledger: Mutex<Ledger>,
     admin_gate: Mutex<()>,
-    integrity: IntegrityReport,
+    integrity: std::sync::RwLock<IntegrityReport>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     net: std::sync::RwLock<Option<NetHandle>>,
     pub(crate) joining: std::sync::Mutex<Option<SignedInvite>>,
@@ -337,7 +337,7 @@ impl Node {
                     reconcile_set: None,
                 }),
                 admin_gate: Mutex::new(()),
-                integrity,
+                integrity: std::sync::RwLock::new(integrity),
                 events: broadcast::channel(1024).0,
                 net: std::sync::RwLock::new(None),
                 joining: std::sync::Mutex::new(joining),
@@ -419,9 +419,21 @@ impl Node {
         &self.inner.data_dir
     }
 
-    /// What the integrity check found at start (clean unless repaired).
-    pub fn integrity(&self) -> &IntegrityReport {
-        &self.inner.integrity
+    /// What the integrity check found at start (clean unless repaired),
+    /// until the store starts over (fork, readmission).
+    pub fn integrity(&self) -> IntegrityReport {
+        match self.inner.integrity.read() {
+            Ok(report) => report.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Forgets the start-up findings: the data they were about is archived.
+    pub(crate) fn clear_integrity(&self) {
+        match self.inner.integrity.write() {
+            Ok(mut report) => *report = IntegrityReport::default(),
+            Err(poisoned) => *poisoned.into_inner() = IntegrityReport::default(),
+        }
     }
 
     /// The sealed secret key as stored now.
@@ -482,8 +494,7 @@ impl Node {
             join: None,
             deprecation: None,
             damaged_records: self
-                .inner
-                .integrity
+                .integrity()
                 .mismatched_records
                 .iter()
                 .take(20)

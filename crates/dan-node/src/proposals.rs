@@ -288,6 +288,7 @@ impl Node {
         ledger.waiting.clear();
         ledger.reconcile_set = None;
         drop(ledger);
+        self.clear_integrity();
         self.emit(NodeEvent::MembersChanged);
         Ok(())
     }

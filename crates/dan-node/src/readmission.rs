@@ -16,8 +16,8 @@ use crate::node::{META_SEALED_KEY, Node, seal};
 use crate::secrets::{keyring_forget, keyring_load, keyring_store, random_bytes};
 
 impl Node {
-    /// Whether the network `network` proved this instance broke its rules
-    /// (it runs as a fork and can only come back under a new key).
+    /// Whether the network `network` deprecated this instance (it runs as
+    /// a fork and can only come back under a new key).
     pub(crate) async fn deprecated_in(&self, network: &NetworkId) -> Result<bool, NodeError> {
         let same_network = {
             let ledger = self.inner().ledger.lock().await;
@@ -26,7 +26,18 @@ impl Node {
                 .as_ref()
                 .is_some_and(|r| r.network_id() == *network)
         };
-        Ok(same_network && against_me(&self.inner().store).await?.is_some())
+        Ok(same_network && self.is_deprecated().await?)
+    }
+
+    /// Whether this instance holds proven evidence against itself, or its
+    /// peers refuse it as deprecated (an instance that served damaged rows
+    /// cannot prove the evidence against itself: its own state agrees with
+    /// its wrong checkpoint).
+    pub(crate) async fn is_deprecated(&self) -> Result<bool, NodeError> {
+        let refused = self
+            .net()
+            .is_some_and(|net| net.deprecated_notice().is_some());
+        Ok(refused || against_me(&self.inner().store).await?.is_some())
     }
 
     /// Starts afresh to be readmitted: archives the fork's data, takes a
