@@ -8,12 +8,14 @@
 pub mod commands;
 pub mod error;
 pub mod events;
+#[cfg(unix)]
+pub mod handover;
 mod qr;
 pub mod state;
 
 use std::path::PathBuf;
 
-use tauri::{Builder, Manager, Runtime};
+use tauri::{AppHandle, Builder, Manager, Runtime};
 
 use state::AppState;
 
@@ -64,15 +66,18 @@ pub fn net_config() -> dan_node::net::NetConfig {
 }
 
 /// Wires state, commands and start-up onto `builder` (any runtime, so the
-/// app also boots in Tauri's mock runtime for tests).
+/// app also boots in Tauri's mock runtime for tests); `on_start` runs once
+/// the app exists.
 pub fn build_app<R: Runtime>(
     builder: Builder<R>,
     data_dir: PathBuf,
     launch_link: Option<String>,
+    on_start: impl FnOnce(AppHandle<R>) + Send + 'static,
 ) -> Builder<R> {
     builder
         .manage(AppState::new(data_dir, launch_link))
-        .setup(|app| {
+        .setup(move |app| {
+            on_start(app.handle().clone());
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 let state = handle.state::<AppState>();
@@ -128,5 +133,27 @@ pub fn run() -> Result<(), tauri::Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn")),
         )
         .try_init();
-    build_app(Builder::default(), data_dir(), launch_link()).run(tauri::generate_context!())
+    let data_dir = data_dir();
+    let link = launch_link();
+    #[cfg(unix)]
+    let listener = match handover::hand_over_or_listen(&data_dir, link.as_deref()) {
+        Ok(handover::Start::HandedOver) => {
+            tracing::info!("handed over to the app already running on this data directory");
+            return Ok(());
+        }
+        Ok(handover::Start::First(listener)) => Some(listener),
+        Err(e) => {
+            tracing::warn!("no hand-over socket (a second start will not reach this one): {e}");
+            None
+        }
+    };
+    build_app(Builder::default(), data_dir, link, move |app| {
+        #[cfg(unix)]
+        if let Some(listener) = listener {
+            handover::serve(listener, app);
+        }
+        #[cfg(not(unix))]
+        let _ = app;
+    })
+    .run(tauri::generate_context!())
 }

@@ -39,7 +39,15 @@ impl AppState {
         }
     }
 
-    /// The `dan://join/…` link the app was opened with, once.
+    /// Keeps a link handed over by a later start (see `handover`), for
+    /// the UI to take.
+    pub fn offer_launch_link(&self, link: String) {
+        if let Ok(mut slot) = self.launch_link.lock() {
+            *slot = Some(link);
+        }
+    }
+
+    /// The `dan://join/…` link the app was opened with (or handed), once.
     pub fn take_launch_link(&self) -> Option<String> {
         self.launch_link
             .lock()

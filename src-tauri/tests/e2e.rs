@@ -301,8 +301,32 @@ async fn desktop_app_first_run_join_edit_and_deprecated_member_in_the_real_windo
     let dir = tempfile::tempdir()?;
     let client = open_app(port, &dir.path().join("app")).await?;
     first_run(&client, "Desk laptop").await?;
+    // The link is clicked while the app runs: the desktop starts the app
+    // again with it, and that second start hands it to the running window.
     let link = alice.invite(&[])?;
-    type_into(&client, "Invite link", &link).await?;
+    let mut second_start = Command::new(APP)
+        .arg("--data-dir")
+        .arg(dir.path().join("app"))
+        .arg(&link)
+        .env("DISPLAY", &display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut exit = None;
+    let handed_over = wait_until(
+        Duration::from_secs(20),
+        "the second start to hand the link over and exit",
+        || {
+            exit = second_start.try_wait().ok().flatten();
+            exit.is_some()
+        },
+    );
+    if handed_over.is_err() {
+        let _ = second_start.kill();
+        let _ = second_start.wait();
+    }
+    handed_over?;
+    assert!(exit.is_some_and(|e| e.success()), "second start: {exit:?}");
     see(&client, "Invited by: alice", Duration::from_secs(30)).await?;
     type_into(&client, "Your name as admin", "Dana").await?;
     button(&client, "Join network").await?.click().await?;

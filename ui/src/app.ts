@@ -59,6 +59,9 @@ export class App {
       case "peer_changed":
         if (event.what.startsWith("refused")) toast(`Connection ${event.what}`, "warning");
         break;
+      case "launch_link":
+        void this.render();
+        break;
       case "checkpoint_now":
         break;
     }
@@ -95,7 +98,8 @@ export class App {
     if (!status) return;
     const link = (await this.client.takeLaunchLink().catch(() => null)) ?? "";
     if (status.state === "none") return replace(this.root, this.frame(StartNetworkView(() => void this.render(), this.client, link)));
-    if (link) toast("This instance already belongs to a network; the invite link was not used.", "warning");
+    if (link && status.state === "deprecated") toast("To ask to be readmitted, paste the invite link under Network → Ask to be readmitted.", "warning");
+    else if (link) toast("This instance already belongs to a network; the invite link was not used.", "warning");
     if (status.state === "pending") {
       return replace(this.root, this.frame(h("main", { class: "centered" }, h("section", { class: "card", "aria-label": "Waiting for approval" }, h("h1", {}, status.join?.network_name ?? "Joining"), h("p", { class: "big" }, describeState(status)), h("p", {}, "The other admins approve new instances. This screen updates by itself.")))));
     }

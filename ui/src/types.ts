@@ -164,4 +164,5 @@ export type DanEvent =
   | { kind: "evidence"; offender: string; reason: string }
   | { kind: "checkpoint_now" }
   | { kind: "sync_progress"; peer: string; fetched: number; total: number }
-  | { kind: "peer_changed"; peer: string; what: string };
+  | { kind: "peer_changed"; peer: string; what: string }
+  | { kind: "launch_link" };
