@@ -219,18 +219,17 @@ impl Node {
         Ok(outcome)
     }
 
+    /// Evidence kept because it could not be decided here.
+    async fn pending_evidence(&self) -> Result<Vec<StoredEvidence>, NodeError> {
+        let mut all = self.inner().store.evidence().await?;
+        all.retain(|e| e.status == PENDING);
+        Ok(all)
+    }
+
     /// Checks again evidence that could not be decided before (e.g. a
     /// checkpoint for an op set this instance has only now reached).
     pub(crate) async fn retry_pending_evidence(&self) -> Result<(), NodeError> {
-        let pending: Vec<StoredEvidence> = self
-            .inner()
-            .store
-            .evidence()
-            .await?
-            .into_iter()
-            .filter(|e| e.status == PENDING)
-            .collect();
-        for stored in pending {
+        for stored in self.pending_evidence().await? {
             if let Ok(signed) = SignedEvidence::from_bytes(&stored.bytes) {
                 self.accept_evidence(signed).await?;
             }
@@ -246,12 +245,9 @@ impl Node {
     pub(crate) async fn adopt_pending_evidence(&self) -> Result<(), NodeError> {
         let me = self.peer_id();
         let claims: Vec<(StoredEvidence, Finding)> = self
-            .inner()
-            .store
-            .evidence()
+            .pending_evidence()
             .await?
             .into_iter()
-            .filter(|e| e.status == PENDING)
             .filter_map(|e| {
                 let claim = SignedEvidence::from_bytes(&e.bytes)
                     .ok()?
