@@ -10,6 +10,7 @@ export interface JoinProgress {
   inviter_name: string;
   approvals: number;
   needed: number;
+  peer_id: string;
 }
 
 export interface Status {

@@ -96,9 +96,10 @@ pub(crate) fn status(v: &Value) -> String {
 /// A join in progress as text.
 pub(crate) fn join_progress(v: &Value) -> String {
     format!(
-        "asked to join \"{}\" (invited by {}); waiting for approval ({} of {})",
+        "asked to join \"{}\" (invited by {}) as {}; waiting for approval ({} of {})",
         text(&v["network_name"]),
         text(&v["inviter_name"]),
+        text(&v["peer_id"]),
         text(&v["approvals"]),
         text(&v["needed"])
     )

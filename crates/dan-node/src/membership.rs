@@ -113,6 +113,9 @@ pub struct JoinProgress {
     pub approvals: u64,
     /// Approvals needed.
     pub needed: u64,
+    /// The peer id this instance asks to join under (a new one when it asks
+    /// to be readmitted): the id the approving admins see.
+    pub peer_id: PeerKey,
 }
 
 fn approvals_of(replica: &Replica, peer: &PeerKey) -> (u64, u64) {
@@ -415,6 +418,7 @@ impl Node {
             inviter_name: invite.invite.inviter_name.clone(),
             approvals,
             needed,
+            peer_id: self.peer_id(),
         })
     }
 

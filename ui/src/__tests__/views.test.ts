@@ -148,7 +148,7 @@ describe("members and network", () => {
     expect(describeState({ ...status, state: "deprecated", deprecation: "its state root is wrong" })).toMatch(/its state root is wrong/);
     const adopted = explainEvidence({ id: "e", accuser: "p1", offender: "p2", status: "adopted", reason: "it runs software the charter never approved", cutoff: 1, received_ms: 1 }, names);
     expect(adopted).toMatch(/majority of the members/);
-    expect(describeState({ ...status, state: "pending", join: { network_id: "n", network_name: "Commons", inviter: "p", inviter_name: "alice", approvals: 1, needed: 2 } })).toMatch(/1 of 2/);
+    expect(describeState({ ...status, state: "pending", join: { network_id: "n", network_name: "Commons", inviter: "p", inviter_name: "alice", approvals: 1, needed: 2, peer_id: "p9" } })).toMatch(/1 of 2/);
   });
 
   it("offers a deprecated instance to ask for readmission, and no invites", () => {
