@@ -331,9 +331,20 @@ impl Replica {
             .count()
     }
 
+    /// Instances admitted and not removed by vote, deprecated ones
+    /// included: whether the network has formed must not depend on whether
+    /// an instance learnt of a deprecation before or after an op (a replay
+    /// of the op log applies deprecations from the start).
+    fn admitted_count(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| matches!(m.status, MemberStatus::Member | MemberStatus::Deprecated))
+            .count()
+    }
+
     /// Whether the network has enough members to accept records.
     pub fn is_forming(&self) -> bool {
-        self.member_count() < self.charter.min_members as usize
+        self.admitted_count() < self.charter.min_members as usize
     }
 
     /// Digest of the deprecations (offender and cutoff) this replica
@@ -599,7 +610,7 @@ impl Replica {
         action.check_limits()?;
         if self.is_forming() && !self.is_carried_over(body) {
             return Err(OpRejection::Forming {
-                members: self.member_count(),
+                members: self.admitted_count(),
                 needed: self.charter.min_members as usize,
             });
         }

@@ -309,3 +309,39 @@ fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason
         Verdict::PullOnly
     );
 }
+
+#[test]
+fn determinism_a_deprecation_learnt_before_or_after_an_op_gives_the_same_state() {
+    let t = trio();
+    let admitted = || {
+        let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+        for op in &t.admissions {
+            replica.apply(op).expect("admission");
+        }
+        replica
+    };
+    let carol_cheated = dan_core::Finding {
+        offender: t.keys[2].public(),
+        cutoff: 1,
+        reason: "signed two different ops with seq 1".into(),
+    };
+    let evidence = Hash32::of(b"evidence");
+
+    let mut op_first = admitted();
+    let op =
+        record_op(&mut op_first, &t.keys[0], 1, 0, 0, 40).expect("a formed network takes records");
+    op_first.deprecate(&carol_cheated, evidence);
+
+    let mut deprecation_first = admitted();
+    deprecation_first.deprecate(&carol_cheated, evidence);
+    deprecation_first
+        .apply(&op)
+        .expect("the network stays formed: a deprecated member was admitted");
+
+    assert_eq!(op_first.ops_root(), deprecation_first.ops_root());
+    assert_eq!(op_first.state_root(), deprecation_first.state_root());
+    assert_eq!(
+        op_first.deprecations_root(),
+        deprecation_first.deprecations_root()
+    );
+}
