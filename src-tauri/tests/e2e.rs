@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use dan_tests::{Instance, modified_dan_bin, wait_until};
+use dan_tests::{Instance, modified_copy, modified_dan_bin, wait_until};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -102,13 +102,18 @@ fn start_driver(display: &str) -> anyhow::Result<(Process, u16)> {
     Ok((process, port))
 }
 
-/// The app window on a fresh data directory.
+/// The app window on `data_dir`.
 async fn open_app(port: u16, data_dir: &Path) -> anyhow::Result<Client> {
+    open_build(port, Path::new(APP), data_dir).await
+}
+
+/// The window of the app executable `app` (another build) on `data_dir`.
+async fn open_build(port: u16, app: &Path, data_dir: &Path) -> anyhow::Result<Client> {
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("wry"));
     caps.insert(
         "tauri:options".into(),
-        json!({ "application": APP, "args": ["--data-dir", data_dir.to_string_lossy()] }),
+        json!({ "application": app, "args": ["--data-dir", data_dir.to_string_lossy()] }),
     );
     let client = ClientBuilder::rustls()?
         .capabilities(caps)
@@ -184,10 +189,29 @@ async fn button(client: &Client, text: &str) -> anyhow::Result<fantoccini::eleme
 }
 
 async fn type_into(client: &Client, label: &str, text: &str) -> anyhow::Result<()> {
-    let element = find(client, &by_label(label)).await?;
-    element.clear().await?;
-    element.send_keys(text).await?;
-    Ok(())
+    type_into_css(client, &by_label(label), text).await
+}
+
+/// Types into the element `css` selects (retried: the page redraws).
+async fn type_into_css(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
+    let mut last = None;
+    for _ in 0..20 {
+        dismiss_toasts(client).await?;
+        let element = find(client, css).await?;
+        scroll_into_view(client, &element).await?;
+        match element.clear().await {
+            Ok(()) => match element.send_keys(text).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(std::env::temp_dir().join("dan-e2e-failure.png"), png);
+    }
+    bail!("typing into {css}: {last:?}")
 }
 
 /// Waits until the page's text contains `text`.
@@ -210,14 +234,35 @@ async fn see(client: &Client, text: &str, timeout: Duration) -> anyhow::Result<(
     }
 }
 
-async fn screenshot(client: &Client, name: &str) -> anyhow::Result<()> {
-    // Notifications would cover the view in the pictures.
+/// Scrolls the page so that `element` is in the middle of the window
+/// (WebKitWebDriver does not scroll to what it types into).
+async fn scroll_into_view(
+    client: &Client,
+    element: &fantoccini::elements::Element,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "arguments[0].scrollIntoView({ block: 'center' })",
+            vec![serde_json::to_value(element)?],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Removes the notifications: they cover the view (and what a test types
+/// into) for a few seconds.
+async fn dismiss_toasts(client: &Client) -> anyhow::Result<()> {
     client
         .execute(
             "document.querySelectorAll('.toast').forEach((t) => t.remove())",
             Vec::new(),
         )
         .await?;
+    Ok(())
+}
+
+async fn screenshot(client: &Client, name: &str) -> anyhow::Result<()> {
+    dismiss_toasts(client).await?;
     let png = client.screenshot().await?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&dir)?;
@@ -238,7 +283,7 @@ async fn first_run(client: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn desktop_app_first_run_join_edit_and_deprecated_member_in_the_real_window()
+async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_the_real_window()
 -> anyhow::Result<()> {
     let (_xvfb, display) = start_xvfb()?;
 
@@ -432,7 +477,101 @@ async fn desktop_app_first_run_join_edit_and_deprecated_member_in_the_real_windo
     screenshot(&client, "network").await?;
 
     client.close().await?;
+
+    // 6. The app itself runs a modified build: the network deprecates it.
+    //    Back on the approved build, it asks to be readmitted from the
+    //    Network tab and comes back under a new peer id.
+    let app_dir = dir.path().join("app");
+    let (_keep_app, modified_app) = modified_copy(Path::new(APP))?;
+    let client = open_build(port, &modified_app, &app_dir).await?;
+    unlock(&client).await?;
+    wait_until(
+        Duration::from_secs(90),
+        "alice to deprecate the app's modified build",
+        || status_of(&alice, &desk).as_deref() == Some("deprecated"),
+    )?;
+    client.close().await?;
+    let client = open_app(port, &app_dir).await?;
+    unlock(&client).await?;
+    wait_for_state(&client, "deprecated").await?;
+    click_tab(&client, "Network").await?;
+    see(&client, "Ask to be readmitted", Duration::from_secs(10)).await?;
+    type_into(&client, "Invite link", &alice.invite(&[])?).await?;
+    see(&client, "Invited by: alice", Duration::from_secs(30)).await?;
+    dismiss_toasts(&client).await?;
+    let join = button(&client, "Join network").await?;
+    scroll_into_view(&client, &join).await?;
+    join.click().await?;
+    type_into_css(
+        &client,
+        "dialog input[aria-label=\"Admin password\"]",
+        PASSWORD,
+    )
+    .await?;
+    find(&client, "dialog button[type=\"submit\"]")
+        .await?
+        .click()
+        .await?;
+    wait_for_state(&client, "active").await?;
+    click_tab(&client, "Records").await?;
+    find(&client, &by_label("Record Edited in the window")).await?;
+    let rows = alice.json(&["members"])?;
+    let readmitted = rows.as_array().and_then(|rows| {
+        rows.iter()
+            .find(|r| r["name"] == "Desk laptop" && r["peer_id"] != desk.as_str())
+    });
+    assert_eq!(
+        readmitted.map(|r| r["status"].clone()),
+        Some(json!("member")),
+        "the app is back under a new peer id: {rows}"
+    );
+    assert_eq!(status_of(&alice, &desk).as_deref(), Some("deprecated"));
+
+    client.close().await?;
     alice.stop()?;
     bob.stop()?;
+    Ok(())
+}
+
+/// The status of `peer` in `instance`'s member table.
+fn status_of(instance: &Instance, peer: &str) -> Option<String> {
+    let rows = instance.json(&["members"]).ok()?;
+    rows.as_array()?
+        .iter()
+        .find(|r| r["peer_id"] == peer)
+        .and_then(|r| r["status"].as_str())
+        .map(str::to_owned)
+}
+
+/// Waits until the header shows the network state `state`.
+async fn wait_for_state(client: &Client, state: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let shown = label_text(client, "Network status").await?;
+        if shown == state {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the app shows “{shown}”, not “{state}”");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Unlocks the instance on start (no OS keyring in this test).
+async fn unlock(client: &Client) -> anyhow::Result<()> {
+    type_into_css(
+        client,
+        "form[aria-label=\"Unlock\"] input[aria-label=\"Admin password\"]",
+        PASSWORD,
+    )
+    .await?;
+    find(
+        client,
+        "form[aria-label=\"Unlock\"] button[type=\"submit\"]",
+    )
+    .await?
+    .click()
+    .await?;
     Ok(())
 }

@@ -10,6 +10,6 @@ pub mod nodes;
 pub mod process;
 
 pub use process::{
-    Instance, PASSWORD, cli_converged, cli_network, cli_network_with, dan_bin, modified_dan_bin,
-    wait_until,
+    Instance, PASSWORD, cli_converged, cli_network, cli_network_with, dan_bin, modified_copy,
+    modified_dan_bin, wait_until,
 };

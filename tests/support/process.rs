@@ -28,9 +28,18 @@ pub fn dan_bin() -> PathBuf {
 /// A copy of the `dan` executable with one byte appended: another build,
 /// with another code hash. Lives as long as the returned directory.
 pub fn modified_dan_bin() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    modified_copy(&dan_bin())
+}
+
+/// A copy of the executable `original` with one byte appended (another
+/// build, another code hash). Lives as long as the returned directory.
+pub fn modified_copy(original: &Path) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("dan-modified");
-    let mut bytes = std::fs::read(dan_bin())?;
+    let name = original
+        .file_name()
+        .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
+    let path = dir.path().join(format!("{name}-modified"));
+    let mut bytes = std::fs::read(original)?;
     bytes.push(0);
     std::fs::write(&path, bytes)?;
     #[cfg(unix)]

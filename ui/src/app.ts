@@ -57,7 +57,8 @@ export class App {
         break;
       }
       case "peer_changed":
-        if (event.what.startsWith("refused")) toast(`Connection ${event.what}`, "warning");
+        // A deprecated instance is refused by everyone; the banner says so once.
+        if (event.what.startsWith("refused") && this.status?.state !== "deprecated") toast(`Connection ${event.what}`, "warning");
         break;
       case "launch_link":
         void this.render();
