@@ -115,12 +115,26 @@ async fn open_build(port: u16, app: &Path, data_dir: &Path) -> anyhow::Result<Cl
         "tauri:options".into(),
         json!({ "application": app, "args": ["--data-dir", data_dir.to_string_lossy()] }),
     );
-    let client = ClientBuilder::rustls()?
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
+    let mut builder = ClientBuilder::rustls()?;
+    builder.capabilities(caps);
+    let url = format!("http://127.0.0.1:{port}");
+    let connect = builder.connect(&url);
+    let client = tokio::time::timeout(Duration::from_secs(90), connect)
         .await
+        .context("the app window did not open within 90 s")?
         .context("connecting to tauri-driver")?;
     Ok(client)
+}
+
+/// Closes the window and waits until the app has exited (its hand-over
+/// socket no longer answers): a new start on the same data directory
+/// would otherwise hand over to it and exit.
+async fn close_app(client: Client, data_dir: &Path) -> anyhow::Result<()> {
+    client.close().await?;
+    let socket = data_dir.join("app.sock");
+    wait_until(Duration::from_secs(30), "the app to exit", || {
+        std::os::unix::net::UnixStream::connect(&socket).is_err()
+    })
 }
 
 fn by_label(label: &str) -> String {
@@ -476,12 +490,12 @@ async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_th
     see(&client, "Create invite link", Duration::from_secs(10)).await?;
     screenshot(&client, "network").await?;
 
-    client.close().await?;
+    let app_dir = dir.path().join("app");
+    close_app(client, &app_dir).await?;
 
     // 6. The app itself runs a modified build: the network deprecates it.
     //    Back on the approved build, it asks to be readmitted from the
     //    Network tab and comes back under a new peer id.
-    let app_dir = dir.path().join("app");
     let (_keep_app, modified_app) = modified_copy(Path::new(APP))?;
     let client = open_build(port, &modified_app, &app_dir).await?;
     unlock(&client).await?;
@@ -490,7 +504,7 @@ async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_th
         "alice to deprecate the app's modified build",
         || status_of(&alice, &desk).as_deref() == Some("deprecated"),
     )?;
-    client.close().await?;
+    close_app(client, &app_dir).await?;
     let client = open_app(port, &app_dir).await?;
     unlock(&client).await?;
     wait_for_state(&client, "deprecated").await?;
