@@ -91,11 +91,15 @@ async fn lost_writes_an_instance_restored_from_backup_recovers_its_ops_and_never
     converged(&nodes, Duration::from_secs(30)).await?;
     let before = nodes[2].status().await.own_seq;
 
+    // Restored offline first: online, carol may fetch her ops back before
+    // the check below could see that the restore lost them.
+    nodes[2].go_offline().await?;
     nodes[2].restore(&backup).await?;
     assert!(
         nodes[2].status().await.own_seq < before,
         "the restore lost carol's last ops"
     );
+    nodes[2].go_online().await?;
     let after_restore = nodes[2]
         .put("notes", "carol writes after the restore")
         .await?;

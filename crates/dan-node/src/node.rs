@@ -221,6 +221,20 @@ async fn read_sealed_key(store: &Store, data_dir: &Path) -> Result<SealedKey, No
     serde_json::from_slice(&bytes).map_err(|e| SecretError::Damaged(e.to_string()).into())
 }
 
+/// A copy of what `lock` holds. Every writer replaces the value whole, so
+/// a lock poisoned by a panicking writer still holds a valid one.
+fn read_cloned<T: Clone>(lock: &std::sync::RwLock<T>) -> T {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// Write access to what `lock` holds (see [`read_cloned`] on poisoning).
+fn write_lock<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Seals `keypair` under `password` (slow on purpose, so off the async
 /// threads): the sealed key, the unlock key and the sealed key as stored.
 pub(crate) async fn seal(
@@ -362,38 +376,23 @@ impl Node {
 
     /// This instance's key pair (replaced only by a readmission).
     pub(crate) fn keypair(&self) -> Keypair {
-        match self.inner.keypair.read() {
-            Ok(keypair) => keypair.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read_cloned(&self.inner.keypair)
     }
 
     /// Replaces the key pair and its sealed form (readmission).
     pub(crate) fn replace_keypair(&self, keypair: Keypair, sealed: SealedKey) {
-        match self.inner.keypair.write() {
-            Ok(mut current) => *current = keypair,
-            Err(poisoned) => *poisoned.into_inner() = keypair,
-        }
-        match self.inner.sealed.write() {
-            Ok(mut current) => *current = sealed,
-            Err(poisoned) => *poisoned.into_inner() = sealed,
-        }
+        *write_lock(&self.inner.keypair) = keypair;
+        *write_lock(&self.inner.sealed) = sealed;
     }
 
     /// The running network layer, if any.
     pub(crate) fn net(&self) -> Option<NetHandle> {
-        match self.inner.net.read() {
-            Ok(net) => net.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read_cloned(&self.inner.net)
     }
 
     /// Attaches a started network layer; refused while one is attached.
     pub(crate) fn attach_net(&self, handle: NetHandle) -> Result<(), NodeError> {
-        let mut net = match self.inner.net.write() {
-            Ok(net) => net,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut net = write_lock(&self.inner.net);
         if net.is_some() {
             return Err(NodeError::Invalid(
                 "the network layer is already running".into(),
@@ -406,10 +405,7 @@ impl Node {
     /// Stops the network layer (if running) and detaches it, returning its
     /// settings so it can be started again.
     pub async fn stop_network(&self) -> Option<crate::net::NetConfig> {
-        let handle = match self.inner.net.write() {
-            Ok(mut net) => net.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        }?;
+        let handle = write_lock(&self.inner.net).take()?;
         handle.shutdown().await;
         Some(handle.config().clone())
     }
@@ -422,26 +418,17 @@ impl Node {
     /// What the integrity check found at start (clean unless repaired),
     /// until the store starts over (fork, readmission).
     pub fn integrity(&self) -> IntegrityReport {
-        match self.inner.integrity.read() {
-            Ok(report) => report.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read_cloned(&self.inner.integrity)
     }
 
     /// Forgets the start-up findings: the data they were about is archived.
     pub(crate) fn clear_integrity(&self) {
-        match self.inner.integrity.write() {
-            Ok(mut report) => *report = IntegrityReport::default(),
-            Err(poisoned) => *poisoned.into_inner() = IntegrityReport::default(),
-        }
+        *write_lock(&self.inner.integrity) = IntegrityReport::default();
     }
 
     /// The sealed secret key as stored now.
     pub(crate) fn sealed_key(&self) -> SealedKey {
-        match self.inner.sealed.read() {
-            Ok(sealed) => sealed.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read_cloned(&self.inner.sealed)
     }
 
     /// Changes the admin password (admin only): the key is sealed again
@@ -455,9 +442,7 @@ impl Node {
             .set_meta(&[(META_SEALED_KEY, &json)])
             .await?;
         crate::secrets::keyring_forget(sealed.public).await;
-        if let Ok(mut current) = self.inner.sealed.write() {
-            *current = sealed;
-        }
+        *write_lock(&self.inner.sealed) = sealed;
         Ok(())
     }
 
