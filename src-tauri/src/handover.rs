@@ -2,12 +2,19 @@
 //! opening a clicked `dan://` link while the app already runs) hands its
 //! invite link to the running app over a Unix socket in the data directory
 //! and exits; the running app shows the link and comes to the front.
+//!
+//! The running app answers `taken`; once it is closing it answers
+//! `closing`, and the new start waits for it to exit and then starts
+//! normally (so closing the app and opening it again at once still opens
+//! a window).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
@@ -18,6 +25,12 @@ use crate::state::AppState;
 const SOCKET_FILE: &str = "app.sock";
 /// Longest message accepted (an invite link is far shorter).
 const MAX_MESSAGE: u64 = 8 * 1024;
+/// The running app's answer when it takes a hand-over.
+const TAKEN: &str = "taken";
+/// Its answer while it is closing.
+const CLOSING: &str = "closing";
+/// How long a new start waits for a closing app to exit.
+const WAIT_FOR_EXIT: Duration = Duration::from_secs(15);
 
 /// How this start goes on.
 pub enum Start {
@@ -32,43 +45,76 @@ fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Hands `link` (or just "come to the front") to the app already running
-/// on `data_dir`, or, if none answers, takes the socket over.
+/// on `data_dir`, or, if none takes it, takes the socket over (after
+/// waiting, bounded, for a closing app to exit).
 pub fn hand_over_or_listen(data_dir: &Path, link: Option<&str>) -> std::io::Result<Start> {
     let path = socket_path(data_dir);
-    if let Ok(mut running) = UnixStream::connect(&path) {
-        running.set_write_timeout(Some(Duration::from_secs(2)))?;
-        writeln!(running, "{}", link.unwrap_or_default())?;
-        return Ok(Start::HandedOver);
+    let deadline = Instant::now() + WAIT_FOR_EXIT;
+    while let Ok(running) = UnixStream::connect(&path) {
+        if offer(running, link.unwrap_or_default()).unwrap_or(false) {
+            return Ok(Start::HandedOver);
+        }
+        if Instant::now() > deadline {
+            tracing::warn!("the app on this data directory does not exit; starting anyway");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(data_dir)?;
-    // Nobody answers: whatever is left there is stale.
+    // Nobody takes it: whatever is left there is stale.
     let _ = std::fs::remove_file(&path);
     Ok(Start::First(UnixListener::bind(&path)?))
 }
 
-/// Serves hand-overs until the app exits: each one brings the window to
-/// the front and, if it carries an invite link, offers it to the UI.
-pub fn serve<R: Runtime>(listener: UnixListener, app: AppHandle<R>) {
+/// Sends `message`; whether the running app took it.
+fn offer(mut running: UnixStream, message: &str) -> std::io::Result<bool> {
+    running.set_write_timeout(Some(Duration::from_secs(2)))?;
+    running.set_read_timeout(Some(Duration::from_secs(3)))?;
+    writeln!(running, "{message}")?;
+    let mut answer = String::new();
+    BufReader::new(running.take(64)).read_line(&mut answer)?;
+    Ok(answer.trim() == TAKEN)
+}
+
+/// Serves hand-overs on `listener` in a thread of its own, passing each
+/// message to `receive`, until `closing` is set; after that it answers
+/// that the app is closing.
+pub fn serve(
+    listener: UnixListener,
+    closing: Arc<AtomicBool>,
+    receive: impl Fn(&str) + Send + 'static,
+) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
+            let Ok(mut stream) = stream else { continue };
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
             let mut line = String::new();
-            if BufReader::new(stream.take(MAX_MESSAGE))
+            let Ok(reader) = stream.try_clone() else {
+                continue;
+            };
+            if BufReader::new(reader.take(MAX_MESSAGE))
                 .read_line(&mut line)
                 .is_err()
             {
                 continue;
             }
-            receive(&app, line.trim());
+            if closing.load(Ordering::SeqCst) {
+                let _ = writeln!(stream, "{CLOSING}");
+                continue;
+            }
+            let _ = writeln!(stream, "{TAKEN}");
+            receive(line.trim());
         }
     });
 }
 
-fn receive<R: Runtime>(app: &AppHandle<R>, message: &str) {
+/// What the running app does with a hand-over: come to the front and, if
+/// it carries an invite link, offer it to the UI.
+pub fn receive<R: Runtime>(app: &AppHandle<R>, message: &str) {
     if let Some(window) = app.get_webview_window("main") {
         let _ = window.unminimize();
         let _ = window.set_focus();
@@ -84,5 +130,69 @@ fn receive<R: Runtime>(app: &AppHandle<R>, message: &str) {
     let event = serde_json::json!({ "kind": "launch_link" });
     if let Err(e) = app.emit(EVENT, event) {
         tracing::debug!("telling the UI about a handed-over link: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    const LINK: &str = "dan://join/example";
+
+    fn first(data_dir: &Path) -> UnixListener {
+        match hand_over_or_listen(data_dir, None) {
+            Ok(Start::First(listener)) => listener,
+            _ => panic!("the first start must listen"),
+        }
+    }
+
+    #[test]
+    fn a_second_start_hands_its_link_to_the_running_app() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (sent, received) = mpsc::channel();
+        serve(
+            first(dir.path()),
+            Arc::new(AtomicBool::new(false)),
+            move |m| {
+                let _ = sent.send(m.to_owned());
+            },
+        );
+        assert!(matches!(
+            hand_over_or_listen(dir.path(), Some(LINK)),
+            Ok(Start::HandedOver)
+        ));
+        assert_eq!(
+            received.recv_timeout(Duration::from_secs(5)).as_deref(),
+            Ok(LINK)
+        );
+    }
+
+    #[test]
+    fn a_start_while_the_app_is_closing_waits_and_then_starts_itself() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (sent, received) = mpsc::channel();
+        serve(
+            first(dir.path()),
+            Arc::new(AtomicBool::new(true)),
+            move |m| {
+                let _ = sent.send(m.to_owned());
+            },
+        );
+        let socket = socket_path(dir.path());
+        let exits = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            // What the closing app's exit does to its socket.
+            std::fs::remove_file(socket)
+        });
+        let started = Instant::now();
+        assert!(matches!(
+            hand_over_or_listen(dir.path(), Some(LINK)),
+            Ok(Start::First(_))
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(400));
+        assert!(exits.join().is_ok());
+        assert!(received.try_recv().is_err(), "a closing app takes nothing");
     }
 }

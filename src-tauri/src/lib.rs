@@ -147,13 +147,26 @@ pub fn run() -> Result<(), tauri::Error> {
             None
         }
     };
-    build_app(Builder::default(), data_dir, link, move |app| {
+    let closing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let serving = closing.clone();
+    let app = build_app(Builder::default(), data_dir, link, move |app| {
         #[cfg(unix)]
         if let Some(listener) = listener {
-            handover::serve(listener, app);
+            handover::serve(listener, serving, move |message| {
+                handover::receive(&app, message);
+            });
         }
         #[cfg(not(unix))]
-        let _ = app;
+        let _ = (app, serving);
     })
-    .run(tauri::generate_context!())
+    .build(tauri::generate_context!())?;
+    app.run(move |_, event| {
+        if matches!(
+            event,
+            tauri::RunEvent::ExitRequested { .. } | tauri::RunEvent::Exit
+        ) {
+            closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    Ok(())
 }

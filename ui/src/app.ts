@@ -22,6 +22,8 @@ export class App {
   private tab: Tab = "Records";
   private view: Refreshable | null = null;
   private names = new Map<string, string>();
+  /** Refusals already shown: a refused peer retries every few seconds. */
+  private refusalsShown = new Set<string>();
   private progress = h("div", { class: "progress", role: "progressbar", "aria-label": "Sync progress", hidden: true });
 
   constructor(
@@ -56,10 +58,15 @@ export class App {
         this.progress.textContent = done ? "" : `Syncing: ${event.fetched} of ${event.total} changes`;
         break;
       }
-      case "peer_changed":
-        // A deprecated instance is refused by everyone; the banner says so once.
-        if (event.what.startsWith("refused") && this.status?.state !== "deprecated") toast(`Connection ${event.what}`, "warning");
+      case "peer_changed": {
+        // A deprecated instance is refused by everyone; the banner says so.
+        if (!event.what.startsWith("refused") || this.status?.state === "deprecated") break;
+        const key = `${event.peer} ${event.what}`;
+        if (this.refusalsShown.has(key)) break;
+        this.refusalsShown.add(key);
+        toast(`Connection ${event.what}`, "warning");
         break;
+      }
       case "launch_link":
         void this.render();
         break;
