@@ -209,10 +209,13 @@ impl Evidence {
                     Err(e) => return Unfounded(e),
                 };
                 match rule_violation(&op, replica) {
-                    Ok(Some(reason)) => Proven(Finding {
-                        reason: format!("{}: {reason}", invalid_op(&op).reason),
-                        ..invalid_op(&op)
-                    }),
+                    Ok(Some(broken)) => {
+                        let finding = invalid_op(&op);
+                        Proven(Finding {
+                            reason: format!("{}: {broken}", finding.reason),
+                            ..finding
+                        })
+                    }
                     Ok(None) => Unfounded("the op is valid".into()),
                     Err(undecidable) => EvidenceCheck::Undecidable(undecidable),
                 }
@@ -261,10 +264,13 @@ impl Evidence {
                     return Unfounded("the accusation is not signed by its accuser".into());
                 }
                 match accusation.evidence.check_nested(replica, depth + 1) {
-                    EvidenceCheck::Unfounded(why) => Proven(Finding {
-                        reason: format!("{} ({why})", false_accusation(&accusation).reason),
-                        ..false_accusation(&accusation)
-                    }),
+                    EvidenceCheck::Unfounded(why) => {
+                        let finding = false_accusation(&accusation);
+                        Proven(Finding {
+                            reason: format!("{} ({why})", finding.reason),
+                            ..finding
+                        })
+                    }
                     EvidenceCheck::Proven(_) => Unfounded("the accusation holds".into()),
                     undecidable @ EvidenceCheck::Undecidable(_) => undecidable,
                 }

@@ -266,7 +266,7 @@ impl Node {
             .into_iter()
             .filter_map(|(peer, info)| Some((peer, info.roots?.1?)))
             .collect();
-        let mut adopted = Vec::new();
+        let mut adopted_any = false;
         {
             let mut ledger = self.inner().ledger.lock().await;
             let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
@@ -289,13 +289,13 @@ impl Node {
                     finding.offender,
                     finding.reason
                 );
-                adopted.push(finding.clone());
+                adopted_any = true;
             }
             if must_rebuild {
                 self.reload(replica).await?;
             }
         }
-        if !adopted.is_empty() {
+        if adopted_any {
             self.emit(NodeEvent::MembersChanged);
         }
         Ok(())
