@@ -169,6 +169,23 @@ pub(crate) struct Governed {
     pub(crate) ever_approved: BTreeSet<CodeHash>,
 }
 
+/// A quorum's decision: `Some(true)` once `needed` of `voters` said yes,
+/// `Some(false)` once `needed` said no, `None` while neither.
+fn decision(
+    yes: &BTreeSet<PeerKey>,
+    no: &BTreeSet<PeerKey>,
+    voters: &BTreeSet<PeerKey>,
+    needed: usize,
+) -> Option<bool> {
+    if yes.intersection(voters).count() >= needed {
+        Some(true)
+    } else if no.intersection(voters).count() >= needed {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 struct Fold<'a> {
     deprecated: &'a BTreeMap<PeerKey, String>,
     out: Governed,
@@ -250,11 +267,13 @@ impl Fold<'_> {
         let Some(row) = self.out.members.get_mut(&candidate) else {
             return;
         };
-        if row.approvals.intersection(&conforming).count() >= needed {
-            row.status = MemberStatus::Member;
-            row.since = Some(hlc);
-        } else if row.rejections.intersection(&conforming).count() >= needed {
-            row.status = MemberStatus::Rejected;
+        match decision(&row.approvals, &row.rejections, &conforming, needed) {
+            Some(true) => {
+                row.status = MemberStatus::Member;
+                row.since = Some(hlc);
+            }
+            Some(false) => row.status = MemberStatus::Rejected,
+            None => {}
         }
     }
 
@@ -298,14 +317,18 @@ impl Fold<'_> {
         let Some(state) = self.out.proposals.get_mut(&id) else {
             return;
         };
-        if state.yes.intersection(&conforming).count() >= needed {
-            state.status = ProposalStatus::Passed;
-            state.decided_at = Some(hlc);
-            let proposal = state.proposal.clone();
-            self.enact(&proposal, hlc);
-        } else if state.no.intersection(&conforming).count() >= needed {
-            state.status = ProposalStatus::Rejected;
-            state.decided_at = Some(hlc);
+        match decision(&state.yes, &state.no, &conforming, needed) {
+            Some(true) => {
+                state.status = ProposalStatus::Passed;
+                state.decided_at = Some(hlc);
+                let proposal = state.proposal.clone();
+                self.enact(&proposal, hlc);
+            }
+            Some(false) => {
+                state.status = ProposalStatus::Rejected;
+                state.decided_at = Some(hlc);
+            }
+            None => {}
         }
     }
 
