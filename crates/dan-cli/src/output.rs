@@ -40,6 +40,11 @@ pub(crate) fn text(value: &Value) -> String {
     }
 }
 
+/// The first 12 characters of an id or hash ("-" when absent).
+fn short(value: &Value) -> String {
+    text(value).chars().take(12).collect()
+}
+
 /// `dan status` as text.
 pub(crate) fn status(v: &Value) -> String {
     let mut lines = vec![
@@ -156,9 +161,7 @@ pub(crate) fn member_line(m: &Value) -> String {
     } else {
         String::new()
     };
-    let code: String = m["code_hash"]
-        .as_str()
-        .map_or("-".into(), |c| c.chars().take(12).collect());
+    let code = short(&m["code_hash"]);
     let refused = m["refused"]
         .as_str()
         .map_or(String::new(), |r| format!("  [{r}]"));
@@ -206,7 +209,7 @@ pub(crate) fn evidence(v: &Value) -> String {
         .map(|e| {
             format!(
                 "{}  {:<22} against {}: {}\n  reported by {}",
-                &text(&e["id"])[..12.min(text(&e["id"]).len())],
+                short(&e["id"]),
                 text(&e["status"]),
                 text(&e["offender"]),
                 text(&e["reason"]),
@@ -318,7 +321,7 @@ pub(crate) fn history(v: &Value) -> String {
                 format_ms(e["at"].as_u64().unwrap_or(0)),
                 text(&e["kind"]),
                 text(&e["origin"]),
-                &text(&e["op_id"])[..12.min(text(&e["op_id"]).len())],
+                short(&e["op_id"]),
                 text(&e["seq"]),
             )];
             if !e["title"].is_null() {
