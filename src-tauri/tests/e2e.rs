@@ -396,31 +396,22 @@ async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_th
     )
     .await?;
     screenshot(&client, "waiting-for-approval").await?;
-    let members = bob.json(&["members"])?;
-    let desk = members
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["name"] == "Desk laptop"))
-        .and_then(|r| r["peer_id"].as_str())
-        .map(str::to_owned);
-    let desk = match desk {
-        Some(peer) => peer,
-        None => {
-            wait_until(
-                Duration::from_secs(30),
-                "bob to see the app's request",
-                || {
-                    bob.json(&["members"])
-                        .is_ok_and(|m| m.to_string().contains("Desk laptop"))
-                },
-            )?;
-            bob.json(&["members"])?
-                .as_array()
-                .and_then(|rows| rows.iter().find(|r| r["name"] == "Desk laptop"))
-                .and_then(|r| r["peer_id"].as_str())
-                .map(str::to_owned)
-                .context("the app's peer id")?
-        }
-    };
+    let mut desk = None;
+    wait_until(
+        Duration::from_secs(30),
+        "bob to see the app's request",
+        || {
+            desk = bob.json(&["members"]).ok().and_then(|rows| {
+                let row = rows
+                    .as_array()?
+                    .iter()
+                    .find(|r| r["name"] == "Desk laptop")?;
+                row["peer_id"].as_str().map(str::to_owned)
+            });
+            desk.is_some()
+        },
+    )?;
+    let desk = desk.context("the app's peer id")?;
     bob.ok(&["approve", &desk])?;
     find(&client, &by_label("Search records")).await?;
     find(&client, &by_label("Record Alice's book")).await?;
@@ -502,7 +493,7 @@ async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_th
     wait_until(
         Duration::from_secs(90),
         "alice to deprecate the app's modified build",
-        || status_of(&alice, &desk).as_deref() == Some("deprecated"),
+        || alice.member_status(&desk).as_deref() == Some("deprecated"),
     )?;
     close_app(client, &app_dir).await?;
     let client = open_app(port, &app_dir).await?;
@@ -539,22 +530,12 @@ async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_th
         Some(json!("member")),
         "the app is back under a new peer id: {rows}"
     );
-    assert_eq!(status_of(&alice, &desk).as_deref(), Some("deprecated"));
+    assert_eq!(alice.member_status(&desk).as_deref(), Some("deprecated"));
 
     client.close().await?;
     alice.stop()?;
     bob.stop()?;
     Ok(())
-}
-
-/// The status of `peer` in `instance`'s member table.
-fn status_of(instance: &Instance, peer: &str) -> Option<String> {
-    let rows = instance.json(&["members"]).ok()?;
-    rows.as_array()?
-        .iter()
-        .find(|r| r["peer_id"] == peer)
-        .and_then(|r| r["status"].as_str())
-        .map(str::to_owned)
 }
 
 /// Waits until the header shows the network state `state`.

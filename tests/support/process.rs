@@ -315,6 +315,23 @@ impl Instance {
             .context("status has no peer_id")
     }
 
+    /// `peer`'s status in this instance's member table (`member`,
+    /// `pending`, `deprecated`, …), if it is listed.
+    pub fn member_status(&self, peer: &str) -> Option<String> {
+        self.row_field("members", peer, "status")
+    }
+
+    /// What this instance's handshake decided about `peer`, if it met it.
+    pub fn peer_verdict(&self, peer: &str) -> Option<String> {
+        self.row_field("peers", peer, "verdict")
+    }
+
+    fn row_field(&self, table: &str, peer: &str, field: &str) -> Option<String> {
+        let rows = self.json(&[table]).ok()?;
+        let row = rows.as_array()?.iter().find(|r| r["peer_id"] == peer)?;
+        row[field].as_str().map(str::to_owned)
+    }
+
     /// A `dan invite` link from this instance.
     pub fn invite(&self, extra: &[&str]) -> anyhow::Result<String> {
         let mut args = vec!["invite"];

@@ -10,19 +10,6 @@ use std::time::Duration;
 use dan_tests::{Instance, cli_converged, cli_network, dan_bin, modified_dan_bin, wait_until};
 use serde_json::Value;
 
-fn status_of(instance: &Instance, peer: &str, in_table: &str) -> Option<String> {
-    let table = instance.json(&[in_table]).ok()?;
-    let rows = table.as_array()?;
-    let row = rows.iter().find(|r| r["peer_id"] == peer)?;
-    row[if in_table == "members" {
-        "status"
-    } else {
-        "verdict"
-    }]
-    .as_str()
-    .map(str::to_owned)
-}
-
 fn write(instance: &Instance, title: &str) -> anyhow::Result<String> {
     instance.ok(&["record", "put", "--collection", "notes", "--title", title])
 }
@@ -38,7 +25,7 @@ fn assert_deprecated_everywhere(instances: &[Instance], words: &str) -> anyhow::
         wait_until(
             Duration::from_secs(45),
             "every honest instance to deprecate the offender",
-            || status_of(instance, &peer, "members").as_deref() == Some("deprecated"),
+            || instance.member_status(&peer).as_deref() == Some("deprecated"),
         )?;
     }
     wait_until(
@@ -106,7 +93,7 @@ fn assert_readmitted(instances: &[Instance], deprecated_key: &str) -> anyhow::Re
         wait_until(
             Duration::from_secs(30),
             "the readmission request to reach the approver",
-            || status_of(approver, &new_key, "members").is_some(),
+            || approver.member_status(&new_key).is_some(),
         )?;
         let output = approver.run(&["approve", &new_key])?;
         assert!(
@@ -130,18 +117,15 @@ fn assert_readmitted(instances: &[Instance], deprecated_key: &str) -> anyhow::Re
     for instance in honest {
         instance.ok(&["record", "get", &back])?;
         assert_eq!(
-            status_of(instance, deprecated_key, "members").as_deref(),
+            instance.member_status(deprecated_key).as_deref(),
             Some("deprecated"),
             "the old key stays deprecated on {}",
             instance.name
         );
-        assert_eq!(
-            status_of(instance, &new_key, "members").as_deref(),
-            Some("member")
-        );
+        assert_eq!(instance.member_status(&new_key).as_deref(), Some("member"));
     }
     assert_eq!(
-        status_of(offender, deprecated_key, "members").as_deref(),
+        offender.member_status(deprecated_key).as_deref(),
         Some("deprecated"),
         "the newcomer takes over the deprecation of its old key from the network"
     );
@@ -309,7 +293,7 @@ fn upgrade_five_instances_move_to_a_new_build_one_by_one_without_breaking_the_ne
     wait_until(
         Duration::from_secs(30),
         "the others to refuse erin as suspended",
-        || status_of(&instances[0], &erin, "peers").as_deref() == Some("suspended"),
+        || instances[0].peer_verdict(&erin).as_deref() == Some("suspended"),
     )?;
     for instance in &instances {
         let members = instance.json(&["members"])?;
@@ -368,7 +352,7 @@ fn fork_three_admins_fork_with_the_data_and_the_parent_network_goes_on() -> anyh
     wait_until(
         Duration::from_secs(30),
         "carol's request to reach bob",
-        || status_of(&instances[1], &carol, "members").is_some(),
+        || instances[1].member_status(&carol).is_some(),
     )?;
     let output = instances[1].run(&["approve", &carol])?;
     assert!(
