@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 use dan_node::api::{CreateNetwork, HistoryEntry, PutRecord, Status};
 use dan_node::deprecation::EvidenceOutcome;
-use dan_node::membership::{InviteRequest, JoinProgress, MemberView, PeerView};
+use dan_node::membership::{
+    InvitePreview, InviteRequest, InviteView, JoinProgress, MemberView, PeerView,
+};
 use dan_node::proposals::ProposalView;
+use dan_node::release::BuildView;
 use dan_node::{Credentials, Node, NodeConfig, RecordQuery};
-use dan_store::{StoredEvidence, StoredInvite};
+use dan_store::StoredEvidence;
 use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
 
@@ -29,21 +32,6 @@ pub struct AppInfo {
     pub admin_remaining_ms: u64,
 }
 
-/// What an invite link says, shown before joining.
-#[derive(Serialize)]
-pub struct InvitePreview {
-    /// The network's id.
-    pub network_id: String,
-    /// Its name.
-    pub network_name: String,
-    /// The inviting instance's peer id.
-    pub inviter: String,
-    /// Its name.
-    pub inviter_name: String,
-    /// When the link expires (ms since the Unix epoch).
-    pub expires_ms: u64,
-}
-
 /// One page of records and how many match in all.
 #[derive(Serialize)]
 pub struct RecordPage {
@@ -57,7 +45,7 @@ pub struct RecordPage {
 #[derive(Serialize)]
 pub struct InviteCreated {
     /// The invite.
-    pub invite: StoredInvite,
+    pub invite: InviteView,
     /// The link as an SVG QR code.
     pub qr_svg: String,
 }
@@ -67,7 +55,9 @@ async fn open<R: Runtime>(
     state: &AppState,
     credentials: Credentials,
 ) -> Result<Status> {
-    let node = Node::open(NodeConfig::new(&state.data_dir), credentials).await?;
+    let mut config = NodeConfig::new(&state.data_dir);
+    config.build_kind = dan_core::BuildKind::Desktop;
+    let node = Node::open(config, credentials).await?;
     dan_node::net::start(&node, crate::net_config()).await?;
     events::forward(app.clone(), &node);
     let status = node.status().await;
@@ -190,19 +180,11 @@ pub async fn create_network(
         .await?)
 }
 
-/// Reads an invite link without joining.
+/// Reads an invite link without joining: the network, the inviter, and
+/// whether the network approves this build.
 #[tauri::command]
-pub fn preview_invite(link: String) -> Result<InvitePreview> {
-    let invite = dan_core::SignedInvite::from_link(&link)
-        .map_err(|e| CommandError::new("invalid", e.to_string()))?;
-    let i = invite.invite;
-    Ok(InvitePreview {
-        network_id: i.network.to_hex(),
-        network_name: i.network_name,
-        inviter: i.inviter.to_string(),
-        inviter_name: i.inviter_name,
-        expires_ms: i.expires_ms,
-    })
+pub async fn preview_invite(state: State<'_, AppState>, link: String) -> Result<InvitePreview> {
+    Ok(state.node().await?.preview_invite(&link)?)
 }
 
 /// Joins a network through an invite link (admin).
@@ -312,6 +294,32 @@ pub async fn propose_remove(state: State<'_, AppState>, peer: String) -> Result<
         .await?)
 }
 
+/// What the builds `source` names are (an approval request, or the path of
+/// a release manifest or executable), and where the charter stands on them.
+#[tauri::command]
+pub async fn describe_builds(state: State<'_, AppState>, source: String) -> Result<Vec<BuildView>> {
+    Ok(state.node().await?.describe_builds(&source).await?)
+}
+
+/// Proposes approving the builds `source` names alongside those approved
+/// now (admin).
+#[tauri::command]
+pub async fn propose_builds(state: State<'_, AppState>, source: String) -> Result<ProposalView> {
+    let password = state.admin_password()?;
+    Ok(state
+        .node()
+        .await?
+        .propose_builds_from(&source, &password)
+        .await?)
+}
+
+/// This build's approval request (to send an admin of a network that does
+/// not approve it).
+#[tauri::command]
+pub async fn approval_request(state: State<'_, AppState>) -> Result<String> {
+    Ok(state.node().await?.approval_request())
+}
+
 /// Evidence seen.
 #[tauri::command]
 pub async fn evidence(state: State<'_, AppState>) -> Result<Vec<StoredEvidence>> {
@@ -324,21 +332,35 @@ pub async fn create_invite(
     state: State<'_, AppState>,
     uses: Option<u32>,
     expires_secs: Option<u64>,
+    label: Option<String>,
 ) -> Result<InviteCreated> {
     let password = state.admin_password()?;
+    let request = InviteRequest {
+        uses,
+        expires_secs,
+        label,
+    };
     let invite = state
         .node()
         .await?
-        .create_invite(InviteRequest { uses, expires_secs }, &password)
+        .create_invite(request, &password)
         .await?;
-    let qr_svg = crate::qr::svg(&invite.link).map_err(|e| CommandError::new("invalid", e))?;
+    let qr_svg = invite_qr(invite.invite.link.clone())?;
     Ok(InviteCreated { invite, qr_svg })
 }
 
-/// Invites issued here.
+/// Invites issued here, with where each stands.
 #[tauri::command]
-pub async fn invites(state: State<'_, AppState>) -> Result<Vec<StoredInvite>> {
+pub async fn invites(state: State<'_, AppState>) -> Result<Vec<InviteView>> {
     Ok(state.node().await?.invites().await?)
+}
+
+/// The QR code (SVG) of an invite link, to show it again.
+#[tauri::command]
+pub fn invite_qr(link: String) -> Result<String> {
+    dan_core::SignedInvite::from_link(&link)
+        .map_err(|e| CommandError::new("invalid", e.to_string()))?;
+    crate::qr::svg(&link).map_err(|e| CommandError::new("invalid", e))
 }
 
 /// Revokes an invite (admin).

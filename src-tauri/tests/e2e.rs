@@ -570,3 +570,146 @@ async fn unlock(client: &Client) -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// The text in the form field the element `css` selects.
+async fn value_of(client: &Client, css: &str) -> anyhow::Result<String> {
+    let element = find(client, css).await?;
+    Ok(element.prop("value").await?.unwrap_or_default())
+}
+
+/// Answers the admin password dialog if the action asked for it.
+async fn admin_password_if_asked(client: &Client) -> anyhow::Result<()> {
+    let dialog = "dialog[aria-label=\"Admin password\"] input[aria-label=\"Admin password\"]";
+    for _ in 0..10 {
+        if client.find(Locator::Css(dialog)).await.is_ok() {
+            type_into_css(client, dialog, PASSWORD).await?;
+            return Ok(find(
+                client,
+                "dialog[aria-label=\"Admin password\"] button[type=\"submit\"]",
+            )
+            .await?
+            .click()
+            .await?);
+        }
+        if client
+            .find(Locator::Css("dialog[aria-label=\"Invite ready\"]"))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Waits until the element labelled `label` shows text containing `text`.
+async fn see_in(client: &Client, label: &str, text: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let shown = label_text(client, label).await?;
+        if shown.contains(text) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{label} shows “{shown}”, not “{text}”");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_invite_made_in_the_window_stays_on_screen_and_a_second_window_joins_with_it()
+-> anyhow::Result<()> {
+    let (_xvfb, display) = start_xvfb()?;
+    let dirs = tempfile::tempdir()?;
+
+    // The founder creates the network and an invite, in the window only.
+    let (_founder_driver, founder_port) = start_driver(&display)?;
+    let founder = open_app(founder_port, &dirs.path().join("founder")).await?;
+    see(&founder, "Welcome to DAN", Duration::from_secs(60)).await?;
+    first_run(&founder, "Founder laptop").await?;
+    type_into(&founder, "Network name", "Elm Street Library").await?;
+    button(&founder, "Create network").await?.click().await?;
+    see(&founder, "needs 2 more instances", Duration::from_secs(60)).await?;
+    click_tab(&founder, "Network").await?;
+    type_into(&founder, "For whom", "Bea").await?;
+    button(&founder, "Create invite link")
+        .await?
+        .click()
+        .await?;
+    admin_password_if_asked(&founder).await?;
+    let sheet = "dialog[aria-label=\"Invite ready\"]";
+    let link = value_of(&founder, &format!("{sheet} [aria-label=\"Invite link\"]")).await?;
+    assert!(link.starts_with("dan://join/"), "the sheet shows {link:?}");
+    // It stays: still there, with the same link, after the app's status
+    // polls (every 2 s) and the list refresh that used to redraw it away.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        value_of(&founder, &format!("{sheet} [aria-label=\"Invite link\"]")).await?,
+        link
+    );
+    find(
+        &founder,
+        &format!("{sheet} img[alt=\"QR code of the invite link\"]"),
+    )
+    .await?;
+    assert!(
+        label_text(&founder, "Invite expiry")
+            .await?
+            .contains("one instance can join")
+    );
+    screenshot(&founder, "invite-sheet").await?;
+    let done = "//dialog[@aria-label='Invite ready']//button[normalize-space()='Done']";
+    founder.find(Locator::XPath(done)).await?.click().await?;
+    see_in(
+        &founder,
+        "Bea status",
+        "Waiting to be used",
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert_eq!(
+        find(&founder, &by_label("Bea link"))
+            .await?
+            .prop("textContent")
+            .await?
+            .unwrap_or_default(),
+        link
+    );
+
+    // A second person, on a second computer, pastes the link from the sheet.
+    let (_joiner_driver, joiner_port) = start_driver(&display)?;
+    let joiner = open_app(joiner_port, &dirs.path().join("joiner")).await?;
+    first_run(&joiner, "Bea laptop").await?;
+    type_into(&joiner, "Invite link", &link).await?;
+    see(
+        &joiner,
+        "Invited by: Founder laptop",
+        Duration::from_secs(30),
+    )
+    .await?;
+    type_into(&joiner, "Your name as admin", "Bea").await?;
+    button(&joiner, "Join network").await?.click().await?;
+    admin_password_if_asked(&joiner).await?;
+    see(&joiner, "needs 1 more instance", Duration::from_secs(90)).await?;
+
+    // The founder's list says who used the invite.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        click_tab(&founder, "Network").await?;
+        let shown = label_text(&founder, "Bea status").await?;
+        if shown.contains("Used by Bea laptop (Bea)") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the founder's invite list shows “{shown}”");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    screenshot(&founder, "invites").await?;
+
+    joiner.close().await?;
+    founder.close().await?;
+    Ok(())
+}

@@ -198,13 +198,14 @@ pub async fn admit(
             InviteRequest {
                 uses: Some(1),
                 expires_secs: Some(600),
+                label: None,
             },
             PASSWORD,
         )
         .await?;
     joiner
         .node
-        .join(&invite.link, None, PASSWORD, false)
+        .join(&invite.invite.link, None, PASSWORD, false)
         .await
         .context("join")?;
     for member in others {

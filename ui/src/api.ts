@@ -4,6 +4,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   AppInfo,
+  BuildView,
   DanEvent,
   EvidenceView,
   HistoryEntry,
@@ -66,9 +67,13 @@ export const api = {
   proposals: () => call<ProposalView[]>("proposals"),
   vote: (id: string, approve: boolean) => call<ProposalView>("vote", { id, approve }),
   proposeRemove: (peer: string) => call<ProposalView>("propose_remove", { peer }),
+  describeBuilds: (source: string) => call<BuildView[]>("describe_builds", { source }),
+  proposeBuilds: (source: string) => call<ProposalView>("propose_builds", { source }),
+  approvalRequest: () => call<string>("approval_request"),
   evidence: () => call<EvidenceView[]>("evidence"),
-  createInvite: (uses: number, expiresSecs: number) => call<InviteCreated>("create_invite", { uses, expiresSecs }),
+  createInvite: (uses: number, expiresSecs: number, label: string) => call<InviteCreated>("create_invite", { uses, expiresSecs, label }),
   invites: () => call<StoredInvite[]>("invites"),
+  inviteQr: (link: string) => call<string>("invite_qr", { link }),
   revokeInvite: (id: string) => call<void>("revoke_invite", { id }),
   forkNetwork: (name: string) => call<string>("fork_network", { name }),
   changePassword: (old: string, next: string) => call<void>("change_password", { old, new: next }),

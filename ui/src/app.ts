@@ -165,7 +165,7 @@ export class App {
       this.tab === "Records"
         ? RecordsView(status, this.names, this.client)
         : this.tab === "Members"
-          ? MembersView(status, this.client)
+          ? MembersView(this.client)
           : this.tab === "Network"
             ? NetworkView(status, refreshAll, this.client)
             : SettingsView(info.data_dir, refreshAll, this.client);

@@ -27,6 +27,7 @@ export interface Status {
   code_hash: string;
   charter_hash: string | null;
   code_approved: boolean | null;
+  build: BuildView;
   online_peers: number;
   missing_ops: number;
   last_sync: number | null;
@@ -89,6 +90,23 @@ export interface HistoryEntry {
 
 export type MemberStatus = "member" | "pending" | "rejected" | "removed" | "deprecated";
 
+/** A build's version, platform and kind. */
+export interface BuildLabel {
+  version: string;
+  platform: string;
+  kind: "desktop" | "headless";
+}
+
+/** A build as people see it, and where the charter stands on it. */
+export interface BuildView {
+  code_hash: string;
+  label: BuildLabel | null;
+  /** "DAN 0.1.0 · desktop · Linux x86-64", or "an unknown build (…)". */
+  description: string;
+  approval: "approved" | "withdrawing" | "withdrawn" | "not_approved" | null;
+  approval_ends_ms: number | null;
+}
+
 export interface MemberView {
   peer_id: string;
   name: string;
@@ -105,6 +123,7 @@ export interface MemberView {
   roots: "match" | "mismatch" | "syncing" | null;
   suspended: boolean;
   deprecation: string | null;
+  build: BuildView | null;
 }
 
 export interface ProposalView {
@@ -118,6 +137,9 @@ export interface ProposalView {
   status: "open" | "passed" | "rejected";
   decided_at: number | null;
   withdraws_at: number | null;
+  /** For an upgrade: the builds it approves, and those it withdraws. */
+  builds: BuildView[];
+  withdraws: BuildView[];
 }
 
 export interface EvidenceView {
@@ -130,6 +152,17 @@ export interface EvidenceView {
   received_ms: number;
 }
 
+/** Someone who joined with an invite, as their join request named them. */
+export interface InviteUser {
+  peer_id: string;
+  instance_name: string;
+  admin_name: string;
+  used_ms: number;
+}
+
+/** Where an invite stands, as its inviter sees it. */
+export type InviteStatus = "waiting" | "used_up" | "expired" | "revoked" | "unreachable";
+
 export interface StoredInvite {
   id: string;
   link: string;
@@ -138,6 +171,10 @@ export interface StoredInvite {
   uses: number;
   used: number;
   revoked: boolean;
+  /** Whom it is for ("for Bob"); not part of the link. */
+  label: string;
+  used_by: InviteUser[];
+  status: InviteStatus;
 }
 
 export interface InviteCreated {
@@ -151,6 +188,11 @@ export interface InvitePreview {
   inviter: string;
   inviter_name: string;
   expires_ms: number;
+  /** This build, approved or not by the network (as of the invite). */
+  your_build: BuildView;
+  approved_builds: BuildView[];
+  /** What to send an admin of the network when this build is not approved. */
+  approval_request: string | null;
 }
 
 export interface AppInfo {

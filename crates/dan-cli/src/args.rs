@@ -43,6 +43,24 @@ pub(crate) enum Command {
         /// Another executable to hash.
         path: Option<PathBuf>,
     },
+    /// Write the release manifest (`dan-release.json`) of a release's
+    /// executables: code hash, version, platform and kind of each. A network
+    /// founded from a build it lists approves the whole release.
+    ReleaseManifest {
+        /// The desktop app's executable.
+        #[arg(long)]
+        desktop: Option<PathBuf>,
+        /// The headless `dan` executable (default: this one).
+        #[arg(long)]
+        headless: Option<PathBuf>,
+        /// The release version (default: this program's).
+        #[arg(long)]
+        version: Option<String>,
+        /// Where to write it (default: `dan-release.json` beside the
+        /// headless executable).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Create or manage the network.
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -164,6 +182,10 @@ pub(crate) struct InviteArgs {
     /// How long the link stays valid: e.g. 30m, 12h, 7d (at most 90d).
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     pub(crate) expires: u64,
+    /// A note of whom the link is for ("for Bob"), shown in `dan invites`;
+    /// it stays on this instance and is not part of the link.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -236,11 +258,22 @@ pub(crate) enum UpgradeCommand {
     /// them are suspended until they upgrade.
     Propose {
         /// Code hash of a new build (repeatable; see `dan code-hash PATH`).
-        #[arg(long = "code-hash", value_parser = parse_hash, required = true)]
+        #[arg(long = "code-hash", value_parser = parse_hash, required_unless_present = "manifest")]
         code_hashes: Vec<Hash32>,
+        /// A release manifest: approve (and name) every build it lists.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
         /// How long older builds stay approved: e.g. 30m, 12h, 7d.
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         grace: u64,
+    },
+    /// Propose approving more builds alongside those approved now (admin):
+    /// another version, platform or the desktop/headless twin; nothing is
+    /// withdrawn.
+    Add {
+        /// An approval request (the JSON line a joiner on another build
+        /// copies), or the path of a release manifest or of an executable.
+        source: String,
     },
 }
 

@@ -136,6 +136,28 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             };
             printer.value(&Value::String(hash.to_hex()), |_| hash.to_hex());
         }
+        Command::ReleaseManifest {
+            desktop,
+            headless,
+            version,
+            out,
+        } => {
+            let headless = match headless {
+                Some(path) => path,
+                None => std::env::current_exe().context("finding this executable")?,
+            };
+            let out = match out {
+                Some(out) => out,
+                None => headless.with_file_name(dan_node::release::MANIFEST_FILE),
+            };
+            let mut executables = vec![(dan_core::BuildKind::Headless, headless)];
+            executables.extend(desktop.map(|d| (dan_core::BuildKind::Desktop, d)));
+            let version = version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+            let manifest = dan_node::release::ReleaseManifest::make(&version, &executables)?;
+            manifest.write(&out)?;
+            let shown = serde_json::to_value(&manifest).context("encoding the manifest")?;
+            printer.value(&shown, |_| format!("wrote {}", out.display()));
+        }
         Command::Network(NetworkCommand::Create {
             name,
             min_members,
@@ -168,6 +190,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 let invite = dan_node::membership::InviteRequest {
                     uses: Some(args.uses),
                     expires_secs: Some(args.expires),
+                    label: args.label,
                 };
                 let stored = client
                     .call(ControlRequest::Invite { invite, password })
@@ -280,14 +303,38 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     .join("\n")
             });
         }
-        Command::Upgrade(UpgradeCommand::Propose { code_hashes, grace }) => {
+        Command::Upgrade(UpgradeCommand::Propose {
+            code_hashes,
+            manifest,
+            grace,
+        }) => {
+            let builds = match manifest {
+                Some(path) => dan_node::release::ReleaseManifest::read(&path)?.labels(),
+                None => Default::default(),
+            };
             let password = password::admin_password()?;
             let proposal = client
                 .call(ControlRequest::ProposeUpgrade {
                     code_hashes,
+                    builds,
                     grace_secs: grace,
                     password,
                 })
+                .await?;
+            printer.value(&proposal, output::proposal);
+        }
+        Command::Upgrade(UpgradeCommand::Add { source }) => {
+            let source = if source.trim_start().starts_with('{') {
+                source
+            } else {
+                std::path::absolute(&source)
+                    .context("resolving the path")?
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let password = password::admin_password()?;
+            let proposal = client
+                .call(ControlRequest::ProposeBuilds { source, password })
                 .await?;
             printer.value(&proposal, output::proposal);
         }
@@ -334,6 +381,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             let invite = dan_node::membership::InviteRequest {
                 uses: Some(10),
                 expires_secs: None,
+                label: Some("fork".into()),
             };
             let stored = client
                 .call(ControlRequest::Invite { invite, password })

@@ -181,17 +181,27 @@ pub(crate) fn invites(v: &Value) -> String {
     }
     rows.iter()
         .map(|i| {
-            let state = if i["revoked"].as_bool() == Some(true) {
-                "revoked"
-            } else {
-                "open"
-            };
+            let label = i["label"].as_str().filter(|l| !l.is_empty());
+            let used_by = i["used_by"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|u| format!("{} ({})", text(&u["instance_name"]), text(&u["admin_name"])))
+                .collect::<Vec<_>>();
             format!(
-                "{}  {state}  used {}/{}  expires {}\n  {}",
+                "{}  {}  used {}/{}  expires {}{}{}\n  {}",
                 text(&i["id"]),
+                text(&i["status"]).replace('_', " "),
                 text(&i["used"]),
                 text(&i["uses"]),
                 format_ms(i["expires_ms"].as_u64().unwrap_or(0)),
+                label.map(|l| format!("  for {l}")).unwrap_or_default(),
+                if used_by.is_empty() {
+                    String::new()
+                } else {
+                    format!("  used by {}", used_by.join(", "))
+                },
                 text(&i["link"])
             )
         })

@@ -7,13 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
+use crate::build::{self, ApprovedBuild, BuildError, BuildLabel};
 use crate::codec::{self, CodecError};
 use crate::hash::{CodeHash, Hash32, NetworkId};
 use crate::identity::{Keypair, PeerKey};
 use crate::record::{FieldValue, RecordAction, RecordError, check_name};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest encoded genesis, in bytes.
 pub const MAX_GENESIS_BYTES: usize = 64 * 1024;
 /// Members a network needs before it accepts records (invariant 1).
@@ -34,6 +35,9 @@ pub enum CharterError {
     /// A collection or field name in the schema is invalid.
     #[error(transparent)]
     Schema(#[from] RecordError),
+    /// A build label is malformed or names an unapproved hash.
+    #[error(transparent)]
+    Build(#[from] BuildError),
     /// The genesis is not signed by its founder.
     #[error("the genesis signature does not verify")]
     BadSignature,
@@ -176,6 +180,9 @@ pub struct Charter {
     /// Approved executables being phased out by an upgrade, with the time
     /// (ms since the Unix epoch) from which they are no longer approved.
     pub withdrawals: BTreeMap<CodeHash, u64>,
+    /// What the approved executables are (version, platform, kind), where
+    /// the founder's release manifest or an upgrade proposal said so.
+    pub builds: BTreeMap<CodeHash, BuildLabel>,
     /// Record rules.
     pub schema: Schema,
 }
@@ -190,6 +197,7 @@ impl Charter {
             quorum: Quorum::StrictMajority,
             approved_code,
             withdrawals: BTreeMap::new(),
+            builds: BTreeMap::new(),
             schema: Schema {
                 open: true,
                 collections: BTreeMap::new(),
@@ -209,6 +217,7 @@ impl Charter {
         if self.approved_code.is_empty() {
             return Err(CharterError::NoApprovedCode);
         }
+        build::check_labels(&self.builds, |h| self.approved_code.contains(h))?;
         for (collection, rules) in &self.schema.collections {
             check_name("collection", collection)?;
             for field in rules.fields.keys().chain(&rules.required) {
@@ -225,10 +234,58 @@ impl Charter {
             && self.withdrawals.get(code).is_none_or(|at| now_ms < *at)
     }
 
+    /// Where the charter stands on build `code` at `now_ms`.
+    pub fn build_approval(&self, code: &CodeHash, now_ms: u64) -> BuildApproval {
+        match (
+            self.approved_code.contains(code),
+            self.withdrawals.get(code),
+        ) {
+            (false, _) => BuildApproval::NotApproved,
+            (true, None) => BuildApproval::Approved,
+            (true, Some(at)) if now_ms < *at => BuildApproval::Withdrawing { at_ms: *at },
+            (true, Some(_)) => BuildApproval::Withdrawn,
+        }
+    }
+
+    /// The builds that may run as members at `now_ms`, with their labels
+    /// (at most [`build::MAX_BUILDS`], labelled ones first): what an invite
+    /// tells a joiner before it joins.
+    pub fn approved_builds(&self, now_ms: u64) -> Vec<ApprovedBuild> {
+        let mut builds: Vec<ApprovedBuild> = self
+            .approved_code
+            .iter()
+            .filter(|h| self.approves(h, now_ms))
+            .map(|h| ApprovedBuild {
+                code_hash: *h,
+                label: self.builds.get(h).cloned(),
+            })
+            .collect();
+        builds.sort_by_key(|b| b.label.is_none());
+        builds.truncate(build::MAX_BUILDS);
+        builds
+    }
+
     /// The charter hash every member announces.
     pub fn hash(&self) -> Hash32 {
         Hash32::tagged("dan charter v1", &[&codec::encode(self)])
     }
+}
+
+/// Where a charter stands on one build.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "approval")]
+pub enum BuildApproval {
+    /// May run as a member.
+    Approved,
+    /// Approved until `at_ms`, when an upgrade's grace period ends.
+    Withdrawing {
+        /// When its approval ends (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// Its approval ended with an upgrade (upgrade required).
+    Withdrawn,
+    /// Never approved by this network.
+    NotApproved,
 }
 
 /// Where a fork starts: the parent network and the op set carried over.

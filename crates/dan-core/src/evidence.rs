@@ -10,7 +10,6 @@ use crate::codec::{self, CodecError};
 use std::collections::BTreeMap;
 
 use crate::conformance::{Hello, SignedHello};
-use crate::governance::GovernanceAction;
 use crate::hash::Hash32;
 use crate::identity::{Keypair, PeerKey};
 use crate::op::{Op, Payload, verify_ops};
@@ -416,9 +415,9 @@ fn rule_violation(op: &Op, replica: &Replica) -> Result<Option<String>, String> 
                 .err()
                 .map(|e| e.to_string()))
         }
-        Payload::Governance(GovernanceAction::Approve { request }) => {
-            Ok(request.verify().err().map(|e| e.to_string()))
-        }
-        Payload::Governance(_) => Ok(None),
+        Payload::Governance(action) => Ok(replica
+            .check_governance(action)
+            .err()
+            .map(|e| e.to_string())),
     }
 }

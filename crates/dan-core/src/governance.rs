@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::build::BuildLabel;
 use crate::charter::{Charter, SignedGenesis};
 use crate::codec;
 use crate::hash::{CodeHash, Hash32, OpId};
@@ -94,6 +95,9 @@ pub enum Proposal {
         code_hashes: BTreeSet<CodeHash>,
         /// How long old builds stay approved after the decision (ms).
         grace_ms: u64,
+        /// What the named builds are (version, platform, kind), as the
+        /// proposer describes them; only for hashes in `code_hashes`.
+        builds: BTreeMap<CodeHash, BuildLabel>,
     },
 }
 
@@ -348,6 +352,7 @@ impl Fold<'_> {
             Proposal::Upgrade {
                 code_hashes,
                 grace_ms,
+                builds,
             } => {
                 let charter = &mut self.out.charter;
                 let withdraw_at = hlc.wall_ms.saturating_add(*grace_ms);
@@ -360,6 +365,9 @@ impl Fold<'_> {
                     charter.approved_code.insert(*new);
                     self.out.ever_approved.insert(*new);
                 }
+                charter
+                    .builds
+                    .extend(builds.iter().map(|(h, l)| (*h, l.clone())));
             }
         }
     }

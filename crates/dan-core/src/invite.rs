@@ -9,6 +9,7 @@ use data_encoding::BASE32_NOPAD;
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
+use crate::build::{self, ApprovedBuild};
 use crate::codec::{self, CodecError};
 use crate::hash::{CodeHash, NetworkId};
 use crate::identity::{Keypair, PeerKey};
@@ -73,6 +74,16 @@ pub struct Invite {
     pub expires_ms: u64,
     /// How many instances may join with it.
     pub uses: u32,
+    /// The builds the network approved when the invite was made, so a
+    /// joiner can tell before joining whether its own build is one of them.
+    pub approved: Vec<ApprovedBuild>,
+}
+
+impl Invite {
+    /// Whether the network approved `code` when the invite was made.
+    pub fn approves(&self, code: &CodeHash) -> bool {
+        self.approved.iter().any(|b| b.code_hash == *code)
+    }
 }
 
 /// An invite signed by its inviter.
@@ -160,6 +171,14 @@ fn check_invite(invite: &Invite) -> Result<(), InviteError> {
         return Err(InviteError::Invalid(
             "an invite must allow at least one use".into(),
         ));
+    }
+    if invite.approved.len() > build::MAX_BUILDS {
+        return Err(InviteError::Invalid("too many approved builds".into()));
+    }
+    for label in invite.approved.iter().filter_map(|b| b.label.as_ref()) {
+        label
+            .check()
+            .map_err(|e| InviteError::Invalid(e.to_string()))?;
     }
     Ok(())
 }
@@ -265,6 +284,7 @@ mod tests {
                 id: [7; 16],
                 expires_ms: 1_000,
                 uses: 1,
+                approved: Vec::new(),
             },
             &inviter,
         )

@@ -9,6 +9,7 @@
 //! arguments, so every function is deterministic and property-tested.
 //! `dan-store` persists what it produces, `dan-node` wires it to the network.
 
+pub mod build;
 pub mod charter;
 pub mod codec;
 pub mod conformance;
@@ -23,6 +24,7 @@ pub mod op;
 pub mod record;
 pub mod replica;
 
+pub use build::{ApprovedBuild, BuildKind, BuildLabel};
 pub use charter::{Charter, Genesis, PROTOCOL_VERSION, SignedGenesis};
 pub use evidence::{Evidence, EvidenceCheck, Finding, SignedEvidence};
 pub use governance::{

@@ -563,7 +563,7 @@ impl Replica {
     }
 
     /// Checks a governance op on its own (signatures, network).
-    fn check_governance(&self, action: &GovernanceAction) -> Result<(), OpRejection> {
+    pub(crate) fn check_governance(&self, action: &GovernanceAction) -> Result<(), OpRejection> {
         match action {
             GovernanceAction::Approve { request } => {
                 request
@@ -579,6 +579,7 @@ impl Replica {
             GovernanceAction::Propose(governance::Proposal::Upgrade {
                 code_hashes,
                 grace_ms,
+                builds,
             }) => {
                 if code_hashes.is_empty() || code_hashes.len() > governance::MAX_UPGRADE_HASHES {
                     return Err(OpRejection::BadGovernance(format!(
@@ -591,7 +592,8 @@ impl Replica {
                         "the grace period is longer than a year".into(),
                     ));
                 }
-                Ok(())
+                crate::build::check_labels(builds, |h| code_hashes.contains(h))
+                    .map_err(|e| OpRejection::BadGovernance(e.to_string()))
             }
             GovernanceAction::Reject { .. }
             | GovernanceAction::Propose(governance::Proposal::Remove { .. })

@@ -55,6 +55,9 @@ pub struct Status {
     pub charter_hash: Option<Hash32>,
     /// Whether this executable is approved by the charter.
     pub code_approved: Option<bool>,
+    /// What this build is (version, platform, kind) and where the charter
+    /// stands on it.
+    pub build: crate::release::BuildView,
     /// Peers connected and replicating now.
     pub online_peers: u64,
     /// Ops known to exist on peers but not fetched yet.

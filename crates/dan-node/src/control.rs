@@ -125,8 +125,20 @@ pub enum ControlRequest {
     ProposeUpgrade {
         /// Code hashes of the new builds.
         code_hashes: Vec<dan_core::Hash32>,
+        /// What the new builds are (e.g. from a release manifest).
+        #[serde(default)]
+        builds: std::collections::BTreeMap<dan_core::Hash32, dan_core::BuildLabel>,
         /// Seconds older builds stay approved after the decision.
         grace_secs: u64,
+        /// The admin password.
+        password: String,
+    },
+    /// Propose approving more builds alongside those approved now (admin
+    /// only): `source` is an approval request, or the path of a release
+    /// manifest or an executable.
+    ProposeBuilds {
+        /// What to approve.
+        source: String,
         /// The admin password.
         password: String,
     },
@@ -316,16 +328,21 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
         }
         ControlRequest::ProposeUpgrade {
             code_hashes,
+            builds,
             grace_secs,
             password,
         } => to_json(
             node.propose_upgrade(
                 code_hashes.into_iter().collect(),
+                builds,
                 grace_secs.saturating_mul(1000),
                 &password,
             )
             .await?,
         ),
+        ControlRequest::ProposeBuilds { source, password } => {
+            to_json(node.propose_builds_from(&source, &password).await?)
+        }
         ControlRequest::Vote {
             id,
             approve,

@@ -50,6 +50,9 @@ pub enum NodeError {
         /// The longest known on peers.
         known: u64,
     },
+    /// The network does not approve this build: it cannot join (yet).
+    #[error("{0}")]
+    BuildNotApproved(String),
     /// The instance already belongs to a network.
     #[error("this instance already belongs to the network {0}")]
     HasNetwork(String),
@@ -100,6 +103,7 @@ impl NodeError {
             NodeError::Secret(_) => "secret_error",
             NodeError::NoNetwork => "no_network",
             NodeError::HasNetwork(_) => "has_network",
+            NodeError::BuildNotApproved(_) => "build_not_approved",
             NodeError::NotMember => "not_member",
             NodeError::Recovering { .. } => "catching_up",
             NodeError::NotFound(_) => "not_found",

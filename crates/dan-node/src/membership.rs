@@ -9,7 +9,7 @@ use dan_core::{
     Invite, JoinRequest, MemberStatus, Payload, PeerKey, Replica, SignedGenesis, SignedInvite,
     SignedJoinRequest,
 };
-use dan_store::{InviteUse, StoredInvite};
+use dan_store::{InviteUse, InviteUser, StoredInvite};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
@@ -29,6 +29,75 @@ pub struct InviteRequest {
     pub uses: Option<u32>,
     /// How long it stays valid (default 7 days).
     pub expires_secs: Option<u64>,
+    /// Whom it is for ("for Bob"): kept by the inviter, not in the link.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// Longest invite label, in characters.
+pub const MAX_INVITE_LABEL: usize = 60;
+
+/// An issued invite with where it stands, for `dan invites` and the window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteView {
+    /// The invite as stored (id, link, expiry, uses, label, used by).
+    #[serde(flatten)]
+    pub invite: StoredInvite,
+    /// Whether someone can still join with it right now.
+    pub status: InviteStatus,
+}
+
+/// Where an invite stands, as its inviter sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteStatus {
+    /// Usable: not expired, revoked or used up, and this instance listens
+    /// on an address the link names.
+    Waiting,
+    /// Every use is spent (see `used_by`).
+    UsedUp,
+    /// Past its expiry.
+    Expired,
+    /// Revoked by this instance.
+    Revoked,
+    /// Otherwise usable, but this instance listens on none of the
+    /// addresses in the link now (it restarted on other ports, or is not
+    /// running its network): a joiner cannot reach it with this link.
+    Unreachable,
+}
+
+impl InviteStatus {
+    /// Where `invite` stands at `now_ms`, given the addresses this
+    /// instance can be reached at now.
+    pub fn of(invite: &StoredInvite, now_ms: u64, listening: &[String]) -> Self {
+        if invite.revoked {
+            InviteStatus::Revoked
+        } else if invite.used >= invite.uses {
+            InviteStatus::UsedUp
+        } else if now_ms >= invite.expires_ms {
+            InviteStatus::Expired
+        } else if SignedInvite::from_link(&invite.link)
+            .is_ok_and(|link| link.invite.addrs.iter().any(|a| listening.contains(a)))
+        {
+            InviteStatus::Waiting
+        } else {
+            InviteStatus::Unreachable
+        }
+    }
+}
+
+/// Checks an invite label: at most [`MAX_INVITE_LABEL`] printable
+/// characters (no control or bidi-override characters), trimmed.
+pub fn check_invite_label(label: &str) -> Result<String, NodeError> {
+    let label = label.trim();
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if label.chars().count() > MAX_INVITE_LABEL || label.chars().any(|c| c.is_control() || bidi(c))
+    {
+        return Err(NodeError::Invalid(format!(
+            "an invite label must be at most {MAX_INVITE_LABEL} printable characters"
+        )));
+    }
+    Ok(label.to_owned())
 }
 
 /// A member-table row as shown by `dan members`.
@@ -65,6 +134,8 @@ pub struct MemberView {
     pub suspended: bool,
     /// Why it was deprecated.
     pub deprecation: Option<String>,
+    /// What its build is and whether the charter approves it.
+    pub build: Option<crate::release::BuildView>,
 }
 
 /// A peer as shown by `dan peers`.
@@ -96,6 +167,31 @@ pub struct JoinAnswer {
     pub approvals: u64,
     /// Approvals needed.
     pub needed: u64,
+}
+
+/// What an invite link says, shown before joining: the network, who
+/// invites, and whether the network approves this instance's build.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitePreview {
+    /// The network's id (compare it with what the inviter tells you).
+    pub network_id: dan_core::NetworkId,
+    /// Its name.
+    pub network_name: String,
+    /// The inviting instance.
+    pub inviter: PeerKey,
+    /// Its name.
+    pub inviter_name: String,
+    /// When the link expires (ms since the Unix epoch).
+    pub expires_ms: u64,
+    /// This instance's build, and whether the network approved it when the
+    /// invite was made (`approval`: `approved` or `not_approved`).
+    pub your_build: crate::release::BuildView,
+    /// The builds the network approved when the invite was made.
+    pub approved_builds: Vec<crate::release::BuildView>,
+    /// When this build is not approved: the approval request to send an
+    /// admin of the network (paste into "Approve another version" or
+    /// `dan upgrade add`).
+    pub approval_request: Option<String>,
 }
 
 /// Where a join stands, for `dan join` and the UI.
@@ -137,8 +233,9 @@ impl Node {
         &self,
         request: InviteRequest,
         password: &str,
-    ) -> Result<StoredInvite, NodeError> {
+    ) -> Result<InviteView, NodeError> {
         self.verify_admin(password).await?;
+        let label = check_invite_label(request.label.as_deref().unwrap_or_default())?;
         let lifetime = request
             .expires_secs
             .map_or(DEFAULT_INVITE_LIFETIME, Duration::from_secs);
@@ -151,13 +248,18 @@ impl Node {
         if !(1..=1000).contains(&uses) {
             return Err(NodeError::Invalid("an invite allows 1 to 1000 uses".into()));
         }
-        let (network, network_name) = {
+        let (network, network_name, approved) = {
             let ledger = self.inner().ledger.lock().await;
             let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
             if !replica.is_member(&self.peer_id()) {
                 return Err(NodeError::Invalid("only members can invite".into()));
             }
-            (replica.network_id(), replica.charter().name.clone())
+            let charter = replica.charter();
+            (
+                replica.network_id(),
+                charter.name.clone(),
+                charter.approved_builds(now_ms()),
+            )
         };
         let addrs = self
             .net()
@@ -181,6 +283,7 @@ impl Node {
             id,
             expires_ms,
             uses,
+            approved,
         };
         let signed = SignedInvite::sign(invite, &self.keypair())
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
@@ -192,14 +295,34 @@ impl Node {
             uses,
             used: 0,
             revoked: false,
+            label,
+            used_by: Vec::new(),
         };
         self.inner().store.add_invite(&stored, &id).await?;
-        Ok(stored)
+        Ok(InviteView {
+            invite: stored,
+            status: InviteStatus::Waiting,
+        })
     }
 
-    /// Invites this instance issued.
-    pub async fn invites(&self) -> Result<Vec<StoredInvite>, NodeError> {
-        Ok(self.inner().store.invites().await?)
+    /// Invites this instance issued, newest first, with where each stands.
+    pub async fn invites(&self) -> Result<Vec<InviteView>, NodeError> {
+        let listening: Vec<String> = self
+            .net()
+            .map(|net| net.listen_addrs().iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        let now = now_ms();
+        Ok(self
+            .inner()
+            .store
+            .invites()
+            .await?
+            .into_iter()
+            .map(|invite| InviteView {
+                status: InviteStatus::of(&invite, now, &listening),
+                invite,
+            })
+            .collect())
     }
 
     /// Revokes an invite (admin only).
@@ -245,14 +368,34 @@ impl Node {
         if invite.invite.network != replica.network_id() {
             return Err(bad(InviteError::WrongNetwork));
         }
-        if !replica.charter().approved_code.contains(&request.code_hash) {
-            return Err(NodeError::Invalid(format!(
-                "your software (code hash {}) is not approved by this network's charter",
-                request.code_hash.short()
+        if !replica.charter().approves(&request.code_hash, now_ms()) {
+            let approved: Vec<String> = replica
+                .charter()
+                .approved_builds(now_ms())
+                .iter()
+                .map(|b| {
+                    crate::release::BuildView::of(b.code_hash, b.label.clone(), None, 0).description
+                })
+                .collect();
+            return Err(NodeError::BuildNotApproved(format!(
+                "your version of DAN (code hash {}) is not approved by this network; it approves {}. Install one of those, or ask an admin to approve your version",
+                request.code_hash.short(),
+                approved.join(", ")
             )));
         }
         if !replica.is_member(&request.joiner) {
-            match self.inner().store.use_invite(&invite.invite.id).await? {
+            let user = InviteUser {
+                peer_id: request.joiner.to_string(),
+                instance_name: request.instance_name.clone(),
+                admin_name: request.admin_name.clone(),
+                used_ms: now_ms(),
+            };
+            match self
+                .inner()
+                .store
+                .use_invite(&invite.invite.id, &user)
+                .await?
+            {
                 InviteUse::Counted => {}
                 InviteUse::Unknown => {
                     return Err(NodeError::Invalid(
@@ -308,8 +451,44 @@ impl Node {
         Ok(signed.to_bytes())
     }
 
+    /// What an invite link says, before joining: checked (well-formed,
+    /// untampered, not expired), with whether the network approves this
+    /// build.
+    pub fn preview_invite(&self, link: &str) -> Result<InvitePreview, NodeError> {
+        let signed =
+            SignedInvite::from_link(link).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        signed
+            .check(now_ms())
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let invite = signed.invite;
+        let own = self.inner().code_hash;
+        let approved = invite.approves(&own);
+        let mut your_build =
+            crate::release::BuildView::of(own, Some(self.inner().build_label.clone()), None, 0);
+        your_build.approval = Some(if approved { "approved" } else { "not_approved" }.into());
+        let approved_builds = invite
+            .approved
+            .iter()
+            .map(|b| {
+                let mut view = crate::release::BuildView::of(b.code_hash, b.label.clone(), None, 0);
+                view.approval = Some("approved".into());
+                view
+            })
+            .collect();
+        Ok(InvitePreview {
+            network_id: invite.network,
+            network_name: invite.network_name,
+            inviter: invite.inviter,
+            inviter_name: invite.inviter_name,
+            expires_ms: invite.expires_ms,
+            your_build,
+            approved_builds,
+            approval_request: (!approved).then(|| self.approval_request()),
+        })
+    }
+
     /// Checks an invite link before joining: well-formed, untampered, not
-    /// expired, and this instance free to join.
+    /// expired, approving this build, and this instance free to join.
     pub async fn check_invite_link(
         &self,
         link: &str,
@@ -320,6 +499,22 @@ impl Node {
         invite
             .check(now_ms())
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        if !invite.invite.approves(&self.inner().code_hash) {
+            let preview = self.preview_invite(link)?;
+            let approved: Vec<String> = preview
+                .approved_builds
+                .iter()
+                .map(|b| b.description.clone())
+                .collect();
+            return Err(NodeError::BuildNotApproved(format!(
+                "“{}” has not approved your version of DAN ({}, code hash {}); it approves {}. Install one of those, or ask an admin of the network to approve yours: in the app under Network → Approve another version, or with `dan upgrade add '{}'`; then ask for a new invite",
+                preview.network_name,
+                preview.your_build.description,
+                self.inner().code_hash.short(),
+                approved.join(", "),
+                preview.approval_request.unwrap_or_default()
+            )));
+        }
         let ledger = self.inner().ledger.lock().await;
         if let Some(replica) = &ledger.replica {
             if replica.network_id() != invite.invite.network && !leave_current {
@@ -577,6 +772,10 @@ impl Node {
                     roots: comparison.map(str::to_owned),
                     suspended,
                     deprecation: m.deprecation.clone(),
+                    build: code_hash.map(|c| {
+                        let label = is_self.then(|| self.inner().build_label.clone());
+                        crate::release::BuildView::of(c, label, Some(replica.charter()), now)
+                    }),
                 }
             })
             .collect())

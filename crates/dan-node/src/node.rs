@@ -61,14 +61,18 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Integrity policy.
     pub on_damage: OnDamage,
+    /// Which executable of a release this is (desktop app or headless), to
+    /// describe this build where no release manifest does.
+    pub build_kind: dan_core::BuildKind,
 }
 
 impl NodeConfig {
-    /// Default settings for `data_dir`.
+    /// Default settings for `data_dir` (a headless instance).
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         NodeConfig {
             data_dir: data_dir.into(),
             on_damage: OnDamage::Refuse,
+            build_kind: dan_core::BuildKind::Headless,
         }
     }
 }
@@ -95,6 +99,11 @@ pub(crate) struct Inner {
     sealed: std::sync::RwLock<SealedKey>,
     pub(crate) name: String,
     pub(crate) code_hash: CodeHash,
+    /// What this build is: from the release manifest shipped with it, or
+    /// this program's version, platform and kind.
+    pub(crate) build_label: dan_core::BuildLabel,
+    /// The release this build belongs to, if a manifest shipped with it.
+    pub(crate) release: Option<crate::release::ReleaseManifest>,
     pub(crate) ledger: Mutex<Ledger>,
     admin_gate: Mutex<()>,
     integrity: std::sync::RwLock<IntegrityReport>,
@@ -337,6 +346,16 @@ impl Node {
                 (Some(replica), report)
             }
         };
+        let own_code = code_hash()?;
+        let release = crate::release::own_release(&own_code);
+        let build_label = release
+            .as_ref()
+            .and_then(|r| r.labels().remove(&own_code))
+            .unwrap_or_else(|| dan_core::BuildLabel {
+                version: env!("CARGO_PKG_VERSION").into(),
+                platform: crate::release::this_platform(),
+                kind: config.build_kind,
+            });
         Ok(Node {
             inner: Arc::new(Inner {
                 data_dir,
@@ -344,7 +363,9 @@ impl Node {
                 keypair: std::sync::RwLock::new(keypair),
                 sealed: std::sync::RwLock::new(sealed),
                 name,
-                code_hash: code_hash()?,
+                code_hash: own_code,
+                build_label,
+                release,
                 ledger: Mutex::new(Ledger {
                     replica,
                     waiting: Vec::new(),
@@ -472,6 +493,12 @@ impl Node {
             code_hash: self.inner.code_hash,
             charter_hash: None,
             code_approved: None,
+            build: crate::release::BuildView::of(
+                self.inner.code_hash,
+                Some(self.inner.build_label.clone()),
+                None,
+                0,
+            ),
             online_peers: 0,
             missing_ops: 0,
             last_sync: None,
@@ -512,6 +539,12 @@ impl Node {
             status.state_root = Some(replica.state_root());
             status.charter_hash = Some(charter.hash());
             status.code_approved = Some(charter.approves(&self.inner.code_hash, now_ms()));
+            status.build = crate::release::BuildView::of(
+                self.inner.code_hash,
+                Some(self.inner.build_label.clone()),
+                Some(charter),
+                now_ms(),
+            );
             status.own_seq = replica.chain_len(&self.peer_id());
             if replica.is_member(&self.peer_id())
                 && status.code_approved == Some(false)
@@ -555,7 +588,17 @@ impl Node {
             }
             let mut approved: BTreeSet<CodeHash> = request.approve_code.into_iter().collect();
             approved.insert(self.inner.code_hash);
+            // The whole release this build belongs to (desktop and headless).
+            let mut builds = self
+                .inner
+                .release
+                .as_ref()
+                .map(crate::release::ReleaseManifest::labels)
+                .unwrap_or_default();
+            builds.insert(self.inner.code_hash, self.inner.build_label.clone());
+            approved.extend(builds.keys());
             let mut charter = Charter::new(&request.name, approved);
+            charter.builds = builds;
             if let Some(min) = request.min_members {
                 charter.min_members = min;
             }

@@ -2,16 +2,17 @@
 //! on demand and deliberate forks, from the instance's side. Decisions are
 //! made by `dan-core`'s governance fold.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dan_core::charter::{ForkPoint, Genesis};
 use dan_core::governance::{GovernanceAction, Proposal, ProposalState, ProposalStatus};
-use dan_core::{CodeHash, Hash32, Payload, PeerKey, Replica, SignedGenesis};
+use dan_core::{BuildLabel, CodeHash, Hash32, Payload, PeerKey, Replica, SignedGenesis};
 use serde::{Deserialize, Serialize};
 
 use crate::api::PutRecord;
 use crate::error::NodeError;
 use crate::node::{META_GENESIS, Node, NodeEvent};
+use crate::release::{BuildView, BuildsToApprove, ReleaseManifest};
 use crate::replication::now_ms;
 
 /// A proposal as shown by `dan proposals`.
@@ -37,6 +38,48 @@ pub struct ProposalView {
     pub decided_at: Option<u64>,
     /// For an upgrade: when old builds stop being approved.
     pub withdraws_at: Option<u64>,
+    /// For an upgrade: the builds it approves.
+    #[serde(default)]
+    pub builds: Vec<BuildView>,
+    /// For an upgrade: the builds approved now that it does not name, whose
+    /// approval ends when its grace period does.
+    #[serde(default)]
+    pub withdraws: Vec<BuildView>,
+}
+
+/// A span of time in words: "7 days", "1 hour", "no time".
+fn duration_words(ms: u64) -> String {
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match ms / 1000 {
+        0 => "no time".into(),
+        s if s % 86_400 == 0 => plural(s / 86_400, "day"),
+        s if s % 3600 == 0 => plural(s / 3600, "hour"),
+        s if s % 60 == 0 => plural(s / 60, "minute"),
+        s => plural(s, "second"),
+    }
+}
+
+fn upgrade_summary(builds: &[BuildView], withdraws: &[BuildView], grace_ms: u64) -> String {
+    let names = |list: &[BuildView]| {
+        list.iter()
+            .map(|b| b.description.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if withdraws.is_empty() {
+        format!(
+            "approve {} alongside the builds approved now",
+            names(builds)
+        )
+    } else {
+        format!(
+            "approve {}; {} stop{} being accepted {} after the vote passes",
+            names(builds),
+            names(withdraws),
+            if withdraws.len() == 1 { "s" } else { "" },
+            duration_words(grace_ms)
+        )
+    }
 }
 
 fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
@@ -45,6 +88,8 @@ fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
         .filter(|m| replica.is_member(&m.peer))
         .map(|m| m.peer)
         .collect();
+    let mut builds = Vec::new();
+    let mut withdraws = Vec::new();
     let (kind, summary, withdraws_at) = match &state.proposal {
         Proposal::Remove { peer } => {
             let name = replica
@@ -55,19 +100,27 @@ fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
         Proposal::Upgrade {
             code_hashes,
             grace_ms,
+            builds: labels,
         } => {
-            let hashes: Vec<String> = code_hashes.iter().map(Hash32::short).collect();
-            let withdraws = state
+            let now = now_ms();
+            let charter = replica.charter();
+            builds = code_hashes
+                .iter()
+                .map(|h| BuildView::of(*h, labels.get(h).cloned(), Some(charter), now))
+                .collect();
+            withdraws = charter
+                .approved_code
+                .iter()
+                .filter(|h| !code_hashes.contains(h) && charter.approves(h, now))
+                .map(|h| BuildView::of(*h, None, Some(charter), now))
+                .collect();
+            let at = state
                 .decided_at
                 .map(|at| at.wall_ms.saturating_add(*grace_ms));
             (
                 "upgrade",
-                format!(
-                    "approve build(s) {}; older builds stay approved for {} s",
-                    hashes.join(", "),
-                    grace_ms / 1000
-                ),
-                withdraws,
+                upgrade_summary(&builds, &withdraws, *grace_ms),
+                at,
             )
         }
     };
@@ -82,6 +135,8 @@ fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
         status: state.status,
         decided_at: state.decided_at.map(|at| at.wall_ms),
         withdraws_at,
+        builds,
+        withdraws,
     }
 }
 
@@ -125,28 +180,100 @@ impl Node {
         self.latest_proposal().await
     }
 
-    /// Proposes a software upgrade (admin only): approve `code_hashes`,
-    /// keep older builds approved for `grace_ms`.
+    /// Proposes a software upgrade (admin only): approve `code_hashes`
+    /// (described by `builds`, e.g. from a release manifest), keep older
+    /// builds approved for `grace_ms`.
     pub async fn propose_upgrade(
         &self,
-        code_hashes: BTreeSet<CodeHash>,
+        mut code_hashes: BTreeSet<CodeHash>,
+        builds: BTreeMap<CodeHash, BuildLabel>,
         grace_ms: u64,
         password: &str,
     ) -> Result<ProposalView, NodeError> {
+        code_hashes.extend(builds.keys());
         if code_hashes.is_empty() {
             return Err(NodeError::Invalid(
                 "name at least one code hash (see `dan code-hash PATH`)".into(),
             ));
         }
-        self.govern(
-            GovernanceAction::Propose(Proposal::Upgrade {
-                code_hashes,
-                grace_ms,
-            }),
-            password,
-        )
-        .await?;
+        let upgrade = Proposal::Upgrade {
+            code_hashes,
+            grace_ms,
+            builds,
+        };
+        self.govern(GovernanceAction::Propose(upgrade), password)
+            .await?;
         self.latest_proposal().await
+    }
+
+    /// Proposes approving more builds alongside those approved now (admin
+    /// only): nothing is withdrawn. This is how a network lets in another
+    /// version, platform or kind of DAN.
+    pub async fn propose_builds(
+        &self,
+        builds: BuildsToApprove,
+        password: &str,
+    ) -> Result<ProposalView, NodeError> {
+        let mut kept: BTreeSet<CodeHash> = {
+            let ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            let charter = replica.charter();
+            if builds.hashes.iter().all(|h| charter.approves(h, now_ms())) {
+                return Err(NodeError::Invalid(
+                    "the network already approves every build named".into(),
+                ));
+            }
+            charter
+                .approved_code
+                .iter()
+                .filter(|h| !charter.withdrawals.contains_key(h))
+                .copied()
+                .collect()
+        };
+        kept.extend(&builds.hashes);
+        if kept.len() > dan_core::governance::MAX_UPGRADE_HASHES {
+            return Err(NodeError::Invalid(format!(
+                "a proposal names at most {} builds; withdraw old ones with `dan upgrade propose` first",
+                dan_core::governance::MAX_UPGRADE_HASHES
+            )));
+        }
+        self.propose_upgrade(kept, builds.labels, 0, password).await
+    }
+
+    /// Reads the builds `source` names (see [`BuildsToApprove::from_source`])
+    /// and says what they are and where the charter stands on them, before
+    /// an admin proposes them.
+    pub async fn describe_builds(&self, source: &str) -> Result<Vec<BuildView>, NodeError> {
+        let builds = BuildsToApprove::from_source(source, self.inner().release.as_ref())?;
+        let ledger = self.inner().ledger.lock().await;
+        let charter = ledger.replica.as_ref().map(Replica::charter);
+        let now = now_ms();
+        Ok(builds
+            .hashes
+            .iter()
+            .map(|h| BuildView::of(*h, builds.labels.get(h).cloned(), charter, now))
+            .collect())
+    }
+
+    /// [`Node::propose_builds`] for the builds `source` names.
+    pub async fn propose_builds_from(
+        &self,
+        source: &str,
+        password: &str,
+    ) -> Result<ProposalView, NodeError> {
+        let builds = BuildsToApprove::from_source(source, self.inner().release.as_ref())?;
+        self.propose_builds(builds, password).await
+    }
+
+    /// This build's approval request: a one-build release manifest, as one
+    /// line of JSON, for an admin of a network that does not approve it.
+    pub fn approval_request(&self) -> String {
+        let file = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        ReleaseManifest::approval_request(self.inner().code_hash, &self.inner().build_label, &file)
+            .to_line()
     }
 
     async fn latest_proposal(&self) -> Result<ProposalView, NodeError> {

@@ -24,6 +24,23 @@ pub struct StoredInvite {
     pub used: u32,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// The inviter's own note of whom it is for (not part of the link).
+    pub label: String,
+    /// The instances that joined with it, oldest first.
+    pub used_by: Vec<InviteUser>,
+}
+
+/// An instance that joined with an invite, as its join request named it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteUser {
+    /// The joining instance's peer id.
+    pub peer_id: String,
+    /// The instance name it chose.
+    pub instance_name: String,
+    /// Its admin's display name.
+    pub admin_name: String,
+    /// When the invite was used (ms since the Unix epoch).
+    pub used_ms: u64,
 }
 
 /// Why an invite cannot be used (any more).
@@ -43,37 +60,68 @@ fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 impl Store {
     /// Records a new invite.
     pub async fn add_invite(&self, invite: &StoredInvite, id: &[u8]) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO invites (id, link, created_ms, expires_ms, uses) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .bind(id)
-            .bind(&invite.link)
-            .bind(i64::try_from(invite.created_ms).unwrap_or(i64::MAX))
-            .bind(i64::try_from(invite.expires_ms).unwrap_or(i64::MAX))
-            .bind(i64::from(invite.uses))
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO invites (id, link, created_ms, expires_ms, uses, label) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(id)
+        .bind(&invite.link)
+        .bind(to_i64(invite.created_ms))
+        .bind(to_i64(invite.expires_ms))
+        .bind(i64::from(invite.uses))
+        .bind(&invite.label)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// Every invite issued here, newest first.
     pub async fn invites(&self) -> Result<Vec<StoredInvite>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, link, created_ms, expires_ms, uses, used, revoked FROM invites ORDER BY created_ms DESC",
+            "SELECT id, link, created_ms, expires_ms, uses, used, revoked, label \
+             FROM invites ORDER BY created_ms DESC",
         )
         .fetch_all(self.pool())
         .await?;
+        let uses = sqlx::query(
+            "SELECT invite, joiner, instance_name, admin_name, used_ms \
+             FROM invite_uses ORDER BY used_ms",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut used_by: std::collections::HashMap<Vec<u8>, Vec<InviteUser>> =
+            std::collections::HashMap::new();
+        for row in &uses {
+            used_by
+                .entry(row.try_get("invite")?)
+                .or_default()
+                .push(InviteUser {
+                    peer_id: row.try_get("joiner")?,
+                    instance_name: row.try_get("instance_name")?,
+                    admin_name: row.try_get("admin_name")?,
+                    used_ms: to_u64(row.try_get("used_ms")?),
+                });
+        }
         rows.iter()
             .map(|row| {
+                let id: Vec<u8> = row.try_get("id")?;
                 Ok(StoredInvite {
-                    id: hex_of(&row.try_get::<Vec<u8>, _>("id")?),
+                    id: hex_of(&id),
                     link: row.try_get("link")?,
                     created_ms: to_u64(row.try_get("created_ms")?),
                     expires_ms: to_u64(row.try_get("expires_ms")?),
                     uses: u32::try_from(row.try_get::<i64, _>("uses")?).unwrap_or(0),
                     used: u32::try_from(row.try_get::<i64, _>("used")?).unwrap_or(0),
                     revoked: row.try_get::<i64, _>("revoked")? != 0,
+                    label: row.try_get("label")?,
+                    used_by: used_by.remove(&id).unwrap_or_default(),
                 })
             })
             .collect()
@@ -88,21 +136,35 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Counts one use of an invite, atomically, if it is still usable.
-    pub async fn use_invite(&self, id: &[u8]) -> Result<InviteUse, StoreError> {
+    /// Counts one use of an invite by `user`, atomically, if it is still
+    /// usable: the count and the "used by" row are one transaction.
+    pub async fn use_invite(&self, id: &[u8], user: &InviteUser) -> Result<InviteUse, StoreError> {
+        let mut tx = self.pool().begin().await?;
         let counted = sqlx::query(
             "UPDATE invites SET used = used + 1 WHERE id = ?1 AND revoked = 0 AND used < uses",
         )
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if counted == 1 {
+            sqlx::query(
+                "INSERT INTO invite_uses (invite, joiner, instance_name, admin_name, used_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (invite, joiner) DO NOTHING",
+            )
+            .bind(id)
+            .bind(&user.peer_id)
+            .bind(&user.instance_name)
+            .bind(&user.admin_name)
+            .bind(to_i64(user.used_ms))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
             return Ok(InviteUse::Counted);
         }
         let row = sqlx::query("SELECT revoked FROM invites WHERE id = ?1")
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
         Ok(match row {
             None => InviteUse::Unknown,
@@ -127,7 +189,7 @@ impl Store {
         )
         .bind(peer)
         .bind(addrs)
-        .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
+        .bind(to_i64(now_ms))
         .execute(self.pool())
         .await?;
         Ok(())

@@ -17,6 +17,6 @@ mod store;
 
 pub use error::StoreError;
 pub use evidence::StoredEvidence;
-pub use invites::{InviteUse, StoredInvite};
+pub use invites::{InviteUse, InviteUser, StoredInvite};
 pub use records::{RecordQuery, RecordSort, RowError};
 pub use store::{Store, StoredOp};

@@ -275,7 +275,7 @@ impl Store {
 
     /// Copies the whole database to `archive` (a consistent snapshot), then
     /// empties everything that belongs to the current network (ops,
-    /// records, invites, evidence, peer addresses) and writes `meta` (the
+    /// records, invites and their uses, evidence, peer addresses) and writes `meta` (the
     /// new start), in one transaction. Used when an instance leaves its
     /// network for a fork, or starts afresh to be readmitted.
     pub async fn archive_and_reset(
@@ -285,7 +285,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.snapshot(archive).await?;
         let mut tx = self.pool.begin().await?;
-        for table in ["ops", "records", "invites", "evidence", "peer_addresses"] {
+        let tables = [
+            "ops",
+            "records",
+            "invite_uses",
+            "invites",
+            "evidence",
+            "peer_addresses",
+        ];
+        for table in tables {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *tx)
                 .await?;

@@ -25,6 +25,7 @@ const status: Status = {
   code_hash: "c1",
   charter_hash: "h",
   code_approved: true,
+  build: { code_hash: "c1", label: null, description: "DAN 0.1.0 · desktop · Linux x86-64", approval: "approved", approval_ends_ms: null },
   online_peers: 2,
   missing_ops: 0,
   last_sync: 1,
@@ -129,13 +130,14 @@ describe("members and network", () => {
     roots: null,
     suspended: false,
     deprecation: null,
+    build: { code_hash: "c1", label: { version: "0.1.0", platform: "linux-x86_64", kind: "desktop" }, description: "DAN 0.1.0 · desktop · Linux x86-64", approval: "approved", approval_ends_ms: null },
   };
 
   it("shows pending instances with their approvals and vote buttons", () => {
-    const row = MemberRow(member, status, () => undefined, {} as Api);
+    const row = MemberRow(member, () => undefined, {} as Api);
     expect(row.textContent).toMatch(/1 of 2 approvals/);
     expect(row.querySelector('[aria-label="Approve carol"]')).not.toBeNull();
-    const deprecated = MemberRow({ ...member, status: "deprecated", deprecation: "signed two different ops with seq 4" }, status, () => undefined, {} as Api);
+    const deprecated = MemberRow({ ...member, status: "deprecated", deprecation: "signed two different ops with seq 4" }, () => undefined, {} as Api);
     expect(deprecated.querySelector('[aria-label="carol status"]')!.textContent).toBe("Deprecated");
     expect(deprecated.textContent).toMatch(/two different ops/);
   });
@@ -164,7 +166,7 @@ describe("members and network", () => {
 describe("replication state", () => {
   it("counts the members whose checkpoint holds this instance's ops", async () => {
     const { replication } = await import("../views/recordEditor");
-    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null };
+    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null };
     const members = [
       { ...base, peer_id: "a", name: "a", status: "member", roots: "match", is_self: true },
       { ...base, peer_id: "b", name: "b", status: "member", roots: "match" },

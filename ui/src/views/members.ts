@@ -3,9 +3,10 @@
 
 import { api, isApiError, type Api } from "../api";
 import { h, when, short } from "../dom";
-import type { EvidenceView, MemberView, ProposalView, Status } from "../types";
+import type { EvidenceView, MemberView, ProposalView } from "../types";
 import { asAdmin } from "../components/adminLock";
 import { toast } from "../components/toasts";
+import { BuildText } from "../components/buildText";
 
 const STATUS_TEXT: Record<string, string> = {
   member: "Member",
@@ -27,9 +28,8 @@ async function act(action: () => Promise<unknown>, done: string, refresh: () => 
 }
 
 /** One row of the member table. */
-export function MemberRow(member: MemberView, me: Status, refresh: () => void, client: Api = api): HTMLElement {
+export function MemberRow(member: MemberView, refresh: () => void, client: Api = api): HTMLElement {
   const statusText = member.suspended && member.status === "member" ? "Suspended (upgrade required)" : STATUS_TEXT[member.status];
-  const codeMark = member.code_hash === null ? "" : member.code_hash === me.code_hash ? " ✓ same build" : " ≠ other build";
   const rootsMark =
     member.roots === "match" ? "✓ state matches" : member.roots === "mismatch" ? "✗ state differs" : member.roots === "syncing" ? "… syncing" : "–";
   const label = `Member ${member.name}`;
@@ -39,7 +39,7 @@ export function MemberRow(member: MemberView, me: Status, refresh: () => void, c
     h("td", {}, h("strong", {}, member.name), member.is_self ? " (this instance)" : "", h("br", {}), h("small", { class: "muted" }, `admin: ${member.admin_name}`)),
     h("td", {}, h("span", { class: `badge ${member.status}`, "aria-label": `${member.name} status` }, statusText), member.deprecation ? h("small", { class: "muted" }, h("br", {}), member.deprecation) : null),
     h("td", {}, member.online ? "online" : `offline, last seen ${when(member.last_seen)}`),
-    h("td", {}, h("code", {}, short(member.code_hash, 8)), codeMark),
+    h("td", {}, member.build ? BuildText(member.build, `${member.name} version`) : h("span", { class: "muted" }, "not known yet")),
     h("td", {}, h("code", {}, short(member.state_root, 8)), " ", rootsMark),
     h(
       "td",
@@ -60,15 +60,26 @@ export function MemberRow(member: MemberView, me: Status, refresh: () => void, c
   );
 }
 
-function ProposalItem(proposal: ProposalView, refresh: () => void, client: Api): HTMLElement {
+/** A proposal as a sentence: who proposes what, and what it changes. */
+export function describeProposal(proposal: ProposalView, names: Map<string, string>): string {
+  const who = names.get(proposal.proposer) ?? short(proposal.proposer);
+  if (proposal.kind !== "upgrade") return `${who} proposes to ${proposal.summary}.`;
+  const builds = proposal.builds.map((b) => b.description).join(", ");
+  const withdrawn = proposal.withdraws.map((b) => b.description).join(", ");
+  const ends = proposal.withdraws_at ? `on ${when(proposal.withdraws_at)}` : "after the grace period once the vote passes";
+  return proposal.withdraws.length
+    ? `${who} proposes approving ${builds}. ${withdrawn} will no longer be accepted ${ends}: members still running ${proposal.withdraws.length === 1 ? "it" : "them"} must install a new version.`
+    : `${who} proposes approving ${builds} alongside the versions approved now. Nothing stops being accepted.`;
+}
+
+function ProposalItem(proposal: ProposalView, names: Map<string, string>, refresh: () => void, client: Api): HTMLElement {
   return h(
     "li",
     { "aria-label": `Proposal ${proposal.summary}` },
-    h("strong", {}, proposal.kind === "upgrade" ? "Software upgrade: " : "Removal: "),
-    proposal.summary,
+    h("strong", {}, proposal.kind === "upgrade" ? "Software: " : "Removal: "),
+    h("span", { "aria-label": "Proposal text" }, describeProposal(proposal, names)),
     h("br", {}),
     `${proposal.yes} yes · ${proposal.no} no · needs ${proposal.needed} · ${proposal.status}`,
-    proposal.withdraws_at ? ` · old builds withdrawn ${when(proposal.withdraws_at)}` : "",
     proposal.status === "open"
       ? h(
           "span",
@@ -100,7 +111,7 @@ export function explainEvidence(evidence: EvidenceView, names: Map<string, strin
   }
 }
 
-export function MembersView(me: Status, client: Api = api): HTMLElement {
+export function MembersView(client: Api = api): HTMLElement {
   const table = h("tbody", {});
   const proposals = h("ul", { class: "plain", "aria-label": "Proposals" });
   const evidence = h("ul", { class: "plain", "aria-label": "Evidence" });
@@ -108,8 +119,8 @@ export function MembersView(me: Status, client: Api = api): HTMLElement {
     try {
       const [members, props, found] = await Promise.all([client.members(), client.proposals(), client.evidence()]);
       const names = new Map(members.map((m) => [m.peer_id, m.name]));
-      table.replaceChildren(...members.map((m) => MemberRow(m, me, () => void refresh(), client)));
-      proposals.replaceChildren(...(props.length ? props.map((p) => ProposalItem(p, () => void refresh(), client)) : [h("li", { class: "muted" }, "No proposals.")]));
+      table.replaceChildren(...members.map((m) => MemberRow(m, () => void refresh(), client)));
+      proposals.replaceChildren(...(props.length ? props.map((p) => ProposalItem(p, names, () => void refresh(), client)) : [h("li", { class: "muted" }, "No proposals.")]));
       evidence.replaceChildren(...(found.length ? found.map((e) => h("li", {}, explainEvidence(e, names))) : [h("li", { class: "muted" }, "No evidence: every instance follows the rules.")]));
     } catch (e) {
       table.replaceChildren(h("tr", {}, h("td", { class: "error" }, isApiError(e) ? e.message : String(e))));
@@ -119,7 +130,7 @@ export function MembersView(me: Status, client: Api = api): HTMLElement {
   const view = h(
     "div",
     { class: "stack" },
-    h("section", { class: "card" }, h("h2", {}, "Members"), h("table", { class: "members", "aria-label": "Members" }, h("thead", {}, h("tr", {}, h("th", {}, "Instance"), h("th", {}, "Status"), h("th", {}, "Online"), h("th", {}, "Code hash"), h("th", {}, "State root"), h("th", {}, ""))), table)),
+    h("section", { class: "card" }, h("h2", {}, "Members"), h("table", { class: "members", "aria-label": "Members" }, h("thead", {}, h("tr", {}, h("th", {}, "Instance"), h("th", {}, "Status"), h("th", {}, "Online"), h("th", {}, "Version"), h("th", {}, "State root"), h("th", {}, ""))), table)),
     h("section", { class: "card" }, h("h2", {}, "Proposals"), proposals),
     h("section", { class: "card" }, h("h2", {}, "Evidence"), evidence),
   );

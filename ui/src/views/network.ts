@@ -3,8 +3,10 @@
 
 import { api, isApiError, type Api } from "../api";
 import { h, field, when } from "../dom";
-import type { Status } from "../types";
+import type { Status, StoredInvite } from "../types";
 import { asAdmin } from "../components/adminLock";
+import { openInviteSheet } from "../components/inviteSheet";
+import { BuildText } from "../components/buildText";
 import { toast } from "../components/toasts";
 import { JoinNetworkForm } from "./startNetwork";
 
@@ -30,36 +32,74 @@ export function describeState(status: Status): string {
   }
 }
 
-function InviteSection(refreshAll: () => void, client: Api): HTMLElement {
-  const uses = h("input", { type: "number", min: 1, max: 1000, value: 1 });
-  const expires = h("select", {}, h("option", { value: String(3600) }, "1 hour"), h("option", { value: String(86400), selected: true }, "1 day"), h("option", { value: String(7 * 86400) }, "7 days"), h("option", { value: String(30 * 86400) }, "30 days"));
-  const result = h("div", { "aria-live": "polite" });
-  const list = h("ul", { class: "plain", "aria-label": "Open invites" });
-  const refresh = async () => {
+/** One sentence on where an invite stands, for its inviter. */
+export function describeInvite(invite: StoredInvite): string {
+  const users = invite.used_by.map((u) => `${u.instance_name} (${u.admin_name}) on ${when(u.used_ms)}`).join(", ");
+  const usedBy = users ? ` Used by ${users}.` : "";
+  switch (invite.status) {
+    case "waiting":
+      return `Waiting to be used (${invite.used} of ${invite.uses} used) · expires ${when(invite.expires_ms)}.${usedBy}`;
+    case "used_up":
+      return users ? `Used by ${users}.` : "All its uses are spent.";
+    case "expired":
+      return `Expired on ${when(invite.expires_ms)}.${usedBy}`;
+    case "revoked":
+      return `Revoked.${usedBy}`;
+    case "unreachable":
+      return `Not reachable now: this instance no longer listens on the addresses in this link (it was restarted). Make a new invite.${usedBy}`;
+  }
+}
+
+function showError(e: unknown): void {
+  if (!(isApiError(e) && e.code === "cancelled")) toast(isApiError(e) ? e.message : String(e), "error");
+}
+
+/** The invites issued here, each with its link, status, and Show / Copy /
+ * Revoke; refreshes itself without touching the rest of the view. */
+function InviteList(client: Api, networkName: string): HTMLElement & { refresh: () => Promise<void> } {
+  const list = h("ul", { class: "plain invites", "aria-label": "Invites issued here" }) as HTMLUListElement & { refresh: () => Promise<void> };
+  const row = (invite: StoredInvite): HTMLElement => {
+    const name = invite.label || `Invite ${invite.id.slice(0, 8)}`;
+    const usable = invite.status === "waiting" || invite.status === "unreachable";
+    return h(
+      "li",
+      { "aria-label": `Invite ${name}` },
+      h("strong", {}, name),
+      " ",
+      h("span", { class: `invite-status ${invite.status}`, "aria-label": `${name} status` }, describeInvite(invite)),
+      h("code", { class: "invite-link", "aria-label": `${name} link` }, invite.link),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", "aria-label": `Show invite ${name}`, onclick: async () => { try { openInviteSheet(invite, await client.inviteQr(invite.link), networkName); } catch (e) { showError(e); } } }, "Show"),
+        h("button", { type: "button", "aria-label": `Copy invite ${name}`, onclick: async () => { try { await navigator.clipboard.writeText(invite.link); toast("Link copied."); } catch { toast("Could not copy: select the link and copy it by hand.", "error"); } } }, "Copy link"),
+        usable ? h("button", { type: "button", "aria-label": `Revoke invite ${name}`, onclick: async () => { try { await asAdmin(() => client.revokeInvite(invite.id), client); toast("Invite revoked."); void list.refresh(); } catch (e) { showError(e); } } }, "Revoke") : null,
+      ),
+    );
+  };
+  list.refresh = async () => {
     try {
       const invites = await client.invites();
-      list.replaceChildren(
-        ...(invites.length
-          ? invites.map((i) =>
-              h(
-                "li",
-                {},
-                `Used ${i.used} of ${i.uses} · expires ${when(i.expires_ms)} · `,
-                i.revoked ? h("strong", {}, "revoked") : h("button", { type: "button", "aria-label": `Revoke invite ${i.id}`, onclick: async () => { try { await asAdmin(() => client.revokeInvite(i.id), client); toast("Invite revoked."); void refresh(); } catch (e) { if (!(isApiError(e) && e.code === "cancelled")) toast(isApiError(e) ? e.message : String(e), "error"); } } }, "Revoke"),
-              ),
-            )
-          : [h("li", { class: "muted" }, "No invites yet.")]),
-      );
+      list.replaceChildren(...(invites.length ? invites.map(row) : [h("li", { class: "muted" }, "No invites yet.")]));
     } catch {
       list.replaceChildren();
     }
   };
-  void refresh();
+  void list.refresh();
+  return list;
+}
+
+function InviteSection(client: Api, networkName: string): HTMLElement {
+  const label = h("input", { type: "text", maxlength: 60, placeholder: "e.g. Bob's laptop" });
+  const uses = h("input", { type: "number", min: 1, max: 1000, value: 1 });
+  const expires = h("select", {}, h("option", { value: String(3600) }, "1 hour"), h("option", { value: String(86400), selected: true }, "1 day"), h("option", { value: String(7 * 86400) }, "7 days"), h("option", { value: String(30 * 86400) }, "30 days"));
+  const list = InviteList(client, networkName);
   return h(
     "section",
     { class: "card" },
     h("h2", {}, "Invite"),
-    h("p", {}, "Send this link (or show the QR code) to the admin of another instance. The link is signed by this instance; it expires and can be revoked."),
+    h("p", {}, "Make a link (with a QR code) for the admin of another instance. The link is signed by this instance; it expires and can be revoked."),
+    field("For whom", label, "Only you see this; it helps you tell your invites apart."),
     field("Uses", uses),
     field("Expires after", expires),
     h(
@@ -69,27 +109,63 @@ function InviteSection(refreshAll: () => void, client: Api): HTMLElement {
         class: "primary",
         onclick: async () => {
           try {
-            const created = await asAdmin(() => client.createInvite(Number(uses.value) || 1, Number(expires.value)), client);
-            const link = h("textarea", { readonly: true, rows: 3, "aria-label": "Invite link" });
-            link.value = created.invite.link;
-            const qr = h("img", { alt: "QR code of the invite link", src: `data:image/svg+xml;utf8,${encodeURIComponent(created.qr_svg)}`, width: 240, height: 240 });
-            result.replaceChildren(
-              link,
-              h("button", { type: "button", onclick: async () => { await navigator.clipboard.writeText(created.invite.link); toast("Link copied."); } }, "Copy link"),
-              h("div", {}, qr),
-            );
-            void refresh();
-            refreshAll();
+            const created = await asAdmin(() => client.createInvite(Number(uses.value) || 1, Number(expires.value), label.value.trim()), client);
+            openInviteSheet(created.invite, created.qr_svg, networkName);
+            label.value = "";
+            void list.refresh();
           } catch (e) {
-            if (!(isApiError(e) && e.code === "cancelled")) toast(isApiError(e) ? e.message : String(e), "error");
+            showError(e);
           }
         },
       },
       "Create invite link",
     ),
-    result,
     h("h3", {}, "Invites issued here"),
     list,
+  );
+}
+
+/** This build, and "Approve another version…": check what an approval
+ * request, manifest or executable is, then propose approving it. */
+function SoftwareSection(status: Status, client: Api): HTMLElement {
+  const source = h("textarea", { rows: 3, placeholder: "Paste the approval request someone sent you, or the path of a release manifest (dan-release.json) or of a DAN program" });
+  const found = h("div", { "aria-live": "polite", "aria-label": "Builds to approve" });
+  const propose = h("button", { type: "button", class: "primary", hidden: true }, "Propose approving");
+  const check = async () => {
+    propose.hidden = true;
+    found.replaceChildren();
+    if (!source.value.trim()) return;
+    try {
+      const builds = await client.describeBuilds(source.value.trim());
+      found.replaceChildren(...builds.map((b, i) => h("p", {}, BuildText(b, `Build ${i + 1} to approve`))));
+      propose.hidden = builds.every((b) => b.approval === "approved");
+      if (propose.hidden) found.append(h("p", { class: "muted" }, "The network already approves every build named."));
+    } catch (e) {
+      found.replaceChildren(h("p", { class: "error", role: "alert" }, isApiError(e) ? e.message : String(e)));
+    }
+  };
+  propose.addEventListener("click", async () => {
+    try {
+      const proposal = await asAdmin(() => client.proposeBuilds(source.value.trim()), client);
+      toast(proposal.status === "passed" ? "Approved: members may now run it." : "Proposed. The other admins vote under Members → Proposals.");
+      source.value = "";
+      found.replaceChildren();
+      propose.hidden = true;
+    } catch (e) {
+      showError(e);
+    }
+  });
+  return h(
+    "section",
+    { class: "card", "aria-label": "Software" },
+    h("h2", {}, "Software"),
+    h("p", {}, "This instance runs ", BuildText(status.build, "This build"), "."),
+    h("p", {}, h("button", { type: "button", onclick: async () => { try { await navigator.clipboard.writeText(await client.approvalRequest()); toast("Approval request copied."); } catch (e) { showError(e); } } }, "Copy this version's approval request")),
+    h("h3", {}, "Approve another version…"),
+    h("p", {}, "Everyone in the network must run a version the members approved. When someone on another computer (another system, the server version, a newer release) cannot join, ask them for their approval request and paste it here; the members then vote."),
+    field("Build to approve", source),
+    h("div", { class: "actions" }, h("button", { type: "button", onclick: () => void check() }, "Check"), propose),
+    found,
   );
 }
 
@@ -114,7 +190,7 @@ function ForkSection(refreshAll: () => void, client: Api): HTMLElement {
             toast("Forked. Invite other admins from here.");
             refreshAll();
           } catch (e) {
-            if (!(isApiError(e) && e.code === "cancelled")) toast(isApiError(e) ? e.message : String(e), "error");
+            showError(e);
           }
         },
       },
@@ -143,10 +219,6 @@ function ReadmissionSection(refreshAll: () => void, client: Api): HTMLElement {
 }
 
 export function NetworkView(status: Status, refreshAll: () => void, client: Api = api): HTMLElement {
-  const upgrade =
-    status.code_approved === false
-      ? "This build is not (or no longer) approved by the network's charter."
-      : "This build is approved by the network's charter.";
   return h(
     "div",
     { class: "stack" },
@@ -156,10 +228,10 @@ export function NetworkView(status: Status, refreshAll: () => void, client: Api 
       h("h2", {}, status.network_name ?? "No network"),
       h("p", { "aria-label": "Network state" }, describeState(status)),
       h("p", { class: "muted" }, `Network id ${status.network_id ?? "–"} · ${status.op_count} ops · last sync ${when(status.last_sync)}`),
-      h("p", { class: "muted" }, `Software: code hash ${status.code_hash.slice(0, 16)}… — ${upgrade}`),
       status.damaged_records.length ? h("p", { class: "error" }, `Records whose stored data differs from the signed history: ${status.damaged_records.join(", ")}`) : null,
     ),
-    status.state === "active" || status.state === "forming" ? InviteSection(refreshAll, client) : null,
+    status.state === "active" || status.state === "forming" ? InviteSection(client, status.network_name ?? "our network") : null,
+    status.network_id ? SoftwareSection(status, client) : null,
     status.state === "deprecated" ? ReadmissionSection(refreshAll, client) : null,
     status.network_id ? ForkSection(refreshAll, client) : null,
   );

@@ -3,6 +3,8 @@
 import { api, isApiError, type Api } from "../api";
 import { h, field, when } from "../dom";
 import { asAdmin } from "../components/adminLock";
+import { toast } from "../components/toasts";
+import type { InvitePreview } from "../types";
 
 export function StartNetworkView(onChanged: () => void, client: Api = api, link = ""): HTMLElement {
   const networkName = h("input", { type: "text", placeholder: "e.g. Community library" });
@@ -35,6 +37,31 @@ export function StartNetworkView(onChanged: () => void, client: Api = api, link 
   return h("main", { class: "centered stack" }, h("h1", {}, "Join or create a network"), JoinNetworkForm(onChanged, client, link), create);
 }
 
+/** What an invite says, and whether this build may join with it. */
+export function InvitePreviewText(invite: InvitePreview): HTMLElement[] {
+  const lines = [
+    h("p", {}, "Network: ", h("strong", {}, invite.network_name), h("small", { class: "muted" }, ` (id ${invite.network_id.slice(0, 12)}…)`)),
+    h("p", {}, "Invited by: ", h("strong", {}, invite.inviter_name), ` (${invite.inviter})`),
+    h("p", {}, `The link expires ${when(invite.expires_ms)}.`),
+  ];
+  if (invite.your_build.approval === "approved") {
+    lines.push(h("p", { "aria-label": "Your version" }, `Your version, ${invite.your_build.description}, is approved by this network ✓`));
+    return lines;
+  }
+  const approved = invite.approved_builds.map((b) => b.description).join(", ") || "no version known";
+  lines.push(
+    h(
+      "div",
+      { class: "banner", role: "alert", "aria-label": "Your version" },
+      h("p", {}, `“${invite.network_name}” has not approved your version of DAN (${invite.your_build.description}). It approves: ${approved}.`),
+      h("p", {}, `Install one of those, or ask ${invite.inviter_name} to approve your version: copy this request and send it to them; they paste it under Network → Approve another version. Once the members approved it, ask for a new invite link.`),
+      h("button", { type: "button", onclick: async () => { try { await navigator.clipboard.writeText(invite.approval_request ?? ""); toast("Approval request copied."); } catch { toast("Could not copy the request.", "error"); } } }, "Copy approval request"),
+      h("textarea", { readonly: true, rows: 3, "aria-label": "Approval request" }, invite.approval_request ?? ""),
+    ),
+  );
+  return lines;
+}
+
 /** Paste an invite link, see who invites to which network, then join. */
 export function JoinNetworkForm(onJoined: () => void, client: Api = api, initialLink = ""): HTMLElement {
   const link = h("textarea", { rows: 3, placeholder: "dan://join/…" });
@@ -43,24 +70,28 @@ export function JoinNetworkForm(onJoined: () => void, client: Api = api, initial
   const preview = h("div", { class: "preview", "aria-live": "polite" });
   const error = h("p", { class: "error", role: "alert" });
   const join = h("button", { type: "submit", class: "primary", disabled: true }, "Join network");
+  let asked = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const check = async () => {
+    const mine = ++asked;
     error.textContent = "";
     preview.textContent = "";
     join.disabled = true;
     if (!link.value.trim()) return;
     try {
       const invite = await client.previewInvite(link.value.trim());
-      preview.replaceChildren(
-        h("p", {}, "Network: ", h("strong", {}, invite.network_name)),
-        h("p", {}, "Invited by: ", h("strong", {}, invite.inviter_name), ` (${invite.inviter})`),
-        h("p", {}, `The link expires ${when(invite.expires_ms)}.`),
-      );
-      join.disabled = false;
+      if (mine !== asked) return;
+      preview.replaceChildren(...InvitePreviewText(invite));
+      join.disabled = invite.your_build.approval !== "approved";
     } catch (e) {
+      if (mine !== asked) return;
       error.textContent = isApiError(e) ? e.message : String(e);
     }
   };
-  link.addEventListener("input", () => void check());
+  link.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void check(), 250);
+  });
   if (initialLink) void check();
   return h(
     "form",
