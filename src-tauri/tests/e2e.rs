@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use dan_tests::{Instance, modified_copy, modified_dan_bin, wait_until};
+use dan_tests::{
+    Instance, dan_bin, modified_copy, modified_copy_with, modified_dan_bin, wait_until,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -67,6 +69,11 @@ fn start_xvfb() -> anyhow::Result<(Process, String)> {
 
 /// tauri-driver on a free port, with the app's environment.
 fn start_driver(display: &str) -> anyhow::Result<(Process, u16)> {
+    start_driver_with(display, &[])
+}
+
+/// tauri-driver on a free port, with the app's environment plus `env`.
+fn start_driver_with(display: &str, env: &[(&str, &Path)]) -> anyhow::Result<(Process, u16)> {
     let port = free_port()?;
     let native = free_port()?;
     let driver = std::env::var_os("TAURI_DRIVER")
@@ -91,6 +98,8 @@ fn start_driver(display: &str) -> anyhow::Result<(Process, u16)> {
             "unix:path=/nonexistent/dan-test-bus",
         )
         .env_remove("DAN_DATA_DIR")
+        .env_remove("DAN_RELEASE_MANIFEST")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -711,5 +720,220 @@ async fn desktop_invite_made_in_the_window_stays_on_screen_and_a_second_window_j
 
     joiner.close().await?;
     founder.close().await?;
+    Ok(())
+}
+
+/// Writes a release manifest listing `builds` (kind, version, executable).
+fn write_manifest(path: &Path, builds: &[(&str, &str, &Path)]) -> anyhow::Result<()> {
+    let builds: Vec<serde_json::Value> = builds
+        .iter()
+        .map(|(kind, version, exe)| {
+            Ok(json!({
+                "code_hash": dan_node::hash_file(exe)?.to_hex(),
+                "version": version,
+                "platform": dan_node::release::this_platform(),
+                "kind": kind,
+                "file": exe.file_name().map(|n| n.to_string_lossy().into_owned()),
+            }))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let manifest = json!({ "product": "DAN", "version": "0.1.0", "builds": builds });
+    std::fs::write(path, serde_json::to_string_pretty(&manifest)?)?;
+    Ok(())
+}
+
+/// Creates an invite in the window for `whom` and returns the link read
+/// from the invite sheet (then closes the sheet).
+async fn invite_in_window(client: &Client, whom: &str) -> anyhow::Result<String> {
+    click_tab(client, "Network").await?;
+    type_into(client, "For whom", whom).await?;
+    button(client, "Create invite link").await?.click().await?;
+    admin_password_if_asked(client).await?;
+    let link = value_of(
+        client,
+        "dialog[aria-label=\"Invite ready\"] [aria-label=\"Invite link\"]",
+    )
+    .await?;
+    let done = "//dialog[@aria-label='Invite ready']//button[normalize-space()='Done']";
+    client.find(Locator::XPath(done)).await?.click().await?;
+    Ok(link)
+}
+
+/// Clicks the button `text` (retried: the page redraws), answering the admin
+/// password dialog if it asks.
+async fn click_admin(client: &Client, xpath: &str) -> anyhow::Result<()> {
+    let mut last = None;
+    for _ in 0..50 {
+        dismiss_toasts(client).await?;
+        match client.find(Locator::XPath(xpath)).await {
+            Ok(element) => {
+                scroll_into_view(client, &element).await?;
+                match element.click().await {
+                    Ok(()) => return admin_password_if_asked(client).await,
+                    Err(e) => last = Some(e.to_string()),
+                }
+            }
+            Err(e) => last = Some(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("could not click {xpath}: {last:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_version_in_the_window()
+-> anyhow::Result<()> {
+    let (_xvfb, display) = start_xvfb()?;
+    let dirs = tempfile::tempdir()?;
+    // One release of three builds: this desktop app, the headless `dan`,
+    // and a second desktop build (another code hash). A fourth build, not
+    // in the release, runs the third window.
+    let (_keep_b, desktop_b) = modified_copy_with(Path::new(APP), b"build b")?;
+    let (_keep_c, desktop_c) = modified_copy_with(Path::new(APP), b"build c")?;
+    let manifest = dirs.path().join("dan-release.json");
+    write_manifest(
+        &manifest,
+        &[
+            ("desktop", "0.1.0", Path::new(APP)),
+            ("headless", "0.1.0", &dan_bin()),
+            ("desktop", "0.1.0-b", &desktop_b),
+        ],
+    )?;
+    let release = [("DAN_RELEASE_MANIFEST", manifest.as_path())];
+
+    // Ada founds the network in the window: it approves the whole release.
+    let (_ada_driver, ada_port) = start_driver_with(&display, &release)?;
+    let ada = open_app(ada_port, &dirs.path().join("ada")).await?;
+    first_run(&ada, "Ada laptop").await?;
+    type_into(&ada, "Network name", "Elm Street Library").await?;
+    button(&ada, "Create network").await?.click().await?;
+    see(&ada, "needs 2 more instances", Duration::from_secs(60)).await?;
+    let link = invite_in_window(&ada, "Bea").await?;
+
+    // Bea runs the release's other desktop build: told before joining that
+    // it is approved, she joins with the link from Ada's sheet.
+    let (_bea_driver, bea_port) = start_driver_with(&display, &release)?;
+    let bea = open_build(bea_port, &desktop_b, &dirs.path().join("bea")).await?;
+    first_run(&bea, "Bea laptop").await?;
+    type_into(&bea, "Invite link", &link).await?;
+    see_in(
+        &bea,
+        "Your version",
+        "DAN 0.1.0-b · desktop",
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(
+        label_text(&bea, "Your version")
+            .await?
+            .contains("is approved by this network")
+    );
+    type_into(&bea, "Your name as admin", "Bea").await?;
+    button(&bea, "Join network").await?.click().await?;
+    admin_password_if_asked(&bea).await?;
+    see(&bea, "needs 1 more instance", Duration::from_secs(90)).await?;
+    click_tab(&ada, "Members").await?;
+    see_in(
+        &ada,
+        "Bea laptop version",
+        "DAN 0.1.0-b · desktop",
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(
+        label_text(&ada, "Bea laptop version")
+            .await?
+            .contains("✓ approved")
+    );
+
+    // Cleo runs a build the network has not approved: the preview says so
+    // before she joins, and gives her the request to send.
+    let (_cleo_driver, cleo_port) = start_driver(&display)?;
+    let cleo = open_build(cleo_port, &desktop_c, &dirs.path().join("cleo")).await?;
+    first_run(&cleo, "Cleo laptop").await?;
+    type_into(&cleo, "Invite link", &invite_in_window(&ada, "Cleo").await?).await?;
+    see_in(
+        &cleo,
+        "Your version",
+        "has not approved your version",
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(!button(&cleo, "Join network").await?.is_enabled().await?);
+    let request = value_of(&cleo, &by_label("Approval request")).await?;
+    screenshot(&cleo, "join-unapproved-version").await?;
+
+    // Ada proposes approving Cleo's version from the window; Bea votes yes.
+    click_tab(&ada, "Network").await?;
+    type_into(&ada, "Build to approve", &request).await?;
+    button(&ada, "Check").await?.click().await?;
+    see_in(
+        &ada,
+        "Build 1 to approve",
+        "✗ not approved",
+        Duration::from_secs(10),
+    )
+    .await?;
+    click_admin(&ada, "//button[normalize-space()='Propose approving']").await?;
+    click_tab(&bea, "Members").await?;
+    see(
+        &bea,
+        "alongside the versions approved now",
+        Duration::from_secs(60),
+    )
+    .await?;
+    screenshot(&bea, "proposal-new-version").await?;
+    click_admin(&bea, "//li[contains(., 'alongside the versions approved now')]//button[normalize-space()='Vote yes']").await?;
+
+    // With the vote passed, Cleo joins with a new invite; Bea approves her.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let link = invite_in_window(&ada, "Cleo again").await?;
+        type_into(&cleo, "Invite link", &link).await?;
+        see(&cleo, "Invited by: Ada laptop", Duration::from_secs(30)).await?;
+        if label_text(&cleo, "Your version")
+            .await?
+            .contains("is approved by this network")
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the new invite still does not approve Cleo's build");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    type_into(&cleo, "Your name as admin", "Cleo").await?;
+    button(&cleo, "Join network").await?.click().await?;
+    admin_password_if_asked(&cleo).await?;
+    see(
+        &cleo,
+        "Waiting for approval (1 of 2)",
+        Duration::from_secs(60),
+    )
+    .await?;
+    click_tab(&bea, "Members").await?;
+    click_admin(&bea, "//button[@aria-label='Approve Cleo laptop']").await?;
+    wait_for_state(&cleo, "active").await?;
+
+    // A record written in Cleo's window reaches Ada's.
+    button(&cleo, "New record").await?.click().await?;
+    type_into(&cleo, "Collection", "books").await?;
+    type_into(&cleo, "Title", "Written by Cleo").await?;
+    button(&cleo, "Create record").await?.click().await?;
+    click_tab(&ada, "Records").await?;
+    find(&ada, &by_label("Record Written by Cleo")).await?;
+    click_tab(&ada, "Members").await?;
+    see_in(
+        &ada,
+        "Cleo laptop version",
+        "✓ approved",
+        Duration::from_secs(30),
+    )
+    .await?;
+    screenshot(&ada, "members-versions").await?;
+
+    cleo.close().await?;
+    bea.close().await?;
+    ada.close().await?;
     Ok(())
 }

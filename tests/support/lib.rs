@@ -11,5 +11,5 @@ pub mod process;
 
 pub use process::{
     Instance, PASSWORD, cli_converged, cli_network, cli_network_with, dan_bin, modified_copy,
-    modified_dan_bin, wait_until,
+    modified_copy_with, modified_dan_bin, wait_until,
 };

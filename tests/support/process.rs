@@ -34,13 +34,22 @@ pub fn modified_dan_bin() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
 /// A copy of the executable `original` with one byte appended (another
 /// build, another code hash). Lives as long as the returned directory.
 pub fn modified_copy(original: &Path) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    modified_copy_with(original, &[0])
+}
+
+/// A copy of `original` with `suffix` appended: another build of it (each
+/// suffix gives another code hash).
+pub fn modified_copy_with(
+    original: &Path,
+    suffix: &[u8],
+) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
     let dir = tempfile::tempdir()?;
     let name = original
         .file_name()
         .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
     let path = dir.path().join(format!("{name}-modified"));
     let mut bytes = std::fs::read(original)?;
-    bytes.push(0);
+    bytes.extend_from_slice(suffix);
     std::fs::write(&path, bytes)?;
     #[cfg(unix)]
     {

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use dan_tests::{Instance, cli_converged, cli_network, modified_dan_bin, wait_until};
+use anyhow::Context;
+use dan_tests::{
+    Instance, cli_converged, cli_network, dan_bin, modified_copy_with, modified_dan_bin, wait_until,
+};
 
 #[test]
 fn no_single_admin_three_dan_processes_form_a_network_through_the_cli_and_converge()
@@ -217,4 +220,145 @@ fn everything_signed_a_member_running_other_code_is_refused_and_an_unapproved_bu
         instance.stop()?;
     }
     Ok(())
+}
+
+#[test]
+fn builds_a_network_founded_from_a_release_admits_its_other_build_and_votes_in_another_version_by_its_approval_request()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_keep_b, build_b) = modified_copy_with(&dan_bin(), b"build b")?;
+    let (_keep_c, build_c) = modified_copy_with(&dan_bin(), b"build c")?;
+    let manifest = dir.path().join("dan-release.json");
+    let manifest_arg = manifest.to_string_lossy().into_owned();
+    let mut alice = Instance::init("alice")?;
+    let written = alice.json(&[
+        "release-manifest",
+        "--headless",
+        &dan_bin().to_string_lossy(),
+        "--desktop",
+        &build_b.to_string_lossy(),
+        "--version",
+        "0.1.0",
+        "--out",
+        &manifest_arg,
+    ])?;
+    assert_eq!(written["builds"][1]["kind"], "desktop");
+    assert_eq!(written["builds"][1]["file"], "dan-modified");
+
+    // Founded from a build of the release: the whole release is approved.
+    alice.set_env("DAN_RELEASE_MANIFEST", &manifest_arg);
+    alice.start_networked(&[])?;
+    alice.ok(&[
+        "network",
+        "create",
+        "--name",
+        "Commons",
+        "--min-members",
+        "2",
+    ])?;
+    let build = &alice.json(&["status"])?["build"];
+    assert_eq!(
+        build["description"],
+        format!("DAN 0.1.0 · headless · {}", platform_words())
+    );
+    assert_eq!(build["approval"], "approved");
+
+    let mut bob = Instance::init_with_bin("bob", build_b)?;
+    bob.set_env("DAN_RELEASE_MANIFEST", &manifest_arg);
+    bob.start_networked(&[])?;
+    let link = alice.invite(&["--label", "for Bob"])?;
+    bob.ok(&["join", &link, "--no-wait"])?;
+    wait_until(Duration::from_secs(30), "bob to be admitted", || {
+        bob.json(&["status"]).is_ok_and(|s| s["state"] == "active")
+    })?;
+    let bob_peer = bob.peer_id()?;
+    wait_until(
+        Duration::from_secs(30),
+        "alice to show bob's version",
+        || {
+            alice.json(&["members"]).is_ok_and(|rows| {
+                rows.as_array().is_some_and(|rows| {
+                    rows.iter().any(|r| {
+                        r["peer_id"] == bob_peer.as_str()
+                            && r["build"]["label"]["kind"] == "desktop"
+                            && r["build"]["approval"] == "approved"
+                    })
+                })
+            })
+        },
+    )?;
+    let invites = alice.json(&["invites"])?;
+    let used = &invites[0];
+    assert_eq!(used["label"], "for Bob");
+    assert_eq!(used["status"], "used_up");
+    assert_eq!(used["used_by"][0]["instance_name"], "bob");
+    assert_eq!(used["used_by"][0]["peer_id"], bob_peer.as_str());
+
+    // Carol's build is not in the release: refused before contacting
+    // anyone, with the approval request to send.
+    let mut carol = Instance::init_with_bin("carol", build_c)?;
+    carol.start_networked(&[])?;
+    let error = join_error(&carol, &alice.invite(&[])?)?;
+    assert!(error.contains("has not approved your version"), "{error}");
+    let request = error
+        .split("dan upgrade add '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .context("the error carries the approval request")?
+        .to_owned();
+    assert_eq!(carol.json(&["status"])?["state"], "none");
+
+    // Alice proposes approving it (nothing withdrawn); Bob's vote passes it.
+    let proposal = alice.json(&["upgrade", "add", &request])?;
+    assert_eq!(proposal["status"], "open");
+    assert_eq!(proposal["withdraws"], serde_json::json!([]));
+    assert!(
+        proposal["summary"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("alongside the builds approved now")),
+        "{proposal}"
+    );
+    let id = proposal["id"].as_str().unwrap_or_default().to_owned();
+    wait_until(Duration::from_secs(30), "the proposal to reach bob", || {
+        bob.run(&["vote", &id, "yes"])
+            .is_ok_and(|o| o.status.success())
+    })?;
+    wait_until(
+        Duration::from_secs(30),
+        "the new invite to approve carol's build",
+        || {
+            alice.invite(&[]).is_ok_and(|link| {
+                carol
+                    .run(&["join", &link, "--no-wait"])
+                    .is_ok_and(|o| o.status.success())
+            })
+        },
+    )?;
+    let carol_peer = carol.peer_id()?;
+    wait_until(
+        Duration::from_secs(30),
+        "bob to see carol's request",
+        || {
+            bob.run(&["approve", &carol_peer])
+                .is_ok_and(|o| o.status.success())
+        },
+    )?;
+    wait_until(Duration::from_secs(30), "carol to be admitted", || {
+        carol
+            .json(&["status"])
+            .is_ok_and(|s| s["state"] == "active")
+    })?;
+    carol.stop()?;
+    bob.stop()?;
+    alice.stop()
+}
+
+/// This platform as build labels word it (`Linux x86-64` here).
+fn platform_words() -> String {
+    dan_core::BuildLabel {
+        version: String::new(),
+        platform: dan_node::release::this_platform(),
+        kind: dan_core::BuildKind::Headless,
+    }
+    .platform_words()
 }

@@ -104,8 +104,11 @@ fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
         } => {
             let now = now_ms();
             let charter = replica.charter();
+            // What the proposal brings in: the builds it describes, and any
+            // not approved now (the rest it only keeps approved).
             builds = code_hashes
                 .iter()
+                .filter(|h| labels.contains_key(h) || !charter.approves(h, now))
                 .map(|h| BuildView::of(*h, labels.get(h).cloned(), Some(charter), now))
                 .collect();
             withdraws = charter
@@ -214,21 +217,29 @@ impl Node {
         builds: BuildsToApprove,
         password: &str,
     ) -> Result<ProposalView, NodeError> {
-        let mut kept: BTreeSet<CodeHash> = {
+        let (mut kept, labels): (BTreeSet<CodeHash>, BTreeMap<CodeHash, BuildLabel>) = {
             let ledger = self.inner().ledger.lock().await;
             let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
             let charter = replica.charter();
-            if builds.hashes.iter().all(|h| charter.approves(h, now_ms())) {
+            let now = now_ms();
+            if builds.hashes.iter().all(|h| charter.approves(h, now)) {
                 return Err(NodeError::Invalid(
                     "the network already approves every build named".into(),
                 ));
             }
-            charter
+            let kept = charter
                 .approved_code
                 .iter()
                 .filter(|h| !charter.withdrawals.contains_key(h))
                 .copied()
-                .collect()
+                .collect();
+            // Only the new builds are described: the proposal names them.
+            let labels = builds
+                .labels
+                .into_iter()
+                .filter(|(h, _)| !charter.approves(h, now))
+                .collect();
+            (kept, labels)
         };
         kept.extend(&builds.hashes);
         if kept.len() > dan_core::governance::MAX_UPGRADE_HASHES {
@@ -237,7 +248,7 @@ impl Node {
                 dan_core::governance::MAX_UPGRADE_HASHES
             )));
         }
-        self.propose_upgrade(kept, builds.labels, 0, password).await
+        self.propose_upgrade(kept, labels, 0, password).await
     }
 
     /// Reads the builds `source` names (see [`BuildsToApprove::from_source`])
