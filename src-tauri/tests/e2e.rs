@@ -306,7 +306,7 @@ async fn first_run(client: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_the_real_window()
+async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_window()
 -> anyhow::Result<()> {
     let (_xvfb, display) = start_xvfb()?;
 
@@ -460,7 +460,8 @@ async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_th
     screenshot(&client, "record-detail").await?;
     let _ = alices;
 
-    // 5. A member that runs a modified build is shown as deprecated.
+    // 5. A member restarted on a build the network has not approved is shown
+    //    with its version not approved, still a member (not deprecated).
     let (_keep, modified) = modified_dan_bin()?;
     bob.stop()?;
     bob.use_bin(modified);
@@ -468,24 +469,19 @@ async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_th
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         click_tab(&client, "Members").await?;
-        if label_text(&client, "bob status")
+        if label_text(&client, "bob version")
             .await
-            .is_ok_and(|t| t == "Deprecated")
+            .is_ok_and(|t| t.contains("✗ not approved"))
         {
             break;
         }
         if Instant::now() > deadline {
-            bail!("bob was not shown as deprecated");
+            bail!("bob's build was not shown as not approved");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    see(
-        &client,
-        "broke the network's rules",
-        Duration::from_secs(30),
-    )
-    .await?;
-    screenshot(&client, "members-deprecated").await?;
+    assert_eq!(label_text(&client, "bob status").await?, "Member");
+    screenshot(&client, "members-unapproved").await?;
     click_tab(&client, "Network").await?;
     see(&client, "Create invite link", Duration::from_secs(10)).await?;
     screenshot(&client, "network").await?;
@@ -493,53 +489,44 @@ async fn desktop_app_first_run_join_edit_deprecated_member_and_readmission_in_th
     let app_dir = dir.path().join("app");
     close_app(client, &app_dir).await?;
 
-    // 6. The app itself runs a modified build: the network deprecates it.
-    //    Back on the approved build, it asks to be readmitted from the
-    //    Network tab and comes back under a new peer id.
+    // 6. The app itself on a build the network has not approved: it says
+    //    so and waits; nobody deprecates it; back on the approved build it
+    //    is active again under the same peer id.
     let (_keep_app, modified_app) = modified_copy(Path::new(APP))?;
     let client = open_build(port, &modified_app, &app_dir).await?;
     unlock(&client).await?;
+    wait_for_state(&client, "unapproved").await?;
+    see(
+        &client,
+        "is not approved by Commons yet",
+        Duration::from_secs(10),
+    )
+    .await?;
+    screenshot(&client, "unapproved-version").await?;
     wait_until(
-        Duration::from_secs(90),
-        "alice to deprecate the app's modified build",
-        || alice.member_status(&desk).as_deref() == Some("deprecated"),
+        Duration::from_secs(30),
+        "alice to refuse the app's unapproved build",
+        || {
+            alice.json(&["peers"]).is_ok_and(|rows| {
+                rows.as_array().is_some_and(|rows| {
+                    rows.iter().any(|r| {
+                        r["peer_id"] == desk.as_str()
+                            && r["refused"]
+                                .as_str()
+                                .is_some_and(|why| why.contains("has not approved yet"))
+                    })
+                })
+            })
+        },
     )?;
+    assert_eq!(alice.member_status(&desk).as_deref(), Some("member"));
+    assert_eq!(alice.json(&["evidence"])?, json!([]));
     close_app(client, &app_dir).await?;
     let client = open_app(port, &app_dir).await?;
     unlock(&client).await?;
-    wait_for_state(&client, "deprecated").await?;
-    click_tab(&client, "Network").await?;
-    see(&client, "Ask to be readmitted", Duration::from_secs(10)).await?;
-    type_into(&client, "Invite link", &alice.invite(&[])?).await?;
-    see(&client, "Invited by: alice", Duration::from_secs(30)).await?;
-    dismiss_toasts(&client).await?;
-    let join = button(&client, "Join network").await?;
-    scroll_into_view(&client, &join).await?;
-    join.click().await?;
-    type_into_css(
-        &client,
-        "dialog input[aria-label=\"Admin password\"]",
-        PASSWORD,
-    )
-    .await?;
-    find(&client, "dialog button[type=\"submit\"]")
-        .await?
-        .click()
-        .await?;
     wait_for_state(&client, "active").await?;
     click_tab(&client, "Records").await?;
     find(&client, &by_label("Record Edited in the window")).await?;
-    let rows = alice.json(&["members"])?;
-    let readmitted = rows.as_array().and_then(|rows| {
-        rows.iter()
-            .find(|r| r["name"] == "Desk laptop" && r["peer_id"] != desk.as_str())
-    });
-    assert_eq!(
-        readmitted.map(|r| r["status"].clone()),
-        Some(json!("member")),
-        "the app is back under a new peer id: {rows}"
-    );
-    assert_eq!(alice.member_status(&desk).as_deref(), Some("deprecated"));
 
     client.close().await?;
     alice.stop()?;

@@ -1,13 +1,14 @@
 //! Conformance between separate `dan run` processes (invariant 4 and the
-//! upgrade path): a modified executable and tampered rows are caught by
-//! their hashes and deprecated everywhere while the offender keeps running
-//! as a fork; a rolling upgrade moves every instance to a new build without
+//! upgrade path): a member on a build the network has not approved waits,
+//! refused but not deprecated, until the members approve it; tampered rows
+//! are caught by their hashes and deprecated everywhere while the offender
+//! keeps running as a fork; a rolling upgrade moves every instance to a new build without
 //! breaking the network; a deliberate fork takes the data along; a
 //! repaired instance comes back only under a new key and a fresh quorum.
 
 use std::time::Duration;
 
-use dan_tests::{Instance, cli_converged, cli_network, dan_bin, modified_dan_bin, wait_until};
+use dan_tests::{Instance, cli_converged, cli_network, modified_dan_bin, wait_until};
 use serde_json::Value;
 
 fn write(instance: &Instance, title: &str) -> anyhow::Result<String> {
@@ -138,25 +139,71 @@ fn assert_readmitted(instances: &[Instance], deprecated_key: &str) -> anyhow::Re
 }
 
 #[test]
-fn deprecation_an_instance_running_an_executable_one_byte_off_is_deprecated_everywhere_and_readmitted_on_the_approved_build()
+fn conformance_a_member_restarted_on_a_build_one_byte_off_waits_unapproved_is_not_deprecated_and_is_let_back_in_when_the_members_approve_it()
 -> anyhow::Result<()> {
     let (_keep, modified) = modified_dan_bin()?;
-    let mut instances = cli_network(&["alice", "bob", "carol", "dave", "mallory"], &[])?;
-    let before = write(&instances[0], "before")?;
+    let mut instances = cli_network(&["alice", "bob", "carol", "dave", "erin"], &[])?;
     cli_converged(&instances, Duration::from_secs(60))?;
-    let deprecated_key = instances[4].peer_id()?;
-    let mallory = &mut instances[4];
-    mallory.stop()?;
-    mallory.use_bin(modified);
-    mallory.start_networked(&[])?;
-    assert_deprecated_everywhere(&instances, "approved")?;
+    let erin_peer = instances[4].peer_id()?;
+    let erin = &mut instances[4];
+    erin.stop()?;
+    erin.use_bin(modified.clone());
+    erin.start_networked(&[])?;
+    // It says so, and its peers refuse it without calling it a tamperer:
+    // its own charter told it that its build is not approved.
+    wait_until(Duration::from_secs(30), "erin to say it waits", || {
+        instances[4]
+            .json(&["status"])
+            .is_ok_and(|s| s["state"] == "unapproved" && s["build"]["approval"] == "not_approved")
+    })?;
+    wait_until(
+        Duration::from_secs(30),
+        "alice to refuse erin's build",
+        || {
+            instances[0].json(&["peers"]).is_ok_and(|rows| {
+                rows.as_array().is_some_and(|rows| {
+                    rows.iter().any(|r| {
+                        r["peer_id"] == erin_peer.as_str()
+                            && r["refused"]
+                                .as_str()
+                                .is_some_and(|why| why.contains("has not approved yet"))
+                    })
+                })
+            })
+        },
+    )?;
+    let waiting = write(&instances[0], "written while erin waits")?;
+    cli_converged(&instances[..4], Duration::from_secs(60))?;
+    assert!(
+        instances[4].ok(&["record", "get", &waiting]).is_err(),
+        "nothing flows to an instance on an unapproved build"
+    );
 
-    let mallory = &mut instances[4];
-    mallory.stop()?;
-    mallory.use_bin(dan_bin());
-    mallory.start_networked(&[])?;
-    assert_readmitted(&instances, &deprecated_key)?;
-    instances[4].ok(&["record", "get", &before])?;
+    // The members approve the build (from its executable); erin comes back
+    // by itself, under the same key, with nothing deprecated anywhere.
+    let proposal = instances[0].json(&["upgrade", "add", &modified.to_string_lossy()])?;
+    let id = proposal["id"].as_str().unwrap_or_default().to_owned();
+    for voter in &instances[1..3] {
+        wait_until(Duration::from_secs(30), "the vote to be cast", || {
+            voter.run(&["vote", &id, "yes"]).is_ok_and(|o| {
+                o.status.success() || String::from_utf8_lossy(&o.stderr).contains("already decided")
+            })
+        })?;
+    }
+    wait_until(Duration::from_secs(60), "erin to be let back in", || {
+        instances[4]
+            .json(&["status"])
+            .is_ok_and(|s| s["state"] == "active")
+    })?;
+    cli_converged(&instances, Duration::from_secs(60))?;
+    instances[4].ok(&["record", "get", &waiting])?;
+    for instance in &instances {
+        assert_eq!(
+            instance.member_status(&erin_peer).as_deref(),
+            Some("member")
+        );
+        assert_eq!(instance.json(&["evidence"])?, serde_json::json!([]));
+    }
     for instance in &mut instances {
         instance.stop()?;
     }

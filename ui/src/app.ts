@@ -170,7 +170,7 @@ export class App {
             ? NetworkView(status, refreshAll, this.client)
             : SettingsView(info.data_dir, refreshAll, this.client);
     const banner =
-      status.state === "deprecated" || status.state === "suspended" || status.state === "forming"
+      status.state === "deprecated" || status.state === "suspended" || status.state === "unapproved" || status.state === "forming"
         ? h("p", { class: `banner ${status.state}`, role: "status" }, describeState(status))
         : null;
     replace(this.root, this.frame(h("main", {}, nav, banner ?? "", this.view)));

@@ -1,6 +1,6 @@
 // Types of the data the instance sends to the UI (see crates/dan-node/src/api.rs).
 
-export type NetworkState = "none" | "pending" | "forming" | "active" | "suspended" | "deprecated";
+export type NetworkState = "none" | "pending" | "forming" | "active" | "suspended" | "unapproved" | "deprecated";
 export type FieldValue = string | number | boolean;
 
 export interface JoinProgress {

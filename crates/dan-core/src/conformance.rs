@@ -53,6 +53,11 @@ pub struct Hello {
     pub origin_seq: u64,
     /// When it was made (ms since the Unix epoch, sender's clock).
     pub sent_ms: u64,
+    /// The sender's own charter does not approve the build it runs (a new
+    /// version installed before the vote): it announces the build only to be
+    /// let back in once the network approves it. Such a hello is refused but
+    /// is no evidence of unapproved code.
+    pub awaiting_approval: bool,
 }
 
 /// A hello signed by its sender, so that what it announced (e.g. its code
@@ -167,10 +172,17 @@ pub fn judge(
                 h.code_hash.short()
             ))
         } else {
-            Verdict::Refuse(format!(
-                "it runs software whose code hash {} is not approved by the charter",
-                h.code_hash.short()
-            ))
+            Verdict::Refuse(if h.awaiting_approval {
+                format!(
+                    "it runs a version (code hash {}) this network has not approved yet; it waits for the vote",
+                    h.code_hash.short()
+                )
+            } else {
+                format!(
+                    "it runs software whose code hash {} is not approved by the charter",
+                    h.code_hash.short()
+                )
+            })
         };
     }
     if !replica.is_member(&h.peer) {
@@ -206,7 +218,7 @@ pub fn evidence_in(replica: &Replica, hello: &SignedHello) -> Option<Evidence> {
     }
     let checkpoint = hello.to_bytes();
     if !replica.ever_approved(&h.code_hash) {
-        return Some(Evidence::UnapprovedCode { checkpoint });
+        return (!h.awaiting_approval).then_some(Evidence::UnapprovedCode { checkpoint });
     }
     if h.deprecations_root == Some(replica.deprecations_root())
         && h.state_root != Some(replica.state_root())

@@ -244,6 +244,12 @@ impl Evidence {
                 if replica.ever_approved(&h.code_hash) {
                     return Unfounded("the code hash is or was approved by the charter".into());
                 }
+                if h.awaiting_approval {
+                    return Unfounded(
+                        "the checkpoint says its build waits for approval; it claims no conformance"
+                            .into(),
+                    );
+                }
                 if h.ops_root != Some(replica.ops_root()) {
                     // The sender may know of an upgrade this replica has
                     // not seen yet: decide only on the same op set.

@@ -21,6 +21,10 @@ pub enum NetworkState {
     /// Runs a build whose approval ended with a software upgrade: nothing
     /// flows until it runs an approved build.
     Suspended,
+    /// Runs a build the network has not approved (yet), e.g. a new version
+    /// installed before the vote: it says so to its peers, nothing flows,
+    /// and it reconnects by itself once the members approve the build.
+    Unapproved,
     /// Caught breaking the rules: it keeps working locally (a fork), but
     /// nothing flows between it and the network any more.
     Deprecated,

@@ -546,11 +546,12 @@ impl Node {
                 now_ms(),
             );
             status.own_seq = replica.chain_len(&self.peer_id());
-            if replica.is_member(&self.peer_id())
-                && status.code_approved == Some(false)
-                && replica.ever_approved(&self.inner.code_hash)
-            {
-                status.state = NetworkState::Suspended;
+            if replica.is_member(&self.peer_id()) && status.code_approved == Some(false) {
+                status.state = if replica.ever_approved(&self.inner.code_hash) {
+                    NetworkState::Suspended
+                } else {
+                    NetworkState::Unapproved
+                };
             }
         }
         drop(ledger);

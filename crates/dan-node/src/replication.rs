@@ -44,6 +44,9 @@ impl Node {
             op_count: replica.map_or(0, |r| r.op_count()),
             origin_seq: replica.map_or(0, |r| r.chain_len(&keypair.public())),
             sent_ms: now_ms(),
+            awaiting_approval: replica.is_some_and(|r| {
+                joining.is_none_or(|j| j == r.network_id()) && !r.ever_approved(&inner.code_hash)
+            }),
         };
         SignedHello::sign(hello, &keypair)
     }

@@ -25,6 +25,8 @@ export function describeState(status: Status): string {
     }
     case "active":
       return `Active: ${status.members} members, ${status.online_peers} online now.`;
+    case "unapproved":
+      return `This version of DAN (${status.build.description}) is not approved by ${status.network_name ?? "the network"} yet, so nothing flows for now. Nothing is lost: DAN reconnects by itself once the members approve it. Send an admin this version's approval request (Network → Software), or go back to an approved version.`;
     case "suspended":
       return "Upgrade required: this instance runs a build whose approval has ended. Install the new version; it rejoins by itself.";
     case "deprecated":

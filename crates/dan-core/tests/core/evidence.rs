@@ -98,3 +98,36 @@ fn evidence_a_claim_the_quorum_does_not_back_is_left_out() {
         "only the deprecation the members announce is taken over"
     );
 }
+
+#[test]
+fn evidence_a_member_that_says_its_build_awaits_approval_is_refused_but_not_accused() {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    for op in &t.admissions {
+        replica.apply(op).expect("admission");
+    }
+    let waiting = hello(&t.keys[2], &replica, |h| {
+        h.code_hash = Hash32::of(b"a newer build");
+        h.awaiting_approval = true;
+    });
+    assert_eq!(dan_core::conformance::evidence_in(&replica, &waiting), None);
+    let accusation = Evidence::UnapprovedCode {
+        checkpoint: waiting.to_bytes(),
+    };
+    assert!(matches!(
+        accusation.check(&replica),
+        EvidenceCheck::Unfounded(_)
+    ));
+    let verdict = dan_core::conformance::judge(
+        &t.keys[0].public(),
+        Some(&replica),
+        None,
+        &t.keys[2].public(),
+        &waiting,
+        1,
+    );
+    assert!(
+        matches!(&verdict, dan_core::conformance::Verdict::Refuse(why) if why.contains("has not approved yet")),
+        "{verdict:?}"
+    );
+}

@@ -345,3 +345,67 @@ fn determinism_a_deprecation_learnt_before_or_after_an_op_gives_the_same_state()
         deprecation_first.deprecations_root()
     );
 }
+
+#[test]
+fn builds_an_upgrade_names_its_builds_and_a_label_for_another_hash_is_refused() {
+    use dan_core::governance::Proposal;
+    use dan_core::{BuildKind, BuildLabel, GovernanceAction};
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    for op in &t.admissions {
+        replica.apply(op).expect("admission");
+    }
+    let build_b = Hash32::of(b"build B");
+    let label = BuildLabel {
+        version: "0.2.0".into(),
+        platform: "linux-x86_64".into(),
+        kind: BuildKind::Headless,
+    };
+    let stray = BTreeMap::from([(Hash32::of(b"build C"), label.clone())]);
+    let bad = replica.next_body(
+        t.keys[0].public(),
+        1_700_000_100_000,
+        dan_core::Payload::Governance(GovernanceAction::Propose(Proposal::Upgrade {
+            code_hashes: BTreeSet::from([build_b]),
+            grace_ms: 0,
+            builds: stray,
+        })),
+    );
+    let bad = dan_core::VerifiedOp::sign(bad, &t.keys[0]).expect("sign");
+    let roots = (replica.ops_root(), replica.state_root());
+    assert!(
+        replica.apply(&bad).is_err(),
+        "a label must name a proposed hash"
+    );
+    assert_eq!((replica.ops_root(), replica.state_root()), roots);
+
+    let upgrade = Proposal::Upgrade {
+        code_hashes: BTreeSet::from([Hash32::of(b"build A"), build_b]),
+        grace_ms: 0,
+        builds: BTreeMap::from([(build_b, label.clone())]),
+    };
+    let proposal = govern(
+        &mut replica,
+        &t.keys[0],
+        GovernanceAction::Propose(upgrade),
+        1_700_000_100_000,
+    );
+    govern(
+        &mut replica,
+        &t.keys[1],
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: true,
+        },
+        1_700_000_100_001,
+    );
+    assert!(replica.charter().approves(&build_b, 1_700_000_200_000));
+    assert_eq!(replica.charter().builds.get(&build_b), Some(&label));
+    let invite_builds = replica.charter().approved_builds(1_700_000_200_000);
+    assert_eq!(invite_builds.len(), 2);
+    assert_eq!(
+        invite_builds[0].label.as_ref(),
+        Some(&label),
+        "labelled builds first"
+    );
+}

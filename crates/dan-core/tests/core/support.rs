@@ -191,6 +191,7 @@ pub(crate) fn hello(
         op_count: replica.op_count(),
         origin_seq: 0,
         sent_ms: 1,
+        awaiting_approval: false,
     };
     tweak(&mut hello);
     SignedHello::sign(hello, key)
