@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release app and its packages in target/release/bundle/:
-# deb/DAN_<version>_amd64.deb (Tauri's bundler) and
+# deb/DAN_<version>_amd64.deb (Tauri's bundler; with the headless `dan` and
+# the release manifest /usr/share/dan/dan-release.json) and
 # appimage/DAN_<version>_amd64.AppImage (built here: Tauri's AppImage bundler
 # needs linuxdeploy from GitHub). Then starts the AppImage under Xvfb to
 # check that it really runs the app.
@@ -8,18 +9,41 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh squashfs-tools squashfuse fuse3
 (cd ui && npm run build)
-./ui/node_modules/.bin/tauri build --bundles deb
-
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+cargo build --release --locked -p dan-cli -p appimage-runtime
+./ui/node_modules/.bin/tauri build --bundles deb
+deb=target/release/bundle/deb/DAN_${version}_amd64.deb
+
+# The release manifest names the executables as shipped: the bundler may
+# patch the desktop binary, so hash the copy inside the .deb. Then bundle
+# again with the manifest and the headless `dan` inside, and check that the
+# shipped desktop binary is still the one the manifest names.
+shipped=$(mktemp -d)
+trap 'rm -rf "$shipped"' EXIT
+dpkg-deb -x "$deb" "$shipped"
+manifest=target/release/dan-release.json
+target/release/dan --json release-manifest --version "$version" \
+  --desktop "$shipped/usr/bin/dan-desktop" --headless target/release/dan --out "$manifest" >/dev/null
+files=$(printf '{"bundle":{"linux":{"deb":{"files":{"/usr/share/dan/dan-release.json":"%s","/usr/bin/dan":"%s"}}}}}' \
+  "$PWD/$manifest" "$PWD/target/release/dan")
+./ui/node_modules/.bin/tauri bundle --bundles deb --config "$files"
+rm -rf "$shipped" && mkdir -p "$shipped"
+dpkg-deb -x "$deb" "$shipped"
+desktop_hash=$(target/release/dan code-hash "$shipped/usr/bin/dan-desktop")
+if ! grep -q "$desktop_hash" "$shipped/usr/share/dan/dan-release.json"; then
+  echo "package: the .deb's dan-desktop ($desktop_hash) is not the build its manifest names" >&2
+  exit 1
+fi
+
 out=target/release/bundle/appimage
 appdir=$out/DAN.AppDir
 image=$out/DAN_${version}_amd64.AppImage
-cargo build --release --locked -p appimage-runtime
 
 rm -rf "$appdir" "$image"
 mkdir -p "$appdir/usr/bin" "$appdir/usr/share/applications" \
   "$appdir/usr/share/icons/hicolor/512x512/apps"
-cp target/release/dan-desktop "$appdir/usr/bin/"
+# The same executables and manifest as the .deb, side by side.
+cp "$shipped/usr/bin/dan-desktop" "$shipped/usr/bin/dan" "$shipped/usr/share/dan/dan-release.json" "$appdir/usr/bin/"
 cp icons/icon.png "$appdir/usr/share/icons/hicolor/512x512/apps/dan-desktop.png"
 cp icons/icon.png "$appdir/dan-desktop.png"
 ln -s dan-desktop.png "$appdir/.DirIcon"
@@ -52,7 +76,7 @@ chmod +x "$image"
 # Smoke test: the AppImage starts the app (which opens its hand-over
 # socket), and a second start hands over to it and exits.
 check=$(mktemp -d)
-trap 'pkill -TERM -f "dan-desktop --data-dir $check/data" || true; rm -rf "$check"' EXIT
+trap 'pkill -TERM -f "dan-desktop --data-dir $check/data" || true; rm -rf "$check" "$shipped"' EXIT
 xvfb-run -a "$image" --data-dir "$check/data" >"$check/app.log" 2>&1 &
 app=$!
 for _ in $(seq 1 120); do
