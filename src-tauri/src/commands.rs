@@ -295,21 +295,27 @@ pub async fn propose_remove(state: State<'_, AppState>, peer: String) -> Result<
 }
 
 /// What the builds `source` names are (an approval request, or the path of
-/// a release manifest or executable), and where the charter stands on them.
+/// a release manifest or executable), and where the charter stands on them
+/// (admin: it reads files).
 #[tauri::command]
 pub async fn describe_builds(state: State<'_, AppState>, source: String) -> Result<Vec<BuildView>> {
+    state.admin_password()?;
     Ok(state.node().await?.describe_builds(&source).await?)
 }
 
-/// Proposes approving the builds `source` names alongside those approved
-/// now (admin).
+/// Proposes approving exactly the builds `describe_builds` showed, alongside
+/// those approved now (admin).
 #[tauri::command]
-pub async fn propose_builds(state: State<'_, AppState>, source: String) -> Result<ProposalView> {
+pub async fn propose_builds(
+    state: State<'_, AppState>,
+    builds: Vec<BuildView>,
+) -> Result<ProposalView> {
     let password = state.admin_password()?;
+    let builds = dan_node::release::BuildsToApprove::from_views(&builds);
     Ok(state
         .node()
         .await?
-        .propose_builds_from(&source, &password)
+        .propose_builds(builds, &password)
         .await?)
 }
 

@@ -695,7 +695,7 @@ async fn desktop_invite_made_in_the_window_stays_on_screen_and_a_second_window_j
     loop {
         click_tab(&founder, "Network").await?;
         let shown = label_text(&founder, "Bea status").await?;
-        if shown.contains("Used by Bea laptop (Bea)") {
+        if shown.contains("Used by Bea laptop (Bea, id …") {
             break;
         }
         if Instant::now() > deadline {

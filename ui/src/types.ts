@@ -128,7 +128,7 @@ export interface MemberView {
 
 export interface ProposalView {
   id: string;
-  kind: "remove" | "upgrade";
+  kind: "remove" | "upgrade" | "add_builds";
   summary: string;
   proposer: string;
   yes: number;
@@ -137,6 +137,8 @@ export interface ProposalView {
   status: "open" | "passed" | "rejected";
   decided_at: number | null;
   withdraws_at: number | null;
+  /** For an upgrade: how long the builds it does not name stay approved. */
+  grace_ms: number | null;
   /** For an upgrade: the builds it approves, and those it withdraws. */
   builds: BuildView[];
   withdraws: BuildView[];

@@ -60,6 +60,9 @@ pub enum BuildError {
     /// More labels than [`MAX_BUILDS`].
     #[error("at most {MAX_BUILDS} builds can be named at once")]
     TooMany,
+    /// Two builds of one set carry the same label.
+    #[error("two builds are labelled {0}: each label must name one build")]
+    DuplicateLabel(String),
     /// A label names a build that is not approved alongside it.
     #[error("a build label names code hash {0}, which is not among the approved hashes")]
     NotApproved(String),
@@ -129,13 +132,32 @@ pub fn check_labels(
     if labels.len() > MAX_BUILDS {
         return Err(BuildError::TooMany);
     }
+    let mut seen = std::collections::BTreeSet::new();
     for (hash, label) in labels {
         label.check()?;
         if !approved(hash) {
             return Err(BuildError::NotApproved(hash.short()));
         }
+        if !seen.insert(label) {
+            return Err(BuildError::DuplicateLabel(label.describe()));
+        }
     }
     Ok(())
+}
+
+/// Takes `labels` into `known`, never relabelling a build it already names
+/// and never giving a second build a label another one has: once a label
+/// names a build, a later proposal cannot pass another program off under
+/// it, nor rename the approved one.
+pub fn adopt_labels(
+    known: &mut BTreeMap<CodeHash, BuildLabel>,
+    labels: &BTreeMap<CodeHash, BuildLabel>,
+) {
+    for (hash, label) in labels {
+        if !known.contains_key(hash) && !known.values().any(|l| l == label) {
+            known.insert(*hash, label.clone());
+        }
+    }
 }
 
 /// A build as an invite names it: the code hash, and its label where the

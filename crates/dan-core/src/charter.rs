@@ -24,7 +24,7 @@ pub const DEFAULT_MIN_MEMBERS: u32 = 3;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CharterError {
     /// The network name is empty or too long.
-    #[error("a network name must be 1 to 80 characters")]
+    #[error("a network name must be 1 to 80 printable characters")]
     BadName,
     /// `min_members` is zero.
     #[error("a network needs at least one member")]
@@ -208,7 +208,8 @@ impl Charter {
     /// Checks the charter is usable.
     pub fn validate(&self) -> Result<(), CharterError> {
         let name_len = self.name.chars().count();
-        if self.name.trim().is_empty() || name_len > 80 {
+        if self.name.trim().is_empty() || name_len > 80 || !crate::invite::is_plain_text(&self.name)
+        {
             return Err(CharterError::BadName);
         }
         if self.min_members == 0 {

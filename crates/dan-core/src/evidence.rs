@@ -382,15 +382,15 @@ pub fn adoptable(
     for subset in subsets {
         let findings: Vec<&Finding> = subset.iter().map(|&i| &claims[i]).collect();
         let root = replica.deprecations_root_with(&findings);
-        let conforming: Vec<PeerKey> = replica
-            .members()
-            .map(|m| m.peer)
-            .filter(|p| replica.is_member(p) && replica.deprecation(p).is_none())
-            .filter(|p| findings.iter().all(|f| f.offender != *p))
-            .collect();
-        let needed = replica.charter().quorum.needed(conforming.len());
-        let backing = conforming
+        // The bar is a quorum of every voter, the accused included: an
+        // accusation must not lower it by taking its targets out of the
+        // denominator. Only voters neither accused nor deprecated back it.
+        let voters = replica.voters();
+        let needed = replica.charter().quorum.needed(voters.len());
+        let backing = voters
             .iter()
+            .filter(|p| replica.deprecation(p).is_none())
+            .filter(|p| findings.iter().all(|f| f.offender != **p))
             .filter(|p| announced.get(p) == Some(&root))
             .count();
         if needed > 0 && backing >= needed {
@@ -402,9 +402,12 @@ pub fn adoptable(
 
 /// Which rule a signed op breaks (`Ok(None)`: none; `Err`: cannot tell yet).
 fn rule_violation(op: &Op, replica: &Replica) -> Result<Option<String>, String> {
+    if let Err(e) = crate::replica::check_clock(&op.body().hlc) {
+        return Ok(Some(e.to_string()));
+    }
     match &op.body().payload {
         Payload::Record { id, action } => {
-            if let Err(e) = action.check_limits() {
+            if let Err(e) = crate::replica::check_record_fields(id, action) {
                 return Ok(Some(e.to_string()));
             }
             let collection = match action {

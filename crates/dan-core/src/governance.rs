@@ -4,8 +4,8 @@
 //! The member table, the open proposals and the effective charter are a
 //! pure function of the genesis, the set of governance ops and the set of
 //! deprecated instances: the ops are folded in (clock, op id) order, and a
-//! decision passes once approvals from conforming members reach the
-//! charter's quorum. Recomputing the fold whenever a governance op arrives
+//! decision passes once approvals reach the charter's quorum of every
+//! admitted member (a deprecation never lowers the bar). Recomputing the fold whenever a governance op arrives
 //! keeps the result independent of arrival order.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,6 +99,15 @@ pub enum Proposal {
         /// proposer describes them; only for hashes in `code_hashes`.
         builds: BTreeMap<CodeHash, BuildLabel>,
     },
+    /// Approve more builds alongside those approved now: nothing is
+    /// withdrawn and no withdrawal date changes, whatever else passes
+    /// before or after it (another version, platform or kind of DAN).
+    AddBuilds {
+        /// The builds to approve.
+        code_hashes: BTreeSet<CodeHash>,
+        /// What they are, as the proposer describes them.
+        builds: BTreeMap<CodeHash, BuildLabel>,
+    },
 }
 
 /// A governance decision carried by an op.
@@ -173,6 +182,34 @@ pub(crate) struct Governed {
     pub(crate) ever_approved: BTreeSet<CodeHash>,
 }
 
+/// A vote count as people see it: yes and no among the members whose votes
+/// count, and how many a decision needs (the same rule the fold applies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tally {
+    /// Yes votes that count.
+    pub yes: usize,
+    /// No votes that count.
+    pub no: usize,
+    /// Votes a decision needs.
+    pub needed: usize,
+}
+
+impl Tally {
+    /// Counts `yes` and `no` among `voters` under `charter`'s quorum.
+    pub fn of(
+        charter: &Charter,
+        voters: &BTreeSet<PeerKey>,
+        yes: &BTreeSet<PeerKey>,
+        no: &BTreeSet<PeerKey>,
+    ) -> Self {
+        Tally {
+            yes: yes.intersection(voters).count(),
+            no: no.intersection(voters).count(),
+            needed: charter.quorum.needed(voters.len()),
+        }
+    }
+}
+
 /// A quorum's decision: `Some(true)` once `needed` of `voters` said yes,
 /// `Some(false)` once `needed` said no, `None` while neither.
 fn decision(
@@ -190,12 +227,11 @@ fn decision(
     }
 }
 
-struct Fold<'a> {
-    deprecated: &'a BTreeMap<PeerKey, String>,
+struct Fold {
     out: Governed,
 }
 
-impl Fold<'_> {
+impl Fold {
     /// Admitted members. A deprecated member's governance ops still count:
     /// every op of it left in the set predates its cutoff.
     fn admitted(&self) -> BTreeSet<PeerKey> {
@@ -207,16 +243,16 @@ impl Fold<'_> {
             .collect()
     }
 
-    /// The admitted members and the votes a decision needs: a strict
-    /// majority of the *conforming* ones (deprecated members no longer
-    /// count towards the quorum).
+    /// The admitted members and the votes a decision needs. A deprecated
+    /// member stays in the denominator: its votes from before its cutoff
+    /// still count, and getting deprecated after voting must never lower
+    /// the bar (otherwise two colluders pass a removal in a network of four
+    /// by having the second voter deprecated after it voted). A minority
+    /// of colluders cannot stall the network this way: the honest members
+    /// alone are a strict majority of all admitted ones.
     fn needed(&self) -> (BTreeSet<PeerKey>, usize) {
         let admitted = self.admitted();
-        let conforming = admitted
-            .iter()
-            .filter(|p| !self.deprecated.contains_key(p))
-            .count();
-        let needed = self.out.charter.quorum.needed(conforming);
+        let needed = self.out.charter.quorum.needed(admitted.len());
         (admitted, needed)
     }
 
@@ -365,9 +401,18 @@ impl Fold<'_> {
                     charter.approved_code.insert(*new);
                     self.out.ever_approved.insert(*new);
                 }
-                charter
-                    .builds
-                    .extend(builds.iter().map(|(h, l)| (*h, l.clone())));
+                crate::build::adopt_labels(&mut charter.builds, builds);
+            }
+            Proposal::AddBuilds {
+                code_hashes,
+                builds,
+            } => {
+                let charter = &mut self.out.charter;
+                for new in code_hashes {
+                    charter.approved_code.insert(*new);
+                    self.out.ever_approved.insert(*new);
+                }
+                crate::build::adopt_labels(&mut charter.builds, builds);
             }
         }
     }
@@ -375,7 +420,8 @@ impl Fold<'_> {
 
 /// Folds the governance ops (in clock order) into the member table, the
 /// proposals and the effective charter. `deprecated` instances (with the
-/// reason) do not count towards any quorum.
+/// reason) are marked; they stay in every quorum's denominator, and their
+/// votes left in the op set (all from before their cutoff) still count.
 pub(crate) fn fold(
     genesis: &SignedGenesis,
     ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
@@ -401,7 +447,6 @@ pub(crate) fn fold(
         },
     )]);
     let mut fold = Fold {
-        deprecated,
         out: Governed {
             members,
             proposals: BTreeMap::new(),

@@ -15,7 +15,18 @@ pub struct Hlc {
     pub counter: u32,
 }
 
+/// How far ahead of the receiver's clock an op's clock may be before the
+/// receiver holds it back (not applied, not refused) until its own clock
+/// gets there: a member cannot win every conflict, or drag everyone's clock
+/// forward, by dating its ops into the future.
+pub const MAX_AHEAD_MS: u64 = 10 * 60 * 1000;
+
 impl Hlc {
+    /// Whether this clock is more than [`MAX_AHEAD_MS`] ahead of `now_ms`.
+    pub fn too_far_ahead(&self, now_ms: u64) -> bool {
+        self.wall_ms > now_ms.saturating_add(MAX_AHEAD_MS)
+    }
+
     /// The timestamp for a new local change, given the latest timestamp this
     /// instance has issued or seen and the wall clock now.
     pub fn next(latest: Hlc, now_ms: u64) -> Hlc {

@@ -77,13 +77,32 @@ pub struct Invite {
     /// The builds the network approved when the invite was made, so a
     /// joiner can tell before joining whether its own build is one of them.
     pub approved: Vec<ApprovedBuild>,
+    /// Whether `approved` lists every approved build (it is cut at
+    /// [`build::MAX_BUILDS`]); a joiner refuses itself only on a full list.
+    pub approved_complete: bool,
 }
 
 impl Invite {
-    /// Whether the network approved `code` when the invite was made.
-    pub fn approves(&self, code: &CodeHash) -> bool {
-        self.approved.iter().any(|b| b.code_hash == *code)
+    /// Whether, as the inviter says, the network approved `code` when the
+    /// invite was made: `None` when the list was cut and does not name it.
+    pub fn approves(&self, code: &CodeHash) -> Option<bool> {
+        if self.approved.iter().any(|b| b.code_hash == *code) {
+            Some(true)
+        } else if self.approved_complete {
+            Some(false)
+        } else {
+            None
+        }
     }
+}
+
+/// Whether `text` is fit to show people as a name: no control characters
+/// (terminal escapes) and no bidirectional overrides or isolates (text that
+/// reads differently from what it is).
+pub fn is_plain_text(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
 }
 
 /// An invite signed by its inviter.
@@ -156,10 +175,13 @@ impl SignedInvite {
 }
 
 fn check_invite(invite: &Invite) -> Result<(), InviteError> {
-    if invite.network_name.is_empty() || invite.network_name.chars().count() > 80 {
+    if invite.network_name.is_empty()
+        || invite.network_name.chars().count() > 80
+        || !is_plain_text(&invite.network_name)
+    {
         return Err(InviteError::Invalid("bad network name".into()));
     }
-    if invite.inviter_name.chars().count() > 64 {
+    if invite.inviter_name.chars().count() > 64 || !is_plain_text(&invite.inviter_name) {
         return Err(InviteError::Invalid("bad inviter name".into()));
     }
     if invite.addrs.len() > MAX_INVITE_ADDRS
@@ -257,7 +279,7 @@ impl SignedJoinRequest {
 fn check_request(request: &JoinRequest) -> Result<(), InviteError> {
     let name_ok = |name: &str| {
         let chars = name.trim().chars().count();
-        (1..=64).contains(&chars) && !name.chars().any(char::is_control)
+        (1..=64).contains(&chars) && is_plain_text(name)
     };
     if !name_ok(&request.instance_name) || !name_ok(&request.admin_name) {
         return Err(InviteError::Invalid(
@@ -285,6 +307,7 @@ mod tests {
                 expires_ms: 1_000,
                 uses: 1,
                 approved: Vec::new(),
+                approved_complete: true,
             },
             &inviter,
         )

@@ -81,6 +81,10 @@ pub enum OpRejection {
     /// The origin was removed by vote before this op.
     #[error("{0} was removed from the network by vote")]
     Removed(PeerKey),
+    /// The op's clock is beyond what any instance can hold (past the year
+    /// 9999, or a counter at its limit): refused always, and evidence.
+    #[error("the op's clock is out of range: {0}")]
+    BadClock(String),
     /// The network has too few members to accept records (invariant 1).
     #[error(
         "the network is still forming: it has {members} of the {needed} members it needs before records can be written"
@@ -303,6 +307,22 @@ impl Replica {
             .is_some_and(|m| m.status == MemberStatus::Member)
     }
 
+    /// The members whose votes count and who count in every quorum: every
+    /// admitted member not removed, deprecated ones included (their votes
+    /// from before their cutoff stand, and a deprecation never lowers the
+    /// bar). The governance fold decides with the same set.
+    pub fn voters(&self) -> std::collections::BTreeSet<PeerKey> {
+        self.members()
+            .filter(|m| {
+                m.status == MemberStatus::Member
+                    || (m.status == MemberStatus::Deprecated
+                        && m.since.is_some()
+                        && m.removed_at.is_none())
+            })
+            .map(|m| m.peer)
+            .collect()
+    }
+
     /// The signed genesis.
     pub fn genesis(&self) -> &SignedGenesis {
         &self.genesis
@@ -504,6 +524,7 @@ impl Replica {
         if body.seq == 0 {
             return Err(OpRejection::BrokenChain { origin, seq: 0 });
         }
+        check_clock(&body.hlc)?;
         if let Some(existing) = usize::try_from(body.seq - 1)
             .ok()
             .and_then(|i| chain.get(i))
@@ -595,6 +616,19 @@ impl Replica {
                 crate::build::check_labels(builds, |h| code_hashes.contains(h))
                     .map_err(|e| OpRejection::BadGovernance(e.to_string()))
             }
+            GovernanceAction::Propose(governance::Proposal::AddBuilds {
+                code_hashes,
+                builds,
+            }) => {
+                if code_hashes.is_empty() || code_hashes.len() > governance::MAX_UPGRADE_HASHES {
+                    return Err(OpRejection::BadGovernance(format!(
+                        "a proposal names 1 to {} code hashes",
+                        governance::MAX_UPGRADE_HASHES
+                    )));
+                }
+                crate::build::check_labels(builds, |h| code_hashes.contains(h))
+                    .map_err(|e| OpRejection::BadGovernance(e.to_string()))
+            }
             GovernanceAction::Reject { .. }
             | GovernanceAction::Propose(governance::Proposal::Remove { .. })
             | GovernanceAction::Vote { .. } => Ok(()),
@@ -609,7 +643,7 @@ impl Replica {
         action: &RecordAction,
         body: &OpBody,
     ) -> Result<(), OpRejection> {
-        action.check_limits()?;
+        check_record_fields(id, action)?;
         if self.is_forming() && !self.is_carried_over(body) {
             return Err(OpRejection::Forming {
                 members: self.admitted_count(),
@@ -625,6 +659,35 @@ impl Replica {
         self.charter.schema.check(collection, action)?;
         Ok(())
     }
+}
+
+/// Latest wall time an op may carry: the last millisecond of the year 9999,
+/// far below what the store (signed 64-bit) and every clock can represent.
+pub const MAX_WALL_MS: u64 = 253_402_300_799_999;
+
+/// Checks an op's clock is representable everywhere (the same rule for
+/// applying and for checking evidence). A clock far ahead of the receiver's
+/// but within range is not invalid: the instance holds such ops back until
+/// its own clock gets there.
+pub fn check_clock(hlc: &crate::Hlc) -> Result<(), OpRejection> {
+    if hlc.wall_ms > MAX_WALL_MS {
+        return Err(OpRejection::BadClock(format!(
+            "{} ms since 1970 is after the year 9999",
+            hlc.wall_ms
+        )));
+    }
+    if hlc.counter == u32::MAX {
+        return Err(OpRejection::BadClock("its counter is at its limit".into()));
+    }
+    Ok(())
+}
+
+/// Checks a record op's own fields: a well-formed id (ops from peers are
+/// decoded, not built through `RecordId::new`) and the record limits. The
+/// same rule for applying and for checking evidence.
+pub fn check_record_fields(id: &RecordId, action: &RecordAction) -> Result<(), RecordError> {
+    crate::record::check_name("record id", id.as_str())?;
+    action.check_limits()
 }
 
 /// The state-root key of a record, for locating which records differ.

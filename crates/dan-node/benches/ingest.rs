@@ -95,7 +95,7 @@ fn main() {
         let mut replica = Replica::new(genesis.clone()).expect("replica");
         let start = Instant::now();
         for chunk in ops.chunks(BATCH) {
-            let outcome = ingest(&mut replica, &store, chunk.to_vec(), Vec::new()).await.expect("ingest");
+            let outcome = ingest(&mut replica, &store, chunk.to_vec(), Vec::new(), u64::MAX).await.expect("ingest");
             assert_eq!(outcome.accepted.len(), chunk.len());
         }
         let elapsed = start.elapsed();

@@ -33,13 +33,15 @@ pub struct IngestOutcome {
 }
 
 /// Runs `batch` (canonical op bytes, plus ops deferred earlier) through the
-/// pipeline. On a storage error the replica has moved ahead of the store:
-/// the caller must rebuild it from the store.
+/// pipeline at wall time `now_ms`: ops dated too far ahead of it are held
+/// back with the deferred ones. On a storage error the replica has moved
+/// ahead of the store: the caller must rebuild it from the store.
 pub async fn ingest(
     replica: &mut Replica,
     store: &Store,
     batch: Vec<Vec<u8>>,
     waiting: Vec<VerifiedOp>,
+    now_ms: u64,
 ) -> Result<IngestOutcome, NodeError> {
     if batch.len() > MAX_BATCH_OPS {
         return Err(NodeError::Invalid(format!(
@@ -63,9 +65,13 @@ pub async fn ingest(
             .push((Some(op.id()), "signature does not verify".into()));
     }
     verified.extend(waiting);
+    let (early, verified): (Vec<VerifiedOp>, Vec<VerifiedOp>) = verified
+        .into_iter()
+        .partition(|op| op.body().hlc.too_far_ahead(now_ms));
     let applied = replica.apply_batch(verified);
     outcome.duplicates += applied.duplicates;
     outcome.deferred = applied.deferred.into_iter().map(|(op, _)| op).collect();
+    outcome.deferred.extend(early);
     for (op, why) in applied.rejected {
         outcome.rejected.push((Some(op.id()), why.to_string()));
         outcome.violations.push((op, why));

@@ -34,6 +34,10 @@ pub struct InviteRequest {
     pub label: Option<String>,
 }
 
+/// Longest invite link made, in characters: what a QR code holds in byte
+/// mode at medium error correction (2,331 bytes), with room to spare.
+pub const MAX_QR_LINK: usize = 2300;
+
 /// Longest invite label, in characters.
 pub const MAX_INVITE_LABEL: usize = 60;
 
@@ -184,7 +188,8 @@ pub struct InvitePreview {
     /// When the link expires (ms since the Unix epoch).
     pub expires_ms: u64,
     /// This instance's build, and whether the network approved it when the
-    /// invite was made (`approval`: `approved` or `not_approved`).
+    /// invite was made, as the inviter says (`approval`: `approved`,
+    /// `not_approved`, or null when the invite's list was cut).
     pub your_build: crate::release::BuildView,
     /// The builds the network approved when the invite was made.
     pub approved_builds: Vec<crate::release::BuildView>,
@@ -215,16 +220,12 @@ pub struct JoinProgress {
 }
 
 fn approvals_of(replica: &Replica, peer: &PeerKey) -> (u64, u64) {
-    let members: std::collections::BTreeSet<PeerKey> = replica
-        .members()
-        .filter(|m| m.status == MemberStatus::Member && m.peer != *peer)
-        .map(|m| m.peer)
-        .collect();
-    let needed = replica.charter().quorum.needed(members.len()) as u64;
-    let approvals = replica
-        .member(peer)
-        .map_or(0, |m| m.approvals.intersection(&members).count() as u64);
-    (approvals, needed)
+    let mut voters = replica.voters();
+    voters.remove(peer);
+    let none = std::collections::BTreeSet::new();
+    let approvals = replica.member(peer).map_or(&none, |m| &m.approvals);
+    let tally = dan_core::governance::Tally::of(replica.charter(), &voters, approvals, &none);
+    (tally.yes as u64, tally.needed as u64)
 }
 
 impl Node {
@@ -255,12 +256,19 @@ impl Node {
                 return Err(NodeError::Invalid("only members can invite".into()));
             }
             let charter = replica.charter();
+            let approved = charter.approved_builds(now_ms());
+            let approving = charter
+                .approved_code
+                .iter()
+                .filter(|h| charter.approves(h, now_ms()))
+                .count();
             (
                 replica.network_id(),
                 charter.name.clone(),
-                charter.approved_builds(now_ms()),
+                (approving == approved.len(), approved),
             )
         };
+        let (approved_complete, approved) = approved;
         let addrs = self
             .net()
             .map(|net| net.shareable_addrs())
@@ -274,7 +282,7 @@ impl Node {
         let now = now_ms();
         let expires_ms =
             now.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
-        let invite = Invite {
+        let mut invite = Invite {
             network,
             network_name,
             inviter: self.peer_id(),
@@ -284,9 +292,9 @@ impl Node {
             expires_ms,
             uses,
             approved,
+            approved_complete,
         };
-        let signed = SignedInvite::sign(invite, &self.keypair())
-            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let signed = self.sign_fitting(&mut invite)?;
         let stored = StoredInvite {
             id: hex::encode(id),
             link: signed.to_link(),
@@ -303,6 +311,32 @@ impl Node {
             invite: stored,
             status: InviteStatus::Waiting,
         })
+    }
+
+    /// Signs `invite` so that its link fits a QR code: if it is too long, the
+    /// build labels go first (the hashes stay), then all but the first
+    /// addresses; an invite that still does not fit is refused before it is
+    /// stored.
+    fn sign_fitting(&self, invite: &mut Invite) -> Result<SignedInvite, NodeError> {
+        let sign = |invite: &Invite| {
+            SignedInvite::sign(invite.clone(), &self.keypair())
+                .map_err(|e| NodeError::Invalid(e.to_string()))
+        };
+        let mut signed = sign(invite)?;
+        if signed.to_link().len() > MAX_QR_LINK {
+            invite.approved.iter_mut().for_each(|b| b.label = None);
+            signed = sign(invite)?;
+        }
+        if signed.to_link().len() > MAX_QR_LINK {
+            invite.addrs.truncate(4);
+            signed = sign(invite)?;
+        }
+        if signed.to_link().len() > MAX_QR_LINK {
+            return Err(NodeError::Invalid(
+                "the invite does not fit in a link and QR code (too many approved builds)".into(),
+            ));
+        }
+        Ok(signed)
     }
 
     /// Invites this instance issued, newest first, with where each stands.
@@ -465,7 +499,8 @@ impl Node {
         let approved = invite.approves(&own);
         let mut your_build =
             crate::release::BuildView::of(own, Some(self.inner().build_label.clone()), None, 0);
-        your_build.approval = Some(if approved { "approved" } else { "not_approved" }.into());
+        your_build.approval =
+            approved.map(|yes| if yes { "approved" } else { "not_approved" }.into());
         let approved_builds = invite
             .approved
             .iter()
@@ -483,7 +518,7 @@ impl Node {
             expires_ms: invite.expires_ms,
             your_build,
             approved_builds,
-            approval_request: (!approved).then(|| self.approval_request()),
+            approval_request: (approved != Some(true)).then(|| self.approval_request()),
         })
     }
 
@@ -499,7 +534,7 @@ impl Node {
         invite
             .check(now_ms())
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
-        if !invite.invite.approves(&self.inner().code_hash) {
+        if invite.invite.approves(&self.inner().code_hash) == Some(false) {
             let preview = self.preview_invite(link)?;
             let approved: Vec<String> = preview
                 .approved_builds

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dan_core::charter::{ForkPoint, Genesis};
-use dan_core::governance::{GovernanceAction, Proposal, ProposalState, ProposalStatus};
+use dan_core::governance::{GovernanceAction, Proposal, ProposalState, ProposalStatus, Tally};
 use dan_core::{BuildLabel, CodeHash, Hash32, Payload, PeerKey, Replica, SignedGenesis};
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,7 @@ use crate::replication::now_ms;
 pub struct ProposalView {
     /// Its id (vote with `dan vote ID yes|no`).
     pub id: Hash32,
-    /// `remove` or `upgrade`.
+    /// `remove`, `upgrade` or `add_builds`.
     pub kind: String,
     /// In plain words.
     pub summary: String,
@@ -38,13 +38,46 @@ pub struct ProposalView {
     pub decided_at: Option<u64>,
     /// For an upgrade: when old builds stop being approved.
     pub withdraws_at: Option<u64>,
-    /// For an upgrade: the builds it approves.
+    /// For an upgrade: how long builds it does not name stay approved
+    /// after it passes (ms).
+    #[serde(default)]
+    pub grace_ms: Option<u64>,
+    /// For an upgrade or `add_builds`: the builds it brings in.
     #[serde(default)]
     pub builds: Vec<BuildView>,
     /// For an upgrade: the builds approved now that it does not name, whose
     /// approval ends when its grace period does.
     #[serde(default)]
     pub withdraws: Vec<BuildView>,
+}
+
+/// A build a proposal brings in, as the proposer labels it, with a warning
+/// in its description when that label already names another build (the
+/// charter keeps the first build a label named, so such a label would not
+/// be taken; voters should know someone tried).
+fn proposed_build(
+    charter: &dan_core::Charter,
+    hash: CodeHash,
+    labels: &BTreeMap<CodeHash, BuildLabel>,
+    now: u64,
+) -> BuildView {
+    let mut view = BuildView::of(hash, labels.get(&hash).cloned(), Some(charter), now);
+    let twin = labels.get(&hash).and_then(|label| {
+        charter
+            .builds
+            .iter()
+            .find(|(other, l)| **other != hash && *l == label)
+            .map(|(other, _)| *other)
+    });
+    if let Some(other) = twin {
+        view.description = format!(
+            "{} (code hash {}), WARNING: that name already belongs to another build (code hash {})",
+            view.description,
+            hash.short(),
+            other.short()
+        );
+    }
+    view
 }
 
 /// A span of time in words: "7 days", "1 hour", "no time".
@@ -83,13 +116,11 @@ fn upgrade_summary(builds: &[BuildView], withdraws: &[BuildView], grace_ms: u64)
 }
 
 fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
-    let members: BTreeSet<PeerKey> = replica
-        .members()
-        .filter(|m| replica.is_member(&m.peer))
-        .map(|m| m.peer)
-        .collect();
+    let voters = replica.voters();
+    let tally = Tally::of(replica.charter(), &voters, &state.yes, &state.no);
     let mut builds = Vec::new();
     let mut withdraws = Vec::new();
+    let mut grace = None;
     let (kind, summary, withdraws_at) = match &state.proposal {
         Proposal::Remove { peer } => {
             let name = replica
@@ -109,7 +140,7 @@ fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
             builds = code_hashes
                 .iter()
                 .filter(|h| labels.contains_key(h) || !charter.approves(h, now))
-                .map(|h| BuildView::of(*h, labels.get(h).cloned(), Some(charter), now))
+                .map(|h| proposed_build(charter, *h, labels, now))
                 .collect();
             withdraws = charter
                 .approved_code
@@ -120,11 +151,23 @@ fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
             let at = state
                 .decided_at
                 .map(|at| at.wall_ms.saturating_add(*grace_ms));
+            grace = Some(*grace_ms);
             (
                 "upgrade",
                 upgrade_summary(&builds, &withdraws, *grace_ms),
                 at,
             )
+        }
+        Proposal::AddBuilds {
+            code_hashes,
+            builds: labels,
+        } => {
+            let now = now_ms();
+            builds = code_hashes
+                .iter()
+                .map(|h| proposed_build(replica.charter(), *h, labels, now))
+                .collect();
+            ("add_builds", upgrade_summary(&builds, &[], 0), None)
         }
     };
     ProposalView {
@@ -132,12 +175,13 @@ fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
         kind: kind.into(),
         summary,
         proposer: state.proposer,
-        yes: state.yes.intersection(&members).count() as u64,
-        no: state.no.intersection(&members).count() as u64,
-        needed: replica.charter().quorum.needed(members.len()) as u64,
+        yes: tally.yes as u64,
+        no: tally.no as u64,
+        needed: tally.needed as u64,
         status: state.status,
         decided_at: state.decided_at.map(|at| at.wall_ms),
         withdraws_at,
+        grace_ms: grace,
         builds,
         withdraws,
     }
@@ -217,45 +261,51 @@ impl Node {
         builds: BuildsToApprove,
         password: &str,
     ) -> Result<ProposalView, NodeError> {
-        let (mut kept, labels): (BTreeSet<CodeHash>, BTreeMap<CodeHash, BuildLabel>) = {
+        let (code_hashes, labels): (BTreeSet<CodeHash>, BTreeMap<CodeHash, BuildLabel>) = {
             let ledger = self.inner().ledger.lock().await;
             let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
             let charter = replica.charter();
-            let now = now_ms();
-            if builds.hashes.iter().all(|h| charter.approves(h, now)) {
-                return Err(NodeError::Invalid(
-                    "the network already approves every build named".into(),
-                ));
-            }
-            let kept = charter
-                .approved_code
+            let known = |h: &CodeHash| charter.approved_code.contains(h);
+            let code_hashes: BTreeSet<CodeHash> = builds
+                .hashes
                 .iter()
-                .filter(|h| !charter.withdrawals.contains_key(h))
+                .filter(|h| !known(h))
                 .copied()
                 .collect();
-            // Only the new builds are described: the proposal names them.
+            if code_hashes.is_empty() {
+                return Err(NodeError::Invalid(
+                    "the network already approves (or approved) every build named".into(),
+                ));
+            }
             let labels = builds
                 .labels
                 .into_iter()
-                .filter(|(h, _)| !charter.approves(h, now))
+                .filter(|(h, _)| code_hashes.contains(h))
                 .collect();
-            (kept, labels)
+            (code_hashes, labels)
         };
-        kept.extend(&builds.hashes);
-        if kept.len() > dan_core::governance::MAX_UPGRADE_HASHES {
+        if code_hashes.len() > dan_core::governance::MAX_UPGRADE_HASHES {
             return Err(NodeError::Invalid(format!(
-                "a proposal names at most {} builds; withdraw old ones with `dan upgrade propose` first",
+                "a proposal names at most {} builds",
                 dan_core::governance::MAX_UPGRADE_HASHES
             )));
         }
-        self.propose_upgrade(kept, labels, 0, password).await
+        dan_core::build::check_labels(&labels, |_| true)
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let add = Proposal::AddBuilds {
+            code_hashes,
+            builds: labels,
+        };
+        self.govern(GovernanceAction::Propose(add), password)
+            .await?;
+        self.latest_proposal().await
     }
 
     /// Reads the builds `source` names (see [`BuildsToApprove::from_source`])
     /// and says what they are and where the charter stands on them, before
     /// an admin proposes them.
     pub async fn describe_builds(&self, source: &str) -> Result<Vec<BuildView>, NodeError> {
-        let builds = BuildsToApprove::from_source(source, self.inner().release.as_ref())?;
+        let builds = self.read_builds(source).await?;
         let ledger = self.inner().ledger.lock().await;
         let charter = ledger.replica.as_ref().map(Replica::charter);
         let now = now_ms();
@@ -266,14 +316,24 @@ impl Node {
             .collect())
     }
 
-    /// [`Node::propose_builds`] for the builds `source` names.
+    /// [`Node::propose_builds`] for the builds `source` names (read once).
     pub async fn propose_builds_from(
         &self,
         source: &str,
         password: &str,
     ) -> Result<ProposalView, NodeError> {
-        let builds = BuildsToApprove::from_source(source, self.inner().release.as_ref())?;
+        let builds = self.read_builds(source).await?;
         self.propose_builds(builds, password).await
+    }
+
+    /// [`BuildsToApprove::from_source`] off the async workers (it may hash
+    /// a large file).
+    async fn read_builds(&self, source: &str) -> Result<BuildsToApprove, NodeError> {
+        let source = source.to_owned();
+        let release = self.inner().release.clone();
+        tokio::task::spawn_blocking(move || BuildsToApprove::from_source(&source, release.as_ref()))
+            .await
+            .map_err(|e| NodeError::Invalid(format!("reading the builds failed: {e}")))?
     }
 
     /// This build's approval request: a one-build release manifest, as one
@@ -352,6 +412,15 @@ impl Node {
             let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
             let mut charter = replica.charter().clone();
             charter.name = name.trim().to_owned();
+            // The fork approves what the parent approves now (at most as
+            // many builds as a charter may label), not what it withdrew.
+            let now = now_ms();
+            let current: Vec<dan_core::ApprovedBuild> = charter.approved_builds(now);
+            charter.approved_code = current.iter().map(|b| b.code_hash).collect();
+            charter.approved_code.insert(self.inner().code_hash);
+            charter
+                .builds
+                .retain(|h, _| current.iter().any(|b| b.code_hash == *h));
             charter.withdrawals.clear();
             let records: Vec<PutRecord> = replica
                 .records()

@@ -22,6 +22,8 @@ use crate::error::NodeError;
 pub const MANIFEST_FILE: &str = "dan-release.json";
 /// Largest manifest read, in bytes.
 pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
+/// Largest file hashed as a DAN executable, in bytes.
+pub const MAX_EXECUTABLE_BYTES: u64 = 1 << 30;
 /// Environment variable naming a manifest to use instead of the shipped one.
 pub const MANIFEST_ENV: &str = "DAN_RELEASE_MANIFEST";
 
@@ -157,17 +159,20 @@ impl ReleaseManifest {
 
     /// Reads and checks the manifest at `path`.
     pub fn read(path: &Path) -> Result<Self, NodeError> {
+        use std::io::Read;
         let context = || format!("reading {}", path.display());
-        let size = std::fs::metadata(path)
-            .map_err(NodeError::io(context()))?
-            .len();
-        if size > MAX_MANIFEST_BYTES {
+        let file = std::fs::File::open(path).map_err(NodeError::io(context()))?;
+        let mut text = String::new();
+        file.take(MAX_MANIFEST_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(NodeError::io(context()))?;
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
             return Err(NodeError::Invalid(format!(
                 "{} is too large for a release manifest",
                 path.display()
             )));
         }
-        Self::parse(&std::fs::read_to_string(path).map_err(NodeError::io(context()))?)
+        Self::parse(&text)
     }
 
     fn check(&self) -> Result<(), NodeError> {
@@ -175,6 +180,20 @@ impl ReleaseManifest {
         if self.product != "DAN" {
             return Err(NodeError::Invalid(
                 "this is not a DAN release manifest".into(),
+            ));
+        }
+        // Every text of a manifest is plain: it is pasted into shells and
+        // shown to people.
+        let plain = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 64
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+        };
+        if !plain(&self.version) || self.builds.iter().any(|b| !plain(&b.file)) {
+            return Err(NodeError::Invalid(
+                "a release manifest's version and file names must be plain letters, digits, `.`, `_`, `+` or `-`".into(),
             ));
         }
         let labels = self.labels();
@@ -216,6 +235,18 @@ pub struct BuildsToApprove {
 }
 
 impl BuildsToApprove {
+    /// Exactly the builds an admin was shown (by `describe_builds`), so
+    /// that what is proposed is what was checked, whatever changed on disk.
+    pub fn from_views(views: &[BuildView]) -> Self {
+        BuildsToApprove {
+            hashes: views.iter().map(|v| v.code_hash).collect(),
+            labels: views
+                .iter()
+                .filter_map(|v| Some((v.code_hash, v.label.clone()?)))
+                .collect(),
+        }
+    }
+
     /// Every build of `manifest`.
     pub fn from_manifest(manifest: &ReleaseManifest) -> Self {
         let labels = manifest.labels();
@@ -239,9 +270,21 @@ impl BuildsToApprove {
             ));
         }
         let path = Path::new(source);
-        let size = std::fs::metadata(path)
-            .map_err(NodeError::io(format!("reading {}", path.display())))?
-            .len();
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(NodeError::io(format!("reading {}", path.display())))?;
+        if !meta.file_type().is_file() {
+            return Err(NodeError::Invalid(format!(
+                "{} is not a plain file (links, folders and devices are not read)",
+                path.display()
+            )));
+        }
+        let size = meta.len();
+        if size > MAX_EXECUTABLE_BYTES {
+            return Err(NodeError::Invalid(format!(
+                "{} is larger than any DAN program",
+                path.display()
+            )));
+        }
         if size <= MAX_MANIFEST_BYTES
             && let Ok(manifest) = ReleaseManifest::read(path)
         {

@@ -146,7 +146,7 @@ impl Node {
         let Some(replica) = ledger.replica.as_mut() else {
             return Err(NodeError::NoNetwork);
         };
-        let result = ingest(replica, &inner.store, batch, waiting).await;
+        let result = ingest(replica, &inner.store, batch, waiting, now_ms()).await;
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -203,7 +203,9 @@ impl Node {
                         second: op.bytes().to_vec(),
                     }
                 }
-                OpRejection::Record(_) | OpRejection::BadGovernance(_) => Evidence::InvalidOp {
+                OpRejection::Record(_)
+                | OpRejection::BadGovernance(_)
+                | OpRejection::BadClock(_) => Evidence::InvalidOp {
                     op: op.bytes().to_vec(),
                 },
                 _ => continue,

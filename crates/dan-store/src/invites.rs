@@ -136,10 +136,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Counts one use of an invite by `user`, atomically, if it is still
-    /// usable: the count and the "used by" row are one transaction.
+    /// Counts one use of an invite by `user`, if it is still usable, and
+    /// notes who used it, in one transaction. The same joiner asking again
+    /// (a lost answer) spends no second use.
     pub async fn use_invite(&self, id: &[u8], user: &InviteUser) -> Result<InviteUse, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        // Immediate: the transaction takes the write lock before it reads,
+        // so its reads cannot go stale under the instance's other writers.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let already = sqlx::query("SELECT 1 FROM invite_uses WHERE invite = ?1 AND joiner = ?2")
+            .bind(id)
+            .bind(&user.peer_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if already.is_some() {
+            tx.commit().await?;
+            return Ok(InviteUse::Counted);
+        }
         let counted = sqlx::query(
             "UPDATE invites SET used = used + 1 WHERE id = ?1 AND revoked = 0 AND used < uses",
         )
@@ -150,7 +162,7 @@ impl Store {
         if counted == 1 {
             sqlx::query(
                 "INSERT INTO invite_uses (invite, joiner, instance_name, admin_name, used_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (invite, joiner) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .bind(id)
             .bind(&user.peer_id)
@@ -166,6 +178,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(match row {
             None => InviteUse::Unknown,
             Some(row) if row.try_get::<i64, _>("revoked")? != 0 => InviteUse::Revoked,

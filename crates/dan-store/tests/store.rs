@@ -180,3 +180,45 @@ async fn decided_evidence_is_never_downgraded_to_pending() {
     assert_eq!(stored[0].status, "proven");
     assert_eq!(stored[0].offender.as_deref(), Some("offender"));
 }
+
+#[tokio::test]
+async fn an_invite_counts_each_joiner_once_and_says_who_used_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
+    let invite = dan_store::StoredInvite {
+        id: "01".into(),
+        link: "dan://join/x".into(),
+        created_ms: 1,
+        expires_ms: 2,
+        uses: 1,
+        used: 0,
+        revoked: false,
+        label: "for Bob".into(),
+        used_by: Vec::new(),
+    };
+    store.add_invite(&invite, &[1]).await.expect("add");
+    let user = |peer: &str| dan_store::InviteUser {
+        peer_id: peer.into(),
+        instance_name: format!("{peer} laptop"),
+        admin_name: peer.into(),
+        used_ms: 5,
+    };
+    use dan_store::InviteUse::{Counted, UsedUp};
+    assert_eq!(
+        store.use_invite(&[1], &user("bob")).await.expect("use"),
+        Counted
+    );
+    assert_eq!(
+        store.use_invite(&[1], &user("bob")).await.expect("again"),
+        Counted,
+        "the same joiner asking again spends no second use"
+    );
+    assert_eq!(
+        store.use_invite(&[1], &user("eve")).await.expect("eve"),
+        UsedUp
+    );
+    let stored = store.invites().await.expect("invites");
+    assert_eq!(stored[0].used, 1);
+    assert_eq!(stored[0].label, "for Bob");
+    assert_eq!(stored[0].used_by, vec![user("bob")]);
+}

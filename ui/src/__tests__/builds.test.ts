@@ -22,12 +22,15 @@ describe("builds as versions", () => {
   });
 
   it("words upgrade proposals as sentences", () => {
-    const proposal: ProposalView = { id: "p", kind: "upgrade", summary: "", proposer: "ada", yes: 1, no: 0, needed: 2, status: "open", decided_at: null, withdraws_at: null, builds: [headless], withdraws: [] };
+    const proposal: ProposalView = { id: "p", kind: "add_builds", summary: "", proposer: "ada", yes: 1, no: 0, needed: 2, status: "open", decided_at: null, withdraws_at: null, grace_ms: null, builds: [headless], withdraws: [] };
     const names = new Map([["ada", "Ada laptop"]]);
-    expect(describeProposal(proposal, names)).toBe("Ada laptop proposes approving DAN 0.1.0 · headless · Linux x86-64 alongside the versions approved now. Nothing stops being accepted.");
-    const upgrade = describeProposal({ ...proposal, withdraws: [desktop], withdraws_at: Date.parse("2030-01-01T00:00:00Z") }, names);
-    expect(upgrade).toMatch(/^Ada laptop proposes approving DAN 0.1.0 · headless · Linux x86-64\. DAN 0.1.0 · desktop · Linux x86-64 will no longer be accepted on /);
+    expect(describeProposal(proposal, names)).toBe("Ada laptop proposes approving DAN 0.1.0 · headless · Linux x86-64 (code hash bbbbbbbbbbbb) alongside the versions approved now. Nothing stops being accepted.");
+    const upgrade = describeProposal({ ...proposal, kind: "upgrade", withdraws: [desktop], withdraws_at: Date.parse("2030-01-01T00:00:00Z") }, names);
+    expect(upgrade).toMatch(/^Ada laptop proposes approving DAN 0.1.0 · headless · Linux x86-64 \(code hash b+\)\. DAN 0.1.0 · desktop · Linux x86-64 will no longer be accepted on /);
     expect(upgrade).toMatch(/must install a new version/);
+    const open = describeProposal({ ...proposal, kind: "upgrade", withdraws: [desktop], grace_ms: 0 }, names);
+    expect(open).toMatch(/will no longer be accepted as soon as the vote passes/);
+    expect(describeProposal({ ...proposal, kind: "upgrade", withdraws: [desktop], grace_ms: 7 * 86400_000 }, names)).toMatch(/7 days after the vote passes/);
   });
 
   it("tells a joiner on an unapproved build before joining, with the request to send", () => {

@@ -73,7 +73,7 @@ describe("invite sheet", () => {
     const list = view.querySelector('[aria-label="Invites issued here"]')!;
     expect(list.querySelector('[aria-label="for Bob link"]')!.textContent).toBe(invite.link);
     expect(list.querySelector('[aria-label="for Bob status"]')!.textContent).toMatch(/^Waiting to be used \(0 of 1 used\)/);
-    expect(list.querySelector('[aria-label="Invite ff00 status"]')!.textContent).toMatch(/^Used by Bob's laptop \(Bob\)/);
+    expect(list.querySelector('[aria-label="Invite ff00 status"]')!.textContent).toMatch(/^Used by Bob's laptop \(Bob, id …p2\)/);
     expect(list.querySelector('[aria-label="old status"]')!.textContent).toMatch(/Not reachable now/);
     expect(list.querySelector('[aria-label="Revoke invite Invite ff00"]')).toBeNull();
     expect(list.querySelector('[aria-label="Revoke invite for Bob"]')).not.toBeNull();

@@ -60,13 +60,25 @@ export function MemberRow(member: MemberView, refresh: () => void, client: Api =
   );
 }
 
+/** A grace period in words: "7 days", "1 hour", "no time". */
+export function graceWords(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? "" : "s"}`;
+  if (s === 0) return "no time";
+  if (s % 86400 === 0) return plural(s / 86400, "day");
+  if (s % 3600 === 0) return plural(s / 3600, "hour");
+  if (s % 60 === 0) return plural(s / 60, "minute");
+  return plural(s, "second");
+}
+
 /** A proposal as a sentence: who proposes what, and what it changes. */
 export function describeProposal(proposal: ProposalView, names: Map<string, string>): string {
   const who = names.get(proposal.proposer) ?? short(proposal.proposer);
-  if (proposal.kind !== "upgrade") return `${who} proposes to ${proposal.summary}.`;
-  const builds = proposal.builds.map((b) => b.description).join(", ");
+  if (proposal.kind === "remove") return `${who} proposes to ${proposal.summary}.`;
+  const builds = proposal.builds.map((b) => `${b.description} (code hash ${b.code_hash.slice(0, 12)})`).join(", ");
   const withdrawn = proposal.withdraws.map((b) => b.description).join(", ");
-  const ends = proposal.withdraws_at ? `on ${when(proposal.withdraws_at)}` : "after the grace period once the vote passes";
+  const grace = graceWords(proposal.grace_ms ?? 0);
+  const ends = proposal.withdraws_at ? `on ${when(proposal.withdraws_at)}` : grace === "no time" ? "as soon as the vote passes" : `${grace} after the vote passes`;
   return proposal.withdraws.length
     ? `${who} proposes approving ${builds}. ${withdrawn} will no longer be accepted ${ends}: members still running ${proposal.withdraws.length === 1 ? "it" : "them"} must install a new version.`
     : `${who} proposes approving ${builds} alongside the versions approved now. Nothing stops being accepted.`;
@@ -76,7 +88,7 @@ function ProposalItem(proposal: ProposalView, names: Map<string, string>, refres
   return h(
     "li",
     { "aria-label": `Proposal ${proposal.summary}` },
-    h("strong", {}, proposal.kind === "upgrade" ? "Software: " : "Removal: "),
+    h("strong", {}, proposal.kind === "remove" ? "Removal: " : "Software: "),
     h("span", { "aria-label": "Proposal text" }, describeProposal(proposal, names)),
     h("br", {}),
     `${proposal.yes} yes · ${proposal.no} no · needs ${proposal.needed} · ${proposal.status}`,

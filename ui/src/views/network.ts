@@ -3,7 +3,7 @@
 
 import { api, isApiError, type Api } from "../api";
 import { h, field, when } from "../dom";
-import type { Status, StoredInvite } from "../types";
+import type { BuildView, Status, StoredInvite } from "../types";
 import { asAdmin } from "../components/adminLock";
 import { openInviteSheet } from "../components/inviteSheet";
 import { BuildText } from "../components/buildText";
@@ -36,7 +36,7 @@ export function describeState(status: Status): string {
 
 /** One sentence on where an invite stands, for its inviter. */
 export function describeInvite(invite: StoredInvite): string {
-  const users = invite.used_by.map((u) => `${u.instance_name} (${u.admin_name}) on ${when(u.used_ms)}`).join(", ");
+  const users = invite.used_by.map((u) => `${u.instance_name} (${u.admin_name}, id …${u.peer_id.slice(-8)}) on ${when(u.used_ms)}`).join(", ");
   const usedBy = users ? ` Used by ${users}.` : "";
   switch (invite.status) {
     case "waiting":
@@ -133,12 +133,15 @@ function SoftwareSection(status: Status, client: Api): HTMLElement {
   const source = h("textarea", { rows: 3, placeholder: "Paste the approval request someone sent you, or the path of a release manifest (dan-release.json) or of a DAN program" });
   const found = h("div", { "aria-live": "polite", "aria-label": "Builds to approve" });
   const propose = h("button", { type: "button", class: "primary", hidden: true }, "Propose approving");
+  let checked: BuildView[] = [];
   const check = async () => {
     propose.hidden = true;
     found.replaceChildren();
+    checked = [];
     if (!source.value.trim()) return;
     try {
-      const builds = await client.describeBuilds(source.value.trim());
+      const builds = await asAdmin(() => client.describeBuilds(source.value.trim()), client);
+      checked = builds;
       found.replaceChildren(...builds.map((b, i) => h("p", {}, BuildText(b, `Build ${i + 1} to approve`))));
       propose.hidden = builds.every((b) => b.approval === "approved");
       if (propose.hidden) found.append(h("p", { class: "muted" }, "The network already approves every build named."));
@@ -148,7 +151,7 @@ function SoftwareSection(status: Status, client: Api): HTMLElement {
   };
   propose.addEventListener("click", async () => {
     try {
-      const proposal = await asAdmin(() => client.proposeBuilds(source.value.trim()), client);
+      const proposal = await asAdmin(() => client.proposeBuilds(checked), client);
       toast(proposal.status === "passed" ? "Approved: members may now run it." : "Proposed. The other admins vote under Members → Proposals.");
       source.value = "";
       found.replaceChildren();

@@ -45,7 +45,11 @@ export function InvitePreviewText(invite: InvitePreview): HTMLElement[] {
     h("p", {}, `The link expires ${when(invite.expires_ms)}.`),
   ];
   if (invite.your_build.approval === "approved") {
-    lines.push(h("p", { "aria-label": "Your version" }, `Your version, ${invite.your_build.description}, is approved by this network ✓`));
+    lines.push(h("p", { "aria-label": "Your version" }, `Your version, ${invite.your_build.description}, is approved by this network ✓ (as ${invite.inviter_name} says)`));
+    return lines;
+  }
+  if (invite.your_build.approval === null) {
+    lines.push(h("p", { "aria-label": "Your version" }, `The invite does not say whether your version, ${invite.your_build.description}, is approved; ${invite.inviter_name} checks it when you join.`));
     return lines;
   }
   const approved = invite.approved_builds.map((b) => b.description).join(", ") || "no version known";
@@ -82,7 +86,7 @@ export function JoinNetworkForm(onJoined: () => void, client: Api = api, initial
       const invite = await client.previewInvite(link.value.trim());
       if (mine !== asked) return;
       preview.replaceChildren(...InvitePreviewText(invite));
-      join.disabled = invite.your_build.approval !== "approved";
+      join.disabled = invite.your_build.approval === "not_approved";
     } catch (e) {
       if (mine !== asked) return;
       error.textContent = isApiError(e) ? e.message : String(e);

@@ -1,0 +1,205 @@
+//! Regression tests for attacks a member admin can make on the core by
+//! signing whatever its key allows (security review of December 2026,
+//! issue 9). Each test names the finding; each failed on `e0617a0`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dan_core::evidence::{Finding, adoptable};
+use dan_core::governance::Proposal;
+use dan_core::replica::{MAX_WALL_MS, OpRejection};
+use dan_core::{
+    Evidence, GovernanceAction, Hash32, Hlc, Keypair, MemberStatus, Payload, RecordAction,
+    RecordId, Replica, VerifiedOp,
+};
+
+use crate::support::{govern, join_request, trio};
+
+/// A four-member network (alice, bob, carol, dave) and the four keys.
+fn four() -> (Replica, [Keypair; 4]) {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    for op in &t.admissions {
+        replica.apply(op).expect("admission");
+    }
+    let dave = Keypair::from_secret([4; 32]);
+    let request = join_request(replica.network_id(), &dave, "dave");
+    for (key, clock) in [(&t.keys[0], 40), (&t.keys[1], 50)] {
+        govern(
+            &mut replica,
+            key,
+            GovernanceAction::Approve {
+                request: Box::new(request.clone()),
+            },
+            clock,
+        );
+    }
+    assert!(replica.is_member(&dave.public()), "dave admitted");
+    let [a, b, c] = t.keys;
+    (replica, [a, b, c, dave])
+}
+
+/// A record op of `key` at its next seq, with `id` and `hlc` as given.
+fn record_op(replica: &Replica, key: &Keypair, id: &str, hlc: Hlc) -> VerifiedOp {
+    let mut body = replica.next_body(
+        key.public(),
+        1_700_000_500_000,
+        Payload::Record {
+            id: RecordId::new("placeholder").expect("id"),
+            action: RecordAction::Create {
+                collection: "notes".into(),
+                title: "t".into(),
+                fields: BTreeMap::new(),
+                tags: BTreeSet::new(),
+            },
+        },
+    );
+    // A peer's op is decoded, not built: any id and clock can arrive.
+    let mut json = serde_json::to_value(&body).expect("encode");
+    json["payload"]["Record"]["id"] = serde_json::Value::String(id.into());
+    body = serde_json::from_value(json).expect("decode");
+    body.hlc = hlc;
+    VerifiedOp::sign(body, key).expect("sign")
+}
+
+// Finding 2: on e0617a0 a colluder's yes vote kept counting after it got
+// itself deprecated while it left the denominator, so two colluders of four
+// removed an honest member.
+#[test]
+fn no_single_admin_a_voter_deprecated_after_voting_does_not_lower_the_bar() {
+    let (mut replica, [_alice, bob, carol, dave]) = four();
+    let proposal = govern(
+        &mut replica,
+        &carol,
+        GovernanceAction::Propose(Proposal::Remove { peer: bob.public() }),
+        100,
+    );
+    govern(
+        &mut replica,
+        &dave,
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: true,
+        },
+        110,
+    );
+    assert!(replica.is_member(&bob.public()), "2 of 4 do not remove");
+    let finding = Finding {
+        offender: dave.public(),
+        cutoff: replica.chain_len(&dave.public()) + 1,
+        reason: "signed two different ops with one seq".into(),
+    };
+    replica.deprecate(&finding, Hash32::of(b"evidence"));
+    assert_eq!(
+        replica.member(&bob.public()).map(|m| m.status),
+        Some(MemberStatus::Member),
+        "the colluder's deprecation must not pass the removal"
+    );
+    assert_eq!(
+        replica.voters().len(),
+        4,
+        "a deprecated member stays a voter"
+    );
+}
+
+// Finding 1: on e0617a0 the accused left the denominator of the adoption
+// quorum, so two members backing a claim against the other two of four were
+// "a majority of the conforming members".
+#[test]
+fn evidence_an_accusation_does_not_take_its_targets_out_of_the_adoption_quorum() {
+    let (replica, [alice, bob, carol, dave]) = four();
+    let against = |key: &Keypair| Finding {
+        offender: key.public(),
+        cutoff: 1,
+        reason: "it runs software the charter never approved".into(),
+    };
+    let claims = vec![against(&alice), against(&bob)];
+    let findings: Vec<&Finding> = claims.iter().collect();
+    let root = replica.deprecations_root_with(&findings);
+    let announced = BTreeMap::from([(carol.public(), root), (dave.public(), root)]);
+    assert_eq!(
+        adoptable(&replica, &claims, &announced),
+        Vec::<usize>::new()
+    );
+}
+
+// Finding 4: on e0617a0 a record id from a peer was never validated, and
+// every instance then refused to start.
+#[test]
+fn bad_input_a_record_op_from_a_peer_with_a_malformed_id_is_refused_and_changes_nothing() {
+    let (mut replica, [alice, ..]) = four();
+    for id in ["a b", "", &"x".repeat(100 * 1024)] {
+        let op = record_op(
+            &replica,
+            &alice,
+            id,
+            Hlc {
+                wall_ms: 1_700_000_500_000,
+                counter: 0,
+            },
+        );
+        let roots = (replica.ops_root(), replica.state_root());
+        assert!(
+            matches!(replica.apply(&op), Err(OpRejection::Record(_))),
+            "id {:?} accepted",
+            id.chars().take(10).collect::<String>()
+        );
+        assert_eq!((replica.ops_root(), replica.state_root()), roots);
+        let evidence = Evidence::InvalidOp {
+            op: op.bytes().to_vec(),
+        };
+        assert!(
+            matches!(evidence.check(&replica), dan_core::EvidenceCheck::Proven(_)),
+            "the same rule proves it as evidence"
+        );
+    }
+}
+
+// Finding 12: on e0617a0 an op dated u64::MAX froze every instance's clock.
+#[test]
+fn determinism_an_op_with_a_clock_past_the_year_9999_is_refused_and_is_evidence() {
+    let (mut replica, [alice, ..]) = four();
+    for hlc in [
+        Hlc {
+            wall_ms: u64::MAX,
+            counter: 0,
+        },
+        Hlc {
+            wall_ms: MAX_WALL_MS + 1,
+            counter: 0,
+        },
+        Hlc {
+            wall_ms: 1_700_000_500_000,
+            counter: u32::MAX,
+        },
+    ] {
+        let op = record_op(&replica, &alice, "r1", hlc);
+        assert!(
+            matches!(replica.apply(&op), Err(OpRejection::BadClock(_))),
+            "{hlc:?}"
+        );
+        let evidence = Evidence::InvalidOp {
+            op: op.bytes().to_vec(),
+        };
+        assert!(matches!(
+            evidence.check(&replica),
+            dan_core::EvidenceCheck::Proven(_)
+        ));
+    }
+    let fine = record_op(
+        &replica,
+        &alice,
+        "r1",
+        Hlc {
+            wall_ms: MAX_WALL_MS,
+            counter: 0,
+        },
+    );
+    assert!(
+        replica.apply(&fine).is_ok(),
+        "the year 9999 itself is representable"
+    );
+    assert!(
+        fine.body().hlc.too_far_ahead(1_700_000_500_000),
+        "held back by the ingest"
+    );
+}
