@@ -40,14 +40,18 @@ export class App {
   private onEvent(event: DanEvent): void {
     switch (event.kind) {
       case "members_changed":
-        void this.refreshStatus(true);
+        // Update in place: a join request or a vote elsewhere must not wipe
+        // what someone is typing here.
+        void this.refreshStatus();
+        if (this.tab !== "Records") this.view?.refresh?.();
         break;
       case "records_changed":
         if (this.tab === "Records") this.view?.refresh?.();
         break;
       case "evidence":
         toast(`${this.names.get(event.offender) ?? "An instance"} was deprecated: ${event.reason}`, "warning");
-        void this.refreshStatus(true);
+        void this.refreshStatus();
+        if (this.tab !== "Records") this.view?.refresh?.();
         break;
       case "sync_progress": {
         const done = event.total === 0 || event.fetched >= event.total;
@@ -82,7 +86,10 @@ export class App {
       this.status = await this.client.status();
       const members = await this.client.members().catch(() => []);
       this.names = new Map(members.map((m) => [m.peer_id, m.name]));
-      const changedStage = before?.state !== this.status.state || before?.network_id !== this.status.network_id;
+      const changedStage =
+        before?.state !== this.status.state ||
+        before?.network_id !== this.status.network_id ||
+        (this.status.state === "pending" && before?.join?.approvals !== this.status.join?.approvals);
       if (before && before.members < this.status.members) toast("A new member joined the network.");
       if (changedStage || rerender) await this.render(false);
       else this.updateHeader();

@@ -223,8 +223,9 @@ function ReadmissionSection(refreshAll: () => void, client: Api): HTMLElement {
   );
 }
 
-export function NetworkView(status: Status, refreshAll: () => void, client: Api = api): HTMLElement {
-  return h(
+export function NetworkView(status: Status, refreshAll: () => void, client: Api = api): HTMLElement & { refresh?: () => void } {
+  const invites = status.state === "active" || status.state === "forming" ? InviteSection(client, status.network_name ?? "our network") : null;
+  const view: HTMLElement & { refresh?: () => void } = h(
     "div",
     { class: "stack" },
     h(
@@ -235,9 +236,13 @@ export function NetworkView(status: Status, refreshAll: () => void, client: Api 
       h("p", { class: "muted" }, `Network id ${status.network_id ?? "–"} · ${status.op_count} ops · last sync ${when(status.last_sync)}`),
       status.damaged_records.length ? h("p", { class: "error" }, `Records whose stored data differs from the signed history: ${status.damaged_records.join(", ")}`) : null,
     ),
-    status.state === "active" || status.state === "forming" ? InviteSection(client, status.network_name ?? "our network") : null,
+    invites,
     status.network_id ? SoftwareSection(status, client) : null,
     status.state === "deprecated" ? ReadmissionSection(refreshAll, client) : null,
     status.network_id ? ForkSection(refreshAll, client) : null,
   );
+  // Background events refresh the invite list in place (who used which
+  // invite); forms being filled in stay as they are.
+  view.refresh = () => void (view.querySelector('[aria-label="Invites issued here"]') as (HTMLElement & { refresh?: () => Promise<void> }) | null)?.refresh?.();
+  return view;
 }

@@ -38,11 +38,6 @@ export function buildPut(existing: RecordView | null, collection: string, title:
       values[draft.name] = draft.value;
     }
   }
-  if (existing) {
-    for (const name of Object.keys(existing.fields)) {
-      if (!(name in values)) values[name] = null;
-    }
-  }
   const tagList = tags
     .split(",")
     .map((t) => t.trim())
@@ -50,13 +45,87 @@ export function buildPut(existing: RecordView | null, collection: string, title:
   for (const tag of tagList) {
     if (!NAME.test(tag)) throw new Error(`The tag “${tag}” must be letters, digits, “-” or “_”.`);
   }
+  if (!existing) return { id: null, collection, title: title.trim(), fields: values, tags: tagList };
+  // An edit sends only what the person changed, so that a change made
+  // meanwhile elsewhere to another field is not overwritten.
+  const changed: Record<string, FieldValue | null> = {};
+  for (const [name, value] of Object.entries(values)) {
+    if (existing.fields[name] !== value) changed[name] = value;
+  }
+  for (const name of Object.keys(existing.fields)) {
+    if (!(name in values)) changed[name] = null;
+  }
+  const sameTags = tagList.length === existing.tags.length && tagList.every((t) => existing.tags.includes(t));
   return {
-    id: existing?.id ?? null,
-    collection: existing ? null : collection,
-    title: title.trim(),
-    fields: values,
-    tags: tagList,
+    id: existing.id,
+    collection: null,
+    title: title.trim() === existing.title ? null : title.trim(),
+    fields: changed,
+    tags: sameTags ? null : tagList,
   };
+}
+
+/** A part of a record both this person and someone else changed since the
+ * form opened: what it was, what they made it, what this person makes it. */
+export interface Conflict {
+  what: string;
+  was: string;
+  theirs: string;
+  mine: string;
+}
+
+function shown(value: FieldValue | null | undefined): string {
+  return value === null || value === undefined ? "(none)" : String(value);
+}
+
+/** The parts of `put` that `current` changed too since `original`. */
+export function conflicts(original: RecordView, current: RecordView, put: PutRecord): Conflict[] {
+  const found: Conflict[] = [];
+  if (put.title != null && current.title !== original.title && current.title !== put.title) {
+    found.push({ what: "title", was: original.title, theirs: current.title, mine: put.title });
+  }
+  for (const [name, mine] of Object.entries(put.fields)) {
+    const was = original.fields[name];
+    const theirs = current.fields[name];
+    if (theirs !== was && theirs !== (mine ?? undefined)) found.push({ what: name, was: shown(was), theirs: shown(theirs), mine: shown(mine) });
+  }
+  const sameTags = (a: string[], b: string[]) => a.length === b.length && a.every((t) => b.includes(t));
+  if (put.tags != null && !sameTags(current.tags, original.tags) && !sameTags(current.tags, put.tags)) {
+    found.push({ what: "tags", was: original.tags.join(", "), theirs: current.tags.join(", "), mine: put.tags.join(", ") });
+  }
+  return found;
+}
+
+/** `put` without the conflicting parts: "keep theirs". */
+export function withoutConflicts(put: PutRecord, found: Conflict[]): PutRecord {
+  const names = new Set(found.map((c) => c.what));
+  const fields = Object.fromEntries(Object.entries(put.fields).filter(([name]) => !names.has(name)));
+  return { ...put, title: names.has("title") ? null : put.title, tags: names.has("tags") ? null : put.tags, fields };
+}
+
+/** Asks which version to keep, in the form; resolves with the choice. */
+function ConflictPrompt(found: Conflict[], box: HTMLElement): Promise<"mine" | "theirs" | null> {
+  return new Promise((resolve) => {
+    const choose = (choice: "mine" | "theirs" | null) => {
+      box.replaceChildren();
+      resolve(choice);
+    };
+    box.replaceChildren(
+      h(
+        "div",
+        { class: "banner", role: "alertdialog", "aria-label": "Changed meanwhile" },
+        h("p", {}, "Someone changed this record while you were editing:"),
+        h("ul", {}, ...found.map((c) => h("li", {}, `${c.what}: was “${c.was}”, now “${c.theirs}”; yours “${c.mine}”`))),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { type: "button", onclick: () => choose(null) }, "Back to editing"),
+          h("button", { type: "button", onclick: () => choose("theirs") }, "Keep theirs"),
+          h("button", { type: "button", class: "primary", onclick: () => choose("mine") }, "Keep mine"),
+        ),
+      ),
+    );
+  });
 }
 
 export function RecordForm(existing: RecordView | null, done: (id?: string) => void, client: Api = api): HTMLElement {
@@ -69,6 +138,7 @@ export function RecordForm(existing: RecordView | null, done: (id?: string) => v
   const fieldsBox = h("div", { class: "fields" });
   const drafts: FieldDraft[] = Object.entries(existing?.fields ?? {}).map(([name, value]) => ({ name, kind: kindOf(value), value: typeof value === "boolean" ? (value ? "yes" : "no") : String(value) }));
   const error = h("p", { class: "error", role: "alert" });
+  const prompt = h("div", {});
 
   const drawFields = () => {
     fieldsBox.replaceChildren(
@@ -107,6 +177,15 @@ export function RecordForm(existing: RecordView | null, done: (id?: string) => v
           return;
         }
         try {
+          if (existing) {
+            const current = await client.getRecord(existing.id);
+            const found = current.version === existing.version ? [] : conflicts(existing, current, put);
+            if (found.length) {
+              const choice = await ConflictPrompt(found, prompt);
+              if (choice === null) return;
+              if (choice === "theirs") put = withoutConflicts(put, found);
+            }
+          }
           const saved = await client.putRecord(put);
           toast(existing ? "Record saved." : "Record created.");
           done(saved.id);
@@ -122,6 +201,7 @@ export function RecordForm(existing: RecordView | null, done: (id?: string) => v
     fieldsBox,
     h("button", { type: "button", onclick: () => { drafts.push({ name: "", kind: "text", value: "" }); drawFields(); } }, "Add field"),
     field("Tags", tags),
+    prompt,
     error,
     h("div", { class: "actions" }, h("button", { type: "button", onclick: () => done(existing?.id) }, "Cancel"), h("button", { type: "submit", class: "primary" }, existing ? "Save record" : "Create record")),
   );

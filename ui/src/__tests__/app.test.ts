@@ -1,0 +1,59 @@
+import { describe, expect, it, vi } from "vitest";
+
+const handlers: Array<(event: { payload: unknown }) => void> = [];
+vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
+vi.mock("@tauri-apps/api/event", () => ({
+  listen: vi.fn(async (_name: string, handler: (event: { payload: unknown }) => void) => {
+    handlers.push(handler);
+    return () => undefined;
+  }),
+}));
+
+import type { Api } from "../api";
+import type { Status } from "../types";
+import { App } from "../app";
+
+const status = {
+  peer_id: "p",
+  name: "laptop",
+  network_id: "n1",
+  network_name: "Elm Street Library",
+  state: "active",
+  members: 3,
+  min_members: 3,
+  op_count: 1,
+  code_hash: "c1",
+  build: { code_hash: "c1", label: null, description: "DAN 0.1.0 · desktop · Linux x86-64", approval: "approved", approval_ends_ms: null },
+  online_peers: 2,
+  join: null,
+  deprecation: null,
+  damaged_records: [],
+} as unknown as Status;
+
+const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe("the app shell", () => {
+  it("keeps a half-typed record when a join request or a vote arrives", async () => {
+    const client = {
+      appInfo: vi.fn(async () => ({ stage: "ready", data_dir: "/d", admin_remaining_ms: 0 })),
+      status: vi.fn(async () => status),
+      members: vi.fn(async () => []),
+      takeLaunchLink: vi.fn(async () => null),
+      listRecords: vi.fn(async () => ({ total: 0, records: [] })),
+      adminLock: vi.fn(),
+    } as unknown as Api;
+    const root = document.createElement("main");
+    document.body.replaceChildren(root);
+    await new App(root, client).start();
+    await flush();
+    Array.from(root.querySelectorAll("button")).find((b) => b.textContent === "New record")!.click();
+    const title = root.querySelector('form[aria-label="New record"] [aria-label="Title"]') as HTMLInputElement;
+    title.value = "Half typed";
+    for (const handler of handlers) handler({ payload: { kind: "members_changed" } });
+    await flush();
+    await flush();
+    const after = root.querySelector('form[aria-label="New record"] [aria-label="Title"]') as HTMLInputElement | null;
+    expect(after).toBe(title);
+    expect(after?.value).toBe("Half typed");
+  });
+});

@@ -1,0 +1,50 @@
+import { describe, expect, it, vi } from "vitest";
+
+vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
+vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
+
+import type { Api } from "../api";
+import type { RecordView } from "../types";
+import { buildPut, conflicts, withoutConflicts, RecordForm } from "../views/recordEditor";
+
+const book: RecordView = { id: "r1", collection: "books", title: "The Little Prince", fields: { author: "Saint-Exupéry", pages: 96 }, tags: ["classic"], deleted: false, created_at: 1, updated_at: 2, origin: "p", version: "v1" };
+const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe("editing a record", () => {
+  it("sends only what the person changed", () => {
+    const put = buildPut(book, "", "Le Petit Prince", [{ name: "author", kind: "text", value: "Saint-Exupéry" }, { name: "pages", kind: "number", value: "96" }], "classic");
+    expect(put).toEqual({ id: "r1", collection: null, title: "Le Petit Prince", fields: {}, tags: null });
+    const removed = buildPut(book, "", book.title, [{ name: "author", kind: "text", value: "A. de Saint-Exupéry" }], "classic, french");
+    expect(removed).toEqual({ id: "r1", collection: null, title: null, fields: { author: "A. de Saint-Exupéry", pages: null }, tags: ["classic", "french"] });
+  });
+
+  it("finds what someone else changed meanwhile, and can keep theirs", () => {
+    const current = { ...book, version: "v2", title: "Le Petit Prince", fields: { author: "Antoine de Saint-Exupéry", pages: 96 } };
+    const put = buildPut(book, "", book.title, [{ name: "author", kind: "text", value: "A. Saint-Ex" }, { name: "pages", kind: "number", value: "100" }], "classic");
+    const found = conflicts(book, current, put);
+    expect(found).toEqual([{ what: "author", was: "Saint-Exupéry", theirs: "Antoine de Saint-Exupéry", mine: "A. Saint-Ex" }]);
+    expect(withoutConflicts(put, found).fields).toEqual({ pages: 100 });
+    // Their title change is not touched: this edit does not send a title.
+    expect(put.title).toBeNull();
+  });
+
+  it("asks before overwriting a change made meanwhile, and keeps theirs when asked", async () => {
+    const current = { ...book, version: "v2", fields: { author: "Antoine de Saint-Exupéry", pages: 96 } };
+    const putRecord = vi.fn(async () => current);
+    const client = { getRecord: vi.fn(async () => current), putRecord } as unknown as Api;
+    const form = RecordForm(book, () => undefined, client);
+    document.body.replaceChildren(form);
+    (form.querySelector('[aria-label="Field 1 value"]') as HTMLInputElement).value = "A. Saint-Ex";
+    form.querySelector('[aria-label="Field 1 value"]')!.dispatchEvent(new Event("input"));
+    (form.querySelector('[aria-label="Field 2 value"]') as HTMLInputElement).value = "100";
+    form.querySelector('[aria-label="Field 2 value"]')!.dispatchEvent(new Event("input"));
+    form.dispatchEvent(new Event("submit", { cancelable: true }));
+    await flush();
+    const prompt = form.querySelector('[aria-label="Changed meanwhile"]')!;
+    expect(prompt.textContent).toMatch(/author: was “Saint-Exupéry”, now “Antoine de Saint-Exupéry”; yours “A. Saint-Ex”/);
+    expect(putRecord).not.toHaveBeenCalled();
+    Array.from(prompt.querySelectorAll("button")).find((b) => b.textContent === "Keep theirs")!.click();
+    await flush();
+    expect(putRecord).toHaveBeenCalledWith({ id: "r1", collection: null, title: null, fields: { pages: 100 }, tags: null });
+  });
+});
