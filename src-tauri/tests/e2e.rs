@@ -192,11 +192,15 @@ async fn click_tab(client: &Client, name: &str) -> anyhow::Result<()> {
     let xpath = format!("//button[@role='tab' and normalize-space()='{name}']");
     for _ in 0..20 {
         if let Ok(tab) = client.find(Locator::XPath(&xpath)).await
+            && scroll_into_view(client, &tab).await.is_ok()
             && tab.click().await.is_ok()
         {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(std::env::temp_dir().join("dan-e2e-failure.png"), png);
     }
     bail!("could not open the {name} tab")
 }
@@ -906,9 +910,54 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     button(&cleo, "New record").await?.click().await?;
     type_into(&cleo, "Collection", "books").await?;
     type_into(&cleo, "Title", "Written by Cleo").await?;
+    button(&cleo, "Add field").await?.click().await?;
+    type_into(&cleo, "Field 1 name", "shelf").await?;
+    type_into(&cleo, "Field 1 value", "B7").await?;
     button(&cleo, "Create record").await?.click().await?;
     click_tab(&ada, "Records").await?;
     find(&ada, &by_label("Record Written by Cleo")).await?;
+
+    // Two people edit one record at once. Ada changes the title while
+    // Cleo changes the shelf: both changes are kept (an edit sends only
+    // what it changed).
+    open_editor(&ada, "Written by Cleo").await?;
+    type_into(&ada, "Title", "Edited by Ada").await?;
+    open_editor(&cleo, "Written by Cleo").await?;
+    type_into(&cleo, "Field 1 value", "C3").await?;
+    button(&cleo, "Save record").await?.click().await?;
+    button(&ada, "Save record").await?.click().await?;
+    for window in [&ada, &cleo] {
+        find(window, &by_label("Record Edited by Ada"))
+            .await?
+            .click()
+            .await?;
+        see(window, "C3", Duration::from_secs(60)).await?;
+    }
+    // Both change the shelf: Ada is told what Cleo did and chooses.
+    open_editor(&ada, "Edited by Ada").await?;
+    type_into(&ada, "Field 1 value", "D4").await?;
+    open_editor(&cleo, "Edited by Ada").await?;
+    type_into(&cleo, "Title", "Cleo's title").await?;
+    type_into(&cleo, "Field 1 value", "E5").await?;
+    button(&cleo, "Save record").await?.click().await?;
+    find(&ada, &by_label("Record Cleo's title")).await?;
+    button(&ada, "Save record").await?.click().await?;
+    see_in(
+        &ada,
+        "Changed meanwhile",
+        "now “E5”; yours “D4”",
+        Duration::from_secs(30),
+    )
+    .await?;
+    screenshot(&ada, "edit-conflict").await?;
+    button(&ada, "Keep mine").await?.click().await?;
+    for window in [&ada, &cleo] {
+        find(window, &by_label("Record Cleo's title"))
+            .await?
+            .click()
+            .await?;
+        see(window, "D4", Duration::from_secs(60)).await?;
+    }
     click_tab(&ada, "Members").await?;
     see_in(
         &ada,
@@ -923,4 +972,24 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     bea.close().await?;
     ada.close().await?;
     Ok(())
+}
+
+/// Selects the record titled `title` and opens its editor (retried: the
+/// list redraws as records arrive).
+async fn open_editor(client: &Client, title: &str) -> anyhow::Result<()> {
+    click_tab(client, "Records").await?;
+    for _ in 0..20 {
+        if let Ok(row) = client
+            .find(Locator::Css(&by_label(&format!("Record {title}"))))
+            .await
+            && row.click().await.is_ok()
+            && let Ok(edit) = button(client, "Edit record").await
+            && edit.click().await.is_ok()
+        {
+            find(client, "form[aria-label=\"Edit record\"]").await?;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("could not open the editor of “{title}”")
 }

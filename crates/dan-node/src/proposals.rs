@@ -71,9 +71,8 @@ fn proposed_build(
     });
     if let Some(other) = twin {
         view.description = format!(
-            "{} (code hash {}), WARNING: that name already belongs to another build (code hash {})",
+            "{} — WARNING: that name already belongs to another build (code hash {})",
             view.description,
-            hash.short(),
             other.short()
         );
     }
