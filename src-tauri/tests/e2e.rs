@@ -902,8 +902,15 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
         Duration::from_secs(60),
     )
     .await?;
+    // Bea compares the join code on Cleo's screen with hers, then approves.
+    let code = label_text(&cleo, "Your join code").await?;
+    screenshot(&cleo, "waiting-join-code").await?;
     click_tab(&bea, "Members").await?;
+    assert_eq!(label_text(&bea, "Cleo laptop join code").await?, code);
     click_admin(&bea, "//button[@aria-label='Approve Cleo laptop']").await?;
+    assert_eq!(label_text(&bea, "Join code to compare").await?, code);
+    screenshot(&bea, "approve-join-code").await?;
+    click_admin(&bea, "//button[normalize-space()='Codes match — approve']").await?;
     wait_for_state(&cleo, "active").await?;
 
     // A record written in Cleo's window reaches Ada's.
@@ -927,10 +934,7 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     button(&cleo, "Save record").await?.click().await?;
     button(&ada, "Save record").await?.click().await?;
     for window in [&ada, &cleo] {
-        find(window, &by_label("Record Edited by Ada"))
-            .await?
-            .click()
-            .await?;
+        click_label(window, "Record Edited by Ada").await?;
         see(window, "C3", Duration::from_secs(60)).await?;
     }
     // Both change the shelf: Ada is told what Cleo did and chooses.
@@ -952,10 +956,7 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     screenshot(&ada, "edit-conflict").await?;
     button(&ada, "Keep mine").await?.click().await?;
     for window in [&ada, &cleo] {
-        find(window, &by_label("Record Cleo's title"))
-            .await?
-            .click()
-            .await?;
+        click_label(window, "Record Cleo's title").await?;
         see(window, "D4", Duration::from_secs(60)).await?;
     }
     click_tab(&ada, "Members").await?;
@@ -992,4 +993,19 @@ async fn open_editor(client: &Client, title: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("could not open the editor of “{title}”")
+}
+
+/// Clicks the element labelled `label` (retried: lists redraw as records
+/// arrive, which replaces their rows).
+async fn click_label(client: &Client, label: &str) -> anyhow::Result<()> {
+    find(client, &by_label(label)).await?;
+    for _ in 0..20 {
+        if let Ok(element) = client.find(Locator::Css(&by_label(label))).await
+            && element.click().await.is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("could not click {label}")
 }

@@ -56,7 +56,17 @@ fn no_single_admin_three_dan_processes_form_a_network_through_the_cli_and_conver
         let status = instance.json(&["status"])?;
         assert_eq!(status["online_peers"], 2);
         assert_eq!(status["missing_ops"], 0);
-        assert!(status["last_sync"].is_u64());
+        // Pushed ops can converge the roots before the first reconciliation
+        // of a sync interval (1 s here) has completed and set `last_sync`.
+        wait_until(
+            Duration::from_secs(10),
+            "a reconciliation to complete",
+            || {
+                instance
+                    .json(&["status"])
+                    .is_ok_and(|s| s["last_sync"].is_u64())
+            },
+        )?;
     }
     for instance in &mut instances {
         instance.stop()?;

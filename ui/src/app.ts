@@ -89,7 +89,8 @@ export class App {
       const changedStage =
         before?.state !== this.status.state ||
         before?.network_id !== this.status.network_id ||
-        (this.status.state === "pending" && before?.join?.approvals !== this.status.join?.approvals);
+        (this.status.state === "pending" &&
+          (before?.join?.approvals !== this.status.join?.approvals || before?.join?.needed !== this.status.join?.needed));
       if (before && before.members < this.status.members) toast("A new member joined the network.");
       if (changedStage || rerender) await this.render(false);
       else this.updateHeader();
@@ -116,7 +117,7 @@ export class App {
     if (link && status.state === "deprecated") toast("To ask to be readmitted, paste the invite link under Network → Ask to be readmitted.", "warning");
     else if (link) toast("This instance already belongs to a network; the invite link was not used.", "warning");
     if (status.state === "pending") {
-      return replace(this.root, this.frame(h("main", { class: "centered" }, h("section", { class: "card", "aria-label": "Waiting for approval" }, h("h1", {}, status.join?.network_name ?? "Joining"), h("p", { class: "big" }, describeState(status)), h("p", {}, "The other admins approve new instances. This screen updates by itself.")))));
+      return replace(this.root, this.frame(h("main", { class: "centered" }, h("section", { class: "card", "aria-label": "Waiting for approval" }, h("h1", {}, status.join?.network_name ?? "Joining"), h("p", { class: "big" }, describeState(status)), status.join ? h("p", {}, "Your join code: ", h("strong", { class: "join-code", "aria-label": "Your join code" }, status.join.join_code)) : null, h("p", {}, "Read this code to the other admins (by phone or in person): before approving, each checks that their screen shows the same code next to your request. This screen updates by itself.")))));
     }
     this.drawTabs();
   }
@@ -138,9 +139,14 @@ export class App {
     return h("div", { class: "app" }, this.header(), this.progress, content);
   }
 
+  /** Updates the status words in place (header badge, banner, the
+   * Network tab's state line) without touching anything being edited. */
   private updateHeader(): void {
+    const status = this.status;
+    if (!status) return;
     const badge = this.root.querySelector('[aria-label="Network status"]');
-    if (badge && this.status) badge.textContent = this.status.state;
+    if (badge) badge.textContent = status.state;
+    for (const line of this.root.querySelectorAll('[aria-label="Network state"], .banner[role="status"]')) line.textContent = describeState(status);
   }
 
   private drawTabs(): void {

@@ -11,6 +11,8 @@ export interface JoinProgress {
   approvals: number;
   needed: number;
   peer_id: string;
+  /** Read out to an approving admin, who sees the same code. */
+  join_code: string;
 }
 
 export interface Status {
@@ -124,6 +126,8 @@ export interface MemberView {
   suspended: boolean;
   deprecation: string | null;
   build: BuildView | null;
+  /** The code its admin reads out before it is approved. */
+  join_code: string;
 }
 
 export interface ProposalView {

@@ -101,12 +101,13 @@ pub(crate) fn status(v: &Value) -> String {
 /// A join in progress as text.
 pub(crate) fn join_progress(v: &Value) -> String {
     format!(
-        "asked to join \"{}\" (invited by {}) as {}; waiting for approval ({} of {})",
+        "asked to join \"{}\" (invited by {}) as {}; waiting for approval ({} of {}); your join code: {} (read it to the approving admins)",
         text(&v["network_name"]),
         text(&v["inviter_name"]),
         text(&v["peer_id"]),
         text(&v["approvals"]),
-        text(&v["needed"])
+        text(&v["needed"]),
+        text(&v["join_code"])
     )
 }
 
@@ -154,9 +155,10 @@ pub(crate) fn member_line(m: &Value) -> String {
     };
     let approvals = if m["status"] == "pending" {
         format!(
-            " {}/{} approvals",
+            " {}/{} approvals, join code {}",
             text(&m["approvals"]),
-            text(&m["needed"])
+            text(&m["needed"]),
+            text(&m["join_code"])
         )
     } else {
         String::new()

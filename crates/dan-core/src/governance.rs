@@ -227,11 +227,12 @@ fn decision(
     }
 }
 
-struct Fold {
+struct Fold<'a> {
+    deprecated: &'a BTreeMap<PeerKey, String>,
     out: Governed,
 }
 
-impl Fold {
+impl Fold<'_> {
     /// Admitted members. A deprecated member's governance ops still count:
     /// every op of it left in the set predates its cutoff.
     fn admitted(&self) -> BTreeSet<PeerKey> {
@@ -353,7 +354,16 @@ impl Fold {
     }
 
     fn decide_proposal(&mut self, id: OpId, hlc: Hlc) {
-        let (conforming, needed) = self.needed();
+        let (mut conforming, mut needed) = self.needed();
+        // Removing a deprecated member is decided by the others alone:
+        // otherwise deprecated seats, which can never vote again, would
+        // hold every later decision to unanimity (or block it) for ever.
+        if let Some(Proposal::Remove { peer }) = self.out.proposals.get(&id).map(|p| &p.proposal)
+            && self.deprecated.contains_key(peer)
+        {
+            conforming.retain(|p| !self.deprecated.contains_key(p));
+            needed = self.out.charter.quorum.needed(conforming.len());
+        }
         let Some(state) = self.out.proposals.get_mut(&id) else {
             return;
         };
@@ -447,6 +457,7 @@ pub(crate) fn fold(
         },
     )]);
     let mut fold = Fold {
+        deprecated,
         out: Governed {
             members,
             proposals: BTreeMap::new(),
@@ -468,7 +479,9 @@ pub(crate) fn fold(
         }
     }
     for (peer, reason) in deprecated {
-        if let Some(row) = fold.out.members.get_mut(peer) {
+        // Only admitted members become `Deprecated`: a pending candidate
+        // caught breaking a rule must not count as admitted anywhere.
+        if let Some(row) = fold.out.members.get_mut(peer).filter(|m| m.since.is_some()) {
             row.status = MemberStatus::Deprecated;
             row.deprecation = Some(reason.clone());
         }

@@ -35,10 +35,17 @@ impl Hlc {
                 wall_ms: now_ms,
                 counter: 0,
             }
+        } else if latest.counter >= crate::replica::MAX_COUNTER {
+            // Carry into the next millisecond rather than reach a counter
+            // no op may carry (a peer could otherwise freeze every writer).
+            Hlc {
+                wall_ms: latest.wall_ms.saturating_add(1),
+                counter: 0,
+            }
         } else {
             Hlc {
                 wall_ms: latest.wall_ms,
-                counter: latest.counter.saturating_add(1),
+                counter: latest.counter + 1,
             }
         }
     }

@@ -28,6 +28,23 @@ pub struct PeerKey(pub [u8; 32]);
 const PEER_ID_PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
 
 impl PeerKey {
+    /// The join code people compare before an admin approves this instance
+    /// (like Signal's safety numbers): 12 digits derived from the key, read
+    /// out from the joiner's screen and checked against the approver's.
+    /// Making another key with the same code takes about 10^12 tries.
+    pub fn join_code(&self) -> String {
+        let digest = crate::hash::Hash32::tagged("dan join code v1", &[&self.0]);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest.0[..8]);
+        let n = u64::from_le_bytes(first) % 1_000_000_000_000;
+        format!(
+            "{:04} {:04} {:04}",
+            n / 100_000_000,
+            n / 10_000 % 10_000,
+            n % 10_000
+        )
+    }
+
     /// The libp2p peer id bytes (identity multihash of the protobuf key).
     pub fn to_peer_id_bytes(&self) -> Vec<u8> {
         let mut bytes = PEER_ID_PREFIX.to_vec();
@@ -151,6 +168,20 @@ impl fmt::Debug for Keypair {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_codes_are_twelve_digits_stable_and_differ_between_keys() {
+        let a = Keypair::from_secret([7; 32]).public();
+        let b = Keypair::from_secret([8; 32]).public();
+        let code = a.join_code();
+        assert_eq!(code.len(), 14, "{code}");
+        assert!(
+            code.chars().all(|c| c.is_ascii_digit() || c == ' '),
+            "{code}"
+        );
+        assert_eq!(code, a.join_code());
+        assert_ne!(code, b.join_code());
+    }
 
     #[test]
     fn peer_id_text_round_trips_and_looks_like_libp2p() {

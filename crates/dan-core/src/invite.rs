@@ -97,12 +97,13 @@ impl Invite {
 }
 
 /// Whether `text` is fit to show people as a name: no control characters
-/// (terminal escapes) and no bidirectional overrides or isolates (text that
-/// reads differently from what it is).
+/// (terminal escapes), no bidirectional marks, overrides or isolates, and no
+/// invisible format characters (text that reads differently from what it
+/// is, or looks like another name).
 pub fn is_plain_text(text: &str) -> bool {
     !text
         .chars()
-        .any(|c| c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .any(|c| c.is_control() || matches!(c, '\u{00ad}' | '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'))
 }
 
 /// An invite signed by its inviter.

@@ -356,10 +356,7 @@ impl Replica {
     /// an instance learnt of a deprecation before or after an op (a replay
     /// of the op log applies deprecations from the start).
     fn admitted_count(&self) -> usize {
-        self.members
-            .values()
-            .filter(|m| matches!(m.status, MemberStatus::Member | MemberStatus::Deprecated))
-            .count()
+        self.voters().len()
     }
 
     /// Whether the network has enough members to accept records.
@@ -524,7 +521,6 @@ impl Replica {
         if body.seq == 0 {
             return Err(OpRejection::BrokenChain { origin, seq: 0 });
         }
-        check_clock(&body.hlc)?;
         if let Some(existing) = usize::try_from(body.seq - 1)
             .ok()
             .and_then(|i| chain.get(i))
@@ -555,6 +551,7 @@ impl Replica {
         if row.removed_at.is_some_and(|at| body.hlc > at) {
             return Err(OpRejection::Removed(origin));
         }
+        check_clock(&body.hlc)?;
         let expected = chain.len() as u64 + 1;
         if body.seq != expected {
             return Err(OpRejection::ChainGap {
@@ -661,6 +658,11 @@ impl Replica {
     }
 }
 
+/// Highest counter a clock may carry; `Hlc::next` moves to the next
+/// millisecond before it, so a peer's clock can never leave this instance
+/// unable to stamp its own ops.
+pub const MAX_COUNTER: u32 = u32::MAX - 1;
+
 /// Latest wall time an op may carry: the last millisecond of the year 9999,
 /// far below what the store (signed 64-bit) and every clock can represent.
 pub const MAX_WALL_MS: u64 = 253_402_300_799_999;
@@ -676,7 +678,7 @@ pub fn check_clock(hlc: &crate::Hlc) -> Result<(), OpRejection> {
             hlc.wall_ms
         )));
     }
-    if hlc.counter == u32::MAX {
+    if hlc.counter > MAX_COUNTER {
         return Err(OpRejection::BadClock("its counter is at its limit".into()));
     }
     Ok(())

@@ -65,6 +65,8 @@ pub async fn ingest(
             .push((Some(op.id()), "signature does not verify".into()));
     }
     verified.extend(waiting);
+    let mut seen = std::collections::HashSet::new();
+    verified.retain(|op| seen.insert(op.id()));
     let (early, verified): (Vec<VerifiedOp>, Vec<VerifiedOp>) = verified
         .into_iter()
         .partition(|op| op.body().hlc.too_far_ahead(now_ms));

@@ -140,6 +140,9 @@ pub struct MemberView {
     pub deprecation: Option<String>,
     /// What its build is and whether the charter approves it.
     pub build: Option<crate::release::BuildView>,
+    /// The code its admin reads out before it is approved
+    /// (`PeerKey::join_code`).
+    pub join_code: String,
 }
 
 /// A peer as shown by `dan peers`.
@@ -217,6 +220,9 @@ pub struct JoinProgress {
     /// The peer id this instance asks to join under (a new one when it asks
     /// to be readmitted): the id the approving admins see.
     pub peer_id: PeerKey,
+    /// The code to read out to an approving admin, who sees the same code
+    /// next to this request (`PeerKey::join_code`).
+    pub join_code: String,
 }
 
 fn approvals_of(replica: &Replica, peer: &PeerKey) -> (u64, u64) {
@@ -417,7 +423,15 @@ impl Node {
                 approved.join(", ")
             )));
         }
-        if !replica.is_member(&request.joiner) {
+        let row = replica.member(&request.joiner);
+        if row.is_some_and(|m| m.status == MemberStatus::Rejected) {
+            return Err(NodeError::Invalid(
+                "the members rejected this instance's request to join".into(),
+            ));
+        }
+        // Asking again (a lost answer) adds no second approval op.
+        let approved_here = row.is_some_and(|m| m.approvals.contains(&self.peer_id()));
+        if !replica.is_member(&request.joiner) && !approved_here {
             let user = InviteUser {
                 peer_id: request.joiner.to_string(),
                 instance_name: request.instance_name.clone(),
@@ -649,6 +663,7 @@ impl Node {
             approvals,
             needed,
             peer_id: self.peer_id(),
+            join_code: self.peer_id().join_code(),
         })
     }
 
@@ -807,6 +822,7 @@ impl Node {
                     roots: comparison.map(str::to_owned),
                     suspended,
                     deprecation: m.deprecation.clone(),
+                    join_code: m.peer.join_code(),
                     build: code_hash.map(|c| {
                         let label = is_self.then(|| self.inner().build_label.clone());
                         crate::release::BuildView::of(c, label, Some(replica.charter()), now)

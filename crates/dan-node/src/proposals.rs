@@ -214,7 +214,7 @@ impl Node {
         {
             let ledger = self.inner().ledger.lock().await;
             let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-            if !replica.is_member(peer) {
+            if !replica.voters().contains(peer) {
                 return Err(NodeError::Invalid(format!("{peer} is not a member")));
             }
         }

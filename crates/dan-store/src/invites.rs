@@ -148,7 +148,11 @@ impl Store {
             .bind(&user.peer_id)
             .fetch_optional(&mut *tx)
             .await?;
-        if already.is_some() {
+        let revoked = sqlx::query("SELECT 1 FROM invites WHERE id = ?1 AND revoked = 1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if already.is_some() && revoked.is_none() {
             tx.commit().await?;
             return Ok(InviteUse::Counted);
         }

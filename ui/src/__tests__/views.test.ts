@@ -131,12 +131,30 @@ describe("members and network", () => {
     suspended: false,
     deprecation: null,
     build: { code_hash: "c1", label: { version: "0.1.0", platform: "linux-x86_64", kind: "desktop" }, description: "DAN 0.1.0 · desktop · Linux x86-64", approval: "approved", approval_ends_ms: null },
+    join_code: "4829 1173 0552",
   };
 
   it("shows pending instances with their approvals and vote buttons", () => {
     const row = MemberRow(member, () => undefined, {} as Api);
     expect(row.textContent).toMatch(/1 of 2 approvals/);
     expect(row.querySelector('[aria-label="Approve carol"]')).not.toBeNull();
+    expect(row.querySelector('[aria-label="carol join code"]')!.textContent).toBe("4829 1173 0552");
+  });
+
+  it("approves only after the approver says the join codes match", async () => {
+    const approve = vi.fn(async () => member);
+    const row = MemberRow(member, () => undefined, { approve } as unknown as Api);
+    document.body.replaceChildren(row);
+    (row.querySelector('[aria-label="Approve carol"]') as HTMLButtonElement).click();
+    const dialog = document.querySelector('dialog[aria-label="Compare the join code"]')!;
+    expect(dialog.querySelector('[aria-label="Join code to compare"]')!.textContent).toBe("4829 1173 0552");
+    Array.from(dialog.querySelectorAll("button")).find((b) => b.textContent === "Not sure")!.click();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(approve).not.toHaveBeenCalled();
+    (row.querySelector('[aria-label="Approve carol"]') as HTMLButtonElement).click();
+    (Array.from(document.querySelectorAll("dialog button")).find((b) => b.textContent === "Codes match — approve") as HTMLButtonElement).click();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(approve).toHaveBeenCalledWith("p2");
     const deprecated = MemberRow({ ...member, status: "deprecated", deprecation: "signed two different ops with seq 4" }, () => undefined, {} as Api);
     expect(deprecated.querySelector('[aria-label="carol status"]')!.textContent).toBe("Deprecated");
     expect(deprecated.textContent).toMatch(/two different ops/);
@@ -150,7 +168,7 @@ describe("members and network", () => {
     expect(describeState({ ...status, state: "deprecated", deprecation: "its state root is wrong" })).toMatch(/its state root is wrong/);
     const adopted = explainEvidence({ id: "e", accuser: "p1", offender: "p2", status: "adopted", reason: "it runs software the charter never approved", cutoff: 1, received_ms: 1 }, names);
     expect(adopted).toMatch(/majority of the members/);
-    expect(describeState({ ...status, state: "pending", join: { network_id: "n", network_name: "Commons", inviter: "p", inviter_name: "alice", approvals: 1, needed: 2, peer_id: "p9" } })).toMatch(/1 of 2/);
+    expect(describeState({ ...status, state: "pending", join: { network_id: "n", network_name: "Commons", inviter: "p", inviter_name: "alice", approvals: 1, needed: 2, peer_id: "p9", join_code: "0000 0000 0000" } })).toMatch(/1 of 2/);
   });
 
   it("offers a deprecated instance to ask for readmission, and no invites", () => {
@@ -166,7 +184,7 @@ describe("members and network", () => {
 describe("replication state", () => {
   it("counts the members whose checkpoint holds this instance's ops", async () => {
     const { replication } = await import("../views/recordEditor");
-    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null };
+    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null, join_code: "" };
     const members = [
       { ...base, peer_id: "a", name: "a", status: "member", roots: "match", is_self: true },
       { ...base, peer_id: "b", name: "b", status: "member", roots: "match" },

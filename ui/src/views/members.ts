@@ -27,6 +27,33 @@ async function act(action: () => Promise<unknown>, done: string, refresh: () => 
   }
 }
 
+/** Before approving: the approver compares the join code with the one on
+ * the joiner's screen. Resolves true when they match. */
+export function confirmJoinCode(member: MemberView): Promise<boolean> {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "admin-dialog", "aria-label": "Compare the join code" });
+    const close = (ok: boolean) => {
+      if (typeof dialog.close === "function") dialog.close();
+      dialog.remove();
+      resolve(ok);
+    };
+    dialog.append(
+      h("h2", {}, `Approve ${member.name}?`),
+      h("p", {}, `${member.name} (admin: ${member.admin_name}) asks to join. Call or meet ${member.admin_name} and check that their screen shows this join code:`),
+      h("p", { class: "join-code big", "aria-label": "Join code to compare" }, member.join_code),
+      h("p", { class: "muted" }, "If the codes differ, someone else may be using their invite: do not approve."),
+      h("div", { class: "actions" }, h("button", { type: "button", onclick: () => close(false) }, "Not sure"), h("button", { type: "button", class: "primary", onclick: () => close(true) }, "Codes match — approve")),
+    );
+    dialog.addEventListener("cancel", (event) => {
+      event.preventDefault();
+      close(false);
+    });
+    document.body.append(dialog);
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+  });
+}
+
 /** One row of the member table. */
 export function MemberRow(member: MemberView, refresh: () => void, client: Api = api): HTMLElement {
   const statusText = member.suspended && member.status === "member" ? "Suspended (upgrade required)" : STATUS_TEXT[member.status];
@@ -49,11 +76,14 @@ export function MemberRow(member: MemberView, refresh: () => void, client: Api =
             "span",
             {},
             `${member.approvals} of ${member.needed} approvals `,
-            h("button", { type: "button", "aria-label": `Approve ${member.name}`, onclick: () => void act(() => client.approve(member.peer_id), `Approved ${member.name}.`, refresh, client) }, "Approve"),
+            h("small", {}, "join code ", h("strong", { "aria-label": `${member.name} join code` }, member.join_code), " "),
+            h("button", { type: "button", "aria-label": `Approve ${member.name}`, onclick: () => void confirmJoinCode(member).then(async (ok) => {
+              if (ok) await act(() => client.approve(member.peer_id), `Approved ${member.name}.`, refresh, client);
+            }) }, "Approve"),
             " ",
             h("button", { type: "button", "aria-label": `Reject ${member.name}`, onclick: () => void act(() => client.reject(member.peer_id), `Rejected ${member.name}.`, refresh, client) }, "Reject"),
           )
-        : member.status === "member" && !member.is_self
+        : (member.status === "member" || member.status === "deprecated") && !member.is_self
           ? h("button", { type: "button", class: "link", "aria-label": `Propose removing ${member.name}`, onclick: () => void act(() => client.proposeRemove(member.peer_id), `Proposed removing ${member.name}.`, refresh, client) }, "Propose removal")
           : null,
     ),
@@ -131,7 +161,9 @@ export function MembersView(client: Api = api): HTMLElement {
     try {
       const [members, props, found] = await Promise.all([client.members(), client.proposals(), client.evidence()]);
       const names = new Map(members.map((m) => [m.peer_id, m.name]));
-      table.replaceChildren(...members.map((m) => MemberRow(m, () => void refresh(), client)));
+      // Requests waiting for an approval come first.
+      const ordered = [...members.filter((m) => m.status === "pending"), ...members.filter((m) => m.status !== "pending")];
+      table.replaceChildren(...ordered.map((m) => MemberRow(m, () => void refresh(), client)));
       proposals.replaceChildren(...(props.length ? props.map((p) => ProposalItem(p, names, () => void refresh(), client)) : [h("li", { class: "muted" }, "No proposals.")]));
       evidence.replaceChildren(...(found.length ? found.map((e) => h("li", {}, explainEvidence(e, names))) : [h("li", { class: "muted" }, "No evidence: every instance follows the rules.")]));
     } catch (e) {

@@ -203,3 +203,72 @@ fn determinism_an_op_with_a_clock_past_the_year_9999_is_refused_and_is_evidence(
         "held back by the ingest"
     );
 }
+
+// Found in review: with counters capped, a peer op at the cap's edge left
+// every honest writer unable to stamp its next op (all writes and votes
+// refused for as long as the peer's clock led).
+#[test]
+fn determinism_a_peer_clock_at_the_counter_limit_does_not_stop_honest_writers() {
+    let (mut replica, [alice, bob, ..]) = four();
+    let edge = Hlc {
+        wall_ms: 1_700_000_500_000,
+        counter: dan_core::replica::MAX_COUNTER,
+    };
+    let op = record_op(&replica, &alice, "r1", edge);
+    replica.apply(&op).expect("a clock at the limit is valid");
+    let body = replica.next_body(
+        bob.public(),
+        1_700_000_400_000,
+        Payload::Record {
+            id: RecordId::new("r2").expect("id"),
+            action: RecordAction::Create {
+                collection: "notes".into(),
+                title: "honest".into(),
+                fields: BTreeMap::new(),
+                tags: BTreeSet::new(),
+            },
+        },
+    );
+    assert!(body.hlc > edge, "the next clock moves past the peer's");
+    let honest = VerifiedOp::sign(body, &bob).expect("sign");
+    assert!(replica.apply(&honest).is_ok(), "honest writes go on");
+}
+
+// Found in review: with deprecated members in every denominator, nothing
+// could remove them, so they held every later decision to unanimity.
+#[test]
+fn no_single_admin_the_others_remove_a_deprecated_member_and_the_bar_comes_down() {
+    let (mut replica, [alice, bob, _carol, dave]) = four();
+    replica.deprecate(
+        &Finding {
+            offender: dave.public(),
+            cutoff: replica.chain_len(&dave.public()) + 1,
+            reason: "signed two different ops with one seq".into(),
+        },
+        Hash32::of(b"evidence"),
+    );
+    let proposal = govern(
+        &mut replica,
+        &alice,
+        GovernanceAction::Propose(Proposal::Remove {
+            peer: dave.public(),
+        }),
+        100,
+    );
+    assert_eq!(replica.voters().len(), 4, "one vote of three is not enough");
+    govern(
+        &mut replica,
+        &bob,
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: true,
+        },
+        110,
+    );
+    assert_eq!(
+        replica.voters().len(),
+        3,
+        "two of the three others remove the deprecated member"
+    );
+    assert!(!replica.voters().contains(&dave.public()));
+}
