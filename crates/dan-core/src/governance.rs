@@ -99,9 +99,10 @@ pub enum Proposal {
         /// proposer describes them; only for hashes in `code_hashes`.
         builds: BTreeMap<CodeHash, BuildLabel>,
     },
-    /// Approve more builds alongside those approved now: nothing is
-    /// withdrawn and no withdrawal date changes, whatever else passes
-    /// before or after it (another version, platform or kind of DAN).
+    /// Approve more builds alongside those approved now: nothing else is
+    /// withdrawn and no other withdrawal date changes, whatever passes
+    /// before or after it (another version, platform or kind of DAN, or a
+    /// withdrawn build approved again).
     AddBuilds {
         /// The builds to approve.
         code_hashes: BTreeSet<CodeHash>,
@@ -419,6 +420,9 @@ impl Fold<'_> {
             } => {
                 let charter = &mut self.out.charter;
                 for new in code_hashes {
+                    // Only the builds it names: approving a withdrawn build
+                    // again is allowed, nothing else changes.
+                    charter.withdrawals.remove(new);
                     charter.approved_code.insert(*new);
                     self.out.ever_approved.insert(*new);
                 }

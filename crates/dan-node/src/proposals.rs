@@ -264,7 +264,9 @@ impl Node {
             let ledger = self.inner().ledger.lock().await;
             let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
             let charter = replica.charter();
-            let known = |h: &CodeHash| charter.approved_code.contains(h);
+            let now = now_ms();
+            let known =
+                |h: &CodeHash| charter.approves(h, now) && !charter.withdrawals.contains_key(h);
             let code_hashes: BTreeSet<CodeHash> = builds
                 .hashes
                 .iter()
@@ -273,7 +275,7 @@ impl Node {
                 .collect();
             if code_hashes.is_empty() {
                 return Err(NodeError::Invalid(
-                    "the network already approves (or approved) every build named".into(),
+                    "the network already approves every build named".into(),
                 ));
             }
             let labels = builds

@@ -272,3 +272,38 @@ fn no_single_admin_the_others_remove_a_deprecated_member_and_the_bar_comes_down(
     );
     assert!(!replica.voters().contains(&dave.public()));
 }
+
+// Found in review: a pending candidate caught breaking a rule was marked
+// `Deprecated`, and deprecated rows counted for the forming rule, so a
+// member could fill a forming network with sock puppets.
+#[test]
+fn no_single_admin_a_deprecated_candidate_does_not_count_towards_the_forming_rule() {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    replica.apply(&t.admissions[0]).expect("bob admitted");
+    assert!(replica.is_forming(), "two of three members");
+    let puppet = Keypair::from_secret([9; 32]);
+    let request = join_request(replica.network_id(), &puppet, "puppet");
+    govern(
+        &mut replica,
+        &t.keys[0],
+        GovernanceAction::Approve {
+            request: Box::new(request),
+        },
+        40,
+    );
+    assert_eq!(
+        replica.member(&puppet.public()).map(|m| m.status),
+        Some(MemberStatus::Pending)
+    );
+    replica.deprecate(
+        &Finding {
+            offender: puppet.public(),
+            cutoff: 1,
+            reason: "its op's clock is out of range".into(),
+        },
+        Hash32::of(b"evidence"),
+    );
+    assert!(replica.is_forming(), "a deprecated candidate is no member");
+    assert_eq!(replica.voters().len(), 2);
+}

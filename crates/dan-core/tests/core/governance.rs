@@ -409,3 +409,69 @@ fn builds_an_upgrade_names_its_builds_and_a_label_for_another_hash_is_refused() 
         "labelled builds first"
     );
 }
+
+#[test]
+fn builds_adding_builds_never_withdraws_others_and_can_approve_a_withdrawn_build_again() {
+    use dan_core::governance::Proposal;
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    for op in &t.admissions {
+        replica.apply(op).expect("admission");
+    }
+    let (a, b, c) = (
+        Hash32::of(b"build A"),
+        Hash32::of(b"build B"),
+        Hash32::of(b"build C"),
+    );
+    let pass = |replica: &mut Replica, proposal: Proposal, clock: u64| {
+        let op = govern(
+            replica,
+            &t.keys[0],
+            GovernanceAction::Propose(proposal),
+            clock,
+        );
+        govern(
+            replica,
+            &t.keys[1],
+            GovernanceAction::Vote {
+                proposal: op.id(),
+                approve: true,
+            },
+            clock + 1,
+        );
+    };
+    // An upgrade to B with a week's grace, then adding C: A keeps its date.
+    pass(
+        &mut replica,
+        Proposal::Upgrade {
+            code_hashes: BTreeSet::from([b]),
+            grace_ms: 7 * 86_400_000,
+            builds: BTreeMap::new(),
+        },
+        1_700_000_100_000,
+    );
+    let withdrawal = replica.charter().withdrawals.get(&a).copied();
+    assert!(withdrawal.is_some());
+    pass(
+        &mut replica,
+        Proposal::AddBuilds {
+            code_hashes: BTreeSet::from([c]),
+            builds: BTreeMap::new(),
+        },
+        1_700_000_200_000,
+    );
+    assert_eq!(replica.charter().withdrawals.get(&a).copied(), withdrawal);
+    assert!(replica.charter().approves(&b, 1_800_000_000_000));
+    assert!(replica.charter().approves(&c, 1_800_000_000_000));
+    assert!(!replica.charter().approves(&a, 1_800_000_000_000));
+    // Naming A again approves it again, and only it.
+    pass(
+        &mut replica,
+        Proposal::AddBuilds {
+            code_hashes: BTreeSet::from([a]),
+            builds: BTreeMap::new(),
+        },
+        1_700_000_300_000,
+    );
+    assert!(replica.charter().approves(&a, 1_800_000_000_000));
+}
