@@ -128,6 +128,9 @@ export interface MemberView {
   build: BuildView | null;
   /** The code its admin reads out before it is approved. */
   join_code: string;
+  /** When it asked (its own clock) and whose invite it used. */
+  requested_ms: number | null;
+  invited_by: string | null;
 }
 
 export interface ProposalView {

@@ -143,6 +143,10 @@ pub struct MemberView {
     /// The code its admin reads out before it is approved
     /// (`PeerKey::join_code`).
     pub join_code: String,
+    /// When it asked to join (its own clock, as its request says).
+    pub requested_ms: Option<u64>,
+    /// The instance whose invite it used.
+    pub invited_by: Option<String>,
 }
 
 /// A peer as shown by `dan peers`.
@@ -823,6 +827,13 @@ impl Node {
                     suspended,
                     deprecation: m.deprecation.clone(),
                     join_code: m.peer.join_code(),
+                    requested_ms: replica
+                        .join_request(&m.peer)
+                        .map(|r| r.request.requested_ms),
+                    invited_by: replica
+                        .join_request(&m.peer)
+                        .and_then(|r| r.request.invite.as_ref())
+                        .map(|i| i.invite.inviter_name.clone()),
                     build: code_hash.map(|c| {
                         let label = is_self.then(|| self.inner().build_label.clone());
                         crate::release::BuildView::of(c, label, Some(replica.charter()), now)

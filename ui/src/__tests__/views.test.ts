@@ -132,6 +132,8 @@ describe("members and network", () => {
     deprecation: null,
     build: { code_hash: "c1", label: { version: "0.1.0", platform: "linux-x86_64", kind: "desktop" }, description: "DAN 0.1.0 · desktop · Linux x86-64", approval: "approved", approval_ends_ms: null },
     join_code: "4829 1173 0552",
+    requested_ms: 1,
+    invited_by: "alice",
   };
 
   it("shows pending instances with their approvals and vote buttons", () => {
@@ -148,6 +150,7 @@ describe("members and network", () => {
     (row.querySelector('[aria-label="Approve carol"]') as HTMLButtonElement).click();
     const dialog = document.querySelector('dialog[aria-label="Compare the join code"]')!;
     expect(dialog.querySelector('[aria-label="Join code to compare"]')!.textContent).toBe("4829 1173 0552");
+    expect(dialog.textContent).toMatch(/asked to join on .* with an invite from alice/);
     Array.from(dialog.querySelectorAll("button")).find((b) => b.textContent === "Not sure")!.click();
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect(approve).not.toHaveBeenCalled();
@@ -184,7 +187,7 @@ describe("members and network", () => {
 describe("replication state", () => {
   it("counts the members whose checkpoint holds this instance's ops", async () => {
     const { replication } = await import("../views/recordEditor");
-    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null, join_code: "" };
+    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null, join_code: "", requested_ms: null, invited_by: null };
     const members = [
       { ...base, peer_id: "a", name: "a", status: "member", roots: "match", is_self: true },
       { ...base, peer_id: "b", name: "b", status: "member", roots: "match" },

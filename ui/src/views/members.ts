@@ -39,7 +39,7 @@ export function confirmJoinCode(member: MemberView): Promise<boolean> {
     };
     dialog.append(
       h("h2", {}, `Approve ${member.name}?`),
-      h("p", {}, `${member.name} (admin: ${member.admin_name}) asks to join. Call or meet ${member.admin_name} and check that their screen shows this join code:`),
+      h("p", {}, `${member.name} (admin: ${member.admin_name}) asked to join ${member.requested_ms ? `on ${when(member.requested_ms)} ` : ""}${member.invited_by ? `with an invite from ${member.invited_by}` : ""}. Call or meet ${member.admin_name} and check that their screen shows this join code:`),
       h("p", { class: "join-code big", "aria-label": "Join code to compare" }, member.join_code),
       h("p", { class: "muted" }, "If the codes differ, someone else may be using their invite: do not approve."),
       h("div", { class: "actions" }, h("button", { type: "button", onclick: () => close(false) }, "Not sure"), h("button", { type: "button", class: "primary", onclick: () => close(true) }, "Codes match — approve")),
