@@ -3,6 +3,7 @@
 
 import { api, isApiError, type Api } from "../api";
 import { h, field } from "../dom";
+import { errorText } from "./errorText";
 
 let unlockedUntil = 0;
 const listeners = new Set<() => void>();
@@ -50,7 +51,7 @@ export function askAdminPassword(client: Api = api): Promise<void> {
             setUnlocked(await client.adminUnlock(password.value));
             close(true);
           } catch (e) {
-            error.textContent = isApiError(e) ? e.message : String(e);
+            error.textContent = errorText(e);
           }
         },
       },

@@ -1,8 +1,9 @@
 // First run: name this instance and choose the admin password.
 
-import { api, isApiError, type Api } from "../api";
+import { api, type Api } from "../api";
 import { h, field } from "../dom";
 import { syncAdminRemaining } from "../components/adminLock";
+import { errorText } from "../components/errorText";
 
 /** How strong a password looks, in words. */
 export function passwordStrength(password: string): "too short" | "weak" | "fair" | "strong" {
@@ -48,7 +49,7 @@ export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElem
           syncAdminRemaining(5 * 60 * 1000);
           onCreated();
         } catch (e) {
-          error.textContent = isApiError(e) ? e.message : String(e);
+          error.textContent = errorText(e);
           submit.disabled = false;
           submit.textContent = "Create this instance";
         }
@@ -84,7 +85,7 @@ export function UnlockView(onUnlocked: () => void, client: Api = api): HTMLEleme
           await client.unlock(password.value);
           onUnlocked();
         } catch (e) {
-          error.textContent = isApiError(e) ? e.message : String(e);
+          error.textContent = errorText(e);
         }
       },
     },

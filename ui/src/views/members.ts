@@ -7,6 +7,7 @@ import type { EvidenceView, MemberView, ProposalView } from "../types";
 import { asAdmin } from "../components/adminLock";
 import { toast } from "../components/toasts";
 import { BuildText } from "../components/buildText";
+import { errorText } from "../components/errorText";
 
 const STATUS_TEXT: Record<string, string> = {
   member: "Member",
@@ -23,7 +24,7 @@ async function act(action: () => Promise<unknown>, done: string, refresh: () => 
     refresh();
   } catch (e) {
     if (isApiError(e) && e.code === "cancelled") return;
-    toast(isApiError(e) ? e.message : String(e), "error");
+    toast(errorText(e), "error");
   }
 }
 
@@ -167,7 +168,7 @@ export function MembersView(client: Api = api): HTMLElement {
       proposals.replaceChildren(...(props.length ? props.map((p) => ProposalItem(p, names, () => void refresh(), client)) : [h("li", { class: "muted" }, "No proposals.")]));
       evidence.replaceChildren(...(found.length ? found.map((e) => h("li", {}, explainEvidence(e, names))) : [h("li", { class: "muted" }, "No evidence: every instance follows the rules.")]));
     } catch (e) {
-      table.replaceChildren(h("tr", {}, h("td", { class: "error" }, isApiError(e) ? e.message : String(e))));
+      table.replaceChildren(h("tr", {}, h("td", { class: "error" }, errorText(e))));
     }
   };
   void refresh();

@@ -9,6 +9,7 @@ import { openInviteSheet } from "../components/inviteSheet";
 import { BuildText } from "../components/buildText";
 import { toast } from "../components/toasts";
 import { JoinNetworkForm } from "./startNetwork";
+import { errorText } from "../components/errorText";
 
 /** The network's state in words. */
 export function describeState(status: Status): string {
@@ -53,7 +54,7 @@ export function describeInvite(invite: StoredInvite): string {
 }
 
 function showError(e: unknown): void {
-  if (!(isApiError(e) && e.code === "cancelled")) toast(isApiError(e) ? e.message : String(e), "error");
+  if (!(isApiError(e) && e.code === "cancelled")) toast(errorText(e), "error");
 }
 
 /** The invites issued here, each with its link, status, and Show / Copy /
@@ -146,7 +147,7 @@ function SoftwareSection(status: Status, client: Api): HTMLElement {
       propose.hidden = builds.every((b) => b.approval === "approved");
       if (propose.hidden) found.append(h("p", { class: "muted" }, "The network already approves every build named."));
     } catch (e) {
-      found.replaceChildren(h("p", { class: "error", role: "alert" }, isApiError(e) ? e.message : String(e)));
+      found.replaceChildren(h("p", { class: "error", role: "alert" }, errorText(e)));
     }
   };
   propose.addEventListener("click", async () => {

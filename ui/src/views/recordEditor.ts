@@ -1,9 +1,10 @@
 // One record: details, full history, and the create/edit form.
 
-import { api, isApiError, type Api } from "../api";
+import { api, type Api } from "../api";
 import { h, field, replace, when, short } from "../dom";
 import type { FieldValue, MemberView, PutRecord, RecordView } from "../types";
 import { toast } from "../components/toasts";
+import { errorText } from "../components/errorText";
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -190,7 +191,7 @@ export function RecordForm(existing: RecordView | null, done: (id?: string) => v
           toast(existing ? "Record saved." : "Record created.");
           done(saved.id);
         } catch (e) {
-          error.textContent = isApiError(e) ? e.message : String(e);
+          error.textContent = errorText(e);
         }
       },
     },
@@ -257,7 +258,7 @@ export function RecordDetail(
                       toast("Record deleted.");
                       actions.onChanged();
                     } catch (e) {
-                      toast(isApiError(e) ? e.message : String(e), "error");
+                      toast(errorText(e), "error");
                     }
                   },
                 },
@@ -286,7 +287,7 @@ export function RecordDetail(
         ),
       );
     } catch (e) {
-      box.replaceChildren(h("p", { class: "error" }, isApiError(e) ? e.message : String(e)));
+      box.replaceChildren(h("p", { class: "error" }, errorText(e)));
     }
   })();
   return box;

@@ -2,10 +2,11 @@
 // (only the visible rows exist in the page; rows are fetched a page at a
 // time), next to the selected record's details.
 
-import { api, isApiError, type Api } from "../api";
+import { api, type Api } from "../api";
 import { h, replace, when, short } from "../dom";
 import type { RecordSort, RecordView, Status } from "../types";
 import { RecordDetail, RecordForm } from "./recordEditor";
+import { errorText } from "../components/errorText";
 
 export const ROW_HEIGHT = 44;
 export const PAGE_SIZE = 200;
@@ -125,7 +126,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
       await next.load();
       window = next;
     } catch (e) {
-      rows.replaceChildren(h("p", { class: "error" }, isApiError(e) ? e.message : String(e)));
+      rows.replaceChildren(h("p", { class: "error" }, errorText(e)));
       return;
     }
     count.textContent = `${window.total} record${window.total === 1 ? "" : "s"}`;

@@ -5,10 +5,11 @@ import { api, isApiError, type Api } from "../api";
 import { h, field } from "../dom";
 import { asAdmin } from "../components/adminLock";
 import { toast } from "../components/toasts";
+import { errorText } from "../components/errorText";
 
 function report(e: unknown): void {
   if (isApiError(e) && e.code === "cancelled") return;
-  toast(isApiError(e) ? e.message : String(e), "error");
+  toast(errorText(e), "error");
 }
 
 export function SettingsView(dataDir: string, refreshAll: () => void, client: Api = api): HTMLElement {

@@ -1,10 +1,11 @@
 // No network yet: create one, or join one with an invite link.
 
-import { api, isApiError, type Api } from "../api";
+import { api, type Api } from "../api";
 import { h, field, when } from "../dom";
 import { asAdmin } from "../components/adminLock";
 import { toast } from "../components/toasts";
 import type { InvitePreview } from "../types";
+import { errorText } from "../components/errorText";
 
 export function StartNetworkView(onChanged: () => void, client: Api = api, link = ""): HTMLElement {
   const networkName = h("input", { type: "text", placeholder: "e.g. Community library" });
@@ -24,7 +25,7 @@ export function StartNetworkView(onChanged: () => void, client: Api = api, link 
           await asAdmin(() => client.createNetwork(networkName.value.trim()), client);
           onChanged();
         } catch (e) {
-          createError.textContent = isApiError(e) ? e.message : String(e);
+          createError.textContent = errorText(e);
         }
       },
     },
@@ -89,7 +90,7 @@ export function JoinNetworkForm(onJoined: () => void, client: Api = api, initial
       join.disabled = invite.your_build.approval === "not_approved";
     } catch (e) {
       if (mine !== asked) return;
-      error.textContent = isApiError(e) ? e.message : String(e);
+      error.textContent = errorText(e);
     }
   };
   link.addEventListener("input", () => {
@@ -110,7 +111,7 @@ export function JoinNetworkForm(onJoined: () => void, client: Api = api, initial
           await asAdmin(() => client.joinNetwork(link.value.trim(), adminName.value.trim() || undefined), client);
           onJoined();
         } catch (e) {
-          error.textContent = isApiError(e) ? e.message : String(e);
+          error.textContent = errorText(e);
         } finally {
           join.disabled = false;
           join.textContent = "Join network";

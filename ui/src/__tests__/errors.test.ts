@@ -1,0 +1,23 @@
+import { describe, expect, it, vi } from "vitest";
+
+vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
+vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
+
+import { errorText } from "../components/errorText";
+
+describe("error sentences", () => {
+  it("gives a sentence and a next step for each code, not the technical message", () => {
+    expect(errorText({ code: "wrong_password", message: "secret error: wrong password" })).toMatch(/^That is not this instance's admin password\. Check Caps Lock/);
+    expect(errorText({ code: "storage", message: "database error: (code: 5) database is locked" })).toMatch(/Check that the disk is not full/);
+    expect(errorText({ code: "integrity", message: "3 records differ" })).toMatch(/Repair rebuilds them/);
+    expect(errorText({ code: "catching_up", message: "…" })).toMatch(/Try again in a moment/);
+  });
+
+  it("puts raw network errors in words and keeps sentences meant for people", () => {
+    expect(errorText({ code: "invalid", message: "could not reach the inviter Alice's laptop at /ip4/127.0.0.1/tcp/45017: Failed to dial the requested peer" })).toBe(
+      "Alice's laptop's computer cannot be reached right now. DAN must be open on it and online; try again in a few minutes, or ask them for a new invite link.",
+    );
+    expect(errorText({ code: "invalid", message: "the invite link expired; ask for a new one" })).toBe("the invite link expired; ask for a new one");
+    expect(errorText(new Error("boom"))).toBe("boom");
+  });
+});
