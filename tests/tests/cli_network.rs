@@ -67,6 +67,11 @@ fn no_single_admin_three_dan_processes_form_a_network_through_the_cli_and_conver
                     .is_ok_and(|s| s["last_sync"].is_u64())
             },
         )?;
+        let skew = instance.json(&["status"])?["clock_skew_ms"].as_i64();
+        assert!(
+            skew.is_some_and(|ms| ms.abs() < 60_000),
+            "one machine, one clock: {skew:?}"
+        );
     }
     for instance in &mut instances {
         instance.stop()?;

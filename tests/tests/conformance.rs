@@ -156,22 +156,26 @@ fn conformance_a_member_restarted_on_a_build_one_byte_off_waits_unapproved_is_no
             .json(&["status"])
             .is_ok_and(|s| s["state"] == "unapproved" && s["build"]["approval"] == "not_approved")
     })?;
-    wait_until(
-        Duration::from_secs(30),
-        "alice to refuse erin's build",
-        || {
-            instances[0].json(&["peers"]).is_ok_and(|rows| {
-                rows.as_array().is_some_and(|rows| {
-                    rows.iter().any(|r| {
-                        r["peer_id"] == erin_peer.as_str()
-                            && r["refused"]
-                                .as_str()
-                                .is_some_and(|why| why.contains("has not approved yet"))
+    // Every honest instance must have judged erin's new hello first: until
+    // then an old gossip path could still carry an op to it.
+    for honest in &instances[..4] {
+        wait_until(
+            Duration::from_secs(30),
+            "every honest instance to refuse erin's build",
+            || {
+                honest.json(&["peers"]).is_ok_and(|rows| {
+                    rows.as_array().is_some_and(|rows| {
+                        rows.iter().any(|r| {
+                            r["peer_id"] == erin_peer.as_str()
+                                && r["refused"]
+                                    .as_str()
+                                    .is_some_and(|why| why.contains("has not approved yet"))
+                        })
                     })
                 })
-            })
-        },
-    )?;
+            },
+        )?;
+    }
     let waiting = write(&instances[0], "written while erin waits")?;
     cli_converged(&instances[..4], Duration::from_secs(60))?;
     assert!(

@@ -10,7 +10,7 @@ import { FirstRunView, UnlockView } from "./views/firstRun";
 import { StartNetworkView } from "./views/startNetwork";
 import { RecordsView } from "./views/records";
 import { MembersView } from "./views/members";
-import { NetworkView, describeState } from "./views/network";
+import { NetworkView, clockWarning, describeState } from "./views/network";
 import { SettingsView } from "./views/settings";
 
 type Tab = "Records" | "Members" | "Network" | "Settings";
@@ -24,6 +24,10 @@ export class App {
   private names = new Map<string, string>();
   /** Refusals already shown: a refused peer retries every few seconds. */
   private refusalsShown = new Set<string>();
+  /** Bumped by each render; an older render that finds it moved stops. */
+  private renders = 0;
+  /** A clicked `dan://` link taken from the app and not shown yet. */
+  private launchLink = "";
   private progress = h("div", { class: "progress", role: "progressbar", "aria-label": "Sync progress", hidden: true });
 
   constructor(
@@ -101,10 +105,17 @@ export class App {
 
   /** Draws the screen for the current stage. */
   async render(fetch = true): Promise<void> {
+    // Renders can overlap (a start, a clicked link, a status poll): only
+    // the latest draws, so a slow earlier one cannot replace what a later
+    // one showed (such as the join form filled from a clicked link).
+    const mine = ++this.renders;
     if (fetch) {
-      this.info = await this.client.appInfo();
-      syncAdminRemaining(this.info.admin_remaining_ms);
-      if (this.info.stage === "ready") this.status = await this.client.status();
+      const info = await this.client.appInfo();
+      const status = info.stage === "ready" ? await this.client.status() : this.status;
+      if (mine !== this.renders) return;
+      this.info = info;
+      this.status = status;
+      syncAdminRemaining(info.admin_remaining_ms);
     }
     const info = this.info;
     if (!info) return;
@@ -112,7 +123,11 @@ export class App {
     if (info.stage === "locked") return replace(this.root, UnlockView(() => void this.render(), this.client));
     const status = this.status;
     if (!status) return;
-    const link = (await this.client.takeLaunchLink().catch(() => null)) ?? "";
+    const taken = await this.client.takeLaunchLink().catch(() => null);
+    if (taken) this.launchLink = taken;
+    if (mine !== this.renders) return;
+    const link = this.launchLink;
+    this.launchLink = "";
     if (status.state === "none") return replace(this.root, this.frame(StartNetworkView(() => void this.render(), this.client, link)));
     if (link && status.state === "deprecated") toast("To ask to be readmitted, paste the invite link under Network → Ask to be readmitted.", "warning");
     else if (link) toast("This instance already belongs to a network; the invite link was not used.", "warning");
@@ -186,6 +201,7 @@ export class App {
       status.state === "deprecated" || status.state === "suspended" || status.state === "unapproved" || status.state === "forming"
         ? h("p", { class: `banner ${status.state}`, role: "status" }, describeState(status))
         : null;
-    replace(this.root, this.frame(h("main", {}, nav, banner ?? "", this.view)));
+    const clock = clockWarning(status);
+    replace(this.root, this.frame(h("main", {}, nav, banner ?? "", clock ? h("p", { class: "banner", role: "alert", "aria-label": "Clock warning" }, clock) : "", this.view)));
   }
 }

@@ -29,6 +29,8 @@ export interface Status {
   code_hash: string;
   charter_hash: string | null;
   code_approved: boolean | null;
+  /** This clock minus the members' (ms), from their signed hellos. */
+  clock_skew_ms?: number | null;
   build: BuildView;
   online_peers: number;
   missing_ops: number;

@@ -64,6 +64,11 @@ pub struct Status {
     pub build: crate::release::BuildView,
     /// Peers connected and replicating now.
     pub online_peers: u64,
+    /// How far this instance's clock is ahead of its members' (negative:
+    /// behind), in ms, from their signed hellos (median); null without
+    /// members online. Beyond a few minutes, ops it signs are held back by
+    /// the others, or theirs by it.
+    pub clock_skew_ms: Option<i64>,
     /// Ops known to exist on peers but not fetched yet.
     pub missing_ops: u64,
     /// When a reconciliation last completed (ms since the Unix epoch).

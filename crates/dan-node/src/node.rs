@@ -500,6 +500,7 @@ impl Node {
                 0,
             ),
             online_peers: 0,
+            clock_skew_ms: None,
             missing_ops: 0,
             last_sync: None,
             listen_addrs: Vec::new(),
@@ -517,6 +518,7 @@ impl Node {
         };
         if let Some(net) = self.net() {
             status.online_peers = net.online_peers();
+            status.clock_skew_ms = net.clock_skew_ms();
             status.missing_ops = net.missing_ops();
             status.last_sync = net.last_sync();
             status.listen_addrs = net.listen_addrs().iter().map(ToString::to_string).collect();

@@ -112,11 +112,22 @@ impl Node {
         ledger.replica.as_ref().map_or(0, |r| r.chain_len(peer))
     }
 
-    /// Whether this instance serves ops to `peer` right now (a member in
-    /// its own replica).
+    /// Whether this instance serves ops to `peer` right now: a member in its
+    /// own replica whose last hello was not refused.
     pub async fn serves(&self, peer: &PeerKey) -> bool {
+        // A member whose last hello this instance refused (an unapproved or
+        // withdrawn build) gets nothing until a later hello is accepted.
+        let refused = self
+            .net()
+            .and_then(|net| net.peer_info(peer))
+            .is_some_and(|info| {
+                matches!(
+                    info.verdict.as_deref(),
+                    Some("refused" | "suspended" | "deprecated")
+                )
+            });
         let ledger = self.inner().ledger.lock().await;
-        ledger.replica.as_ref().is_some_and(|r| r.is_member(peer))
+        !refused && ledger.replica.as_ref().is_some_and(|r| r.is_member(peer))
     }
 
     /// The network this instance is joining through an invite, if any.

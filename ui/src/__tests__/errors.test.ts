@@ -4,6 +4,8 @@ vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
 
 import { errorText } from "../components/errorText";
+import { clockWarning } from "../views/network";
+import type { Status } from "../types";
 
 describe("error sentences", () => {
   it("gives a sentence and a next step for each code, not the technical message", () => {
@@ -19,5 +21,13 @@ describe("error sentences", () => {
     );
     expect(errorText({ code: "invalid", message: "the invite link expired; ask for a new one" })).toBe("the invite link expired; ask for a new one");
     expect(errorText(new Error("boom"))).toBe("boom");
+  });
+
+  it("warns in words when this computer's clock is far from the members'", () => {
+    const at = (clock_skew_ms: number | null) => ({ clock_skew_ms }) as unknown as Status;
+    expect(clockWarning(at(null))).toBeNull();
+    expect(clockWarning(at(30_000))).toBeNull();
+    expect(clockWarning(at(-10 * 60_000))).toMatch(/^This computer's clock is 10 minutes behind the other members' clocks\. Set the right time/);
+    expect(clockWarning(at(60 * 60_000))).toMatch(/60 minutes ahead of/);
   });
 });

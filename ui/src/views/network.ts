@@ -11,6 +11,15 @@ import { toast } from "../components/toasts";
 import { JoinNetworkForm } from "./startNetwork";
 import { errorText } from "../components/errorText";
 
+/** A warning when this computer's clock is far from the members', or
+ * null. */
+export function clockWarning(status: Status): string | null {
+  const skew = status.clock_skew_ms ?? 0;
+  if (Math.abs(skew) < 120_000) return null;
+  const minutes = Math.round(Math.abs(skew) / 60_000);
+  return `This computer's clock is ${minutes} minute${minutes === 1 ? "" : "s"} ${skew > 0 ? "ahead of" : "behind"} the other members' clocks. Set the right time (turn on automatic time in the system settings); until then, changes made here may wait before the others take them in.`;
+}
+
 /** The network's state in words. */
 export function describeState(status: Status): string {
   switch (status.state) {

@@ -86,6 +86,10 @@ pub struct PeerInfo {
     /// Its addresses, as learned from identify.
     #[serde(skip)]
     pub addrs: Vec<Multiaddr>,
+    /// This instance's clock minus the time its last hello was signed at
+    /// (ms): positive when this clock is ahead of the peer's.
+    #[serde(skip)]
+    pub clock_behind_ms: Option<i64>,
 }
 
 /// State shared between the event loop and the handle.
@@ -184,6 +188,22 @@ impl NetHandle {
     /// Every peer seen, with what is known about it.
     pub fn peers(&self) -> Vec<(PeerKey, PeerInfo)> {
         self.with_shared(|s| s.peers.iter().map(|(k, v)| (*k, v.clone())).collect())
+    }
+
+    /// How far this instance's clock is ahead of its members' (negative:
+    /// behind), in ms: the median over the members replicating now, so a
+    /// minority of lying or broken clocks cannot move it far. None without
+    /// any.
+    pub fn clock_skew_ms(&self) -> Option<i64> {
+        let mut skews: Vec<i64> = self.with_shared(|s| {
+            s.peers
+                .values()
+                .filter(|p| p.online && p.verdict.as_deref() == Some("replicate"))
+                .filter_map(|p| p.clock_behind_ms)
+                .collect()
+        });
+        skews.sort_unstable();
+        skews.get(skews.len() / 2).copied()
     }
 
     /// Peers connected and replicating now.

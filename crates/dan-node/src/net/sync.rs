@@ -45,6 +45,9 @@ async fn record_verdict(
         let changed = info.verdict.as_deref() != Some(name);
         info.verdict = Some(name.to_owned());
         info.code_hash = Some(hello.hello.code_hash);
+        let now = i64::try_from(crate::replication::now_ms()).unwrap_or(i64::MAX);
+        let sent = i64::try_from(hello.hello.sent_ms).unwrap_or(i64::MAX);
+        info.clock_behind_ms = Some(now.saturating_sub(sent));
         info.roots = Some((
             hello.hello.ops_root,
             hello.hello.deprecations_root,
