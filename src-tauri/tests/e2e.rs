@@ -511,16 +511,9 @@ async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_windo
         Duration::from_secs(30),
         "alice to refuse the app's unapproved build",
         || {
-            alice.json(&["peers"]).is_ok_and(|rows| {
-                rows.as_array().is_some_and(|rows| {
-                    rows.iter().any(|r| {
-                        r["peer_id"] == desk.as_str()
-                            && r["refused"]
-                                .as_str()
-                                .is_some_and(|why| why.contains("has not approved yet"))
-                    })
-                })
-            })
+            alice
+                .peer_refusal(&desk)
+                .is_some_and(|why| why.contains("has not approved yet"))
         },
     )?;
     assert_eq!(alice.member_status(&desk).as_deref(), Some("member"));

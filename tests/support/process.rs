@@ -330,6 +330,11 @@ impl Instance {
         self.row_field("members", peer, "status")
     }
 
+    /// Why this instance (or `peer`) refused their connection, if it did.
+    pub fn peer_refusal(&self, peer: &str) -> Option<String> {
+        self.row_field("peers", peer, "refused")
+    }
+
     /// What this instance's handshake decided about `peer`, if it met it.
     pub fn peer_verdict(&self, peer: &str) -> Option<String> {
         self.row_field("peers", peer, "verdict")

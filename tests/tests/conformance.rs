@@ -163,16 +163,9 @@ fn conformance_a_member_restarted_on_a_build_one_byte_off_waits_unapproved_is_no
             Duration::from_secs(30),
             "every honest instance to refuse erin's build",
             || {
-                honest.json(&["peers"]).is_ok_and(|rows| {
-                    rows.as_array().is_some_and(|rows| {
-                        rows.iter().any(|r| {
-                            r["peer_id"] == erin_peer.as_str()
-                                && r["refused"]
-                                    .as_str()
-                                    .is_some_and(|why| why.contains("has not approved yet"))
-                        })
-                    })
-                })
+                honest
+                    .peer_refusal(&erin_peer)
+                    .is_some_and(|why| why.contains("has not approved yet"))
             },
         )?;
     }

@@ -599,33 +599,18 @@ impl Replica {
                 grace_ms,
                 builds,
             }) => {
-                if code_hashes.is_empty() || code_hashes.len() > governance::MAX_UPGRADE_HASHES {
-                    return Err(OpRejection::BadGovernance(format!(
-                        "an upgrade names 1 to {} code hashes",
-                        governance::MAX_UPGRADE_HASHES
-                    )));
-                }
+                check_named_builds(code_hashes, builds)?;
                 if *grace_ms > governance::MAX_GRACE_MS {
                     return Err(OpRejection::BadGovernance(
                         "the grace period is longer than a year".into(),
                     ));
                 }
-                crate::build::check_labels(builds, |h| code_hashes.contains(h))
-                    .map_err(|e| OpRejection::BadGovernance(e.to_string()))
+                Ok(())
             }
             GovernanceAction::Propose(governance::Proposal::AddBuilds {
                 code_hashes,
                 builds,
-            }) => {
-                if code_hashes.is_empty() || code_hashes.len() > governance::MAX_UPGRADE_HASHES {
-                    return Err(OpRejection::BadGovernance(format!(
-                        "a proposal names 1 to {} code hashes",
-                        governance::MAX_UPGRADE_HASHES
-                    )));
-                }
-                crate::build::check_labels(builds, |h| code_hashes.contains(h))
-                    .map_err(|e| OpRejection::BadGovernance(e.to_string()))
-            }
+            }) => check_named_builds(code_hashes, builds),
             GovernanceAction::Reject { .. }
             | GovernanceAction::Propose(governance::Proposal::Remove { .. })
             | GovernanceAction::Vote { .. } => Ok(()),
@@ -656,6 +641,22 @@ impl Replica {
         self.charter.schema.check(collection, action)?;
         Ok(())
     }
+}
+
+/// Checks the builds a software proposal names: 1 to `MAX_UPGRADE_HASHES`
+/// hashes, and labels only for those hashes (`build::check_labels`).
+fn check_named_builds(
+    code_hashes: &std::collections::BTreeSet<crate::hash::CodeHash>,
+    builds: &std::collections::BTreeMap<crate::hash::CodeHash, crate::BuildLabel>,
+) -> Result<(), OpRejection> {
+    if code_hashes.is_empty() || code_hashes.len() > governance::MAX_UPGRADE_HASHES {
+        return Err(OpRejection::BadGovernance(format!(
+            "a software proposal names 1 to {} code hashes",
+            governance::MAX_UPGRADE_HASHES
+        )));
+    }
+    crate::build::check_labels(builds, |h| code_hashes.contains(h))
+        .map_err(|e| OpRejection::BadGovernance(e.to_string()))
 }
 
 /// Highest counter a clock may carry; `Hlc::next` moves to the next
