@@ -784,6 +784,7 @@ impl Node {
                 let (approvals, needed) = approvals_of(replica, &m.peer);
                 let peer = net.and_then(|n| n.peer_info(&m.peer));
                 let is_self = m.peer == self.peer_id();
+                let request = replica.join_request(&m.peer).map(|r| &r.request);
                 let code_hash = if is_self {
                     Some(self.inner().code_hash)
                 } else {
@@ -827,12 +828,9 @@ impl Node {
                     suspended,
                     deprecation: m.deprecation.clone(),
                     join_code: m.peer.join_code(),
-                    requested_ms: replica
-                        .join_request(&m.peer)
-                        .map(|r| r.request.requested_ms),
-                    invited_by: replica
-                        .join_request(&m.peer)
-                        .and_then(|r| r.request.invite.as_ref())
+                    requested_ms: request.map(|r| r.requested_ms),
+                    invited_by: request
+                        .and_then(|r| r.invite.as_ref())
                         .map(|i| i.invite.inviter_name.clone()),
                     build: code_hash.map(|c| {
                         let label = is_self.then(|| self.inner().build_label.clone());
