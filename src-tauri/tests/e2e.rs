@@ -241,6 +241,14 @@ async fn type_into_css(client: &Client, css: &str, text: &str) -> anyhow::Result
     bail!("typing into {css}: {last:?}")
 }
 
+/// Pastes an invite link into the join form and waits until the preview
+/// shown is that of this link (the form checks a link after typing stops).
+async fn paste_invite(client: &Client, link: &str) -> anyhow::Result<()> {
+    type_into(client, "Invite link", link).await?;
+    find(client, "form[aria-label='Join network'][aria-busy='false']").await?;
+    Ok(())
+}
+
 /// Waits until the page's text contains `text`.
 async fn see(client: &Client, text: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
@@ -675,7 +683,7 @@ async fn desktop_invite_made_in_the_window_stays_on_screen_and_a_second_window_j
     let (_joiner_driver, joiner_port) = start_driver(&display)?;
     let joiner = open_app(joiner_port, &dirs.path().join("joiner")).await?;
     first_run(&joiner, "Bea laptop").await?;
-    type_into(&joiner, "Invite link", &link).await?;
+    paste_invite(&joiner, &link).await?;
     see(
         &joiner,
         "Invited by: Founder laptop",
@@ -799,7 +807,7 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     let (_bea_driver, bea_port) = start_driver_with(&display, &release)?;
     let bea = open_build(bea_port, &desktop_b, &dirs.path().join("bea")).await?;
     first_run(&bea, "Bea laptop").await?;
-    type_into(&bea, "Invite link", &link).await?;
+    paste_invite(&bea, &link).await?;
     see_in(
         &bea,
         "Your version",
@@ -835,7 +843,7 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     let (_cleo_driver, cleo_port) = start_driver(&display)?;
     let cleo = open_build(cleo_port, &desktop_c, &dirs.path().join("cleo")).await?;
     first_run(&cleo, "Cleo laptop").await?;
-    type_into(&cleo, "Invite link", &invite_in_window(&ada, "Cleo").await?).await?;
+    paste_invite(&cleo, &invite_in_window(&ada, "Cleo").await?).await?;
     see_in(
         &cleo,
         "Your version",
@@ -873,7 +881,7 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let link = invite_in_window(&ada, "Cleo again").await?;
-        type_into(&cleo, "Invite link", &link).await?;
+        paste_invite(&cleo, &link).await?;
         see(&cleo, "Invited by: Ada laptop", Duration::from_secs(30)).await?;
         if label_text(&cleo, "Your version")
             .await?

@@ -6,7 +6,8 @@ vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
 import type { BuildView, InvitePreview, ProposalView } from "../types";
 import { BuildText, buildApproval } from "../components/buildText";
 import { describeProposal } from "../views/members";
-import { InvitePreviewText } from "../views/startNetwork";
+import { InvitePreviewText, JoinNetworkForm } from "../views/startNetwork";
+import type { Api } from "../api";
 
 const desktop: BuildView = { code_hash: "a".repeat(64), label: { version: "0.1.0", platform: "linux-x86_64", kind: "desktop" }, description: "DAN 0.1.0 · desktop · Linux x86-64", approval: "approved", approval_ends_ms: null };
 const headless: BuildView = { ...desktop, code_hash: "b".repeat(64), description: "DAN 0.1.0 · headless · Linux x86-64" };
@@ -43,5 +44,32 @@ describe("builds as versions", () => {
     ok.append(...InvitePreviewText({ ...preview, your_build: desktop, approval_request: null }));
     expect(ok.querySelector('[aria-label="Your version"]')!.textContent).toMatch(/is approved by this network ✓/);
     expect(ok.querySelector('[aria-label="Approval request"]')).toBeNull();
+  });
+
+  it("marks the join form busy until the preview is that of the link in the box", async () => {
+    vi.useFakeTimers();
+    const preview = (name: string, approval: BuildView["approval"]): InvitePreview => ({ network_id: "n".repeat(64), network_name: name, inviter: "p1", inviter_name: "Ada laptop", expires_ms: 1, your_build: { ...desktop, approval }, approved_builds: [desktop], approval_request: null });
+    const answers: Array<(p: InvitePreview) => void> = [];
+    const client = { previewInvite: () => new Promise<InvitePreview>((resolve) => answers.push(resolve)) } as unknown as Api;
+    const form = JoinNetworkForm(() => {}, client);
+    const link = form.querySelector("textarea")!;
+    const join = form.querySelector('button[type="submit"]') as HTMLButtonElement;
+    expect(form.getAttribute("aria-busy")).toBe("false");
+    const paste = (text: string) => { link.value = text; link.dispatchEvent(new Event("input")); };
+    paste("dan://join/first");
+    expect(form.getAttribute("aria-busy")).toBe("true");
+    vi.advanceTimersByTime(300);
+    paste("dan://join/second");
+    vi.advanceTimersByTime(300);
+    answers[1](preview("Second", "approved"));
+    await vi.runAllTimersAsync();
+    expect(form.getAttribute("aria-busy")).toBe("false");
+    expect(join.disabled).toBe(false);
+    answers[0](preview("First", "not_approved"));
+    await vi.runAllTimersAsync();
+    expect(form.textContent).toMatch(/Second/);
+    expect(form.textContent).not.toMatch(/First/);
+    expect(join.disabled).toBe(false);
+    vi.useRealTimers();
   });
 });

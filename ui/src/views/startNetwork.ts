@@ -77,12 +77,14 @@ export function JoinNetworkForm(onJoined: () => void, client: Api = api, initial
   const join = h("button", { type: "submit", class: "primary", disabled: true }, "Join network");
   let asked = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  // aria-busy says the preview is not yet that of the link in the box.
+  const settle = () => form.setAttribute("aria-busy", "false");
   const check = async () => {
     const mine = ++asked;
     error.textContent = "";
     preview.textContent = "";
     join.disabled = true;
-    if (!link.value.trim()) return;
+    if (!link.value.trim()) return settle();
     try {
       const invite = await client.previewInvite(link.value.trim());
       if (mine !== asked) return;
@@ -92,13 +94,14 @@ export function JoinNetworkForm(onJoined: () => void, client: Api = api, initial
       if (mine !== asked) return;
       error.textContent = errorText(e);
     }
+    settle();
   };
   link.addEventListener("input", () => {
+    form.setAttribute("aria-busy", "true");
     clearTimeout(timer);
     timer = setTimeout(() => void check(), 250);
   });
-  if (initialLink) void check();
-  return h(
+  const form = h(
     "form",
     {
       class: "card",
@@ -126,4 +129,7 @@ export function JoinNetworkForm(onJoined: () => void, client: Api = api, initial
     error,
     h("div", { class: "actions" }, join),
   );
+  form.setAttribute("aria-busy", initialLink ? "true" : "false");
+  if (initialLink) void check();
+  return form;
 }

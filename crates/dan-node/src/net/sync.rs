@@ -147,8 +147,11 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
             if matches!(verdict, Verdict::Replicate | Verdict::PullOnly) {
                 // A peer with fewer ops is catching up from us; once it
                 // has caught up (or has as many), pull what it has extra.
-                if theirs.hello.ops_root != mine.hello.ops_root
-                    && theirs.hello.op_count >= mine.hello.op_count
+                // Equal roots are a completed reconciliation too: pushed ops
+                // may have converged both sides before any pull was needed.
+                if theirs.hello.ops_root == mine.hello.ops_root {
+                    net.with_shared(|s| s.last_sync_ms = Some(now_ms()));
+                } else if theirs.hello.op_count >= mine.hello.op_count
                     && let Err(e) = pull(&node, &net, peer, key).await
                 {
                     tracing::debug!("sync with {key}: {e}");
