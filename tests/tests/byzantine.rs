@@ -76,10 +76,13 @@ async fn deprecation_an_instance_that_equivocates_is_deprecated_by_every_honest_
             origin: key.public(),
             seq: seq + 1,
             prev,
+            // Later than any op mallory signed before (the chain's clocks
+            // must increase).
             hlc: Hlc {
-                wall_ms: now_ms(),
+                wall_ms: now_ms() + 1_000,
                 counter: 0,
             },
+            context: None,
             payload: Payload::Record {
                 id: RecordId::new(&title.replace(' ', "-")).expect("id"),
                 action: RecordAction::Create {

@@ -417,16 +417,35 @@ fn rule_violation(op: &Op, replica: &Replica) -> Result<Option<String>, String> 
                     None => return Err(format!("record {id} is not known here yet")),
                 },
             };
-            Ok(replica
-                .charter()
-                .schema
-                .check(&collection, action)
-                .err()
-                .map(|e| e.to_string()))
+            if let Err(e) = replica.charter().schema.check(&collection, action) {
+                return Ok(Some(e.to_string()));
+            }
+            chain_violation(op, replica)
         }
-        Payload::Governance(action) => Ok(replica
-            .check_governance(action)
-            .err()
-            .map(|e| e.to_string())),
+        Payload::Governance(action) => {
+            if let Err(e) = replica.check_governance(action) {
+                return Ok(Some(e.to_string()));
+            }
+            chain_violation(op, replica)
+        }
     }
+}
+
+/// The rules that compare an op with its origin's earlier ops, checked
+/// only where this replica holds that chain exactly up to the op.
+fn chain_violation(op: &Op, replica: &Replica) -> Result<Option<String>, String> {
+    if replica.contains(&op.id()) {
+        // Applied here, so it passed these rules.
+        return Ok(None);
+    }
+    replica
+        .chain_rule_violation(op.body())
+        .map(|broken| broken.map(|e| e.to_string()))
+        .map_err(|()| {
+            format!(
+                "this instance does not hold {}'s chain up to op {}",
+                op.body().origin,
+                op.body().seq
+            )
+        })
 }

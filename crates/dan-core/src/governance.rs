@@ -5,8 +5,17 @@
 //! pure function of the genesis, the set of governance ops and the set of
 //! deprecated instances: the ops are folded in (clock, op id) order, and a
 //! decision passes once approvals reach the charter's quorum of every
-//! admitted member (a deprecation never lowers the bar). Recomputing the fold whenever a governance op arrives
-//! keeps the result independent of arrival order.
+//! admitted member (a deprecation never lowers the bar). Recomputing the
+//! fold whenever a governance op arrives keeps the result independent of
+//! arrival order.
+//!
+//! Clocks cannot be used to jump back: every op's clock is later than its
+//! origin's previous op's (`Replica` refuses it otherwise), so a member's
+//! governance op sorts after everything that member signed before, and an
+//! honest signer's clock is later than everything it had seen. An op
+//! counts only if its signer's admission is in its causal context (it had
+//! seen itself admitted), and a removal cuts the removed member off at the
+//! highest position of its chain that the deciding votes' contexts name.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,8 +70,12 @@ pub struct Member {
     pub rejections: BTreeSet<PeerKey>,
     /// When it was admitted (clock of the deciding op).
     pub since: Option<Hlc>,
-    /// When it was removed by vote (its ops after this clock are refused).
+    /// When it was removed by vote (the clock of the deciding op).
     pub removed_at: Option<Hlc>,
+    /// After a removal, the last seq of its chain that counts: the highest
+    /// the deciding votes had seen. Its later ops are refused, whatever
+    /// clock they carry.
+    pub last_seq: Option<u64>,
     /// Why it was deprecated.
     pub deprecation: Option<String>,
 }
@@ -171,7 +184,21 @@ pub struct ProposalState {
 #[derive(Clone, Debug)]
 pub(crate) struct GovernanceEntry {
     pub(crate) origin: PeerKey,
+    pub(crate) seq: u64,
+    pub(crate) context: crate::op::Context,
     pub(crate) action: GovernanceAction,
+}
+
+impl GovernanceEntry {
+    /// How far this op's signer had seen `peer`'s chain (its own chain up
+    /// to and including this op).
+    fn seen(&self, peer: &PeerKey) -> u64 {
+        if *peer == self.origin {
+            self.seq
+        } else {
+            self.context.get(peer).copied().unwrap_or(0)
+        }
+    }
 }
 
 /// The outcome of the fold.
@@ -231,6 +258,12 @@ fn decision(
 struct Fold<'a> {
     deprecated: &'a BTreeMap<PeerKey, String>,
     out: Governed,
+    /// Per admitted member (the founder aside), the deciding op of its
+    /// admission: (origin, seq).
+    admitted_by: BTreeMap<PeerKey, (PeerKey, u64)>,
+    /// Per open removal proposal, each yes voter's view of the target's
+    /// chain at its latest yes.
+    removal_seen: BTreeMap<OpId, BTreeMap<PeerKey, u64>>,
 }
 
 impl Fold<'_> {
@@ -258,7 +291,15 @@ impl Fold<'_> {
         (admitted, needed)
     }
 
-    fn approve(&mut self, origin: PeerKey, request: &SignedJoinRequest, hlc: Hlc) {
+    /// Whether `entry`'s signer had seen its own admission when it signed.
+    fn knows_own_admission(&self, entry: &GovernanceEntry) -> bool {
+        self.admitted_by
+            .get(&entry.origin)
+            .is_none_or(|(by, seq)| entry.seen(by) >= *seq)
+    }
+
+    fn approve(&mut self, entry: &GovernanceEntry, request: &SignedJoinRequest, hlc: Hlc) {
+        let origin = entry.origin;
         let r = &request.request;
         if self.out.members.get(&r.joiner).is_some_and(|m| {
             m.status != MemberStatus::Pending && m.status != MemberStatus::Rejected
@@ -275,6 +316,7 @@ impl Fold<'_> {
             rejections: BTreeSet::new(),
             since: None,
             removed_at: None,
+            last_seq: None,
             deprecation: None,
         });
         if row.status == MemberStatus::Rejected {
@@ -287,10 +329,11 @@ impl Fold<'_> {
         row.code_hash = Some(r.code_hash);
         row.rejections.remove(&origin);
         row.approvals.insert(origin);
-        self.decide_candidate(r.joiner, hlc);
+        self.decide_candidate(r.joiner, entry, hlc);
     }
 
-    fn reject(&mut self, origin: PeerKey, peer: PeerKey, hlc: Hlc) {
+    fn reject(&mut self, entry: &GovernanceEntry, peer: PeerKey, hlc: Hlc) {
+        let origin = entry.origin;
         let Some(row) = self
             .out
             .members
@@ -301,10 +344,10 @@ impl Fold<'_> {
         };
         row.approvals.remove(&origin);
         row.rejections.insert(origin);
-        self.decide_candidate(peer, hlc);
+        self.decide_candidate(peer, entry, hlc);
     }
 
-    fn decide_candidate(&mut self, candidate: PeerKey, hlc: Hlc) {
+    fn decide_candidate(&mut self, candidate: PeerKey, entry: &GovernanceEntry, hlc: Hlc) {
         let (conforming, needed) = self.needed();
         let Some(row) = self.out.members.get_mut(&candidate) else {
             return;
@@ -313,13 +356,17 @@ impl Fold<'_> {
             Some(true) => {
                 row.status = MemberStatus::Member;
                 row.since = Some(hlc);
+                self.admitted_by
+                    .insert(candidate, (entry.origin, entry.seq));
             }
             Some(false) => row.status = MemberStatus::Rejected,
             None => {}
         }
     }
 
-    fn propose(&mut self, origin: PeerKey, id: OpId, proposal: &Proposal, hlc: Hlc) {
+    fn propose(&mut self, entry: &GovernanceEntry, id: OpId, proposal: &Proposal, hlc: Hlc) {
+        let origin = entry.origin;
+        self.note_removal_vote(id, proposal, entry);
         self.out.proposals.insert(
             id,
             ProposalState {
@@ -335,7 +382,22 @@ impl Fold<'_> {
         self.decide_proposal(id, hlc);
     }
 
-    fn vote(&mut self, origin: PeerKey, id: OpId, approve: bool, hlc: Hlc) {
+    /// Remembers how far a yes voter on a removal had seen its target.
+    fn note_removal_vote(&mut self, id: OpId, proposal: &Proposal, entry: &GovernanceEntry) {
+        if let Proposal::Remove { peer } = proposal {
+            self.removal_seen
+                .entry(id)
+                .or_default()
+                .insert(entry.origin, entry.seen(peer));
+        }
+    }
+
+    fn vote(&mut self, entry: &GovernanceEntry, id: OpId, approve: bool, hlc: Hlc) {
+        let origin = entry.origin;
+        if approve && let Some(state) = self.out.proposals.get(&id) {
+            let proposal = state.proposal.clone();
+            self.note_removal_vote(id, &proposal, entry);
+        }
         let Some(state) = self
             .out
             .proposals
@@ -373,7 +435,8 @@ impl Fold<'_> {
                 state.status = ProposalStatus::Passed;
                 state.decided_at = Some(hlc);
                 let proposal = state.proposal.clone();
-                self.enact(&proposal, hlc);
+                let yes: BTreeSet<PeerKey> = state.yes.intersection(&conforming).copied().collect();
+                self.enact(id, &proposal, &yes, hlc);
             }
             Some(false) => {
                 state.status = ProposalStatus::Rejected;
@@ -383,9 +446,17 @@ impl Fold<'_> {
         }
     }
 
-    fn enact(&mut self, proposal: &Proposal, hlc: Hlc) {
+    /// Carries out a passed proposal; `yes` are the votes that decided it.
+    fn enact(&mut self, id: OpId, proposal: &Proposal, yes: &BTreeSet<PeerKey>, hlc: Hlc) {
         match proposal {
             Proposal::Remove { peer } => {
+                let last_seq = self.removal_seen.get(&id).map_or(0, |seen| {
+                    yes.iter()
+                        .filter_map(|voter| seen.get(voter))
+                        .copied()
+                        .max()
+                        .unwrap_or(0)
+                });
                 if let Some(row) = self
                     .out
                     .members
@@ -394,6 +465,7 @@ impl Fold<'_> {
                 {
                     row.status = MemberStatus::Removed;
                     row.removed_at = Some(hlc);
+                    row.last_seq = Some(last_seq);
                 }
             }
             Proposal::Upgrade {
@@ -457,6 +529,7 @@ pub(crate) fn fold(
                 counter: 0,
             }),
             removed_at: None,
+            last_seq: None,
             deprecation: None,
         },
     )]);
@@ -468,17 +541,19 @@ pub(crate) fn fold(
             charter: founder.charter.clone(),
             ever_approved: founder.charter.approved_code.clone(),
         },
+        admitted_by: BTreeMap::new(),
+        removal_seen: BTreeMap::new(),
     };
     for ((hlc, id), entry) in ops {
-        if !fold.admitted().contains(&entry.origin) {
+        if !fold.admitted().contains(&entry.origin) || !fold.knows_own_admission(entry) {
             continue;
         }
         match &entry.action {
-            GovernanceAction::Approve { request } => fold.approve(entry.origin, request, *hlc),
-            GovernanceAction::Reject { peer } => fold.reject(entry.origin, *peer, *hlc),
-            GovernanceAction::Propose(proposal) => fold.propose(entry.origin, *id, proposal, *hlc),
+            GovernanceAction::Approve { request } => fold.approve(entry, request, *hlc),
+            GovernanceAction::Reject { peer } => fold.reject(entry, *peer, *hlc),
+            GovernanceAction::Propose(proposal) => fold.propose(entry, *id, proposal, *hlc),
             GovernanceAction::Vote { proposal, approve } => {
-                fold.vote(entry.origin, *proposal, *approve, *hlc)
+                fold.vote(entry, *proposal, *approve, *hlc)
             }
         }
     }

@@ -40,11 +40,25 @@ pub struct OpBody {
     pub seq: u64,
     /// Id of the origin's op at `seq - 1`, or zero for `seq == 1`.
     pub prev: OpId,
-    /// When it was written (hybrid logical clock).
+    /// When it was written (hybrid logical clock); later than the origin's
+    /// previous op.
     pub hlc: Hlc,
+    /// For a governance op, what its signer had applied when it signed
+    /// (see [`Context`]); `None` for a record op.
+    pub context: Option<Context>,
     /// The change.
     pub payload: Payload,
 }
+
+/// A governance op's causal context: for every other origin, how many of
+/// its ops the signer had applied. A replica applies the op only once it
+/// holds that much of each chain; the signer's contexts only move forward
+/// along its own chain; a removal cuts the removed member off at the
+/// highest position of it that the deciding votes had seen.
+pub type Context = std::collections::BTreeMap<PeerKey, u64>;
+
+/// Most origins a context may name.
+pub const MAX_CONTEXT_ORIGINS: usize = 1024;
 
 impl OpBody {
     fn signing_bytes(&self) -> Vec<u8> {
@@ -198,6 +212,7 @@ mod tests {
                 wall_ms: seq,
                 counter: 0,
             },
+            context: None,
             payload: Payload::Record {
                 id: RecordId::derive(&origin, seq),
                 action: RecordAction::Create {

@@ -17,7 +17,7 @@ use crate::governance::{
 use crate::hash::{Hash32, NetworkId, OpId};
 use crate::hlc::Hlc;
 use crate::identity::PeerKey;
-use crate::op::{OpBody, Payload, VerifiedOp};
+use crate::op::{Context, MAX_CONTEXT_ORIGINS, OpBody, Payload, VerifiedOp};
 use crate::record::{RecordAction, RecordError, RecordId, RecordState, RecordView, Stamp};
 
 /// Why an op was not applied. Nothing changed.
@@ -78,9 +78,24 @@ pub enum OpRejection {
         /// Why.
         reason: String,
     },
-    /// The origin was removed by vote before this op.
+    /// The origin was removed by vote, and this op is past the last
+    /// position of its chain that the deciding votes had seen. Transient:
+    /// a vote applied later may have seen further.
     #[error("{0} was removed from the network by vote")]
     Removed(PeerKey),
+    /// A governance op's causal context is malformed or goes back behind
+    /// its signer's previous one: a signed rule violation.
+    #[error("invalid causal context: {0}")]
+    BadContext(String),
+    /// A governance op names ops of another origin this replica does not
+    /// hold yet.
+    #[error("the op's signer had seen op {seq} of {origin}, which is not here yet")]
+    MissingContext {
+        /// The origin whose ops are missing.
+        origin: PeerKey,
+        /// How far the signer had seen its chain.
+        seq: u64,
+    },
     /// The op's clock is beyond what any instance can hold (past the year
     /// 9999, or a counter at its limit): refused always, and evidence.
     #[error("the op's clock is out of range: {0}")]
@@ -108,6 +123,8 @@ impl OpRejection {
                 | OpRejection::ChainGap { .. }
                 | OpRejection::MissingRecord(_)
                 | OpRejection::Forming { .. }
+                | OpRejection::Removed(_)
+                | OpRejection::MissingContext { .. }
         )
     }
 }
@@ -145,8 +162,10 @@ pub struct Replica {
     deprecations: BTreeMap<PeerKey, Deprecation>,
     governance: BTreeMap<(Hlc, OpId), GovernanceEntry>,
     needs_rebuild: bool,
-    /// Per origin, the applied ops in seq order: id and wall-clock ms.
-    chains: HashMap<PeerKey, Vec<(OpId, u64)>>,
+    /// Per origin, the applied ops in seq order: id and clock.
+    chains: HashMap<PeerKey, Vec<(OpId, Hlc)>>,
+    /// Per origin, the context of its latest applied governance op.
+    contexts: HashMap<PeerKey, Context>,
     records: HashMap<RecordId, RecordState>,
     ops_tree: DigestTree,
     state_tree: DigestTree,
@@ -170,6 +189,7 @@ impl Replica {
             governance: BTreeMap::new(),
             needs_rebuild: false,
             chains: HashMap::new(),
+            contexts: HashMap::new(),
             records: HashMap::new(),
             ops_tree: DigestTree::new(),
             state_tree: DigestTree::new(),
@@ -200,11 +220,17 @@ impl Replica {
             if new.is_none() {
                 self.state_tree.remove(&member_key(peer));
             }
-            let lost = old.status == MemberStatus::Member
-                && new.is_none_or(|m| {
-                    m.status != MemberStatus::Member && m.status != MemberStatus::Deprecated
-                });
-            if lost {
+            // Ops already applied may no longer count: those of a member
+            // that lost its admission, or past a removed member's last
+            // counted seq.
+            let cut = match new {
+                None => old.since.is_some(),
+                Some(m) if m.status == MemberStatus::Removed => {
+                    m.last_seq.is_none_or(|last| self.chain_len(peer) > last)
+                }
+                Some(m) => old.since.is_some() && m.since.is_none(),
+            };
+            if cut {
                 self.needs_rebuild = true;
             }
         }
@@ -411,7 +437,10 @@ impl Replica {
     /// clock orders each origin's chain, so syncing in this order mostly
     /// delivers ops after their predecessors.
     pub fn op_stamps(&self) -> impl Iterator<Item = (u64, OpId)> + '_ {
-        self.chains.values().flatten().map(|(id, ms)| (*ms, *id))
+        self.chains
+            .values()
+            .flatten()
+            .map(|(id, hlc)| (hlc.wall_ms, *id))
     }
 
     /// Whether the op is applied.
@@ -446,8 +475,17 @@ impl Replica {
 
     /// The body of the next op `origin` writes: next seq, previous op id,
     /// and a clock after everything this replica has seen.
+    /// A governance op also gets its context: how far this replica holds
+    /// every other origin's chain.
     pub fn next_body(&self, origin: PeerKey, now_ms: u64, payload: Payload) -> OpBody {
         let chain = self.chains.get(&origin);
+        let context = matches!(payload, Payload::Governance(_)).then(|| {
+            self.chains
+                .iter()
+                .filter(|(peer, chain)| **peer != origin && !chain.is_empty())
+                .map(|(peer, chain)| (*peer, chain.len() as u64))
+                .collect()
+        });
         OpBody {
             network: self.network_id,
             origin,
@@ -456,6 +494,7 @@ impl Replica {
                 .and_then(|c| c.last())
                 .map_or(Hash32::ZERO, |(id, _)| *id),
             hlc: Hlc::next(self.latest_hlc, now_ms),
+            context,
             payload,
         }
     }
@@ -470,6 +509,7 @@ impl Replica {
         if let Some(applied) = self.check_chain(op)? {
             return Ok(applied);
         }
+        self.check_in_chain(body)?;
         let record: Option<RecordView> = match &body.payload {
             Payload::Record { id, action } => {
                 self.check_record(id, action, body)?;
@@ -491,13 +531,18 @@ impl Replica {
             }
             Payload::Governance(action) => {
                 self.check_governance(action)?;
+                let context = body.context.clone().unwrap_or_default();
+                self.check_context_held(&context)?;
                 self.governance.insert(
                     (body.hlc, op.id()),
                     GovernanceEntry {
                         origin: body.origin,
+                        seq: body.seq,
+                        context: context.clone(),
                         action: action.clone(),
                     },
                 );
+                self.contexts.insert(body.origin, context);
                 self.refold();
                 None
             }
@@ -505,7 +550,7 @@ impl Replica {
         self.chains
             .entry(body.origin)
             .or_default()
-            .push((op.id(), body.hlc.wall_ms));
+            .push((op.id(), body.hlc));
         self.ops_tree.insert(op.id(), op.id());
         self.op_count += 1;
         self.latest_hlc = self.latest_hlc.max(body.hlc);
@@ -548,7 +593,7 @@ impl Replica {
                 reason: d.reason.clone(),
             });
         }
-        if row.removed_at.is_some_and(|at| body.hlc > at) {
+        if row.last_seq.is_some_and(|last| body.seq > last) {
             return Err(OpRejection::Removed(origin));
         }
         check_clock(&body.hlc)?;
@@ -567,6 +612,92 @@ impl Replica {
             });
         }
         Ok(None)
+    }
+
+    /// The rules that compare an op with its origin's previous ops (the
+    /// same for applying and for checking evidence): its clock is later
+    /// than its previous op's, a governance op carries a well-formed
+    /// context that does not go back behind its origin's previous one, and
+    /// a record op carries none. Needs the origin's chain held exactly up
+    /// to the op (`Err(None)` otherwise: undecidable here).
+    pub(crate) fn chain_rule_violation(&self, body: &OpBody) -> Result<Option<OpRejection>, ()> {
+        let chain = self.chains.get(&body.origin).map_or(&[][..], Vec::as_slice);
+        if chain.len() as u64 + 1 != body.seq
+            || body.prev != chain.last().map_or(Hash32::ZERO, |(id, _)| *id)
+        {
+            return Err(());
+        }
+        Ok(self.check_in_chain(body).err())
+    }
+
+    fn check_in_chain(&self, body: &OpBody) -> Result<(), OpRejection> {
+        let chain = self.chains.get(&body.origin).map_or(&[][..], Vec::as_slice);
+        if let Some((_, previous)) = chain.last()
+            && body.hlc <= *previous
+        {
+            return Err(OpRejection::BadClock(
+                "it is not later than the clock of its origin's previous op".into(),
+            ));
+        }
+        let context = match (&body.payload, &body.context) {
+            (Payload::Record { .. }, None) => return Ok(()),
+            (Payload::Record { .. }, Some(_)) => {
+                return Err(OpRejection::BadContext(
+                    "a record op carries no context".into(),
+                ));
+            }
+            (Payload::Governance(_), None) => {
+                return Err(OpRejection::BadContext(
+                    "a governance op must say what its signer had seen".into(),
+                ));
+            }
+            (Payload::Governance(_), Some(context)) => context,
+        };
+        if context.len() > MAX_CONTEXT_ORIGINS {
+            return Err(OpRejection::BadContext(format!(
+                "it names {} origins; the limit is {MAX_CONTEXT_ORIGINS}",
+                context.len()
+            )));
+        }
+        if context.contains_key(&body.origin) || context.values().any(|seq| *seq == 0) {
+            return Err(OpRejection::BadContext(
+                "it names its own chain or an empty one".into(),
+            ));
+        }
+        if let Some(previous) = self.contexts.get(&body.origin)
+            && let Some((peer, _)) = previous
+                .iter()
+                .find(|(peer, seq)| context.get(peer).is_none_or(|now| now < seq))
+        {
+            return Err(OpRejection::BadContext(format!(
+                "it has seen less of {peer} than its signer's previous governance op"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether this replica holds what a governance op's signer had seen:
+    /// every named chain as far as the context says, or as far as that
+    /// origin's ops count at all (a deprecated or removed origin's later
+    /// ops never arrive, and must not stall the honest members who saw
+    /// them).
+    fn check_context_held(&self, context: &Context) -> Result<(), OpRejection> {
+        for (peer, seq) in context {
+            let mut counted = *seq;
+            if let Some(d) = self.deprecations.get(peer) {
+                counted = counted.min(d.cutoff.saturating_sub(1));
+            }
+            if let Some(last) = self.members.get(peer).and_then(|m| m.last_seq) {
+                counted = counted.min(last);
+            }
+            if self.chain_len(peer) < counted {
+                return Err(OpRejection::MissingContext {
+                    origin: *peer,
+                    seq: counted,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether `body` is one of the records a fork's founder carries over

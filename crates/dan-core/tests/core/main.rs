@@ -1,6 +1,7 @@
 //! Integration tests of the protocol core: golden vectors and properties.
 
 mod attacks;
+mod causal;
 mod evidence;
 mod golden;
 mod governance;

@@ -1,0 +1,377 @@
+//! Causal governance (issue 9): clocks that cannot jump back along a chain,
+//! governance ops that say what their signer had seen, and removals cut off
+//! by chain position. The tests named after an attack failed on `e0617a0`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dan_core::governance::Proposal;
+use dan_core::op::Context;
+use dan_core::replica::OpRejection;
+use dan_core::{
+    Evidence, EvidenceCheck, GovernanceAction, Hlc, Keypair, MemberStatus, OpBody, Payload,
+    RecordAction, RecordId, Replica, VerifiedOp,
+};
+
+use crate::support::{govern, join_request, trio};
+
+/// The trio's replica (alice approved bob at 10 and carol at 20, bob
+/// approved carol at 30) and its keys.
+fn trio_replica() -> (Replica, [Keypair; 3]) {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    for op in &t.admissions {
+        replica.apply(op).expect("admission");
+    }
+    (replica, t.keys)
+}
+
+/// The body `key` would sign next on `replica`, then `tweak`ed.
+fn body_of(
+    replica: &Replica,
+    key: &Keypair,
+    payload: Payload,
+    tweak: impl FnOnce(&mut OpBody),
+) -> VerifiedOp {
+    let mut body = replica.next_body(key.public(), 1, payload);
+    tweak(&mut body);
+    VerifiedOp::sign(body, key).expect("sign")
+}
+
+fn approve(request: dan_core::SignedJoinRequest) -> Payload {
+    Payload::Governance(GovernanceAction::Approve {
+        request: Box::new(request),
+    })
+}
+
+fn note(title: &str) -> Payload {
+    Payload::Record {
+        id: RecordId::new(title).expect("id"),
+        action: RecordAction::Create {
+            collection: "notes".into(),
+            title: title.into(),
+            fields: BTreeMap::new(),
+            tags: BTreeSet::new(),
+        },
+    }
+}
+
+fn at(wall_ms: u64) -> Hlc {
+    Hlc {
+        wall_ms,
+        counter: 0,
+    }
+}
+
+// Issue 9, first attack: on e0617a0 the founder of an active three-member
+// network signed one `Approve` of a sock puppet dated in the network's first
+// second; the fold ordered it before the others' admissions, so the puppet
+// became a member and the two honest members fell back to pending.
+#[test]
+fn no_single_admin_a_founder_backdating_one_approve_cannot_take_over_an_active_network() {
+    let (mut replica, [alice, bob, carol]) = trio_replica();
+    let puppet = Keypair::from_secret([66; 32]);
+    let request = join_request(replica.network_id(), &puppet, "puppet");
+    let backdated = body_of(&replica, &alice, approve(request.clone()), |b| {
+        b.hlc = at(1)
+    });
+    let roots = (replica.ops_root(), replica.state_root());
+    assert!(matches!(
+        replica.apply(&backdated),
+        Err(OpRejection::BadClock(_))
+    ));
+    assert_eq!(roots, (replica.ops_root(), replica.state_root()));
+    assert!(matches!(
+        (Evidence::InvalidOp {
+            op: backdated.bytes().to_vec()
+        })
+        .check(&replica),
+        EvidenceCheck::Proven(f) if f.offender == alice.public()
+    ));
+    // As early as its chain allows (just after its own last op, before bob's
+    // approval of carol): there alice alone is one of two members.
+    let earliest = body_of(&replica, &alice, approve(request), |b| b.hlc = at(21));
+    replica.apply(&earliest).expect("a valid, if stale, op");
+    assert_eq!(
+        replica.member(&puppet.public()).map(|m| m.status),
+        Some(MemberStatus::Pending)
+    );
+    for key in [&alice, &bob, &carol] {
+        assert!(replica.is_member(&key.public()));
+    }
+}
+
+// Issue 9, second attack: on e0617a0 a removed member's ops were cut off by
+// clock, so an op it dated before its removal was accepted everywhere.
+#[test]
+fn no_single_admin_a_removed_member_cannot_write_past_what_the_deciding_votes_had_seen() {
+    let (mut replica, [alice, bob, carol]) = trio_replica();
+    let first = body_of(&replica, &carol, note("carol-1"), |b| b.hlc = at(40));
+    replica.apply(&first).expect("carol writes");
+    let proposal = govern(
+        &mut replica,
+        &alice,
+        GovernanceAction::Propose(Proposal::Remove {
+            peer: carol.public(),
+        }),
+        100,
+    );
+    // Carol writes again before bob's vote; bob had seen it when he voted.
+    let second = body_of(&replica, &carol, note("carol-2"), |b| b.hlc = at(41));
+    replica.apply(&second).expect("carol writes again");
+    govern(
+        &mut replica,
+        &bob,
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: true,
+        },
+        110,
+    );
+    let row = replica.member(&carol.public()).expect("row");
+    assert_eq!(row.status, MemberStatus::Removed);
+    assert_eq!(
+        row.last_seq,
+        Some(2),
+        "bob's vote had seen carol's second op"
+    );
+    assert!(
+        replica
+            .record(&RecordId::new("carol-2").expect("id"))
+            .is_some()
+    );
+    // Dated before the removal, at a position no deciding vote had seen.
+    let late = body_of(&replica, &carol, note("carol-3"), |b| b.hlc = at(42));
+    assert_eq!(
+        replica.apply(&late),
+        Err(OpRejection::Removed(carol.public()))
+    );
+}
+
+#[test]
+fn no_single_admin_a_governance_op_going_back_behind_its_signers_previous_context_is_evidence() {
+    let (mut replica, [_alice, bob, _carol]) = trio_replica();
+    let behind = body_of(
+        &replica,
+        &bob,
+        Payload::Governance(GovernanceAction::Reject {
+            peer: Keypair::from_secret([70; 32]).public(),
+        }),
+        |b| b.context = Some(Context::new()),
+    );
+    let roots = (replica.ops_root(), replica.state_root());
+    assert!(matches!(
+        replica.apply(&behind),
+        Err(OpRejection::BadContext(_))
+    ));
+    assert_eq!(roots, (replica.ops_root(), replica.state_root()));
+    assert!(matches!(
+        (Evidence::InvalidOp {
+            op: behind.bytes().to_vec()
+        })
+        .check(&replica),
+        EvidenceCheck::Proven(f) if f.offender == bob.public()
+    ));
+    // A replica that does not hold bob's chain up to the op cannot decide.
+    let fresh = Replica::new(replica.genesis().clone()).expect("replica");
+    assert!(matches!(
+        (Evidence::InvalidOp {
+            op: behind.bytes().to_vec()
+        })
+        .check(&fresh),
+        EvidenceCheck::Undecidable(_)
+    ));
+}
+
+#[test]
+fn determinism_a_governance_op_waits_for_the_ops_its_signer_had_seen() {
+    let (replica, [alice, _bob, carol]) = trio_replica();
+    let mut signer_view = replica.clone();
+    let write = body_of(&signer_view, &carol, note("carol-1"), |b| b.hlc = at(40));
+    signer_view.apply(&write).expect("write");
+    let dave = Keypair::from_secret([4; 32]);
+    let request = join_request(replica.network_id(), &dave, "dave");
+    let vote = body_of(&signer_view, &alice, approve(request), |b| b.hlc = at(50));
+    assert_eq!(
+        vote.body()
+            .context
+            .as_ref()
+            .and_then(|c| c.get(&carol.public())),
+        Some(&1)
+    );
+    let mut receiver = replica.clone();
+    let outcome = receiver.apply_batch(vec![vote.clone()]);
+    assert!(matches!(
+        outcome.deferred.as_slice(),
+        [(_, OpRejection::MissingContext { origin, seq: 1 })] if *origin == carol.public()
+    ));
+    let outcome = receiver.apply_batch(vec![vote, write]);
+    assert_eq!(outcome.applied.len(), 2);
+    let row = receiver.member(&dave.public()).expect("dave asked");
+    assert_eq!(row.approvals, BTreeSet::from([alice.public()]));
+}
+
+mod minority {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One op the adversary signs: who, what, on which target, with which
+    /// clock and which claimed context.
+    #[derive(Clone, Debug)]
+    struct Move {
+        signer: usize,
+        kind: u8,
+        target: usize,
+        wall_ms: u64,
+        context: u8,
+    }
+
+    fn a_move() -> impl Strategy<Value = Move> {
+        (0usize..2, 0u8..3, 0usize..8, 0u64..400, 0u8..4).prop_map(
+            |(signer, kind, target, wall_ms, context)| Move {
+                signer,
+                kind,
+                target,
+                wall_ms,
+                context,
+            },
+        )
+    }
+
+    /// Alice, bob and carol admit two more: the ops, the replica and the
+    /// five keys (alice, bob, carol, then the two newcomers).
+    fn five() -> (Vec<VerifiedOp>, Replica, Vec<Keypair>) {
+        let t = trio();
+        let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+        let mut ops = t.admissions.clone();
+        for op in &ops {
+            replica.apply(op).expect("admission");
+        }
+        let adversary = [
+            Keypair::from_secret([40; 32]),
+            Keypair::from_secret([41; 32]),
+        ];
+        let mut clock = 40;
+        for (i, key) in adversary.iter().enumerate() {
+            let request = join_request(replica.network_id(), key, &format!("m{i}"));
+            for approver in &t.keys[..2 + i] {
+                clock += 1;
+                ops.push(govern(
+                    &mut replica,
+                    approver,
+                    GovernanceAction::Approve {
+                        request: Box::new(request.clone()),
+                    },
+                    clock,
+                ));
+            }
+            assert!(replica.is_member(&key.public()));
+        }
+        let keys = t.keys.into_iter().chain(adversary).collect();
+        (ops, replica, keys)
+    }
+
+    fn apply_in_batches(genesis: &Replica, ops: &[VerifiedOp], batch: usize) -> Replica {
+        let mut replica = Replica::new(genesis.genesis().clone()).expect("replica");
+        let mut waiting = Vec::new();
+        for chunk in ops.chunks(batch.max(1)) {
+            waiting.extend(chunk.iter().cloned());
+            let outcome = replica.apply_batch(std::mem::take(&mut waiting));
+            waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
+        }
+        replica.apply_batch(waiting);
+        replica
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// A minority of five members (the two newest, or the founder
+        /// alone, who was once the whole network) signs whatever it likes
+        /// (any clock, any claimed context, approvals of sock puppets,
+        /// removals of honest members and votes on them), mixed with
+        /// honest admissions, in any order: nobody is admitted or removed
+        /// by it, the honest keep their membership, and every order gives
+        /// the same roots. On e0617a0 the founder took over by backdating.
+        #[test]
+        fn no_single_admin_a_colluding_minority_decides_nothing_whatever_it_signs(
+            moves in prop::collection::vec(a_move(), 1..24),
+            founder_attacks in any::<bool>(),
+            shuffle in any::<u64>(),
+            batch in 1usize..6,
+        ) {
+            let (mut ops, mut view, keys) = five();
+            let bad: &[usize] = if founder_attacks { &[0, 0] } else { &[3, 4] };
+            let (adversary, honest): (Vec<&Keypair>, Vec<&Keypair>) = {
+                let adversary = bad.iter().map(|i| &keys[*i]).collect();
+                let honest = (0..5).filter(|i| !bad.contains(i)).map(|i| &keys[i]).collect();
+                (adversary, honest)
+            };
+            let puppets: Vec<Keypair> = (0..3u8).map(|i| Keypair::from_secret([90 + i; 32])).collect();
+            let mut removals: Vec<dan_core::OpId> = Vec::new();
+            for m in &moves {
+                let key = adversary[m.signer];
+                let action = match m.kind {
+                    0 => GovernanceAction::Approve {
+                        request: Box::new(join_request(view.network_id(), &puppets[m.target % 3], "puppet")),
+                    },
+                    1 => GovernanceAction::Propose(Proposal::Remove { peer: honest[m.target % honest.len()].public() }),
+                    _ => match removals.get(m.target % removals.len().max(1)) {
+                        Some(id) => GovernanceAction::Vote { proposal: *id, approve: true },
+                        None => GovernanceAction::Propose(Proposal::Remove { peer: honest[0].public() }),
+                    },
+                };
+                let op = body_of(&view, key, Payload::Governance(action.clone()), |b| {
+                    b.hlc = at(m.wall_ms);
+                    let context = b.context.get_or_insert_with(Context::new);
+                    match m.context {
+                        1 => context.clear(),
+                        2 => context.values_mut().for_each(|seq| *seq += 5),
+                        3 => context.retain(|peer, _| *peer == honest[0].public()),
+                        _ => {}
+                    }
+                });
+                match view.apply(&op) {
+                    Ok(_) => {
+                        if matches!(action, GovernanceAction::Propose(_)) {
+                            removals.push(op.id());
+                        }
+                        ops.push(op);
+                    }
+                    Err(e) if !e.is_transient() => ops.push(op),
+                    Err(_) => {}
+                }
+            }
+            let erin = Keypair::from_secret([50; 32]);
+            let request = join_request(view.network_id(), &erin, "erin");
+            for (i, key) in honest.iter().take(3).enumerate() {
+                ops.push(govern(
+                    &mut view,
+                    key,
+                    GovernanceAction::Approve { request: Box::new(request.clone()) },
+                    500 + i as u64,
+                ));
+            }
+            let in_order = apply_in_batches(&view, &ops, ops.len());
+            let mut order = ops.clone();
+            let mut rng = shuffle;
+            for i in (1..order.len()).rev() {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                order.swap(i, (rng >> 33) as usize % (i + 1));
+            }
+            let shuffled = apply_in_batches(&view, &order, batch);
+            prop_assert_eq!(in_order.ops_root(), shuffled.ops_root());
+            prop_assert_eq!(in_order.state_root(), shuffled.state_root());
+            for replica in [&in_order, &shuffled] {
+                for key in honest.iter().copied().chain([&erin]) {
+                    prop_assert!(replica.is_member(&key.public()), "{} lost membership", key.public());
+                }
+                for puppet in &puppets {
+                    prop_assert!(!replica.is_member(&puppet.public()));
+                }
+                for key in &adversary {
+                    prop_assert!(replica.is_member(&key.public()), "nobody removed the adversary");
+                }
+            }
+        }
+    }
+}
