@@ -377,3 +377,62 @@ fn platform_words() -> String {
     }
     .platform_words()
 }
+
+/// The libfaketime preload library (Debian package `faketime`).
+fn libfaketime() -> anyhow::Result<std::path::PathBuf> {
+    let found = std::fs::read_dir("/usr/lib")?
+        .filter_map(Result::ok)
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.exists());
+    found.context("libfaketime is missing: run scripts/setup.sh (package `faketime`)")
+}
+
+#[test]
+fn determinism_an_instance_whose_clock_is_an_hour_ahead_says_so_and_signs_nothing()
+-> anyhow::Result<()> {
+    let mut instances = cli_network(&["alice", "bob", "carol"], &[])?;
+    let carol = &mut instances[2];
+    let before = carol.json(&["status"])?["own_seq"].clone();
+    carol.stop()?;
+    carol.set_env("LD_PRELOAD", &libfaketime()?.to_string_lossy());
+    carol.set_env("FAKETIME", "+1h");
+    // Tokio's timers keep the real monotonic clock.
+    carol.set_env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    carol.start_networked(&[])?;
+    wait_until(
+        Duration::from_secs(30),
+        "carol to see that her clock is an hour ahead",
+        || {
+            carol.json(&["status"]).is_ok_and(|s| {
+                s["clock_skew_ms"]
+                    .as_i64()
+                    .is_some_and(|ms| (3_000_000..4_000_000).contains(&ms))
+            })
+        },
+    )?;
+    let output = carol.run(&[
+        "record",
+        "put",
+        "--collection",
+        "notes",
+        "--title",
+        "From the future",
+    ])?;
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("minutes ahead") && error.contains("set the clock right"),
+        "{error}"
+    );
+    assert_eq!(
+        carol.json(&["status"])?["own_seq"],
+        before,
+        "nothing signed"
+    );
+    // The others' clocks are right: they still write.
+    instances[0].ok(&["record", "put", "--collection", "notes", "--title", "Now"])?;
+    for instance in &mut instances {
+        instance.stop()?;
+    }
+    Ok(())
+}

@@ -255,9 +255,22 @@ fn decision(
     }
 }
 
-struct Fold<'a> {
-    deprecated: &'a BTreeMap<PeerKey, String>,
+/// The governance fold, kept between ops: an op that sorts after every op
+/// folded so far is folded in place ([`Folder::step`]); any other change
+/// (an op arriving out of clock order, a new deprecation) folds again from
+/// the genesis. Either way the result is the fold of the whole set in
+/// (clock, op id) order.
+#[derive(Clone, Debug)]
+pub(crate) struct Folder {
+    deprecated: BTreeMap<PeerKey, String>,
+    /// The member table before deprecations are marked (the fold itself
+    /// treats deprecated members as admitted).
     out: Governed,
+    /// The last op folded.
+    last: Option<(Hlc, OpId)>,
+    /// What the steps since the last [`take_touched`](Folder::take_touched)
+    /// changed.
+    touched: Touched,
     /// Per admitted member (the founder aside), the deciding op of its
     /// admission: (origin, seq).
     admitted_by: BTreeMap<PeerKey, (PeerKey, u64)>,
@@ -266,7 +279,15 @@ struct Fold<'a> {
     removal_seen: BTreeMap<OpId, BTreeMap<PeerKey, u64>>,
 }
 
-impl Fold<'_> {
+/// What folding some ops changed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Touched {
+    pub(crate) members: BTreeSet<PeerKey>,
+    pub(crate) proposals: BTreeSet<OpId>,
+    pub(crate) charter: bool,
+}
+
+impl Folder {
     /// Admitted members. A deprecated member's governance ops still count:
     /// every op of it left in the set predates its cutoff.
     fn admitted(&self) -> BTreeSet<PeerKey> {
@@ -329,6 +350,7 @@ impl Fold<'_> {
         row.code_hash = Some(r.code_hash);
         row.rejections.remove(&origin);
         row.approvals.insert(origin);
+        self.touched.members.insert(r.joiner);
         self.decide_candidate(r.joiner, entry, hlc);
     }
 
@@ -344,6 +366,7 @@ impl Fold<'_> {
         };
         row.approvals.remove(&origin);
         row.rejections.insert(origin);
+        self.touched.members.insert(peer);
         self.decide_candidate(peer, entry, hlc);
     }
 
@@ -367,6 +390,7 @@ impl Fold<'_> {
     fn propose(&mut self, entry: &GovernanceEntry, id: OpId, proposal: &Proposal, hlc: Hlc) {
         let origin = entry.origin;
         self.note_removal_vote(id, proposal, entry);
+        self.touched.proposals.insert(id);
         self.out.proposals.insert(
             id,
             ProposalState {
@@ -413,6 +437,7 @@ impl Fold<'_> {
             state.yes.remove(&origin);
             state.no.insert(origin);
         }
+        self.touched.proposals.insert(id);
         self.decide_proposal(id, hlc);
     }
 
@@ -466,6 +491,7 @@ impl Fold<'_> {
                     row.status = MemberStatus::Removed;
                     row.removed_at = Some(hlc);
                     row.last_seq = Some(last_seq);
+                    self.touched.members.insert(*peer);
                 }
             }
             Proposal::Upgrade {
@@ -473,6 +499,7 @@ impl Fold<'_> {
                 grace_ms,
                 builds,
             } => {
+                self.touched.charter = true;
                 let charter = &mut self.out.charter;
                 let withdraw_at = hlc.wall_ms.saturating_add(*grace_ms);
                 for old in charter.approved_code.difference(code_hashes) {
@@ -490,6 +517,7 @@ impl Fold<'_> {
                 code_hashes,
                 builds,
             } => {
+                self.touched.charter = true;
                 let charter = &mut self.out.charter;
                 for new in code_hashes {
                     // Only the builds it names: approving a withdrawn build
@@ -504,66 +532,103 @@ impl Fold<'_> {
     }
 }
 
-/// Folds the governance ops (in clock order) into the member table, the
-/// proposals and the effective charter. `deprecated` instances (with the
-/// reason) are marked; they stay in every quorum's denominator, and their
-/// votes left in the op set (all from before their cutoff) still count.
-pub(crate) fn fold(
-    genesis: &SignedGenesis,
-    ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
-    deprecated: &BTreeMap<PeerKey, String>,
-) -> Governed {
-    let founder = &genesis.genesis;
-    let members = BTreeMap::from([(
-        founder.founder,
-        Member {
-            peer: founder.founder,
-            name: founder.founder_name.clone(),
-            admin_name: founder.founder_name.clone(),
-            code_hash: None,
-            status: MemberStatus::Member,
-            approvals: BTreeSet::new(),
-            rejections: BTreeSet::new(),
-            since: Some(Hlc {
-                wall_ms: founder.created_ms,
-                counter: 0,
-            }),
-            removed_at: None,
-            last_seq: None,
-            deprecation: None,
-        },
-    )]);
-    let mut fold = Fold {
-        deprecated,
-        out: Governed {
-            members,
-            proposals: BTreeMap::new(),
-            charter: founder.charter.clone(),
-            ever_approved: founder.charter.approved_code.clone(),
-        },
-        admitted_by: BTreeMap::new(),
-        removal_seen: BTreeMap::new(),
-    };
-    for ((hlc, id), entry) in ops {
-        if !fold.admitted().contains(&entry.origin) || !fold.knows_own_admission(entry) {
-            continue;
+impl Folder {
+    /// The fold of no ops: the founder is the one member. `deprecated`
+    /// instances (with the reason) are marked in [`member`](Self::member);
+    /// they stay in every quorum's denominator, and their votes left in the
+    /// op set (all from before their cutoff) still count.
+    pub(crate) fn new(genesis: &SignedGenesis, deprecated: BTreeMap<PeerKey, String>) -> Self {
+        let founder = &genesis.genesis;
+        let members = BTreeMap::from([(
+            founder.founder,
+            Member {
+                peer: founder.founder,
+                name: founder.founder_name.clone(),
+                admin_name: founder.founder_name.clone(),
+                code_hash: None,
+                status: MemberStatus::Member,
+                approvals: BTreeSet::new(),
+                rejections: BTreeSet::new(),
+                since: Some(Hlc {
+                    wall_ms: founder.created_ms,
+                    counter: 0,
+                }),
+                removed_at: None,
+                last_seq: None,
+                deprecation: None,
+            },
+        )]);
+        Folder {
+            deprecated,
+            out: Governed {
+                members,
+                proposals: BTreeMap::new(),
+                charter: founder.charter.clone(),
+                ever_approved: founder.charter.approved_code.clone(),
+            },
+            last: None,
+            touched: Touched::default(),
+            admitted_by: BTreeMap::new(),
+            removal_seen: BTreeMap::new(),
+        }
+    }
+
+    /// Folds `ops` (in clock order) from the genesis.
+    pub(crate) fn fold(
+        genesis: &SignedGenesis,
+        ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
+        deprecated: BTreeMap<PeerKey, String>,
+    ) -> Self {
+        let mut folder = Folder::new(genesis, deprecated);
+        for (key, entry) in ops {
+            folder.step(*key, entry);
+        }
+        folder
+    }
+
+    /// Whether an op at `key` sorts after every op folded so far, so that
+    /// [`step`](Self::step) gives the same result as folding again.
+    pub(crate) fn follows(&self, key: &(Hlc, OpId)) -> bool {
+        self.last.is_none_or(|last| *key > last)
+    }
+
+    /// Folds one op that sorts after every op folded so far.
+    pub(crate) fn step(&mut self, (hlc, id): (Hlc, OpId), entry: &GovernanceEntry) {
+        self.last = Some((hlc, id));
+        if !self.admitted().contains(&entry.origin) || !self.knows_own_admission(entry) {
+            return;
         }
         match &entry.action {
-            GovernanceAction::Approve { request } => fold.approve(entry, request, *hlc),
-            GovernanceAction::Reject { peer } => fold.reject(entry, *peer, *hlc),
-            GovernanceAction::Propose(proposal) => fold.propose(entry, *id, proposal, *hlc),
+            GovernanceAction::Approve { request } => self.approve(entry, request, hlc),
+            GovernanceAction::Reject { peer } => self.reject(entry, *peer, hlc),
+            GovernanceAction::Propose(proposal) => self.propose(entry, id, proposal, hlc),
             GovernanceAction::Vote { proposal, approve } => {
-                fold.vote(entry, *proposal, *approve, *hlc)
+                self.vote(entry, *proposal, *approve, hlc)
             }
         }
     }
-    for (peer, reason) in deprecated {
-        // Only admitted members become `Deprecated`: a pending candidate
-        // caught breaking a rule must not count as admitted anywhere.
-        if let Some(row) = fold.out.members.get_mut(peer).filter(|m| m.since.is_some()) {
+
+    /// What the steps since the last call changed.
+    pub(crate) fn take_touched(&mut self) -> Touched {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// `peer`'s row as the state shows it: only admitted members become
+    /// `Deprecated` (a pending candidate caught breaking a rule must not
+    /// count as admitted anywhere).
+    pub(crate) fn member(&self, peer: &PeerKey) -> Option<Member> {
+        let mut row = self.out.members.get(peer)?.clone();
+        if let Some(reason) = self.deprecated.get(peer)
+            && row.since.is_some()
+        {
             row.status = MemberStatus::Deprecated;
             row.deprecation = Some(reason.clone());
         }
+        Some(row)
     }
-    fold.out
+
+    /// The folded proposals, charter and approved builds.
+    pub(crate) fn governed(&self) -> &Governed {
+        &self.out
+    }
 }

@@ -214,7 +214,7 @@ mod tests {
             },
             context: None,
             payload: Payload::Record {
-                id: RecordId::derive(&origin, seq),
+                id: RecordId::derive(&origin, seq, &[0; 16]),
                 action: RecordAction::Create {
                     collection: "notes".into(),
                     title: "t".into(),

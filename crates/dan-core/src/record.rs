@@ -70,10 +70,11 @@ impl RecordId {
     }
 
     /// The id a new record gets from the op that creates it: derived from
-    /// the writer and its sequence number, so it is unique and needs no
-    /// coordination.
-    pub fn derive(origin: &PeerKey, seq: u64) -> Self {
-        let digest = Hash32::tagged("dan record id v1", &[&origin.0, &seq.to_le_bytes()]);
+    /// the writer, its sequence number and a random `nonce`, so it is
+    /// unique, needs no coordination, and other members cannot predict it
+    /// (and create a record under it first).
+    pub fn derive(origin: &PeerKey, seq: u64, nonce: &[u8; 16]) -> Self {
+        let digest = Hash32::tagged("dan record id v2", &[&origin.0, &seq.to_le_bytes(), nonce]);
         RecordId(hex::encode(&digest.0[..12]))
     }
 

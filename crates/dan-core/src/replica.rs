@@ -12,7 +12,7 @@ use crate::charter::{Charter, CharterError, SignedGenesis};
 use crate::digest::DigestTree;
 use crate::evidence::Finding;
 use crate::governance::{
-    self, GovernanceAction, GovernanceEntry, Member, MemberStatus, ProposalState,
+    self, Folder, GovernanceAction, GovernanceEntry, Member, MemberStatus, ProposalState, Touched,
 };
 use crate::hash::{Hash32, NetworkId, OpId};
 use crate::hlc::Hlc;
@@ -161,6 +161,8 @@ pub struct Replica {
     ever_approved: std::collections::BTreeSet<crate::hash::CodeHash>,
     deprecations: BTreeMap<PeerKey, Deprecation>,
     governance: BTreeMap<(Hlc, OpId), GovernanceEntry>,
+    /// The fold of `governance`, kept to fold new ops in place.
+    folder: Folder,
     needs_rebuild: bool,
     /// Per origin, the applied ops in seq order: id and clock.
     chains: HashMap<PeerKey, Vec<(OpId, Hlc)>>,
@@ -187,6 +189,7 @@ impl Replica {
             ever_approved: std::collections::BTreeSet::new(),
             deprecations: BTreeMap::new(),
             governance: BTreeMap::new(),
+            folder: Folder::new(&genesis, BTreeMap::new()),
             needs_rebuild: false,
             chains: HashMap::new(),
             contexts: HashMap::new(),
@@ -204,49 +207,84 @@ impl Replica {
         Ok(replica)
     }
 
-    /// Recomputes the member table, proposals and charter from the
-    /// governance ops and updates the state tree. Flags a rebuild if anyone
-    /// lost membership other than by deprecation (their ops may no longer
-    /// be valid).
+    /// Folds the governance ops again from the genesis (after a deprecation,
+    /// or an op that sorts before others already folded) and publishes
+    /// every row.
     fn refold(&mut self) {
         let reasons = self
             .deprecations
             .iter()
             .map(|(peer, d)| (*peer, d.reason.clone()))
             .collect();
-        let governed = governance::fold(&self.genesis, &self.governance, &reasons);
-        for (peer, old) in &self.members {
-            let new = governed.members.get(peer);
-            if new.is_none() {
-                self.state_tree.remove(&member_key(peer));
-            }
-            // Ops already applied may no longer count: those of a member
-            // that lost its admission, or past a removed member's last
-            // counted seq.
-            let cut = match new {
-                None => old.since.is_some(),
-                Some(m) if m.status == MemberStatus::Removed => {
-                    m.last_seq.is_none_or(|last| self.chain_len(peer) > last)
+        self.folder = Folder::fold(&self.genesis, &self.governance, reasons);
+        let mut touched = self.folder.take_touched();
+        touched.members.extend(self.members.keys().copied());
+        touched
+            .members
+            .extend(self.folder.governed().members.keys().copied());
+        touched.charter = true;
+        self.proposals = self.folder.governed().proposals.clone();
+        self.publish(touched);
+    }
+
+    /// Folds in one governance op just inserted: in place when it sorts
+    /// after every op folded so far, from the genesis otherwise.
+    fn fold_in(&mut self, key: (Hlc, OpId)) {
+        // `deprecate` folds again itself, so the folder's deprecations are
+        // always this replica's.
+        match self.governance.get(&key) {
+            Some(entry) if self.folder.follows(&key) => {
+                self.folder.step(key, entry);
+                let touched = self.folder.take_touched();
+                for id in &touched.proposals {
+                    if let Some(state) = self.folder.governed().proposals.get(id) {
+                        self.proposals.insert(*id, state.clone());
+                    }
                 }
-                Some(m) => old.since.is_some() && m.since.is_none(),
-            };
-            if cut {
-                self.needs_rebuild = true;
+                self.publish(touched);
+            }
+            _ => self.refold(),
+        }
+    }
+
+    /// Copies the rows the fold `touched` into the member table, charter
+    /// and state tree. Flags a rebuild when ops already applied may no
+    /// longer count: those of a member that lost its admission, or past a
+    /// removed member's last counted seq.
+    fn publish(&mut self, touched: Touched) {
+        for peer in touched.members {
+            let new = self.folder.member(&peer);
+            if let Some(old) = self.members.get(&peer) {
+                let cut = match &new {
+                    None => old.since.is_some(),
+                    Some(m) if m.status == MemberStatus::Removed => {
+                        m.last_seq.is_none_or(|last| self.chain_len(&peer) > last)
+                    }
+                    Some(m) => old.since.is_some() && m.since.is_none(),
+                };
+                self.needs_rebuild |= cut;
+            }
+            match new {
+                None => {
+                    self.state_tree.remove(&member_key(&peer));
+                    self.members.remove(&peer);
+                }
+                Some(row) => {
+                    if self.members.get(&peer) != Some(&row) {
+                        self.state_tree.insert(member_key(&peer), row.digest());
+                        self.members.insert(peer, row);
+                    }
+                }
             }
         }
-        for (peer, row) in &governed.members {
-            if self.members.get(peer) != Some(row) {
-                self.state_tree.insert(member_key(peer), row.digest());
+        if touched.charter {
+            let governed = self.folder.governed();
+            if governed.charter != self.charter {
+                self.charter = governed.charter.clone();
+                self.state_tree.insert(charter_key(), self.charter.hash());
             }
+            self.ever_approved = governed.ever_approved.clone();
         }
-        if governed.charter != self.charter {
-            self.state_tree
-                .insert(charter_key(), governed.charter.hash());
-        }
-        self.members = governed.members;
-        self.proposals = governed.proposals;
-        self.charter = governed.charter;
-        self.ever_approved = governed.ever_approved;
     }
 
     /// Records verified evidence: the offender is deprecated and its ops
@@ -543,7 +581,7 @@ impl Replica {
                     },
                 );
                 self.contexts.insert(body.origin, context);
-                self.refold();
+                self.fold_in((body.hlc, op.id()));
                 None
             }
         };

@@ -38,7 +38,7 @@ fn signed_ops(key: &Keypair, genesis: &SignedGenesis, count: usize) -> Vec<Vec<u
     (0..count)
         .map(|n| {
             let payload = Payload::Record {
-                id: RecordId::derive(&key.public(), n as u64 + 1),
+                id: RecordId::derive(&key.public(), n as u64 + 1, &[0; 16]),
                 action: RecordAction::Create {
                     collection: "bench".into(),
                     title: format!("Benchmark record number {n}"),

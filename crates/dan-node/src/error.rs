@@ -50,6 +50,17 @@ pub enum NodeError {
         /// The longest known on peers.
         known: u64,
     },
+    /// This computer's clock is so far ahead of the other members' that
+    /// every member would hold back what it signs: it signs nothing until
+    /// the clock is right.
+    #[error(
+        "this computer's clock is {} minutes ahead of the other members' clocks, so they would hold back every change signed now; set the clock right (turn on automatic date and time) and try again",
+        ahead_ms / 60_000
+    )]
+    ClockAhead {
+        /// How far ahead, in ms (median over the members online).
+        ahead_ms: i64,
+    },
     /// The network does not approve this build: it cannot join (yet).
     #[error("{0}")]
     BuildNotApproved(String),
@@ -106,6 +117,7 @@ impl NodeError {
             NodeError::BuildNotApproved(_) => "build_not_approved",
             NodeError::NotMember => "not_member",
             NodeError::Recovering { .. } => "catching_up",
+            NodeError::ClockAhead { .. } => "clock_ahead",
             NodeError::NotFound(_) => "not_found",
             NodeError::Invalid(_)
             | NodeError::Record(_)

@@ -802,7 +802,12 @@ impl Node {
                 let id = match put.id {
                     Some(id) => RecordId::new(&id)?,
                     None => {
-                        RecordId::derive(&self.peer_id(), replica.chain_len(&self.peer_id()) + 1)
+                        let mut nonce = [0u8; 16];
+                        getrandom::fill(&mut nonce).map_err(|e| {
+                            NodeError::Invalid(format!("no randomness for a record id: {e}"))
+                        })?;
+                        let seq = replica.chain_len(&self.peer_id()) + 1;
+                        RecordId::derive(&self.peer_id(), seq, &nonce)
                     }
                 };
                 let action = RecordAction::Create {
@@ -854,6 +859,11 @@ impl Node {
         replica: &mut Replica,
         payload: Payload,
     ) -> Result<(VerifiedOp, Option<RecordView>), NodeError> {
+        if let Some(ahead_ms) = self.net().and_then(|net| net.clock_skew_ms())
+            && ahead_ms > dan_core::hlc::MAX_AHEAD_MS as i64
+        {
+            return Err(NodeError::ClockAhead { ahead_ms });
+        }
         let body = replica.next_body(self.peer_id(), now_ms(), payload);
         let op = VerifiedOp::sign(body, &self.keypair())?;
         let view = match replica.apply(&op)? {

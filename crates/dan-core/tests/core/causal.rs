@@ -361,6 +361,15 @@ mod minority {
             let shuffled = apply_in_batches(&view, &order, batch);
             prop_assert_eq!(in_order.ops_root(), shuffled.ops_root());
             prop_assert_eq!(in_order.state_root(), shuffled.state_root());
+            // Folded in place (in order) or again (shuffled): the same.
+            prop_assert_eq!(
+                in_order.proposals().collect::<Vec<_>>(),
+                shuffled.proposals().collect::<Vec<_>>()
+            );
+            prop_assert_eq!(
+                in_order.members().collect::<Vec<_>>(),
+                shuffled.members().collect::<Vec<_>>()
+            );
             for replica in [&in_order, &shuffled] {
                 for key in honest.iter().copied().chain([&erin]) {
                     prop_assert!(replica.is_member(&key.public()), "{} lost membership", key.public());
