@@ -271,9 +271,12 @@ pub(crate) struct Folder {
     /// What the steps since the last [`take_touched`](Folder::take_touched)
     /// changed.
     touched: Touched,
-    /// Per admitted member (the founder aside), the deciding op of its
-    /// admission: (origin, seq).
-    admitted_by: BTreeMap<PeerKey, (PeerKey, u64)>,
+    /// Per candidate, every approving op (origin, seq), those after its
+    /// admission included.
+    approvals_by: BTreeMap<PeerKey, Vec<(PeerKey, u64)>>,
+    /// Per admitted member (the founder aside), how many approvals its
+    /// admission needed.
+    admission_needed: BTreeMap<PeerKey, usize>,
     /// Per open removal proposal, each yes voter's view of the target's
     /// chain at its latest yes.
     removal_seen: BTreeMap<OpId, BTreeMap<PeerKey, u64>>,
@@ -312,16 +315,30 @@ impl Folder {
         (admitted, needed)
     }
 
-    /// Whether `entry`'s signer had seen its own admission when it signed.
+    /// Whether `entry`'s signer had seen itself admitted when it signed:
+    /// as many approvals of it as its admission needed (any of them, so an
+    /// approval dated earlier that arrives late does not void the ops it
+    /// signed since).
     fn knows_own_admission(&self, entry: &GovernanceEntry) -> bool {
-        self.admitted_by
-            .get(&entry.origin)
-            .is_none_or(|(by, seq)| entry.seen(by) >= *seq)
+        let Some(needed) = self.admission_needed.get(&entry.origin) else {
+            return true;
+        };
+        let seen = self.approvals_by.get(&entry.origin).map_or(0, |approvals| {
+            approvals
+                .iter()
+                .filter(|(by, seq)| entry.seen(by) >= *seq)
+                .count()
+        });
+        seen >= *needed
     }
 
     fn approve(&mut self, entry: &GovernanceEntry, request: &SignedJoinRequest, hlc: Hlc) {
         let origin = entry.origin;
         let r = &request.request;
+        self.approvals_by
+            .entry(r.joiner)
+            .or_default()
+            .push((origin, entry.seq));
         if self.out.members.get(&r.joiner).is_some_and(|m| {
             m.status != MemberStatus::Pending && m.status != MemberStatus::Rejected
         }) {
@@ -351,7 +368,7 @@ impl Folder {
         row.rejections.remove(&origin);
         row.approvals.insert(origin);
         self.touched.members.insert(r.joiner);
-        self.decide_candidate(r.joiner, entry, hlc);
+        self.decide_candidate(r.joiner, hlc);
     }
 
     fn reject(&mut self, entry: &GovernanceEntry, peer: PeerKey, hlc: Hlc) {
@@ -367,10 +384,10 @@ impl Folder {
         row.approvals.remove(&origin);
         row.rejections.insert(origin);
         self.touched.members.insert(peer);
-        self.decide_candidate(peer, entry, hlc);
+        self.decide_candidate(peer, hlc);
     }
 
-    fn decide_candidate(&mut self, candidate: PeerKey, entry: &GovernanceEntry, hlc: Hlc) {
+    fn decide_candidate(&mut self, candidate: PeerKey, hlc: Hlc) {
         let (conforming, needed) = self.needed();
         let Some(row) = self.out.members.get_mut(&candidate) else {
             return;
@@ -379,8 +396,7 @@ impl Folder {
             Some(true) => {
                 row.status = MemberStatus::Member;
                 row.since = Some(hlc);
-                self.admitted_by
-                    .insert(candidate, (entry.origin, entry.seq));
+                self.admission_needed.insert(candidate, needed);
             }
             Some(false) => row.status = MemberStatus::Rejected,
             None => {}
@@ -461,7 +477,7 @@ impl Folder {
                 state.decided_at = Some(hlc);
                 let proposal = state.proposal.clone();
                 let yes: BTreeSet<PeerKey> = state.yes.intersection(&conforming).copied().collect();
-                self.enact(id, &proposal, &yes, hlc);
+                self.enact(id, &proposal, &yes, needed, hlc);
             }
             Some(false) => {
                 state.status = ProposalStatus::Rejected;
@@ -471,17 +487,45 @@ impl Folder {
         }
     }
 
-    /// Carries out a passed proposal; `yes` are the votes that decided it.
-    fn enact(&mut self, id: OpId, proposal: &Proposal, yes: &BTreeSet<PeerKey>, hlc: Hlc) {
+    /// The last seq of a removed member that counts: the highest position
+    /// of its chain that a quorum of the deciding votes had all seen (the
+    /// `needed`-th highest claim among them, the target's own vote left
+    /// out), so that no minority of voters can raise it by claiming to have
+    /// seen more.
+    fn removal_cut_off(
+        &self,
+        id: OpId,
+        target: &PeerKey,
+        yes: &BTreeSet<PeerKey>,
+        needed: usize,
+    ) -> u64 {
+        let Some(seen) = self.removal_seen.get(&id) else {
+            return 0;
+        };
+        let mut claims: Vec<u64> = yes
+            .iter()
+            .filter(|voter| *voter != target)
+            .filter_map(|voter| seen.get(voter))
+            .copied()
+            .collect();
+        claims.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum = needed.clamp(1, claims.len().max(1));
+        claims.get(quorum - 1).copied().unwrap_or(0)
+    }
+
+    /// Carries out a passed proposal; `yes` are the votes that decided it
+    /// and `needed` how many it took.
+    fn enact(
+        &mut self,
+        id: OpId,
+        proposal: &Proposal,
+        yes: &BTreeSet<PeerKey>,
+        needed: usize,
+        hlc: Hlc,
+    ) {
         match proposal {
             Proposal::Remove { peer } => {
-                let last_seq = self.removal_seen.get(&id).map_or(0, |seen| {
-                    yes.iter()
-                        .filter_map(|voter| seen.get(voter))
-                        .copied()
-                        .max()
-                        .unwrap_or(0)
-                });
+                let last_seq = self.removal_cut_off(id, peer, yes, needed);
                 if let Some(row) = self
                     .out
                     .members
@@ -568,7 +612,8 @@ impl Folder {
             },
             last: None,
             touched: Touched::default(),
-            admitted_by: BTreeMap::new(),
+            approvals_by: BTreeMap::new(),
+            admission_needed: BTreeMap::new(),
             removal_seen: BTreeMap::new(),
         }
     }

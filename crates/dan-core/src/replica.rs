@@ -164,6 +164,9 @@ pub struct Replica {
     /// The fold of `governance`, kept to fold new ops in place.
     folder: Folder,
     needs_rebuild: bool,
+    /// While rebuilding: per origin, the last seq that counts in the end
+    /// (see [`rebuild_hints`](Self::rebuild_hints)).
+    hints: BTreeMap<PeerKey, u64>,
     /// Per origin, the applied ops in seq order: id and clock.
     chains: HashMap<PeerKey, Vec<(OpId, Hlc)>>,
     /// Per origin, the context of its latest applied governance op.
@@ -191,6 +194,7 @@ impl Replica {
             governance: BTreeMap::new(),
             folder: Folder::new(&genesis, BTreeMap::new()),
             needs_rebuild: false,
+            hints: BTreeMap::new(),
             chains: HashMap::new(),
             contexts: HashMap::new(),
             records: HashMap::new(),
@@ -345,6 +349,52 @@ impl Replica {
     /// the state must be rebuilt from the op log (see `dan-node`).
     pub fn needs_rebuild(&self) -> bool {
         self.needs_rebuild
+    }
+
+    /// What a rebuild from the op log must refuse from the start so that it
+    /// ends in the state of applying the whole set in any order: per origin
+    /// whose applied chain goes past what counts, the last seq that counts
+    /// (a removal's cut-off; 0 for an origin that is not admitted in the
+    /// end). Empty when nothing must be cut.
+    pub fn rebuild_hints(&self) -> BTreeMap<PeerKey, u64> {
+        self.chains
+            .iter()
+            .filter_map(|(peer, chain)| {
+                let last = match self.members.get(peer) {
+                    Some(m) if m.status == MemberStatus::Removed => m.last_seq?,
+                    Some(m) if m.since.is_some() => return None,
+                    _ => 0,
+                };
+                (chain.len() as u64 > last).then_some((*peer, last))
+            })
+            .collect()
+    }
+
+    /// Starts a rebuild that refuses, per origin, the ops after `hints`'
+    /// seq (from [`rebuild_hints`](Self::rebuild_hints) of an earlier pass).
+    pub fn hint_rebuild(&mut self, hints: BTreeMap<PeerKey, u64>) {
+        self.hints = hints;
+    }
+
+    /// Ends a rebuild: the hints are dropped (later ops may make more of
+    /// those chains count) and the state no longer needs rebuilding.
+    pub fn finish_rebuild(&mut self) {
+        self.hints.clear();
+        self.needs_rebuild = false;
+    }
+
+    /// The last seq of `peer`'s chain that counts here, if it is cut off
+    /// (deprecated, removed, or hinted while rebuilding).
+    fn last_counted(&self, peer: &PeerKey) -> Option<u64> {
+        let deprecated = self
+            .deprecations
+            .get(peer)
+            .map(|d| d.cutoff.saturating_sub(1));
+        let removed = self.members.get(peer).and_then(|m| m.last_seq);
+        [deprecated, removed, self.hints.get(peer).copied()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// One member-table row.
@@ -514,15 +564,23 @@ impl Replica {
     /// The body of the next op `origin` writes: next seq, previous op id,
     /// and a clock after everything this replica has seen.
     /// A governance op also gets its context: how far this replica holds
-    /// every other origin's chain.
+    /// every other origin's chain, and never less than `origin`'s previous
+    /// governance op said (a chain cut off since, by a deprecation, must
+    /// not make the context go back).
     pub fn next_body(&self, origin: PeerKey, now_ms: u64, payload: Payload) -> OpBody {
         let chain = self.chains.get(&origin);
         let context = matches!(payload, Payload::Governance(_)).then(|| {
-            self.chains
+            let mut context: Context = self
+                .chains
                 .iter()
                 .filter(|(peer, chain)| **peer != origin && !chain.is_empty())
                 .map(|(peer, chain)| (*peer, chain.len() as u64))
-                .collect()
+                .collect();
+            for (peer, seq) in self.contexts.get(&origin).into_iter().flatten() {
+                let held = context.entry(*peer).or_insert(*seq);
+                *held = (*held).max(*seq);
+            }
+            context
         });
         OpBody {
             network: self.network_id,
@@ -568,9 +626,11 @@ impl Replica {
                 view
             }
             Payload::Governance(action) => {
-                self.check_governance(action)?;
+                // The cheap check first: an op held back for its context
+                // is retried, and must not cost a signature check each time.
                 let context = body.context.clone().unwrap_or_default();
                 self.check_context_held(&context)?;
+                self.check_governance(action)?;
                 self.governance.insert(
                     (body.hlc, op.id()),
                     GovernanceEntry {
@@ -618,6 +678,9 @@ impl Replica {
                     existing: *existing,
                 })
             };
+        }
+        if self.hints.get(&origin).is_some_and(|last| body.seq > *last) {
+            return Err(OpRejection::Removed(origin));
         }
         let Some(row) = self.members.get(&origin).filter(|m| m.since.is_some()) else {
             return Err(OpRejection::NotAMember(origin));
@@ -721,13 +784,7 @@ impl Replica {
     /// them).
     fn check_context_held(&self, context: &Context) -> Result<(), OpRejection> {
         for (peer, seq) in context {
-            let mut counted = *seq;
-            if let Some(d) = self.deprecations.get(peer) {
-                counted = counted.min(d.cutoff.saturating_sub(1));
-            }
-            if let Some(last) = self.members.get(peer).and_then(|m| m.last_seq) {
-                counted = counted.min(last);
-            }
+            let counted = self.last_counted(peer).map_or(*seq, |last| last.min(*seq));
             if self.chain_len(peer) < counted {
                 return Err(OpRejection::MissingContext {
                     origin: *peer,

@@ -17,11 +17,35 @@ use crate::node::{Node, NodeEvent};
 
 /// Most ops kept waiting for missing predecessors.
 const MAX_WAITING: usize = 20_000;
+/// Most held ops of one origin.
+const MAX_WAITING_PER_ORIGIN: usize = 4_096;
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The held ops kept for the next batch: one per (origin, seq), at most
+/// [`MAX_WAITING_PER_ORIGIN`] per origin and [`MAX_WAITING`] in all, so
+/// that no member can push the others' held ops out by signing many
+/// alternatives that wait for ops that never come.
+fn bounded_waiting(deferred: &[VerifiedOp]) -> Vec<VerifiedOp> {
+    let mut positions = std::collections::HashSet::new();
+    let mut per_origin: std::collections::HashMap<PeerKey, usize> =
+        std::collections::HashMap::new();
+    deferred
+        .iter()
+        .filter(|op| {
+            let body = op.body();
+            let count = per_origin.entry(body.origin).or_default();
+            let keep = *count < MAX_WAITING_PER_ORIGIN && positions.insert((body.origin, body.seq));
+            *count += usize::from(keep);
+            keep
+        })
+        .take(MAX_WAITING)
+        .cloned()
+        .collect()
 }
 
 impl Node {
@@ -172,9 +196,7 @@ impl Node {
             );
             self.reload(replica).await?;
         }
-        let mut waiting = outcome.deferred.clone();
-        waiting.truncate(MAX_WAITING);
-        ledger.waiting = waiting;
+        ledger.waiting = bounded_waiting(&outcome.deferred);
         let replica = ledger.replica.as_ref();
         let is_member = replica.is_some_and(|r| r.is_member(&self.peer_id()));
         let members_after: Vec<_> = replica
@@ -216,7 +238,8 @@ impl Node {
                 }
                 OpRejection::Record(_)
                 | OpRejection::BadGovernance(_)
-                | OpRejection::BadClock(_) => Evidence::InvalidOp {
+                | OpRejection::BadClock(_)
+                | OpRejection::BadContext(_) => Evidence::InvalidOp {
                     op: op.bytes().to_vec(),
                 },
                 _ => continue,

@@ -105,8 +105,14 @@ fn no_single_admin_a_founder_backdating_one_approve_cannot_take_over_an_active_n
 #[test]
 fn no_single_admin_a_removed_member_cannot_write_past_what_the_deciding_votes_had_seen() {
     let (mut replica, [alice, bob, carol]) = trio_replica();
-    let first = body_of(&replica, &carol, note("carol-1"), |b| b.hlc = at(40));
-    replica.apply(&first).expect("carol writes");
+    let mut carol_ops = Vec::new();
+    for (n, clock) in [(1, 40), (2, 41)] {
+        let op = body_of(&replica, &carol, note(&format!("carol-{n}")), |b| {
+            b.hlc = at(clock)
+        });
+        replica.apply(&op).expect("carol writes");
+        carol_ops.push(op);
+    }
     let proposal = govern(
         &mut replica,
         &alice,
@@ -115,10 +121,10 @@ fn no_single_admin_a_removed_member_cannot_write_past_what_the_deciding_votes_ha
         }),
         100,
     );
-    // Carol writes again before bob's vote; bob had seen it when he voted.
-    let second = body_of(&replica, &carol, note("carol-2"), |b| b.hlc = at(41));
-    replica.apply(&second).expect("carol writes again");
-    govern(
+    // Carol writes again, dated before the proposal; bob sees it, alice did not.
+    let third = body_of(&replica, &carol, note("carol-3"), |b| b.hlc = at(42));
+    replica.apply(&third).expect("carol writes again");
+    let vote = govern(
         &mut replica,
         &bob,
         GovernanceAction::Vote {
@@ -132,18 +138,147 @@ fn no_single_admin_a_removed_member_cannot_write_past_what_the_deciding_votes_ha
     assert_eq!(
         row.last_seq,
         Some(2),
-        "bob's vote had seen carol's second op"
+        "the deciding quorum (alice and bob) had both seen two of carol's ops"
     );
-    assert!(
-        replica
-            .record(&RecordId::new("carol-2").expect("id"))
-            .is_some()
-    );
-    // Dated before the removal, at a position no deciding vote had seen.
-    let late = body_of(&replica, &carol, note("carol-3"), |b| b.hlc = at(42));
+    assert!(replica.needs_rebuild(), "carol's third op no longer counts");
+    // Whatever its clock, a later op is refused.
+    let late = body_of(&replica, &carol, note("carol-4"), |b| b.hlc = at(43));
     assert_eq!(
         replica.apply(&late),
         Err(OpRejection::Removed(carol.public()))
+    );
+    // A rebuild in arrival order, hinted with what the end state cuts off,
+    // ends in the same state whatever the arrival order was.
+    let t = trio();
+    let replay = |log: &[&VerifiedOp], hints| {
+        let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+        replica.hint_rebuild(hints);
+        for op in log {
+            let _ = replica.apply(op);
+        }
+        replica
+    };
+    let rebuild = |log: &[&VerifiedOp]| {
+        let hints = replay(log, BTreeMap::new()).rebuild_hints();
+        assert_eq!(hints, BTreeMap::from([(carol.public(), 2)]));
+        let mut rebuilt = replay(log, hints);
+        assert!(rebuilt.rebuild_hints().is_empty());
+        rebuilt.finish_rebuild();
+        assert!(!rebuilt.needs_rebuild());
+        rebuilt
+    };
+    let base: Vec<&VerifiedOp> = t.admissions.iter().chain(&carol_ops).collect();
+    let one = [base.clone(), vec![&proposal, &third, &vote]].concat();
+    let other = [base, vec![&third, &proposal, &vote]].concat();
+    let (rebuilt, other) = (rebuild(&one), rebuild(&other));
+    assert_eq!(rebuilt.ops_root(), other.ops_root());
+    assert_eq!(rebuilt.state_root(), other.state_root());
+    assert!(
+        rebuilt
+            .record(&RecordId::new("carol-3").expect("id"))
+            .is_none()
+    );
+    assert!(
+        rebuilt
+            .record(&RecordId::new("carol-2").expect("id"))
+            .is_some()
+    );
+}
+
+// Attacker review of the causal core, finding 2: an approval dated earlier
+// that arrives late became the "deciding" op of an admission, and every op
+// the admitted member had signed since stopped counting.
+#[test]
+fn no_single_admin_a_late_approval_does_not_void_what_a_member_signed_since_its_admission() {
+    let (mut replica, [alice, bob, carol]) = trio_replica();
+    let dave = Keypair::from_secret([4; 32]);
+    let erin = Keypair::from_secret([5; 32]);
+    let network = replica.network_id();
+    let late = body_of(
+        &replica,
+        &carol,
+        approve(join_request(network, &dave, "dave")),
+        |b| b.hlc = at(45),
+    );
+    for (key, clock) in [(&alice, 40), (&bob, 50)] {
+        govern(
+            &mut replica,
+            key,
+            GovernanceAction::Approve {
+                request: Box::new(join_request(network, &dave, "dave")),
+            },
+            clock,
+        );
+    }
+    assert!(replica.is_member(&dave.public()));
+    for (key, clock) in [(&alice, 60), (&bob, 61), (&dave, 62)] {
+        govern(
+            &mut replica,
+            key,
+            GovernanceAction::Approve {
+                request: Box::new(join_request(network, &erin, "erin")),
+            },
+            clock,
+        );
+    }
+    assert!(replica.is_member(&erin.public()), "dave's approval decided");
+    replica.apply(&late).expect("carol's late approval");
+    assert!(replica.is_member(&dave.public()));
+    assert!(
+        replica.is_member(&erin.public()),
+        "dave had seen two approvals of himself, as many as his admission needed"
+    );
+}
+
+#[test]
+fn no_single_admin_an_honest_member_still_votes_after_a_chain_it_had_seen_is_cut_off() {
+    let (mut replica, [alice, _bob, carol]) = trio_replica();
+    let mut ops = Vec::new();
+    for (n, clock) in [(1, 40), (2, 41), (3, 42)] {
+        let op = body_of(&replica, &carol, note(&format!("carol-{n}")), |b| {
+            b.hlc = at(clock)
+        });
+        replica.apply(&op).expect("carol writes");
+        ops.push(op);
+    }
+    let proposal = govern(
+        &mut replica,
+        &alice,
+        GovernanceAction::Propose(Proposal::AddBuilds {
+            code_hashes: BTreeSet::from([dan_core::Hash32::of(b"build B")]),
+            builds: BTreeMap::new(),
+        }),
+        100,
+    );
+    ops.push(proposal.clone());
+    // Carol is found to have equivocated at seq 2: her ops from 2 on go.
+    let t = trio();
+    let mut rebuilt = Replica::new(t.genesis.clone()).expect("replica");
+    let finding = dan_core::Finding {
+        offender: carol.public(),
+        cutoff: 2,
+        reason: "equivocated".into(),
+    };
+    rebuilt.deprecate(&finding, dan_core::Hash32::of(b"evidence"));
+    let outcome = rebuilt.apply_batch(t.admissions.iter().chain(&ops).cloned().collect());
+    assert_eq!(outcome.applied.len(), 3 + 1 + 1, "{:?}", outcome.rejected);
+    // Alice had seen three of carol's ops; only one counts now. Her next
+    // governance op must not go back behind what she said before.
+    let vote = govern(
+        &mut rebuilt,
+        &alice,
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: true,
+        },
+        120,
+    );
+    assert_eq!(
+        vote.body()
+            .context
+            .as_ref()
+            .and_then(|c| c.get(&carol.public())),
+        Some(&3)
     );
 }
 
@@ -282,6 +417,73 @@ mod minority {
         replica
     }
 
+    // Attacker review of the causal core, finding 1: the removal cut-off
+    // was the highest claim among the deciding votes, so one colluder
+    // claiming to have seen a billion of the target's ops let a removed
+    // member write for ever.
+    #[test]
+    fn no_single_admin_one_colluder_cannot_keep_a_removed_member_writing() {
+        let (_, mut replica, keys) = five();
+        let [alice, bob, carol, colluder, target] = [0, 1, 2, 3, 4].map(|i| &keys[i]);
+        for (n, clock) in [(1, 100), (2, 101)] {
+            let op = body_of(&replica, target, note(&format!("t-{n}")), |b| {
+                b.hlc = at(clock)
+            });
+            replica.apply(&op).expect("the target writes");
+        }
+        let proposal = govern(
+            &mut replica,
+            alice,
+            GovernanceAction::Propose(Proposal::Remove {
+                peer: target.public(),
+            }),
+            200,
+        );
+        let vote = |id| {
+            Payload::Governance(GovernanceAction::Vote {
+                proposal: id,
+                approve: true,
+            })
+        };
+        let inflated = body_of(&replica, colluder, vote(proposal.id()), |b| {
+            b.hlc = at(201);
+            b.context
+                .get_or_insert_with(Context::new)
+                .insert(target.public(), 1_000_000_000);
+        });
+        let outcome = replica.apply_batch(vec![inflated.clone()]);
+        assert_eq!(
+            outcome.deferred.len(),
+            1,
+            "it waits for ops that do not exist"
+        );
+        for (key, clock) in [(bob, 210), (carol, 220)] {
+            govern(
+                &mut replica,
+                key,
+                GovernanceAction::Vote {
+                    proposal: proposal.id(),
+                    approve: true,
+                },
+                clock,
+            );
+        }
+        let outcome = replica.apply_batch(vec![inflated]);
+        assert_eq!(
+            outcome.applied.len(),
+            1,
+            "capped at the cut-off, it applies"
+        );
+        let row = replica.member(&target.public()).expect("row");
+        assert_eq!(row.status, MemberStatus::Removed);
+        assert_eq!(row.last_seq, Some(2));
+        let more = body_of(&replica, target, note("t-3"), |b| b.hlc = at(102));
+        assert_eq!(
+            replica.apply(&more),
+            Err(OpRejection::Removed(target.public()))
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -308,8 +510,14 @@ mod minority {
             };
             let puppets: Vec<Keypair> = (0..3u8).map(|i| Keypair::from_secret([90 + i; 32])).collect();
             let mut removals: Vec<dan_core::OpId> = Vec::new();
+            // A signer whose op waits (for a context that may never come)
+            // signs nothing more: its next op would take the same seq.
+            let mut stalled = BTreeSet::new();
             for m in &moves {
                 let key = adversary[m.signer];
+                if stalled.contains(&key.public()) {
+                    continue;
+                }
                 let action = match m.kind {
                     0 => GovernanceAction::Approve {
                         request: Box::new(join_request(view.network_id(), &puppets[m.target % 3], "puppet")),
@@ -338,7 +546,10 @@ mod minority {
                         ops.push(op);
                     }
                     Err(e) if !e.is_transient() => ops.push(op),
-                    Err(_) => {}
+                    Err(_) => {
+                        stalled.insert(key.public());
+                        ops.push(op);
+                    }
                 }
             }
             let erin = Keypair::from_secret([50; 32]);
