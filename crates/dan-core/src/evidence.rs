@@ -13,7 +13,6 @@ use crate::conformance::{Hello, SignedHello};
 use crate::hash::Hash32;
 use crate::identity::{Keypair, PeerKey};
 use crate::op::{Op, Payload, verify_ops};
-use crate::record::RecordAction;
 use crate::replica::Replica;
 
 /// Largest encoded signed evidence, in bytes.
@@ -410,17 +409,11 @@ fn rule_violation(op: &Op, replica: &Replica) -> Result<Option<String>, String> 
             if let Err(e) = crate::replica::check_record_fields(id, action) {
                 return Ok(Some(e.to_string()));
             }
-            let collection = match action {
-                RecordAction::Create { collection, .. } => collection.clone(),
-                _ => match replica.record(id) {
-                    Some(view) => view.collection,
-                    None => return Err(format!("record {id} is not known here yet")),
-                },
-            };
-            if let Err(e) = replica.charter().schema.check(&collection, action) {
-                return Ok(Some(e.to_string()));
+            match replica.check_record(id, action, op.body()) {
+                Ok(()) => chain_violation(op, replica),
+                Err(e) if e.is_transient() => Err(e.to_string()),
+                Err(e) => Ok(Some(e.to_string())),
             }
-            chain_violation(op, replica)
         }
         Payload::Governance(action) => {
             if let Err(e) = replica.check_governance(action) {

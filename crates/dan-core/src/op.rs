@@ -44,7 +44,9 @@ pub struct OpBody {
     /// previous op.
     pub hlc: Hlc,
     /// For a governance op, what its signer had applied when it signed
-    /// (see [`Context`]); `None` for a record op.
+    /// (see [`Context`]). For a record update or delete, the chain position
+    /// of the create it builds on (one entry), so that it stays valid when
+    /// that create is cut off. `None` for a record create.
     pub context: Option<Context>,
     /// The change.
     pub payload: Payload,

@@ -338,6 +338,10 @@ pub struct RecordState {
     created: Option<Stamp>,
     deleted: Option<Stamp>,
     latest: Option<(Stamp, PeerKey)>,
+    /// The create ops applied, by chain position (origin, seq), with the
+    /// collection each named: updates and deletes name the create they
+    /// build on.
+    creates: BTreeMap<(PeerKey, u64), String>,
 }
 
 impl RecordState {
@@ -352,7 +356,25 @@ impl RecordState {
             created: None,
             deleted: None,
             latest: None,
+            creates: BTreeMap::new(),
         }
+    }
+
+    /// Notes that the create op at `at` (origin, seq) named `collection`.
+    pub fn note_create(&mut self, at: (PeerKey, u64), collection: &str) {
+        self.creates.insert(at, collection.to_owned());
+    }
+
+    /// The collection the create op at `at` named, if that op is a create
+    /// of this record.
+    pub fn created_in(&self, at: &(PeerKey, u64)) -> Option<&str> {
+        self.creates.get(at).map(String::as_str)
+    }
+
+    /// The first create op applied (by chain position), which a new update
+    /// or delete names.
+    pub fn first_create(&self) -> Option<(PeerKey, u64)> {
+        self.creates.keys().next().copied()
     }
 
     /// Merges one op's change into the state.

@@ -261,8 +261,10 @@ impl Replica {
             if let Some(old) = self.members.get(&peer) {
                 let cut = match &new {
                     None => old.since.is_some(),
+                    // A changed cut-off changes which creations count.
                     Some(m) if m.status == MemberStatus::Removed => {
-                        m.last_seq.is_none_or(|last| self.chain_len(&peer) > last)
+                        (old.status == MemberStatus::Removed && m.last_seq != old.last_seq)
+                            || m.last_seq.is_none_or(|last| self.chain_len(&peer) > last)
                     }
                     Some(m) => old.since.is_some() && m.since.is_none(),
                 };
@@ -566,22 +568,22 @@ impl Replica {
     /// A governance op also gets its context: how far this replica holds
     /// every other origin's chain, and never less than `origin`'s previous
     /// governance op said (a chain cut off since, by a deprecation, must
-    /// not make the context go back).
+    /// not make the context go back). A record update or delete names the
+    /// record's first create.
     pub fn next_body(&self, origin: PeerKey, now_ms: u64, payload: Payload) -> OpBody {
         let chain = self.chains.get(&origin);
-        let context = matches!(payload, Payload::Governance(_)).then(|| {
-            let mut context: Context = self
-                .chains
-                .iter()
-                .filter(|(peer, chain)| **peer != origin && !chain.is_empty())
-                .map(|(peer, chain)| (*peer, chain.len() as u64))
-                .collect();
-            for (peer, seq) in self.contexts.get(&origin).into_iter().flatten() {
-                let held = context.entry(*peer).or_insert(*seq);
-                *held = (*held).max(*seq);
-            }
-            context
-        });
+        let context = match &payload {
+            Payload::Record {
+                action: RecordAction::Create { .. },
+                ..
+            } => None,
+            Payload::Record { id, .. } => self
+                .records
+                .get(id)
+                .and_then(RecordState::first_create)
+                .map(|at| Context::from([at])),
+            Payload::Governance(_) => Some(self.governance_context(origin)),
+        };
         OpBody {
             network: self.network_id,
             origin,
@@ -593,6 +595,21 @@ impl Replica {
             context,
             payload,
         }
+    }
+
+    /// What `origin` has seen, for its next governance op.
+    fn governance_context(&self, origin: PeerKey) -> Context {
+        let mut context: Context = self
+            .chains
+            .iter()
+            .filter(|(peer, chain)| **peer != origin && !chain.is_empty())
+            .map(|(peer, chain)| (*peer, chain.len() as u64))
+            .collect();
+        for (peer, seq) in self.contexts.get(&origin).into_iter().flatten() {
+            let held = context.entry(*peer).or_insert(*seq);
+            *held = (*held).max(*seq);
+        }
+        context
     }
 
     /// Checks `op` against the chain, membership and rules, and applies it.
@@ -613,6 +630,9 @@ impl Replica {
                     .records
                     .entry(id.clone())
                     .or_insert_with(|| RecordState::new(id.clone()));
+                if let RecordAction::Create { collection, .. } = action {
+                    state.note_create((body.origin, body.seq), collection);
+                }
                 let stamp = Stamp {
                     hlc: body.hlc,
                     op: op.id(),
@@ -741,11 +761,26 @@ impl Replica {
             ));
         }
         let context = match (&body.payload, &body.context) {
-            (Payload::Record { .. }, None) => return Ok(()),
-            (Payload::Record { .. }, Some(_)) => {
-                return Err(OpRejection::BadContext(
-                    "a record op carries no context".into(),
-                ));
+            (
+                Payload::Record {
+                    action: RecordAction::Create { .. },
+                    ..
+                },
+                None,
+            ) => return Ok(()),
+            (Payload::Record { action, .. }, context) => {
+                let names_one_create =
+                    matches!(action, RecordAction::Update { .. } | RecordAction::Delete)
+                        && context
+                            .as_ref()
+                            .is_some_and(|c| c.len() == 1 && c.values().all(|seq| *seq > 0));
+                return if names_one_create {
+                    Ok(())
+                } else {
+                    Err(OpRejection::BadContext(
+                        "a record create carries no context; an update or delete names the create it builds on".into(),
+                    ))
+                };
             }
             (Payload::Governance(_), None) => {
                 return Err(OpRejection::BadContext(
@@ -845,7 +880,7 @@ impl Replica {
 
     /// Checks a record change against the limits, the forming rule and the
     /// charter's schema.
-    fn check_record(
+    pub(crate) fn check_record(
         &self,
         id: &RecordId,
         action: &RecordAction,
@@ -858,11 +893,39 @@ impl Replica {
                 needed: self.charter.min_members as usize,
             });
         }
-        let existing = self.records.get(id).and_then(RecordState::collection);
-        let collection = match (action, existing) {
-            (RecordAction::Create { collection, .. }, _) => collection.as_str(),
-            (_, Some(collection)) => collection,
-            (_, None) => return Err(OpRejection::MissingRecord(id.clone())),
+        let collection = match action {
+            RecordAction::Create { collection, .. } => collection.as_str(),
+            RecordAction::Update { .. } | RecordAction::Delete => {
+                let Some((creator, seq)) = body
+                    .context
+                    .as_ref()
+                    .and_then(|c| c.iter().next())
+                    .map(|(p, s)| (*p, *s))
+                else {
+                    return Err(OpRejection::BadContext(
+                        "an update or delete names the create it builds on".into(),
+                    ));
+                };
+                let named = self
+                    .records
+                    .get(id)
+                    .and_then(|r| r.created_in(&(creator, seq)));
+                match named {
+                    Some(collection) => collection,
+                    None if self.chain_len(&creator) >= seq => {
+                        return Err(OpRejection::BadContext(format!(
+                            "op {seq} of {creator}, which it names as the creation of {id}, is not one"
+                        )));
+                    }
+                    // The creation is cut off (its origin deprecated or
+                    // removed before it): the change applies to a record
+                    // nobody will see, and its origin's chain goes on.
+                    None if self.last_counted(&creator).is_some_and(|last| last < seq) => {
+                        return Ok(());
+                    }
+                    None => return Err(OpRejection::MissingRecord(id.clone())),
+                }
+            }
         };
         self.charter.schema.check(collection, action)?;
         Ok(())

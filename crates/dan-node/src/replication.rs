@@ -26,6 +26,17 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// How much of the op set a peer is served (see [`Node::serving`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    /// Every op.
+    Everything,
+    /// The ops dated up to this clock.
+    UpTo(dan_core::Hlc),
+    /// None.
+    Nothing,
+}
+
 /// The held ops kept for the next batch: one per (origin, seq), at most
 /// [`MAX_WAITING_PER_ORIGIN`] per origin and [`MAX_WAITING`] in all, so
 /// that no member can push the others' held ops out by signing many
@@ -139,6 +150,14 @@ impl Node {
     /// Whether this instance serves ops to `peer` right now: a member in its
     /// own replica whose last hello was not refused.
     pub async fn serves(&self, peer: &PeerKey) -> bool {
+        matches!(self.serving(peer).await, Serving::Everything)
+    }
+
+    /// How much of the op set this instance serves `peer`: everything to a
+    /// member in good standing; to a member removed by vote the ops up to
+    /// the decision (so that it learns of its own removal, and nothing
+    /// written after it); nothing to anyone else.
+    pub async fn serving(&self, peer: &PeerKey) -> Serving {
         // A member whose last hello this instance refused (an unapproved or
         // withdrawn build) gets nothing until a later hello is accepted.
         let refused = self
@@ -151,7 +170,15 @@ impl Node {
                 )
             });
         let ledger = self.inner().ledger.lock().await;
-        !refused && ledger.replica.as_ref().is_some_and(|r| r.is_member(peer))
+        let Some(row) = ledger.replica.as_ref().and_then(|r| r.member(peer)) else {
+            return Serving::Nothing;
+        };
+        match (row.status, row.removed_at) {
+            _ if refused => Serving::Nothing,
+            (dan_core::MemberStatus::Member, _) => Serving::Everything,
+            (dan_core::MemberStatus::Removed, Some(decided)) => Serving::UpTo(decided),
+            _ => Serving::Nothing,
+        }
     }
 
     /// The network this instance is joining through an invite, if any.

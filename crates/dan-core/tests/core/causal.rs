@@ -345,6 +345,89 @@ fn determinism_a_governance_op_waits_for_the_ops_its_signer_had_seen() {
     assert_eq!(row.approvals, BTreeSet::from([alice.public()]));
 }
 
+fn update(id: &str, value: i64) -> Payload {
+    Payload::Record {
+        id: RecordId::new(id).expect("id"),
+        action: RecordAction::Update {
+            title: None,
+            fields: BTreeMap::from([("n".to_owned(), Some(dan_core::FieldValue::Int(value)))]),
+            tags: None,
+        },
+    }
+}
+
+// Issue 9, sixth attack: on e0617a0, when a member was cut off, another
+// member's edit of a record it had created became invalid everywhere, and
+// the editor's whole later chain stalled for ever.
+#[test]
+fn deprecation_an_edit_of_a_record_whose_creation_is_cut_off_does_not_stall_the_editor() {
+    let (mut replica, [_alice, bob, carol]) = trio_replica();
+    let created = body_of(&replica, &carol, note("carols"), |b| b.hlc = at(40));
+    replica.apply(&created).expect("carol creates");
+    let edit = body_of(&replica, &bob, update("carols", 1), |b| b.hlc = at(41));
+    assert_eq!(
+        edit.body()
+            .context
+            .as_ref()
+            .and_then(|c| c.get(&carol.public())),
+        Some(&created.body().seq),
+        "the edit names the creation it builds on"
+    );
+    replica.apply(&edit).expect("bob edits");
+    let later = body_of(&replica, &bob, note("bobs"), |b| b.hlc = at(42));
+    replica.apply(&later).expect("bob writes on");
+    // Carol is cut off from the op that created the record.
+    let t = trio();
+    let mut rebuilt = Replica::new(t.genesis.clone()).expect("replica");
+    let finding = dan_core::Finding {
+        offender: carol.public(),
+        cutoff: created.body().seq,
+        reason: "equivocated".into(),
+    };
+    rebuilt.deprecate(&finding, dan_core::Hash32::of(b"evidence"));
+    let ops: Vec<VerifiedOp> = t
+        .admissions
+        .iter()
+        .cloned()
+        .chain([created, edit, later])
+        .collect();
+    let outcome = rebuilt.apply_batch(ops);
+    assert_eq!(outcome.rejected.len(), 1, "only carol's creation");
+    assert!(outcome.deferred.is_empty(), "{:?}", outcome.deferred);
+    assert!(
+        rebuilt
+            .record(&RecordId::new("carols").expect("id"))
+            .is_none()
+    );
+    assert!(
+        rebuilt
+            .record(&RecordId::new("bobs").expect("id"))
+            .is_some()
+    );
+}
+
+#[test]
+fn bad_input_an_edit_naming_an_op_that_is_not_the_records_creation_is_refused() {
+    let (mut replica, [alice, bob, _carol]) = trio_replica();
+    let created = body_of(&replica, &bob, note("bobs"), |b| b.hlc = at(40));
+    replica.apply(&created).expect("bob creates");
+    let forged = body_of(&replica, &bob, update("bobs", 1), |b| {
+        b.hlc = at(41);
+        b.context = Some(Context::from([(alice.public(), 1)]));
+    });
+    assert!(matches!(
+        replica.apply(&forged),
+        Err(OpRejection::BadContext(_))
+    ));
+    assert!(matches!(
+        (Evidence::InvalidOp {
+            op: forged.bytes().to_vec()
+        })
+        .check(&replica),
+        EvidenceCheck::Proven(f) if f.offender == bob.public()
+    ));
+}
+
 mod minority {
     use super::*;
     use proptest::prelude::*;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dan_core::conformance::{SignedHello, Verdict};
-use dan_core::{Hash32, OpId, PeerKey, SignedEvidence, SignedInvite};
+use dan_core::{Hash32, Op, OpId, PeerKey, SignedEvidence, SignedInvite};
 use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, Negentropy};
 
@@ -16,7 +16,7 @@ use super::{Command, NetHandle, key_of, peer_id_of};
 use crate::error::NodeError;
 use crate::membership::JoinProgress;
 use crate::node::{Node, NodeEvent};
-use crate::replication::now_ms;
+use crate::replication::{Serving, now_ms};
 
 fn verdict_name(verdict: &Verdict) -> &'static str {
     match verdict {
@@ -451,7 +451,7 @@ pub(super) async fn respond(
             Response::ChainHead(node.chain_head_of(&key).await)
         }
         Request::Reconcile(message) => {
-            if !node.serves(&key).await {
+            if node.serving(&key).await == Serving::Nothing {
                 return Response::Error("not a member of this network (yet)".into());
             }
             let set = match node.reconcile_set().await {
@@ -466,7 +466,8 @@ pub(super) async fn respond(
             }
         }
         Request::Fetch(ids) => {
-            if !node.serves(&key).await {
+            let serving = node.serving(&key).await;
+            if serving == Serving::Nothing {
                 return Response::Error("not a member of this network (yet)".into());
             }
             if ids.len() > MAX_FETCH_IDS {
@@ -474,6 +475,9 @@ pub(super) async fn respond(
             }
             match node.ops_for(&ids).await {
                 Ok(mut ops) => {
+                    if let Serving::UpTo(decided) = serving {
+                        ops.retain(|op| Op::decode(op).is_ok_and(|op| op.body().hlc <= decided));
+                    }
                     let mut size = 0;
                     ops.retain(|op| {
                         size += op.len();
