@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "get_record",
     "put_record",
     "delete_record",
+    "restore_record",
     "record_history",
     "members",
     "approve",

@@ -233,6 +233,15 @@ pub async fn delete_record(state: State<'_, AppState>, id: String) -> Result<dan
     Ok(state.node().await?.delete_record(&id).await?)
 }
 
+/// Brings a deleted record back (the window's Undo and Trash → Restore).
+#[tauri::command]
+pub async fn restore_record(
+    state: State<'_, AppState>,
+    id: String,
+) -> Result<dan_core::RecordView> {
+    Ok(state.node().await?.restore_record(&id).await?)
+}
+
 /// A record's history.
 #[tauri::command]
 pub async fn record_history(state: State<'_, AppState>, id: String) -> Result<Vec<HistoryEntry>> {

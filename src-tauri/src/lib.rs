@@ -103,6 +103,7 @@ pub fn build_app<R: Runtime>(
             commands::get_record,
             commands::put_record,
             commands::delete_record,
+            commands::restore_record,
             commands::record_history,
             commands::members,
             commands::approve,

@@ -249,6 +249,18 @@ async fn paste_invite(client: &Client, link: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until nothing matches `css` (it was removed from the page).
+async fn gone(client: &Client, css: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client.find_all(Locator::Css(css)).await?.is_empty() {
+        if Instant::now() > deadline {
+            bail!("{css} is still shown");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 /// Waits until the page's text contains `text`.
 async fn see(client: &Client, text: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
@@ -471,6 +483,65 @@ async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_windo
     })?;
     screenshot(&client, "record-detail").await?;
     let _ = alices;
+
+    // 4b. Delete it and undo; delete it again and restore it from the
+    //     deleted records. Alice sees each step.
+    let id = alice.json(&["record", "list", "--search", "Edited in the window"])?[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let alice_history_ends = |kinds: &[&str]| {
+        alice.json(&["record", "history", &id]).is_ok_and(|h| {
+            let all: Vec<&str> = h
+                .as_array()
+                .map(|a| a.iter().filter_map(|e| e["kind"].as_str()).collect())
+                .unwrap_or_default();
+            all.ends_with(kinds)
+        })
+    };
+    button(&client, "Delete record").await?.click().await?;
+    button(&client, "Undo").await?.click().await?;
+    see(
+        &client,
+        "“Edited in the window” restored.",
+        Duration::from_secs(30),
+    )
+    .await?;
+    wait_until(Duration::from_secs(60), "alice to see the undo", || {
+        alice_history_ends(&["delete", "restore"])
+    })?;
+    find(&client, &by_label("Record Edited in the window")).await?;
+    button(&client, "Delete record").await?.click().await?;
+    wait_until(Duration::from_secs(60), "alice to see it deleted", || {
+        alice_history_ends(&["delete", "restore", "delete"])
+    })?;
+    gone(&client, &by_label("Record Edited in the window")).await?;
+    find(&client, &by_label("Show deleted records"))
+        .await?
+        .click()
+        .await?;
+    find(&client, &by_label("Record Edited in the window"))
+        .await?
+        .click()
+        .await?;
+    button(&client, "Restore record").await?.click().await?;
+    see(
+        &client,
+        "“Edited in the window” restored.",
+        Duration::from_secs(30),
+    )
+    .await?;
+    wait_until(Duration::from_secs(60), "alice to see it restored", || {
+        alice_history_ends(&["delete", "restore", "delete", "restore"])
+            && alice
+                .json(&["record", "get", &id])
+                .is_ok_and(|r| r["deleted"] == false && r["title"] == "Edited in the window")
+    })?;
+    screenshot(&client, "record-restored").await?;
+    find(&client, &by_label("Show deleted records"))
+        .await?
+        .click()
+        .await?;
 
     // 5. A member restarted on a build the network has not approved is shown
     //    with its version not approved, still a member (not deprecated).

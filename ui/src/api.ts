@@ -60,6 +60,7 @@ export const api = {
   getRecord: (id: string) => call<RecordView>("get_record", { id }),
   putRecord: (record: PutRecord) => call<RecordView>("put_record", { record }),
   deleteRecord: (id: string) => call<RecordView>("delete_record", { id }),
+  restoreRecord: (id: string) => call<RecordView>("restore_record", { id }),
   recordHistory: (id: string) => call<HistoryEntry[]>("record_history", { id }),
   members: () => call<MemberView[]>("members"),
   approve: (peer: string) => call<MemberView>("approve", { peer }),

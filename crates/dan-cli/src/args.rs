@@ -305,8 +305,13 @@ pub(crate) enum RecordCommand {
     },
     /// List records.
     List(ListArgs),
-    /// Delete a record (its history is kept).
+    /// Delete a record (its history is kept; `restore` brings it back).
     Delete {
+        /// The record id.
+        id: String,
+    },
+    /// Bring a deleted record back (`record list --deleted` shows them).
+    Restore {
         /// The record id.
         id: String,
     },

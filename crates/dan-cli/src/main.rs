@@ -456,6 +456,12 @@ async fn record(
                 format!("deleted {}", v["id"].as_str().unwrap_or_default())
             });
         }
+        RecordCommand::Restore { id } => {
+            let view = client.call(ControlRequest::RestoreRecord { id }).await?;
+            printer.value(&view, |v| {
+                format!("restored {}", v["id"].as_str().unwrap_or_default())
+            });
+        }
         RecordCommand::History { id } => {
             let entries = client.call(ControlRequest::History { id }).await?;
             printer.value(&entries, output::history);

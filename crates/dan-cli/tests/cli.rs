@@ -136,12 +136,19 @@ fn record_commands_print_the_contract_json_fields() -> anyhow::Result<()> {
         id.as_str()
     );
 
+    let restored = instance.json(&["record", "restore", &id])?;
+    assert_eq!(restored["deleted"], false);
+    assert_eq!(
+        instance.json(&["record", "list", "--collection", "books"])?[0]["id"],
+        id.as_str()
+    );
+
     let history = instance.json(&["record", "history", &id])?;
     let kinds: Vec<&str> = history
         .as_array()
         .map(|h| h.iter().filter_map(|e| e["kind"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(kinds, ["create", "update", "delete"]);
+    assert_eq!(kinds, ["create", "update", "delete", "restore"]);
     assert_fields(
         &history[0],
         &["op_id", "origin", "seq", "at", "kind", "fields"],

@@ -119,7 +119,7 @@ impl Schema {
                     .map(|(k, _)| k)
                     .collect(),
             ),
-            RecordAction::Delete => return Ok(()),
+            RecordAction::Delete | RecordAction::Restore => return Ok(()),
         };
         if let Some(name) = removed
             .iter()

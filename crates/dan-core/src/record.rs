@@ -216,6 +216,9 @@ pub enum RecordAction {
     },
     /// Marks the record deleted. Its history is kept.
     Delete,
+    /// Brings a deleted record back (the latest of deletes and restores
+    /// wins, like any field).
+    Restore,
 }
 
 impl RecordAction {
@@ -250,7 +253,7 @@ impl RecordAction {
                 )?;
                 tags.as_ref().map_or(Ok(()), check_tags)
             }
-            RecordAction::Delete => Ok(()),
+            RecordAction::Delete | RecordAction::Restore => Ok(()),
         }
     }
 }
@@ -336,7 +339,7 @@ pub struct RecordState {
     tags: Option<Register<BTreeSet<String>>>,
     fields: BTreeMap<String, Register<Option<FieldValue>>>,
     created: Option<Stamp>,
-    deleted: Option<Stamp>,
+    deleted: Option<Register<bool>>,
     latest: Option<(Stamp, PeerKey)>,
     /// The create ops applied, by chain position (origin, seq), with the
     /// collection each named: updates and deletes name the create they
@@ -409,9 +412,8 @@ impl RecordState {
                     self.merge_field(name, value.clone(), stamp);
                 }
             }
-            RecordAction::Delete => {
-                self.deleted = Some(self.deleted.map_or(stamp, |d| d.max(stamp)));
-            }
+            RecordAction::Delete => Register::merge(&mut self.deleted, true, stamp),
+            RecordAction::Restore => Register::merge(&mut self.deleted, false, stamp),
         }
         if self.latest.is_none_or(|(latest, _)| stamp > latest) {
             self.latest = Some((stamp, origin));
@@ -453,7 +455,7 @@ impl RecordState {
                 .as_ref()
                 .map(|reg| reg.value.clone())
                 .unwrap_or_default(),
-            deleted: self.deleted.is_some(),
+            deleted: self.deleted.as_ref().is_some_and(|reg| reg.value),
             created_at: created.hlc.wall_ms,
             updated_at: latest.hlc.wall_ms,
             origin,
@@ -525,6 +527,39 @@ mod tests {
         assert_eq!(text, FieldValue::Text("x".into()));
         let bytes = codec::encode(&value);
         assert_eq!(codec::decode::<FieldValue>(&bytes, 64), Ok(value));
+    }
+
+    #[test]
+    fn the_latest_of_deletes_and_restores_wins_in_any_order() {
+        let id = RecordId::new("r1").unwrap_or_else(|e| panic!("{e}"));
+        let origin = PeerKey([9; 32]);
+        let create = RecordAction::Create {
+            collection: "notes".into(),
+            title: "t".into(),
+            fields: BTreeMap::new(),
+            tags: BTreeSet::new(),
+        };
+        let ops = [
+            (create, stamp(1, 0)),
+            (RecordAction::Delete, stamp(2, 0)),
+            (RecordAction::Restore, stamp(3, 0)),
+            (update("a", "kept"), stamp(4, 0)),
+        ];
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]] {
+            let mut state = RecordState::new(id.clone());
+            for i in order {
+                state.apply(&ops[i].0, ops[i].1, origin);
+            }
+            let view = state.view().unwrap_or_else(|| panic!("visible"));
+            assert!(!view.deleted, "restored after the delete");
+            assert_eq!(view.fields.get("a"), Some(&FieldValue::Text("kept".into())));
+        }
+        let mut deleted_last = RecordState::new(id);
+        for (action, s) in &ops[..3] {
+            deleted_last.apply(action, *s, origin);
+        }
+        deleted_last.apply(&RecordAction::Delete, stamp(5, 0), origin);
+        assert!(deleted_last.view().is_some_and(|v| v.deleted));
     }
 
     #[test]

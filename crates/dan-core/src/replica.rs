@@ -769,11 +769,12 @@ impl Replica {
                 None,
             ) => return Ok(()),
             (Payload::Record { action, .. }, context) => {
-                let names_one_create =
-                    matches!(action, RecordAction::Update { .. } | RecordAction::Delete)
-                        && context
-                            .as_ref()
-                            .is_some_and(|c| c.len() == 1 && c.values().all(|seq| *seq > 0));
+                let names_one_create = matches!(
+                    action,
+                    RecordAction::Update { .. } | RecordAction::Delete | RecordAction::Restore
+                ) && context
+                    .as_ref()
+                    .is_some_and(|c| c.len() == 1 && c.values().all(|seq| *seq > 0));
                 return if names_one_create {
                     Ok(())
                 } else {
@@ -895,7 +896,7 @@ impl Replica {
         }
         let collection = match action {
             RecordAction::Create { collection, .. } => collection.as_str(),
-            RecordAction::Update { .. } | RecordAction::Delete => {
+            RecordAction::Update { .. } | RecordAction::Delete | RecordAction::Restore => {
                 let Some((creator, seq)) = body
                     .context
                     .as_ref()

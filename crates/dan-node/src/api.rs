@@ -170,6 +170,7 @@ impl HistoryEntry {
                 tags,
             } => ("update", None, title.clone(), fields.clone(), tags.clone()),
             RecordAction::Delete => ("delete", None, None, BTreeMap::new(), None),
+            RecordAction::Restore => ("restore", None, None, BTreeMap::new(), None),
         };
         Some(HistoryEntry {
             op_id: op.id(),

@@ -58,6 +58,11 @@ pub enum ControlRequest {
         /// Its id.
         id: String,
     },
+    /// Bring a deleted record back.
+    RestoreRecord {
+        /// Its id.
+        id: String,
+    },
     /// A record's history.
     History {
         /// Its id.
@@ -300,6 +305,7 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
         ControlRequest::GetRecord { id } => to_json(node.get_record(&id).await?),
         ControlRequest::ListRecords { query } => to_json(node.list_records(&query).await?),
         ControlRequest::DeleteRecord { id } => to_json(node.delete_record(&id).await?),
+        ControlRequest::RestoreRecord { id } => to_json(node.restore_record(&id).await?),
         ControlRequest::History { id } => to_json(node.history(&id).await?),
         ControlRequest::Invite { invite, password } => {
             to_json(node.create_invite(invite, &password).await?)

@@ -822,8 +822,17 @@ impl Node {
         Ok(PutPlan::Write(Payload::Record { id, action }))
     }
 
-    /// Marks a record deleted (its history is kept).
+    /// Marks a record deleted (its history is kept; it can be restored).
     pub async fn delete_record(&self, id: &str) -> Result<RecordView, NodeError> {
+        self.set_deleted(id, true).await
+    }
+
+    /// Brings a deleted record back, as it was when deleted.
+    pub async fn restore_record(&self, id: &str) -> Result<RecordView, NodeError> {
+        self.set_deleted(id, false).await
+    }
+
+    async fn set_deleted(&self, id: &str, deleted: bool) -> Result<RecordView, NodeError> {
         self.wait_for_chain_head().await;
         let id = RecordId::new(id)?;
         let mut ledger = self.inner.ledger.lock().await;
@@ -831,12 +840,16 @@ impl Node {
         let current = replica
             .record(&id)
             .ok_or_else(|| NodeError::NotFound(id.to_string()))?;
-        if current.deleted {
+        if current.deleted == deleted {
             return Ok(current);
         }
         let payload = Payload::Record {
             id: id.clone(),
-            action: RecordAction::Delete,
+            action: if deleted {
+                RecordAction::Delete
+            } else {
+                RecordAction::Restore
+            },
         };
         let view = self.write(replica, payload).await?;
         view.ok_or_else(|| NodeError::NotFound(id.to_string()))

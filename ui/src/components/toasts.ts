@@ -12,11 +12,24 @@ function toastRegion(): HTMLElement {
   return region;
 }
 
-/** Shows a message for a few seconds. */
-export function toast(message: string, kind: "info" | "error" | "warning" = "info"): void {
+/** A button in a notification, e.g. Undo. */
+export interface ToastAction {
+  label: string;
+  run: () => void | Promise<void>;
+}
+
+/** Shows a message for a few seconds (ten with an action button, which
+ * removes the message once clicked). */
+export function toast(message: string, kind: "info" | "error" | "warning" = "info", action?: ToastAction): void {
   const shown = Array.from(toastRegion().children).some((c) => c.textContent === message);
-  if (shown) return;
+  if (shown && !action) return;
   const item = h("div", { class: `toast ${kind}` }, message);
+  if (action) {
+    item.append(
+      " ",
+      h("button", { type: "button", class: "link", onclick: () => { item.remove(); void action.run(); } }, action.label),
+    );
+  }
   toastRegion().append(item);
-  setTimeout(() => item.remove(), kind === "error" ? 8000 : 5000);
+  setTimeout(() => item.remove(), action ? 10000 : kind === "error" ? 8000 : 5000);
 }

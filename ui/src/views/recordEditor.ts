@@ -227,6 +227,15 @@ export function RecordDetail(
 ): HTMLElement {
   const box = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
   const who = (peer: string) => names.get(peer) ?? short(peer);
+  const restore = async (recordId: string) => {
+    try {
+      const back = await client.restoreRecord(recordId);
+      toast(`“${back.title}” restored.`);
+      actions.onChanged();
+    } catch (e) {
+      toast(errorText(e), "error");
+    }
+  };
   void (async () => {
     try {
       const [record, history, members] = await Promise.all([client.getRecord(id), client.recordHistory(id), client.members().catch(() => [])]);
@@ -241,6 +250,14 @@ export function RecordDetail(
         record.tags.length ? h("p", {}, "Tags: ", record.tags.join(", ")) : null,
         h("p", { class: "muted" }, `Last changed ${when(record.updated_at)} on ${who(record.origin)} (version ${short(record.version, 12)}).`),
         h("p", { "aria-label": "Replication" }, replication(members)),
+        canWrite && record.deleted
+          ? h(
+              "div",
+              { class: "actions" },
+              h("p", { class: "muted" }, "This record is deleted. Restoring it brings it back for everyone, as it was."),
+              h("button", { type: "button", class: "primary", onclick: () => void restore(record.id) }, "Restore record"),
+            )
+          : null,
         canWrite && !record.deleted
           ? h(
               "div",
@@ -252,10 +269,11 @@ export function RecordDetail(
                   type: "button",
                   class: "danger",
                   onclick: async () => {
-                    if (!confirm(`Delete “${record.title}”? Its history is kept.`)) return;
+                    // No "are you sure": the notification offers Undo, and
+                    // deleted records can be restored from the list.
                     try {
                       await client.deleteRecord(record.id);
-                      toast("Record deleted.");
+                      toast(`“${record.title}” deleted.`, "info", { label: "Undo", run: () => restore(record.id) });
                       actions.onChanged();
                     } catch (e) {
                       toast(errorText(e), "error");

@@ -20,10 +20,15 @@ export class RecordWindow {
     private client: Api,
     private search: string,
     private sort: RecordSort,
+    private includeDeleted = false,
   ) {}
 
+  private query(offset: number) {
+    return { search: this.search || null, sort: this.sort, limit: PAGE_SIZE, offset, include_deleted: this.includeDeleted };
+  }
+
   async load(): Promise<void> {
-    const first = await this.client.listRecords({ search: this.search || null, sort: this.sort, limit: PAGE_SIZE, offset: 0 });
+    const first = await this.client.listRecords(this.query(0));
     this.total = first.total;
     this.pages.set(0, Promise.resolve(first.records));
   }
@@ -37,9 +42,7 @@ export class RecordWindow {
       if (!this.pages.has(page)) {
         this.pages.set(
           page,
-          this.client
-            .listRecords({ search: this.search || null, sort: this.sort, limit: PAGE_SIZE, offset: page * PAGE_SIZE })
-            .then((p) => p.records),
+          this.client.listRecords(this.query(page * PAGE_SIZE)).then((p) => p.records),
         );
       }
       chunks.push(await this.pages.get(page)!);
@@ -69,6 +72,8 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
     h("option", { value: "updated_asc" }, "Least recently changed"),
   );
   const count = h("span", { class: "muted", "aria-live": "polite" });
+  const showDeleted = h("input", { type: "checkbox", "aria-label": "Show deleted records" });
+  const trash = h("label", { class: "toggle" }, showDeleted, " Show deleted");
   const spacer = h("div", { class: "spacer" });
   const rows = h("div", { class: "rows", role: "list", "aria-label": "Records" });
   const scroller = h("div", { class: "scroller" }, spacer, rows);
@@ -111,7 +116,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
               if ((e as KeyboardEvent).key === "Enter") select(record.id);
             },
           },
-          h("span", { class: "title" }, record.title),
+          h("span", { class: "title" }, record.title, record.deleted ? h("small", { class: "muted" }, " (deleted)") : null),
           h("span", { class: "muted" }, record.collection),
           h("span", { class: "muted" }, `${when(record.updated_at)} · ${names.get(record.origin) ?? short(record.origin)}`),
         ),
@@ -121,7 +126,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
   };
 
   const reload = async () => {
-    const next = new RecordWindow(client, search.value.trim(), sort.value as RecordSort);
+    const next = new RecordWindow(client, search.value.trim(), sort.value as RecordSort, showDeleted.checked);
     try {
       await next.load();
       window = next;
@@ -137,7 +142,10 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
   const select = (id: string) => {
     selected = id;
     void draw();
-    replace(detail, RecordDetail(id, names, canWrite, { onChanged: reload, onEdit: (record) => replace(detail, RecordForm(record, done)) }, client));
+    // After a delete or restore the list and the details are read again
+    // (a deleted record shows how to restore it).
+    const onChanged = () => void reload().then(() => select(id));
+    replace(detail, RecordDetail(id, names, canWrite, { onChanged, onEdit: (record) => replace(detail, RecordForm(record, done)) }, client));
   };
   const done = async (id?: string) => {
     await reload();
@@ -151,6 +159,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
     searchTimer = setTimeout(() => void reload(), 200);
   });
   sort.addEventListener("change", () => void reload());
+  showDeleted.addEventListener("change", () => void reload());
   scroller.addEventListener("scroll", () => void draw());
 
   const newRecord = h(
@@ -162,7 +171,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
   const view = h(
     "div",
     { class: "records" },
-    h("div", { class: "list" }, h("div", { class: "toolbar" }, search, sort, count, newRecord), scroller),
+    h("div", { class: "list" }, h("div", { class: "toolbar" }, search, sort, trash, count, newRecord), scroller),
     detail,
   );
   (view as HTMLElement & { refresh?: () => void }).refresh = () => void reload();

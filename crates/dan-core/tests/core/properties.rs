@@ -13,6 +13,7 @@ fn change() -> impl Strategy<Value = Change> {
         (0u8..6).prop_map(Change::Create),
         (0u8..6, 0u8..4, any::<i64>()).prop_map(|(n, f, v)| Change::Set(n, f, v)),
         (0u8..6).prop_map(Change::Delete),
+        (0u8..6).prop_map(Change::Restore),
     ]
 }
 

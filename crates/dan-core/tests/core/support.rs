@@ -37,6 +37,8 @@ pub(crate) enum Change {
     Set(u8, u8, i64),
     /// Delete record `n`.
     Delete(u8),
+    /// Restore record `n`.
+    Restore(u8),
 }
 
 /// Signs `changes` as consecutive ops of the founder, skipping changes to
@@ -66,6 +68,7 @@ pub(crate) fn sign_changes(changes: &[(Change, u64)]) -> Vec<VerifiedOp> {
                 },
             ),
             Change::Delete(n) => (*n, RecordAction::Delete),
+            Change::Restore(n) => (*n, RecordAction::Restore),
         };
         let payload = Payload::Record {
             id: RecordId::new(&format!("r{id}")).expect("id"),
