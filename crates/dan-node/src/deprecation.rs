@@ -171,9 +171,6 @@ impl Node {
                         "this instance was deprecated by the network: {}",
                         finding.reason
                     );
-                    if let Some(net) = self.net() {
-                        net.note_deprecated(&finding.reason);
-                    }
                     EvidenceOutcome::AgainstThisInstance { finding }
                 } else {
                     stored.status = PROVEN.into();

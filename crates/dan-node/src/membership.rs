@@ -575,7 +575,7 @@ impl Node {
             }
             if replica.network_id() == invite.invite.network
                 && replica.is_member(&self.peer_id())
-                && !self.is_deprecated().await?
+                && !self.is_deprecated(Some(replica)).await?
             {
                 return Err(NodeError::Invalid(format!(
                     "this instance is already a member of {}",

@@ -556,8 +556,10 @@ impl Node {
                 };
             }
         }
+        let notice = self
+            .net()
+            .and_then(|net| net.deprecated_notice(ledger.replica.as_ref()));
         drop(ledger);
-        let notice = self.net().as_ref().and_then(NetHandle::deprecated_notice);
         let against_me = crate::deprecation::against_me(&self.inner.store)
             .await
             .ok()
@@ -699,9 +701,15 @@ impl Node {
     /// said how far this instance's own chain goes, so a write never
     /// re-signs a seq this instance signed before a crash or restore.
     pub(crate) async fn wait_for_chain_head(&self) {
-        let Some(net) = self.net().filter(|n| n.deprecated_notice().is_none()) else {
+        let Some(net) = self.net() else {
             return;
         };
+        if net
+            .deprecated_notice(self.inner.ledger.lock().await.replica.as_ref())
+            .is_some()
+        {
+            return;
+        }
         loop {
             let alone = {
                 let ledger = self.inner.ledger.lock().await;
@@ -737,7 +745,10 @@ impl Node {
         }
         // A deprecated instance has no network to stay consistent with: it
         // writes on as a fork.
-        if let Some(net) = self.net().filter(|n| n.deprecated_notice().is_none()) {
+        if let Some(net) = self
+            .net()
+            .filter(|n| n.deprecated_notice(Some(&*replica)).is_none())
+        {
             let (known, confirmed) = net.own_chain_head();
             let have = replica.chain_len(&self.peer_id());
             if known > have {

@@ -8,7 +8,7 @@
 //! the same genesis and asks to join like any newcomer, which needs a fresh
 //! quorum of approvals, each checking its code hash.
 
-use dan_core::{Keypair, NetworkId, PeerKey};
+use dan_core::{Keypair, NetworkId, PeerKey, Replica};
 
 use crate::deprecation::against_me;
 use crate::error::NodeError;
@@ -19,24 +19,23 @@ impl Node {
     /// Whether the network `network` deprecated this instance (it runs as
     /// a fork and can only come back under a new key).
     pub(crate) async fn deprecated_in(&self, network: &NetworkId) -> Result<bool, NodeError> {
-        let same_network = {
-            let ledger = self.inner().ledger.lock().await;
-            ledger
-                .replica
-                .as_ref()
-                .is_some_and(|r| r.network_id() == *network)
-        };
-        Ok(same_network && self.is_deprecated().await?)
+        let ledger = self.inner().ledger.lock().await;
+        let replica = ledger
+            .replica
+            .as_ref()
+            .filter(|r| r.network_id() == *network);
+        Ok(replica.is_some() && self.is_deprecated(replica).await?)
     }
 
-    /// Whether this instance holds proven evidence against itself, or its
-    /// peers refuse it as deprecated (an instance that served damaged rows
+    /// Whether this instance holds proven evidence against itself, or a
+    /// quorum of its members refuse it as deprecated (an instance that served damaged rows
     /// cannot prove the evidence against itself: its own state agrees with
     /// its wrong checkpoint).
-    pub(crate) async fn is_deprecated(&self) -> Result<bool, NodeError> {
+    /// The caller holds the ledger and passes its `replica`.
+    pub(crate) async fn is_deprecated(&self, replica: Option<&Replica>) -> Result<bool, NodeError> {
         let refused = self
             .net()
-            .is_some_and(|net| net.deprecated_notice().is_some());
+            .is_some_and(|net| net.deprecated_notice(replica).is_some());
         Ok(refused || against_me(&self.inner().store).await?.is_some())
     }
 

@@ -147,6 +147,44 @@ impl Node {
         ledger.replica.as_ref().map_or(0, |r| r.chain_len(peer))
     }
 
+    /// How far `peer`'s chain goes here, with its op at that seq.
+    pub async fn chain_head_with_op(
+        &self,
+        peer: &PeerKey,
+    ) -> Result<(u64, Option<Vec<u8>>), NodeError> {
+        let (seq, last) = {
+            let ledger = self.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref();
+            (
+                replica.map_or(0, |r| r.chain_len(peer)),
+                replica.and_then(|r| r.chain_last(peer)),
+            )
+        };
+        let op = match last {
+            Some(id) => self.inner().store.ops_by_id(&[id]).await?.pop(),
+            None => None,
+        };
+        Ok((seq, op))
+    }
+
+    /// Whether `op` proves that a peer holds this instance's chain up to
+    /// `seq`: this instance's own op at that seq, in this network, with a
+    /// valid signature.
+    pub async fn proves_own_chain_head(&self, seq: u64, op: Option<&[u8]>) -> bool {
+        let Some(op) = op.and_then(|bytes| dan_core::Op::decode(bytes).ok()) else {
+            return false;
+        };
+        let network = {
+            let ledger = self.inner().ledger.lock().await;
+            ledger.replica.as_ref().map(dan_core::Replica::network_id)
+        };
+        let body = op.body();
+        body.origin == self.peer_id()
+            && body.seq == seq
+            && Some(body.network) == network
+            && !dan_core::op::verify_ops(vec![op]).0.is_empty()
+    }
+
     /// Whether this instance serves ops to `peer` right now: a member in its
     /// own replica whose last hello was not refused.
     pub async fn serves(&self, peer: &PeerKey) -> bool {

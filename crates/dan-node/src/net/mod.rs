@@ -102,8 +102,8 @@ pub(crate) struct Shared {
     pub(crate) last_sync_ms: Option<u64>,
     pub(crate) join_view: Option<(u64, u64)>,
     pub(crate) request_counts: HashMap<PeerKey, (u64, u32)>,
-    /// Why peers refused this instance as deprecated, if they did.
-    pub(crate) deprecated_notice: Option<String>,
+    /// Peers that refused this instance as deprecated, and why.
+    pub(crate) deprecated_notices: std::collections::BTreeMap<PeerKey, String>,
     /// The highest seq of this instance's own chain that a peer holds and
     /// this instance does not (lost writes being recovered).
     pub(crate) own_chain_head: u64,
@@ -226,9 +226,13 @@ impl NetHandle {
         self.with_shared(|s| s.last_sync_ms)
     }
 
-    /// Why peers refuse this instance as deprecated, if they do.
-    pub fn deprecated_notice(&self) -> Option<String> {
-        self.with_shared(|s| s.deprecated_notice.clone())
+    /// Why a quorum of `replica`'s members refuse this instance as
+    /// deprecated, if they do. One peer's word is not enough: any peer can
+    /// answer `Deprecated`, and believing it switches the lost-write guard
+    /// off and offers to throw the instance's key away.
+    pub fn deprecated_notice(&self, replica: Option<&dan_core::Replica>) -> Option<String> {
+        let notices = self.with_shared(|s| s.deprecated_notices.clone());
+        believed_notice(&notices, replica?)
     }
 
     /// The highest seq of this instance's own chain known on peers, and
@@ -237,9 +241,13 @@ impl NetHandle {
         self.with_shared(|s| (s.own_chain_head, s.chain_confirmed))
     }
 
-    /// Records that this instance was deprecated (it writes on as a fork).
-    pub fn note_deprecated(&self, reason: &str) {
-        self.with_shared(|s| s.deprecated_notice = Some(reason.to_owned()));
+    /// Records that `by` refuses this instance as deprecated.
+    pub fn note_deprecated(&self, by: PeerKey, reason: &str) {
+        self.with_shared(|s| {
+            if s.deprecated_notices.len() < 1024 || s.deprecated_notices.contains_key(&by) {
+                s.deprecated_notices.insert(by, reason.to_owned());
+            }
+        });
     }
 
     /// Forgets what peers said about this instance's chain (after moving
@@ -247,7 +255,7 @@ impl NetHandle {
     pub fn forget_chain_head(&self) {
         self.with_shared(|s| {
             s.own_chain_head = 0;
-            s.deprecated_notice = None;
+            s.deprecated_notices.clear();
         });
     }
 
@@ -324,4 +332,53 @@ impl NetHandle {
 /// Starts the network layer for `node` and attaches it to the node.
 pub async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
     event_loop::start(node, config).await
+}
+
+/// The reason to believe, if a quorum of `replica`'s voters (see
+/// `Replica::voters`) said this instance is deprecated.
+pub(crate) fn believed_notice(
+    notices: &std::collections::BTreeMap<PeerKey, String>,
+    replica: &dan_core::Replica,
+) -> Option<String> {
+    let voters = replica.voters();
+    let said: Vec<&String> = notices
+        .iter()
+        .filter(|(peer, _)| voters.contains(peer))
+        .map(|(_, reason)| reason)
+        .collect();
+    let needed = replica.charter().quorum.needed(voters.len());
+    (!said.is_empty() && said.len() >= needed).then(|| said[0].clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use dan_core::charter::Charter;
+    use dan_core::{Genesis, Hash32, Keypair, Replica, SignedGenesis};
+
+    use super::believed_notice;
+
+    #[test]
+    fn a_deprecated_answer_is_believed_only_from_a_quorum_of_members() {
+        let founder = Keypair::from_secret([1; 32]);
+        let genesis = Genesis {
+            charter: Charter::new("Test", BTreeSet::from([Hash32::of(b"build")])),
+            founder: founder.public(),
+            founder_name: "alice".into(),
+            created_ms: 1,
+            fork_of: None,
+        };
+        let genesis = SignedGenesis::sign(genesis, &founder).expect("genesis");
+        let replica = Replica::new(genesis).expect("replica");
+        let stranger = Keypair::from_secret([9; 32]).public();
+        let lie = BTreeMap::from([(stranger, "you were deprecated".to_owned())]);
+        assert_eq!(believed_notice(&lie, &replica), None, "not a member");
+        assert_eq!(believed_notice(&BTreeMap::new(), &replica), None);
+        let quorum = BTreeMap::from([(founder.public(), "it equivocated".to_owned())]);
+        assert_eq!(
+            believed_notice(&quorum, &replica).as_deref(),
+            Some("it equivocated")
+        );
+    }
 }

@@ -174,7 +174,7 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
                 key,
                 &format!("this instance was deprecated: {reason}"),
             );
-            net.note_deprecated(&reason);
+            net.note_deprecated(key, &reason);
             if let Some(signed) = evidence.and_then(|b| SignedEvidence::from_bytes(&b).ok())
                 && let Err(e) = node.accept_evidence(signed).await
             {
@@ -208,8 +208,16 @@ async fn exchange_evidence(node: &Node, net: &NetHandle, peer: PeerId) {
 /// lost here (a restore from backup, a lost disk tail) are recovered before
 /// this instance signs new ops, never re-signing a seq it signed before.
 async fn confirm_chain_head(node: &Node, net: &NetHandle, peer: PeerId) {
-    if let Ok(Response::ChainHead(head)) = net.request(peer, Request::ChainHead).await {
+    if let Ok(Response::ChainHead { seq: head, op }) = net.request(peer, Request::ChainHead).await {
         let mine = node.chain_head_of(&node.peer_id()).await;
+        if head > mine && !node.proves_own_chain_head(head, op.as_deref()).await {
+            // Without this instance's own signed op at that seq the claim
+            // is a lie (it would block every write here for ever).
+            tracing::warn!(
+                "{peer} claims to hold this instance's ops up to seq {head} without proof; ignored"
+            );
+            return;
+        }
         if head > mine {
             tracing::warn!(
                 "peers hold this instance's ops up to seq {head}, this instance only up to {mine}: recovering them before writing"
@@ -448,7 +456,10 @@ pub(super) async fn respond(
             if !node.serves(&key).await {
                 return Response::Error("not a member of this network (yet)".into());
             }
-            Response::ChainHead(node.chain_head_of(&key).await)
+            match node.chain_head_with_op(&key).await {
+                Ok((seq, op)) => Response::ChainHead { seq, op },
+                Err(e) => Response::Error(e.to_string()),
+            }
         }
         Request::Reconcile(message) => {
             if node.serving(&key).await == Serving::Nothing {

@@ -91,8 +91,14 @@ pub enum Response {
     },
     /// Signed evidence (canonical bytes).
     EvidenceList(Vec<Vec<u8>>),
-    /// The highest seq of the asker's chain held here.
-    ChainHead(u64),
+    /// The highest seq of the asker's chain held here, with the asker's own
+    /// signed op at that seq (a claim nobody can make without it).
+    ChainHead {
+        /// The seq.
+        seq: u64,
+        /// The op's canonical bytes (none for seq 0).
+        op: Option<Vec<u8>>,
+    },
     /// Received.
     Ack,
     /// The request failed, and why.
