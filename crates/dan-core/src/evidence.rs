@@ -151,6 +151,9 @@ impl SignedEvidence {
         if !self.verify_signature() {
             return EvidenceCheck::Unfounded("the evidence is not signed by its accuser".into());
         }
+        if depth == 0 {
+            return self.evidence.check(replica);
+        }
         self.evidence.check_nested(replica, depth)
     }
 }
@@ -180,8 +183,19 @@ fn checkpoint(bytes: &[u8], replica: &Replica) -> Result<SignedHello, String> {
 }
 
 impl Evidence {
-    /// Checks the evidence against `replica` (without an accuser).
+    /// Checks the evidence against `replica` (without an accuser). Evidence
+    /// against an instance that is not an admitted member here is not
+    /// decided: anyone can sign with throwaway keys, and deprecating them
+    /// would only grow (and split) every instance's deprecations.
     pub fn check(&self, replica: &Replica) -> EvidenceCheck {
+        if let Some(claim) = self.claim()
+            && !replica.voters().contains(&claim.offender)
+        {
+            return EvidenceCheck::Undecidable(format!(
+                "{} is not an admitted member here",
+                claim.offender
+            ));
+        }
         self.check_nested(replica, 0)
     }
 
@@ -325,7 +339,7 @@ fn invalid_op(op: &Op) -> Finding {
 fn wrong_state_root(h: &Hello) -> Finding {
     Finding {
         offender: h.peer,
-        cutoff: h.origin_seq + 1,
+        cutoff: h.origin_seq.saturating_add(1),
         reason: format!(
             "its state root is wrong for its op set ({} ops, ops root {})",
             h.op_count,
@@ -337,7 +351,7 @@ fn wrong_state_root(h: &Hello) -> Finding {
 fn unapproved_code(h: &Hello) -> Finding {
     Finding {
         offender: h.peer,
-        cutoff: h.origin_seq + 1,
+        cutoff: h.origin_seq.saturating_add(1),
         reason: format!(
             "it runs software the charter never approved (code hash {})",
             h.code_hash.short()
@@ -348,7 +362,7 @@ fn unapproved_code(h: &Hello) -> Finding {
 fn false_accusation(accusation: &SignedEvidence) -> Finding {
     Finding {
         offender: accusation.accuser,
-        cutoff: accusation.accuser_seq + 1,
+        cutoff: accusation.accuser_seq.saturating_add(1),
         reason: "it made a false accusation".into(),
     }
 }

@@ -105,7 +105,13 @@ impl Node {
         let evidence = {
             let ledger = self.inner().ledger.lock().await;
             match ledger.replica.as_ref() {
-                Some(replica) if replica.deprecation(&hello.hello.peer).is_none() => {
+                // Only a member's checkpoint can be evidence: anyone can
+                // sign hellos with throwaway keys, and each would otherwise
+                // become a deprecation stored and spread everywhere.
+                Some(replica)
+                    if replica.deprecation(&hello.hello.peer).is_none()
+                        && replica.voters().contains(&hello.hello.peer) =>
+                {
                     conformance::evidence_in(replica, hello)
                 }
                 _ => None,

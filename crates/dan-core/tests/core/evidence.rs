@@ -131,3 +131,38 @@ fn evidence_a_member_that_says_its_build_awaits_approval_is_refused_but_not_accu
         "{verdict:?}"
     );
 }
+
+// Security review finding 5 (core part): on e0617a0 a hello signed by a
+// throwaway key became a deprecation (and one with `origin_seq` at
+// `u64::MAX` overflowed the cutoff).
+#[test]
+fn evidence_against_a_key_that_is_not_a_member_is_not_decided_and_cutoffs_do_not_overflow() {
+    let t = trio();
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    for op in &t.admissions {
+        replica.apply(op).expect("admission");
+    }
+    let stranger = dan_core::Keypair::from_secret([77; 32]);
+    let checkpoint = hello(&stranger, &replica, |h| {
+        h.code_hash = Hash32::of(b"tampered build");
+        h.origin_seq = u64::MAX;
+    });
+    let evidence = Evidence::UnapprovedCode {
+        checkpoint: checkpoint.to_bytes(),
+    };
+    assert!(matches!(
+        evidence.check(&replica),
+        EvidenceCheck::Undecidable(_)
+    ));
+    let member = hello(&t.keys[2], &replica, |h| {
+        h.code_hash = Hash32::of(b"tampered build");
+        h.origin_seq = u64::MAX;
+    });
+    let evidence = Evidence::UnapprovedCode {
+        checkpoint: member.to_bytes(),
+    };
+    assert!(matches!(
+        evidence.check(&replica),
+        EvidenceCheck::Proven(f) if f.cutoff == u64::MAX
+    ));
+}
