@@ -543,6 +543,30 @@ async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_windo
         .click()
         .await?;
 
+    // 4c. The history says what each change did; the first version comes
+    //     back from it.
+    see(
+        &client,
+        "title: “Written in the window” → “Edited in the window”",
+        Duration::from_secs(10),
+    )
+    .await?;
+    find(&client, &by_label("Restore version 1"))
+        .await?
+        .click()
+        .await?;
+    find(&client, &by_label("Record Written in the window")).await?;
+    wait_until(
+        Duration::from_secs(60),
+        "alice to see the first version again",
+        || {
+            alice.json(&["record", "get", &id]).is_ok_and(|r| {
+                r["title"] == "Written in the window" && r["fields"]["shelf"] == "B7"
+            })
+        },
+    )?;
+    screenshot(&client, "record-history").await?;
+
     // 5. A member restarted on a build the network has not approved is shown
     //    with its version not approved, still a member (not deprecated).
     let (_keep, modified) = modified_dan_bin()?;
@@ -602,7 +626,7 @@ async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_windo
     unlock(&client).await?;
     wait_for_state(&client, "active").await?;
     click_tab(&client, "Records").await?;
-    find(&client, &by_label("Record Edited in the window")).await?;
+    find(&client, &by_label("Record Written in the window")).await?;
 
     client.close().await?;
     alice.stop()?;

@@ -85,7 +85,7 @@ export interface HistoryEntry {
   origin: string;
   seq: number;
   at: number;
-  kind: "create" | "update" | "delete";
+  kind: "create" | "update" | "delete" | "restore";
   collection: string | null;
   title: string | null;
   fields: Record<string, FieldValue | null>;

@@ -5,6 +5,7 @@ import { h, field, replace, when, short } from "../dom";
 import type { FieldValue, MemberView, PutRecord, RecordView } from "../types";
 import { toast } from "../components/toasts";
 import { errorText } from "../components/errorText";
+import { RecordHistory, historySteps, restoreChange, type Version } from "../components/recordHistory";
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -227,6 +228,20 @@ export function RecordDetail(
 ): HTMLElement {
   const box = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
   const who = (peer: string) => names.get(peer) ?? short(peer);
+  const restoreVersion = async (record: RecordView, version: Version) => {
+    const change = restoreChange(record, version);
+    if (!change) {
+      toast("That version is the one shown now.");
+      return;
+    }
+    try {
+      await client.putRecord(change);
+      toast(`“${version.title}”: the earlier version is back.`);
+      actions.onChanged();
+    } catch (e) {
+      toast(errorText(e), "error");
+    }
+  };
   const restore = async (recordId: string) => {
     try {
       const back = await client.restoreRecord(recordId);
@@ -285,24 +300,7 @@ export function RecordDetail(
             )
           : null,
         h("h3", {}, "History"),
-        h(
-          "ol",
-          { class: "history", "aria-label": "Record history" },
-          ...history.map((entry) =>
-            h(
-              "li",
-              {},
-              h("strong", {}, entry.kind),
-              ` by ${who(entry.origin)} on ${when(entry.at)}`,
-              entry.title ? ` — title “${entry.title}”` : "",
-              Object.keys(entry.fields).length
-                ? ` — ${Object.entries(entry.fields)
-                    .map(([k, v]) => (v === null ? `${k} removed` : `${k} = ${v}`))
-                    .join(", ")}`
-                : "",
-            ),
-          ),
-        ),
+        RecordHistory(historySteps(history), who, canWrite && !record.deleted ? (version) => void restoreVersion(record, version) : null),
       );
     } catch (e) {
       box.replaceChildren(h("p", { class: "error" }, errorText(e)));
