@@ -424,7 +424,10 @@ fn rule_violation(op: &Op, replica: &Replica) -> Result<Option<String>, String> 
                 return Ok(Some(e.to_string()));
             }
             match replica.check_record(id, action, op.body()) {
-                Ok(()) => chain_violation(op, replica),
+                Ok(crate::replica::RecordEffect::Change) => chain_violation(op, replica),
+                Ok(crate::replica::RecordEffect::Nothing) => {
+                    Err(format!("the creation of record {id} is cut off here"))
+                }
                 Err(e) if e.is_transient() => Err(e.to_string()),
                 Err(e) => Ok(Some(e.to_string())),
             }

@@ -277,9 +277,9 @@ pub(crate) struct Folder {
     /// Per admitted member (the founder aside), how many approvals its
     /// admission needed.
     admission_needed: BTreeMap<PeerKey, usize>,
-    /// Per open removal proposal, each yes voter's view of the target's
-    /// chain at its latest yes.
-    removal_seen: BTreeMap<OpId, BTreeMap<PeerKey, u64>>,
+    /// Per member, the context of its latest governance op that counted:
+    /// how far it had seen every other chain.
+    views: BTreeMap<PeerKey, crate::op::Context>,
 }
 
 /// What folding some ops changed.
@@ -327,7 +327,9 @@ impl Folder {
             approvals
                 .iter()
                 .filter(|(by, seq)| entry.seen(by) >= *seq)
-                .count()
+                .map(|(by, _)| by)
+                .collect::<BTreeSet<_>>()
+                .len()
         });
         seen >= *needed
     }
@@ -405,7 +407,6 @@ impl Folder {
 
     fn propose(&mut self, entry: &GovernanceEntry, id: OpId, proposal: &Proposal, hlc: Hlc) {
         let origin = entry.origin;
-        self.note_removal_vote(id, proposal, entry);
         self.touched.proposals.insert(id);
         self.out.proposals.insert(
             id,
@@ -422,22 +423,8 @@ impl Folder {
         self.decide_proposal(id, hlc);
     }
 
-    /// Remembers how far a yes voter on a removal had seen its target.
-    fn note_removal_vote(&mut self, id: OpId, proposal: &Proposal, entry: &GovernanceEntry) {
-        if let Proposal::Remove { peer } = proposal {
-            self.removal_seen
-                .entry(id)
-                .or_default()
-                .insert(entry.origin, entry.seen(peer));
-        }
-    }
-
     fn vote(&mut self, entry: &GovernanceEntry, id: OpId, approve: bool, hlc: Hlc) {
         let origin = entry.origin;
-        if approve && let Some(state) = self.out.proposals.get(&id) {
-            let proposal = state.proposal.clone();
-            self.note_removal_vote(id, &proposal, entry);
-        }
         let Some(state) = self
             .out
             .proposals
@@ -476,8 +463,7 @@ impl Folder {
                 state.status = ProposalStatus::Passed;
                 state.decided_at = Some(hlc);
                 let proposal = state.proposal.clone();
-                let yes: BTreeSet<PeerKey> = state.yes.intersection(&conforming).copied().collect();
-                self.enact(id, &proposal, &yes, needed, hlc);
+                self.enact(&proposal, &conforming, needed, hlc);
             }
             Some(false) => {
                 state.status = ProposalStatus::Rejected;
@@ -488,44 +474,34 @@ impl Folder {
     }
 
     /// The last seq of a removed member that counts: the highest position
-    /// of its chain that a quorum of the deciding votes had all seen (the
-    /// `needed`-th highest claim among them, the target's own vote left
-    /// out), so that no minority of voters can raise it by claiming to have
-    /// seen more.
-    fn removal_cut_off(
-        &self,
-        id: OpId,
-        target: &PeerKey,
-        yes: &BTreeSet<PeerKey>,
-        needed: usize,
-    ) -> u64 {
-        let Some(seen) = self.removal_seen.get(&id) else {
-            return 0;
-        };
-        let mut claims: Vec<u64> = yes
+    /// of its chain that a quorum of the members had all seen, by their
+    /// latest governance ops when the removal passed (the `needed`-th
+    /// highest view among all `voters` but the target; a member that never
+    /// said counts as having seen nothing). A minority can neither raise it
+    /// (claiming to have seen more) nor lower it (claiming less).
+    fn removal_cut_off(&self, target: &PeerKey, voters: &BTreeSet<PeerKey>, needed: usize) -> u64 {
+        let mut views: Vec<u64> = voters
             .iter()
             .filter(|voter| *voter != target)
-            .filter_map(|voter| seen.get(voter))
-            .copied()
+            .map(|voter| {
+                self.views
+                    .get(voter)
+                    .and_then(|context| context.get(target))
+                    .copied()
+                    .unwrap_or(0)
+            })
             .collect();
-        claims.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum = needed.clamp(1, claims.len().max(1));
-        claims.get(quorum - 1).copied().unwrap_or(0)
+        views.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum = needed.clamp(1, views.len().max(1));
+        views.get(quorum - 1).copied().unwrap_or(0)
     }
 
-    /// Carries out a passed proposal; `yes` are the votes that decided it
-    /// and `needed` how many it took.
-    fn enact(
-        &mut self,
-        id: OpId,
-        proposal: &Proposal,
-        yes: &BTreeSet<PeerKey>,
-        needed: usize,
-        hlc: Hlc,
-    ) {
+    /// Carries out a passed proposal; `voters` are the members whose votes
+    /// counted and `needed` how many it took.
+    fn enact(&mut self, proposal: &Proposal, voters: &BTreeSet<PeerKey>, needed: usize, hlc: Hlc) {
         match proposal {
             Proposal::Remove { peer } => {
-                let last_seq = self.removal_cut_off(id, peer, yes, needed);
+                let last_seq = self.removal_cut_off(peer, voters, needed);
                 if let Some(row) = self
                     .out
                     .members
@@ -614,7 +590,7 @@ impl Folder {
             touched: Touched::default(),
             approvals_by: BTreeMap::new(),
             admission_needed: BTreeMap::new(),
-            removal_seen: BTreeMap::new(),
+            views: BTreeMap::new(),
         }
     }
 
@@ -643,6 +619,7 @@ impl Folder {
         if !self.admitted().contains(&entry.origin) || !self.knows_own_admission(entry) {
             return;
         }
+        self.views.insert(entry.origin, entry.context.clone());
         match &entry.action {
             GovernanceAction::Approve { request } => self.approve(entry, request, hlc),
             GovernanceAction::Reject { peer } => self.reject(entry, *peer, hlc),

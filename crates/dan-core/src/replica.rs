@@ -358,16 +358,28 @@ impl Replica {
     /// whose applied chain goes past what counts, the last seq that counts
     /// (a removal's cut-off; 0 for an origin that is not admitted in the
     /// end). Empty when nothing must be cut.
+    ///
+    /// Origins hinted for this pass are judged again (a hint may have to be
+    /// lifted: with one origin cut, another may count after all), so a
+    /// rebuild is done when the hints it was given are the ones it returns.
     pub fn rebuild_hints(&self) -> BTreeMap<PeerKey, u64> {
-        self.chains
+        let origins: std::collections::BTreeSet<PeerKey> = self
+            .chains
             .iter()
-            .filter_map(|(peer, chain)| {
-                let last = match self.members.get(peer) {
+            .filter(|(_, chain)| !chain.is_empty())
+            .map(|(peer, _)| *peer)
+            .chain(self.hints.keys().copied())
+            .collect();
+        origins
+            .into_iter()
+            .filter_map(|peer| {
+                let last = match self.members.get(&peer) {
                     Some(m) if m.status == MemberStatus::Removed => m.last_seq?,
                     Some(m) if m.since.is_some() => return None,
                     _ => 0,
                 };
-                (chain.len() as u64 > last).then_some((*peer, last))
+                let cut = self.chain_len(&peer) > last || self.hints.contains_key(&peer);
+                cut.then_some((peer, last))
             })
             .collect()
     }
@@ -624,8 +636,10 @@ impl Replica {
         }
         self.check_in_chain(body)?;
         let record: Option<RecordView> = match &body.payload {
-            Payload::Record { id, action } => {
-                self.check_record(id, action, body)?;
+            Payload::Record { id, action } => 'record: {
+                if self.check_record(id, action, body)? == RecordEffect::Nothing {
+                    break 'record None;
+                }
                 let state = self
                     .records
                     .entry(id.clone())
@@ -886,7 +900,7 @@ impl Replica {
         id: &RecordId,
         action: &RecordAction,
         body: &OpBody,
-    ) -> Result<(), OpRejection> {
+    ) -> Result<RecordEffect, OpRejection> {
         check_record_fields(id, action)?;
         if self.is_forming() && !self.is_carried_over(body) {
             return Err(OpRejection::Forming {
@@ -913,24 +927,32 @@ impl Replica {
                     .and_then(|r| r.created_in(&(creator, seq)));
                 match named {
                     Some(collection) => collection,
-                    None if self.chain_len(&creator) >= seq => {
-                        return Err(OpRejection::BadContext(format!(
-                            "op {seq} of {creator}, which it names as the creation of {id}, is not one"
-                        )));
-                    }
                     // The creation is cut off (its origin deprecated or
-                    // removed before it): the change applies to a record
-                    // nobody will see, and its origin's chain goes on.
+                    // removed before it): the change counts as its origin's
+                    // op, so its chain goes on, but changes nothing.
                     None if self.last_counted(&creator).is_some_and(|last| last < seq) => {
-                        return Ok(());
+                        return Ok(RecordEffect::Nothing);
                     }
+                    // Not held yet, or held but not (here) a creation of
+                    // this record: it waits. The named position may hold
+                    // another version of an equivocating origin's op, so
+                    // this is never called a violation.
                     None => return Err(OpRejection::MissingRecord(id.clone())),
                 }
             }
         };
         self.charter.schema.check(collection, action)?;
-        Ok(())
+        Ok(RecordEffect::Change)
     }
+}
+
+/// What a valid record op does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecordEffect {
+    /// It changes the record.
+    Change,
+    /// It names a creation that is cut off: it changes nothing.
+    Nothing,
 }
 
 /// Checks the builds a software proposal names: 1 to `MAX_UPGRADE_HASHES`
@@ -1013,11 +1035,14 @@ pub struct BatchOutcome {
 
 impl Replica {
     /// Applies a batch of ops in whatever order they arrived: ops are sorted
-    /// by origin and seq, and ops that wait for others in the same batch are
+    /// by clock (which is chain order), and ops that wait for others in the same batch are
     /// retried until no more progress is made.
     pub fn apply_batch(&mut self, mut ops: Vec<VerifiedOp>) -> BatchOutcome {
+        // Clock order is chain order (clocks increase along every chain),
+        // and lets the governance fold fold each op in place.
         ops.sort_by(|a, b| {
-            (a.body().origin, a.body().seq, a.id()).cmp(&(b.body().origin, b.body().seq, b.id()))
+            let key = |op: &VerifiedOp| (op.body().hlc, op.body().origin, op.body().seq, op.id());
+            key(a).cmp(&key(b))
         });
         ops.dedup_by_key(|op| op.id());
         let mut outcome = BatchOutcome::default();

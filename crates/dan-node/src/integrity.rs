@@ -7,7 +7,7 @@ use std::fmt;
 
 use dan_core::op::verify_ops;
 use dan_core::replica::OpRejection;
-use dan_core::{Finding, Hash32, Op, RecordId, RecordView, Replica, SignedGenesis};
+use dan_core::{Finding, Hash32, Op, RecordId, RecordView, Replica, SignedGenesis, VerifiedOp};
 use dan_store::{Store, StoredOp};
 use serde::Serialize;
 
@@ -106,10 +106,11 @@ pub async fn check(
     findings: &[(Finding, Hash32)],
 ) -> Result<Replayed, NodeError> {
     let log = store.ops().await?;
+    let (verified, damaged, positions) = decode_log(&log);
     // The log is in arrival order: a removed member's ops that arrived
     // before its removal was decided would be applied again. Replay until
-    // what the end state cuts off is refused from the start (twice when
-    // something must be cut; a few passes at most).
+    // the cut-offs it is given are the ones its end state asks for (one
+    // pass when nothing is cut; a few at most).
     let mut hints = std::collections::BTreeMap::new();
     let mut pass = 0;
     let (mut replica, report) = loop {
@@ -120,23 +121,16 @@ pub async fn check(
         replica.hint_rebuild(hints.clone());
         let mut report = IntegrityReport {
             ops_checked: log.len() as u64,
+            damaged_ops: damaged.clone(),
             ..IntegrityReport::default()
         };
-        for chunk in log.chunks(REPLAY_BATCH) {
-            replay_chunk(&mut replica, chunk, &mut report);
-        }
+        replay(&mut replica, &verified, &positions, &mut report);
         pass += 1;
-        let mut found = replica.rebuild_hints();
-        if found.is_empty() || pass >= MAX_REPLAY_PASSES {
+        let wanted = replica.rebuild_hints();
+        if wanted == hints || pass >= MAX_REPLAY_PASSES {
             break (replica, report);
         }
-        for (peer, last) in &hints {
-            found.entry(*peer).or_insert(*last);
-        }
-        if found == hints {
-            break (replica, report);
-        }
-        hints = found;
+        hints = wanted;
     };
     replica.finish_rebuild();
     let mut report = report;
@@ -178,42 +172,73 @@ pub async fn check(
     Ok(Replayed { replica, report })
 }
 
-fn replay_chunk(replica: &mut Replica, chunk: &[StoredOp], report: &mut IntegrityReport) {
+/// Decodes and verifies the log once: the verified ops in log order, the
+/// damaged entries, and each op's log position.
+fn decode_log(log: &[StoredOp]) -> (Vec<VerifiedOp>, Vec<DamagedOp>, HashMap<Hash32, i64>) {
     let mut positions = HashMap::new();
-    let mut decoded = Vec::with_capacity(chunk.len());
-    for stored in chunk {
-        match Op::decode(&stored.bytes) {
-            Ok(op) if op.id().0[..] == stored.op_id[..] => {
-                positions.insert(op.id(), stored.pos);
-                decoded.push(op);
+    let mut damaged = Vec::new();
+    let mut verified = Vec::with_capacity(log.len());
+    for chunk in log.chunks(REPLAY_BATCH) {
+        let mut decoded = Vec::with_capacity(chunk.len());
+        for stored in chunk {
+            match Op::decode(&stored.bytes) {
+                Ok(op) if op.id().0[..] == stored.op_id[..] => {
+                    positions.insert(op.id(), stored.pos);
+                    decoded.push(op);
+                }
+                Ok(_) => damaged.push(DamagedOp {
+                    pos: stored.pos,
+                    problem: "its id does not match its bytes".into(),
+                }),
+                Err(e) => damaged.push(DamagedOp {
+                    pos: stored.pos,
+                    problem: e.to_string(),
+                }),
             }
-            Ok(_) => report.damaged_ops.push(DamagedOp {
-                pos: stored.pos,
-                problem: "its id does not match its bytes".into(),
-            }),
-            Err(e) => report.damaged_ops.push(DamagedOp {
-                pos: stored.pos,
-                problem: e.to_string(),
-            }),
         }
+        let (good, forged) = verify_ops(decoded);
+        for op in forged {
+            damaged.push(DamagedOp {
+                pos: positions.get(&op.id()).copied().unwrap_or_default(),
+                problem: "its signature does not verify".into(),
+            });
+        }
+        verified.extend(good);
     }
-    let (verified, forged) = verify_ops(decoded);
+    (verified, damaged, positions)
+}
+
+/// Applies the log in batches, carrying ops that wait for later ones (a
+/// create logged after an edit naming it, a context). Ops of deprecated or
+/// removed instances stay in the log but the rules refuse them: expected,
+/// not damage.
+fn replay(
+    replica: &mut Replica,
+    log: &[VerifiedOp],
+    positions: &HashMap<Hash32, i64>,
+    report: &mut IntegrityReport,
+) {
     let pos_of = |id: &Hash32| positions.get(id).copied().unwrap_or_default();
-    for op in forged {
-        report.damaged_ops.push(DamagedOp {
-            pos: pos_of(&op.id()),
-            problem: "its signature does not verify".into(),
-        });
+    let mut waiting: Vec<VerifiedOp> = Vec::new();
+    let mut refused = Vec::new();
+    for chunk in log.chunks(REPLAY_BATCH) {
+        waiting.extend(chunk.iter().cloned());
+        let outcome = replica.apply_batch(std::mem::take(&mut waiting));
+        refused.extend(outcome.rejected);
+        waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
     }
-    for op in verified {
-        match replica.apply(&op) {
-            // Ops of deprecated or removed instances stay in the log but
-            // the rules refuse them: expected, not damage.
-            Ok(_) | Err(OpRejection::Deprecated { .. } | OpRejection::Removed(_)) => {}
-            Err(reason) => report.damaged_ops.push(DamagedOp {
+    let outcome = replica.apply_batch(waiting);
+    refused.extend(outcome.rejected);
+    refused.extend(outcome.deferred);
+    for (op, reason) in refused {
+        if !matches!(
+            reason,
+            OpRejection::Deprecated { .. } | OpRejection::Removed(_)
+        ) {
+            report.damaged_ops.push(DamagedOp {
                 pos: pos_of(&op.id()),
                 problem: reason.to_string(),
-            }),
+            });
         }
     }
 }

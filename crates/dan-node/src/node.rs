@@ -883,8 +883,9 @@ impl Node {
         replica: &mut Replica,
         payload: Payload,
     ) -> Result<(VerifiedOp, Option<RecordView>), NodeError> {
-        if let Some(ahead_ms) = self.net().and_then(|net| net.clock_skew_ms())
-            && ahead_ms > dan_core::hlc::MAX_AHEAD_MS as i64
+        if let Some(ahead_ms) = self
+            .net()
+            .and_then(|net| net.clock_ahead_ms(replica, dan_core::hlc::MAX_AHEAD_MS as i64))
         {
             return Err(NodeError::ClockAhead { ahead_ms });
         }

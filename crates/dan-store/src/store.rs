@@ -144,6 +144,10 @@ impl Store {
                     .push_bind(record_id)
                     .push_bind(op.bytes().to_vec());
             });
+            // An op the log holds but the replica left out (it waited, or
+            // its origin was cut off and later counted again) may arrive
+            // again: it keeps its first place in the log.
+            insert.push(" ON CONFLICT (op_id) DO NOTHING");
             insert.build().execute(&mut *tx).await?;
         }
         upsert_records(&mut tx, records).await?;

@@ -206,6 +206,27 @@ impl NetHandle {
         skews.get(skews.len() / 2).copied()
     }
 
+    /// How far ahead of its members this instance's clock is, when a quorum
+    /// of `replica`'s members each put it more than `bound_ms` ahead (the
+    /// least of their figures); `None` otherwise. One member's (or a
+    /// minority's) backdated hellos cannot stop this instance writing.
+    pub fn clock_ahead_ms(&self, replica: &dan_core::Replica, bound_ms: i64) -> Option<i64> {
+        let voters = replica.voters();
+        let ahead: Vec<i64> = self.with_shared(|s| {
+            s.peers
+                .iter()
+                .filter(|(key, p)| {
+                    voters.contains(key) && p.online && p.verdict.as_deref() == Some("replicate")
+                })
+                .filter_map(|(_, p)| p.clock_behind_ms)
+                .filter(|ms| *ms > bound_ms)
+                .collect()
+        });
+        let needed = replica.charter().quorum.needed(voters.len());
+        (!ahead.is_empty() && ahead.len() >= needed.max(1))
+            .then(|| ahead.iter().copied().min().unwrap_or_default())
+    }
+
     /// Peers connected and replicating now.
     pub fn online_peers(&self) -> u64 {
         self.with_shared(|s| {
