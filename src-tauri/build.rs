@@ -17,6 +17,8 @@ const COMMANDS: &[&str] = &[
     "put_record",
     "delete_record",
     "restore_record",
+    "hide_window",
+    "quit_app",
     "record_history",
     "members",
     "approve",

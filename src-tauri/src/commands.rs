@@ -488,3 +488,28 @@ fn parse_peer(text: &str) -> Result<dan_core::PeerKey> {
     text.parse()
         .map_err(|e: dan_core::identity::IdentityError| CommandError::new("invalid", e.to_string()))
 }
+
+/// Hides the window; the instance keeps running (opening DAN again shows
+/// the window).
+#[tauri::command]
+pub async fn hide_window<R: Runtime>(
+    window: tauri::WebviewWindow<R>,
+    state: State<'_, AppState>,
+) -> Result<()> {
+    state.close.answered();
+    window
+        .hide()
+        .map_err(|e| CommandError::new("io", format!("could not hide the window: {e}")))
+}
+
+/// Stops the instance cleanly and closes the app.
+#[tauri::command]
+pub async fn quit_app<R: Runtime>(app: AppHandle<R>, state: State<'_, AppState>) -> Result<()> {
+    state.close.quit();
+    if let Some(node) = state.take_running().await {
+        node.stop_network().await;
+        node.close().await;
+    }
+    app.exit(0);
+    Ok(())
+}

@@ -116,6 +116,8 @@ pub fn serve(
 /// it carries an invite link, offer it to the UI.
 pub fn receive<R: Runtime>(app: &AppHandle<R>, message: &str) {
     if let Some(window) = app.get_webview_window("main") {
+        // Closed earlier, the window was only hidden (see `background`).
+        let _ = window.show();
         let _ = window.unminimize();
         let _ = window.set_focus();
     }

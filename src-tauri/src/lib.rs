@@ -5,6 +5,7 @@
 //! that the headless CLI also uses, and serves the UI in `ui/`. No protocol
 //! logic lives here.
 
+pub mod background;
 pub mod commands;
 pub mod error;
 pub mod events;
@@ -15,7 +16,7 @@ pub mod state;
 
 use std::path::PathBuf;
 
-use tauri::{AppHandle, Builder, Manager, Runtime};
+use tauri::{AppHandle, Builder, Emitter, Manager, Runtime};
 
 use state::AppState;
 
@@ -89,6 +90,21 @@ pub fn build_app<R: Runtime>(
             });
             Ok(())
         })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let state = window.state::<AppState>();
+                if state.close.on_close_request(now) == background::CloseDecision::Ask {
+                    api.prevent_close();
+                    let event = serde_json::json!({ "kind": "close_requested" });
+                    if let Err(e) = window.emit(events::EVENT, event) {
+                        tracing::debug!("asking the window about closing: {e}");
+                    }
+                }
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::create_instance,
@@ -127,6 +143,8 @@ pub fn build_app<R: Runtime>(
             commands::open_data_folder,
             commands::check_evidence,
             commands::take_launch_link,
+            commands::hide_window,
+            commands::quit_app,
         ])
 }
 

@@ -26,6 +26,8 @@ pub struct AppState {
     running: RwLock<Option<Node>>,
     admin: std::sync::Mutex<Option<AdminSession>>,
     launch_link: std::sync::Mutex<Option<String>>,
+    /// What closing the window does (see `background`).
+    pub close: crate::background::CloseGate,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
             running: RwLock::new(None),
             admin: std::sync::Mutex::new(None),
             launch_link: std::sync::Mutex::new(launch_link),
+            close: crate::background::CloseGate::default(),
         }
     }
 

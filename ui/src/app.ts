@@ -12,6 +12,7 @@ import { RecordsView } from "./views/records";
 import { MembersView } from "./views/members";
 import { NetworkView, clockWarning, describeState } from "./views/network";
 import { SettingsView } from "./views/settings";
+import { onCloseRequested } from "./components/closeDialog";
 
 type Tab = "Records" | "Members" | "Network" | "Settings";
 type Refreshable = HTMLElement & { refresh?: () => void };
@@ -79,6 +80,9 @@ export class App {
         void this.render();
         break;
       case "checkpoint_now":
+        break;
+      case "close_requested":
+        onCloseRequested(this.client);
         break;
     }
   }

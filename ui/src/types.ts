@@ -219,4 +219,5 @@ export type DanEvent =
   | { kind: "checkpoint_now" }
   | { kind: "sync_progress"; peer: string; fetched: number; total: number }
   | { kind: "peer_changed"; peer: string; what: string }
-  | { kind: "launch_link" };
+  | { kind: "launch_link" }
+  | { kind: "close_requested" };

@@ -6,6 +6,7 @@ import { h, field } from "../dom";
 import { asAdmin } from "../components/adminLock";
 import { toast } from "../components/toasts";
 import { errorText } from "../components/errorText";
+import { CLOSE_CHOICE_KEY } from "../components/closeDialog";
 
 function report(e: unknown): void {
   if (isApiError(e) && e.code === "cancelled") return;
@@ -95,6 +96,24 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
       h("h2", {}, "Data folder"),
       h("p", { class: "muted" }, dataDir),
       h("button", { type: "button", onclick: () => void client.openDataFolder().catch(report) }, "Open data folder"),
+    ),
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, "Running in the background"),
+      h("p", {}, "Closing the window keeps DAN running so the other members can reach this instance; open DAN again to see the window. Quit stops it until you open DAN again."),
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: () => {
+            localStorage.removeItem(CLOSE_CHOICE_KEY);
+            toast("DAN will ask again when you close the window.");
+          },
+        },
+        "Ask again when I close the window",
+      ),
+      h("button", { type: "button", class: "danger", onclick: () => void client.quitApp().catch(report) }, "Quit DAN"),
     ),
   );
 }

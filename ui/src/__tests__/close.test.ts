@@ -1,0 +1,38 @@
+import { describe, expect, it, vi } from "vitest";
+
+vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
+vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
+
+import type { Api } from "../api";
+import { CLOSE_CHOICE_KEY, onCloseRequested } from "../components/closeDialog";
+
+function memoryStorage(): Storage {
+  const items = new Map<string, string>();
+  return { getItem: (k: string) => items.get(k) ?? null, setItem: (k: string, v: string) => void items.set(k, v), removeItem: (k: string) => void items.delete(k), clear: () => items.clear(), key: () => null, get length() { return items.size; } } as Storage;
+}
+
+describe("closing the window", () => {
+  it("asks whether to keep running, and remembers the answer when told to", async () => {
+    HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) { this.open = true; };
+    HTMLDialogElement.prototype.close ??= function (this: HTMLDialogElement) { this.open = false; };
+    const client = { hideWindow: vi.fn(async () => {}), quitApp: vi.fn(async () => {}) } as unknown as Api;
+    const storage = memoryStorage();
+    onCloseRequested(client, storage);
+    const dialog = document.querySelector('dialog[aria-label="Keep DAN running?"]')!;
+    expect(dialog.textContent).toMatch(/other admins' instances can reach this one/);
+    (dialog.querySelector('input[aria-label="Do not ask again"]') as HTMLInputElement).checked = true;
+    Array.from(dialog.querySelectorAll("button")).find((b) => b.textContent === "Keep running in the background")!.click();
+    await Promise.resolve();
+    expect(client.hideWindow).toHaveBeenCalledTimes(1);
+    expect(storage.getItem(CLOSE_CHOICE_KEY)).toBe("background");
+    expect(document.querySelector("dialog.close-dialog")).toBeNull();
+    onCloseRequested(client, storage);
+    await Promise.resolve();
+    expect(document.querySelector("dialog.close-dialog")).toBeNull();
+    expect(client.hideWindow).toHaveBeenCalledTimes(2);
+    storage.setItem(CLOSE_CHOICE_KEY, "quit");
+    onCloseRequested(client, storage);
+    await Promise.resolve();
+    expect(client.quitApp).toHaveBeenCalledTimes(1);
+  });
+});
