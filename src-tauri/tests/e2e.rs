@@ -998,7 +998,9 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
         Duration::from_secs(60),
     )
     .await?;
-    // Bea compares the join code on Cleo's screen with hers, then approves.
+    // Bea's Members tab says that a decision waits for her; she compares
+    // the join code on Cleo's screen with hers, then approves.
+    find(&bea, "button[role='tab'][data-tab='Members'][data-count]").await?;
     let code = label_text(&cleo, "Your join code").await?;
     screenshot(&cleo, "waiting-join-code").await?;
     click_tab(&bea, "Members").await?;

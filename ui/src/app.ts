@@ -23,6 +23,9 @@ export class App {
   private tab: Tab = "Records";
   private view: Refreshable | null = null;
   private names = new Map<string, string>();
+  /** Join requests and open proposals waiting for a decision (the
+   * Members tab shows how many). */
+  private waiting = 0;
   /** Refusals already shown: a refused peer retries every few seconds. */
   private refusalsShown = new Set<string>();
   /** Bumped by each render; an older render that finds it moved stops. */
@@ -94,6 +97,11 @@ export class App {
       this.status = await this.client.status();
       const members = await this.client.members().catch(() => []);
       this.names = new Map(members.map((m) => [m.peer_id, m.name]));
+      const proposals = await this.client.proposals().catch(() => []);
+      const asking = members.filter((m) => m.status === "pending").length;
+      const waiting = asking + proposals.filter((p) => p.status === "open").length;
+      if (waiting > this.waiting && asking > 0) toast("Someone asks to join the network: see Members to approve or reject.");
+      this.waiting = waiting;
       const changedStage =
         before?.state !== this.status.state ||
         before?.network_id !== this.status.network_id ||
@@ -165,7 +173,21 @@ export class App {
     if (!status) return;
     const badge = this.root.querySelector('[aria-label="Network status"]');
     if (badge) badge.textContent = status.state;
+    const members = this.root.querySelector<HTMLElement>('button[role="tab"][data-tab="Members"]');
+    if (members) this.countOn(members);
     for (const line of this.root.querySelectorAll('[aria-label="Network state"], .banner[role="status"]')) line.textContent = describeState(status);
+  }
+
+  /** Shows on the Members tab how many decisions wait (a count drawn by
+   * CSS, so the tab's name stays "Members"). */
+  private countOn(tab: HTMLElement): void {
+    if (this.waiting > 0) {
+      tab.dataset.count = String(this.waiting);
+      tab.setAttribute("aria-description", `${this.waiting} waiting for a decision`);
+    } else {
+      delete tab.dataset.count;
+      tab.removeAttribute("aria-description");
+    }
   }
 
   private drawTabs(): void {
@@ -183,6 +205,7 @@ export class App {
             type: "button",
             role: "tab",
             "aria-selected": String(tab === this.tab),
+            "data-tab": tab,
             onclick: () => {
               this.tab = tab;
               this.drawTabs();
@@ -192,6 +215,8 @@ export class App {
         ),
       ),
     );
+    const members = nav.querySelector<HTMLElement>('[data-tab="Members"]');
+    if (members) this.countOn(members);
     const refreshAll = () => void this.render();
     this.view =
       this.tab === "Records"
