@@ -589,6 +589,12 @@ async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_windo
     }
     assert_eq!(label_text(&client, "bob status").await?, "Member");
     screenshot(&client, "members-unapproved").await?;
+    click_tab(&client, "Settings").await?;
+    assert!(
+        label_text(&client, "Version")
+            .await?
+            .starts_with("DAN 0.1.0 · desktop")
+    );
     click_tab(&client, "Network").await?;
     see(&client, "Create invite link", Duration::from_secs(10)).await?;
     screenshot(&client, "network").await?;

@@ -225,7 +225,7 @@ export class App {
           ? MembersView(this.client)
           : this.tab === "Network"
             ? NetworkView(status, refreshAll, this.client)
-            : SettingsView(info.data_dir, refreshAll, this.client);
+            : SettingsView(info.data_dir, refreshAll, this.client, status);
     const banner =
       status.state === "deprecated" || status.state === "suspended" || status.state === "unapproved" || status.state === "forming"
         ? h("p", { class: `banner ${status.state}`, role: "status" }, describeState(status))

@@ -1,5 +1,5 @@
 // Settings: change the admin password, back up and restore, open the data
-// folder.
+// folder, quit, and what this instance is (About).
 
 import { api, isApiError, type Api } from "../api";
 import { h, field } from "../dom";
@@ -7,13 +7,30 @@ import { asAdmin } from "../components/adminLock";
 import { toast } from "../components/toasts";
 import { errorText } from "../components/errorText";
 import { CLOSE_CHOICE_KEY } from "../components/closeDialog";
+import type { Status } from "../types";
+
+/** What this instance is, for a person asked "which DAN do you run?". */
+export function AboutCard(status: Status): HTMLElement {
+  const row = (label: string, value: string) => h("p", {}, h("strong", {}, `${label}: `), h("span", { "aria-label": label }, value));
+  return h(
+    "section",
+    { class: "card", "aria-label": "About DAN" },
+    h("h2", {}, "About DAN"),
+    h("p", {}, "DAN (Distributed Administration Network) keeps a network's records on every member's computer; no admin alone, nor a minority of them, controls it."),
+    row("This instance", status.name),
+    row("Version", status.build.description),
+    row("Code hash", status.code_hash),
+    row("Instance id", status.peer_id),
+    status.network_name ? row("Network", `${status.network_name} (id ${(status.network_id ?? "").slice(0, 12)}…)`) : null,
+  );
+}
 
 function report(e: unknown): void {
   if (isApiError(e) && e.code === "cancelled") return;
   toast(errorText(e), "error");
 }
 
-export function SettingsView(dataDir: string, refreshAll: () => void, client: Api = api): HTMLElement {
+export function SettingsView(dataDir: string, refreshAll: () => void, client: Api = api, status: Status | null = null): HTMLElement {
   const oldPassword = h("input", { type: "password", autocomplete: "current-password" });
   const newPassword = h("input", { type: "password", autocomplete: "new-password" });
   const repeat = h("input", { type: "password", autocomplete: "new-password" });
@@ -115,5 +132,6 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
       ),
       h("button", { type: "button", class: "danger", onclick: () => void client.quitApp().catch(report) }, "Quit DAN"),
     ),
+    status ? AboutCard(status) : "",
   );
 }
