@@ -221,7 +221,10 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 printer.value(&progress, output::join_progress);
             } else {
                 if !printer.json {
-                    eprintln!("{}", output::join_progress(&progress));
+                    eprintln!(
+                        "{}",
+                        output::terminal_safe(&output::join_progress(&progress), true)
+                    );
                 }
                 let status = wait_for_admission(&client, printer).await?;
                 printer.value(&status, output::status);

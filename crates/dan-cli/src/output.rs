@@ -14,7 +14,7 @@ impl Printer {
         if self.json {
             println!("{value}");
         } else {
-            println!("{}", human(value));
+            println!("{}", terminal_safe(&human(value), true));
         }
     }
 
@@ -26,16 +26,34 @@ impl Printer {
                 serde_json::json!({ "error": { "code": code, "message": message } })
             );
         } else {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", terminal_safe(message, true));
         }
     }
+}
+
+/// Text that came from elsewhere (a member's record, a peer's reason, a
+/// name) made safe for a terminal: control characters (escape sequences
+/// could rewrite the screen) and bidirectional overrides (which reorder
+/// what is shown) are printed as `\u{…}`; line breaks are kept only where
+/// `keep_newlines` (the layout's own), never inside a value.
+pub(crate) fn terminal_safe(text: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c == '\n' && keep_newlines) || !(c.is_control() || bidi) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    out
 }
 
 /// A JSON value as plain text (`-` for null).
 pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => terminal_safe(s, false),
         other => other.to_string(),
     }
 }
@@ -379,5 +397,21 @@ mod chrono_free {
                 "2023-11-14 22:13:20 UTC"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_text_from_elsewhere_cannot_drive_the_terminal() {
+        let hostile = "Minutes\u{1b}[2J\u{1b}]0;owned\u{7}\nfake line \u{202e}txt.exe";
+        let shown = text(&Value::String(hostile.into()));
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
+        assert!(shown.contains("\\u{1b}[2J") && shown.contains("\\u{a}fake line"));
+        assert!(shown.contains("\\u{202e}txt.exe"));
+        assert_eq!(terminal_safe("two\nlines", true), "two\nlines");
+        assert_eq!(text(&Value::String("Straße 5 · ü".into())), "Straße 5 · ü");
     }
 }

@@ -384,3 +384,19 @@ fn backup_export_and_restore_and_password_change() -> anyhow::Result<()> {
     );
     instance.stop()
 }
+
+#[test]
+fn bad_input_a_record_title_with_terminal_escapes_is_printed_escaped() -> anyhow::Result<()> {
+    let mut instance = running("alice", "1")?;
+    let hostile = "Minutes\u{1b}[2J\u{1b}]0;owned\u{7}";
+    let id = instance.ok(&["record", "put", "--collection", "notes", "--title", hostile])?;
+    let shown = instance.ok(&["record", "get", &id])?;
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+        "{shown:?}"
+    );
+    assert!(shown.contains("Minutes\\u{1b}[2J"), "{shown}");
+    // JSON keeps the exact text for scripts.
+    assert_eq!(instance.json(&["record", "get", &id])?["title"], hostile);
+    instance.stop()
+}
