@@ -419,7 +419,9 @@ pub async fn export_backup(state: State<'_, AppState>, path: PathBuf) -> Result<
     Ok(state.node().await?.export_backup(&path, &password).await?)
 }
 
-/// Restores a backup: stops the instance, restores, reopens it.
+/// Restores a backup: stops the instance, restores, reopens it. Replacing
+/// a running instance's data is an admin action (the admin session), on top
+/// of the backup's own password.
 #[tauri::command]
 pub async fn restore_backup<R: Runtime>(
     app: AppHandle<R>,
@@ -427,6 +429,9 @@ pub async fn restore_backup<R: Runtime>(
     path: PathBuf,
     password: String,
 ) -> Result<Status> {
+    if state.is_running().await {
+        state.admin_password()?;
+    }
     if let Some(node) = state.take_running().await {
         node.stop_network().await;
         node.close().await;

@@ -96,7 +96,7 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
           onclick: async () => {
             if (!confirm("Replace this instance's data with the backup? The current database is kept next to it.")) return;
             try {
-              await client.restoreBackup(restorePath.value, restorePassword.value);
+              await asAdmin(() => client.restoreBackup(restorePath.value, restorePassword.value), client);
               toast("Backup restored.");
               refreshAll();
             } catch (e) {
