@@ -436,3 +436,42 @@ fn determinism_an_instance_whose_clock_is_an_hour_ahead_says_so_and_signs_nothin
     }
     Ok(())
 }
+
+#[test]
+fn no_single_admin_a_rejected_joiner_asking_again_is_refused_and_stays_rejected()
+-> anyhow::Result<()> {
+    let mut instances = cli_network(&["alice", "bob", "carol"], &[])?;
+    let mut dave = Instance::init("dave")?;
+    dave.start_networked(&[])?;
+    let link = instances[0].invite(&[])?;
+    dave.ok(&["join", &link, "--no-wait"])?;
+    let dave_peer = dave.peer_id()?;
+    for admin in &instances[1..] {
+        wait_until(Duration::from_secs(30), "dave's request to arrive", || {
+            admin.member_status(&dave_peer).as_deref() == Some("pending")
+        })?;
+        admin.ok(&["reject", &dave_peer])?;
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "alice to see dave rejected",
+        || instances[0].member_status(&dave_peer).as_deref() == Some("rejected"),
+    )?;
+    // Asking again, with the same link or a new one, does not wipe the
+    // members' decision.
+    for link in [link, instances[0].invite(&[])?] {
+        let error = join_error(&dave, &link)?;
+        assert!(error.contains("rejected"), "{error}");
+    }
+    for instance in &instances {
+        assert_eq!(
+            instance.member_status(&dave_peer).as_deref(),
+            Some("rejected")
+        );
+    }
+    dave.stop()?;
+    for instance in &mut instances {
+        instance.stop()?;
+    }
+    Ok(())
+}
