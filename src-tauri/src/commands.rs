@@ -432,10 +432,7 @@ pub async fn restore_backup<R: Runtime>(
     if state.is_running().await {
         state.admin_password()?;
     }
-    if let Some(node) = state.take_running().await {
-        node.stop_network().await;
-        node.close().await;
-    }
+    state.stop_running().await;
     Node::restore_backup(&state.data_dir, &path, &password).await?;
     open(
         &app,
@@ -511,10 +508,7 @@ pub async fn hide_window<R: Runtime>(
 #[tauri::command]
 pub async fn quit_app<R: Runtime>(app: AppHandle<R>, state: State<'_, AppState>) -> Result<()> {
     state.close.quit();
-    if let Some(node) = state.take_running().await {
-        node.stop_network().await;
-        node.close().await;
-    }
+    state.stop_running().await;
     app.exit(0);
     Ok(())
 }

@@ -78,8 +78,16 @@ impl AppState {
     }
 
     /// Takes the running instance out (to stop it).
-    pub async fn take_running(&self) -> Option<Node> {
+    async fn take_running(&self) -> Option<Node> {
         self.running.write().await.take()
+    }
+
+    /// Stops the running instance, if any: network first, then its files.
+    pub async fn stop_running(&self) {
+        if let Some(node) = self.take_running().await {
+            node.stop_network().await;
+            node.close().await;
+        }
     }
 
     /// Opens the admin session with a verified password.

@@ -511,6 +511,15 @@ mod tests {
         }
     }
 
+    fn create() -> RecordAction {
+        RecordAction::Create {
+            collection: "notes".into(),
+            title: "t".into(),
+            fields: BTreeMap::new(),
+            tags: BTreeSet::new(),
+        }
+    }
+
     fn update(field: &str, value: &str) -> RecordAction {
         RecordAction::Update {
             title: None,
@@ -533,14 +542,8 @@ mod tests {
     fn the_latest_of_deletes_and_restores_wins_in_any_order() {
         let id = RecordId::new("r1").unwrap_or_else(|e| panic!("{e}"));
         let origin = PeerKey([9; 32]);
-        let create = RecordAction::Create {
-            collection: "notes".into(),
-            title: "t".into(),
-            fields: BTreeMap::new(),
-            tags: BTreeSet::new(),
-        };
         let ops = [
-            (create, stamp(1, 0)),
+            (create(), stamp(1, 0)),
             (RecordAction::Delete, stamp(2, 0)),
             (RecordAction::Restore, stamp(3, 0)),
             (update("a", "kept"), stamp(4, 0)),
@@ -566,14 +569,8 @@ mod tests {
     fn concurrent_updates_merge_per_field_last_writer_wins() {
         let id = RecordId::new("r1").unwrap_or_else(|e| panic!("{e}"));
         let origin = PeerKey([9; 32]);
-        let create = RecordAction::Create {
-            collection: "notes".into(),
-            title: "t".into(),
-            fields: BTreeMap::new(),
-            tags: BTreeSet::new(),
-        };
         let ops = [
-            (create, stamp(1, 0)),
+            (create(), stamp(1, 0)),
             (update("a", "old"), stamp(2, 1)),
             (update("a", "new"), stamp(3, 1)),
             (update("b", "tie-low"), stamp(4, 1)),

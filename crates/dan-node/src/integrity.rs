@@ -113,7 +113,7 @@ pub async fn check(
     // pass when nothing is cut; a few at most).
     let mut hints = std::collections::BTreeMap::new();
     let mut pass = 0;
-    let (mut replica, report) = loop {
+    let (mut replica, mut report) = loop {
         let mut replica = Replica::new(genesis.clone())?;
         for (finding, evidence) in findings {
             replica.deprecate(finding, *evidence);
@@ -133,7 +133,6 @@ pub async fn check(
         hints = wanted;
     };
     replica.finish_rebuild();
-    let mut report = report;
     let mut expected: HashMap<RecordId, RecordView> = replica
         .records()
         .map(|view| (view.id.clone(), view))

@@ -18,11 +18,22 @@ use crate::support::{govern, join_request, trio};
 /// approved carol at 30) and its keys.
 fn trio_replica() -> (Replica, [Keypair; 3]) {
     let t = trio();
-    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
-    for op in &t.admissions {
-        replica.apply(op).expect("admission");
-    }
-    (replica, t.keys)
+    (t.replica(), t.keys)
+}
+
+/// Deprecates `key` on `replica` from `cutoff` on (as if it equivocated).
+fn cut_off(replica: &mut Replica, key: &Keypair, cutoff: u64) {
+    let finding = dan_core::Finding {
+        offender: key.public(),
+        cutoff,
+        reason: "equivocated".into(),
+    };
+    replica.deprecate(&finding, dan_core::Hash32::of(b"evidence"));
+}
+
+/// The record `id` as `replica` shows it.
+fn shown(replica: &Replica, id: &str) -> Option<dan_core::RecordView> {
+    replica.record(&RecordId::new(id).expect("id"))
 }
 
 /// The body `key` would sign next on `replica`, then `tweak`ed.
@@ -173,16 +184,8 @@ fn no_single_admin_a_removed_member_cannot_write_past_what_the_deciding_votes_ha
     let (rebuilt, other) = (rebuild(&one), rebuild(&other));
     assert_eq!(rebuilt.ops_root(), other.ops_root());
     assert_eq!(rebuilt.state_root(), other.state_root());
-    assert!(
-        rebuilt
-            .record(&RecordId::new("carol-3").expect("id"))
-            .is_none()
-    );
-    assert!(
-        rebuilt
-            .record(&RecordId::new("carol-2").expect("id"))
-            .is_some()
-    );
+    assert!(shown(&rebuilt, "carol-3").is_none());
+    assert!(shown(&rebuilt, "carol-2").is_some());
 }
 
 // Attacker review of the causal core, finding 2: an approval dated earlier
@@ -254,12 +257,7 @@ fn no_single_admin_an_honest_member_still_votes_after_a_chain_it_had_seen_is_cut
     // Carol is found to have equivocated at seq 2: her ops from 2 on go.
     let t = trio();
     let mut rebuilt = Replica::new(t.genesis.clone()).expect("replica");
-    let finding = dan_core::Finding {
-        offender: carol.public(),
-        cutoff: 2,
-        reason: "equivocated".into(),
-    };
-    rebuilt.deprecate(&finding, dan_core::Hash32::of(b"evidence"));
+    cut_off(&mut rebuilt, &carol, 2);
     let outcome = rebuilt.apply_batch(t.admissions.iter().chain(&ops).cloned().collect());
     assert_eq!(outcome.applied.len(), 3 + 1 + 1, "{:?}", outcome.rejected);
     // Alice had seen three of carol's ops; only one counts now. Her next
@@ -379,12 +377,7 @@ fn deprecation_an_edit_of_a_record_whose_creation_is_cut_off_does_not_stall_the_
     // Carol is cut off from the op that created the record.
     let t = trio();
     let mut rebuilt = Replica::new(t.genesis.clone()).expect("replica");
-    let finding = dan_core::Finding {
-        offender: carol.public(),
-        cutoff: created.body().seq,
-        reason: "equivocated".into(),
-    };
-    rebuilt.deprecate(&finding, dan_core::Hash32::of(b"evidence"));
+    cut_off(&mut rebuilt, &carol, created.body().seq);
     let ops: Vec<VerifiedOp> = t
         .admissions
         .iter()
@@ -394,16 +387,8 @@ fn deprecation_an_edit_of_a_record_whose_creation_is_cut_off_does_not_stall_the_
     let outcome = rebuilt.apply_batch(ops);
     assert_eq!(outcome.rejected.len(), 1, "only carol's creation");
     assert!(outcome.deferred.is_empty(), "{:?}", outcome.deferred);
-    assert!(
-        rebuilt
-            .record(&RecordId::new("carols").expect("id"))
-            .is_none()
-    );
-    assert!(
-        rebuilt
-            .record(&RecordId::new("bobs").expect("id"))
-            .is_some()
-    );
+    assert!(shown(&rebuilt, "carols").is_none());
+    assert!(shown(&rebuilt, "bobs").is_some());
 }
 
 #[test]
@@ -440,13 +425,8 @@ fn no_single_admin_an_edit_naming_a_cut_off_creation_changes_nothing() {
     let (mut replica, [alice, bob, carol]) = trio_replica();
     let created = body_of(&replica, &alice, note("alices"), |b| b.hlc = at(40));
     replica.apply(&created).expect("alice creates");
-    let finding = dan_core::Finding {
-        offender: carol.public(),
-        cutoff: 1,
-        reason: "equivocated".into(),
-    };
-    replica.deprecate(&finding, dan_core::Hash32::of(b"evidence"));
-    let before = replica.record(&RecordId::new("alices").expect("id"));
+    cut_off(&mut replica, &carol, 1);
+    let before = shown(&replica, "alices");
     let sneaky = body_of(&replica, &bob, update("alices", 666), |b| {
         b.hlc = at(41);
         b.context = Some(Context::from([(carol.public(), 5)]));
@@ -454,10 +434,7 @@ fn no_single_admin_an_edit_naming_a_cut_off_creation_changes_nothing() {
     replica
         .apply(&sneaky)
         .expect("valid, but it changes nothing");
-    assert_eq!(
-        replica.record(&RecordId::new("alices").expect("id")),
-        before
-    );
+    assert_eq!(shown(&replica, "alices"), before);
 }
 
 mod minority {
@@ -491,11 +468,8 @@ mod minority {
     /// five keys (alice, bob, carol, then the two newcomers).
     fn five() -> (Vec<VerifiedOp>, Replica, Vec<Keypair>) {
         let t = trio();
-        let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+        let mut replica = t.replica();
         let mut ops = t.admissions.clone();
-        for op in &ops {
-            replica.apply(op).expect("admission");
-        }
         let adversary = [
             Keypair::from_secret([40; 32]),
             Keypair::from_secret([41; 32]),

@@ -138,10 +138,7 @@ fn evidence_a_member_that_says_its_build_awaits_approval_is_refused_but_not_accu
 #[test]
 fn evidence_against_a_key_that_is_not_a_member_is_not_decided_and_cutoffs_do_not_overflow() {
     let t = trio();
-    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
-    for op in &t.admissions {
-        replica.apply(op).expect("admission");
-    }
+    let replica = t.replica();
     let stranger = dan_core::Keypair::from_secret([77; 32]);
     let checkpoint = hello(&stranger, &replica, |h| {
         h.code_hash = Hash32::of(b"tampered build");

@@ -91,6 +91,17 @@ pub(crate) struct Trio {
     pub(crate) admissions: Vec<VerifiedOp>,
 }
 
+impl Trio {
+    /// A replica holding the genesis and the three admissions.
+    pub(crate) fn replica(&self) -> Replica {
+        let mut replica = Replica::new(self.genesis.clone()).expect("replica");
+        for op in &self.admissions {
+            replica.apply(op).expect("admission");
+        }
+        replica
+    }
+}
+
 /// A signed join request from `joiner` for `network`.
 pub(crate) fn join_request(
     network: dan_core::NetworkId,
