@@ -171,6 +171,9 @@ impl Node {
                         "this instance was deprecated by the network: {}",
                         finding.reason
                     );
+                    if let Some(net) = self.net() {
+                        net.note_proven_deprecation(&finding.reason);
+                    }
                     EvidenceOutcome::AgainstThisInstance { finding }
                 } else {
                     stored.status = PROVEN.into();

@@ -92,6 +92,14 @@ pub struct PeerInfo {
     pub clock_behind_ms: Option<i64>,
 }
 
+impl PeerInfo {
+    /// Connected now, and accepted by the last handshake as a member to
+    /// replicate with.
+    pub fn replicating(&self) -> bool {
+        self.online && self.verdict.as_deref() == Some("replicate")
+    }
+}
+
 /// State shared between the event loop and the handle.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -104,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) request_counts: HashMap<PeerKey, (u64, u32)>,
     /// Peers that refused this instance as deprecated, and why.
     pub(crate) deprecated_notices: std::collections::BTreeMap<PeerKey, String>,
+    /// Why evidence this instance checked itself proves it deprecated.
+    pub(crate) proven_deprecation: Option<String>,
     /// The highest seq of this instance's own chain that a peer holds and
     /// this instance does not (lost writes being recovered).
     pub(crate) own_chain_head: u64,
@@ -198,7 +208,7 @@ impl NetHandle {
         let mut skews: Vec<i64> = self.with_shared(|s| {
             s.peers
                 .values()
-                .filter(|p| p.online && p.verdict.as_deref() == Some("replicate"))
+                .filter(|p| p.replicating())
                 .filter_map(|p| p.clock_behind_ms)
                 .collect()
         });
@@ -215,26 +225,18 @@ impl NetHandle {
         let ahead: Vec<i64> = self.with_shared(|s| {
             s.peers
                 .iter()
-                .filter(|(key, p)| {
-                    voters.contains(key) && p.online && p.verdict.as_deref() == Some("replicate")
-                })
+                .filter(|(key, p)| voters.contains(key) && p.replicating())
                 .filter_map(|(_, p)| p.clock_behind_ms)
                 .filter(|ms| *ms > bound_ms)
                 .collect()
         });
-        let needed = replica.charter().quorum.needed(voters.len());
-        (!ahead.is_empty() && ahead.len() >= needed.max(1))
+        is_quorum(replica, &voters, ahead.len())
             .then(|| ahead.iter().copied().min().unwrap_or_default())
     }
 
     /// Peers connected and replicating now.
     pub fn online_peers(&self) -> u64 {
-        self.with_shared(|s| {
-            s.peers
-                .values()
-                .filter(|p| p.online && p.verdict.as_deref() == Some("replicate"))
-                .count() as u64
-        })
+        self.with_shared(|s| s.peers.values().filter(|p| p.replicating()).count() as u64)
     }
 
     /// Ops known to exist on peers but not fetched yet.
@@ -247,13 +249,20 @@ impl NetHandle {
         self.with_shared(|s| s.last_sync_ms)
     }
 
-    /// Why a quorum of `replica`'s members refuse this instance as
-    /// deprecated, if they do. One peer's word is not enough: any peer can
-    /// answer `Deprecated`, and believing it switches the lost-write guard
-    /// off and offers to throw the instance's key away.
+    /// Why this instance is deprecated: evidence it checked itself, or a
+    /// quorum of `replica`'s members refusing it as deprecated. One peer's
+    /// word is not enough: any peer can answer `Deprecated`, and believing
+    /// it switches the lost-write guard off and offers to throw the
+    /// instance's key away.
     pub fn deprecated_notice(&self, replica: Option<&dan_core::Replica>) -> Option<String> {
-        let notices = self.with_shared(|s| s.deprecated_notices.clone());
-        believed_notice(&notices, replica?)
+        let (proven, notices) =
+            self.with_shared(|s| (s.proven_deprecation.clone(), s.deprecated_notices.clone()));
+        proven.or_else(|| believed_notice(&notices, replica?))
+    }
+
+    /// Records evidence against this instance that it checked itself.
+    pub fn note_proven_deprecation(&self, reason: &str) {
+        self.with_shared(|s| s.proven_deprecation = Some(reason.to_owned()));
     }
 
     /// The highest seq of this instance's own chain known on peers, and
@@ -277,6 +286,7 @@ impl NetHandle {
         self.with_shared(|s| {
             s.own_chain_head = 0;
             s.deprecated_notices.clear();
+            s.proven_deprecation = None;
         });
     }
 
@@ -367,8 +377,17 @@ pub(crate) fn believed_notice(
         .filter(|(peer, _)| voters.contains(peer))
         .map(|(_, reason)| reason)
         .collect();
-    let needed = replica.charter().quorum.needed(voters.len());
-    (!said.is_empty() && said.len() >= needed).then(|| said[0].clone())
+    is_quorum(replica, &voters, said.len()).then(|| said[0].clone())
+}
+
+/// Whether `said` of `voters` (at least one) are a quorum under `replica`'s
+/// charter.
+fn is_quorum(
+    replica: &dan_core::Replica,
+    voters: &std::collections::BTreeSet<PeerKey>,
+    said: usize,
+) -> bool {
+    said > 0 && said >= replica.charter().quorum.needed(voters.len())
 }
 
 #[cfg(test)]
