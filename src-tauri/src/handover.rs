@@ -66,7 +66,9 @@ pub fn hand_over_or_listen(data_dir: &Path, link: Option<&str>) -> std::io::Resu
         .create(data_dir)?;
     // Nobody takes it: whatever is left there is stale.
     let _ = std::fs::remove_file(&path);
-    Ok(Start::First(UnixListener::bind(&path)?))
+    let listener = UnixListener::bind(&path)?;
+    dan_store::private::protect(&path).map_err(std::io::Error::other)?;
+    Ok(Start::First(listener))
 }
 
 /// Sends `message`; whether the running app took it.

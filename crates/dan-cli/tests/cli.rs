@@ -320,6 +320,70 @@ fn init_refuses_weak_passwords_and_existing_instances() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).map_or(0, |m| m.permissions().mode() & 0o777)
+}
+
+#[test]
+fn local_user_backups_data_dirs_and_restored_copies_are_private() -> anyhow::Result<()> {
+    // Fails on e0617a0: backups were written 0644 (the umask's default) through
+    // a `.partial` path that followed links, and a restore into a new data
+    // directory left it 0755 and `dan.db` 0644.
+    let mut instance = running("alice", "1")?;
+    assert_eq!(mode(instance.data_dir()), 0o700);
+    for file in ["dan.db", "dan.db-wal", "dan.db-shm"] {
+        let path = instance.data_dir().join(file);
+        assert_eq!(mode(&path), 0o600, "{file} is readable by others");
+    }
+    let dir = tempfile::tempdir()?;
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "another user's file")?;
+    let file = dir.path().join("alice.danbackup");
+    std::os::unix::fs::symlink(&victim, &file)?;
+    instance.json(&["backup", "export", &file.to_string_lossy()])?;
+    assert_eq!(
+        std::fs::read_to_string(&victim)?,
+        "another user's file",
+        "the link was written through"
+    );
+    assert_eq!(mode(&file), 0o600, "the backup is readable by others");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+    instance.stop()?;
+
+    let restored = dir.path().join("restored");
+    let output = std::process::Command::new(instance.bin())
+        .args([
+            "--data-dir",
+            &restored.to_string_lossy(),
+            "backup",
+            "restore",
+            &file.to_string_lossy(),
+        ])
+        .env("DAN_ADMIN_PASSWORD", PASSWORD)
+        .output()?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        mode(&restored),
+        0o700,
+        "the restored data directory is open to others"
+    );
+    assert_eq!(
+        mode(&restored.join("dan.db")),
+        0o600,
+        "the restored database is readable by others"
+    );
+    Ok(())
+}
+
 #[test]
 fn backup_export_and_restore_and_password_change() -> anyhow::Result<()> {
     let mut instance = running("alice", "1")?;

@@ -15,6 +15,8 @@ use crate::secrets::{KdfParams, SecretError, random_bytes};
 
 const MAGIC: &[u8; 10] = b"DANBACKUP1";
 const AAD: &[u8] = b"dan backup v1";
+/// Largest backup file read (a database of several million records).
+pub const MAX_BACKUP_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 
 fn backup_key(password: &str, salt: &[u8]) -> Result<[u8; 32], SecretError> {
     let kdf = KdfParams::OWASP;
@@ -25,6 +27,47 @@ fn backup_key(password: &str, salt: &[u8]) -> Result<[u8; 32], SecretError> {
         .hash_password_into(password.as_bytes(), salt, &mut key)
         .map_err(|e| SecretError::Damaged(e.to_string()))?;
     Ok(key)
+}
+
+/// A backup file's parts: KDF salt, nonce and the sealed database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupFile {
+    /// Salt of the Argon2id key derivation.
+    pub salt: [u8; 16],
+    /// XChaCha20-Poly1305 nonce.
+    pub nonce: [u8; 24],
+    /// The encrypted database, with its tag.
+    pub sealed: Vec<u8>,
+}
+
+impl BackupFile {
+    /// Splits a backup file into its parts (nothing is decrypted yet).
+    pub fn parse(bytes: &[u8]) -> Result<Self, NodeError> {
+        let not_a_backup = || NodeError::Invalid("this file is not a DAN backup".into());
+        let body = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(not_a_backup)?;
+        // The tag alone is 16 bytes: anything shorter holds no database.
+        if body.len() <= 16 + 24 + 16 {
+            return Err(not_a_backup());
+        }
+        let (salt, rest) = body.split_at(16);
+        let (nonce, sealed) = rest.split_at(24);
+        Ok(BackupFile {
+            salt: salt.try_into().map_err(|_| not_a_backup())?,
+            nonce: nonce.try_into().map_err(|_| not_a_backup())?,
+            sealed: sealed.to_vec(),
+        })
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&self.salt);
+        file.extend_from_slice(&self.nonce);
+        file.extend_from_slice(&self.sealed);
+        file
+    }
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> NodeError {
@@ -60,13 +103,13 @@ impl Node {
         })
         .await
         .map_err(|e| SecretError::Damaged(format!("backup crashed: {e}")))??;
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(&salt);
-        file.extend_from_slice(&nonce);
-        file.extend_from_slice(&sealed);
-        let temp = path.with_extension("partial");
-        std::fs::write(&temp, &file).map_err(io(format!("writing {}", temp.display())))?;
-        std::fs::rename(&temp, path).map_err(io(format!("writing {}", path.display())))?;
+        let file = BackupFile {
+            salt,
+            nonce,
+            sealed,
+        }
+        .to_bytes();
+        dan_store::private::write_replacing(path, &file)?;
         Ok(file.len() as u64)
     }
 
@@ -78,21 +121,14 @@ impl Node {
         backup: &Path,
         password: &str,
     ) -> Result<(), NodeError> {
-        let file = std::fs::read(backup).map_err(io(format!("reading {}", backup.display())))?;
-        let body = file
-            .strip_prefix(MAGIC.as_slice())
-            .filter(|rest| rest.len() > 40)
-            .ok_or_else(|| {
-                NodeError::Invalid(format!("{} is not a DAN backup", backup.display()))
-            })?;
-        let (salt, rest) = body.split_at(16);
-        let (nonce, sealed) = rest.split_at(24);
-        let (salt, nonce, sealed, password) = (
-            salt.to_vec(),
-            nonce.to_vec(),
-            sealed.to_vec(),
-            password.to_owned(),
-        );
+        let file = dan_store::private::read_bounded(backup, MAX_BACKUP_BYTES)?;
+        let BackupFile {
+            salt,
+            nonce,
+            sealed,
+        } = BackupFile::parse(&file)
+            .map_err(|_| NodeError::Invalid(format!("{} is not a DAN backup", backup.display())))?;
+        let password = password.to_owned();
         let plain = tokio::task::spawn_blocking(move || {
             let key = backup_key(&password, &salt)?;
             XChaCha20Poly1305::new((&key).into())
@@ -107,8 +143,7 @@ impl Node {
         })
         .await
         .map_err(|e| SecretError::Damaged(format!("restore crashed: {e}")))??;
-        std::fs::create_dir_all(data_dir)
-            .map_err(io(format!("creating {}", data_dir.display())))?;
+        dan_store::private::create_dir(data_dir)?;
         let _lock = lock_data_dir(data_dir)?;
         let db = data_dir.join(DB_FILE);
         if db.exists() {
@@ -118,7 +153,7 @@ impl Node {
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(data_dir.join(format!("{DB_FILE}{suffix}")));
         }
-        std::fs::write(&db, plain).map_err(io(format!("writing {}", db.display())))?;
+        dan_store::private::write_new(&db, &plain)?;
         Ok(())
     }
 }

@@ -91,6 +91,9 @@ pub enum NodeError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A private file or folder could not be made or read.
+    #[error(transparent)]
+    File(#[from] dan_store::private::PrivateFileError),
     /// A file-system operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -127,7 +130,7 @@ impl NodeError {
             NodeError::Rejected(_) => "rejected",
             NodeError::Integrity(_) => "integrity",
             NodeError::Store(_) => "storage",
-            NodeError::Io { .. } => "io",
+            NodeError::File(_) | NodeError::Io { .. } => "io",
         }
     }
 

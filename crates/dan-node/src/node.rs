@@ -197,17 +197,6 @@ pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, NodeError>
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
-    std::fs::create_dir_all(dir).map_err(NodeError::io(format!("creating {}", dir.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(NodeError::io(format!("protecting {}", dir.display())))?;
-    }
-    Ok(())
-}
-
 /// Checks an instance name: 1 to 64 characters, not blank.
 pub fn check_instance_name(name: &str) -> Result<String, NodeError> {
     let name = name.trim();
@@ -299,7 +288,7 @@ impl Node {
     pub async fn init(data_dir: &Path, name: &str, password: &str) -> Result<PeerKey, NodeError> {
         let name = check_instance_name(name)?;
         crate::secrets::check_new_password(password)?;
-        create_private_dir(data_dir)?;
+        dan_store::private::create_dir(data_dir)?;
         let _lock = lock_data_dir(data_dir)?;
         let store = Store::open(&data_dir.join(DB_FILE)).await?;
         if store.meta(META_SEALED_KEY).await?.is_some() {

@@ -9,6 +9,9 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A database or archive file could not be made private.
+    #[error(transparent)]
+    File(#[from] crate::private::PrivateFileError),
     /// A stored value could not be read back.
     #[error("stored data is damaged: {0}")]
     Damaged(String),

@@ -12,6 +12,7 @@
 mod error;
 mod evidence;
 mod invites;
+pub mod private;
 mod records;
 mod store;
 

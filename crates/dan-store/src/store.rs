@@ -29,6 +29,17 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// The database file and SQLite's write-ahead log and shared memory beside
+/// it (created with the database file's mode).
+fn database_files(path: &Path) -> [std::path::PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    [path.to_owned(), with("-wal"), with("-shm")]
+}
+
 const RECORD_COLUMNS: &str =
     "id, collection, title, fields, tags, deleted, created_at, updated_at, origin, version";
 
@@ -36,6 +47,14 @@ impl Store {
     /// Opens (or creates) the database file at `path` and brings its schema
     /// up to date.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        if std::fs::symlink_metadata(path).is_err() {
+            crate::private::create_empty(path)?;
+        }
+        for file in database_files(path) {
+            if std::fs::symlink_metadata(&file).is_ok() {
+                crate::private::protect(&file)?;
+            }
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
@@ -267,8 +286,10 @@ impl Store {
             .collect()
     }
 
-    /// Writes a consistent copy of the whole database to `path`.
+    /// Writes a consistent copy of the whole database to `path`, a new
+    /// private file.
     pub async fn snapshot(&self, path: &Path) -> Result<(), StoreError> {
+        crate::private::create_empty(path)?;
         let target = path.to_string_lossy().into_owned();
         sqlx::query("VACUUM INTO ?1")
             .bind(target)
