@@ -12,8 +12,12 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::unistd::{Pid, geteuid};
 
 /// Where the payload starts: the end of the ELF section header table.
 fn payload_offset(exe: &Path) -> Result<u64, String> {
@@ -36,11 +40,46 @@ fn payload_offset(exe: &Path) -> Result<u64, String> {
     Ok(section_headers + entry_size * entries)
 }
 
-/// A directory of our own under the temporary directory.
-fn fresh_dir(kind: &str) -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!(".{kind}_dan_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
+/// Where to unpack: `$XDG_RUNTIME_DIR` when it is ours and private (a
+/// tmpfs only this user can enter), else the temporary directory.
+fn unpack_base() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| is_private_to_us(dir))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// Whether `dir` is a real directory owned by this user that nobody else
+/// may enter.
+fn is_private_to_us(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir).is_ok_and(|meta| {
+        meta.is_dir() && meta.uid() == geteuid().as_raw() && meta.mode() & 0o077 == 0
+    })
+}
+
+/// A new directory of our own under `base`: a random name, created (never
+/// reused: an existing directory or link there is refused), mode 0700, and
+/// checked to be ours before anything is written into it.
+fn fresh_dir(base: &Path, kind: &str) -> Result<PathBuf, String> {
+    for _ in 0..8 {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+        let name: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = base.join(format!(".{kind}_dan_{name}"));
+        match create_private(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+            Ok(()) if is_private_to_us(&dir) => return Ok(dir),
+            Ok(()) => return Err(format!("{} is not private to this user", dir.display())),
+        }
+    }
+    Err(format!("cannot find a free name under {}", base.display()))
+}
+
+/// Creates `dir`, which must not exist yet, with mode 0700.
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn extract(exe: &Path, offset: u64, into: &Path) -> Result<(), String> {
@@ -84,14 +123,35 @@ fn unmount(at: &Path) {
     }
 }
 
+/// Runs `AppRun` and waits for it. Interrupt, hang-up and termination are
+/// passed on to it rather than ending this runtime, so the mount or the
+/// extracted copy is always cleaned up after it (only SIGKILL cannot be).
 fn run_app(exe: &Path, app_dir: &Path, args: &[OsString]) -> Result<u8, String> {
-    let status = Command::new(app_dir.join("AppRun"))
+    let mut forwarded = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        forwarded.add(signal);
+    }
+    forwarded
+        .thread_block()
+        .map_err(|e| format!("cannot hold signals: {e}"))?;
+    // The child starts with an empty signal mask (the standard library
+    // resets it), so it gets these signals as usual.
+    let mut child = Command::new(app_dir.join("AppRun"))
         .args(args)
         .env("APPIMAGE", exe)
         .env("APPDIR", app_dir)
         .env("ARGV0", std::env::args_os().next().unwrap_or_default())
-        .status()
+        .spawn()
         .map_err(|e| format!("cannot start AppRun: {e}"))?;
+    let pid = i32::try_from(child.id())
+        .map(Pid::from_raw)
+        .map_err(|e| format!("odd process id: {e}"))?;
+    std::thread::spawn(move || {
+        while let Ok(signal) = forwarded.wait() {
+            let _ = kill(pid, signal);
+        }
+    });
+    let status = child.wait().map_err(|e| format!("lost AppRun: {e}"))?;
     Ok(status
         .code()
         .and_then(|c| u8::try_from(c).ok())
@@ -114,7 +174,8 @@ fn run() -> Result<u8, String> {
         }
         _ => {}
     }
-    let mount_point = fresh_dir("mount")?;
+    let base = unpack_base();
+    let mount_point = fresh_dir(&base, "mount")?;
     if mount(&exe, offset, &mount_point) {
         let code = run_app(&exe, &mount_point, &args);
         unmount(&mount_point);
@@ -122,7 +183,7 @@ fn run() -> Result<u8, String> {
         return code;
     }
     let _ = std::fs::remove_dir(&mount_point);
-    let extracted = fresh_dir("extract")?;
+    let extracted = fresh_dir(&base, "extract")?;
     let code = extract(&exe, offset, &extracted).and_then(|()| run_app(&exe, &extracted, &args));
     let _ = std::fs::remove_dir_all(&extracted);
     code
@@ -135,5 +196,61 @@ fn main() -> ExitCode {
             eprintln!("appimage: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).expect("metadata").mode() & 0o777
+    }
+
+    #[test]
+    fn unpack_directories_are_new_random_and_private() {
+        let base = tempfile::tempdir().expect("temp dir");
+        let one = fresh_dir(base.path(), "extract").expect("first");
+        let two = fresh_dir(base.path(), "extract").expect("second");
+        assert_ne!(one, two, "names must not be predictable");
+        assert_eq!(mode(&one), 0o700);
+        assert_eq!(
+            std::fs::symlink_metadata(&one).expect("meta").uid(),
+            geteuid().as_raw()
+        );
+    }
+
+    #[test]
+    fn a_directory_or_link_made_beforehand_is_refused() {
+        // Fails on e0617a0: `create_dir_all` accepted a directory another
+        // user had made at the (predictable) name, and AppRun ran from it.
+        let base = tempfile::tempdir().expect("temp dir");
+        let planted = base.path().join(".extract_dan_1234");
+        std::fs::create_dir(&planted).expect("planted dir");
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let error = create_private(&planted).expect_err("a planted directory is refused");
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        let link = base.path().join(".mount_dan_1234");
+        std::os::unix::fs::symlink(base.path(), &link).expect("planted link");
+        assert!(create_private(&link).is_err(), "a planted link is refused");
+    }
+
+    #[test]
+    fn a_runtime_dir_others_can_enter_is_not_used() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        assert!(is_private_to_us(dir.path()));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        assert!(
+            !is_private_to_us(dir.path()),
+            "a directory others may enter is not private"
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(std::env::temp_dir(), &link).expect("link");
+        assert!(!is_private_to_us(&link), "a link is not followed");
     }
 }
