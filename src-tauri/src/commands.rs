@@ -184,7 +184,7 @@ pub async fn create_network(
 /// whether the network approves this build.
 #[tauri::command]
 pub async fn preview_invite(state: State<'_, AppState>, link: String) -> Result<InvitePreview> {
-    Ok(state.node().await?.preview_invite(&link)?)
+    Ok(state.node().await?.preview_invite(&link).await?)
 }
 
 /// Joins a network through an invite link (admin).

@@ -158,6 +158,50 @@ fn bad_input_tampered_expired_used_up_revoked_and_foreign_invite_links_are_refus
     Ok(())
 }
 
+#[test]
+fn bad_input_an_invite_to_a_look_alike_network_is_flagged_in_the_preview() -> anyhow::Result<()> {
+    // Fails on e0617a0: there was no preview in the CLI, and the window's
+    // said nothing when a network's name matched a known one under another id.
+    let mut alice = Instance::with_network("alice", "Commons", "1")?;
+    // Mallory's network is spelt with a Cyrillic "С" and "о".
+    let mut mallory = Instance::with_network("mallory", "\u{0421}\u{043e}mmons", "1")?;
+    let alice_network = alice.json(&["status"])?["network_id"].clone();
+    let lure = mallory.invite(&[])?;
+
+    let preview = alice.json(&["invite", "show", &lure])?;
+    assert_eq!(preview["relation"], "other_network", "{preview}");
+    assert_eq!(
+        preview["look_alike"]["network_id"], alice_network,
+        "{preview}"
+    );
+    assert_ne!(preview["network_id"], alice_network);
+    let text = alice.ok(&["invite", "show", &lure])?;
+    assert!(
+        text.starts_with("WARNING: this is NOT your network \"Commons\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "(id {})",
+            preview["network_id"].as_str().unwrap_or("?")
+        )),
+        "{text}"
+    );
+
+    let own = alice.json(&["invite", "show", &alice.invite(&[])?])?;
+    assert_eq!(own["relation"], "this_network", "{own}");
+    assert!(own["look_alike"].is_null(), "{own}");
+    let mut dave = Instance::init("dave")?;
+    dave.start(&[])?;
+    let fresh = dave.json(&["invite", "show", &lure])?;
+    assert_eq!(fresh["relation"], "no_network", "{fresh}");
+    assert!(fresh["look_alike"].is_null(), "{fresh}");
+    for instance in [&mut alice, &mut mallory, &mut dave] {
+        instance.stop()?;
+    }
+    Ok(())
+}
+
 fn refusal_shown(instance: &Instance, peer: &str, words: &str) -> bool {
     instance.json(&["peers"]).is_ok_and(|peers| {
         peers.as_array().is_some_and(|rows| {

@@ -204,6 +204,10 @@ export interface InvitePreview {
   approved_builds: BuildView[];
   /** What to send an admin of the network when this build is not approved. */
   approval_request: string | null;
+  /** How the invite's network stands to this instance's. */
+  relation: "no_network" | "this_network" | "other_network";
+  /** A network this instance knows whose name looks like the invite's, with another id. */
+  look_alike: { network_id: string; network_name: string } | null;
 }
 
 export interface AppInfo {

@@ -176,6 +176,10 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
         }
         Command::Record(command) => record(&client, printer, command).await?,
         Command::Invite(args) => match args.command {
+            Some(InviteCommand::Show { link }) => {
+                let preview = client.call(ControlRequest::PreviewInvite { link }).await?;
+                printer.value(&preview, output::invite_preview);
+            }
             Some(InviteCommand::Revoke { id }) => {
                 let password = password::admin_password()?;
                 let done = client

@@ -116,6 +116,58 @@ pub(crate) fn status(v: &Value) -> String {
     lines.join("\n")
 }
 
+/// What an invite link says, with its warnings first.
+pub(crate) fn invite_preview(v: &Value) -> String {
+    let mut lines = Vec::new();
+    if let Some(known) = v.get("look_alike").filter(|k| !k.is_null()) {
+        lines.push(format!(
+            "WARNING: this is NOT your network \"{}\" (id {}): the invite is for a different network with a name that looks the same (id {}). Check the id with the person who sent it before joining.",
+            text(&known["network_name"]),
+            text(&known["network_id"]),
+            text(&v["network_id"]),
+        ));
+    }
+    match v["relation"].as_str() {
+        Some("this_network") => lines.push("note: this instance is already in this network (or asked to join it).".into()),
+        Some("other_network") => lines.push("note: this instance is in another network; joining this one means leaving it (`dan join --leave-current-network`).".into()),
+        _ => {}
+    }
+    lines.push(format!(
+        "network:     {} (id {})",
+        text(&v["network_name"]),
+        text(&v["network_id"])
+    ));
+    lines.push(format!(
+        "invited by:  {} ({})",
+        text(&v["inviter_name"]),
+        text(&v["inviter"])
+    ));
+    lines.push(format!(
+        "expires:     {}",
+        v["expires_ms"].as_u64().map_or("-".into(), format_ms)
+    ));
+    let build = &v["your_build"];
+    let approval = match build["approval"].as_str() {
+        Some("approved") => "approved by the network (as the inviter says)",
+        Some(_) => "NOT approved by the network: send the approval request below to an admin",
+        None => "not listed in the invite; the inviter checks it when you join",
+    };
+    lines.push(format!(
+        "your build:  {} — {approval}",
+        text(&build["description"])
+    ));
+    if let Some(request) = v["approval_request"]
+        .as_str()
+        .filter(|_| build["approval"] == "not_approved")
+    {
+        lines.push(format!(
+            "approval request: {}",
+            terminal_safe(request, false)
+        ));
+    }
+    lines.join("\n")
+}
+
 /// A join in progress as text.
 pub(crate) fn join_progress(v: &Value) -> String {
     format!(

@@ -106,6 +106,22 @@ pub fn is_plain_text(text: &str) -> bool {
         .any(|c| c.is_control() || matches!(c, '\u{00ad}' | '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'))
 }
 
+/// Whether two names would read the same to a person: equal once case,
+/// spacing, compatibility forms and confusable letters are folded (the
+/// skeletons of Unicode TR39), e.g. "Commons" and "Соmmons" spelt with
+/// Cyrillic letters, or "Wi1low" and "Willow". A network whose name looks
+/// like a known one but whose id differs is a look-alike to check.
+pub fn names_look_alike(a: &str, b: &str) -> bool {
+    fold_name(a) == fold_name(b)
+}
+
+fn fold_name(name: &str) -> String {
+    let spaced = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let folded: String =
+        unicode_security::confusable_detection::skeleton(&spaced.to_lowercase()).collect();
+    unicode_security::confusable_detection::skeleton(&folded.to_lowercase()).collect()
+}
+
 /// An invite signed by its inviter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedInvite {
@@ -294,6 +310,16 @@ fn check_request(request: &JoinRequest) -> Result<(), InviteError> {
 mod tests {
     use super::*;
     use crate::hash::Hash32;
+
+    #[test]
+    fn look_alike_names_are_told_apart_from_different_ones() {
+        // Cyrillic "С" and "о", a digit one for an "l", case and spacing.
+        assert!(names_look_alike("Commons", "\u{0421}\u{043e}mmons"));
+        assert!(names_look_alike("Willow Street", "Wi1low  street"));
+        assert!(names_look_alike("Commons", "commons"));
+        assert!(!names_look_alike("Commons", "Common"));
+        assert!(!names_look_alike("Library", "Garden club"));
+    }
 
     fn invite() -> SignedInvite {
         let inviter = Keypair::from_secret([1; 32]);

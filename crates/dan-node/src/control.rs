@@ -5,7 +5,7 @@
 //! and one JSON response per connection. Each request carries the token from
 //! `control.token` (mode 0600), so only the instance's owner can use it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use dan_store::RecordQuery;
 use serde::{Deserialize, Serialize};
@@ -77,6 +77,11 @@ pub enum ControlRequest {
     },
     /// Invites issued by this instance.
     Invites,
+    /// What an invite link says, before joining with it.
+    PreviewInvite {
+        /// The `dan://join/…` link.
+        link: String,
+    },
     /// Revoke an invite (admin only).
     RevokeInvite {
         /// The invite id.
@@ -181,10 +186,23 @@ pub enum ControlRequest {
     },
 }
 
+/// One line on the control channel: the token and the request.
 #[derive(Serialize, Deserialize)]
-struct Envelope {
-    token: String,
-    request: ControlRequest,
+pub struct Envelope {
+    /// The control token (from the token file).
+    pub token: String,
+    /// What is asked.
+    pub request: ControlRequest,
+}
+
+/// Reads one request line as the control channel does (also the fuzz
+/// targets' entry point).
+pub fn parse_line(line: &str) -> Result<Envelope, ControlError> {
+    if line.len() as u64 > MAX_REQUEST_BYTES {
+        return Err(ControlError::new("bad_request", "the request is too large"));
+    }
+    serde_json::from_str(line)
+        .map_err(|e| ControlError::new("bad_request", format!("malformed request: {e}")))
 }
 
 /// An error as sent over the control channel: a stable code and a message
@@ -229,12 +247,12 @@ pub async fn serve(
     let dir = node.data_dir().to_owned();
     let socket = dir.join(SOCKET_FILE);
     let token = hex::encode(crate::secrets::random_bytes()?);
-    write_private(&dir.join(TOKEN_FILE), token.as_bytes())?;
+    dan_store::private::write_replacing(&dir.join(TOKEN_FILE), token.as_bytes())?;
     // We hold the data directory lock, so any socket file left is stale.
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)
         .map_err(NodeError::io(format!("listening on {}", socket.display())))?;
-    set_private(&socket)?;
+    dan_store::private::protect(&socket)?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -264,11 +282,8 @@ async fn handle(stream: UnixStream, node: &Node, token: &str) -> std::io::Result
     BufReader::new(read.take(MAX_REQUEST_BYTES))
         .read_line(&mut line)
         .await?;
-    let response = match serde_json::from_str::<Envelope>(&line) {
-        Err(e) => Response::Error(ControlError::new(
-            "bad_request",
-            format!("malformed request: {e}"),
-        )),
+    let response = match parse_line(&line) {
+        Err(e) => Response::Error(e),
         Ok(envelope) if !constant_time_eq(envelope.token.as_bytes(), token.as_bytes()) => {
             Response::Error(ControlError::new(
                 "unauthorized",
@@ -311,6 +326,7 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
             to_json(node.create_invite(invite, &password).await?)
         }
         ControlRequest::Invites => to_json(node.invites().await?),
+        ControlRequest::PreviewInvite { link } => to_json(node.preview_invite(&link).await?),
         ControlRequest::RevokeInvite { id, password } => {
             node.revoke_invite(&id, &password).await?;
             to_json(serde_json::json!({ "revoked": id }))
@@ -385,23 +401,6 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
 fn parse_peer(text: &str) -> Result<dan_core::PeerKey, NodeError> {
     text.parse()
         .map_err(|e: dan_core::identity::IdentityError| NodeError::Invalid(e.to_string()))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
-    let temp = path.with_extension("tmp");
-    std::fs::write(&temp, bytes).map_err(NodeError::io(format!("writing {}", temp.display())))?;
-    set_private(&temp)?;
-    std::fs::rename(&temp, path).map_err(NodeError::io(format!("writing {}", path.display())))
-}
-
-fn set_private(path: &Path) -> Result<(), NodeError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(NodeError::io(format!("protecting {}", path.display())))?;
-    }
-    Ok(())
 }
 
 /// A client of a running instance's control channel.

@@ -204,6 +204,35 @@ pub struct InvitePreview {
     /// admin of the network (paste into "Approve another version" or
     /// `dan upgrade add`).
     pub approval_request: Option<String>,
+    /// How the invite's network stands to this instance's.
+    pub relation: InviteRelation,
+    /// A network this instance knows (its own, or the one it asked to
+    /// join) whose name looks like the invite's but whose id differs: a
+    /// look-alike, to check with the inviter before joining.
+    pub look_alike: Option<KnownNetwork>,
+}
+
+/// How an invite's network stands to the network of the instance that
+/// reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteRelation {
+    /// This instance is in no network (nor joining one).
+    NoNetwork,
+    /// The invite is for the network this instance is in or is joining.
+    ThisNetwork,
+    /// The invite is for another network: joining it means leaving the
+    /// current one.
+    OtherNetwork,
+}
+
+/// A network by id and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownNetwork {
+    /// Its id.
+    pub network_id: dan_core::NetworkId,
+    /// Its name.
+    pub network_name: String,
 }
 
 /// Where a join stands, for `dan join` and the UI.
@@ -506,13 +535,25 @@ impl Node {
     /// What an invite link says, before joining: checked (well-formed,
     /// untampered, not expired), with whether the network approves this
     /// build.
-    pub fn preview_invite(&self, link: &str) -> Result<InvitePreview, NodeError> {
+    pub async fn preview_invite(&self, link: &str) -> Result<InvitePreview, NodeError> {
         let signed =
             SignedInvite::from_link(link).map_err(|e| NodeError::Invalid(e.to_string()))?;
         signed
             .check(now_ms())
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let invite = signed.invite;
+        let known = self.known_networks().await;
+        let relation = match known.first() {
+            None => InviteRelation::NoNetwork,
+            Some(_) if known.iter().any(|k| k.network_id == invite.network) => {
+                InviteRelation::ThisNetwork
+            }
+            Some(_) => InviteRelation::OtherNetwork,
+        };
+        let look_alike = known.into_iter().find(|k| {
+            k.network_id != invite.network
+                && dan_core::invite::names_look_alike(&k.network_name, &invite.network_name)
+        });
         let own = self.inner().code_hash;
         let approved = invite.approves(&own);
         let mut your_build =
@@ -537,7 +578,28 @@ impl Node {
             your_build,
             approved_builds,
             approval_request: (approved != Some(true)).then(|| self.approval_request()),
+            relation,
+            look_alike,
         })
+    }
+
+    /// The networks this instance is in or asked to join.
+    async fn known_networks(&self) -> Vec<KnownNetwork> {
+        let mut known = Vec::new();
+        if let Some(replica) = self.inner().ledger.lock().await.replica.as_ref() {
+            known.push(KnownNetwork {
+                network_id: replica.network_id(),
+                network_name: replica.charter().name.clone(),
+            });
+        }
+        let joining = self.inner().joining.lock().ok().and_then(|j| j.clone());
+        if let Some(joining) = joining {
+            known.push(KnownNetwork {
+                network_id: joining.invite.network,
+                network_name: joining.invite.network_name,
+            });
+        }
+        known
     }
 
     /// Checks an invite link before joining: well-formed, untampered, not
@@ -553,7 +615,7 @@ impl Node {
             .check(now_ms())
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         if invite.invite.approves(&self.inner().code_hash) == Some(false) {
-            let preview = self.preview_invite(link)?;
+            let preview = self.preview_invite(link).await?;
             let approved: Vec<String> = preview
                 .approved_builds
                 .iter()

@@ -35,7 +35,7 @@ describe("builds as versions", () => {
   });
 
   it("tells a joiner on an unapproved build before joining, with the request to send", () => {
-    const preview: InvitePreview = { network_id: "n".repeat(64), network_name: "Elm Street Library", inviter: "p1", inviter_name: "Ada laptop", expires_ms: 1, your_build: { ...desktop, approval: "not_approved" }, approved_builds: [headless], approval_request: '{"product":"DAN"}' };
+    const preview: InvitePreview = { network_id: "n".repeat(64), network_name: "Elm Street Library", inviter: "p1", inviter_name: "Ada laptop", expires_ms: 1, your_build: { ...desktop, approval: "not_approved" }, approved_builds: [headless], approval_request: '{"product":"DAN"}', relation: "no_network", look_alike: null };
     const box = document.createElement("div");
     box.append(...InvitePreviewText(preview));
     expect(box.querySelector('[aria-label="Your version"]')!.textContent).toMatch(/has not approved your version of DAN \(DAN 0.1.0 · desktop · Linux x86-64\)\. It approves: DAN 0.1.0 · headless/);
@@ -46,9 +46,26 @@ describe("builds as versions", () => {
     expect(ok.querySelector('[aria-label="Approval request"]')).toBeNull();
   });
 
+  it("flags an invite to a look-alike of the network this instance is in", () => {
+    // Fails on e0617a0: the preview said nothing when the name matched a
+    // known network under another id.
+    const preview: InvitePreview = { network_id: "e".repeat(64), network_name: "Elm Street Library", inviter: "p9", inviter_name: "Ada laptop", expires_ms: 1, your_build: desktop, approved_builds: [desktop], approval_request: null, relation: "other_network", look_alike: { network_id: "a".repeat(64), network_name: "Elm Street Library" } };
+    const box = document.createElement("div");
+    box.append(...InvitePreviewText(preview));
+    const banner = box.querySelector('[aria-label="Look-alike network"]')!;
+    expect(banner.getAttribute("role")).toBe("alert");
+    expect(banner.textContent).toMatch(/This is not your network “Elm Street Library”/);
+    expect(banner.textContent).toMatch(/id eeeeeeeeeeee…, yours is aaaaaaaaaaaa…/);
+    expect(box.querySelector('[aria-label="Network note"]')!.textContent).toMatch(/joining this one means leaving it/);
+    const plain = document.createElement("div");
+    plain.append(...InvitePreviewText({ ...preview, relation: "no_network", look_alike: null }));
+    expect(plain.querySelector('[aria-label="Look-alike network"]')).toBeNull();
+    expect(plain.textContent).toMatch(/id eeeeeeeeeeee…/);
+  });
+
   it("marks the join form busy until the preview is that of the link in the box", async () => {
     vi.useFakeTimers();
-    const preview = (name: string, approval: BuildView["approval"]): InvitePreview => ({ network_id: "n".repeat(64), network_name: name, inviter: "p1", inviter_name: "Ada laptop", expires_ms: 1, your_build: { ...desktop, approval }, approved_builds: [desktop], approval_request: null });
+    const preview = (name: string, approval: BuildView["approval"]): InvitePreview => ({ network_id: "n".repeat(64), network_name: name, inviter: "p1", inviter_name: "Ada laptop", expires_ms: 1, your_build: { ...desktop, approval }, approved_builds: [desktop], approval_request: null, relation: "no_network", look_alike: null });
     const answers: Array<(p: InvitePreview) => void> = [];
     const client = { previewInvite: () => new Promise<InvitePreview>((resolve) => answers.push(resolve)) } as unknown as Api;
     const form = JoinNetworkForm(() => {}, client);

@@ -41,6 +41,7 @@ export function StartNetworkView(onChanged: () => void, client: Api = api, link 
 /** What an invite says, and whether this build may join with it. */
 export function InvitePreviewText(invite: InvitePreview): HTMLElement[] {
   const lines = [
+    ...NetworkWarnings(invite),
     h("p", {}, "Network: ", h("strong", {}, invite.network_name), h("small", { class: "muted" }, ` (id ${invite.network_id.slice(0, 12)}…)`)),
     h("p", {}, "Invited by: ", h("strong", {}, invite.inviter_name), ` (${invite.inviter})`),
     h("p", {}, `The link expires ${when(invite.expires_ms)}.`),
@@ -65,6 +66,28 @@ export function InvitePreviewText(invite: InvitePreview): HTMLElement[] {
     ),
   );
   return lines;
+}
+
+/** Whether the invite is for a look-alike of a known network, or another network than this one's. */
+function NetworkWarnings(invite: InvitePreview): HTMLElement[] {
+  const shortId = (id: string) => `${id.slice(0, 12)}…`;
+  const warnings: HTMLElement[] = [];
+  if (invite.look_alike) {
+    warnings.push(
+      h(
+        "div",
+        { class: "banner", role: "alert", "aria-label": "Look-alike network" },
+        h("p", {}, h("strong", {}, `This is not your network “${invite.look_alike.network_name}”.`)),
+        h("p", {}, `The invite is for a different network whose name looks the same (id ${shortId(invite.network_id)}, yours is ${shortId(invite.look_alike.network_id)}). Check the id with the person who sent the link before you join.`),
+      ),
+    );
+  }
+  if (invite.relation === "this_network") {
+    warnings.push(h("p", { "aria-label": "Network note" }, "This instance is already in this network (or has asked to join it)."));
+  } else if (invite.relation === "other_network") {
+    warnings.push(h("p", { "aria-label": "Network note" }, "This instance is in another network: joining this one means leaving it."));
+  }
+  return warnings;
 }
 
 /** Paste an invite link, see who invites to which network, then join. */
