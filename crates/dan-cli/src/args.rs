@@ -4,9 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dan_core::{FieldValue, Hash32};
+use dan_core::Hash32;
 use dan_node::api::PutRecord;
 use dan_node::{RecordQuery, RecordSort};
 
@@ -64,7 +63,8 @@ pub(crate) enum Command {
     /// Create or manage the network.
     #[command(subcommand)]
     Network(NetworkCommand),
-    /// Issue an invite link (admin), or revoke one with `invite revoke ID`.
+    /// Issue an invite link (admin); `invite show LINK` reads one, `invite
+    /// revoke ID` revokes one.
     Invite(InviteArgs),
     /// List the invites this instance issued.
     Invites,
@@ -190,6 +190,14 @@ pub(crate) struct InviteArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum InviteCommand {
+    /// Show what an invite link says before joining with it: network (name
+    /// and id), inviter, expiry, whether your version is approved, and
+    /// warnings (a look-alike of a network you know, another network than
+    /// yours).
+    Show {
+        /// The `dan://join/…` link.
+        link: String,
+    },
     /// Revoke an invite so nobody can join with it any more.
     Revoke {
         /// The invite id (see `dan invites`).
@@ -348,7 +356,7 @@ impl PutArgs {
     pub(crate) fn into_request(self) -> anyhow::Result<PutRecord> {
         let mut fields = BTreeMap::new();
         for field in &self.fields {
-            let (key, value) = parse_field(field)?;
+            let (key, value) = dan_node::api::parse_field_arg(field)?;
             fields.insert(key, Some(value));
         }
         for key in self.remove_fields {
@@ -363,18 +371,6 @@ impl PutArgs {
             tags,
         })
     }
-}
-
-fn parse_field(text: &str) -> anyhow::Result<(String, FieldValue)> {
-    if let Some((key, json)) = text.split_once(":=") {
-        let value: FieldValue = serde_json::from_str(json)
-            .with_context(|| format!("`{json}` is not a number, true/false or a quoted string"))?;
-        return Ok((key.to_owned(), value));
-    }
-    let Some((key, value)) = text.split_once('=') else {
-        bail!("`{text}` is not KEY=VALUE");
-    };
-    Ok((key.to_owned(), FieldValue::Text(value.to_owned())))
 }
 
 /// Sort orders for `record list`.
@@ -455,23 +451,5 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("7w").is_err());
         assert!(parse_duration("soon").is_err());
-    }
-
-    #[test]
-    fn fields_parse_as_text_or_typed_json() {
-        assert_eq!(
-            parse_field("a=b=c").ok(),
-            Some(("a".into(), FieldValue::Text("b=c".into())))
-        );
-        assert_eq!(
-            parse_field("n:=5").ok(),
-            Some(("n".into(), FieldValue::Int(5)))
-        );
-        assert_eq!(
-            parse_field("ok:=true").ok(),
-            Some(("ok".into(), FieldValue::Bool(true)))
-        );
-        assert!(parse_field("n:=[1]").is_err());
-        assert!(parse_field("novalue").is_err());
     }
 }

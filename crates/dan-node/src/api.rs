@@ -185,3 +185,45 @@ impl HistoryEntry {
         })
     }
 }
+
+/// Parses one `--field` argument: `KEY=TEXT` (the text as it is) or
+/// `KEY:=JSON` (a number, `true`/`false` or a quoted string).
+pub fn parse_field_arg(text: &str) -> Result<(String, FieldValue), crate::NodeError> {
+    if let Some((key, json)) = text.split_once(":=") {
+        let value: FieldValue = serde_json::from_str(json).map_err(|_| {
+            crate::NodeError::Invalid(format!(
+                "`{json}` is not a number, true/false or a quoted string"
+            ))
+        })?;
+        return Ok((key.to_owned(), value));
+    }
+    let Some((key, value)) = text.split_once('=') else {
+        return Err(crate::NodeError::Invalid(format!(
+            "`{text}` is not KEY=VALUE"
+        )));
+    };
+    Ok((key.to_owned(), FieldValue::Text(value.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_parse_as_text_or_typed_json() {
+        assert_eq!(
+            parse_field_arg("a=b=c").ok(),
+            Some(("a".into(), FieldValue::Text("b=c".into())))
+        );
+        assert_eq!(
+            parse_field_arg("n:=5").ok(),
+            Some(("n".into(), FieldValue::Int(5)))
+        );
+        assert_eq!(
+            parse_field_arg("ok:=true").ok(),
+            Some(("ok".into(), FieldValue::Bool(true)))
+        );
+        assert!(parse_field_arg("n:=[1]").is_err());
+        assert!(parse_field_arg("novalue").is_err());
+    }
+}

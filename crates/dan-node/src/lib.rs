@@ -7,7 +7,7 @@
 //! and the desktop app.
 
 pub mod api;
-mod backup;
+pub mod backup;
 mod code;
 pub mod control;
 pub mod deprecation;

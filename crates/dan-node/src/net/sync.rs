@@ -10,7 +10,7 @@ use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, Negentropy};
 
 use super::wire::{
-    Gossip, MAX_FETCH_ANSWER_BYTES, MAX_FETCH_IDS, RECONCILE_FRAME_BYTES, Request, Response,
+    self, Gossip, MAX_FETCH_ANSWER_BYTES, MAX_FETCH_IDS, RECONCILE_FRAME_BYTES, Request, Response,
 };
 use super::{Command, NetHandle, key_of, peer_id_of};
 use crate::error::NodeError;
@@ -469,9 +469,7 @@ pub(super) async fn respond(
                 Ok(set) => set,
                 Err(e) => return Response::Error(e.to_string()),
             };
-            let answer = Negentropy::borrowed(set.as_ref(), RECONCILE_FRAME_BYTES)
-                .and_then(|mut n| n.reconcile(&message));
-            match answer {
+            match wire::answer_reconcile(&set, &message) {
                 Ok(reply) => Response::Reconcile(reply),
                 Err(e) => Response::Error(format!("reconciliation failed: {e}")),
             }

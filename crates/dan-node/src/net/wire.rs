@@ -105,6 +105,28 @@ pub enum Response {
     Error(String),
 }
 
+/// Decodes one `/dan/sync/1` message of at most `limit` bytes, as it came
+/// off a stream (also the fuzz targets' entry point).
+pub fn decode_message<M: for<'de> Deserialize<'de>>(bytes: &[u8], limit: u64) -> io::Result<M> {
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "message too large",
+        ));
+    }
+    postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The answer to one round of reconciliation from a peer, from `set` (the
+/// ops held here).
+pub fn answer_reconcile(
+    set: &negentropy::NegentropyStorageVector,
+    message: &[u8],
+) -> Result<Vec<u8>, negentropy::Error> {
+    negentropy::Negentropy::borrowed(set, RECONCILE_FRAME_BYTES)
+        .and_then(|mut negentropy| negentropy.reconcile(message))
+}
+
 /// Bytes of `/dan/sync/1` messages sent and received (before transport
 /// encryption and multiplexing), for benchmarks and diagnostics.
 #[derive(Debug, Default)]
@@ -137,13 +159,7 @@ impl WireCodec {
         self.traffic
             .received
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if bytes.len() as u64 > limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "message too large",
-            ));
-        }
-        postcard::from_bytes(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        decode_message(&bytes, limit)
     }
 
     async fn write_all<T, M>(&self, io: &mut T, message: &M) -> io::Result<()>
