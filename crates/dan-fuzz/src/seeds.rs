@@ -39,14 +39,46 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         input.extend(codec::encode(body));
         ("op_apply", input)
     }));
-    seeds.push(("hello", hello.clone()));
-    seeds.push(("evidence", equivocation(replica, &f.keys).to_bytes()));
-    seeds.push(("genesis", f.genesis.to_bytes()));
-    seeds.push((
-        "invite_link",
-        invite(replica, &f.keys[0]).to_link().into_bytes(),
-    ));
-    seeds.push(("join_request", join.clone()));
+    let signed_hello = hello_of(&f.keys[1], replica);
+    let evidence = equivocation(replica, &f.keys);
+    let invite = invite(replica, &f.keys[0]);
+    let request = join_request(replica, &f.keys[3]);
+    for (target, raw, unsigned) in [
+        ("hello", hello.clone(), codec::encode(&signed_hello.hello)),
+        (
+            "evidence",
+            evidence.to_bytes(),
+            codec::encode(&(&evidence.evidence, 1u64, NOW_MS)),
+        ),
+        (
+            "genesis",
+            f.genesis.to_bytes(),
+            codec::encode(&f.genesis.genesis),
+        ),
+        (
+            "invite_link",
+            invite.to_link().into_bytes(),
+            codec::encode(&invite.invite),
+        ),
+        (
+            "join_request",
+            join.clone(),
+            codec::encode(&request.request),
+        ),
+    ] {
+        seeds.push((target, [&[0u8][..], &raw].concat()));
+        seeds.push((target, [&[1u8, 1][..], &unsigned].concat()));
+    }
+    let unsigned_twins = Evidence::Equivocation {
+        first: codec::encode(&bodies[1].1),
+        second: codec::encode(&replica.next_body(
+            f.keys[2].public(),
+            NOW_MS - 999,
+            bodies[0].1.payload.clone(),
+        )),
+    };
+    let claim = codec::encode(&(unsigned_twins, 1u64, NOW_MS));
+    seeds.push(("evidence", [&[1u8, 1][..], &claim].concat()));
     seeds.extend([
         wire(0, &Request::Hello(hello.clone())),
         wire(0, &Request::Join(join)),
