@@ -16,8 +16,13 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use nix::sys::signal::{SigSet, Signal, kill};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::{Pid, geteuid};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// Where the payload starts: the end of the ELF section header table.
 fn payload_offset(exe: &Path) -> Result<u64, String> {
@@ -123,39 +128,73 @@ fn unmount(at: &Path) {
     }
 }
 
-/// Runs `AppRun` and waits for it. Interrupt, hang-up and termination are
-/// passed on to it rather than ending this runtime, so the mount or the
-/// extracted copy is always cleaned up after it (only SIGKILL cannot be).
-fn run_app(exe: &Path, app_dir: &Path, args: &[OsString]) -> Result<u8, String> {
-    let mut forwarded = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        forwarded.add(signal);
+/// Signals that would end this runtime before it cleaned up. It catches
+/// them for its whole life (a handler, which `exec` resets, so AppRun gets
+/// them as usual) and passes termination and hang-up on to the app.
+/// Interrupt is not passed on: a terminal sends it to the app directly.
+struct Signals {
+    /// The app while it runs and is not yet reaped (so its pid cannot
+    /// have been reused).
+    app: Arc<Mutex<Option<Pid>>>,
+    /// Whether a termination or hang-up came before the app started.
+    ended: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn catch() -> Result<Self, String> {
+        let mut caught = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .map_err(|e| format!("cannot catch signals: {e}"))?;
+        let app: Arc<Mutex<Option<Pid>>> = Arc::default();
+        let ended: Arc<AtomicBool> = Arc::default();
+        let (to_app, to_flag) = (app.clone(), ended.clone());
+        std::thread::spawn(move || {
+            for number in caught.forever().filter(|n| *n != SIGINT) {
+                let running = to_app.lock().map(|pid| *pid).unwrap_or_default();
+                match (running, Signal::try_from(number)) {
+                    (Some(pid), Ok(signal)) => {
+                        let _ = kill(pid, signal);
+                    }
+                    _ => to_flag.store(true, Ordering::SeqCst),
+                }
+            }
+        });
+        Ok(Signals { app, ended })
     }
-    forwarded
-        .thread_block()
-        .map_err(|e| format!("cannot hold signals: {e}"))?;
-    // The child starts with an empty signal mask (the standard library
-    // resets it), so it gets these signals as usual.
-    let mut child = Command::new(app_dir.join("AppRun"))
-        .args(args)
-        .env("APPIMAGE", exe)
-        .env("APPDIR", app_dir)
-        .env("ARGV0", std::env::args_os().next().unwrap_or_default())
-        .spawn()
-        .map_err(|e| format!("cannot start AppRun: {e}"))?;
-    let pid = i32::try_from(child.id())
-        .map(Pid::from_raw)
-        .map_err(|e| format!("odd process id: {e}"))?;
-    std::thread::spawn(move || {
-        while let Ok(signal) = forwarded.wait() {
-            let _ = kill(pid, signal);
+
+    /// Runs `AppRun` and waits for it to exit.
+    fn run_app(&self, exe: &Path, app_dir: &Path, args: &[OsString]) -> Result<u8, String> {
+        if self.ended.load(Ordering::SeqCst) {
+            return Err("stopped before the app started".into());
         }
-    });
-    let status = child.wait().map_err(|e| format!("lost AppRun: {e}"))?;
-    Ok(status
-        .code()
-        .and_then(|c| u8::try_from(c).ok())
-        .unwrap_or(1))
+        let mut child = Command::new(app_dir.join("AppRun"))
+            .args(args)
+            .env("APPIMAGE", exe)
+            .env("APPDIR", app_dir)
+            .env("ARGV0", std::env::args_os().next().unwrap_or_default())
+            .spawn()
+            .map_err(|e| format!("cannot start AppRun: {e}"))?;
+        let pid = i32::try_from(child.id())
+            .map(Pid::from_raw)
+            .map_err(|e| format!("odd process id: {e}"))?;
+        self.set_app(Some(pid));
+        // Wait for the exit without reaping, so no signal can reach a
+        // process that took the pid over; then forget the app and reap it.
+        while let Err(nix::errno::Errno::EINTR) =
+            waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+        {}
+        self.set_app(None);
+        let status = child.wait().map_err(|e| format!("lost AppRun: {e}"))?;
+        Ok(status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1))
+    }
+
+    fn set_app(&self, pid: Option<Pid>) {
+        if let Ok(mut app) = self.app.lock() {
+            *app = pid;
+        }
+    }
 }
 
 fn run() -> Result<u8, String> {
@@ -168,23 +207,31 @@ fn run() -> Result<u8, String> {
             return Ok(0);
         }
         Some("--appimage-extract") => {
-            extract(&exe, offset, Path::new("squashfs-root"))?;
+            let into = Path::new("squashfs-root");
+            if std::fs::symlink_metadata(into).is_ok() {
+                return Err(
+                    "squashfs-root already exists here: remove it, or extract elsewhere".into(),
+                );
+            }
+            extract(&exe, offset, into)?;
             println!("squashfs-root");
             return Ok(0);
         }
         _ => {}
     }
+    let signals = Signals::catch()?;
     let base = unpack_base();
     let mount_point = fresh_dir(&base, "mount")?;
     if mount(&exe, offset, &mount_point) {
-        let code = run_app(&exe, &mount_point, &args);
+        let code = signals.run_app(&exe, &mount_point, &args);
         unmount(&mount_point);
         let _ = std::fs::remove_dir(&mount_point);
         return code;
     }
     let _ = std::fs::remove_dir(&mount_point);
     let extracted = fresh_dir(&base, "extract")?;
-    let code = extract(&exe, offset, &extracted).and_then(|()| run_app(&exe, &extracted, &args));
+    let code =
+        extract(&exe, offset, &extracted).and_then(|()| signals.run_app(&exe, &extracted, &args));
     let _ = std::fs::remove_dir_all(&extracted);
     code
 }
@@ -235,6 +282,37 @@ mod tests {
         let link = base.path().join(".mount_dan_1234");
         std::os::unix::fs::symlink(base.path(), &link).expect("planted link");
         assert!(create_private(&link).is_err(), "a planted link is refused");
+    }
+
+    #[test]
+    fn termination_reaches_the_app_and_the_runtime_outlives_it_to_clean_up() {
+        // Fails with signals blocked in the runtime (they were inherited by
+        // AppRun, which then never got them).
+        let app_dir = tempfile::tempdir().expect("temp dir");
+        let app_run = app_dir.path().join("AppRun");
+        std::fs::write(
+            &app_run,
+            "#!/bin/sh\ntrap 'exit 7' TERM\necho $$ > \"$APPDIR/pid\"\nwhile true; do sleep 0.05; done\n",
+        )
+        .expect("AppRun");
+        std::fs::set_permissions(&app_run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let signals = Signals::catch().expect("signals");
+        let dir = app_dir.path().to_owned();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(signals.run_app(Path::new("/bin/true"), &dir, &[]));
+        });
+        let pid_file = app_dir.path().join("pid");
+        let started = std::time::Instant::now();
+        while !pid_file.exists() {
+            assert!(started.elapsed().as_secs() < 20, "AppRun did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        kill(Pid::this(), Signal::SIGTERM).expect("terminate the runtime");
+        let code = finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the app got the termination and exited");
+        assert_eq!(code, Ok(7), "the app's own exit code is returned");
     }
 
     #[test]
