@@ -9,7 +9,6 @@
 //! a window).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,10 +59,7 @@ pub fn hand_over_or_listen(data_dir: &Path, link: Option<&str>) -> std::io::Resu
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)?;
+    dan_store::private::create_dir(data_dir).map_err(std::io::Error::other)?;
     // Nobody takes it: whatever is left there is stale.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;

@@ -116,10 +116,14 @@ pub fn names_look_alike(a: &str, b: &str) -> bool {
 }
 
 fn fold_name(name: &str) -> String {
-    let spaced = name.split_whitespace().collect::<Vec<_>>().join(" ");
-    let folded: String =
-        unicode_security::confusable_detection::skeleton(&spaced.to_lowercase()).collect();
-    unicode_security::confusable_detection::skeleton(&folded.to_lowercase()).collect()
+    use unicode_security::confusable_detection::skeleton;
+    let once: String = skeleton(&name.to_lowercase()).collect();
+    let folded: String = skeleton(&once.to_lowercase()).collect();
+    // Spaces, punctuation and symbols (including blanks that are not
+    // whitespace, such as U+2800) do not tell names apart; a name of
+    // nothing else is compared as it folded.
+    let letters: String = folded.chars().filter(|c| c.is_alphanumeric()).collect();
+    if letters.is_empty() { folded } else { letters }
 }
 
 /// An invite signed by its inviter.
@@ -317,6 +321,8 @@ mod tests {
         assert!(names_look_alike("Commons", "\u{0421}\u{043e}mmons"));
         assert!(names_look_alike("Willow Street", "Wi1low  street"));
         assert!(names_look_alike("Commons", "commons"));
+        assert!(names_look_alike("Commons", "Commons\u{2800}"));
+        assert!(names_look_alike("Willow Street", "WillowStreet."));
         assert!(!names_look_alike("Commons", "Common"));
         assert!(!names_look_alike("Library", "Garden club"));
     }

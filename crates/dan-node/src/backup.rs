@@ -15,8 +15,9 @@ use crate::secrets::{KdfParams, SecretError, random_bytes};
 
 const MAGIC: &[u8; 10] = b"DANBACKUP1";
 const AAD: &[u8] = b"dan backup v1";
-/// Largest backup file read (a database of several million records).
-pub const MAX_BACKUP_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+/// Largest backup file read (it is decrypted in memory: a database of
+/// several million records).
+pub const MAX_BACKUP_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 fn backup_key(password: &str, salt: &[u8]) -> Result<[u8; 32], SecretError> {
     let kdf = KdfParams::OWASP;
@@ -115,7 +116,7 @@ impl Node {
 
     /// Restores a backup into `data_dir` (the instance must not be
     /// running). The current database is kept next to it as
-    /// `dan.db.before-restore`.
+    /// `dan.db.before-restore-<ms>` (with its write-ahead log).
     pub async fn restore_backup(
         data_dir: &Path,
         backup: &Path,
@@ -146,14 +147,19 @@ impl Node {
         dan_store::private::create_dir(data_dir)?;
         let _lock = lock_data_dir(data_dir)?;
         let db = data_dir.join(DB_FILE);
-        if db.exists() {
-            std::fs::rename(&db, data_dir.join("dan.db.before-restore"))
-                .map_err(io(format!("moving {}", db.display())))?;
+        if std::fs::symlink_metadata(&db).is_ok() {
+            // The database moves with its write-ahead log (which may hold
+            // its latest transactions), under a name no restore reuses.
+            let kept = format!("{DB_FILE}.before-restore-{}", crate::replication::now_ms());
+            for suffix in ["", "-wal", "-shm"] {
+                let from = data_dir.join(format!("{DB_FILE}{suffix}"));
+                if std::fs::symlink_metadata(&from).is_ok() {
+                    std::fs::rename(&from, data_dir.join(format!("{kept}{suffix}")))
+                        .map_err(io(format!("moving {}", from.display())))?;
+                }
+            }
         }
-        for suffix in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(data_dir.join(format!("{DB_FILE}{suffix}")));
-        }
-        dan_store::private::write_new(&db, &plain)?;
+        dan_store::private::write_replacing(&db, &plain)?;
         Ok(())
     }
 }

@@ -661,6 +661,14 @@ impl Node {
                 "the inviter sent the genesis of another network".into(),
             ));
         }
+        // The name the preview showed must be the network's own: an invite
+        // cannot present "Garden club" for a network called something else.
+        if genesis.genesis.charter.name != invite.invite.network_name {
+            return Err(NodeError::Invalid(format!(
+                "the invite called the network \"{}\", but it is called \"{}\": not joined; ask the inviter for a correct link",
+                invite.invite.network_name, genesis.genesis.charter.name
+            )));
+        }
         let switching = {
             let ledger = self.inner().ledger.lock().await;
             ledger

@@ -314,6 +314,7 @@ impl Node {
             return Err(NodeError::NotInitialized(data_dir));
         }
         let lock = lock_data_dir(&data_dir)?;
+        dan_store::private::protect_dir_and_files(&data_dir)?;
         let store = Store::open(&data_dir.join(DB_FILE)).await?;
         let sealed = read_sealed_key(&store, &data_dir).await?;
         let keypair = unlock(&store, &sealed, &credentials).await?;

@@ -218,9 +218,16 @@ impl ReleaseManifest {
         let context = || format!("writing {}", path.display());
         let text =
             serde_json::to_string_pretty(self).map_err(|e| NodeError::Invalid(e.to_string()))?;
-        let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, text + "\n").map_err(NodeError::io(context()))?;
-        std::fs::rename(&partial, path).map_err(NodeError::io(context()))
+        // Written like a private file (never through a planted link), then
+        // made readable: a manifest is published with the release.
+        dan_store::private::write_replacing(path, (text + "\n").as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+                .map_err(NodeError::io(context()))?;
+        }
+        Ok(())
     }
 }
 

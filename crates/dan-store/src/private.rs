@@ -97,14 +97,33 @@ pub fn protect(path: &Path) -> Result<(), PrivateFileError> {
     set_mode(path, if meta.is_dir() { 0o700 } else { 0o600 })
 }
 
-/// Reads a plain file of at most `limit` bytes.
+/// Makes `dir` private and everything directly in it that is a plain
+/// file (older versions left archives and leftovers with the umask's mode).
+pub fn protect_dir_and_files(dir: &Path) -> Result<(), PrivateFileError> {
+    create_dir(dir)?;
+    for entry in std::fs::read_dir(dir).map_err(io("reading", dir))? {
+        let entry = entry.map_err(io("reading", dir))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            protect(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a plain file of at most `limit` bytes (a link, a pipe or a
+/// device is refused, not read).
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, PrivateFileError> {
     let mut options = OpenOptions::new();
     options.read(true);
+    // Not through a link, and without blocking on a pipe.
     #[cfg(unix)]
-    options.custom_flags(libc::O_NOFOLLOW);
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     let file = options.open(path).map_err(io("reading", path))?;
-    let size = file.metadata().map_err(io("reading", path))?.len();
+    let meta = file.metadata().map_err(io("reading", path))?;
+    if !meta.is_file() {
+        return Err(PrivateFileError::NotPlain(path.to_owned()));
+    }
+    let size = meta.len();
     if size > limit {
         return Err(PrivateFileError::TooLarge {
             path: path.to_owned(),
@@ -189,6 +208,10 @@ mod tests {
         assert!(create_empty(&link).is_err());
         assert!(matches!(protect(&link), Err(PrivateFileError::NotPlain(_))));
         assert!(read_bounded(&link, 100).is_err());
+        assert!(matches!(
+            read_bounded(Path::new("/dev/zero"), 100),
+            Err(PrivateFileError::NotPlain(_))
+        ));
         write_replacing(&link, b"new").expect("replace the link");
         assert_eq!(std::fs::read(&victim).expect("victim"), b"keep");
         assert!(

@@ -70,7 +70,6 @@ export function InvitePreviewText(invite: InvitePreview): HTMLElement[] {
 
 /** Whether the invite is for a look-alike of a known network, or another network than this one's. */
 function NetworkWarnings(invite: InvitePreview): HTMLElement[] {
-  const shortId = (id: string) => `${id.slice(0, 12)}…`;
   const warnings: HTMLElement[] = [];
   if (invite.look_alike) {
     warnings.push(
@@ -78,7 +77,9 @@ function NetworkWarnings(invite: InvitePreview): HTMLElement[] {
         "div",
         { class: "banner", role: "alert", "aria-label": "Look-alike network" },
         h("p", {}, h("strong", {}, `This is not your network “${invite.look_alike.network_name}”.`)),
-        h("p", {}, `The invite is for a different network whose name looks the same (id ${shortId(invite.network_id)}, yours is ${shortId(invite.look_alike.network_id)}). Check the id with the person who sent the link before you join.`),
+        h("p", {}, "The invite is for a different network whose name looks the same. Check its id with the person who sent the link before you join:"),
+        h("p", { "aria-label": "Invite network id" }, h("code", {}, invite.network_id), " (this invite)"),
+        h("p", { "aria-label": "Your network id" }, h("code", {}, invite.look_alike.network_id), " (yours)"),
       ),
     );
   }
