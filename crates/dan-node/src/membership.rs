@@ -656,19 +656,7 @@ impl Node {
         genesis_bytes: &[u8],
     ) -> Result<(), NodeError> {
         let genesis = SignedGenesis::from_bytes(genesis_bytes)?;
-        if genesis.network_id() != invite.invite.network {
-            return Err(NodeError::Invalid(
-                "the inviter sent the genesis of another network".into(),
-            ));
-        }
-        // The name the preview showed must be the network's own: an invite
-        // cannot present "Garden club" for a network called something else.
-        if genesis.genesis.charter.name != invite.invite.network_name {
-            return Err(NodeError::Invalid(format!(
-                "the invite called the network \"{}\", but it is called \"{}\": not joined; ask the inviter for a correct link",
-                invite.invite.network_name, genesis.genesis.charter.name
-            )));
-        }
+        genesis_matches_invite(&genesis, invite)?;
         let switching = {
             let ledger = self.inner().ledger.lock().await;
             ledger
@@ -929,5 +917,77 @@ fn pending_request(replica: &Replica, peer: &PeerKey) -> Result<SignedJoinReques
         None => Err(NodeError::NotFound(format!(
             "no pending join request from {peer}"
         ))),
+    }
+}
+
+/// Whether the genesis an inviter sent is that of the network its invite
+/// named: the same id, and the same name (the preview showed the invite's
+/// name; an invite cannot present "Garden club" for a network called
+/// something else).
+fn genesis_matches_invite(genesis: &SignedGenesis, invite: &SignedInvite) -> Result<(), NodeError> {
+    if genesis.network_id() != invite.invite.network {
+        return Err(NodeError::Invalid(
+            "the inviter sent the genesis of another network".into(),
+        ));
+    }
+    if genesis.genesis.charter.name != invite.invite.network_name {
+        return Err(NodeError::Invalid(format!(
+            "the invite called the network \"{}\", but it is called \"{}\": not joined; ask the inviter for a correct link",
+            invite.invite.network_name, genesis.genesis.charter.name
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use dan_core::charter::Charter;
+    use dan_core::{Genesis, Hash32, Invite, Keypair};
+
+    use super::*;
+
+    #[test]
+    fn bad_input_an_invite_naming_its_network_otherwise_is_not_joined() {
+        let founder = Keypair::from_secret([1; 32]);
+        let genesis = SignedGenesis::sign(
+            Genesis {
+                charter: Charter::new("Commons", BTreeSet::from([Hash32::of(b"build")])),
+                founder: founder.public(),
+                founder_name: "alice".into(),
+                created_ms: 1,
+                fork_of: None,
+            },
+            &founder,
+        )
+        .expect("genesis");
+        let invite = |network, name: &str| {
+            SignedInvite::sign(
+                Invite {
+                    network,
+                    network_name: name.into(),
+                    inviter: founder.public(),
+                    inviter_name: "alice".into(),
+                    addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+                    id: [1; 16],
+                    expires_ms: u64::MAX,
+                    uses: 1,
+                    approved: Vec::new(),
+                    approved_complete: false,
+                },
+                &founder,
+            )
+            .expect("invite")
+        };
+        let id = genesis.network_id();
+        assert!(genesis_matches_invite(&genesis, &invite(id, "Commons")).is_ok());
+        let renamed = genesis_matches_invite(&genesis, &invite(id, "Garden club"));
+        assert!(
+            matches!(&renamed, Err(NodeError::Invalid(m)) if m.contains("called \"Commons\"")),
+            "{renamed:?}"
+        );
+        let other = genesis_matches_invite(&genesis, &invite(Hash32::of(b"other"), "Commons"));
+        assert!(matches!(&other, Err(NodeError::Invalid(m)) if m.contains("another network")));
     }
 }
