@@ -450,6 +450,36 @@ fn backup_export_and_restore_and_password_change() -> anyhow::Result<()> {
 }
 
 #[test]
+fn records_take_field_names_collections_and_tags_in_any_language() -> anyhow::Result<()> {
+    // Fails on e0617a0: names were ASCII only.
+    let mut instance = running("alice", "1")?;
+    let id = instance.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "Bibliothèque",
+        "--title",
+        "Dune",
+        // Typed decomposed (e + combining acute), stored in one form.
+        "--field",
+        "Anne\u{301}e de publication:=1965",
+        "--tag",
+        "science fiction",
+    ])?;
+    let record = instance.json(&["record", "get", &id])?;
+    assert_eq!(record["collection"], "Bibliothèque");
+    assert_eq!(
+        record["fields"]["Ann\u{e9}e de publication"], 1965,
+        "{record}"
+    );
+    assert_eq!(record["tags"][0], "science fiction");
+    let refused = instance.run(&["record", "put", "--collection", "a:b", "--title", "x"])?;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("collection `a:b` is invalid"));
+    instance.stop()
+}
+
+#[test]
 fn bad_input_a_record_title_with_terminal_escapes_is_printed_escaped() -> anyhow::Result<()> {
     let mut instance = running("alice", "1")?;
     let hostile = "Minutes\u{1b}[2J\u{1b}]0;owned\u{7}";

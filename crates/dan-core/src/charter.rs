@@ -11,10 +11,10 @@ use crate::build::{self, ApprovedBuild, BuildError, BuildLabel};
 use crate::codec::{self, CodecError};
 use crate::hash::{CodeHash, Hash32, NetworkId};
 use crate::identity::{Keypair, PeerKey};
-use crate::record::{FieldValue, RecordAction, RecordError, check_name};
+use crate::record::{FieldValue, RecordAction, RecordError, check_label};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// Largest encoded genesis, in bytes.
 pub const MAX_GENESIS_BYTES: usize = 64 * 1024;
 /// Members a network needs before it accepts records (invariant 1).
@@ -220,9 +220,9 @@ impl Charter {
         }
         build::check_labels(&self.builds, |h| self.approved_code.contains(h))?;
         for (collection, rules) in &self.schema.collections {
-            check_name("collection", collection)?;
+            check_label("collection", collection)?;
             for field in rules.fields.keys().chain(&rules.required) {
-                check_name("field name", field)?;
+                check_label("field name", field)?;
             }
         }
         Ok(())

@@ -13,8 +13,12 @@ use crate::hash::{Hash32, OpId};
 use crate::hlc::Hlc;
 use crate::identity::PeerKey;
 
-/// Largest record id, collection name, field name and tag, in bytes.
+/// Largest record id, in bytes; collection names, field names and tags
+/// have at most this many characters.
 pub const MAX_NAME_LEN: usize = 64;
+/// Largest collection name, field name or tag, in bytes (64 characters of
+/// any script).
+pub const MAX_LABEL_BYTES: usize = 256;
 /// Largest title, in bytes.
 pub const MAX_TITLE_LEN: usize = 512;
 /// Largest text value of one field, in bytes.
@@ -31,12 +35,14 @@ pub const MAX_TAGS: usize = 32;
 pub enum RecordError {
     /// A record id, collection, field name or tag is empty, too long or uses
     /// characters outside the allowed set.
-    #[error("{what} `{value}` is invalid: use 1 to {MAX_NAME_LEN} letters, digits, `-` or `_`")]
+    #[error("{what} `{value}` is invalid: {rule}")]
     BadName {
         /// Which kind of name.
         what: &'static str,
         /// The offending text (shortened).
         value: String,
+        /// What a valid one looks like.
+        rule: &'static str,
     },
     /// The title is empty or too long.
     #[error("a title must be 1 to {MAX_TITLE_LEN} bytes, got {0}")]
@@ -96,7 +102,8 @@ impl fmt::Debug for RecordId {
     }
 }
 
-/// Checks a record id, collection, field name or tag.
+/// Checks a record id: 1 to 64 ASCII letters, digits, `-` or `_` (ids
+/// are typed in commands and links).
 pub fn check_name(what: &'static str, text: &str) -> Result<(), RecordError> {
     let ok = !text.is_empty()
         && text.len() <= MAX_NAME_LEN
@@ -106,10 +113,57 @@ pub fn check_name(what: &'static str, text: &str) -> Result<(), RecordError> {
     if ok {
         Ok(())
     } else {
-        Err(RecordError::BadName {
+        Err(bad_name(
             what,
-            value: text.chars().take(80).collect(),
-        })
+            text,
+            "use 1 to 64 letters, digits, `-` or `_`",
+        ))
+    }
+}
+
+/// Checks a collection name, field name or tag: 1 to 64 characters of any
+/// script ("Année de publication"), words separated by single spaces, no
+/// control, invisible, bidirectional or non-ASCII space characters, and no
+/// `=` or `:` (they separate names from values on the command line).
+///
+/// Every build must agree on what is valid, whatever Unicode version its
+/// standard library knows: so the rule lists what is refused (fixed
+/// ranges) rather than asking which characters are letters.
+pub fn check_label(what: &'static str, text: &str) -> Result<(), RecordError> {
+    let chars = text.chars().count();
+    let ok = (1..=MAX_NAME_LEN).contains(&chars)
+        && text.len() <= MAX_LABEL_BYTES
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.contains("  ")
+        && crate::invite::is_plain_text(text)
+        && !text.chars().any(is_refused_in_label);
+    if ok {
+        Ok(())
+    } else {
+        Err(bad_name(
+            what,
+            text,
+            "use 1 to 64 letters, digits, `-`, `_` or single spaces (no `=` or `:`)",
+        ))
+    }
+}
+
+/// Spaces other than U+0020, separators, noncharacters and the characters
+/// the command line gives a meaning.
+fn is_refused_in_label(c: char) -> bool {
+    matches!(
+        c,
+        '=' | ':' | '\u{00a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}'
+            | '\u{3000}' | '\u{fdd0}'..='\u{fdef}' | '\u{fff9}'..='\u{fffb}' | '\u{fffe}' | '\u{ffff}'
+    ) || (u32::from(c) & 0xfffe) == 0xfffe
+}
+
+fn bad_name(what: &'static str, text: &str, rule: &'static str) -> RecordError {
+    RecordError::BadName {
+        what,
+        value: text.chars().take(80).collect(),
+        rule,
     }
 }
 
@@ -231,7 +285,7 @@ impl RecordAction {
                 fields,
                 tags,
             } => {
-                check_name("collection", collection)?;
+                check_label("collection", collection)?;
                 check_title(title)?;
                 check_fields(
                     fields.iter().map(|(k, v)| (k, Some(v))),
@@ -281,7 +335,7 @@ fn check_fields<'a>(
         )));
     }
     for (name, value) in fields {
-        check_name("field name", name)?;
+        check_label("field name", name)?;
         if let Some(FieldValue::Text(text)) = value
             && text.len() > MAX_FIELD_TEXT_LEN
         {
@@ -301,7 +355,7 @@ fn check_tags(tags: &BTreeSet<String>) -> Result<(), RecordError> {
             tags.len()
         )));
     }
-    tags.iter().try_for_each(|tag| check_name("tag", tag))
+    tags.iter().try_for_each(|tag| check_label("tag", tag))
 }
 
 /// When and by which op a register was last written; the greater stamp wins.
@@ -501,6 +555,42 @@ impl RecordView {
 mod tests {
     use super::*;
 
+    #[test]
+    fn labels_take_any_script_and_refuse_what_misleads_or_breaks_the_command_line() {
+        for good in [
+            "Année de publication",
+            "名前",
+            "Ёлка",
+            "ISBN-13",
+            "a_b",
+            "x",
+        ] {
+            assert_eq!(check_label("field name", good), Ok(()), "{good}");
+        }
+        let sixty_four = "é".repeat(64);
+        assert_eq!(check_label("field name", &sixty_four), Ok(()));
+        for bad in [
+            "",
+            " lead",
+            "trail ",
+            "two  spaces",
+            "a=b",
+            "a:b",
+            "tab\there",
+            "no\u{00a0}break",
+            "right\u{202e}left",
+            "zero\u{200b}width",
+            "non\u{fffe}char",
+            &"é".repeat(65),
+        ] {
+            assert!(check_label("field name", bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            check_name("record id", "Année").is_err(),
+            "record ids stay ASCII"
+        );
+    }
+
     fn stamp(ms: u64, tie: u8) -> Stamp {
         Stamp {
             hlc: Hlc {
@@ -601,6 +691,6 @@ mod tests {
             big.check_limits(),
             Err(RecordError::FieldTooLong { .. })
         ));
-        assert!(update("bad name", "v").check_limits().is_err());
+        assert!(update("bad=name", "v").check_limits().is_err());
     }
 }

@@ -186,6 +186,21 @@ impl HistoryEntry {
     }
 }
 
+impl PutRecord {
+    /// The change with its collection, field names and tags in Unicode NFC,
+    /// so "Année" typed on any keyboard names one field, not two.
+    pub fn normalized(self) -> Self {
+        use unicode_normalization::UnicodeNormalization;
+        let nfc = |text: String| text.nfc().collect::<String>();
+        PutRecord {
+            collection: self.collection.map(nfc),
+            fields: self.fields.into_iter().map(|(k, v)| (nfc(k), v)).collect(),
+            tags: self.tags.map(|tags| tags.into_iter().map(nfc).collect()),
+            ..self
+        }
+    }
+}
+
 /// Parses one `--field` argument: `KEY=TEXT` (the text as it is) or
 /// `KEY:=JSON` (a number, `true`/`false` or a quoted string).
 pub fn parse_field_arg(text: &str) -> Result<(String, FieldValue), crate::NodeError> {
@@ -225,5 +240,21 @@ mod tests {
         );
         assert!(parse_field_arg("n:=[1]").is_err());
         assert!(parse_field_arg("novalue").is_err());
+    }
+
+    #[test]
+    fn names_are_put_in_one_unicode_form() {
+        let decomposed = "Anne\u{301}e";
+        let put = PutRecord {
+            id: None,
+            collection: Some(decomposed.into()),
+            title: Some("t".into()),
+            fields: BTreeMap::from([(decomposed.to_owned(), None)]),
+            tags: Some(BTreeSet::from([decomposed.to_owned()])),
+        }
+        .normalized();
+        assert_eq!(put.collection.as_deref(), Some("Ann\u{e9}e"));
+        assert!(put.fields.contains_key("Ann\u{e9}e"));
+        assert!(put.tags.is_some_and(|t| t.contains("Ann\u{e9}e")));
     }
 }

@@ -753,6 +753,7 @@ impl Node {
 
     /// Turns a put into the op payload it needs (or none).
     fn plan_put(&self, replica: &Replica, put: PutRecord) -> Result<PutPlan, NodeError> {
+        let put = put.normalized();
         let existing = match &put.id {
             Some(id) => {
                 let id = RecordId::new(id)?;

@@ -102,7 +102,7 @@ describe("records", () => {
   });
 
   it("validates the record form", () => {
-    expect(() => buildPut(null, "bad name", "t", [], "")).toThrow(/collection/);
+    expect(() => buildPut(null, "bad=name", "t", [], "")).toThrow(/collection/);
     expect(() => buildPut(null, "books", " ", [], "")).toThrow(/title/);
     expect(() => buildPut(null, "books", "t", [{ name: "pages", kind: "number", value: "12x" }], "")).toThrow(/whole number/);
     const put = buildPut(null, "books", "Dune", [{ name: "pages", kind: "number", value: "412" }, { name: "read", kind: "yes/no", value: "yes" }], "scifi, classic");
@@ -110,6 +110,18 @@ describe("records", () => {
     const edit = buildPut({ ...record(1), fields: { old: "x" } }, "", "New title", [], "");
     expect(edit.fields).toEqual({ old: null });
     expect(edit.collection).toBeNull();
+  });
+
+  it("takes field names, collections and tags in any language, in one Unicode form", () => {
+    // Fails on e0617a0: names were ASCII only ("Année de publication" was refused).
+    const decomposed = "Anne\u0301e de publication";
+    const put = buildPut(null, "Bibliothèque", "Dune", [{ name: decomposed, kind: "number", value: "1965" }], "克隆, science fiction");
+    expect(put.collection).toBe("Bibliothèque");
+    expect(put.fields).toEqual({ "Ann\u00e9e de publication": 1965 });
+    expect(put.tags).toEqual(["克隆", "science fiction"]);
+    for (const bad of ["a=b", "a:b", " lead", "two  spaces", "bidi\u202eflip", "é".repeat(65)]) {
+      expect(() => buildPut(null, "books", "t", [{ name: bad, kind: "text", value: "" }], ""), bad).toThrow(/field name/);
+    }
   });
 });
 

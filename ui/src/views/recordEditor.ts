@@ -7,7 +7,22 @@ import { toast } from "../components/toasts";
 import { errorText } from "../components/errorText";
 import { RecordHistory, historySteps, restoreChange, type Version } from "../components/recordHistory";
 
-const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** Characters a collection, field name or tag may not hold (as the
+ * instance's rule): control, invisible and bidirectional marks, spaces
+ * other than the plain one, noncharacters, and `=` / `:`. */
+const REFUSED = /[\p{Cc}\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff=:\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\ufdd0-\ufdef\ufff9-\ufffb\ufffe\uffff]/u;
+
+/** A collection, field name or tag in the one Unicode form the instance
+ * stores, if it is valid: 1 to 64 characters of any script, words apart by
+ * single spaces. */
+export function label(text: string): string | null {
+  const name = text.normalize("NFC");
+  const chars = [...name].length;
+  const ok = chars >= 1 && chars <= 64 && new TextEncoder().encode(name).length <= 256 && name === name.trim() && !name.includes("  ") && !REFUSED.test(name);
+  return ok ? name : null;
+}
+
+const LABEL_RULE = "1 to 64 letters or digits of any language, “-”, “_” or single spaces (no “=” or “:”)";
 
 type FieldKind = "text" | "number" | "yes/no";
 
@@ -24,12 +39,15 @@ function kindOf(value: FieldValue): FieldKind {
 /** Checks a record form and turns it into the change to send; throws the
  * problem in words. */
 export function buildPut(existing: RecordView | null, collection: string, title: string, fields: FieldDraft[], tags: string): PutRecord {
-  if (!existing && !NAME.test(collection)) throw new Error("The collection must be 1 to 64 letters, digits, “-” or “_”.");
+  if (!existing && label(collection) === null) throw new Error(`The collection must be ${LABEL_RULE}.`);
+  collection = label(collection) ?? collection;
   if (!title.trim()) throw new Error("A record needs a title.");
   if (title.length > 512) throw new Error("The title is too long (at most 512 characters).");
   const values: Record<string, FieldValue | null> = {};
-  for (const draft of fields) {
-    if (!NAME.test(draft.name)) throw new Error(`The field name “${draft.name}” must be 1 to 64 letters, digits, “-” or “_”.`);
+  for (const typed of fields) {
+    const name = label(typed.name);
+    if (name === null) throw new Error(`The field name “${typed.name}” must be ${LABEL_RULE}.`);
+    const draft = { ...typed, name };
     if (draft.name in values) throw new Error(`The field “${draft.name}” appears twice.`);
     if (draft.kind === "number") {
       if (!/^-?\d+$/.test(draft.value.trim())) throw new Error(`The field “${draft.name}” must be a whole number.`);
@@ -43,10 +61,12 @@ export function buildPut(existing: RecordView | null, collection: string, title:
   const tagList = tags
     .split(",")
     .map((t) => t.trim())
-    .filter(Boolean);
-  for (const tag of tagList) {
-    if (!NAME.test(tag)) throw new Error(`The tag “${tag}” must be letters, digits, “-” or “_”.`);
-  }
+    .filter(Boolean)
+    .map((tag) => {
+      const name = label(tag);
+      if (name === null) throw new Error(`The tag “${tag}” must be ${LABEL_RULE}.`);
+      return name;
+    });
   if (!existing) return { id: null, collection, title: title.trim(), fields: values, tags: tagList };
   // An edit sends only what the person changed, so that a change made
   // meanwhile elsewhere to another field is not overwritten.
