@@ -2,6 +2,7 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { getCurrentWindow } from "@tauri-apps/api/window";
 import type {
   AppInfo,
   BuildView,
@@ -62,6 +63,15 @@ export const api = {
   deleteRecord: (id: string) => call<RecordView>("delete_record", { id }),
   restoreRecord: (id: string) => call<RecordView>("restore_record", { id }),
   hideWindow: () => call<void>("hide_window"),
+  /** The window's title (the desktop's title bar and task switcher). */
+  setWindowTitle: async (title: string) => {
+    document.title = title;
+    try {
+      await getCurrentWindow().setTitle(title);
+    } catch {
+      // Outside the app (unit tests, a browser) only the document has a title.
+    }
+  },
   quitApp: () => call<void>("quit_app"),
   recordHistory: (id: string) => call<HistoryEntry[]>("record_history", { id }),
   members: () => call<MemberView[]>("members"),

@@ -95,6 +95,7 @@ export class App {
     try {
       const before = this.status;
       this.status = await this.client.status();
+      void this.client.setWindowTitle(windowTitle(this.status));
       const members = await this.client.members().catch(() => []);
       this.names = new Map(members.map((m) => [m.peer_id, m.name]));
       const proposals = await this.client.proposals().catch(() => []);
@@ -128,6 +129,7 @@ export class App {
       this.info = info;
       this.status = status;
       syncAdminRemaining(info.admin_remaining_ms);
+      void this.client.setWindowTitle(windowTitle(status));
     }
     const info = this.info;
     if (!info) return;
@@ -233,4 +235,13 @@ export class App {
     const clock = clockWarning(status);
     replace(this.root, this.frame(h("main", {}, nav, banner ?? "", clock ? h("p", { class: "banner", role: "alert", "aria-label": "Clock warning" }, clock) : "", this.view)));
   }
+}
+
+/** The window's title: the version, and the network once there is one
+ * (several DAN windows, or DAN among other windows, are told apart). */
+export function windowTitle(status: Status | null): string {
+  const version = status?.build.label?.version;
+  const app = version ? `DAN ${version}` : "DAN";
+  const network = status?.network_name ?? status?.join?.network_name;
+  return network ? `${network} — ${app}` : app;
 }

@@ -41,11 +41,13 @@ describe("the app shell", () => {
       takeLaunchLink: vi.fn(async () => null),
       listRecords: vi.fn(async () => ({ total: 0, records: [] })),
       adminLock: vi.fn(),
+      setWindowTitle: vi.fn(async () => undefined),
     } as unknown as Api;
     const root = document.createElement("main");
     document.body.replaceChildren(root);
     await new App(root, client).start();
     await flush();
+    expect(client.setWindowTitle).toHaveBeenCalledWith("Elm Street Library — DAN");
     Array.from(root.querySelectorAll("button")).find((b) => b.textContent === "New record")!.click();
     const title = root.querySelector('form[aria-label="New record"] [aria-label="Title"]') as HTMLInputElement;
     title.value = "Half typed";

@@ -18,6 +18,11 @@ export function onAdminChange(listener: () => void): void {
   listeners.add(listener);
 }
 
+/** Stops calling `listener`. */
+export function offAdminChange(listener: () => void): void {
+  listeners.delete(listener);
+}
+
 function setUnlocked(remainingMs: number): void {
   unlockedUntil = Date.now() + remainingMs;
   listeners.forEach((l) => l());
@@ -36,8 +41,14 @@ export function askAdminPassword(client: Api = api): Promise<void> {
     const password = h("input", { type: "password", autocomplete: "current-password" });
     const error = h("p", { class: "error", role: "alert" });
     const dialog = h("dialog", { class: "admin-dialog", "aria-label": "Admin password" });
+    // Escape closes a dialog by itself: the action is then cancelled too,
+    // not left waiting for ever.
+    dialog.addEventListener("cancel", (event) => {
+      event.preventDefault();
+      close(false);
+    });
     const close = (ok: boolean) => {
-      dialog.close();
+      if (typeof dialog.close === "function") dialog.close();
       dialog.remove();
       if (ok) resolve();
       else reject({ code: "cancelled", message: "Cancelled." });
@@ -56,7 +67,7 @@ export function askAdminPassword(client: Api = api): Promise<void> {
         },
       },
       h("h2", {}, "Admin password needed"),
-      h("p", {}, "This action changes the network. Enter this instance's admin password; admin actions then stay unlocked for 5 minutes."),
+      h("p", {}, "What you asked for needs this instance's admin. Enter the admin password; admin actions then stay unlocked for 5 minutes."),
       field("Admin password", password),
       error,
       h("div", { class: "actions" }, h("button", { type: "button", onclick: () => close(false) }, "Cancel"), h("button", { type: "submit", class: "primary" }, "Unlock")),
@@ -103,10 +114,23 @@ export function AdminLockIndicator(client: Api = api): HTMLElement {
       button.onclick = () => void askAdminPassword(client).catch(() => undefined);
     }
   };
+  const root = h("div", { class: "admin-lock" }, label, " ", button);
+  // The header is drawn again on every tab switch: an indicator that left
+  // the page stops its clock and its listener.
+  let shown = false;
+  const tick = () => {
+    shown ||= root.isConnected;
+    if (shown && !root.isConnected) {
+      clearInterval(timer);
+      offAdminChange(render);
+      return;
+    }
+    render();
+  };
+  const timer = setInterval(tick, 1000);
   onAdminChange(render);
-  setInterval(render, 1000);
   render();
-  return h("div", { class: "admin-lock" }, label, " ", button);
+  return root;
 }
 
 /** Sets the lock from the app's own record (e.g. right after first run). */
