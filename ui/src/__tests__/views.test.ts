@@ -8,6 +8,7 @@ import type { MemberView, RecordView, Status } from "../types";
 import { passwordStrength, validateFirstRun, FirstRunView } from "../views/firstRun";
 import { RecordWindow, RecordsView, PAGE_SIZE, visibleRange, ROW_HEIGHT } from "../views/records";
 import { buildPut } from "../views/recordEditor";
+import { SetupChecklist, setupSteps } from "../components/setupChecklist";
 import { MemberRow, explainEvidence } from "../views/members";
 import { describeState, NetworkView } from "../views/network";
 
@@ -72,6 +73,35 @@ describe("first run", () => {
     expect(createInstance).not.toHaveBeenCalled();
     expect(view.querySelector('[role="alert"]')!.textContent).toMatch(/not the same/);
   });
+
+  it("says the password cannot be reset, and takes a weak one only when pressed again", async () => {
+    const createInstance = vi.fn(async () => undefined);
+    const view = FirstRunView(() => undefined, { createInstance } as unknown as Api);
+    document.body.replaceChildren(view);
+    expect(view.querySelector('[aria-label="Password warning"]')!.textContent).toMatch(/Nobody can reset the admin password/);
+    expect(view.textContent).toMatch(/at least three people/);
+    (view.querySelector('[aria-label="Instance name"]') as HTMLInputElement).value = "laptop";
+    for (const box of ["Admin password", "Repeat the admin password"]) (view.querySelector(`[aria-label="${box}"]`) as HTMLInputElement).value = "aaaaaaaaaa";
+    const submit = () => view.querySelector("form")!.dispatchEvent(new Event("submit", { cancelable: true }));
+    submit();
+    expect(createInstance).not.toHaveBeenCalled();
+    expect(view.querySelector('[role="alert"]')!.textContent).toMatch(/weak/);
+    submit();
+    expect(createInstance).toHaveBeenCalledWith("laptop", "aaaaaaaaaa");
+  });
+});
+
+describe("setup checklist", () => {
+  it("shows what is done and what comes next until the network is active", () => {
+    const forming = { ...status, state: "forming", members: 2, min_members: 3 } as Status;
+    const steps = setupSteps(forming);
+    expect(steps.map((s) => s.done)).toEqual([true, true, false, false, false]);
+    expect(steps[2].text).toMatch(/2 other admins.*Members now: 2 of 3/);
+    const card = SetupChecklist(forming);
+    expect(card.getAttribute("aria-label")).toBe("Setup checklist");
+    expect(card.querySelectorAll('li[aria-label="To do"]').length).toBe(3);
+    expect(setupSteps({ ...forming, state: "active", members: 3 }).every((s) => s.done)).toBe(true);
+  });
 });
 
 describe("records", () => {
@@ -97,7 +127,7 @@ describe("records", () => {
     document.body.replaceChildren(view);
     await new Promise((r) => setTimeout(r, 0));
     await new Promise((r) => setTimeout(r, 0));
-    expect(view.textContent).toMatch(/needs 2 more instances/);
+    expect(view.querySelector('[aria-label="Setup checklist"]')!.textContent).toMatch(/Members now: 1 of 3/);
     expect((view.querySelector("button.primary") as HTMLButtonElement).disabled).toBe(true);
   });
 

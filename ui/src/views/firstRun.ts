@@ -30,8 +30,11 @@ export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElem
   const error = h("p", { class: "error", role: "alert" });
   const submit = h("button", { type: "submit", class: "primary" }, "Create this instance");
   password.addEventListener("input", () => {
-    strength.textContent = `Strength: ${passwordStrength(password.value)}`;
+    const rating = passwordStrength(password.value);
+    strength.textContent = rating === "weak" ? "Strength: weak. Someone who gets hold of this computer could guess it: a longer phrase of several words is stronger." : `Strength: ${rating}`;
   });
+  // A weak password is taken only once the person was told and pressed again.
+  let weakAccepted = false;
   const form = h(
     "form",
     {
@@ -42,6 +45,11 @@ export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElem
         const problem = validateFirstRun(name.value, password.value, confirm.value);
         error.textContent = problem ?? "";
         if (problem) return;
+        if (passwordStrength(password.value) === "weak" && !weakAccepted) {
+          weakAccepted = true;
+          error.textContent = "This password is weak. Choose a longer one, or press “Create this instance” again to use it anyway.";
+          return;
+        }
         submit.disabled = true;
         submit.textContent = "Creating… (this takes a few seconds)";
         try {
@@ -59,8 +67,9 @@ export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElem
     h(
       "p",
       {},
-      "This app hosts one instance of a Distributed Administration Network on this computer. You will be its admin: choose a name for it and an admin password. Nobody else can administer this instance, and you cannot administer anyone else's.",
+      "This app hosts one instance of a Distributed Administration Network on this computer. A network is run together by at least three people, each with their own instance and password, so that no single person can change its records or its rules alone. You will be this instance's admin: nobody else can administer it, and you cannot administer anyone else's.",
     ),
+    h("p", { class: "banner", role: "note", "aria-label": "Password warning" }, "Nobody can reset the admin password: not the other admins, not the makers of DAN. Write it down and keep it safe. Once your network runs, make a backup (Settings → Backup)."),
     field("Instance name", name),
     field("Admin password", password),
     strength,
@@ -68,6 +77,8 @@ export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElem
     error,
     h("div", { class: "actions" }, submit),
   );
+  // Typing goes to the first field straight away.
+  requestAnimationFrame(() => name.focus());
   return h("main", { class: "centered" }, form);
 }
 

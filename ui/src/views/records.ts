@@ -7,6 +7,7 @@ import { h, replace, when, short } from "../dom";
 import type { RecordSort, RecordView, Status } from "../types";
 import { RecordDetail, RecordForm } from "./recordEditor";
 import { errorText } from "../components/errorText";
+import { SetupChecklist } from "../components/setupChecklist";
 
 export const ROW_HEIGHT = 44;
 export const PAGE_SIZE = 200;
@@ -83,10 +84,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
   let selected: string | null = null;
 
   const emptyState = () => {
-    if (status.state === "forming") {
-      const missing = (status.min_members ?? 3) - status.members;
-      return h("p", { class: "empty" }, `This network needs ${missing} more instance${missing === 1 ? "" : "s"} before records can be written. Invite other admins from the Network tab.`);
-    }
+    if (status.state === "forming") return SetupChecklist(status);
     if (search.value) return h("p", { class: "empty" }, `No record matches “${search.value}”.`);
     return h("p", { class: "empty" }, "No records yet. Click “New record” to add the first one.");
   };
