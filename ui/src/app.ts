@@ -197,21 +197,35 @@ export class App {
     const info = this.info;
     if (!status || !info) return;
     const tabs: Tab[] = ["Records", "Members", "Network", "Settings"];
+    const show = (tab: Tab, focus: boolean) => {
+      this.tab = tab;
+      this.drawTabs();
+      if (focus) this.root.querySelector<HTMLElement>(`[role="tab"][data-tab="${tab}"]`)?.focus();
+    };
+    // Arrow keys, Home and End move between tabs (one tab stop for all).
+    const onKey = (event: Event) => {
+      const key = (event as KeyboardEvent).key;
+      const at = tabs.indexOf(this.tab);
+      const next = key === "ArrowRight" ? (at + 1) % tabs.length : key === "ArrowLeft" ? (at + tabs.length - 1) % tabs.length : key === "Home" ? 0 : key === "End" ? tabs.length - 1 : -1;
+      if (next < 0) return;
+      event.preventDefault();
+      show(tabs[next], true);
+    };
     const nav = h(
       "nav",
-      { role: "tablist", "aria-label": "Sections" },
+      { role: "tablist", "aria-label": "Sections", onkeydown: onKey },
       ...tabs.map((tab) =>
         h(
           "button",
           {
             type: "button",
             role: "tab",
+            id: `tab-${tab}`,
             "aria-selected": String(tab === this.tab),
+            "aria-controls": "tab-panel",
+            tabindex: tab === this.tab ? "0" : "-1",
             "data-tab": tab,
-            onclick: () => {
-              this.tab = tab;
-              this.drawTabs();
-            },
+            onclick: () => show(tab, false),
           },
           tab,
         ),
@@ -228,6 +242,9 @@ export class App {
           : this.tab === "Network"
             ? NetworkView(status, refreshAll, this.client)
             : SettingsView(info.data_dir, refreshAll, this.client, status);
+    this.view.setAttribute("role", "tabpanel");
+    this.view.id = "tab-panel";
+    this.view.setAttribute("aria-labelledby", `tab-${this.tab}`);
     const banner =
       status.state === "deprecated" || status.state === "suspended" || status.state === "unapproved" || status.state === "forming"
         ? h("p", { class: `banner ${status.state}`, role: "status" }, describeState(status))

@@ -58,4 +58,33 @@ describe("the app shell", () => {
     expect(after).toBe(title);
     expect(after?.value).toBe("Half typed");
   });
+
+  it("moves between tabs with the arrow keys, one tab stop for all", async () => {
+    const client = {
+      appInfo: vi.fn(async () => ({ stage: "ready", data_dir: "/d", admin_remaining_ms: 0 })),
+      status: vi.fn(async () => status),
+      members: vi.fn(async () => []),
+      proposals: vi.fn(async () => []),
+      evidence: vi.fn(async () => []),
+      takeLaunchLink: vi.fn(async () => null),
+      listRecords: vi.fn(async () => ({ total: 0, records: [] })),
+      adminLock: vi.fn(),
+      setWindowTitle: vi.fn(async () => undefined),
+    } as unknown as Api;
+    const root = document.createElement("main");
+    document.body.replaceChildren(root);
+    await new App(root, client).start();
+    await flush();
+    const tab = (name: string) => root.querySelector<HTMLElement>(`[role="tab"][data-tab="${name}"]`)!;
+    expect(tab("Records").getAttribute("tabindex")).toBe("0");
+    expect(tab("Members").getAttribute("tabindex")).toBe("-1");
+    tab("Records").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+    await flush();
+    expect(tab("Members").getAttribute("aria-selected")).toBe("true");
+    expect(document.activeElement).toBe(tab("Members"));
+    expect(root.querySelector('[role="tabpanel"]')!.getAttribute("aria-labelledby")).toBe("tab-Members");
+    tab("Members").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowLeft", bubbles: true }));
+    await flush();
+    expect(tab("Records").getAttribute("aria-selected")).toBe("true");
+  });
 });
