@@ -122,6 +122,28 @@ describe("records", () => {
     expect((client.listRecords as ReturnType<typeof vi.fn>).mock.calls.length).toBe(3);
   });
 
+  it("moves the focus through the rows with the keyboard and keeps it across redraws", async () => {
+    // Fails on e0617a0: every redraw re-created the rows and dropped the
+    // focus, and there were no arrow keys.
+    const view = RecordsView(status, new Map(), fakeClient(1000));
+    document.body.replaceChildren(view);
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    const row = (n: number) => view.querySelector<HTMLElement>(`[role="listitem"][data-index="${n}"]`);
+    row(0)!.focus();
+    row(0)!.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowDown", bubbles: true }));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(document.activeElement).toBe(row(1));
+    row(1)!.dispatchEvent(new KeyboardEvent("keydown", { key: "End", bubbles: true }));
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(document.activeElement?.getAttribute("data-index")).toBe("999");
+    row(999)!.dispatchEvent(new KeyboardEvent("keydown", { key: "Home", bubbles: true }));
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(document.activeElement).toBe(row(0));
+  });
+
   it("says what to do when a forming network has no records", async () => {
     const view = RecordsView({ ...status, state: "forming", members: 1 }, new Map(), fakeClient(0));
     document.body.replaceChildren(view);

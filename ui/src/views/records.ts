@@ -82,6 +82,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
   const canWrite = status.state === "active";
   let window = new RecordWindow(client, "", "updated_desc");
   let selected: string | null = null;
+  let focusIndex: number | null = null;
 
   const emptyState = () => {
     if (status.state === "forming") return SetupChecklist(status);
@@ -98,6 +99,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
     const [from, to] = visibleRange(scroller.scrollTop, scroller.clientHeight || 600, current.total);
     const visible = await current.rows(from, to);
     if (mine !== generation) return;
+    const hadFocus = rows.contains(document.activeElement);
     replace(
       rows,
       ...visible.map((record, i) =>
@@ -108,11 +110,11 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
             class: `row${record.id === selected ? " selected" : ""}`,
             style: `top:${(from + i) * ROW_HEIGHT}px`,
             tabindex: 0,
+            "data-index": from + i,
             "aria-label": `Record ${record.title}`,
             onclick: () => select(record.id),
-            onkeydown: (e: Event) => {
-              if ((e as KeyboardEvent).key === "Enter") select(record.id);
-            },
+            onfocus: () => (focusIndex = from + i),
+            onkeydown: (e: Event) => onRowKey(e as KeyboardEvent, from + i, record.id),
           },
           h("span", { class: "title" }, record.title, record.deleted ? h("small", { class: "muted" }, " (deleted)") : null),
           h("span", { class: "muted" }, record.collection),
@@ -121,6 +123,23 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
       ),
     );
     if (current.total === 0) rows.replaceChildren(emptyState());
+    // Redrawing replaces the rows: keyboard focus stays on the same place.
+    if (hadFocus && focusIndex !== null) rows.querySelector<HTMLElement>(`[data-index="${focusIndex}"]`)?.focus();
+  };
+
+  /** Enter opens a row; Up, Down, Home and End move the focus, scrolling
+   * the list so the focused row is in view. */
+  const onRowKey = (event: KeyboardEvent, index: number, id: string) => {
+    if (event.key === "Enter") return select(id);
+    const last = window.total - 1;
+    const next = event.key === "ArrowDown" ? Math.min(index + 1, last) : event.key === "ArrowUp" ? Math.max(index - 1, 0) : event.key === "Home" ? 0 : event.key === "End" ? last : -1;
+    if (next < 0) return;
+    event.preventDefault();
+    focusIndex = next;
+    const height = scroller.clientHeight || 600;
+    if (next * ROW_HEIGHT < scroller.scrollTop) scroller.scrollTop = next * ROW_HEIGHT;
+    else if ((next + 1) * ROW_HEIGHT > scroller.scrollTop + height) scroller.scrollTop = (next + 1) * ROW_HEIGHT - height;
+    void draw().then(() => rows.querySelector<HTMLElement>(`[data-index="${next}"]`)?.focus());
   };
 
   const reload = async () => {
