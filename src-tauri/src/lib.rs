@@ -76,6 +76,7 @@ pub fn build_app<R: Runtime>(
     on_start: impl FnOnce(AppHandle<R>) + Send + 'static,
 ) -> Builder<R> {
     builder
+        .plugin(tauri_plugin_dialog::init())
         .manage(AppState::new(data_dir, launch_link))
         .setup(move |app| {
             on_start(app.handle().clone());

@@ -3,6 +3,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { getCurrentWindow } from "@tauri-apps/api/window";
+import { open as openDialog, save as saveDialog } from "@tauri-apps/plugin-dialog";
 import type {
   AppInfo,
   BuildView,
@@ -63,6 +64,13 @@ export const api = {
   deleteRecord: (id: string) => call<RecordView>("delete_record", { id }),
   restoreRecord: (id: string) => call<RecordView>("restore_record", { id }),
   hideWindow: () => call<void>("hide_window"),
+  /** The desktop's own Save dialog for a backup: the chosen path, or null. */
+  chooseBackupToWrite: (suggested: string) => saveDialog({ title: "Save the backup", defaultPath: suggested, filters: [{ name: "DAN backup", extensions: ["danbackup"] }] }),
+  /** The desktop's own Open dialog for a backup: the chosen path, or null. */
+  chooseBackupToRestore: async () => {
+    const chosen = await openDialog({ title: "Restore which backup?", multiple: false, directory: false, filters: [{ name: "DAN backup", extensions: ["danbackup"] }] });
+    return typeof chosen === "string" ? chosen : null;
+  },
   /** The window's title (the desktop's title bar and task switcher). */
   setWindowTitle: async (title: string) => {
     document.title = title;

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 
 vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
+vi.mock("@tauri-apps/plugin-dialog", () => ({ open: vi.fn(), save: vi.fn() }));
 
 import type { Status } from "../types";
 import { AboutCard } from "../views/settings";
@@ -38,5 +39,32 @@ describe("restoring a backup", () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(restoreBackup).toHaveBeenCalledTimes(1);
     expect(document.querySelector('dialog[aria-label="Admin password"]')).not.toBeNull();
+  });
+});
+
+describe("choosing backup files", () => {
+  it("fills the paths from the desktop's own Save and Open dialogs, and keeps them when cancelled", async () => {
+    const chosen: Array<string | null> = ["/home/ada/Backups/library.danbackup", null];
+    const client = {
+      chooseBackupToWrite: vi.fn(async () => chosen.shift() ?? null),
+      chooseBackupToRestore: vi.fn(async () => "/media/usb/library.danbackup"),
+    } as unknown as import("../api").Api;
+    const { SettingsView } = await import("../views/settings");
+    const view = SettingsView("/home/ada/.local/share/dan", () => {}, client);
+    document.body.replaceChildren(view);
+    const input = (label: string) => view.querySelector(`[aria-label="${label}"]`) as HTMLInputElement;
+    const press = async (text: string) => {
+      Array.from(view.querySelectorAll("button")).find((b) => b.textContent === text)!.click();
+      await new Promise((r) => setTimeout(r, 0));
+    };
+    expect(input("Backup file").value).toMatch(/^\/home\/ada\/\.local\/share\/dan-backup-\d{4}-\d{2}-\d{2}\.danbackup$/);
+    const suggested = input("Backup file").value;
+    await press("Choose where to save…");
+    expect(client.chooseBackupToWrite).toHaveBeenCalledWith(suggested);
+    expect(input("Backup file").value).toBe("/home/ada/Backups/library.danbackup");
+    await press("Choose where to save…");
+    expect(input("Backup file").value).toBe("/home/ada/Backups/library.danbackup");
+    await press("Choose a backup…");
+    expect(input("Restore from").value).toBe("/media/usb/library.danbackup");
   });
 });

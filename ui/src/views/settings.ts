@@ -35,7 +35,7 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
   const newPassword = h("input", { type: "password", autocomplete: "new-password" });
   const repeat = h("input", { type: "password", autocomplete: "new-password" });
   const backupPath = h("input", { type: "text" });
-  backupPath.value = `${dataDir}/../dan-backup-${new Date().toISOString().slice(0, 10)}.danbackup`;
+  backupPath.value = `${dataDir.replace(/\/+$/, "")}-backup-${new Date().toISOString().slice(0, 10)}.danbackup`;
   const restorePath = h("input", { type: "text", placeholder: "path of a .danbackup file" });
   const restorePassword = h("input", { type: "password" });
   return h(
@@ -77,6 +77,22 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
           type: "button",
           onclick: async () => {
             try {
+              const chosen = await client.chooseBackupToWrite(backupPath.value);
+              if (chosen) backupPath.value = chosen;
+            } catch (e) {
+              report(e);
+            }
+          },
+        },
+        "Choose where to save…",
+      ),
+      " ",
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: async () => {
+            try {
               const bytes = await asAdmin(() => client.exportBackup(backupPath.value), client);
               toast(`Backup written (${Math.round(bytes / 1024)} KiB).`);
             } catch (e) {
@@ -87,6 +103,21 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
         "Export backup",
       ),
       field("Restore from", restorePath),
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: async () => {
+            try {
+              const chosen = await client.chooseBackupToRestore();
+              if (chosen) restorePath.value = chosen;
+            } catch (e) {
+              report(e);
+            }
+          },
+        },
+        "Choose a backup…",
+      ),
       field("Admin password of the backup", restorePassword),
       h(
         "button",
