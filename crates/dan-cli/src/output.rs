@@ -350,7 +350,7 @@ pub(crate) fn record(v: &Value) -> String {
     ];
     if let Some(fields) = v["fields"].as_object() {
         for (key, value) in fields {
-            lines.push(format!("  {key}: {}", text(value)));
+            lines.push(format!("  {}: {}", terminal_safe(key, false), text(value)));
         }
     }
     if let Some(tags) = v["tags"].as_array().filter(|t| !t.is_empty()) {

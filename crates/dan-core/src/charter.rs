@@ -41,6 +41,12 @@ pub enum CharterError {
     /// The genesis is not signed by its founder.
     #[error("the genesis signature does not verify")]
     BadSignature,
+    /// The network was founded by a build speaking another protocol
+    /// version: the two cannot agree on what is valid.
+    #[error(
+        "this network speaks protocol {0}, this build speaks protocol {PROTOCOL_VERSION}: they cannot work together; create the network again with this version (see README), or use a build of protocol {0}"
+    )]
+    OtherProtocol(u32),
     /// The genesis bytes are malformed or too large.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -207,6 +213,9 @@ impl Charter {
 
     /// Checks the charter is usable.
     pub fn validate(&self) -> Result<(), CharterError> {
+        if self.protocol_version != PROTOCOL_VERSION {
+            return Err(CharterError::OtherProtocol(self.protocol_version));
+        }
         let name_len = self.name.chars().count();
         if self.name.trim().is_empty() || name_len > 80 || !crate::invite::is_plain_text(&self.name)
         {

@@ -124,7 +124,8 @@ pub fn check_name(what: &'static str, text: &str) -> Result<(), RecordError> {
 /// Checks a collection name, field name or tag: 1 to 64 characters of any
 /// script ("Année de publication"), words separated by single spaces, no
 /// control, invisible, bidirectional or non-ASCII space characters, and no
-/// `=` or `:` (they separate names from values on the command line).
+/// `=` or `:` (they separate names from values on the command line) or `,`
+/// (it separates tags in the window).
 ///
 /// Every build must agree on what is valid, whatever Unicode version its
 /// standard library knows: so the rule lists what is refused (fixed
@@ -144,18 +145,26 @@ pub fn check_label(what: &'static str, text: &str) -> Result<(), RecordError> {
         Err(bad_name(
             what,
             text,
-            "use 1 to 64 letters, digits, `-`, `_` or single spaces (no `=` or `:`)",
+            "use 1 to 64 letters, digits, `-`, `_` or single spaces (no `=`, `:` or `,`)",
         ))
     }
 }
 
-/// Spaces other than U+0020, separators, noncharacters and the characters
-/// the command line gives a meaning.
+/// Spaces other than U+0020, invisible fillers, joiners, variation
+/// selectors and tags (a name that looks like another, or blank),
+/// noncharacters, and the characters the command line and the window give
+/// a meaning (`=`, `:` and the tag separator `,`).
 fn is_refused_in_label(c: char) -> bool {
     matches!(
         c,
-        '=' | ':' | '\u{00a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}'
-            | '\u{3000}' | '\u{fdd0}'..='\u{fdef}' | '\u{fff9}'..='\u{fffb}' | '\u{fffe}' | '\u{ffff}'
+        '=' | ':' | ','
+            | '\u{00a0}' | '\u{034f}' | '\u{0600}'..='\u{0605}' | '\u{06dd}' | '\u{070f}'
+            | '\u{08e2}' | '\u{115f}' | '\u{1160}' | '\u{1680}' | '\u{17b4}' | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}'
+            | '\u{206a}'..='\u{206f}' | '\u{2800}' | '\u{3000}' | '\u{3164}' | '\u{fdd0}'..='\u{fdef}'
+            | '\u{fe00}'..='\u{fe0f}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}' | '\u{110bd}'
+            | '\u{110cd}' | '\u{13430}'..='\u{1345f}' | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e007f}' | '\u{e0100}'..='\u{e01ef}'
     ) || (u32::from(c) & 0xfffe) == 0xfffe
 }
 
@@ -581,6 +590,11 @@ mod tests {
             "right\u{202e}left",
             "zero\u{200b}width",
             "non\u{fffe}char",
+            "a,b",
+            "Price\u{fe0f}",
+            "\u{3164}",
+            "tag\u{e0041}",
+            "\u{1fffe}",
             &"é".repeat(65),
         ] {
             assert!(check_label("field name", bad).is_err(), "{bad:?}");

@@ -187,18 +187,41 @@ impl HistoryEntry {
 }
 
 impl PutRecord {
-    /// The change with its collection, field names and tags in Unicode NFC,
-    /// so "Année" typed on any keyboard names one field, not two.
-    pub fn normalized(self) -> Self {
-        use unicode_normalization::UnicodeNormalization;
-        let nfc = |text: String| text.nfc().collect::<String>();
+    /// The change with its new names (collection, fields, tags) in Unicode
+    /// NFC, so "Année" typed on any keyboard names one field, not two.
+    /// Names the record already holds are kept exactly as stored (another
+    /// member may have written them in another form): an edit then
+    /// changes or removes that field rather than adding a twin.
+    pub fn normalized(self, existing: Option<&dan_core::RecordView>) -> Self {
+        let fields = self
+            .fields
+            .into_iter()
+            .map(|(k, v)| match existing {
+                Some(record) if record.fields.contains_key(&k) => (k, v),
+                _ => (nfc(&k), v),
+            })
+            .collect();
+        let tags = self.tags.map(|tags| {
+            tags.into_iter()
+                .map(|t| match existing {
+                    Some(record) if record.tags.contains(&t) => t,
+                    _ => nfc(&t),
+                })
+                .collect()
+        });
         PutRecord {
-            collection: self.collection.map(nfc),
-            fields: self.fields.into_iter().map(|(k, v)| (nfc(k), v)).collect(),
-            tags: self.tags.map(|tags| tags.into_iter().map(nfc).collect()),
+            collection: self.collection.as_deref().map(nfc),
+            fields,
+            tags,
             ..self
         }
     }
+}
+
+/// `text` in Unicode NFC.
+pub fn nfc(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfc().collect()
 }
 
 /// Parses one `--field` argument: `KEY=TEXT` (the text as it is) or
@@ -245,16 +268,32 @@ mod tests {
     #[test]
     fn names_are_put_in_one_unicode_form() {
         let decomposed = "Anne\u{301}e";
-        let put = PutRecord {
+        let typed = PutRecord {
             id: None,
             collection: Some(decomposed.into()),
             title: Some("t".into()),
             fields: BTreeMap::from([(decomposed.to_owned(), None)]),
             tags: Some(BTreeSet::from([decomposed.to_owned()])),
-        }
-        .normalized();
+        };
+        let put = typed.clone().normalized(None);
         assert_eq!(put.collection.as_deref(), Some("Ann\u{e9}e"));
         assert!(put.fields.contains_key("Ann\u{e9}e"));
         assert!(put.tags.is_some_and(|t| t.contains("Ann\u{e9}e")));
+        // A field another member stored decomposed is edited as it is.
+        let stored = dan_core::RecordView {
+            id: dan_core::RecordId::new("r1").expect("id"),
+            collection: decomposed.into(),
+            title: "t".into(),
+            fields: BTreeMap::from([(decomposed.to_owned(), FieldValue::Int(1))]),
+            tags: BTreeSet::from([decomposed.to_owned()]),
+            deleted: false,
+            created_at: 1,
+            updated_at: 1,
+            origin: dan_core::Keypair::from_secret([1; 32]).public(),
+            version: Hash32([0; 32]),
+        };
+        let edit = typed.normalized(Some(&stored));
+        assert!(edit.fields.contains_key(decomposed));
+        assert!(edit.tags.is_some_and(|t| t.contains(decomposed)));
     }
 }

@@ -753,7 +753,6 @@ impl Node {
 
     /// Turns a put into the op payload it needs (or none).
     fn plan_put(&self, replica: &Replica, put: PutRecord) -> Result<PutPlan, NodeError> {
-        let put = put.normalized();
         let existing = match &put.id {
             Some(id) => {
                 let id = RecordId::new(id)?;
@@ -761,6 +760,7 @@ impl Node {
             }
             None => None,
         };
+        let put = put.normalized(existing.as_ref().map(|(_, view)| view));
         let (id, action) = match existing {
             Some((id, current)) => {
                 if current.deleted {
@@ -769,7 +769,7 @@ impl Node {
                 if put
                     .collection
                     .as_ref()
-                    .is_some_and(|c| *c != current.collection)
+                    .is_some_and(|c| *c != crate::api::nfc(&current.collection))
                 {
                     return Err(NodeError::Invalid(format!(
                         "record {id} is in collection `{}`; a record's collection cannot change",

@@ -116,11 +116,10 @@ export function AdminLockIndicator(client: Api = api): HTMLElement {
   };
   const root = h("div", { class: "admin-lock" }, label, " ", button);
   // The header is drawn again on every tab switch: an indicator that left
-  // the page stops its clock and its listener.
-  let shown = false;
+  // the page (it is on the page from the start) stops its clock and its
+  // listener.
   const tick = () => {
-    shown ||= root.isConnected;
-    if (shown && !root.isConnected) {
+    if (!root.isConnected) {
       clearInterval(timer);
       offAdminChange(render);
       return;

@@ -34,7 +34,7 @@ export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElem
     strength.textContent = rating === "weak" ? "Strength: weak. Someone who gets hold of this computer could guess it: a longer phrase of several words is stronger." : `Strength: ${rating}`;
   });
   // A weak password is taken only once the person was told and pressed again.
-  let weakAccepted = false;
+  let weakAccepted: string | null = null;
   const form = h(
     "form",
     {
@@ -45,8 +45,8 @@ export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElem
         const problem = validateFirstRun(name.value, password.value, confirm.value);
         error.textContent = problem ?? "";
         if (problem) return;
-        if (passwordStrength(password.value) === "weak" && !weakAccepted) {
-          weakAccepted = true;
+        if (passwordStrength(password.value) === "weak" && weakAccepted !== password.value) {
+          weakAccepted = password.value;
           error.textContent = "This password is weak. Choose a longer one, or press “Create this instance” again to use it anyway.";
           return;
         }

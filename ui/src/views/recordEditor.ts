@@ -10,7 +10,10 @@ import { RecordHistory, historySteps, restoreChange, type Version } from "../com
 /** Characters a collection, field name or tag may not hold (as the
  * instance's rule): control, invisible and bidirectional marks, spaces
  * other than the plain one, noncharacters, and `=` / `:`. */
-const REFUSED = /[\p{Cc}\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff=:\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\ufdd0-\ufdef\ufff9-\ufffb\ufffe\uffff]/u;
+const REFUSED = /[\p{Cc}\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff=:,\u00a0\u034f\u0600-\u0605\u06dd\u070f\u08e2\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200a\u202f\u205f\u206a-\u206f\u2800\u3000\u3164\ufdd0-\ufdef\ufe00-\ufe0f\uffa0\ufff9-\ufffb\u{110bd}\u{110cd}\u{13430}-\u{1345f}\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/u;
+
+/** A noncharacter: U+FFFE and U+FFFF of every plane. */
+const isNoncharacter = (name: string) => [...name].some((c) => ((c.codePointAt(0) ?? 0) & 0xfffe) === 0xfffe);
 
 /** A collection, field name or tag in the one Unicode form the instance
  * stores, if it is valid: 1 to 64 characters of any script, words apart by
@@ -18,11 +21,11 @@ const REFUSED = /[\p{Cc}\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufef
 export function label(text: string): string | null {
   const name = text.normalize("NFC");
   const chars = [...name].length;
-  const ok = chars >= 1 && chars <= 64 && new TextEncoder().encode(name).length <= 256 && name === name.trim() && !name.includes("  ") && !REFUSED.test(name);
+  const ok = chars >= 1 && chars <= 64 && new TextEncoder().encode(name).length <= 256 && name === name.trim() && !name.includes("  ") && !REFUSED.test(name) && !isNoncharacter(name);
   return ok ? name : null;
 }
 
-const LABEL_RULE = "1 to 64 letters or digits of any language, “-”, “_” or single spaces (no “=” or “:”)";
+const LABEL_RULE = "1 to 64 letters or digits of any language, “-”, “_” or single spaces (no “=”, “:” or “,”)";
 
 type FieldKind = "text" | "number" | "yes/no";
 
@@ -43,9 +46,11 @@ export function buildPut(existing: RecordView | null, collection: string, title:
   collection = label(collection) ?? collection;
   if (!title.trim()) throw new Error("A record needs a title.");
   if (title.length > 512) throw new Error("The title is too long (at most 512 characters).");
-  const values: Record<string, FieldValue | null> = {};
+  const values: Record<string, FieldValue | null> = Object.create(null);
   for (const typed of fields) {
-    const name = label(typed.name);
+    // A name the record already holds is sent exactly as stored (another
+    // member may have written it in another Unicode form).
+    const name = existing && typed.name in existing.fields ? typed.name : label(typed.name);
     if (name === null) throw new Error(`The field name “${typed.name}” must be ${LABEL_RULE}.`);
     const draft = { ...typed, name };
     if (draft.name in values) throw new Error(`The field “${draft.name}” appears twice.`);
@@ -63,14 +68,14 @@ export function buildPut(existing: RecordView | null, collection: string, title:
     .map((t) => t.trim())
     .filter(Boolean)
     .map((tag) => {
-      const name = label(tag);
+      const name = existing?.tags.includes(tag) ? tag : label(tag);
       if (name === null) throw new Error(`The tag “${tag}” must be ${LABEL_RULE}.`);
       return name;
     });
   if (!existing) return { id: null, collection, title: title.trim(), fields: values, tags: tagList };
   // An edit sends only what the person changed, so that a change made
   // meanwhile elsewhere to another field is not overwritten.
-  const changed: Record<string, FieldValue | null> = {};
+  const changed: Record<string, FieldValue | null> = Object.create(null);
   for (const [name, value] of Object.entries(values)) {
     if (existing.fields[name] !== value) changed[name] = value;
   }
