@@ -32,21 +32,29 @@ const status = {
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+/** An app started on a fake instance with an active network. */
+async function started(): Promise<{ client: Api; root: HTMLElement }> {
+  const client = {
+    appInfo: vi.fn(async () => ({ stage: "ready", data_dir: "/d", admin_remaining_ms: 0 })),
+    status: vi.fn(async () => status),
+    members: vi.fn(async () => []),
+    proposals: vi.fn(async () => []),
+    evidence: vi.fn(async () => []),
+    takeLaunchLink: vi.fn(async () => null),
+    listRecords: vi.fn(async () => ({ total: 0, records: [] })),
+    adminLock: vi.fn(),
+    setWindowTitle: vi.fn(async () => undefined),
+  } as unknown as Api;
+  const root = document.createElement("main");
+  document.body.replaceChildren(root);
+  await new App(root, client).start();
+  await flush();
+  return { client, root };
+}
+
 describe("the app shell", () => {
   it("keeps a half-typed record when a join request or a vote arrives", async () => {
-    const client = {
-      appInfo: vi.fn(async () => ({ stage: "ready", data_dir: "/d", admin_remaining_ms: 0 })),
-      status: vi.fn(async () => status),
-      members: vi.fn(async () => []),
-      takeLaunchLink: vi.fn(async () => null),
-      listRecords: vi.fn(async () => ({ total: 0, records: [] })),
-      adminLock: vi.fn(),
-      setWindowTitle: vi.fn(async () => undefined),
-    } as unknown as Api;
-    const root = document.createElement("main");
-    document.body.replaceChildren(root);
-    await new App(root, client).start();
-    await flush();
+    const { client, root } = await started();
     expect(client.setWindowTitle).toHaveBeenCalledWith("Elm Street Library — DAN");
     Array.from(root.querySelectorAll("button")).find((b) => b.textContent === "New record")!.click();
     const title = root.querySelector('form[aria-label="New record"] [aria-label="Title"]') as HTMLInputElement;
@@ -60,21 +68,7 @@ describe("the app shell", () => {
   });
 
   it("moves between tabs with the arrow keys, one tab stop for all", async () => {
-    const client = {
-      appInfo: vi.fn(async () => ({ stage: "ready", data_dir: "/d", admin_remaining_ms: 0 })),
-      status: vi.fn(async () => status),
-      members: vi.fn(async () => []),
-      proposals: vi.fn(async () => []),
-      evidence: vi.fn(async () => []),
-      takeLaunchLink: vi.fn(async () => null),
-      listRecords: vi.fn(async () => ({ total: 0, records: [] })),
-      adminLock: vi.fn(),
-      setWindowTitle: vi.fn(async () => undefined),
-    } as unknown as Api;
-    const root = document.createElement("main");
-    document.body.replaceChildren(root);
-    await new App(root, client).start();
-    await flush();
+    const { root } = await started();
     const tab = (name: string) => root.querySelector<HTMLElement>(`[role="tab"][data-tab="${name}"]`)!;
     expect(tab("Records").getAttribute("tabindex")).toBe("0");
     expect(tab("Members").getAttribute("tabindex")).toBe("-1");
