@@ -174,7 +174,7 @@ fn bad_input_gets_a_clear_error_on_stderr_and_changes_nothing() -> anyhow::Resul
             "record",
             "put",
             "--collection",
-            "no spaces allowed",
+            "no, commas",
             "--title",
             "x",
         ],
