@@ -110,15 +110,8 @@ pub fn check_name(what: &'static str, text: &str) -> Result<(), RecordError> {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(bad_name(
-            what,
-            text,
-            "use 1 to 64 letters, digits, `-` or `_`",
-        ))
-    }
+    ok.then_some(())
+        .ok_or_else(|| bad_name(what, text, "use 1 to 64 letters, digits, `-` or `_`"))
 }
 
 /// Checks a collection name, field name or tag: 1 to 64 characters of any
@@ -139,15 +132,13 @@ pub fn check_label(what: &'static str, text: &str) -> Result<(), RecordError> {
         && !text.contains("  ")
         && crate::invite::is_plain_text(text)
         && !text.chars().any(is_refused_in_label);
-    if ok {
-        Ok(())
-    } else {
-        Err(bad_name(
+    ok.then_some(()).ok_or_else(|| {
+        bad_name(
             what,
             text,
             "use 1 to 64 letters, digits, `-`, `_` or single spaces (no `=`, `:` or `,`)",
-        ))
-    }
+        )
+    })
 }
 
 /// Spaces other than U+0020, invisible fillers, joiners, variation

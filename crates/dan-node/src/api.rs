@@ -193,19 +193,20 @@ impl PutRecord {
     /// member may have written them in another form): an edit then
     /// changes or removes that field rather than adding a twin.
     pub fn normalized(self, existing: Option<&dan_core::RecordView>) -> Self {
+        let keep_or_nfc = |name: String, held: bool| if held { name } else { nfc(&name) };
         let fields = self
             .fields
             .into_iter()
-            .map(|(k, v)| match existing {
-                Some(record) if record.fields.contains_key(&k) => (k, v),
-                _ => (nfc(&k), v),
+            .map(|(k, v)| {
+                let held = existing.is_some_and(|r| r.fields.contains_key(&k));
+                (keep_or_nfc(k, held), v)
             })
             .collect();
         let tags = self.tags.map(|tags| {
             tags.into_iter()
-                .map(|t| match existing {
-                    Some(record) if record.tags.contains(&t) => t,
-                    _ => nfc(&t),
+                .map(|t| {
+                    let held = existing.is_some_and(|r| r.tags.contains(&t));
+                    keep_or_nfc(t, held)
                 })
                 .collect()
         });

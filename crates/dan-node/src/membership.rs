@@ -543,12 +543,12 @@ impl Node {
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         let invite = signed.invite;
         let known = self.known_networks().await;
-        let relation = match known.first() {
-            None => InviteRelation::NoNetwork,
-            Some(_) if known.iter().any(|k| k.network_id == invite.network) => {
-                InviteRelation::ThisNetwork
-            }
-            Some(_) => InviteRelation::OtherNetwork,
+        let relation = if known.is_empty() {
+            InviteRelation::NoNetwork
+        } else if known.iter().any(|k| k.network_id == invite.network) {
+            InviteRelation::ThisNetwork
+        } else {
+            InviteRelation::OtherNetwork
         };
         let look_alike = known.into_iter().find(|k| {
             k.network_id != invite.network

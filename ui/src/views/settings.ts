@@ -30,6 +30,20 @@ function report(e: unknown): void {
   toast(errorText(e), "error");
 }
 
+/** A button that asks the desktop's own file dialog for a path and puts
+ * it in `into` (a cancelled dialog leaves it as it was). */
+function ChooseButton(text: string, choose: () => Promise<string | null>, into: HTMLInputElement): HTMLElement {
+  const onclick = async () => {
+    try {
+      const chosen = await choose();
+      if (chosen) into.value = chosen;
+    } catch (e) {
+      report(e);
+    }
+  };
+  return h("button", { type: "button", onclick }, text);
+}
+
 export function SettingsView(dataDir: string, refreshAll: () => void, client: Api = api, status: Status | null = null): HTMLElement {
   const oldPassword = h("input", { type: "password", autocomplete: "current-password" });
   const newPassword = h("input", { type: "password", autocomplete: "new-password" });
@@ -71,21 +85,7 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
       h("h2", {}, "Backup"),
       h("p", {}, "A backup holds this instance's data and its sealed key, encrypted under the admin password. After a restore, anything this instance wrote since the backup comes back from the other members."),
       field("Backup file", backupPath),
-      h(
-        "button",
-        {
-          type: "button",
-          onclick: async () => {
-            try {
-              const chosen = await client.chooseBackupToWrite(backupPath.value);
-              if (chosen) backupPath.value = chosen;
-            } catch (e) {
-              report(e);
-            }
-          },
-        },
-        "Choose where to save…",
-      ),
+      ChooseButton("Choose where to save…", () => client.chooseBackupToWrite(backupPath.value), backupPath),
       " ",
       h(
         "button",
@@ -103,21 +103,7 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
         "Export backup",
       ),
       field("Restore from", restorePath),
-      h(
-        "button",
-        {
-          type: "button",
-          onclick: async () => {
-            try {
-              const chosen = await client.chooseBackupToRestore();
-              if (chosen) restorePath.value = chosen;
-            } catch (e) {
-              report(e);
-            }
-          },
-        },
-        "Choose a backup…",
-      ),
+      ChooseButton("Choose a backup…", () => client.chooseBackupToRestore(), restorePath),
       field("Admin password of the backup", restorePassword),
       h(
         "button",
