@@ -411,6 +411,15 @@ mod tests {
     }
 
     #[test]
+    fn a_genesis_of_another_protocol_version_is_refused_in_plain_words() {
+        let mut old = genesis();
+        old.charter.protocol_version = PROTOCOL_VERSION - 1;
+        let error = SignedGenesis::sign(old, &founder()).expect_err("an older protocol");
+        assert_eq!(error, CharterError::OtherProtocol(PROTOCOL_VERSION - 1));
+        assert!(error.to_string().contains("create the network again"));
+    }
+
+    #[test]
     fn quorum_is_a_strict_majority() {
         let needed: Vec<usize> = (1..=6).map(|n| Quorum::StrictMajority.needed(n)).collect();
         assert_eq!(needed, [1, 2, 2, 3, 3, 4]);
