@@ -9,8 +9,8 @@ use libp2p::{
     noise, ping, relay, request_response, tcp, yamux,
 };
 
-use super::NetConfig;
 use super::wire::{PROTOCOL, WireCodec};
+use super::{NetConfig, gossip};
 use crate::error::NodeError;
 
 /// Every protocol an instance speaks.
@@ -60,13 +60,17 @@ pub(crate) fn build_swarm(
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .heartbeat_interval(Duration::from_millis(500))
                 .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .prune_backoff(Duration::from_secs(10))
                 .max_transmit_size(MAX_GOSSIP_BYTES)
                 .build()
                 .map_err(|e| e.to_string())?;
-            let gossip = gossipsub::Behaviour::new(
+            let mut gossip = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config,
             )?;
+            let (params, thresholds) = gossip::scoring();
+            gossip.with_peer_score(params, thresholds)?;
             let mut kad_config = kad::Config::new(StreamProtocol::new("/dan/kad/1"));
             kad_config.set_query_timeout(Duration::from_secs(30));
             let mut kad = kad::Behaviour::with_config(

@@ -8,15 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dan_core::NetworkId;
+use libp2p::PeerId;
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Swarm, gossipsub, identify, mdns, request_response};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use super::wire::{Gossip, Response, Traffic, WireCodec};
-use super::{Command, NetConfig, NetHandle, Shared, key_of, peer_id_of, sync};
+use super::{Command, NetConfig, NetHandle, Shared, gossip, key_of, peer_id_of, sync};
 use crate::error::NodeError;
 use crate::node::{Node, NodeEvent};
 use crate::replication::now_ms;
@@ -37,6 +38,8 @@ struct EventLoop {
         HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, String>>>,
     topic: Option<(NetworkId, gossipsub::IdentTopic)>,
     ticks: u64,
+    /// Room for gossip messages being judged.
+    judging: Arc<Semaphore>,
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
@@ -69,6 +72,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
     }
     let handle = NetHandle {
         traffic,
+        gossip_tally: Arc::default(),
         commands: commands_tx,
         shared: Arc::new(Mutex::new(shared)),
         config: Arc::new(config.clone()),
@@ -83,6 +87,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         pending: HashMap::new(),
         topic: None,
         ticks: 0,
+        judging: Arc::new(Semaphore::new(gossip::MAX_GOSSIP_IN_FLIGHT)),
     };
     tokio::spawn(event_loop.run(config.sync_interval));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -155,6 +160,12 @@ impl EventLoop {
                     info.last_seen = Some(now_ms());
                 });
                 if num_established.get() == 1 {
+                    // Nothing is gossiped to it until its handshake says
+                    // it is a member this instance replicates with.
+                    self.swarm
+                        .behaviour_mut()
+                        .gossip
+                        .set_application_score(&peer_id, gossip::UNTRUSTED_SCORE);
                     tokio::spawn(sync::handshake(
                         self.node.clone(),
                         self.handle.clone(),
@@ -195,31 +206,9 @@ impl EventLoop {
             BehaviourEvent::Sync(event) => self.on_sync_event(event),
             BehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
+                message_id,
                 message,
-                ..
-            }) => {
-                let Some(key) = key_of(&propagation_source) else {
-                    return;
-                };
-                let accepted = self
-                    .handle
-                    .peer_info(&key)
-                    .is_some_and(|p| matches!(p.verdict.as_deref(), Some("replicate")));
-                if !accepted {
-                    return;
-                }
-                match postcard::from_bytes::<Gossip>(&message.data) {
-                    Ok(gossip) => {
-                        tokio::spawn(sync::on_gossip(
-                            self.node.clone(),
-                            self.handle.clone(),
-                            propagation_source,
-                            gossip,
-                        ));
-                    }
-                    Err(e) => tracing::debug!("malformed gossip from {key}: {e}"),
-                }
-            }
+            }) => self.on_gossip(propagation_source, message_id, message),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for addr in &info.listen_addrs {
                     self.swarm
@@ -358,9 +347,22 @@ impl EventLoop {
                 let gossip = &mut self.swarm.behaviour_mut().gossip;
                 if allow {
                     gossip.remove_blacklisted_peer(&peer);
+                    gossip.set_application_score(&peer, gossip::TRUSTED_SCORE);
                 } else {
                     gossip.blacklist_peer(&peer);
+                    gossip.set_application_score(&peer, gossip::UNTRUSTED_SCORE);
                 }
+            }
+            Command::Judged {
+                id,
+                from,
+                acceptance,
+            } => {
+                self.handle.gossip_tally.count(&acceptance);
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&id, &from, acceptance);
             }
             Command::Publish(gossip) => self.publish(&gossip),
             Command::Shutdown(_) => {}
@@ -388,6 +390,36 @@ impl EventLoop {
             Ok(_) => self.topic = Some((network, topic)),
             Err(e) => tracing::warn!("cannot subscribe to the network's gossip: {e}"),
         }
+    }
+
+    /// Judges a gossip message off the event loop, if it came from an
+    /// accepted member and there is room; gossipsub holds it until then.
+    fn on_gossip(&mut self, from: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        let accepted = key_of(&from)
+            .and_then(|key| self.handle.peer_info(&key))
+            .is_some_and(|p| matches!(p.verdict.as_deref(), Some("replicate")));
+        let permit = accepted
+            .then(|| self.judging.clone().try_acquire_owned().ok())
+            .flatten();
+        let Some(permit) = permit else {
+            self.on_command(Command::Judged {
+                id,
+                from,
+                acceptance: gossipsub::MessageAcceptance::Ignore,
+            });
+            return;
+        };
+        let (node, net) = (self.node.clone(), self.handle.clone());
+        tokio::spawn(async move {
+            let acceptance = gossip::judge(&node, &net, from, message.source, &message.data).await;
+            drop(permit);
+            net.command(Command::Judged {
+                id,
+                from,
+                acceptance,
+            })
+            .await;
+        });
     }
 
     fn publish(&mut self, gossip: &Gossip) {

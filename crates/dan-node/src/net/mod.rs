@@ -10,6 +10,7 @@
 
 mod behaviour;
 mod event_loop;
+mod gossip;
 mod sync;
 pub mod wire;
 
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dan_core::{PeerKey, SignedInvite};
+pub use gossip::GossipCounts;
 pub use libp2p::Multiaddr;
 use libp2p::PeerId;
 use serde::Serialize;
@@ -144,6 +146,12 @@ pub(crate) enum Command {
         peer: PeerId,
         allow: bool,
     },
+    /// What judging a gossip message decided.
+    Judged {
+        id: libp2p::gossipsub::MessageId,
+        from: PeerId,
+        acceptance: libp2p::gossipsub::MessageAcceptance,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -151,6 +159,7 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct NetHandle {
     traffic: Arc<wire::Traffic>,
+    gossip_tally: Arc<gossip::GossipTally>,
     commands: mpsc::Sender<Command>,
     shared: Arc<Mutex<Shared>>,
     config: Arc<NetConfig>,
@@ -312,6 +321,12 @@ impl NetHandle {
             self.traffic.sent.load(Ordering::Relaxed),
             self.traffic.received.load(Ordering::Relaxed),
         )
+    }
+
+    /// What became of the gossip messages this instance received since
+    /// start (forwarded, dropped, refused).
+    pub fn gossip_counts(&self) -> GossipCounts {
+        self.gossip_tally.counts()
     }
 
     /// Sends a request and waits for the answer.

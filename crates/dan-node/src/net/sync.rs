@@ -242,27 +242,6 @@ pub(super) async fn publish_checkpoint(node: Node, net: NetHandle) {
         .await;
 }
 
-/// Handles one gossip message from an accepted peer.
-pub(super) async fn on_gossip(node: Node, net: NetHandle, from: PeerId, gossip: Gossip) {
-    match gossip {
-        Gossip::Ops(ops) => ingest_pushed(node, net, from, ops).await,
-        Gossip::Checkpoint(bytes) => {
-            if let Ok(hello) = SignedHello::from_bytes(&bytes)
-                && let Err(e) = node.check_checkpoint(&hello).await
-            {
-                tracing::warn!("checking a checkpoint: {e}");
-            }
-        }
-        Gossip::Evidence(bytes) => {
-            if let Ok(signed) = SignedEvidence::from_bytes(&bytes)
-                && let Err(e) = node.accept_evidence(signed).await
-            {
-                tracing::warn!("checking gossiped evidence: {e}");
-            }
-        }
-    }
-}
-
 /// Asks `peer` where the members this instance is not connected to are,
 /// and dials them (used when some member is unreachable).
 async fn discover(node: &Node, net: &NetHandle, peer: PeerId) {
@@ -546,16 +525,6 @@ pub(super) async fn respond(
             });
             Response::Ack
         }
-    }
-}
-
-/// Ingests ops pushed over gossip; pulls from the sender if some wait for
-/// ops this instance lacks.
-pub(super) async fn ingest_pushed(node: Node, net: NetHandle, from: PeerId, ops: Vec<Vec<u8>>) {
-    match node.ingest_remote(ops).await {
-        Ok(outcome) if !outcome.deferred.is_empty() => handshake(node, net, from).await,
-        Ok(_) => {}
-        Err(e) => tracing::debug!("ingesting pushed ops: {e}"),
     }
 }
 

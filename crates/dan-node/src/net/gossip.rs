@@ -1,0 +1,172 @@
+//! Gossip judged before it spreads. Gossipsub hands every message to the
+//! application first ([`gossipsub::Config::validate_messages`]) and forwards
+//! it only once it is accepted here: sent on by a member this instance
+//! replicates with, published by a member in good standing, and content
+//! that checks out. Peers the handshake has not accepted get a score that
+//! keeps them out of the mesh and out of every publish, so no gossip
+//! reaches a non-member either.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dan_core::SignedEvidence;
+use dan_core::conformance::SignedHello;
+use libp2p::PeerId;
+use libp2p::gossipsub::{MessageAcceptance, PeerScoreParams, PeerScoreThresholds};
+use serde::Serialize;
+
+use super::wire::Gossip;
+use super::{NetHandle, key_of, sync};
+use crate::deprecation::EvidenceOutcome;
+use crate::node::Node;
+
+/// Gossip messages judged at once; more are dropped (not forwarded) and
+/// their content reaches this instance by the next reconciliation.
+pub(super) const MAX_GOSSIP_IN_FLIGHT: usize = 64;
+
+/// The score of a peer whose handshake has not accepted it (a stranger, a
+/// candidate, a refused or deprecated instance): below the publish and
+/// gossip thresholds, so nothing is sent to it, and above the graylist, so
+/// its subscriptions are still heard for when it is accepted.
+pub(super) const UNTRUSTED_SCORE: f64 = -60.0;
+
+/// The score of a peer the handshake accepted.
+pub(super) const TRUSTED_SCORE: f64 = 0.0;
+
+/// Peer scoring that follows the handshake alone: the application score
+/// is the whole score (no penalties for shared IP addresses, which every
+/// instance on one machine has, nor for slow peers).
+pub(super) fn scoring() -> (PeerScoreParams, PeerScoreThresholds) {
+    let params = PeerScoreParams {
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: 0.0,
+        slow_peer_weight: 0.0,
+        ..PeerScoreParams::default()
+    };
+    let thresholds = PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        ..PeerScoreThresholds::default()
+    };
+    (params, thresholds)
+}
+
+/// How many gossip messages this instance forwarded, dropped and refused
+/// since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GossipCounts {
+    /// Checked and sent on to the mesh.
+    pub forwarded: u64,
+    /// Not checked or nothing new (from a peer not accepted, by a
+    /// publisher that is not a member, already known, or too busy).
+    pub dropped: u64,
+    /// Checked and false (malformed, invalid ops, unfounded evidence).
+    pub refused: u64,
+}
+
+/// The counters behind [`GossipCounts`].
+#[derive(Debug, Default)]
+pub(super) struct GossipTally {
+    forwarded: AtomicU64,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl GossipTally {
+    pub(super) fn count(&self, acceptance: &MessageAcceptance) {
+        let counter = match acceptance {
+            MessageAcceptance::Accept => &self.forwarded,
+            MessageAcceptance::Ignore => &self.dropped,
+            MessageAcceptance::Reject => &self.refused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn counts(&self) -> GossipCounts {
+        GossipCounts {
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Checks one gossip message that the accepted member `from` sent on,
+/// applies what it carries, and says whether it may spread. `author` is
+/// the peer that published it (gossipsub checks its signature).
+pub(super) async fn judge(
+    node: &Node,
+    net: &NetHandle,
+    from: PeerId,
+    author: Option<PeerId>,
+    data: &[u8],
+) -> MessageAcceptance {
+    let (Some(author), Ok(gossip)) = (
+        author.as_ref().and_then(key_of),
+        postcard::from_bytes::<Gossip>(data),
+    ) else {
+        return MessageAcceptance::Reject;
+    };
+    if !node.serves(&author).await {
+        return MessageAcceptance::Ignore;
+    }
+    match gossip {
+        Gossip::Ops(ops) => judge_ops(node, net, from, ops).await,
+        Gossip::Checkpoint(bytes) => match SignedHello::from_bytes(&bytes) {
+            Ok(hello) if hello.hello.peer == author && hello.verify() => {
+                match node.check_checkpoint(&hello).await {
+                    Ok(()) => MessageAcceptance::Accept,
+                    Err(e) => {
+                        tracing::warn!("checking a checkpoint: {e}");
+                        MessageAcceptance::Ignore
+                    }
+                }
+            }
+            _ => MessageAcceptance::Reject,
+        },
+        Gossip::Evidence(bytes) => {
+            let Ok(signed) = SignedEvidence::from_bytes(&bytes) else {
+                return MessageAcceptance::Reject;
+            };
+            match node.accept_evidence(signed).await {
+                Ok(
+                    EvidenceOutcome::Proven { .. } | EvidenceOutcome::AgainstThisInstance { .. },
+                ) => MessageAcceptance::Accept,
+                Ok(EvidenceOutcome::Unfounded { .. }) => MessageAcceptance::Reject,
+                Ok(EvidenceOutcome::Known | EvidenceOutcome::Pending) => MessageAcceptance::Ignore,
+                Err(e) => {
+                    tracing::warn!("checking gossiped evidence: {e}");
+                    MessageAcceptance::Ignore
+                }
+            }
+        }
+    }
+}
+
+/// Ops spread only if every one is validly signed and none is refused;
+/// ops that wait for others make this instance pull from `from`.
+async fn judge_ops(
+    node: &Node,
+    net: &NetHandle,
+    from: PeerId,
+    ops: Vec<Vec<u8>>,
+) -> MessageAcceptance {
+    let outcome = node.ingest_remote(ops).await;
+    if outcome.as_ref().is_ok_and(|o| !o.deferred.is_empty()) {
+        tokio::spawn(sync::handshake(node.clone(), net.clone(), from));
+    }
+    match outcome {
+        Ok(outcome) if !outcome.rejected.is_empty() || !outcome.violations.is_empty() => {
+            MessageAcceptance::Reject
+        }
+        Ok(outcome) if outcome.accepted.is_empty() && outcome.deferred.is_empty() => {
+            MessageAcceptance::Ignore
+        }
+        Ok(_) => MessageAcceptance::Accept,
+        Err(e) => {
+            tracing::debug!("ingesting pushed ops: {e}");
+            MessageAcceptance::Ignore
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! A peer that is no member speaks gossipsub to a member over a real
+//! socket, as an attacker would: it subscribes to the network's topic and
+//! publishes into it. It must learn nothing (no op, checkpoint or evidence
+//! reaches it) and nothing it publishes may travel further than the member
+//! it is connected to. Before gossip was judged before spreading, the member
+//! sent it every op and forwarded whatever it published to every other
+//! member.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use dan_node::net::GossipCounts;
+use dan_tests::nodes::{TestNode, converged, eventually, spawn_network};
+use libp2p::futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, gossipsub, noise, tcp, yamux};
+use tokio::sync::mpsc;
+
+const SYNC: Duration = Duration::from_secs(2);
+const WAIT: Duration = Duration::from_secs(30);
+
+/// What the adversary's swarm saw.
+#[derive(Default)]
+struct Seen {
+    /// Peers it knows are subscribed to the topic.
+    subscribed: HashSet<PeerId>,
+    /// Gossip messages that reached it.
+    messages: Vec<gossipsub::Message>,
+}
+
+/// A bare libp2p peer with gossipsub only, run in its own task.
+struct Adversary {
+    seen: Arc<Mutex<Seen>>,
+    publish: mpsc::Sender<Vec<u8>>,
+}
+
+impl Adversary {
+    fn start(dial: Multiaddr, topic: gossipsub::IdentTopic) -> anyhow::Result<Adversary> {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_behaviour(|key| {
+                let config = gossipsub::ConfigBuilder::default()
+                    .heartbeat_interval(Duration::from_millis(200))
+                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    .build()?;
+                gossipsub::Behaviour::<gossipsub::IdentityTransform>::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    config,
+                )
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+            .build();
+        swarm.behaviour_mut().subscribe(&topic)?;
+        swarm.dial(dial)?;
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (publish, mut to_publish) = mpsc::channel::<Vec<u8>>(8);
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = swarm.select_next_some() => {
+                        let Ok(mut seen) = log.lock() else { return };
+                        match event {
+                            SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) => {
+                                seen.subscribed.insert(peer_id);
+                            }
+                            SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) => {
+                                seen.messages.push(message);
+                            }
+                            _ => {}
+                        }
+                    }
+                    data = to_publish.recv() => match data {
+                        Some(data) => {
+                            if let Err(e) = swarm.behaviour_mut().publish(topic.clone(), data) {
+                                eprintln!("adversary publish: {e}");
+                            }
+                        }
+                        None => return,
+                    },
+                }
+            }
+        });
+        Ok(Adversary { seen, publish })
+    }
+
+    fn knows_subscribed(&self, peer: &PeerId) -> bool {
+        self.seen
+            .lock()
+            .is_ok_and(|seen| seen.subscribed.contains(peer))
+    }
+
+    fn messages(&self) -> usize {
+        self.seen.lock().map_or(0, |seen| seen.messages.len())
+    }
+}
+
+fn counts(node: &TestNode) -> GossipCounts {
+    node.net().gossip_counts()
+}
+
+fn judged(node: &TestNode) -> u64 {
+    let c = counts(node);
+    c.forwarded + c.dropped + c.refused
+}
+
+async fn has_record(node: &TestNode, id: &str) -> bool {
+    node.node.get_record(id).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_a_non_member_speaking_gossip_learns_nothing_and_injects_nothing() -> anyhow::Result<()>
+{
+    let nodes = spawn_network(&["alice", "bob", "carol"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let [alice, bob, carol] = &nodes[..] else {
+        unreachable!()
+    };
+    let network = alice.status().await.network_id.context("a network")?;
+    let topic = gossipsub::IdentTopic::new(format!("/dan/ops/{network}"));
+    let alice_addr = alice
+        .net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .context("alice listens")?;
+    let alice_peer = PeerId::from_bytes(&alice.peer().to_peer_id_bytes())?;
+    let adversary = Adversary::start(alice_addr, topic)?;
+    eventually(WAIT, "alice to tell the adversary its topics", || async {
+        adversary.knows_subscribed(&alice_peer)
+    })
+    .await?;
+
+    // Learns nothing: records written on alice and bob are gossiped to
+    // the members (each judges it), and never to the stranger.
+    let before = (judged(bob), judged(carol));
+    let from_alice = alice.put("notes", "written on alice").await?;
+    let from_bob = bob.put("notes", "written on bob").await?;
+    eventually(WAIT, "both records on every member", || async {
+        for node in &nodes {
+            if !has_record(node, &from_alice).await || !has_record(node, &from_bob).await {
+                return false;
+            }
+        }
+        judged(bob) > before.0 && judged(carol) > before.1
+    })
+    .await?;
+    assert_eq!(
+        adversary.messages(),
+        0,
+        "gossip reached a peer that is no member"
+    );
+
+    // Injects nothing: alice drops what the stranger publishes without
+    // sending it on; a later message from alice reaches the others, and
+    // what she would have forwarded would have come before it.
+    let dropped = counts(alice).dropped;
+    adversary
+        .publish
+        .send(b"not a DAN message at all".to_vec())
+        .await?;
+    eventually(WAIT, "alice to judge the stranger's message", || async {
+        counts(alice).dropped > dropped
+    })
+    .await?;
+    let before = (judged(bob), judged(carol));
+    let marker = alice.put("notes", "after the stranger spoke").await?;
+    eventually(WAIT, "alice's next gossip on bob and carol", || async {
+        has_record(bob, &marker).await
+            && has_record(carol, &marker).await
+            && judged(bob) > before.0
+            && judged(carol) > before.1
+    })
+    .await?;
+    assert_eq!(
+        counts(bob).refused,
+        0,
+        "bob was sent the stranger's message"
+    );
+    assert_eq!(
+        counts(carol).refused,
+        0,
+        "carol was sent the stranger's message"
+    );
+    converged(&nodes, WAIT).await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
