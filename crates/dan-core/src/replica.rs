@@ -479,15 +479,20 @@ impl Replica {
             .count()
     }
 
-    /// Instances admitted and not removed by vote, deprecated ones
-    /// included: whether the network has formed must not depend on whether
-    /// an instance learnt of a deprecation before or after an op (a replay
-    /// of the op log applies deprecations from the start).
+    /// Instances ever admitted, removed and deprecated ones included:
+    /// whether the network has formed must not depend on whether an
+    /// instance learnt of a deprecation or a removal before or after a
+    /// record op. A record op names no governance state, so a removal that
+    /// one instance knows and another does not yet would otherwise have
+    /// one apply the op and the other hold it for ever (a replay of the op
+    /// log also applies deprecations from the start).
     fn admitted_count(&self) -> usize {
-        self.voters().len()
+        self.members().filter(|m| m.since.is_some()).count()
     }
 
-    /// Whether the network has enough members to accept records.
+    /// Whether the network has not yet had enough members to accept
+    /// records. Once formed it stays formed: removals and deprecations
+    /// below `min_members` do not stop records.
     pub fn is_forming(&self) -> bool {
         self.admitted_count() < self.charter.min_members as usize
     }

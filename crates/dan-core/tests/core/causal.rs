@@ -191,6 +191,56 @@ fn no_single_admin_a_removed_member_cannot_write_past_what_the_deciding_votes_ha
 // Attacker review of the causal core, finding 2: an approval dated earlier
 // that arrives late became the "deciding" op of an admission, and every op
 // the admitted member had signed since stopped counting.
+// On `e0617a0` (and until this test) the forming rule counted the members
+// at arrival: the instance that knew of the removal first held the record
+// op for ever as "still forming", the other applied it, and their op sets
+// never met again.
+#[test]
+fn determinism_a_removal_below_min_members_is_judged_the_same_whatever_the_arrival_order() {
+    let (mut replica, [alice, bob, carol]) = trio_replica();
+    let proposal = govern(
+        &mut replica,
+        &alice,
+        GovernanceAction::Propose(Proposal::Remove {
+            peer: carol.public(),
+        }),
+        100,
+    );
+    let written = body_of(&replica, &alice, note("after-the-proposal"), |_| {});
+    let vote = {
+        let mut seen = replica.clone();
+        govern(
+            &mut seen,
+            &bob,
+            GovernanceAction::Vote {
+                proposal: proposal.id(),
+                approve: true,
+            },
+            110,
+        )
+    };
+    let mut removal_first = replica.clone();
+    removal_first.apply(&vote).expect("the vote");
+    assert_eq!(
+        removal_first.member(&carol.public()).map(|m| m.status),
+        Some(MemberStatus::Removed),
+        "two of three remove carol: the network is below its three members"
+    );
+    assert!(
+        !removal_first.is_forming(),
+        "a network that formed stays formed"
+    );
+    removal_first
+        .apply(&written)
+        .expect("the record op is applied after the removal");
+    let mut record_first = replica;
+    record_first.apply(&written).expect("the record op");
+    record_first.apply(&vote).expect("the vote");
+    assert_eq!(removal_first.ops_root(), record_first.ops_root());
+    assert_eq!(removal_first.state_root(), record_first.state_root());
+    assert!(shown(&removal_first, "after-the-proposal").is_some());
+}
+
 #[test]
 fn no_single_admin_a_late_approval_does_not_void_what_a_member_signed_since_its_admission() {
     let (mut replica, [alice, bob, carol]) = trio_replica();
