@@ -142,3 +142,197 @@ impl Drop for Lab {
         let _ = ip(&["netns", "del", &self.switch()]);
     }
 }
+
+/// Homes on an internet: a relay host on an "internet" segment, and per
+/// home a router doing NAT (nftables masquerade, no inbound connections)
+/// with one laptop behind it. Everything is removed on drop.
+pub struct HomeLab {
+    prefix: String,
+    subnet: u8,
+    homes: usize,
+}
+
+fn netns_exec(namespace: &str, program: &str, args: &[&str], stdin: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", namespace, program])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running `{program}` in {namespace}"))?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(stdin.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "{program} {} in {namespace}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Creates a veth pair and puts each end, renamed, in its namespace.
+fn link(
+    prefix: &str,
+    tag: &str,
+    (a_ns, a_name): (&str, &str),
+    (b_ns, b_name): (&str, &str),
+) -> anyhow::Result<()> {
+    let (a, b) = (format!("{prefix}{tag}a"), format!("{prefix}{tag}b"));
+    ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
+    for (end, ns, name) in [(&a, a_ns, a_name), (&b, b_ns, b_name)] {
+        ip(&["link", "set", end, "netns", ns])?;
+        ip(&["-n", ns, "link", "set", end, "name", name])?;
+        ip(&["-n", ns, "link", "set", name, "up"])?;
+    }
+    Ok(())
+}
+
+/// NAT like a home router: masquerade out of `wan`, and let in from `wan`
+/// only what answers a connection made from inside.
+const HOME_ROUTER_RULES: &str = r#"
+table ip nat {
+  chain post { type nat hook postrouting priority 100; oifname "wan" masquerade; }
+}
+table ip filter {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "lan" accept
+  }
+}
+"#;
+
+impl HomeLab {
+    /// Creates the internet segment, the relay host and `homes` homes.
+    pub fn new(homes: usize) -> anyhow::Result<HomeLab> {
+        let id = std::process::id() % 10_000;
+        let lab = HomeLab {
+            prefix: format!("dh{id}"),
+            subnet: (id % 200) as u8 + 20,
+            homes,
+        };
+        let internet = lab.internet();
+        ip(&["netns", "add", &internet])?;
+        ip(&["-n", &internet, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &internet, "link", "set", "br0", "up"])?;
+        let relay = lab.relay_host();
+        ip(&["netns", "add", &relay])?;
+        ip(&["-n", &relay, "link", "set", "lo", "up"])?;
+        link(&lab.prefix, "x", (&relay, "eth0"), (&internet, "relay"))?;
+        ip(&["-n", &internet, "link", "set", "relay", "master", "br0"])?;
+        ip(&[
+            "-n",
+            &relay,
+            "addr",
+            "add",
+            &format!("{}/24", lab.relay_address()),
+            "dev",
+            "eth0",
+        ])?;
+        for home in 0..homes {
+            let (router, laptop) = (lab.router(home), lab.laptop(home));
+            for ns in [&router, &laptop] {
+                ip(&["netns", "add", ns])?;
+                ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            }
+            let port = format!("home{home}");
+            link(
+                &lab.prefix,
+                &format!("w{home}"),
+                (&router, "wan"),
+                (&internet, &port),
+            )?;
+            ip(&["-n", &internet, "link", "set", &port, "master", "br0"])?;
+            link(
+                &lab.prefix,
+                &format!("l{home}"),
+                (&router, "lan"),
+                (&laptop, "eth0"),
+            )?;
+            let wan = format!("10.{}.0.{}/24", lab.subnet, home + 11);
+            ip(&["-n", &router, "addr", "add", &wan, "dev", "wan"])?;
+            ip(&[
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("192.168.{}.1/24", home + 1),
+                "dev",
+                "lan",
+            ])?;
+            ip(&[
+                "-n",
+                &laptop,
+                "addr",
+                "add",
+                &format!("{}/24", lab.laptop_address(home)),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&[
+                "-n",
+                &laptop,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("192.168.{}.1", home + 1),
+            ])?;
+            netns_exec(
+                &router,
+                "sysctl",
+                &["-q", "-w", "net.ipv4.ip_forward=1"],
+                "",
+            )?;
+            netns_exec(&router, "nft", &["-f", "-"], HOME_ROUTER_RULES)?;
+        }
+        Ok(lab)
+    }
+
+    fn internet(&self) -> String {
+        format!("{}net", self.prefix)
+    }
+
+    /// The namespace of the relay host on the internet segment.
+    pub fn relay_host(&self) -> String {
+        format!("{}rel", self.prefix)
+    }
+
+    /// The relay host's address.
+    pub fn relay_address(&self) -> String {
+        format!("10.{}.0.100", self.subnet)
+    }
+
+    fn router(&self, home: usize) -> String {
+        format!("{}r{home}", self.prefix)
+    }
+
+    /// The namespace of the laptop in home `home`.
+    pub fn laptop(&self, home: usize) -> String {
+        format!("{}l{home}", self.prefix)
+    }
+
+    /// The laptop's address on its home network.
+    pub fn laptop_address(&self, home: usize) -> String {
+        format!("192.168.{}.2", home + 1)
+    }
+}
+
+impl Drop for HomeLab {
+    fn drop(&mut self) {
+        for home in 0..self.homes {
+            let _ = ip(&["netns", "del", &self.laptop(home)]);
+            let _ = ip(&["netns", "del", &self.router(home)]);
+        }
+        let _ = ip(&["netns", "del", &self.relay_host()]);
+        let _ = ip(&["netns", "del", &self.internet()]);
+    }
+}

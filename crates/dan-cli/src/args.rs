@@ -33,6 +33,16 @@ pub(crate) enum Command {
     },
     /// Run the instance in the foreground until Ctrl-C or SIGTERM.
     Run(RunArgs),
+    /// Run a relay-only service on a machine with a public address (a
+    /// small server): instances behind home routers reach each other
+    /// through it. It keeps a key in the data directory and no network
+    /// data, and prints the address to give to `dan run --relay`.
+    Relay {
+        /// Address to listen on (repeatable; default: all interfaces, TCP
+        /// port 4001).
+        #[arg(long = "listen", value_name = "MULTIADDR")]
+        listen: Vec<dan_node::net::Multiaddr>,
+    },
     /// Show the instance's state, network and roots.
     Status,
     /// Rebuild the records from the signed op log (instance stopped).
@@ -154,6 +164,11 @@ pub(crate) struct RunArgs {
     /// public address).
     #[arg(long)]
     pub(crate) relay_server: bool,
+    /// A relay to be reached through (repeatable): the address `dan relay`
+    /// prints, ending in /p2p/RELAY_ID. For an instance behind a home
+    /// router that others cannot dial.
+    #[arg(long = "relay", value_name = "MULTIADDR")]
+    pub(crate) relays: Vec<dan_node::net::Multiaddr>,
     /// Seconds between reconciliation rounds with each peer.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) sync_interval: u64,

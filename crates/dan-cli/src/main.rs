@@ -24,7 +24,7 @@ use output::Printer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Run { .. }) {
+    let default_level = if matches!(cli.command, Command::Run { .. } | Command::Relay { .. }) {
         "info"
     } else {
         "warn"
@@ -106,6 +106,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             );
         }
         Command::Run(args) => run(&data_dir, args).await?,
+        Command::Relay { listen } => relay(&data_dir, listen, printer).await?,
         Command::Repair => {
             let mut config = NodeConfig::new(&data_dir);
             config.on_damage = OnDamage::Repair;
@@ -508,6 +509,7 @@ async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
         relay_server: args.relay_server,
         sync_interval: std::time::Duration::from_secs(args.sync_interval),
         bootstrap: args.bootstrap,
+        relays: args.relays,
         ..Default::default()
     };
     if !args.listen.is_empty() {
@@ -524,6 +526,31 @@ async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
     node.close().await;
     tracing::info!("DAN instance stopped");
     Ok(served?)
+}
+
+async fn relay(
+    data_dir: &std::path::Path,
+    listen: Vec<dan_node::net::Multiaddr>,
+    printer: &Printer,
+) -> Result<(), Failure> {
+    let listen = if listen.is_empty() {
+        vec!["/ip4/0.0.0.0/tcp/4001".parse().context("default address")?]
+    } else {
+        listen
+    };
+    let config = dan_node::net::relay::RelayConfig {
+        data_dir: data_dir.to_owned(),
+        listen,
+    };
+    let print = |address: dan_node::net::Multiaddr| {
+        let address = address.to_string();
+        printer.value(&serde_json::json!({ "relay_addr": address }), |_| {
+            format!("relay reachable at {address}")
+        });
+    };
+    tracing::info!("DAN relay running; stop it with Ctrl-C");
+    dan_node::net::relay::serve_relay(&config, print, shutdown_signal()).await?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

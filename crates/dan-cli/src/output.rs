@@ -103,6 +103,7 @@ pub(crate) fn status(v: &Value) -> String {
         let addrs: Vec<String> = addrs.iter().map(text).collect();
         lines.push(format!("listening:    {}", addrs.join(" ")));
     }
+    lines.push(format!("reachable:    {}", reachability(v)));
     if let Some(reason) = v["deprecation"].as_str() {
         lines.push(format!("DEPRECATED:   {reason}"));
     }
@@ -317,6 +318,39 @@ pub(crate) fn proposal(p: &Value) -> String {
 }
 
 /// Peers as text.
+/// Whether others can reach this instance, and through which relays, in
+/// words.
+fn reachability(v: &Value) -> String {
+    let relays: Vec<String> = v["relays"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let state = if r["reserved"].as_bool() == Some(true) {
+                "slot held"
+            } else {
+                "no slot yet"
+            };
+            format!("{} ({state})", text(&r["addr"]))
+        })
+        .collect();
+    let through = if relays.is_empty() {
+        String::new()
+    } else {
+        format!("; relays: {}", relays.join(", "))
+    };
+    let how = match v["reachability"].as_str() {
+        Some("public") => "yes, directly".to_owned(),
+        Some("private") if relays.is_empty() => {
+            "not from outside this network: ask a member with a server to run `dan relay`, then start with --relay ADDRESS".to_owned()
+        }
+        Some("private") => "only through a relay".to_owned(),
+        _ => "not known yet".to_owned(),
+    };
+    format!("{how}{through}")
+}
+
 pub(crate) fn peers(v: &Value) -> String {
     let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
     if rows.is_empty() {
@@ -332,8 +366,13 @@ pub(crate) fn peers(v: &Value) -> String {
             let refused = p["refused"]
                 .as_str()
                 .map_or(String::new(), |r| format!("  [{r}]"));
+            let relayed = if p["connection"] == "relayed" {
+                " (through a relay)"
+            } else {
+                ""
+            };
             format!(
-                "{:<54} {online:<8} {}{refused}",
+                "{:<54} {online:<8} {}{relayed}{refused}",
                 text(&p["peer_id"]),
                 text(&p["verdict"])
             )

@@ -73,8 +73,16 @@ pub struct Status {
     pub missing_ops: u64,
     /// When a reconciliation last completed (ms since the Unix epoch).
     pub last_sync: Option<u64>,
-    /// Addresses this instance listens on.
+    /// Addresses this instance listens on (relayed ones included).
     pub listen_addrs: Vec<String>,
+    /// Whether other instances can reach this one without a relay:
+    /// `public`, `private` or `unknown` (probed with AutoNAT).
+    pub reachability: crate::net::Reachability,
+    /// Addresses peers confirmed they can dial this instance at.
+    pub external_addrs: Vec<String>,
+    /// The relays given with `dan run --relay`, and whether each holds a
+    /// slot for this instance.
+    pub relays: Vec<crate::net::RelayStatus>,
     /// The join in progress (state `pending`).
     pub join: Option<crate::membership::JoinProgress>,
     /// Why the network deprecated this instance (state `deprecated`).

@@ -165,6 +165,9 @@ pub struct PeerView {
     pub refused: Option<String>,
     /// The code hash it announced.
     pub code_hash: Option<dan_core::Hash32>,
+    /// How it is connected now: `direct`, `relayed` (only through a relay)
+    /// or `none`.
+    pub connection: crate::net::Connection,
     /// Its addresses.
     pub addrs: Vec<String>,
 }
@@ -767,6 +770,7 @@ impl Node {
                 verdict: info.verdict,
                 refused: info.refused,
                 code_hash: info.code_hash,
+                connection: info.connection,
                 addrs: info.addrs.iter().map(ToString::to_string).collect(),
             })
             .collect()

@@ -494,6 +494,9 @@ impl Node {
             missing_ops: 0,
             last_sync: None,
             listen_addrs: Vec::new(),
+            reachability: crate::net::Reachability::Unknown,
+            external_addrs: Vec::new(),
+            relays: Vec::new(),
             join: None,
             deprecation: None,
             damaged_records: self
@@ -512,6 +515,13 @@ impl Node {
             status.missing_ops = net.missing_ops();
             status.last_sync = net.last_sync();
             status.listen_addrs = net.listen_addrs().iter().map(ToString::to_string).collect();
+            status.reachability = net.reachability();
+            status.external_addrs = net
+                .external_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            status.relays = net.relays();
         }
         if let Some(replica) = replica.as_ref() {
             let charter = replica.charter();

@@ -5,8 +5,8 @@ use std::time::Duration;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, connection_limits, dcutr, gossipsub, identify, identity, kad, mdns,
-    noise, ping, relay, request_response, tcp, yamux,
+    StreamProtocol, Swarm, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad,
+    mdns, noise, ping, relay, request_response, tcp, yamux,
 };
 
 use super::wire::{PROTOCOL, WireCodec};
@@ -26,6 +26,7 @@ pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) dcutr: dcutr::Behaviour,
+    pub(crate) autonat: autonat::Behaviour,
 }
 
 /// Largest gossip message (a batch of new ops).
@@ -114,6 +115,16 @@ pub(crate) fn build_swarm(
                 relay_client,
                 relay_server: relay_server.into(),
                 dcutr: dcutr::Behaviour::new(peer_id),
+                // Private addresses too: home networks and the test lab
+                // use them, and a server only ever dials the asking
+                // peer's own observed address.
+                autonat: autonat::Behaviour::new(
+                    peer_id,
+                    autonat::Config {
+                        only_global_ips: false,
+                        ..autonat::Config::default()
+                    },
+                ),
             })
         })
         .map_err(|e| net_error("behaviour")(e.to_string()))?

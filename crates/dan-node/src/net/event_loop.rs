@@ -8,16 +8,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dan_core::NetworkId;
+use dan_core::PeerKey;
 use libp2p::PeerId;
 use libp2p::futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::ConnectionId;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Swarm, gossipsub, identify, mdns, request_response};
+use libp2p::{Multiaddr, Swarm, autonat, gossipsub, identify, mdns, request_response};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use super::wire::{Gossip, Response, Traffic, WireCodec};
-use super::{Command, NetConfig, NetHandle, Shared, gossip, key_of, peer_id_of, sync};
+use super::{
+    Command, Connection, NetConfig, NetHandle, Reachability, RelayStatus, Shared, gossip, key_of,
+    peer_id_of, sync,
+};
 use crate::error::NodeError;
 use crate::node::{Node, NodeEvent};
 use crate::replication::now_ms;
@@ -40,6 +46,8 @@ struct EventLoop {
     ticks: u64,
     /// Room for gossip messages being judged.
     judging: Arc<Semaphore>,
+    /// Open connections: to whom, and whether through a relay.
+    connections: HashMap<ConnectionId, (PeerKey, bool)>,
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
@@ -59,9 +67,24 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
             tracing::warn!("cannot dial {addr}: {e}");
         }
     }
+    for relay in &config.relays {
+        // Listening on the relay's circuit address makes the reservation;
+        // the address is announced once the relay accepts it.
+        if let Err(e) = swarm.listen_on(relay.clone().with(Protocol::P2pCircuit)) {
+            tracing::warn!("cannot use the relay {relay}: {e}");
+        }
+    }
     let (commands_tx, commands) = mpsc::channel(1024);
     let mut shared = Shared {
         started: Some(std::time::Instant::now()),
+        relays: config
+            .relays
+            .iter()
+            .map(|addr| RelayStatus {
+                addr: addr.to_string(),
+                reserved: false,
+            })
+            .collect(),
         ..Shared::default()
     };
     for (peer, addrs) in node.inner().store.peer_addrs().await? {
@@ -88,6 +111,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         topic: None,
         ticks: 0,
         judging: Arc::new(Semaphore::new(gossip::MAX_GOSSIP_IN_FLIGHT)),
+        connections: HashMap::new(),
     };
     tokio::spawn(event_loop.run(config.sync_interval));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -95,6 +119,25 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(handle)
+}
+
+/// Whether `address` goes through a relay.
+fn is_circuit(address: &Multiaddr) -> bool {
+    address.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// The relay of a circuit address: the peer named just before
+/// `/p2p-circuit`.
+fn relay_of(address: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for protocol in address.iter() {
+        match protocol {
+            Protocol::P2p(peer) => relay = Some(peer),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
 }
 
 impl EventLoop {
@@ -142,22 +185,34 @@ impl EventLoop {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!("listening on {address}");
+                if is_circuit(&address) {
+                    self.note_reservation(&address, true);
+                }
                 self.handle.with_shared(|s| s.listen.push(address));
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
+                if is_circuit(&address) {
+                    self.note_reservation(&address, false);
+                }
                 self.handle
                     .with_shared(|s| s.listen.retain(|a| *a != address));
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 num_established,
+                connection_id,
+                endpoint,
                 ..
             } => {
                 let Some(key) = key_of(&peer_id) else { return };
+                let relayed = endpoint.is_relayed();
+                self.connections.insert(connection_id, (key, relayed));
+                let connection = self.connection_to(&key);
                 self.handle.with_shared(|s| {
                     let info = s.peers.entry(key).or_default();
                     info.online = true;
                     info.last_seen = Some(now_ms());
+                    info.connection = connection;
                 });
                 if num_established.get() == 1 {
                     // Nothing is gossiped to it until its handshake says
@@ -176,9 +231,17 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
+                connection_id,
                 ..
             } => {
                 let Some(key) = key_of(&peer_id) else { return };
+                self.connections.remove(&connection_id);
+                let connection = self.connection_to(&key);
+                self.handle.with_shared(|s| {
+                    if let Some(info) = s.peers.get_mut(&key) {
+                        info.connection = connection;
+                    }
+                });
                 if num_established == 0 {
                     self.handle.with_shared(|s| {
                         if let Some(info) = s.peers.get_mut(&key) {
@@ -192,6 +255,18 @@ impl EventLoop {
                         what: "disconnected".into(),
                     });
                 }
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!("reachable at {address}");
+                self.handle.with_shared(|s| {
+                    if !s.external.contains(&address) {
+                        s.external.push(address);
+                    }
+                });
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.handle
+                    .with_shared(|s| s.external.retain(|a| *a != address));
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!("could not connect to {peer_id:?}: {error}");
@@ -209,6 +284,15 @@ impl EventLoop {
                 message_id,
                 message,
             }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
+                let reachability = match new {
+                    autonat::NatStatus::Public(_) => Reachability::Public,
+                    autonat::NatStatus::Private => Reachability::Private,
+                    autonat::NatStatus::Unknown => Reachability::Unknown,
+                };
+                tracing::info!("reachability: {reachability:?}");
+                self.handle.with_shared(|s| s.reachability = reachability);
+            }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for addr in &info.listen_addrs {
                     self.swarm
@@ -390,6 +474,44 @@ impl EventLoop {
             Ok(_) => self.topic = Some((network, topic)),
             Err(e) => tracing::warn!("cannot subscribe to the network's gossip: {e}"),
         }
+    }
+
+    /// How this instance is connected to `key` now.
+    fn connection_to(&self, key: &PeerKey) -> Connection {
+        let relayed: Vec<bool> = self
+            .connections
+            .values()
+            .filter(|(peer, _)| peer == key)
+            .map(|(_, relayed)| *relayed)
+            .collect();
+        if relayed.is_empty() {
+            Connection::None
+        } else if relayed.contains(&false) {
+            Connection::Direct
+        } else {
+            Connection::Relayed
+        }
+    }
+
+    /// Notes whether the relay of the circuit address `address` holds a
+    /// slot for this instance.
+    fn note_reservation(&self, address: &Multiaddr, reserved: bool) {
+        let Some(relay) = relay_of(address) else {
+            return;
+        };
+        self.handle.with_shared(|s| {
+            for status in &mut s.relays {
+                if status
+                    .addr
+                    .parse::<Multiaddr>()
+                    .ok()
+                    .and_then(|a| relay_of(&a.with(Protocol::P2pCircuit)))
+                    == Some(relay)
+                {
+                    status.reserved = reserved;
+                }
+            }
+        });
     }
 
     /// Judges a gossip message off the event loop, if it came from an

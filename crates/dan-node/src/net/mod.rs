@@ -11,6 +11,7 @@
 mod behaviour;
 mod event_loop;
 mod gossip;
+pub mod relay;
 mod sync;
 pub mod wire;
 
@@ -22,7 +23,8 @@ use dan_core::{PeerKey, SignedInvite};
 pub use gossip::GossipCounts;
 pub use libp2p::Multiaddr;
 use libp2p::PeerId;
-use serde::Serialize;
+use libp2p::multiaddr::Protocol;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::NodeError;
@@ -44,6 +46,9 @@ pub struct NetConfig {
     pub sync_interval: Duration,
     /// Peers to dial at start (multiaddrs ending in `/p2p/<peer id>`).
     pub bootstrap: Vec<Multiaddr>,
+    /// Relays to reserve a slot on (`dan relay` addresses ending in
+    /// `/p2p/<relay id>`): peers reach this instance through them.
+    pub relays: Vec<Multiaddr>,
 }
 
 impl Default for NetConfig {
@@ -61,8 +66,44 @@ impl Default for NetConfig {
             relay_server: false,
             sync_interval: Duration::from_secs(10),
             bootstrap: Vec::new(),
+            relays: Vec::new(),
         }
     }
+}
+
+/// How this instance is connected to a peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    /// At least one connection straight to it.
+    Direct,
+    /// Only through a relay.
+    Relayed,
+    /// Not connected.
+    #[default]
+    None,
+}
+
+/// Whether other instances can reach this one without a relay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reachability {
+    /// Peers dialled this instance back at an address it announced.
+    Public,
+    /// Peers could not dial it back (behind NAT or a firewall).
+    Private,
+    /// Not probed yet, or no peer to probe with.
+    #[default]
+    Unknown,
+}
+
+/// A relay this instance uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayStatus {
+    /// Its address, as given to `dan run --relay`.
+    pub addr: String,
+    /// Whether it holds a slot for this instance now.
+    pub reserved: bool,
 }
 
 /// What this instance knows about one peer.
@@ -79,6 +120,8 @@ pub struct PeerInfo {
     pub refused: Option<String>,
     /// The code hash it announced.
     pub code_hash: Option<dan_core::Hash32>,
+    /// How it is connected now.
+    pub connection: Connection,
     /// The roots of its last checkpoint: ops, deprecations, state.
     pub roots: Option<(
         Option<dan_core::Hash32>,
@@ -107,6 +150,10 @@ impl PeerInfo {
 pub(crate) struct Shared {
     pub(crate) peers: HashMap<PeerKey, PeerInfo>,
     pub(crate) listen: Vec<Multiaddr>,
+    /// Addresses peers confirmed they can dial this instance at.
+    pub(crate) external: Vec<Multiaddr>,
+    pub(crate) reachability: Reachability,
+    pub(crate) relays: Vec<RelayStatus>,
     pub(crate) syncing: HashSet<PeerKey>,
     pub(crate) missing: HashMap<PeerKey, u64>,
     pub(crate) last_sync_ms: Option<u64>,
@@ -185,12 +232,22 @@ impl NetHandle {
     /// (wildcard addresses left out).
     pub fn shareable_addrs(&self) -> Vec<String> {
         self.with_shared(|s| {
-            s.listen
-                .iter()
-                .map(ToString::to_string)
-                .filter(|a| !a.contains("/0.0.0.0/") && !a.contains("/::/"))
-                .take(dan_core::invite::MAX_INVITE_ADDRS)
-                .collect()
+            // Those that reach from anywhere first (an invite that is too
+            // long keeps only its first addresses): confirmed external
+            // ones, then relayed ones, then the rest (local networks).
+            let relayed = |a: &&Multiaddr| a.iter().any(|p| p == Protocol::P2pCircuit);
+            let mut addrs: Vec<&Multiaddr> = s.external.iter().collect();
+            addrs.extend(s.listen.iter().filter(relayed));
+            addrs.extend(s.listen.iter().filter(|a| !relayed(a)));
+            let mut shared: Vec<String> = Vec::new();
+            for addr in addrs.into_iter().map(ToString::to_string) {
+                if !addr.contains("/0.0.0.0/") && !addr.contains("/::/") && !shared.contains(&addr)
+                {
+                    shared.push(addr);
+                }
+            }
+            shared.truncate(dan_core::invite::MAX_INVITE_ADDRS);
+            shared
         })
     }
 
@@ -321,6 +378,21 @@ impl NetHandle {
             self.traffic.sent.load(Ordering::Relaxed),
             self.traffic.received.load(Ordering::Relaxed),
         )
+    }
+
+    /// Whether peers can reach this instance without a relay (AutoNAT).
+    pub fn reachability(&self) -> Reachability {
+        self.with_shared(|s| s.reachability)
+    }
+
+    /// Addresses peers confirmed they can dial this instance at.
+    pub fn external_addrs(&self) -> Vec<Multiaddr> {
+        self.with_shared(|s| s.external.clone())
+    }
+
+    /// The relays this instance uses and whether each holds a slot.
+    pub fn relays(&self) -> Vec<RelayStatus> {
+        self.with_shared(|s| s.relays.clone())
     }
 
     /// What became of the gossip messages this instance received since

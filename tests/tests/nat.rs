@@ -1,0 +1,200 @@
+//! Three laptops behind three home routers (Linux network namespaces made
+//! by the test, NAT by nftables: masquerade, no inbound connections) and
+//! one relay host on the "internet" segment. Through the CLI only, the
+//! laptop at home 1 founds a network and invites the other two by link;
+//! they join, are approved, and records written on each laptop reach the
+//! other two, through the relay.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use dan_tests::netns::{HomeLab, Lab};
+use dan_tests::{Instance, cli_converged, cli_network_with, dan_bin, wait_until};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// `dan relay` on the relay host; killed on drop.
+struct Relay {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Relay {
+    fn start(lab: &HomeLab) -> anyhow::Result<Relay> {
+        let dir = tempfile::Builder::new().prefix("dan-relay-").tempdir()?;
+        let listen = format!("/ip4/{}/tcp/4001", lab.relay_address());
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.relay_host()])
+            .arg(dan_bin())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["relay", "--listen", &listen])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting `dan relay`")?;
+        let stdout = child.stdout.take().context("relay stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let Some(line) = lines.next().transpose()? else {
+                bail!("`dan relay` exited before printing its address");
+            };
+            if let Some(addr) = line.strip_prefix("relay reachable at ") {
+                break addr.trim().to_owned();
+            }
+        };
+        Ok(Relay {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `dan run` on the laptop of `home`, reserving a slot on the
+/// relay, and waits until the relay holds it.
+fn start_at_home(
+    lab: &HomeLab,
+    home: usize,
+    relay: &str,
+    instance: &mut Instance,
+) -> anyhow::Result<()> {
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", &lab.laptop(home)])
+        .arg(instance.bin())
+        .arg("--data-dir")
+        .arg(instance.data_dir())
+        .args([
+            "run",
+            "--no-keyring",
+            "--no-mdns",
+            "--sync-interval",
+            "1",
+            "--listen",
+            "/ip4/0.0.0.0/tcp/0",
+            "--relay",
+            relay,
+        ])
+        .env("DAN_ADMIN_PASSWORD", dan_tests::PASSWORD);
+    instance.start_with(command)?;
+    wait_until(WAIT, "the relay to hold a slot for the laptop", || {
+        instance.json(&["status"]).is_ok_and(|s| {
+            s["relays"]
+                .as_array()
+                .is_some_and(|r| r.len() == 1 && r[0]["reserved"] == true)
+        })
+    })
+}
+
+fn record_count(instance: &Instance) -> usize {
+    instance
+        .json(&["record", "list"])
+        .ok()
+        .and_then(|v| v.as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+/// How `instance` is connected to `peer` (`direct`, `relayed`, `none`).
+fn connection(instance: &Instance, peer: &str) -> Option<String> {
+    let rows: Value = instance.json(&["peers"]).ok()?;
+    let row = rows.as_array()?.iter().find(|r| r["peer_id"] == peer)?;
+    row["connection"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() -> anyhow::Result<()>
+{
+    if let Err(reason) = Lab::available() {
+        eprintln!("SKIPPED: the NAT test needs network namespaces: {reason}");
+        return Ok(());
+    }
+    let lab = HomeLab::new(3)?;
+    let relay = Relay::start(&lab)?;
+    assert!(
+        relay.addr.contains(&lab.relay_address()) && relay.addr.contains("/p2p/"),
+        "the relay prints an address to give to `dan run --relay`: {}",
+        relay.addr
+    );
+    let started = Instant::now();
+    let instances = cli_network_with(&["home1", "home2", "home3"], &[], |i, instance| {
+        start_at_home(&lab, i, &relay.addr, instance)
+    })?;
+    cli_converged(&instances, WAIT)?;
+    let formed = started.elapsed();
+    for instance in &instances {
+        let status = instance.json(&["status"])?;
+        assert_eq!(status["state"], "active", "{status}");
+        assert_ne!(
+            status["reachability"], "public",
+            "a laptop behind NAT that nobody can dial is not public: {status}"
+        );
+        let shared = status["listen_addrs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            shared
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| a.contains("/p2p-circuit"))),
+            "the laptop listens through the relay: {status}"
+        );
+    }
+
+    let written_at = Instant::now();
+    for (i, instance) in instances.iter().enumerate() {
+        instance.ok(&[
+            "record",
+            "put",
+            "--collection",
+            "notes",
+            "--title",
+            &format!("written at home {}", i + 1),
+        ])?;
+    }
+    wait_until(WAIT, "every laptop to hold the three records", || {
+        instances.iter().all(|i| record_count(i) == 3)
+    })?;
+    let visible = written_at.elapsed();
+    cli_converged(&instances, WAIT)?;
+
+    let peers: Vec<String> = instances
+        .iter()
+        .map(Instance::peer_id)
+        .collect::<anyhow::Result<_>>()?;
+    let mut pairs = Vec::new();
+    for (i, instance) in instances.iter().enumerate() {
+        for (j, peer) in peers.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let how = connection(instance, peer).unwrap_or_else(|| "unknown".into());
+            assert!(
+                how == "direct" || how == "relayed",
+                "home {} is connected to home {}: {how}",
+                i + 1,
+                j + 1
+            );
+            pairs.push(format!("home {} → home {}: {how}", i + 1, j + 1));
+        }
+    }
+    println!(
+        "NAT lab: invite to active network {formed:.1?}; write to visible on all three {visible:.1?}; {}",
+        pairs.join(", ")
+    );
+    drop(instances);
+    drop(relay);
+    drop(lab);
+    Ok(())
+}
