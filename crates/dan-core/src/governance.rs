@@ -208,6 +208,10 @@ pub(crate) struct Governed {
     pub(crate) proposals: BTreeMap<OpId, ProposalState>,
     pub(crate) charter: Charter,
     pub(crate) ever_approved: BTreeSet<CodeHash>,
+    /// Whether the network has formed: at some point of the fold it had
+    /// `min_members` admitted members at once. It stays formed after
+    /// removals and deprecations.
+    pub(crate) formed: bool,
 }
 
 /// A vote count as people see it: yes and no among the members whose votes
@@ -399,6 +403,8 @@ impl Folder {
                 row.status = MemberStatus::Member;
                 row.since = Some(hlc);
                 self.admission_needed.insert(candidate, needed);
+                let min_members = self.out.charter.min_members as usize;
+                self.out.formed |= self.admitted().len() >= min_members;
             }
             Some(false) => row.status = MemberStatus::Rejected,
             None => {}
@@ -585,6 +591,7 @@ impl Folder {
                 proposals: BTreeMap::new(),
                 charter: founder.charter.clone(),
                 ever_approved: founder.charter.approved_code.clone(),
+                formed: founder.charter.min_members <= 1,
             },
             last: None,
             touched: Touched::default(),

@@ -479,22 +479,20 @@ impl Replica {
             .count()
     }
 
-    /// Instances ever admitted, removed and deprecated ones included:
-    /// whether the network has formed must not depend on whether an
-    /// instance learnt of a deprecation or a removal before or after a
-    /// record op. A record op names no governance state, so a removal that
-    /// one instance knows and another does not yet would otherwise have
-    /// one apply the op and the other hold it for ever (a replay of the op
-    /// log also applies deprecations from the start).
+    /// Instances admitted and not removed by vote, deprecated ones
+    /// included (what the forming message counts).
     fn admitted_count(&self) -> usize {
-        self.members().filter(|m| m.since.is_some()).count()
+        self.voters().len()
     }
 
-    /// Whether the network has not yet had enough members to accept
-    /// records. Once formed it stays formed: removals and deprecations
-    /// below `min_members` do not stop records.
+    /// Whether the network has not yet formed: it never had `min_members`
+    /// admitted members at once in the governance fold. Once formed it
+    /// stays formed, so that a record op (which names no governance state)
+    /// is judged the same whether an instance learnt of a removal or a
+    /// deprecation before or after it; a replay of the op log also applies
+    /// deprecations from the start.
     pub fn is_forming(&self) -> bool {
-        self.admitted_count() < self.charter.min_members as usize
+        !self.folder.governed().formed
     }
 
     /// Digest of the deprecations (offender and cutoff) this replica

@@ -49,9 +49,13 @@ fn body_of(
 }
 
 fn approve(request: dan_core::SignedJoinRequest) -> Payload {
-    Payload::Governance(GovernanceAction::Approve {
+    Payload::Governance(approve_action(request))
+}
+
+fn approve_action(request: dan_core::SignedJoinRequest) -> GovernanceAction {
+    GovernanceAction::Approve {
         request: Box::new(request),
-    })
+    }
 }
 
 fn note(title: &str) -> Payload {
@@ -239,6 +243,51 @@ fn determinism_a_removal_below_min_members_is_judged_the_same_whatever_the_arriv
     assert_eq!(removal_first.ops_root(), record_first.ops_root());
     assert_eq!(removal_first.state_root(), record_first.state_root());
     assert!(shown(&removal_first, "after-the-proposal").is_some());
+}
+
+// Counting every key ever admitted would let a founder "form" a network
+// it runs alone: admit a puppet, have it removed, admit another.
+#[test]
+fn no_single_admin_a_network_forms_only_with_min_members_admitted_at_once() {
+    let t = trio();
+    let [alice, bob, carol] = &t.keys;
+    let mut replica = Replica::new(t.genesis.clone()).expect("replica");
+    let network = replica.network_id();
+    govern(&mut replica, alice, approve_action(join_request(network, bob, "bob")), 10);
+    let proposal = govern(
+        &mut replica,
+        alice,
+        GovernanceAction::Propose(Proposal::Remove { peer: bob.public() }),
+        20,
+    );
+    govern(
+        &mut replica,
+        bob,
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: true,
+        },
+        30,
+    );
+    assert_eq!(
+        replica.member(&bob.public()).map(|m| m.status),
+        Some(MemberStatus::Removed)
+    );
+    govern(
+        &mut replica,
+        alice,
+        approve_action(join_request(network, carol, "carol")),
+        40,
+    );
+    assert!(
+        replica.is_forming(),
+        "three keys were admitted, never three members at once"
+    );
+    let written = body_of(&replica, alice, note("alone"), |_| {});
+    assert!(matches!(
+        replica.apply(&written),
+        Err(OpRejection::Forming { members: 2, needed: 3 })
+    ));
 }
 
 #[test]
