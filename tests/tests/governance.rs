@@ -67,7 +67,28 @@ async fn no_single_admin_a_member_is_removed_only_by_a_quorum_of_votes() -> anyh
     .await?;
     let refused = nodes[4].put("notes", "written after being removed").await;
     assert!(refused.is_err_and(|e| e.to_string().contains("removed")));
+    // Nothing written after the removal reaches erin, by pull or gossip.
+    let judged = |node: &TestNode| {
+        let c = node.net().gossip_counts();
+        c.forwarded + c.dropped + c.refused
+    };
+    let before: Vec<u64> = nodes[1..4].iter().map(judged).collect();
+    let after = nodes[0]
+        .put("notes", "written after erin's removal")
+        .await?;
+    for (node, before) in nodes[1..4].iter().zip(before) {
+        eventually(
+            Duration::from_secs(30),
+            "the members to be sent the record by gossip",
+            || async { node.node.get_record(&after).await.is_ok() && judged(node) > before },
+        )
+        .await?;
+    }
     converged(&nodes[..4], Duration::from_secs(30)).await?;
+    assert!(
+        nodes[4].node.get_record(&after).await.is_err(),
+        "a removed member was sent a record written after its removal"
+    );
     for node in nodes {
         node.stop().await;
     }

@@ -253,7 +253,12 @@ fn no_single_admin_a_network_forms_only_with_min_members_admitted_at_once() {
     let [alice, bob, carol] = &t.keys;
     let mut replica = Replica::new(t.genesis.clone()).expect("replica");
     let network = replica.network_id();
-    govern(&mut replica, alice, approve_action(join_request(network, bob, "bob")), 10);
+    govern(
+        &mut replica,
+        alice,
+        approve_action(join_request(network, bob, "bob")),
+        10,
+    );
     let proposal = govern(
         &mut replica,
         alice,
@@ -286,7 +291,10 @@ fn no_single_admin_a_network_forms_only_with_min_members_admitted_at_once() {
     let written = body_of(&replica, alice, note("alone"), |_| {});
     assert!(matches!(
         replica.apply(&written),
-        Err(OpRejection::Forming { members: 2, needed: 3 })
+        Err(OpRejection::Forming {
+            members: 2,
+            needed: 3
+        })
     ));
 }
 

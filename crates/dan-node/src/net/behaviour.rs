@@ -63,6 +63,8 @@ pub(crate) fn build_swarm(
                 .validation_mode(gossipsub::ValidationMode::Strict)
                 .validate_messages()
                 .prune_backoff(Duration::from_secs(10))
+                // Messages wait in the cache while they are judged: 10 s.
+                .history_length(20)
                 .max_transmit_size(MAX_GOSSIP_BYTES)
                 .build()
                 .map_err(|e| e.to_string())?;

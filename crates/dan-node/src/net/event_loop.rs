@@ -15,7 +15,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Multiaddr, Swarm, autonat, gossipsub, identify, mdns, request_response};
+use libp2p::{Multiaddr, Swarm, autonat, dcutr, gossipsub, identify, mdns, request_response};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
@@ -48,6 +48,8 @@ struct EventLoop {
     judging: Arc<Semaphore>,
     /// Open connections: to whom, and whether through a relay.
     connections: HashMap<ConnectionId, (PeerKey, bool)>,
+    /// Gossip messages being judged, per publisher.
+    judging_by: HashMap<PeerId, usize>,
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
@@ -112,6 +114,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         ticks: 0,
         judging: Arc::new(Semaphore::new(gossip::MAX_GOSSIP_IN_FLIGHT)),
         connections: HashMap::new(),
+        judging_by: HashMap::new(),
     };
     tokio::spawn(event_loop.run(config.sync_interval));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -165,13 +168,20 @@ impl EventLoop {
                     Ok(NodeEvent::Evidence { bytes, offender, .. }) => {
                         self.publish(&Gossip::Evidence(bytes));
                         if let Some(peer) = peer_id_of(&offender) {
-                            self.swarm.behaviour_mut().gossip.blacklist_peer(&peer);
+                            gossip::apply_trust(
+                                &mut self.swarm.behaviour_mut().gossip,
+                                &peer,
+                                gossip::Trust::Refused,
+                            );
                         }
                     }
                     Ok(NodeEvent::CheckpointNow) => {
                         tokio::spawn(sync::publish_checkpoint(self.node.clone(), self.handle.clone()));
                     }
-                    Ok(NodeEvent::MembersChanged) => self.on_tick(),
+                    Ok(NodeEvent::MembersChanged) => {
+                        tokio::spawn(sync::rescore(self.node.clone(), self.handle.clone()));
+                        self.on_tick();
+                    }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -204,6 +214,14 @@ impl EventLoop {
                 endpoint,
                 ..
             } => {
+                if num_established.get() == 1 {
+                    // Nothing is gossiped to it until its handshake says
+                    // it is a member this instance replicates with.
+                    self.swarm
+                        .behaviour_mut()
+                        .gossip
+                        .set_application_score(&peer_id, gossip::UNTRUSTED_SCORE);
+                }
                 let Some(key) = key_of(&peer_id) else { return };
                 let relayed = endpoint.is_relayed();
                 self.connections.insert(connection_id, (key, relayed));
@@ -215,12 +233,6 @@ impl EventLoop {
                     info.connection = connection;
                 });
                 if num_established.get() == 1 {
-                    // Nothing is gossiped to it until its handshake says
-                    // it is a member this instance replicates with.
-                    self.swarm
-                        .behaviour_mut()
-                        .gossip
-                        .set_application_score(&peer_id, gossip::UNTRUSTED_SCORE);
                     tokio::spawn(sync::handshake(
                         self.node.clone(),
                         self.handle.clone(),
@@ -284,6 +296,15 @@ impl EventLoop {
                 message_id,
                 message,
             }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(_) => {
+                    tracing::info!("direct connection to {remote_peer_id} through the routers")
+                }
+                Err(e) => tracing::info!("no direct connection to {remote_peer_id}: {e}"),
+            },
             BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
                 let reachability = match new {
                     autonat::NatStatus::Public(_) => Reachability::Public,
@@ -427,26 +448,36 @@ impl EventLoop {
             Command::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
-            Command::Gossip { peer, allow } => {
-                let gossip = &mut self.swarm.behaviour_mut().gossip;
-                if allow {
-                    gossip.remove_blacklisted_peer(&peer);
-                    gossip.set_application_score(&peer, gossip::TRUSTED_SCORE);
-                } else {
-                    gossip.blacklist_peer(&peer);
-                    gossip.set_application_score(&peer, gossip::UNTRUSTED_SCORE);
-                }
+            Command::Trust { peer, trust } => {
+                gossip::apply_trust(&mut self.swarm.behaviour_mut().gossip, &peer, trust);
             }
             Command::Judged {
                 id,
                 from,
+                author,
                 acceptance,
             } => {
-                self.handle.gossip_tally.count(&acceptance);
-                self.swarm
+                if let Some(author) = author
+                    && let Some(count) = self.judging_by.get_mut(&author)
+                {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        self.judging_by.remove(&author);
+                    }
+                }
+                let held = self
+                    .swarm
                     .behaviour_mut()
                     .gossip
                     .report_message_validation_result(&id, &from, acceptance);
+                // A message that expired from the cache while being judged
+                // was not forwarded, whatever the verdict.
+                let outcome = if held {
+                    acceptance
+                } else {
+                    gossipsub::MessageAcceptance::Ignore
+                };
+                self.handle.gossip_tally.count(&outcome);
             }
             Command::Publish(gossip) => self.publish(&gossip),
             Command::Shutdown(_) => {}
@@ -520,24 +551,33 @@ impl EventLoop {
         let accepted = key_of(&from)
             .and_then(|key| self.handle.peer_info(&key))
             .is_some_and(|p| matches!(p.verdict.as_deref(), Some("replicate")));
-        let permit = accepted
+        let author = message.source;
+        let busy = author.is_some_and(|a| {
+            self.judging_by.get(&a).copied().unwrap_or(0) >= gossip::MAX_JUDGING_PER_AUTHOR
+        });
+        let permit = (accepted && !busy)
             .then(|| self.judging.clone().try_acquire_owned().ok())
             .flatten();
         let Some(permit) = permit else {
             self.on_command(Command::Judged {
                 id,
                 from,
+                author: None,
                 acceptance: gossipsub::MessageAcceptance::Ignore,
             });
             return;
         };
+        if let Some(author) = author {
+            *self.judging_by.entry(author).or_default() += 1;
+        }
         let (node, net) = (self.node.clone(), self.handle.clone());
         tokio::spawn(async move {
-            let acceptance = gossip::judge(&node, &net, from, message.source, &message.data).await;
+            let acceptance = gossip::judge(&node, &net, from, author, &message.data).await;
             drop(permit);
             net.command(Command::Judged {
                 id,
                 from,
+                author,
                 acceptance,
             })
             .await;

@@ -6,12 +6,14 @@
 //! keeps them out of the mesh and out of every publish, so no gossip
 //! reaches a non-member either.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use dan_core::SignedEvidence;
 use dan_core::conformance::SignedHello;
+use dan_core::{OpId, SignedEvidence, VerifiedOp};
 use libp2p::PeerId;
-use libp2p::gossipsub::{MessageAcceptance, PeerScoreParams, PeerScoreThresholds};
+use libp2p::gossipsub::{self, MessageAcceptance, PeerScoreParams, PeerScoreThresholds};
 use serde::Serialize;
 
 use super::wire::Gossip;
@@ -23,6 +25,10 @@ use crate::node::Node;
 /// their content reaches this instance by the next reconciliation.
 pub(super) const MAX_GOSSIP_IN_FLIGHT: usize = 64;
 
+/// Gossip messages of one publisher judged at once, so that no member can
+/// take all the room.
+pub(super) const MAX_JUDGING_PER_AUTHOR: usize = 8;
+
 /// The score of a peer whose handshake has not accepted it (a stranger, a
 /// candidate, a refused or deprecated instance): below the publish and
 /// gossip thresholds, so nothing is sent to it, and above the graylist, so
@@ -31,6 +37,35 @@ pub(super) const UNTRUSTED_SCORE: f64 = -60.0;
 
 /// The score of a peer the handshake accepted.
 pub(super) const TRUSTED_SCORE: f64 = 0.0;
+
+/// How far gossip flows with a peer, from its latest handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trust {
+    /// A member this instance replicates with: gossip both ways.
+    Member,
+    /// Not a member to replicate with (yet): nothing is sent to it, and
+    /// what it sends is heard but not believed (it may be admitted later,
+    /// so its subscriptions must still be known).
+    Stranger,
+    /// Refused, suspended or deprecated: nothing either way.
+    Refused,
+}
+
+/// Applies `trust` to `peer` in gossipsub: its score (what is sent to it)
+/// and the blacklist (whether anything it sends is looked at).
+pub(super) fn apply_trust(gossip: &mut gossipsub::Behaviour, peer: &PeerId, trust: Trust) {
+    let score = if trust == Trust::Member {
+        TRUSTED_SCORE
+    } else {
+        UNTRUSTED_SCORE
+    };
+    gossip.set_application_score(peer, score);
+    if trust == Trust::Refused {
+        gossip.blacklist_peer(peer);
+    } else {
+        gossip.remove_blacklisted_peer(peer);
+    }
+}
 
 /// Peer scoring that follows the handshake alone: the application score
 /// is the whole score (no penalties for shared IP addresses, which every
@@ -41,6 +76,9 @@ pub(super) fn scoring() -> (PeerScoreParams, PeerScoreThresholds) {
         ip_colocation_factor_weight: 0.0,
         behaviour_penalty_weight: 0.0,
         slow_peer_weight: 0.0,
+        // Every connection starts untrusted anyway; a short memory keeps
+        // throwaway peers from filling the table.
+        retain_score: Duration::from_secs(10),
         ..PeerScoreParams::default()
     };
     let thresholds = PeerScoreThresholds {
@@ -115,6 +153,18 @@ pub(super) async fn judge(
         Gossip::Ops(ops) => judge_ops(node, net, from, ops).await,
         Gossip::Checkpoint(bytes) => match SignedHello::from_bytes(&bytes) {
             Ok(hello) if hello.hello.peer == author && hello.verify() => {
+                // Only a member's newest checkpoint spreads: old ones
+                // replayed, or a flood of new ones, go no further.
+                let sent = hello.hello.sent_ms;
+                let newer = net.with_shared(|s| {
+                    let last = s.checkpoint_ms.entry(author).or_default();
+                    let newer = sent > *last;
+                    *last = (*last).max(sent);
+                    newer
+                });
+                if !newer {
+                    return MessageAcceptance::Ignore;
+                }
                 match node.check_checkpoint(&hello).await {
                     Ok(()) => MessageAcceptance::Accept,
                     Err(e) => {
@@ -144,29 +194,45 @@ pub(super) async fn judge(
     }
 }
 
-/// Ops spread only if every one is validly signed and none is refused;
-/// ops that wait for others make this instance pull from `from`.
+/// Ops spread only if none of them is refused and one of them is new
+/// here: applied now, or validly waiting in the chain of a member this
+/// instance serves. The outcome of an ingest also covers ops that waited
+/// from before, so only this message's ops are looked at. Ops that wait
+/// make this instance pull from `from`.
 async fn judge_ops(
     node: &Node,
     net: &NetHandle,
     from: PeerId,
     ops: Vec<Vec<u8>>,
 ) -> MessageAcceptance {
-    let outcome = node.ingest_remote(ops).await;
-    if outcome.as_ref().is_ok_and(|o| !o.deferred.is_empty()) {
-        tokio::spawn(sync::handshake(node.clone(), net.clone(), from));
-    }
-    match outcome {
-        Ok(outcome) if !outcome.rejected.is_empty() || !outcome.violations.is_empty() => {
-            MessageAcceptance::Reject
-        }
-        Ok(outcome) if outcome.accepted.is_empty() && outcome.deferred.is_empty() => {
-            MessageAcceptance::Ignore
-        }
-        Ok(_) => MessageAcceptance::Accept,
+    let ids: HashSet<OpId> = ops.iter().map(|bytes| OpId::of(bytes)).collect();
+    let outcome = match node.ingest_remote(ops).await {
+        Ok(outcome) => outcome,
         Err(e) => {
             tracing::debug!("ingesting pushed ops: {e}");
-            MessageAcceptance::Ignore
+            return MessageAcceptance::Ignore;
+        }
+    };
+    let mine = |op: &VerifiedOp| ids.contains(&op.id());
+    let refused = outcome
+        .rejected
+        .iter()
+        .any(|(id, _)| id.is_none_or(|id| ids.contains(&id)))
+        || outcome.violations.iter().any(|(op, _)| mine(op));
+    if refused {
+        return MessageAcceptance::Reject;
+    }
+    let waiting: Vec<&VerifiedOp> = outcome.deferred.iter().filter(|op| mine(op)).collect();
+    if !waiting.is_empty() {
+        tokio::spawn(sync::handshake(node.clone(), net.clone(), from));
+    }
+    if outcome.accepted.iter().any(mine) {
+        return MessageAcceptance::Accept;
+    }
+    for op in waiting {
+        if node.serves(&op.body().origin).await {
+            return MessageAcceptance::Accept;
         }
     }
+    MessageAcceptance::Ignore
 }

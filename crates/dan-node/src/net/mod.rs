@@ -150,6 +150,8 @@ impl PeerInfo {
 pub(crate) struct Shared {
     pub(crate) peers: HashMap<PeerKey, PeerInfo>,
     pub(crate) listen: Vec<Multiaddr>,
+    /// When each member's latest checkpoint forwarded by gossip was signed.
+    pub(crate) checkpoint_ms: HashMap<PeerKey, u64>,
     /// Addresses peers confirmed they can dial this instance at.
     pub(crate) external: Vec<Multiaddr>,
     pub(crate) reachability: Reachability,
@@ -189,14 +191,16 @@ pub(crate) enum Command {
     },
     Disconnect(PeerId),
     Publish(wire::Gossip),
-    Gossip {
+    /// How far gossip may flow with a peer.
+    Trust {
         peer: PeerId,
-        allow: bool,
+        trust: gossip::Trust,
     },
     /// What judging a gossip message decided.
     Judged {
         id: libp2p::gossipsub::MessageId,
         from: PeerId,
+        author: Option<PeerId>,
         acceptance: libp2p::gossipsub::MessageAcceptance,
     },
     Shutdown(oneshot::Sender<()>),

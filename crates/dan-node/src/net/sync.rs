@@ -9,6 +9,7 @@ use dan_core::{Hash32, Op, OpId, PeerKey, SignedEvidence, SignedInvite};
 use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, Negentropy};
 
+use super::gossip::Trust;
 use super::wire::{
     self, Gossip, MAX_FETCH_ANSWER_BYTES, MAX_FETCH_IDS, RECONCILE_FRAME_BYTES, Request, Response,
 };
@@ -58,8 +59,12 @@ async fn record_verdict(
             .map(|reason| format!("refused by this instance: {reason}"));
         changed
     });
-    let allow = matches!(verdict, Verdict::Replicate | Verdict::PullOnly);
-    net.command(Command::Gossip { peer, allow }).await;
+    let trust = match verdict {
+        Verdict::Replicate => Trust::Member,
+        Verdict::PullOnly | Verdict::Candidate => Trust::Stranger,
+        Verdict::Suspended(_) | Verdict::Deprecated(_) | Verdict::Refuse(_) => Trust::Refused,
+    };
+    net.command(Command::Trust { peer, trust }).await;
     if changed {
         let what = match &refusal {
             Some(reason) => {
@@ -72,6 +77,36 @@ async fn record_verdict(
             }
         };
         node.emit(NodeEvent::PeerChanged { peer: key, what });
+    }
+}
+
+/// After the member table changed (a removal, a deprecation): takes
+/// gossip away from connected peers this instance no longer serves, at
+/// once rather than at their next handshake (which a peer can delay by
+/// keeping a pull open).
+pub(super) async fn rescore(node: Node, net: NetHandle) {
+    let replicating: Vec<PeerKey> = net.with_shared(|s| {
+        s.peers
+            .iter()
+            .filter(|(_, info)| info.replicating())
+            .map(|(key, _)| *key)
+            .collect()
+    });
+    for key in replicating {
+        if !node.serves(&key).await
+            && let Some(peer) = peer_id_of(&key)
+        {
+            net.with_shared(|s| {
+                if let Some(info) = s.peers.get_mut(&key) {
+                    info.verdict = None;
+                }
+            });
+            net.command(Command::Trust {
+                peer,
+                trust: Trust::Stranger,
+            })
+            .await;
+        }
     }
 }
 
