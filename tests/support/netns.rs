@@ -196,7 +196,9 @@ fn link(
 }
 
 /// NAT like a home router: masquerade out of `wan`, and let in from `wan`
-/// only what answers a connection made from inside.
+/// only what answers a connection made from inside. Anything else from
+/// outside is dropped without an answer, as home routers do (a reset would
+/// end a hole-punching attempt that a silent drop only delays).
 const HOME_ROUTER_RULES: &str = r#"
 table ip nat {
   chain post { type nat hook postrouting priority 100; oifname "wan" masquerade; }
@@ -206,6 +208,10 @@ table ip filter {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
     iifname "lan" accept
+  }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    iifname "wan" ct state new drop
   }
 }
 "#;

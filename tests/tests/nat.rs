@@ -3,7 +3,8 @@
 //! one relay host on the "internet" segment. Through the CLI only, the
 //! laptop at home 1 founds a network and invites the other two by link;
 //! they join, are approved, and records written on each laptop reach the
-//! other two, through the relay.
+//! other two, first through the relay; hole punching (DCUtR) then connects
+//! laptops directly through their routers.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -140,6 +141,11 @@ fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() 
             status["reachability"], "public",
             "a laptop behind NAT that nobody can dial is not public: {status}"
         );
+        assert_eq!(
+            status["external_addrs"],
+            serde_json::json!([]),
+            "nobody can dial a laptop behind NAT straight: {status}"
+        );
         let shared = status["listen_addrs"]
             .as_array()
             .cloned()
@@ -173,6 +179,23 @@ fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() 
         .iter()
         .map(Instance::peer_id)
         .collect::<anyhow::Result<_>>()?;
+    wait_until(
+        WAIT,
+        "hole punching to connect a pair of laptops directly",
+        || {
+            instances.iter().enumerate().any(|(i, instance)| {
+                peers.iter().enumerate().any(|(j, peer)| {
+                    i != j && connection(instance, peer).as_deref() == Some("direct")
+                })
+            })
+        },
+    )?;
+    wait_until(WAIT, "the laptops to find out nobody can dial them", || {
+        instances.iter().all(|i| {
+            i.json(&["status"])
+                .is_ok_and(|s| s["reachability"] == "private")
+        })
+    })?;
     let mut pairs = Vec::new();
     for (i, instance) in instances.iter().enumerate() {
         for (j, peer) in peers.iter().enumerate() {
@@ -189,8 +212,17 @@ fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() 
             pairs.push(format!("home {} → home {}: {how}", i + 1, j + 1));
         }
     }
+    let reachability: Vec<String> = instances
+        .iter()
+        .map(|i| {
+            i.json(&["status"])
+                .map(|s| s["reachability"].to_string())
+                .unwrap_or_default()
+        })
+        .collect();
     println!(
-        "NAT lab: invite to active network {formed:.1?}; write to visible on all three {visible:.1?}; {}",
+        "NAT lab: invite to active network {formed:.1?}; write to visible on all three {visible:.1?}; reachability {}; {}",
+        reachability.join(" "),
         pairs.join(", ")
     );
     drop(instances);

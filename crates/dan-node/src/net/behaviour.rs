@@ -36,6 +36,20 @@ fn net_error(what: &str) -> impl Fn(String) -> NodeError + '_ {
     move |e| NodeError::Invalid(format!("starting the network ({what}): {e}"))
 }
 
+/// How instances and relays find out whether they can be dialled from
+/// outside (AutoNAT): a first probe soon after start, answered within
+/// 10 s. Private addresses count too: home networks and the test lab use
+/// them, and a server only ever dials the asking peer's own observed
+/// address.
+pub(crate) fn autonat_config() -> autonat::Config {
+    autonat::Config {
+        boot_delay: Duration::from_secs(5),
+        timeout: Duration::from_secs(10),
+        only_global_ips: false,
+        ..autonat::Config::default()
+    }
+}
+
 /// Builds the swarm with the instance key as its libp2p identity.
 pub(crate) fn build_swarm(
     secret: [u8; 32],
@@ -117,16 +131,7 @@ pub(crate) fn build_swarm(
                 relay_client,
                 relay_server: relay_server.into(),
                 dcutr: dcutr::Behaviour::new(peer_id),
-                // Private addresses too: home networks and the test lab
-                // use them, and a server only ever dials the asking
-                // peer's own observed address.
-                autonat: autonat::Behaviour::new(
-                    peer_id,
-                    autonat::Config {
-                        only_global_ips: false,
-                        ..autonat::Config::default()
-                    },
-                ),
+                autonat: autonat::Behaviour::new(peer_id, autonat_config()),
             })
         })
         .map_err(|e| net_error("behaviour")(e.to_string()))?

@@ -3,7 +3,7 @@
 //! [`NetHandle`] into swarm calls. Anything slow runs in a spawned task, so
 //! the swarm is always polled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ use crate::replication::now_ms;
 /// Sync intervals between two checkpoints.
 const CHECKPOINT_EVERY_TICKS: u64 = 3;
 
+/// Peers whose dial-back probes fail before this instance calls itself
+/// private.
+const UNANSWERED_PROBES_FOR_PRIVATE: usize = 2;
+
 /// Inbound requests one peer may make per second.
 const MAX_REQUESTS_PER_SECOND: u32 = 400;
 
@@ -50,6 +54,8 @@ struct EventLoop {
     connections: HashMap<ConnectionId, (PeerKey, bool)>,
     /// Gossip messages being judged, per publisher.
     judging_by: HashMap<PeerId, usize>,
+    /// Peers whose dial-back probe failed since the last that got through.
+    unanswered_probes: HashSet<PeerId>,
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
@@ -115,6 +121,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         judging: Arc::new(Semaphore::new(gossip::MAX_GOSSIP_IN_FLIGHT)),
         connections: HashMap::new(),
         judging_by: HashMap::new(),
+        unanswered_probes: HashSet::new(),
     };
     tokio::spawn(event_loop.run(config.sync_interval));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -268,7 +275,9 @@ impl EventLoop {
                     });
                 }
             }
-            SwarmEvent::ExternalAddrConfirmed { address } => {
+            // Relayed addresses are confirmed too (by the relay's
+            // reservation); they are listed with the relays instead.
+            SwarmEvent::ExternalAddrConfirmed { address } if !is_circuit(&address) => {
                 tracing::info!("reachable at {address}");
                 self.handle.with_shared(|s| {
                     if !s.external.contains(&address) {
@@ -305,15 +314,7 @@ impl EventLoop {
                 }
                 Err(e) => tracing::info!("no direct connection to {remote_peer_id}: {e}"),
             },
-            BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
-                let reachability = match new {
-                    autonat::NatStatus::Public(_) => Reachability::Public,
-                    autonat::NatStatus::Private => Reachability::Private,
-                    autonat::NatStatus::Unknown => Reachability::Unknown,
-                };
-                tracing::info!("reachability: {reachability:?}");
-                self.handle.with_shared(|s| s.reachability = reachability);
-            }
+            BehaviourEvent::Autonat(event) => self.on_autonat(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for addr in &info.listen_addrs {
                     self.swarm
@@ -504,6 +505,42 @@ impl EventLoop {
         match self.swarm.behaviour_mut().gossip.subscribe(&topic) {
             Ok(_) => self.topic = Some((network, topic)),
             Err(e) => tracing::warn!("cannot subscribe to the network's gossip: {e}"),
+        }
+    }
+
+    /// Whether peers can dial this instance: AutoNAT's verdict, or private
+    /// once dial-back probes by two peers went unanswered (behind a router
+    /// that drops what it does not expect, a dial-back times out rather
+    /// than fails, and AutoNAT alone never decides).
+    fn on_autonat(&mut self, event: autonat::Event) {
+        let reachability = match event {
+            autonat::Event::StatusChanged { new, .. } => match new {
+                autonat::NatStatus::Public(_) => Reachability::Public,
+                autonat::NatStatus::Private => Reachability::Private,
+                autonat::NatStatus::Unknown => Reachability::Unknown,
+            },
+            autonat::Event::OutboundProbe(autonat::OutboundProbeEvent::Response { .. }) => {
+                self.unanswered_probes.clear();
+                return;
+            }
+            autonat::Event::OutboundProbe(autonat::OutboundProbeEvent::Error {
+                peer: Some(peer),
+                ..
+            }) => {
+                self.unanswered_probes.insert(peer);
+                let current = self.handle.reachability();
+                if self.unanswered_probes.len() < UNANSWERED_PROBES_FOR_PRIVATE
+                    || current == Reachability::Public
+                {
+                    return;
+                }
+                Reachability::Private
+            }
+            _ => return,
+        };
+        if self.handle.reachability() != reachability {
+            tracing::info!("reachability: {reachability:?}");
+            self.handle.with_shared(|s| s.reachability = reachability);
         }
     }
 

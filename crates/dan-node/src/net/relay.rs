@@ -10,7 +10,9 @@ use std::time::Duration;
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, connection_limits, identify, identity, noise, ping, relay, tcp, yamux};
+use libp2p::{
+    Multiaddr, autonat, connection_limits, identify, identity, noise, ping, relay, tcp, yamux,
+};
 
 use crate::error::NodeError;
 
@@ -43,6 +45,9 @@ pub struct RelayConfig {
 struct RelayBehaviour {
     limits: connection_limits::Behaviour,
     relay: relay::Behaviour,
+    /// Tells instances whether they can be dialled from outside, by
+    /// dialling them back.
+    autonat: autonat::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -114,6 +119,7 @@ pub async fn serve_relay(
                     .with_max_pending_incoming(Some(128)),
             ),
             relay: relay::Behaviour::new(peer_id, limits()),
+            autonat: autonat::Behaviour::new(peer_id, super::behaviour::autonat_config()),
             identify: identify::Behaviour::new(identify::Config::new(
                 "/dan/id/1".into(),
                 key.public(),
