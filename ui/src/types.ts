@@ -36,6 +36,12 @@ export interface Status {
   missing_ops: number;
   last_sync: number | null;
   listen_addrs: string[];
+  /** Whether others can dial this instance without a relay. */
+  reachability?: "public" | "private" | "unknown";
+  /** Addresses peers confirmed they can dial. */
+  external_addrs?: string[];
+  /** Relays this instance reserves a slot on. */
+  relays?: { addr: string; reserved: boolean }[];
   join: JoinProgress | null;
   deprecation: string | null;
   damaged_records: string[];

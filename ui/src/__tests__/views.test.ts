@@ -10,7 +10,7 @@ import { RecordWindow, RecordsView, PAGE_SIZE, visibleRange, ROW_HEIGHT } from "
 import { buildPut } from "../views/recordEditor";
 import { SetupChecklist, setupSteps } from "../components/setupChecklist";
 import { MemberRow, explainEvidence } from "../views/members";
-import { describeState, NetworkView } from "../views/network";
+import { describeReachability, describeState, NetworkView } from "../views/network";
 
 const status: Status = {
   peer_id: "12D3KooWme",
@@ -267,5 +267,20 @@ describe("replication state", () => {
     ] as const;
     expect(replication([...members])).toMatch(/confirmed on 2 of 3 members/);
     expect(replication(members.slice(0, 2) as never)).toMatch(/all 2 members/);
+  });
+});
+
+describe("reachability", () => {
+  it("says whether others can reach this instance, through which relay, and what to do if nobody can", () => {
+    expect(describeReachability({ ...status, reachability: "public" })).toBe("Other instances can reach this one directly.");
+    expect(describeReachability({ ...status, reachability: "private", relays: [] })).toMatch(/Nobody outside .* Ask a member with a server to run `dan relay`/);
+    const relayed = describeReachability({ ...status, reachability: "private", relays: [{ addr: "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWrelay", reserved: true }] });
+    expect(relayed).toMatch(/Others reach it through the relay \/ip4\/203\.0\.113\.7\/tcp\/4001\/p2p\/12D3KooWrelay\./);
+    expect(describeReachability({ ...status, reachability: "unknown" })).toMatch(/^Not known yet/);
+  });
+
+  it("shows it in the network view", () => {
+    const view = NetworkView({ ...status, reachability: "private", relays: [] }, () => {}, {} as Api);
+    expect(view.querySelector('[aria-label="Reachability"]')?.textContent).toMatch(/Ask a member with a server/);
   });
 });

@@ -44,6 +44,23 @@ export function describeState(status: Status): string {
   }
 }
 
+/** Whether other instances can reach this one, through which relay, and
+ * what to do if nobody can, in words. */
+export function describeReachability(status: Status): string {
+  const held = (status.relays ?? []).filter((r) => r.reserved).map((r) => r.addr);
+  const through = held.length ? ` Others reach it through the relay ${held.join(", ")}.` : "";
+  switch (status.reachability) {
+    case "public":
+      return "Other instances can reach this one directly.";
+    case "private":
+      return held.length
+        ? `This instance is behind a router that lets nobody in.${through} Where the routers allow it, members then connect directly.`
+        : "Nobody outside this computer's local network can reach this instance (it is behind a router that lets nobody in). Ask a member with a server to run `dan relay` and to give you its address.";
+    default:
+      return `Not known yet whether other instances can reach this one directly.${through}`;
+  }
+}
+
 /** One sentence on where an invite stands, for its inviter. */
 export function describeInvite(invite: StoredInvite): string {
   const users = invite.used_by.map((u) => `${u.instance_name} (${u.admin_name}, id …${u.peer_id.slice(-8)}) on ${when(u.used_ms)}`).join(", ");
@@ -243,6 +260,7 @@ export function NetworkView(status: Status, refreshAll: () => void, client: Api 
       { class: "card" },
       h("h2", {}, status.network_name ?? "No network"),
       h("p", { "aria-label": "Network state" }, describeState(status)),
+      status.network_id ? h("p", { "aria-label": "Reachability" }, describeReachability(status)) : null,
       h("p", { class: "muted" }, `Network id ${status.network_id ?? "–"} · ${status.op_count} ops · last sync ${when(status.last_sync)}`),
       status.damaged_records.length ? h("p", { class: "error" }, `Records whose stored data differs from the signed history: ${status.damaged_records.join(", ")}`) : null,
     ),
