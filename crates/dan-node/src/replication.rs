@@ -19,6 +19,8 @@ use crate::node::{Node, NodeEvent};
 const MAX_WAITING: usize = 20_000;
 /// Most held ops of one origin.
 const MAX_WAITING_PER_ORIGIN: usize = 4_096;
+/// Most held ops of keys the member table does not name.
+const MAX_WAITING_FROM_STRANGERS: usize = 1_024;
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -40,23 +42,36 @@ pub enum Serving {
 /// The held ops kept for the next batch: one per (origin, seq), at most
 /// [`MAX_WAITING_PER_ORIGIN`] per origin and [`MAX_WAITING`] in all, so
 /// that no member can push the others' held ops out by signing many
-/// alternatives that wait for ops that never come.
-fn bounded_waiting(deferred: &[VerifiedOp]) -> Vec<VerifiedOp> {
+/// alternatives that wait for ops that never come. Ops of origins the
+/// member table names (members, candidates) come first; those of unknown
+/// keys (an admission not seen yet, or throwaway keys) share at most
+/// [`MAX_WAITING_FROM_STRANGERS`], so that keys anyone can make cannot
+/// push out what members wait for.
+fn bounded_waiting(
+    deferred: &[VerifiedOp],
+    is_known: impl Fn(&PeerKey) -> bool,
+) -> Vec<VerifiedOp> {
     let mut positions = std::collections::HashSet::new();
     let mut per_origin: std::collections::HashMap<PeerKey, usize> =
         std::collections::HashMap::new();
-    deferred
-        .iter()
-        .filter(|op| {
-            let body = op.body();
-            let count = per_origin.entry(body.origin).or_default();
-            let keep = *count < MAX_WAITING_PER_ORIGIN && positions.insert((body.origin, body.seq));
-            *count += usize::from(keep);
-            keep
-        })
+    let (known, strangers): (Vec<&VerifiedOp>, Vec<&VerifiedOp>) =
+        deferred.iter().partition(|op| is_known(&op.body().origin));
+    let mut keep = |op: &&VerifiedOp| {
+        let body = op.body();
+        let count = per_origin.entry(body.origin).or_default();
+        let keep = *count < MAX_WAITING_PER_ORIGIN && positions.insert((body.origin, body.seq));
+        *count += usize::from(keep);
+        keep
+    };
+    let mut kept: Vec<VerifiedOp> = known
+        .into_iter()
+        .filter(&mut keep)
         .take(MAX_WAITING)
         .cloned()
-        .collect()
+        .collect();
+    let room = MAX_WAITING_FROM_STRANGERS.min(MAX_WAITING - kept.len());
+    kept.extend(strangers.into_iter().filter(&mut keep).take(room).cloned());
+    kept
 }
 
 impl Node {
@@ -267,7 +282,12 @@ impl Node {
             );
             self.reload(replica).await?;
         }
-        ledger.waiting = bounded_waiting(&outcome.deferred);
+        ledger.waiting = match ledger.replica.as_ref() {
+            Some(replica) => {
+                bounded_waiting(&outcome.deferred, |origin| replica.member(origin).is_some())
+            }
+            None => Vec::new(),
+        };
         let replica = ledger.replica.as_ref();
         let is_member = replica.is_some_and(|r| r.is_member(&self.peer_id()));
         let members_after: Vec<_> = replica
@@ -357,5 +377,63 @@ impl Node {
                 .collect()
         };
         Ok(self.inner().store.ops_by_id(&held).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use dan_core::{Hash32, Hlc, Keypair, OpBody, Payload, RecordAction, RecordId, VerifiedOp};
+
+    use super::{MAX_WAITING_FROM_STRANGERS, bounded_waiting};
+
+    fn waiting_op(key: &Keypair, seq: u64) -> VerifiedOp {
+        let body = OpBody {
+            network: Hash32::of(b"network"),
+            origin: key.public(),
+            seq,
+            prev: Hash32::of(&seq.to_be_bytes()),
+            hlc: Hlc {
+                wall_ms: 1_700_000_000_000,
+                counter: 0,
+            },
+            context: None,
+            payload: Payload::Record {
+                id: RecordId::new("r").expect("id"),
+                action: RecordAction::Create {
+                    collection: "notes".into(),
+                    title: "t".into(),
+                    fields: BTreeMap::new(),
+                    tags: BTreeSet::new(),
+                },
+            },
+        };
+        VerifiedOp::sign(body, key).expect("sign")
+    }
+
+    #[test]
+    fn bad_input_ops_of_throwaway_keys_cannot_push_out_what_members_wait_for() {
+        let member = Keypair::from_secret([7; 32]);
+        // Throwaway keys first, as a flood would arrive.
+        let mut deferred: Vec<VerifiedOp> = (0..MAX_WAITING_FROM_STRANGERS + 200)
+            .map(|i| {
+                let mut secret = [0u8; 32];
+                secret[..8].copy_from_slice(&(i as u64 + 1_000).to_be_bytes());
+                waiting_op(&Keypair::from_secret(secret), 2)
+            })
+            .collect();
+        deferred.extend((2..12).map(|seq| waiting_op(&member, seq)));
+        let kept = bounded_waiting(&deferred, |origin| *origin == member.public());
+        let of_member = kept
+            .iter()
+            .filter(|op| op.body().origin == member.public())
+            .count();
+        assert_eq!(of_member, 10, "every op the member waits with is kept");
+        assert_eq!(
+            kept.len() - of_member,
+            MAX_WAITING_FROM_STRANGERS,
+            "unknown keys share a bounded room"
+        );
     }
 }
