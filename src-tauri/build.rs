@@ -34,6 +34,7 @@ const COMMANDS: &[&str] = &[
     "invites",
     "invite_qr",
     "revoke_invite",
+    "set_relays",
     "fork_network",
     "peers",
     "change_password",

@@ -378,6 +378,16 @@ pub fn invite_qr(link: String) -> Result<String> {
     crate::qr::svg(&link).map_err(|e| CommandError::new("invalid", e))
 }
 
+/// Uses exactly these relays from now on (admin); says where each stands.
+#[tauri::command]
+pub async fn set_relays(
+    state: State<'_, AppState>,
+    relays: Vec<String>,
+) -> Result<Vec<dan_node::net::RelayStatus>> {
+    let password = state.admin_password()?;
+    Ok(state.node().await?.set_relays(&relays, &password).await?)
+}
+
 /// Revokes an invite (admin).
 #[tauri::command]
 pub async fn revoke_invite(state: State<'_, AppState>, id: String) -> Result<()> {

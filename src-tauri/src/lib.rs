@@ -136,6 +136,7 @@ pub fn build_app<R: Runtime>(
             commands::invites,
             commands::invite_qr,
             commands::revoke_invite,
+            commands::set_relays,
             commands::fork_network,
             commands::peers,
             commands::change_password,

@@ -64,7 +64,8 @@ impl Drop for Relay {
 }
 
 /// Starts `dan run` on the laptop of `home`, reserving a slot on the
-/// relay, and waits until the relay holds it.
+/// relay (given with `--relay`, or for the last home set with
+/// `dan relays set` once running), and waits until the relay holds it.
 fn start_at_home(
     lab: &HomeLab,
     home: usize,
@@ -85,11 +86,16 @@ fn start_at_home(
             "1",
             "--listen",
             "/ip4/0.0.0.0/tcp/0",
-            "--relay",
-            relay,
         ])
         .env("DAN_ADMIN_PASSWORD", dan_tests::PASSWORD);
+    let set_later = home == 2;
+    if !set_later {
+        command.args(["--relay", relay]);
+    }
     instance.start_with(command)?;
+    if set_later {
+        instance.ok(&["relays", "set", relay])?;
+    }
     wait_until(WAIT, "the relay to hold a slot for the laptop", || {
         instance.json(&["status"]).is_ok_and(|s| {
             s["relays"]

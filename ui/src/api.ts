@@ -19,6 +19,7 @@ import type {
   RecordPage,
   RecordQuery,
   RecordView,
+  RelayStatus,
   Status,
   StoredInvite,
 } from "./types";
@@ -96,6 +97,8 @@ export const api = {
   invites: () => call<StoredInvite[]>("invites"),
   inviteQr: (link: string) => call<string>("invite_qr", { link }),
   revokeInvite: (id: string) => call<void>("revoke_invite", { id }),
+  /** Uses exactly these relays from now on (admin). */
+  setRelays: (relays: string[]) => call<RelayStatus[]>("set_relays", { relays }),
   forkNetwork: (name: string) => call<string>("fork_network", { name }),
   changePassword: (old: string, next: string) => call<void>("change_password", { old, new: next }),
   exportBackup: (path: string) => call<number>("export_backup", { path }),

@@ -41,12 +41,18 @@ export interface Status {
   /** Addresses peers confirmed they can dial. */
   external_addrs?: string[];
   /** Relays this instance reserves a slot on. */
-  relays?: { addr: string; reserved: boolean }[];
+  relays?: RelayStatus[];
   join: JoinProgress | null;
   deprecation: string | null;
   damaged_records: string[];
   own_seq: number;
   own_seq_on_peers: number;
+}
+
+/** A relay this instance uses, and whether it holds a slot now. */
+export interface RelayStatus {
+  addr: string;
+  reserved: boolean;
 }
 
 export interface RecordView {

@@ -43,6 +43,13 @@ pub(crate) enum Command {
         #[arg(long = "listen", value_name = "MULTIADDR")]
         listen: Vec<dan_node::net::Multiaddr>,
     },
+    /// The relays this instance is reached through (`relays set ADDR...`
+    /// replaces them, admin; `relays set` with none stops using relays).
+    /// They are kept across restarts; `run --relay` adds to them.
+    Relays {
+        #[command(subcommand)]
+        command: Option<RelaysCommand>,
+    },
     /// Show the instance's state, network and roots.
     Status,
     /// Rebuild the records from the signed op log (instance stopped).
@@ -184,6 +191,15 @@ pub(crate) struct RunArgs {
     /// deprecate it).
     #[arg(long, conflicts_with = "repair")]
     pub(crate) serve_damaged: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RelaysCommand {
+    /// Use exactly these relays from now on (admin).
+    Set {
+        /// Relay addresses as `dan relay` prints them.
+        addrs: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]

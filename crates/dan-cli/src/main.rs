@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use args::{
     BackupCommand, Cli, Command, InviteCommand, NetworkCommand, PasswordCommand, ProposeCommand,
-    RecordCommand, RunArgs, UpgradeCommand,
+    RecordCommand, RelaysCommand, RunArgs, UpgradeCommand,
 };
 use output::Printer;
 
@@ -107,6 +107,21 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
         }
         Command::Run(args) => run(&data_dir, args).await?,
         Command::Relay { listen } => relay(&data_dir, listen, printer).await?,
+        Command::Relays { command } => {
+            let relays = match command {
+                Some(RelaysCommand::Set { addrs }) => {
+                    let password = password::admin_password()?;
+                    client
+                        .call(ControlRequest::SetRelays {
+                            relays: addrs,
+                            password,
+                        })
+                        .await?
+                }
+                None => client.call(ControlRequest::Status).await?["relays"].take(),
+            };
+            printer.value(&relays, output::relays);
+        }
         Command::Repair => {
             let mut config = NodeConfig::new(&data_dir);
             config.on_damage = OnDamage::Repair;
@@ -504,6 +519,7 @@ async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
         config.on_damage = OnDamage::ServeDamaged;
     }
     let node = open_node(config, !args.no_keyring).await?;
+    node.remember_relays(&args.relays).await?;
     let mut net_config = dan_node::net::NetConfig {
         mdns: !args.no_mdns,
         relay_server: args.relay_server,

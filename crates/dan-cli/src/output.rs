@@ -318,6 +318,25 @@ pub(crate) fn proposal(p: &Value) -> String {
 }
 
 /// Peers as text.
+/// The relays in use, one per line.
+pub(crate) fn relays(v: &Value) -> String {
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        return "no relays (others must reach this instance directly)".into();
+    }
+    rows.iter()
+        .map(|r| {
+            let state = if r["reserved"].as_bool() == Some(true) {
+                "slot held"
+            } else {
+                "no slot yet"
+            };
+            format!("{}  ({state})", text(&r["addr"]))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Whether others can reach this instance, and through which relays, in
 /// words.
 fn reachability(v: &Value) -> String {

@@ -494,3 +494,37 @@ fn bad_input_a_record_title_with_terminal_escapes_is_printed_escaped() -> anyhow
     assert_eq!(instance.json(&["record", "get", &id])?["title"], hostile);
     instance.stop()
 }
+
+#[test]
+fn relays_are_checked_kept_across_restarts_and_replaced_by_relays_set() -> anyhow::Result<()> {
+    let mut instance = Instance::init("laptop")?;
+    instance.start_networked(&[])?;
+    let relay = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWRa4g8YxCFH3QJKwvRjDH1S5YboYJMJTmbKRK5fRTL6z5";
+    let output = instance.run(&["--json", "relays", "set", "/ip4/127.0.0.1/tcp/9"])?;
+    assert!(!output.status.success(), "an address without the relay's id");
+    let error: Value = serde_json::from_slice(&output.stderr)?;
+    assert_eq!(error["error"]["code"], "invalid");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("must end with /p2p/")),
+        "{error}"
+    );
+    assert_eq!(instance.json(&["relays"])?, serde_json::json!([]));
+
+    let set = instance.json(&["relays", "set", relay])?;
+    assert_eq!(set, serde_json::json!([{ "addr": relay, "reserved": false }]));
+    assert_eq!(instance.json(&["status"])?["relays"], set);
+    instance.stop()?;
+    instance.start_networked(&[])?;
+    assert_eq!(
+        instance.json(&["relays"])?,
+        set,
+        "the relay is kept across a restart"
+    );
+    assert_eq!(instance.json(&["relays", "set"])?, serde_json::json!([]));
+    instance.stop()?;
+    instance.start_networked(&[])?;
+    assert_eq!(instance.json(&["relays"])?, serde_json::json!([]));
+    instance.stop()
+}

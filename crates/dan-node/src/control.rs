@@ -82,6 +82,13 @@ pub enum ControlRequest {
         /// The `dan://join/…` link.
         link: String,
     },
+    /// Use exactly these relays from now on (admin only).
+    SetRelays {
+        /// Relay addresses as `dan relay` prints them.
+        relays: Vec<String>,
+        /// The admin password.
+        password: String,
+    },
     /// Revoke an invite (admin only).
     RevokeInvite {
         /// The invite id.
@@ -327,6 +334,9 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
         }
         ControlRequest::Invites => to_json(node.invites().await?),
         ControlRequest::PreviewInvite { link } => to_json(node.preview_invite(&link).await?),
+        ControlRequest::SetRelays { relays, password } => {
+            to_json(node.set_relays(&relays, &password).await?)
+        }
         ControlRequest::RevokeInvite { id, password } => {
             node.revoke_invite(&id, &password).await?;
             to_json(serde_json::json!({ "revoked": id }))

@@ -19,6 +19,7 @@ pub mod net;
 mod node;
 pub mod proposals;
 mod readmission;
+pub mod relays;
 pub mod release;
 mod replication;
 pub mod secrets;

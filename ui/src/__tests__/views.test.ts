@@ -10,7 +10,7 @@ import { RecordWindow, RecordsView, PAGE_SIZE, visibleRange, ROW_HEIGHT } from "
 import { buildPut } from "../views/recordEditor";
 import { SetupChecklist, setupSteps } from "../components/setupChecklist";
 import { MemberRow, explainEvidence } from "../views/members";
-import { describeReachability, describeState, NetworkView } from "../views/network";
+import { describeReachability, describeState, NetworkView, relayStateText } from "../views/network";
 
 const status: Status = {
   peer_id: "12D3KooWme",
@@ -282,5 +282,29 @@ describe("reachability", () => {
   it("shows it in the network view", () => {
     const view = NetworkView({ ...status, reachability: "private", relays: [] }, () => {}, {} as Api);
     expect(view.querySelector('[aria-label="Reachability"]')?.textContent).toMatch(/Ask a member with a server/);
+  });
+});
+
+describe("relays", () => {
+  it("saves the relay addresses, one per line, with the admin password", async () => {
+    const saved: string[][] = [];
+    const client = {
+      invites: async () => [],
+      setRelays: async (relays: string[]) => {
+        saved.push(relays);
+        return relays.map((addr) => ({ addr, reserved: false }));
+      },
+    } as unknown as Api;
+    const view = NetworkView({ ...status, relays: [] }, () => {}, client);
+    const box = view.querySelector('textarea') as HTMLTextAreaElement;
+    box.value = " /ip4/203.0.113.7/tcp/4001/p2p/12D3KooWrelay \n\n";
+    (view.querySelector('[aria-label="Save relays"]') as HTMLButtonElement).click();
+    await vi.waitFor(() => expect(saved).toEqual([["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWrelay"]]));
+    await vi.waitFor(() => expect(view.querySelector('[aria-label="Relay state"]')?.textContent).toMatch(/no slot yet/));
+  });
+
+  it("says where each relay stands", () => {
+    expect(relayStateText([])).toBe("No relay is used.");
+    expect(relayStateText([{ addr: "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWr", reserved: true }])).toMatch(/holds a slot for this instance/);
   });
 });

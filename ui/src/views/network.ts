@@ -156,6 +156,47 @@ function InviteSection(client: Api, networkName: string): HTMLElement {
 
 /** This build, and "Approve another version…": check what an approval
  * request, manifest or executable is, then propose approving it. */
+/** The relays this instance is reached through from behind a router: one
+ * address per line, as `dan relay` prints them; saved with the admin
+ * password and used at once. */
+function RelaySection(status: Status, client: Api): HTMLElement {
+  const addrs = h("textarea", { rows: 2, spellcheck: false, placeholder: "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW…" }) as HTMLTextAreaElement;
+  addrs.value = (status.relays ?? []).map((r) => r.addr).join("\n");
+  const state = h("p", { class: "muted", "aria-label": "Relay state" }, relayStateText(status.relays ?? []));
+  return h(
+    "section",
+    { class: "card" },
+    h("h2", {}, "Relay"),
+    h("p", {}, "If nobody can reach this computer (it is behind a home router), a member with a server can run a relay (`dan relay`) and give you its address. Others then reach this instance through it, and connect directly where the routers allow."),
+    field("Relay addresses", addrs, "One per line. Leave empty to use no relay."),
+    state,
+    h(
+      "button",
+      {
+        type: "button",
+        "aria-label": "Save relays",
+        onclick: async () => {
+          const relays = addrs.value.split("\n").map((a) => a.trim()).filter((a) => a);
+          try {
+            const saved = await asAdmin(() => client.setRelays(relays), client);
+            state.textContent = relayStateText(saved);
+            toast(relays.length ? "Relays saved; reserving a slot now." : "No relay is used any more.");
+          } catch (e) {
+            showError(e);
+          }
+        },
+      },
+      "Save relays",
+    ),
+  );
+}
+
+/** Where each relay stands, in words. */
+export function relayStateText(relays: { addr: string; reserved: boolean }[]): string {
+  if (!relays.length) return "No relay is used.";
+  return relays.map((r) => `${r.addr}: ${r.reserved ? "holds a slot for this instance" : "no slot yet (is it running and reachable?)"}`).join(" · ");
+}
+
 function SoftwareSection(status: Status, client: Api): HTMLElement {
   const source = h("textarea", { rows: 3, placeholder: "Paste the approval request someone sent you, or the path of a release manifest (dan-release.json) or of a DAN program" });
   const found = h("div", { "aria-live": "polite", "aria-label": "Builds to approve" });
@@ -265,6 +306,7 @@ export function NetworkView(status: Status, refreshAll: () => void, client: Api 
       status.damaged_records.length ? h("p", { class: "error" }, `Records whose stored data differs from the signed history: ${status.damaged_records.join(", ")}`) : null,
     ),
     invites,
+    status.network_id ? RelaySection(status, client) : null,
     status.network_id ? SoftwareSection(status, client) : null,
     status.state === "deprecated" ? ReadmissionSection(refreshAll, client) : null,
     status.network_id ? ForkSection(refreshAll, client) : null,

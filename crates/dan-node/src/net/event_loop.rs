@@ -10,6 +10,7 @@ use std::time::Duration;
 use dan_core::NetworkId;
 use dan_core::PeerKey;
 use libp2p::PeerId;
+use libp2p::core::transport::ListenerId;
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
@@ -56,6 +57,8 @@ struct EventLoop {
     judging_by: HashMap<PeerId, usize>,
     /// Peers whose dial-back probe failed since the last that got through.
     unanswered_probes: HashSet<PeerId>,
+    /// The relays in use and their circuit listeners.
+    relay_listeners: Vec<(Multiaddr, ListenerId)>,
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
@@ -75,24 +78,15 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
             tracing::warn!("cannot dial {addr}: {e}");
         }
     }
-    for relay in &config.relays {
-        // Listening on the relay's circuit address makes the reservation;
-        // the address is announced once the relay accepts it.
-        if let Err(e) = swarm.listen_on(relay.clone().with(Protocol::P2pCircuit)) {
-            tracing::warn!("cannot use the relay {relay}: {e}");
+    let mut relays = config.relays.clone();
+    for stored in node.stored_relays().await? {
+        if !relays.contains(&stored) {
+            relays.push(stored);
         }
     }
     let (commands_tx, commands) = mpsc::channel(1024);
     let mut shared = Shared {
         started: Some(std::time::Instant::now()),
-        relays: config
-            .relays
-            .iter()
-            .map(|addr| RelayStatus {
-                addr: addr.to_string(),
-                reserved: false,
-            })
-            .collect(),
         ..Shared::default()
     };
     for (peer, addrs) in node.inner().store.peer_addrs().await? {
@@ -109,7 +103,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         config: Arc::new(config.clone()),
     };
     node.attach_net(handle.clone())?;
-    let event_loop = EventLoop {
+    let mut event_loop = EventLoop {
         swarm,
         commands,
         events: node.subscribe(),
@@ -122,7 +116,9 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         connections: HashMap::new(),
         judging_by: HashMap::new(),
         unanswered_probes: HashSet::new(),
+        relay_listeners: Vec::new(),
     };
+    event_loop.use_relays(relays);
     tokio::spawn(event_loop.run(config.sync_interval));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while handle.listen_addrs().is_empty() && tokio::time::Instant::now() < deadline {
@@ -449,6 +445,10 @@ impl EventLoop {
             Command::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::UseRelays { relays, reply } => {
+                self.use_relays(relays);
+                let _ = reply.send(self.handle.relays());
+            }
             Command::Trust { peer, trust } => {
                 gossip::apply_trust(&mut self.swarm.behaviour_mut().gossip, &peer, trust);
             }
@@ -542,6 +542,47 @@ impl EventLoop {
             tracing::info!("reachability: {reachability:?}");
             self.handle.with_shared(|s| s.reachability = reachability);
         }
+    }
+
+    /// Reserves slots on exactly `relays`: listening on a relay's circuit
+    /// address makes the reservation (announced once the relay accepts
+    /// it); relays no longer listed are let go.
+    fn use_relays(&mut self, relays: Vec<Multiaddr>) {
+        let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut self.relay_listeners)
+            .into_iter()
+            .partition(|(addr, _)| relays.contains(addr));
+        for (_, listener) in dropped {
+            self.swarm.remove_listener(listener);
+        }
+        self.relay_listeners = kept;
+        for relay in relays {
+            if self.relay_listeners.iter().any(|(addr, _)| *addr == relay) {
+                continue;
+            }
+            match self
+                .swarm
+                .listen_on(relay.clone().with(Protocol::P2pCircuit))
+            {
+                Ok(listener) => self.relay_listeners.push((relay, listener)),
+                Err(e) => tracing::warn!("cannot use the relay {relay}: {e}"),
+            }
+        }
+        let in_use: Vec<String> = self
+            .relay_listeners
+            .iter()
+            .map(|(addr, _)| addr.to_string())
+            .collect();
+        self.handle.with_shared(|s| {
+            s.relays.retain(|r| in_use.contains(&r.addr));
+            for addr in in_use {
+                if !s.relays.iter().any(|r| r.addr == addr) {
+                    s.relays.push(RelayStatus {
+                        addr,
+                        reserved: false,
+                    });
+                }
+            }
+        });
     }
 
     /// How this instance is connected to `key` now.

@@ -196,6 +196,11 @@ pub(crate) enum Command {
         peer: PeerId,
         trust: gossip::Trust,
     },
+    /// Reserve slots on exactly these relays from now on.
+    UseRelays {
+        relays: Vec<Multiaddr>,
+        reply: oneshot::Sender<Vec<RelayStatus>>,
+    },
     /// What judging a gossip message decided.
     Judged {
         id: libp2p::gossipsub::MessageId,
@@ -397,6 +402,14 @@ impl NetHandle {
     /// The relays this instance uses and whether each holds a slot.
     pub fn relays(&self) -> Vec<RelayStatus> {
         self.with_shared(|s| s.relays.clone())
+    }
+
+    /// Makes the running network reserve slots on exactly `relays`, and
+    /// says where each stands.
+    pub(crate) async fn use_relays(&self, relays: Vec<Multiaddr>) -> Vec<RelayStatus> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::UseRelays { relays, reply }).await;
+        answer.await.unwrap_or_else(|_| self.relays())
     }
 
     /// What became of the gossip messages this instance received since
