@@ -359,6 +359,22 @@ pub(crate) enum RecordCommand {
         /// The record id.
         id: String,
     },
+    /// Create or change many records from a file of JSON lines (one
+    /// object per line with `collection`, `title`, `fields`, `tags` and
+    /// optionally `id`, as `record export` writes them); `-` reads from
+    /// standard input. Stored in batches of up to 1000, each whole or not
+    /// at all.
+    Import {
+        /// The file (`-`: standard input).
+        file: PathBuf,
+    },
+    /// Write every record (not deleted) as JSON lines to standard output,
+    /// for `record import` on another network or a spreadsheet.
+    Export {
+        /// Only this collection.
+        #[arg(long)]
+        collection: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -489,8 +489,107 @@ async fn record(
             let entries = client.call(ControlRequest::History { id }).await?;
             printer.value(&entries, output::history);
         }
+        RecordCommand::Import { file } => {
+            let imported = import_records(client, &file).await?;
+            printer.value(&serde_json::json!({ "imported": imported }), |_| {
+                format!("imported {imported} records")
+            });
+        }
+        RecordCommand::Export { collection } => export_records(client, collection).await?,
     }
     Ok(())
+}
+
+/// Records per import batch (one transaction each).
+const IMPORT_BATCH: usize = 1000;
+/// Largest import batch on the control channel, in bytes.
+const IMPORT_BATCH_BYTES: usize = 512 * 1024;
+
+/// Reads JSON lines from `file` (or standard input) and stores them in
+/// batches; says on stderr how far it got. A bad line stops the import
+/// before anything is sent; a batch the instance refuses stops it there,
+/// with the earlier batches stored.
+async fn import_records(client: &ControlClient, file: &std::path::Path) -> Result<usize, Failure> {
+    use std::io::BufRead;
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let opened =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        Box::new(std::io::BufReader::new(opened))
+    };
+    let mut records: Vec<(usize, String)> = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.len() > IMPORT_BATCH_BYTES {
+            return Err(anyhow::anyhow!("line {}: a record of more than 512 KiB", n + 1).into());
+        }
+        serde_json::from_str::<dan_node::api::PutRecord>(&line)
+            .with_context(|| format!("line {} is not a record", n + 1))?;
+        records.push((n + 1, line));
+    }
+    let total = records.len();
+    let mut imported = 0;
+    let mut batch: Vec<dan_node::api::PutRecord> = Vec::new();
+    let mut bytes = 0;
+    let mut first_line = 0;
+    let mut lines = records.into_iter().peekable();
+    while let Some((line_no, line)) = lines.next() {
+        if batch.is_empty() {
+            first_line = line_no;
+        }
+        bytes += line.len();
+        batch.push(serde_json::from_str(&line).context("record")?);
+        let full = batch.len() == IMPORT_BATCH
+            || lines
+                .peek()
+                .is_none_or(|(_, next)| bytes + next.len() > IMPORT_BATCH_BYTES);
+        if full {
+            let count = batch.len();
+            client
+                .call(ControlRequest::ImportRecords {
+                    records: std::mem::take(&mut batch),
+                })
+                .await
+                .with_context(|| {
+                    format!("importing from line {first_line} ({imported} of {total} records stored before it)")
+                })?;
+            imported += count;
+            bytes = 0;
+            eprintln!("imported {imported} of {total}");
+        }
+    }
+    Ok(imported)
+}
+
+/// Writes every record that is not deleted as one JSON line each.
+async fn export_records(client: &ControlClient, collection: Option<String>) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut offset = 0;
+    loop {
+        let page = client
+            .call(ControlRequest::ListRecords {
+                query: dan_node::RecordQuery {
+                    collection: collection.clone(),
+                    limit: 1000,
+                    offset,
+                    ..Default::default()
+                },
+            })
+            .await?;
+        let rows = page.as_array().cloned().unwrap_or_default();
+        for row in &rows {
+            writeln!(out, "{row}").context("writing the export")?;
+        }
+        if rows.len() < 1000 {
+            return Ok(());
+        }
+        offset += 1000;
+    }
 }
 
 async fn open_node(config: NodeConfig, use_keyring: bool) -> Result<Node, Failure> {

@@ -501,7 +501,10 @@ fn relays_are_checked_kept_across_restarts_and_replaced_by_relays_set() -> anyho
     instance.start_networked(&[])?;
     let relay = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWRa4g8YxCFH3QJKwvRjDH1S5YboYJMJTmbKRK5fRTL6z5";
     let output = instance.run(&["--json", "relays", "set", "/ip4/127.0.0.1/tcp/9"])?;
-    assert!(!output.status.success(), "an address without the relay's id");
+    assert!(
+        !output.status.success(),
+        "an address without the relay's id"
+    );
     let error: Value = serde_json::from_slice(&output.stderr)?;
     assert_eq!(error["error"]["code"], "invalid");
     assert!(
@@ -513,7 +516,10 @@ fn relays_are_checked_kept_across_restarts_and_replaced_by_relays_set() -> anyho
     assert_eq!(instance.json(&["relays"])?, serde_json::json!([]));
 
     let set = instance.json(&["relays", "set", relay])?;
-    assert_eq!(set, serde_json::json!([{ "addr": relay, "reserved": false }]));
+    assert_eq!(
+        set,
+        serde_json::json!([{ "addr": relay, "reserved": false }])
+    );
     assert_eq!(instance.json(&["status"])?["relays"], set);
     instance.stop()?;
     instance.start_networked(&[])?;
@@ -527,4 +533,54 @@ fn relays_are_checked_kept_across_restarts_and_replaced_by_relays_set() -> anyho
     instance.start_networked(&[])?;
     assert_eq!(instance.json(&["relays"])?, serde_json::json!([]));
     instance.stop()
+}
+
+#[test]
+fn records_are_exported_as_json_lines_and_imported_in_batches() -> anyhow::Result<()> {
+    let mut alice = running("alice", "1")?;
+    let dir = tempfile::tempdir()?;
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"collection\":\"books\",\"title\":\"Dune\"}\nnot json\n",
+    )?;
+    let output = alice.run(&["record", "import", bad.to_str().unwrap_or_default()])?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 2 is not a record"), "{stderr}");
+    assert_eq!(
+        alice.json(&["status"])?["op_count"],
+        0,
+        "a bad line stops the import before anything is stored"
+    );
+
+    let lines: String = (0..2500)
+        .map(|n| {
+            format!(
+                "{{\"collection\":\"books\",\"title\":\"Book {n}\",\"fields\":{{\"pages\":{n}}},\"tags\":[\"imported\"]}}\n"
+            )
+        })
+        .collect();
+    let good = dir.path().join("books.jsonl");
+    std::fs::write(&good, lines)?;
+    let imported = alice.json(&["record", "import", good.to_str().unwrap_or_default()])?;
+    assert_eq!(imported["imported"], 2500);
+    let exported = alice.ok(&["record", "export", "--collection", "books"])?;
+    let rows: Vec<Value> = exported
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(rows.len(), 2500, "every record, in pages");
+    assert!(
+        rows.iter()
+            .any(|r| r["title"] == "Book 1234" && r["fields"]["pages"] == 1234)
+    );
+
+    let mut bob = running("bob", "1")?;
+    let copy = dir.path().join("copy.jsonl");
+    std::fs::write(&copy, exported.replace("\"id\":", "\"old_id\":"))?;
+    let copied = bob.json(&["record", "import", copy.to_str().unwrap_or_default()])?;
+    assert_eq!(copied["imported"], 2500, "an export imports elsewhere");
+    alice.stop()?;
+    bob.stop()
 }

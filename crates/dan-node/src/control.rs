@@ -43,6 +43,11 @@ pub enum ControlRequest {
         /// The change.
         record: PutRecord,
     },
+    /// Create or change many records in one transaction.
+    ImportRecords {
+        /// The changes.
+        records: Vec<PutRecord>,
+    },
     /// One record.
     GetRecord {
         /// Its id.
@@ -324,6 +329,10 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
             to_json(node.create_network(network, &password).await?)
         }
         ControlRequest::PutRecord { record } => to_json(node.put_record(record).await?),
+        ControlRequest::ImportRecords { records } => {
+            let views = node.import_records(records).await?;
+            to_json(serde_json::json!({ "imported": views.len() }))
+        }
         ControlRequest::GetRecord { id } => to_json(node.get_record(&id).await?),
         ControlRequest::ListRecords { query } => to_json(node.list_records(&query).await?),
         ControlRequest::DeleteRecord { id } => to_json(node.delete_record(&id).await?),
