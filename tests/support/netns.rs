@@ -143,6 +143,17 @@ impl Drop for Lab {
     }
 }
 
+/// How a home router maps a laptop's connections to its own address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nat {
+    /// Keeps the laptop's port where it can (most home routers): hole
+    /// punching can connect two laptops directly.
+    KeepsPorts,
+    /// A new random port for every connection (like a carrier-grade NAT):
+    /// nobody can predict the port, so only a relay connects laptops.
+    RandomPorts,
+}
+
 /// Homes on an internet: a relay host on an "internet" segment, and per
 /// home a router doing NAT (nftables masquerade, no inbound connections)
 /// with one laptop behind it. Everything is removed on drop.
@@ -195,13 +206,14 @@ fn link(
     Ok(())
 }
 
-/// NAT like a home router: masquerade out of `wan`, and let in from `wan`
-/// only what answers a connection made from inside. Anything else from
-/// outside is dropped without an answer, as home routers do (a reset would
-/// end a hole-punching attempt that a silent drop only delays).
+/// NAT like a home router: masquerade out of `wan` (`MASQUERADE` is
+/// replaced by how ports are mapped), and let in from `wan` only what
+/// answers a connection made from inside. Anything else from outside is
+/// dropped without an answer, as home routers do (a reset would end a
+/// hole-punching attempt that a silent drop only delays).
 const HOME_ROUTER_RULES: &str = r#"
 table ip nat {
-  chain post { type nat hook postrouting priority 100; oifname "wan" masquerade; }
+  chain post { type nat hook postrouting priority 100; oifname "wan" MASQUERADE; }
 }
 table ip filter {
   chain forward {
@@ -217,8 +229,16 @@ table ip filter {
 "#;
 
 impl HomeLab {
-    /// Creates the internet segment, the relay host and `homes` homes.
-    pub fn new(homes: usize) -> anyhow::Result<HomeLab> {
+    /// Creates the internet segment, the relay host and `homes` homes
+    /// whose routers map ports as `nat` says.
+    pub fn new(homes: usize, nat: Nat) -> anyhow::Result<HomeLab> {
+        let rules = HOME_ROUTER_RULES.replace(
+            "MASQUERADE",
+            match nat {
+                Nat::KeepsPorts => "masquerade",
+                Nat::RandomPorts => "masquerade random",
+            },
+        );
         let id = std::process::id() % 10_000;
         let lab = HomeLab {
             prefix: format!("dh{id}"),
@@ -298,7 +318,7 @@ impl HomeLab {
                 &["-q", "-w", "net.ipv4.ip_forward=1"],
                 "",
             )?;
-            netns_exec(&router, "nft", &["-f", "-"], HOME_ROUTER_RULES)?;
+            netns_exec(&router, "nft", &["-f", "-"], &rules)?;
         }
         Ok(lab)
     }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use dan_tests::netns::{HomeLab, Lab};
+use dan_tests::netns::{HomeLab, Lab, Nat};
 use dan_tests::{Instance, cli_converged, cli_network_with, dan_bin, wait_until};
 use serde_json::Value;
 
@@ -127,7 +127,7 @@ fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() 
         eprintln!("SKIPPED: the NAT test needs network namespaces: {reason}");
         return Ok(());
     }
-    let lab = HomeLab::new(3)?;
+    let lab = HomeLab::new(3, Nat::KeepsPorts)?;
     let relay = Relay::start(&lab)?;
     assert!(
         relay.addr.contains(&lab.relay_address()) && relay.addr.contains("/p2p/"),
@@ -230,6 +230,72 @@ fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() 
         "NAT lab: invite to active network {formed:.1?}; write to visible on all three {visible:.1?}; reachability {}; {}",
         reachability.join(" "),
         pairs.join(", ")
+    );
+    drop(instances);
+    drop(relay);
+    drop(lab);
+    Ok(())
+}
+
+#[test]
+fn nat_a_first_sync_of_10k_records_through_a_relay_only_completes() -> anyhow::Result<()> {
+    if let Err(reason) = Lab::available() {
+        eprintln!("SKIPPED: the NAT test needs network namespaces: {reason}");
+        return Ok(());
+    }
+    let lab = HomeLab::new(2, Nat::RandomPorts)?;
+    let relay = Relay::start(&lab)?;
+    let mut founder = Instance::init("home1")?;
+    start_at_home(&lab, 0, &relay.addr, &mut founder)?;
+    founder.ok(&[
+        "network",
+        "create",
+        "--name",
+        "Big library",
+        "--min-members",
+        "1",
+    ])?;
+    let lines: String = (0..10_000)
+        .map(|n| {
+            format!(
+                "{{\"collection\":\"books\",\"title\":\"Book number {n:05}\",\"fields\":{{\"shelf\":\"{}\",\"pages\":{n}}}}}\n",
+                n % 97
+            )
+        })
+        .collect();
+    let file = founder.data_dir().join("books.jsonl");
+    std::fs::write(&file, lines)?;
+    let imported = founder.json(&["record", "import", file.to_str().unwrap_or_default()])?;
+    assert_eq!(imported["imported"], 10_000);
+
+    let mut joiner = Instance::init("home2")?;
+    start_at_home(&lab, 1, &relay.addr, &mut joiner)?;
+    let link = founder.invite(&[])?;
+    let started = Instant::now();
+    joiner.ok(&["join", &link, "--no-wait"])?;
+    wait_until(
+        Duration::from_secs(300),
+        "the new member to hold the 10k records",
+        || {
+            let held = founder.json(&["status"]).map(|s| s["op_count"].clone());
+            joiner.json(&["status"]).is_ok_and(|s| {
+                s["state"] == "active"
+                    && held.as_ref().is_ok_and(|held| s["op_count"] == *held)
+                    && s["op_count"].as_u64() > Some(10_000)
+            })
+        },
+    )?;
+    let synced = started.elapsed();
+    let founder_peer = founder.peer_id()?;
+    assert_eq!(
+        connection(&joiner, &founder_peer).as_deref(),
+        Some("relayed"),
+        "routers that pick a new port for every connection leave only the relay"
+    );
+    let instances = [founder, joiner];
+    cli_converged(&instances, WAIT)?;
+    println!(
+        "NAT lab (random ports): join and first sync of 10k records through the relay only: {synced:.1?}"
     );
     drop(instances);
     drop(relay);
