@@ -232,6 +232,10 @@ impl HomeLab {
     /// Creates the internet segment, the relay host and `homes` homes
     /// whose routers map ports as `nat` says.
     pub fn new(homes: usize, nat: Nat) -> anyhow::Result<HomeLab> {
+        // Tests of one process run in parallel under `cargo test`: each
+        // lab gets its own names.
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let lab_no = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
         let rules = HOME_ROUTER_RULES.replace(
             "MASQUERADE",
             match nat {
@@ -241,8 +245,8 @@ impl HomeLab {
         );
         let id = std::process::id() % 10_000;
         let lab = HomeLab {
-            prefix: format!("dh{id}"),
-            subnet: (id % 200) as u8 + 20,
+            prefix: format!("dh{id}{lab_no}"),
+            subnet: ((id * 10 + lab_no) % 200) as u8 + 20,
             homes,
         };
         let internet = lab.internet();

@@ -27,6 +27,20 @@ struct Relay {
 impl Relay {
     fn start(lab: &HomeLab) -> anyhow::Result<Relay> {
         let dir = tempfile::Builder::new().prefix("dan-relay-").tempdir()?;
+        Relay::start_in(lab, dir)
+    }
+
+    /// Stops the relay; returns a copy of its data directory (its key),
+    /// to start it again with the same address.
+    fn stop(mut self) -> anyhow::Result<tempfile::TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::Builder::new().prefix("dan-relay-").tempdir()?;
+        std::fs::copy(self._dir.path().join("relay.key"), dir.path().join("relay.key"))?;
+        Ok(dir)
+    }
+
+    fn start_in(lab: &HomeLab, dir: tempfile::TempDir) -> anyhow::Result<Relay> {
         let listen = format!("/ip4/{}/tcp/4001", lab.relay_address());
         let mut child = Command::new("ip")
             .args(["netns", "exec", &lab.relay_host()])
@@ -231,6 +245,22 @@ fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() 
         reachability.join(" "),
         pairs.join(", ")
     );
+
+    // The relay restarts: every laptop sees its slot lost, then held again.
+    let reserved = |i: &Instance| {
+        i.json(&["status"])
+            .is_ok_and(|s| s["relays"][0]["reserved"] == true)
+    };
+    let addr = relay.addr.clone();
+    let kept = relay.stop()?;
+    wait_until(WAIT, "the laptops to notice the relay went away", || {
+        instances.iter().all(|i| !reserved(i))
+    })?;
+    let relay = Relay::start_in(&lab, kept)?;
+    assert_eq!(relay.addr, addr, "the same key and address");
+    wait_until(WAIT, "the laptops to hold a slot on the relay again", || {
+        instances.iter().all(reserved)
+    })?;
     drop(instances);
     drop(relay);
     drop(lab);

@@ -367,6 +367,9 @@ pub(crate) enum RecordCommand {
     Import {
         /// The file (`-`: standard input).
         file: PathBuf,
+        /// Start at this line (to go on after an import stopped part way).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        from_line: u64,
     },
     /// Write every record (not deleted) as JSON lines to standard output,
     /// for `record import` on another network or a spreadsheet.

@@ -489,8 +489,8 @@ async fn record(
             let entries = client.call(ControlRequest::History { id }).await?;
             printer.value(&entries, output::history);
         }
-        RecordCommand::Import { file } => {
-            let imported = import_records(client, &file).await?;
+        RecordCommand::Import { file, from_line } => {
+            let imported = import_records(client, &file, from_line).await?;
             printer.value(&serde_json::json!({ "imported": imported }), |_| {
                 format!("imported {imported} records")
             });
@@ -505,11 +505,16 @@ const IMPORT_BATCH: usize = 1000;
 /// Largest import batch on the control channel, in bytes.
 const IMPORT_BATCH_BYTES: usize = 512 * 1024;
 
-/// Reads JSON lines from `file` (or standard input) and stores them in
-/// batches; says on stderr how far it got. A bad line stops the import
-/// before anything is sent; a batch the instance refuses stops it there,
-/// with the earlier batches stored.
-async fn import_records(client: &ControlClient, file: &std::path::Path) -> Result<usize, Failure> {
+/// Reads JSON lines from `file` (or standard input), from line
+/// `from_line` on, and stores them in batches; says on stderr how far it
+/// got. A line that is not a record stops the import before anything is
+/// sent; a batch the instance refuses stops it there, with the earlier
+/// batches stored and the line to go on from in the error.
+async fn import_records(
+    client: &ControlClient,
+    file: &std::path::Path,
+    from_line: u64,
+) -> Result<usize, Failure> {
     use std::io::BufRead;
     let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -521,7 +526,7 @@ async fn import_records(client: &ControlClient, file: &std::path::Path) -> Resul
     let mut records: Vec<(usize, String)> = Vec::new();
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("reading line {}", n + 1))?;
-        if line.trim().is_empty() {
+        if line.trim().is_empty() || ((n + 1) as u64) < from_line {
             continue;
         }
         if line.len() > IMPORT_BATCH_BYTES {
@@ -555,7 +560,9 @@ async fn import_records(client: &ControlClient, file: &std::path::Path) -> Resul
                 })
                 .await
                 .with_context(|| {
-                    format!("importing from line {first_line} ({imported} of {total} records stored before it)")
+                    format!(
+                        "the batch from line {first_line} was not stored ({imported} of {total} records before it were); fix it and go on with --from-line {first_line}"
+                    )
                 })?;
             imported += count;
             bytes = 0;

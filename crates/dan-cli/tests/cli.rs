@@ -576,6 +576,27 @@ fn records_are_exported_as_json_lines_and_imported_in_batches() -> anyhow::Resul
             .any(|r| r["title"] == "Book 1234" && r["fields"]["pages"] == 1234)
     );
 
+    let refused = dir.path().join("refused.jsonl");
+    let long_title = "x".repeat(100_000);
+    std::fs::write(
+        &refused,
+        format!(
+            "{{\"collection\":\"books\",\"title\":\"Fine\"}}\n{{\"collection\":\"books\",\"title\":\"{long_title}\"}}\n"
+        ),
+    )?;
+    let output = alice.run(&["record", "import", refused.to_str().unwrap_or_default()])?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--from-line 1"), "{stderr}");
+    assert_eq!(
+        alice
+            .ok(&["record", "export", "--collection", "books"])?
+            .lines()
+            .count(),
+        2500,
+        "the refused batch stored nothing"
+    );
+
     let mut bob = running("bob", "1")?;
     let copy = dir.path().join("copy.jsonl");
     std::fs::write(&copy, exported.replace("\"id\":", "\"old_id\":"))?;

@@ -542,10 +542,12 @@ impl Replica {
     /// clock orders each origin's chain, so syncing in this order mostly
     /// delivers ops after their predecessors.
     pub fn op_stamps(&self) -> impl Iterator<Item = (u64, OpId)> + '_ {
-        self.chains
-            .values()
-            .flatten()
-            .map(|(id, hlc)| (hlc.wall_ms, *id))
+        self.op_clocks().map(|(hlc, id)| (hlc.wall_ms, id))
+    }
+
+    /// Every applied op as (clock, id), in no particular order.
+    pub fn op_clocks(&self) -> impl Iterator<Item = (Hlc, OpId)> + '_ {
+        self.chains.values().flatten().map(|(id, hlc)| (*hlc, *id))
     }
 
     /// Whether the op is applied.

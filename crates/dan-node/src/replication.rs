@@ -340,18 +340,30 @@ impl Node {
         Ok(())
     }
 
-    /// The sorted set of op ids, for range-based reconciliation.
-    pub async fn reconcile_set(&self) -> Result<Arc<NegentropyStorageVector>, NodeError> {
+    /// The sorted set of op ids, for range-based reconciliation: every op,
+    /// or with `until` only those dated up to it (what a member removed by
+    /// vote is served, so that it learns nothing of later ops, not even
+    /// their ids).
+    pub async fn reconcile_set(
+        &self,
+        until: Option<dan_core::Hlc>,
+    ) -> Result<Arc<NegentropyStorageVector>, NodeError> {
         let (root, stamps) = {
             let ledger = self.inner().ledger.lock().await;
             let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
             let root = replica.ops_root();
-            if let Some((cached_root, set)) = &ledger.reconcile_set
+            if until.is_none()
+                && let Some((cached_root, set)) = &ledger.reconcile_set
                 && *cached_root == root
             {
                 return Ok(set.clone());
             }
-            (root, replica.op_stamps().collect::<Vec<_>>())
+            let stamps: Vec<(u64, OpId)> = replica
+                .op_clocks()
+                .filter(|(hlc, _)| until.is_none_or(|until| *hlc <= until))
+                .map(|(hlc, id)| (hlc.wall_ms, id))
+                .collect();
+            (root, stamps)
         };
         let bad = |e: negentropy::Error| NodeError::Invalid(format!("reconciliation set: {e}"));
         let mut set = NegentropyStorageVector::with_capacity(stamps.len());
@@ -360,7 +372,9 @@ impl Node {
         }
         set.seal().map_err(bad)?;
         let set = Arc::new(set);
-        self.inner().ledger.lock().await.reconcile_set = Some((root, set.clone()));
+        if until.is_none() {
+            self.inner().ledger.lock().await.reconcile_set = Some((root, set.clone()));
+        }
         Ok(set)
     }
 

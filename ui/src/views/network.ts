@@ -53,9 +53,9 @@ export function describeReachability(status: Status): string {
     case "public":
       return "Other instances can reach this one directly.";
     case "private":
-      return held.length
-        ? `This instance is behind a router that lets nobody in.${through} Where the routers allow it, members then connect directly.`
-        : "Nobody outside this computer's local network can reach this instance (it is behind a router that lets nobody in). Ask a member with a server to run `dan relay` and to give you its address.";
+      if (held.length) return `This instance is behind a router that lets nobody in.${through} Where the routers allow it, members then connect directly.`;
+      if ((status.relays ?? []).length) return "Nobody outside this computer's local network can reach this instance, and no relay holds a slot for it yet: check that the relay is running and its address is right.";
+      return "Nobody outside this computer's local network can reach this instance (it is behind a router that lets nobody in). Ask a member with a server to run `dan relay` and to give you its address.";
     default:
       return `Not known yet whether other instances can reach this one directly.${through}`;
   }
@@ -154,8 +154,6 @@ function InviteSection(client: Api, networkName: string): HTMLElement {
   );
 }
 
-/** This build, and "Approve another version…": check what an approval
- * request, manifest or executable is, then propose approving it. */
 /** The relays this instance is reached through from behind a router: one
  * address per line, as `dan relay` prints them; saved with the admin
  * password and used at once. */
@@ -197,6 +195,8 @@ export function relayStateText(relays: { addr: string; reserved: boolean }[]): s
   return relays.map((r) => `${r.addr}: ${r.reserved ? "holds a slot for this instance" : "no slot yet (is it running and reachable?)"}`).join(" · ");
 }
 
+/** This build, and "Approve another version…": check what an approval
+ * request, manifest or executable is, then propose approving it. */
 function SoftwareSection(status: Status, client: Api): HTMLElement {
   const source = h("textarea", { rows: 3, placeholder: "Paste the approval request someone sent you, or the path of a release manifest (dan-release.json) or of a DAN program" });
   const found = h("div", { "aria-live": "polite", "aria-label": "Builds to approve" });

@@ -38,7 +38,8 @@ fn net_error(what: &str) -> impl Fn(String) -> NodeError + '_ {
 
 /// How instances and relays find out whether they can be dialled from
 /// outside (AutoNAT): a first probe soon after start, answered within
-/// 10 s. Private addresses count too: home networks and the test lab use
+/// 10 s, and as a server a bounded number of dial-backs. Private addresses
+/// count too: home networks and the test lab use
 /// them, and a server only ever dials the asking peer's own observed
 /// address.
 pub(crate) fn autonat_config() -> autonat::Config {
@@ -46,6 +47,10 @@ pub(crate) fn autonat_config() -> autonat::Config {
         boot_delay: Duration::from_secs(5),
         timeout: Duration::from_secs(10),
         only_global_ips: false,
+        // As a server: at most 30 dial-backs per 30 s, 3 per peer, 4
+        // addresses each.
+        throttle_clients_period: Duration::from_secs(30),
+        max_peer_addresses: 4,
         ..autonat::Config::default()
     }
 }

@@ -3,7 +3,7 @@
 //! [`NetHandle`] into swarm calls. Anything slow runs in a spawned task, so
 //! the swarm is always polled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,8 +22,8 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use super::wire::{Gossip, Response, Traffic, WireCodec};
 use super::{
-    Command, Connection, NetConfig, NetHandle, Reachability, RelayStatus, Shared, gossip, key_of,
-    peer_id_of, sync,
+    Command, Connection, NetConfig, NetHandle, RelayStatus, Shared, gossip, key_of, peer_id_of,
+    reachability, sync,
 };
 use crate::error::NodeError;
 use crate::node::{Node, NodeEvent};
@@ -32,9 +32,8 @@ use crate::replication::now_ms;
 /// Sync intervals between two checkpoints.
 const CHECKPOINT_EVERY_TICKS: u64 = 3;
 
-/// Peers whose dial-back probes fail before this instance calls itself
-/// private.
-const UNANSWERED_PROBES_FOR_PRIVATE: usize = 2;
+/// Most relayed addresses kept per relay.
+const MAX_ADDRS_PER_RELAY: usize = 4;
 
 /// Inbound requests one peer may make per second.
 const MAX_REQUESTS_PER_SECOND: u32 = 400;
@@ -55,8 +54,10 @@ struct EventLoop {
     connections: HashMap<ConnectionId, (PeerKey, bool)>,
     /// Gossip messages being judged, per publisher.
     judging_by: HashMap<PeerId, usize>,
-    /// Peers whose dial-back probe failed since the last that got through.
-    unanswered_probes: HashSet<PeerId>,
+    /// What AutoNAT probes said about reachability.
+    probes: reachability::Probes,
+    /// The relays to reserve a slot on.
+    relays_wanted: Vec<Multiaddr>,
     /// The relays in use and their circuit listeners.
     relay_listeners: Vec<(Multiaddr, ListenerId)>,
 }
@@ -91,8 +92,9 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
     };
     for (peer, addrs) in node.inner().store.peer_addrs().await? {
         if let Ok(key) = peer.parse::<dan_core::PeerKey>() {
-            shared.peers.entry(key).or_default().addrs =
-                addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            let entry = shared.peers.entry(key).or_default();
+            entry.addrs = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            entry.stored_addrs.clone_from(&entry.addrs);
         }
     }
     let handle = NetHandle {
@@ -115,7 +117,8 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         judging: Arc::new(Semaphore::new(gossip::MAX_GOSSIP_IN_FLIGHT)),
         connections: HashMap::new(),
         judging_by: HashMap::new(),
-        unanswered_probes: HashSet::new(),
+        probes: reachability::Probes::default(),
+        relays_wanted: Vec::new(),
         relay_listeners: Vec::new(),
     };
     event_loop.use_relays(relays);
@@ -130,6 +133,14 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
 /// Whether `address` goes through a relay.
 fn is_circuit(address: &Multiaddr) -> bool {
     address.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// The peer id a relay's address ends with.
+fn relay_peer(relay: &Multiaddr) -> Option<PeerId> {
+    match relay.iter().last() {
+        Some(Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
 }
 
 /// The relay of a circuit address: the peer named just before
@@ -196,19 +207,52 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!("listening on {address}");
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                let relay = self.relay_of_listener(listener_id);
                 if is_circuit(&address) {
-                    self.note_reservation(&address, true);
+                    // Only the relays this instance chose, and only a few
+                    // addresses each: a relay sends the addresses it wants
+                    // announced with every renewal.
+                    let Some(relay) = relay else { return };
+                    let held = self.handle.with_shared(|s| {
+                        s.listen
+                            .iter()
+                            .filter(|a| relay_of(a) == relay_peer(&relay))
+                            .count()
+                    });
+                    if held >= MAX_ADDRS_PER_RELAY {
+                        return;
+                    }
+                    self.note_reservation(&relay, true);
                 }
-                self.handle.with_shared(|s| s.listen.push(address));
+                tracing::info!("listening on {address}");
+                self.handle.with_shared(|s| {
+                    if !s.listen.contains(&address) {
+                        s.listen.push(address);
+                    }
+                });
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
-                if is_circuit(&address) {
-                    self.note_reservation(&address, false);
-                }
                 self.handle
                     .with_shared(|s| s.listen.retain(|a| *a != address));
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                ..
+            } => {
+                self.handle
+                    .with_shared(|s| s.listen.retain(|a| !addresses.contains(a)));
+                if let Some(relay) = self.relay_of_listener(listener_id) {
+                    // The relay is gone (restarted, out of reach): the next
+                    // tick reserves a slot again.
+                    tracing::warn!("lost the slot on the relay {relay}");
+                    self.relay_listeners.retain(|(_, id)| *id != listener_id);
+                    self.note_reservation(&relay, false);
+                }
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -264,6 +308,7 @@ impl EventLoop {
                             info.last_seen = Some(now_ms());
                         }
                         s.missing.remove(&key);
+                        s.forget_strangers(key);
                     });
                     self.node.emit(NodeEvent::PeerChanged {
                         peer: key,
@@ -271,19 +316,18 @@ impl EventLoop {
                     });
                 }
             }
-            // Relayed addresses are confirmed too (by the relay's
-            // reservation); they are listed with the relays instead.
-            SwarmEvent::ExternalAddrConfirmed { address } if !is_circuit(&address) => {
-                tracing::info!("reachable at {address}");
-                self.handle.with_shared(|s| {
-                    if !s.external.contains(&address) {
-                        s.external.push(address);
-                    }
-                });
+            // AutoNAT confirms an address on one peer's word: only those
+            // two peers dialled back are kept. Relayed addresses are
+            // confirmed by the relay's reservation and listed with the
+            // relays.
+            SwarmEvent::ExternalAddrConfirmed { address }
+                if !is_circuit(&address) && !self.probes.external().contains(&address) =>
+            {
+                self.swarm.remove_external_address(&address);
             }
             SwarmEvent::ExternalAddrExpired { address } => {
-                self.handle
-                    .with_shared(|s| s.external.retain(|a| *a != address));
+                self.probes.expired(&address);
+                self.publish_reachability();
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!("could not connect to {peer_id:?}: {error}");
@@ -319,25 +363,12 @@ impl EventLoop {
                         .add_address(&peer_id, addr.clone());
                 }
                 let Some(key) = key_of(&peer_id) else { return };
-                let changed = self.handle.with_shared(|s| {
-                    let entry = s.peers.entry(key).or_default();
-                    let changed = entry.addrs != info.listen_addrs;
-                    entry.addrs = info.listen_addrs.clone();
-                    changed
-                });
-                if changed {
-                    let store = self.node.inner().store.clone();
-                    let addrs: Vec<String> =
-                        info.listen_addrs.iter().map(ToString::to_string).collect();
-                    tokio::spawn(async move {
-                        if let Err(e) = store
-                            .save_peer_addrs(&key.to_string(), &addrs, now_ms())
-                            .await
-                        {
-                            tracing::debug!("remembering addresses of {key}: {e}");
-                        }
-                    });
-                }
+                // Kept in memory; stored once a handshake accepts the peer
+                // (`sync::record_verdict`), so strangers leave no rows.
+                let mut addrs = info.listen_addrs;
+                addrs.truncate(dan_core::invite::MAX_INVITE_ADDRS);
+                self.handle
+                    .with_shared(|s| s.peers.entry(key).or_default().addrs = addrs);
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
@@ -508,46 +539,69 @@ impl EventLoop {
         }
     }
 
-    /// Whether peers can dial this instance: AutoNAT's verdict, or private
-    /// once dial-back probes by two peers went unanswered (behind a router
-    /// that drops what it does not expect, a dial-back times out rather
-    /// than fails, and AutoNAT alone never decides).
+    /// Takes in an AutoNAT probe's outcome (see [`reachability::Probes`]):
+    /// the external addresses two peers confirmed are the only ones the
+    /// swarm announces, and the verdict is shown in the status.
     fn on_autonat(&mut self, event: autonat::Event) {
-        let reachability = match event {
-            autonat::Event::StatusChanged { new, .. } => match new {
-                autonat::NatStatus::Public(_) => Reachability::Public,
-                autonat::NatStatus::Private => Reachability::Private,
-                autonat::NatStatus::Unknown => Reachability::Unknown,
-            },
-            autonat::Event::OutboundProbe(autonat::OutboundProbeEvent::Response { .. }) => {
-                self.unanswered_probes.clear();
-                return;
-            }
-            autonat::Event::OutboundProbe(autonat::OutboundProbeEvent::Error {
-                peer: Some(peer),
-                ..
+        use autonat::{OutboundFailure, OutboundProbeError, OutboundProbeEvent, ResponseError};
+        match event {
+            autonat::Event::StatusChanged { new, .. } => self
+                .probes
+                .autonat_private(new == autonat::NatStatus::Private),
+            autonat::Event::OutboundProbe(OutboundProbeEvent::Response {
+                peer, address, ..
             }) => {
-                self.unanswered_probes.insert(peer);
-                let current = self.handle.reachability();
-                if self.unanswered_probes.len() < UNANSWERED_PROBES_FOR_PRIVATE
-                    || current == Reachability::Public
-                {
-                    return;
-                }
-                Reachability::Private
+                self.probes.dialled_back(peer, address);
             }
+            autonat::Event::OutboundProbe(OutboundProbeEvent::Error {
+                peer: Some(peer),
+                error:
+                    OutboundProbeError::OutboundRequest(
+                        OutboundFailure::Timeout | OutboundFailure::Io(_),
+                    )
+                    | OutboundProbeError::Response(ResponseError::DialError),
+                ..
+            }) => self.probes.unanswered(peer),
             _ => return,
-        };
+        }
+        self.publish_reachability();
+    }
+
+    /// Makes the swarm announce exactly the confirmed external addresses,
+    /// and the status show them and the verdict.
+    fn publish_reachability(&mut self) {
+        let external = self.probes.external().to_vec();
+        let announced: Vec<Multiaddr> = self
+            .swarm
+            .external_addresses()
+            .filter(|a| !is_circuit(a))
+            .cloned()
+            .collect();
+        for address in &announced {
+            if !external.contains(address) {
+                self.swarm.remove_external_address(address);
+            }
+        }
+        for address in &external {
+            if !announced.contains(address) {
+                self.swarm.add_external_address(address.clone());
+            }
+        }
+        let reachability = self.probes.reachability();
         if self.handle.reachability() != reachability {
             tracing::info!("reachability: {reachability:?}");
-            self.handle.with_shared(|s| s.reachability = reachability);
         }
+        self.handle.with_shared(|s| {
+            s.reachability = reachability;
+            s.external = external;
+        });
     }
 
     /// Reserves slots on exactly `relays`: listening on a relay's circuit
     /// address makes the reservation (announced once the relay accepts
     /// it); relays no longer listed are let go.
     fn use_relays(&mut self, relays: Vec<Multiaddr>) {
+        self.relays_wanted.clone_from(&relays);
         let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut self.relay_listeners)
             .into_iter()
             .partition(|(addr, _)| relays.contains(addr));
@@ -567,11 +621,7 @@ impl EventLoop {
                 Err(e) => tracing::warn!("cannot use the relay {relay}: {e}"),
             }
         }
-        let in_use: Vec<String> = self
-            .relay_listeners
-            .iter()
-            .map(|(addr, _)| addr.to_string())
-            .collect();
+        let in_use: Vec<String> = self.relays_wanted.iter().map(ToString::to_string).collect();
         self.handle.with_shared(|s| {
             s.relays.retain(|r| in_use.contains(&r.addr));
             for addr in in_use {
@@ -602,23 +652,20 @@ impl EventLoop {
         }
     }
 
-    /// Notes whether the relay of the circuit address `address` holds a
-    /// slot for this instance.
-    fn note_reservation(&self, address: &Multiaddr, reserved: bool) {
-        let Some(relay) = relay_of(address) else {
-            return;
-        };
+    /// The relay whose circuit `listener` listens on, if it is one.
+    fn relay_of_listener(&self, listener: ListenerId) -> Option<Multiaddr> {
+        self.relay_listeners
+            .iter()
+            .find(|(_, id)| *id == listener)
+            .map(|(relay, _)| relay.clone())
+    }
+
+    /// Notes whether `relay` holds a slot for this instance.
+    fn note_reservation(&self, relay: &Multiaddr, reserved: bool) {
+        let relay = relay.to_string();
         self.handle.with_shared(|s| {
-            for status in &mut s.relays {
-                if status
-                    .addr
-                    .parse::<Multiaddr>()
-                    .ok()
-                    .and_then(|a| relay_of(&a.with(Protocol::P2pCircuit)))
-                    == Some(relay)
-                {
-                    status.reserved = reserved;
-                }
+            for status in s.relays.iter_mut().filter(|r| r.addr == relay) {
+                status.reserved = reserved;
             }
         });
     }
@@ -680,6 +727,9 @@ impl EventLoop {
     fn on_tick(&mut self) {
         self.ticks += 1;
         self.ensure_topic();
+        if self.relay_listeners.len() < self.relays_wanted.len() {
+            self.use_relays(self.relays_wanted.clone());
+        }
         let connected: Vec<_> = self.swarm.connected_peers().copied().collect();
         for peer in &connected {
             tokio::spawn(sync::handshake(

@@ -11,6 +11,7 @@
 mod behaviour;
 mod event_loop;
 mod gossip;
+mod reachability;
 pub mod relay;
 mod sync;
 pub mod wire;
@@ -131,6 +132,9 @@ pub struct PeerInfo {
     /// Its addresses, as learned from identify.
     #[serde(skip)]
     pub addrs: Vec<Multiaddr>,
+    /// The addresses last stored for it (once a handshake accepted it).
+    #[serde(skip)]
+    pub(crate) stored_addrs: Vec<Multiaddr>,
     /// This instance's clock minus the time its last hello was signed at
     /// (ms): positive when this clock is ahead of the peer's.
     #[serde(skip)]
@@ -142,6 +146,36 @@ impl PeerInfo {
     /// replicate with.
     pub fn replicating(&self) -> bool {
         self.online && self.verdict.as_deref() == Some("replicate")
+    }
+}
+
+/// Most peers remembered while offline; strangers go first.
+const MAX_PEERS_KEPT: usize = 1024;
+
+impl Shared {
+    /// After `left` disconnected: forgets it if no handshake ever judged it
+    /// and nothing is stored for it (a peer that only connected), and the longest-gone peers that are
+    /// not members once more than [`MAX_PEERS_KEPT`] are kept.
+    pub(crate) fn forget_strangers(&mut self, left: PeerKey) {
+        if self
+            .peers
+            .get(&left)
+            .is_some_and(|p| p.verdict.is_none() && p.stored_addrs.is_empty())
+        {
+            self.peers.remove(&left);
+        }
+        while self.peers.len() > MAX_PEERS_KEPT {
+            let oldest = self
+                .peers
+                .iter()
+                .filter(|(_, p)| !p.online && p.verdict.as_deref() != Some("replicate"))
+                .min_by_key(|(_, p)| p.last_seen)
+                .map(|(key, _)| *key);
+            match oldest {
+                Some(key) => self.peers.remove(&key),
+                None => break,
+            };
+        }
     }
 }
 

@@ -93,6 +93,14 @@ fn limits() -> relay::Config {
     }
 }
 
+fn is_loopback(address: &Multiaddr) -> bool {
+    address.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
 /// Runs a relay until `shutdown` completes, calling `on_address` with
 /// every address it can be reached at (ending in `/p2p/<relay id>`), which
 /// instances pass to `dan run --relay`.
@@ -140,8 +148,11 @@ pub async fn serve_relay(
             () = &mut shutdown => return Ok(()),
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => {
-                    // Reservations tell instances where the relay is.
-                    swarm.add_external_address(address.clone());
+                    // Reservations tell instances where the relay is; a
+                    // loopback address reaches nobody else.
+                    if !is_loopback(&address) {
+                        swarm.add_external_address(address.clone());
+                    }
                     on_address(address.with(Protocol::P2p(peer_id)));
                 }
                 SwarmEvent::Behaviour(RelayBehaviourEvent::Relay(event)) => {

@@ -59,6 +59,9 @@ async fn record_verdict(
             .map(|reason| format!("refused by this instance: {reason}"));
         changed
     });
+    if matches!(verdict, Verdict::Replicate | Verdict::Candidate) {
+        store_addrs(node, net, key);
+    }
     let trust = match verdict {
         Verdict::Replicate => Trust::Member,
         Verdict::PullOnly | Verdict::Candidate => Trust::Stranger,
@@ -77,6 +80,32 @@ async fn record_verdict(
             }
         };
         node.emit(NodeEvent::PeerChanged { peer: key, what });
+    }
+}
+
+/// Stores where a peer the handshake accepted can be reached, if that
+/// changed, so that a restart finds it again.
+fn store_addrs(node: &Node, net: &NetHandle, key: PeerKey) {
+    let changed = net.with_shared(|s| {
+        let info = s.peers.get_mut(&key)?;
+        (info.addrs != info.stored_addrs).then(|| {
+            info.stored_addrs.clone_from(&info.addrs);
+            info.addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        })
+    });
+    if let Some(addrs) = changed {
+        let store = node.inner().store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .save_peer_addrs(&key.to_string(), &addrs, now_ms())
+                .await
+            {
+                tracing::debug!("remembering addresses of {key}: {e}");
+            }
+        });
     }
 }
 
@@ -320,7 +349,7 @@ async fn discover(node: &Node, net: &NetHandle, peer: PeerId) {
 /// Pulls what `peer` has and this instance lacks: reconcile the op-id sets,
 /// then fetch the difference in bounded batches.
 async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Result<(), String> {
-    let set = node.reconcile_set().await.map_err(|e| e.to_string())?;
+    let set = node.reconcile_set(None).await.map_err(|e| e.to_string())?;
     let mut negentropy =
         Negentropy::borrowed(set.as_ref(), RECONCILE_FRAME_BYTES).map_err(|e| e.to_string())?;
     let mut message = negentropy.initiate().map_err(|e| e.to_string())?;
@@ -476,10 +505,14 @@ pub(super) async fn respond(
             }
         }
         Request::Reconcile(message) => {
-            if node.serving(&key).await == Serving::Nothing {
-                return Response::Error("not a member of this network (yet)".into());
-            }
-            let set = match node.reconcile_set().await {
+            let until = match node.serving(&key).await {
+                Serving::Nothing => {
+                    return Response::Error("not a member of this network (yet)".into());
+                }
+                Serving::UpTo(decided) => Some(decided),
+                Serving::Everything => None,
+            };
+            let set = match node.reconcile_set(until).await {
                 Ok(set) => set,
                 Err(e) => return Response::Error(e.to_string()),
             };
