@@ -36,7 +36,10 @@ impl Relay {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = tempfile::Builder::new().prefix("dan-relay-").tempdir()?;
-        std::fs::copy(self._dir.path().join("relay.key"), dir.path().join("relay.key"))?;
+        std::fs::copy(
+            self._dir.path().join("relay.key"),
+            dir.path().join("relay.key"),
+        )?;
         Ok(dir)
     }
 
@@ -258,9 +261,11 @@ fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() 
     })?;
     let relay = Relay::start_in(&lab, kept)?;
     assert_eq!(relay.addr, addr, "the same key and address");
-    wait_until(WAIT, "the laptops to hold a slot on the relay again", || {
-        instances.iter().all(reserved)
-    })?;
+    wait_until(
+        WAIT,
+        "the laptops to hold a slot on the relay again",
+        || instances.iter().all(reserved),
+    )?;
     drop(instances);
     drop(relay);
     drop(lab);
