@@ -1,10 +1,13 @@
-//! A peer that is no member speaks gossipsub to a member over a real
-//! socket, as an attacker would: it subscribes to the network's topic and
-//! publishes into it. It must learn nothing (no op, checkpoint or evidence
-//! reaches it) and nothing it publishes may travel further than the member
-//! it is connected to. Before gossip was judged before spreading, the member
-//! sent it every op and forwarded whatever it published to every other
-//! member.
+//! Bare libp2p peers attack a network over real sockets.
+//!
+//! - A peer that is no member speaks gossipsub to a member: it subscribes
+//!   to the network's topic and publishes into it. It must learn nothing
+//!   (no op, checkpoint or evidence reaches it) and nothing it publishes
+//!   may travel further than the member it is connected to. Before gossip
+//!   was judged before spreading, the member sent it every op and
+//!   forwarded whatever it published to every other member.
+//! - A member's key speaks `/dan/sync/1` and lies in its answers; the
+//!   others must go on writing.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -190,6 +193,134 @@ async fn wire_a_non_member_speaking_gossip_learns_nothing_and_injects_nothing() 
         0,
         "carol was sent the stranger's message"
     );
+    converged(&nodes, WAIT).await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
+
+/// What the lying member was asked.
+type Asked = Arc<Mutex<Vec<&'static str>>>;
+
+/// A member's key in a bare libp2p peer that speaks `/dan/sync/1` and
+/// lies: it claims to hold a million ops, answers the handshake with a
+/// hello it signs freshly, claims that it holds this instance's own chain
+/// up to `u64::MAX` (without the op that would prove it), and fails every
+/// reconciliation.
+fn lying_member(
+    key: &dan_core::Keypair,
+    template: dan_core::conformance::Hello,
+    dial: Multiaddr,
+) -> anyhow::Result<Asked> {
+    use dan_node::net::wire::{PROTOCOL, Request, Response, Traffic, WireCodec};
+    use libp2p::request_response;
+    let mut secret = key.secret();
+    let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                WireCodec::new(Arc::new(Traffic::default())),
+                [(PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default(),
+            )
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    swarm.dial(dial)?;
+    let asked: Asked = Arc::default();
+    let log = asked.clone();
+    let key = dan_core::Keypair::from_secret(key.secret());
+    tokio::spawn(async move {
+        loop {
+            let SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            }) = swarm.select_next_some().await
+            else {
+                continue;
+            };
+            let (what, response) = match request {
+                Request::Hello(_) => {
+                    let mut hello = template.clone();
+                    hello.op_count = 1_000_000;
+                    hello.ops_root = Some(dan_core::Hash32::of(b"a set nobody holds"));
+                    hello.sent_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    let signed = dan_core::conformance::SignedHello::sign(hello, &key);
+                    ("hello", Response::Hello(signed.to_bytes()))
+                }
+                Request::ChainHead => (
+                    "chain head",
+                    Response::ChainHead {
+                        seq: u64::MAX,
+                        op: None,
+                    },
+                ),
+                Request::Evidence => ("evidence", Response::EvidenceList(Vec::new())),
+                Request::Addresses => ("addresses", Response::Addresses(Vec::new())),
+                _ => ("other", Response::Error("no".into())),
+            };
+            if let Ok(mut log) = log.lock() {
+                log.push(what);
+            }
+            let _ = swarm.behaviour_mut().send_response(channel, response);
+        }
+    });
+    Ok(asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_a_member_lying_in_its_answers_cannot_stop_the_others_writing() -> anyhow::Result<()> {
+    let mut nodes = spawn_network(&["alice", "bob", "mallory"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let mallory = nodes.pop().context("mallory")?;
+    let key = mallory.unsealed_keypair().await?;
+    let template = mallory.node.signed_hello().await.hello;
+    mallory.stop().await;
+    let [alice, bob] = &mut nodes[..] else {
+        unreachable!()
+    };
+    // Alice restarts her network: the next member to answer says how far
+    // her own chain goes, before she writes again.
+    alice.go_offline().await?;
+    alice.go_online().await?;
+    let alice_addr = alice
+        .net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .context("alice listens")?;
+    let asked = lying_member(&key, template, alice_addr)?;
+    eventually(
+        WAIT,
+        "alice to ask the liar how far her chain goes",
+        || async { asked.lock().is_ok_and(|a| a.contains(&"chain head")) },
+    )
+    .await?;
+    let before = alice.status().await.own_seq;
+    let written = alice.put("notes", "written while a member lies").await?;
+    let status = alice.status().await;
+    assert_eq!(status.own_seq, before + 1, "alice writes on");
+    assert!(
+        status.own_seq_on_peers <= status.own_seq,
+        "a claim without alice's own op is not believed: {}",
+        status.own_seq_on_peers
+    );
+    eventually(WAIT, "bob to hold alice's new record", || async {
+        bob.node.get_record(&written).await.is_ok()
+    })
+    .await?;
     converged(&nodes, WAIT).await?;
     for node in nodes {
         node.stop().await;
