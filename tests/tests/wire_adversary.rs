@@ -206,8 +206,9 @@ type Asked = Arc<Mutex<Vec<&'static str>>>;
 /// A member's key in a bare libp2p peer that speaks `/dan/sync/1` and
 /// lies: it claims to hold a million ops, answers the handshake with a
 /// hello it signs freshly, claims that it holds this instance's own chain
-/// up to `u64::MAX` (without the op that would prove it), and fails every
-/// reconciliation.
+/// up to `u64::MAX` (without the op that would prove it), reconciles as if
+/// it held ops nobody has, and answers every fetch with bytes nobody asked
+/// for.
 fn lying_member(
     key: &dan_core::Keypair,
     template: dan_core::conformance::Hello,
@@ -237,6 +238,11 @@ fn lying_member(
     let asked: Asked = Arc::default();
     let log = asked.clone();
     let key = dan_core::Keypair::from_secret(key.secret());
+    let mut made_up = negentropy::NegentropyStorageVector::new();
+    for n in 0u8..5 {
+        made_up.insert(1, negentropy::Id::from_byte_array([n; 32]))?;
+    }
+    made_up.seal()?;
     tokio::spawn(async move {
         loop {
             let SwarmEvent::Behaviour(request_response::Event::Message {
@@ -266,6 +272,17 @@ fn lying_member(
                         seq: u64::MAX,
                         op: None,
                     },
+                ),
+                Request::Reconcile(message) => (
+                    "reconcile",
+                    match dan_node::net::wire::answer_reconcile(&made_up, &message) {
+                        Ok(reply) => Response::Reconcile(reply),
+                        Err(e) => Response::Error(e.to_string()),
+                    },
+                ),
+                Request::Fetch(_) => (
+                    "fetch",
+                    Response::Ops(vec![b"not asked for".to_vec(), vec![0; 64]]),
                 ),
                 Request::Evidence => ("evidence", Response::EvidenceList(Vec::new())),
                 Request::Addresses => ("addresses", Response::Addresses(Vec::new())),
@@ -321,6 +338,22 @@ async fn wire_a_member_lying_in_its_answers_cannot_stop_the_others_writing() -> 
         bob.node.get_record(&written).await.is_ok()
     })
     .await?;
+    let count = |what: &str| {
+        asked
+            .lock()
+            .map_or(0, |a| a.iter().filter(|w| **w == what).count())
+    };
+    let fetches = count("fetch");
+    eventually(WAIT, "alice to reconcile with the liar again", || async {
+        count("reconcile") > 3
+    })
+    .await?;
+    assert!(
+        count("fetch") <= fetches + count("reconcile"),
+        "answers nobody asked for end a fetch: {} fetches for {} reconciliation rounds",
+        count("fetch"),
+        count("reconcile")
+    );
     converged(&nodes, WAIT).await?;
     for node in nodes {
         node.stop().await;

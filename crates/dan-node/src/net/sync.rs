@@ -380,6 +380,14 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
                 Response::Error(reason) => return Err(reason),
                 other => return Err(format!("unexpected answer to fetch: {other:?}")),
             };
+            // Only what was asked for counts; an answer with nothing of it
+            // ends this chunk (the peer lacks the ops, or lies), so a
+            // peer cannot keep this loop going with ops nobody asked for.
+            let asked: std::collections::HashSet<OpId> = wanted.iter().copied().collect();
+            let ops: Vec<Vec<u8>> = ops
+                .into_iter()
+                .filter(|bytes| asked.contains(&Hash32::of(bytes)))
+                .collect();
             if ops.is_empty() {
                 break;
             }
