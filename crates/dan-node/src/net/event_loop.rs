@@ -35,6 +35,10 @@ const CHECKPOINT_EVERY_TICKS: u64 = 3;
 /// Most relayed addresses kept per relay.
 const MAX_ADDRS_PER_RELAY: usize = 4;
 
+/// Inbound requests answered at once, from all peers; more are told to
+/// slow down.
+const MAX_REQUESTS_IN_FLIGHT: usize = 128;
+
 /// Inbound requests one peer may make per second.
 const MAX_REQUESTS_PER_SECOND: u32 = 400;
 
@@ -50,6 +54,8 @@ struct EventLoop {
     ticks: u64,
     /// Room for gossip messages being judged.
     judging: Arc<Semaphore>,
+    /// Room for inbound requests being answered.
+    answering: Arc<Semaphore>,
     /// Open connections: to whom, and whether through a relay.
     connections: HashMap<ConnectionId, (PeerKey, bool)>,
     /// Gossip messages being judged, per publisher.
@@ -115,6 +121,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         topic: None,
         ticks: 0,
         judging: Arc::new(Semaphore::new(gossip::MAX_GOSSIP_IN_FLIGHT)),
+        answering: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
         connections: HashMap::new(),
         judging_by: HashMap::new(),
         probes: reachability::Probes::default(),
@@ -394,16 +401,22 @@ impl EventLoop {
                 ..
             } => {
                 let Some(key) = key_of(&peer) else { return };
-                if !self.within_rate(key) {
+                let permit = if self.within_rate(key) {
+                    self.answering.clone().try_acquire_owned().ok()
+                } else {
+                    None
+                };
+                let Some(permit) = permit else {
                     let _ = self.swarm.behaviour_mut().sync.send_response(
                         channel,
-                        Response::Error("rate limit exceeded; slow down".into()),
+                        Response::Error("too many requests; slow down".into()),
                     );
                     return;
-                }
+                };
                 let (node, handle) = (self.node.clone(), self.handle.clone());
                 tokio::spawn(async move {
                     let response = sync::respond(&node, &handle, peer, key, request).await;
+                    drop(permit);
                     handle.command(Command::Respond { channel, response }).await;
                 });
             }
