@@ -443,14 +443,18 @@ fn determinism_an_instance_whose_clock_is_an_hour_ahead_says_so_and_signs_nothin
     // Tokio's timers keep the real monotonic clock.
     carol.set_env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     carol.start_networked(&[])?;
+    // Signing stops once a quorum of the other members (here both) each
+    // see the clock ahead: wait until both are connected again, not only
+    // the first one (whose hello alone already sets the median skew).
     wait_until(
         Duration::from_secs(30),
-        "carol to see that her clock is an hour ahead",
+        "carol to see that her clock is an hour ahead, with both members online",
         || {
             carol.json(&["status"]).is_ok_and(|s| {
-                s["clock_skew_ms"]
-                    .as_i64()
-                    .is_some_and(|ms| (3_000_000..4_000_000).contains(&ms))
+                s["online_peers"] == 2
+                    && s["clock_skew_ms"]
+                        .as_i64()
+                        .is_some_and(|ms| (3_000_000..4_000_000).contains(&ms))
             })
         },
     )?;
