@@ -277,6 +277,35 @@ impl Instance {
         self.command(&args)
     }
 
+    /// Starts `dan run` inside the network namespace `namespace`,
+    /// listening on `listen`, reconciling every second, with `extra`
+    /// arguments, and waits until it answers.
+    pub fn start_in_namespace(
+        &mut self,
+        namespace: &str,
+        listen: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<()> {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", namespace])
+            .arg(&self.bin)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args([
+                "run",
+                "--no-keyring",
+                "--no-mdns",
+                "--sync-interval",
+                "1",
+                "--listen",
+                listen,
+            ])
+            .args(extra)
+            .env("DAN_ADMIN_PASSWORD", PASSWORD);
+        self.start_with(command)
+    }
+
     /// Starts `dan run` and waits until it answers `dan status`.
     pub fn start(&mut self, extra: &[&str]) -> anyhow::Result<()> {
         self.start_with(self.run_command(extra))

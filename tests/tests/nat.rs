@@ -89,27 +89,9 @@ fn start_at_home(
     relay: &str,
     instance: &mut Instance,
 ) -> anyhow::Result<()> {
-    let mut command = Command::new("ip");
-    command
-        .args(["netns", "exec", &lab.laptop(home)])
-        .arg(instance.bin())
-        .arg("--data-dir")
-        .arg(instance.data_dir())
-        .args([
-            "run",
-            "--no-keyring",
-            "--no-mdns",
-            "--sync-interval",
-            "1",
-            "--listen",
-            "/ip4/0.0.0.0/tcp/0",
-        ])
-        .env("DAN_ADMIN_PASSWORD", dan_tests::PASSWORD);
     let set_later = home == 2;
-    if !set_later {
-        command.args(["--relay", relay]);
-    }
-    instance.start_with(command)?;
+    let extra: &[&str] = if set_later { &[] } else { &["--relay", relay] };
+    instance.start_in_namespace(&lab.laptop(home), "/ip4/0.0.0.0/tcp/0", extra)?;
     if set_later {
         instance.ok(&["relays", "set", relay])?;
     }

@@ -10,23 +10,7 @@ use dan_tests::{Instance, cli_converged, cli_network_with};
 
 fn start_in(lab: &Lab, host: usize, instance: &mut Instance) -> anyhow::Result<()> {
     let listen = format!("/ip4/{}/tcp/0", lab.address(host));
-    let mut command = std::process::Command::new("ip");
-    command
-        .args(["netns", "exec", &lab.namespace(host)])
-        .arg(instance.bin())
-        .arg("--data-dir")
-        .arg(instance.data_dir())
-        .args([
-            "run",
-            "--no-keyring",
-            "--no-mdns",
-            "--sync-interval",
-            "1",
-            "--listen",
-            &listen,
-        ])
-        .env("DAN_ADMIN_PASSWORD", dan_tests::PASSWORD);
-    instance.start_with(command)
+    instance.start_in_namespace(&lab.namespace(host), &listen, &[])
 }
 
 fn write(instance: &Instance, title: &str) -> anyhow::Result<String> {

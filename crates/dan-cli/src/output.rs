@@ -317,24 +317,23 @@ pub(crate) fn proposal(p: &Value) -> String {
     )
 }
 
-/// Peers as text.
+/// One relay and whether it holds a slot, as text.
+fn relay_line(r: &Value) -> String {
+    let state = if r["reserved"].as_bool() == Some(true) {
+        "slot held"
+    } else {
+        "no slot yet"
+    };
+    format!("{} ({state})", text(&r["addr"]))
+}
+
 /// The relays in use, one per line.
 pub(crate) fn relays(v: &Value) -> String {
     let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
     if rows.is_empty() {
         return "no relays (others must reach this instance directly)".into();
     }
-    rows.iter()
-        .map(|r| {
-            let state = if r["reserved"].as_bool() == Some(true) {
-                "slot held"
-            } else {
-                "no slot yet"
-            };
-            format!("{}  ({state})", text(&r["addr"]))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    rows.iter().map(relay_line).collect::<Vec<_>>().join("\n")
 }
 
 /// Whether others can reach this instance, and through which relays, in
@@ -345,14 +344,7 @@ fn reachability(v: &Value) -> String {
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
-        .map(|r| {
-            let state = if r["reserved"].as_bool() == Some(true) {
-                "slot held"
-            } else {
-                "no slot yet"
-            };
-            format!("{} ({state})", text(&r["addr"]))
-        })
+        .map(relay_line)
         .collect();
     let through = if relays.is_empty() {
         String::new()
@@ -370,6 +362,7 @@ fn reachability(v: &Value) -> String {
     format!("{how}{through}")
 }
 
+/// Peers as text.
 pub(crate) fn peers(v: &Value) -> String {
     let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
     if rows.is_empty() {
