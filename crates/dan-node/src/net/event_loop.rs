@@ -22,8 +22,8 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use super::wire::{Gossip, Response, Traffic, WireCodec};
 use super::{
-    Command, Connection, NetConfig, NetHandle, RelayStatus, Shared, gossip, key_of, peer_id_of,
-    reachability, sync,
+    Command, Connection, NetConfig, NetHandle, RelayStatus, Shared, gossip, is_circuit, key_of,
+    peer_id_of, reachability, sync,
 };
 use crate::error::NodeError;
 use crate::node::{Node, NodeEvent};
@@ -135,11 +135,6 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(handle)
-}
-
-/// Whether `address` goes through a relay.
-fn is_circuit(address: &Multiaddr) -> bool {
-    address.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
 /// The peer id a relay's address ends with.

@@ -255,6 +255,11 @@ pub struct NetHandle {
     config: Arc<NetConfig>,
 }
 
+/// Whether `address` goes through a relay.
+pub(crate) fn is_circuit(address: &Multiaddr) -> bool {
+    address.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
 pub(crate) fn peer_id_of(key: &PeerKey) -> Option<PeerId> {
     PeerId::from_bytes(&key.to_peer_id_bytes()).ok()
 }
@@ -278,10 +283,9 @@ impl NetHandle {
             // Those that reach from anywhere first (an invite that is too
             // long keeps only its first addresses): confirmed external
             // ones, then relayed ones, then the rest (local networks).
-            let relayed = |a: &&Multiaddr| a.iter().any(|p| p == Protocol::P2pCircuit);
             let mut addrs: Vec<&Multiaddr> = s.external.iter().collect();
-            addrs.extend(s.listen.iter().filter(relayed));
-            addrs.extend(s.listen.iter().filter(|a| !relayed(a)));
+            addrs.extend(s.listen.iter().filter(|a| is_circuit(a)));
+            addrs.extend(s.listen.iter().filter(|a| !is_circuit(a)));
             let mut shared: Vec<String> = Vec::new();
             for addr in addrs.into_iter().map(ToString::to_string) {
                 if !addr.contains("/0.0.0.0/") && !addr.contains("/::/") && !shared.contains(&addr)
