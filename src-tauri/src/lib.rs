@@ -44,11 +44,13 @@ pub fn launch_link() -> Option<String> {
         .find(|a| a.starts_with(dan_core::invite::LINK_PREFIX))
 }
 
-/// The network settings: mDNS on, all interfaces, unless `DAN_NO_MDNS` or
-/// `DAN_LISTEN` (a multiaddr) say otherwise (tests use loopback only).
+/// The network settings: mDNS and UPnP on, all interfaces, unless
+/// `DAN_NO_MDNS`, `DAN_NO_UPNP` or `DAN_LISTEN` (a multiaddr) say otherwise
+/// (tests use loopback only).
 pub fn net_config() -> dan_node::net::NetConfig {
     let mut config = dan_node::net::NetConfig {
         mdns: std::env::var_os("DAN_NO_MDNS").is_none(),
+        upnp: std::env::var_os("DAN_NO_UPNP").is_none(),
         ..Default::default()
     };
     if let Some(addr) = std::env::var("DAN_LISTEN")

@@ -90,6 +90,7 @@ fn start_driver_with(display: &str, env: &[(&str, &Path)]) -> anyhow::Result<(Pr
         ])
         .env("DISPLAY", display)
         .env("DAN_NO_MDNS", "1")
+        .env("DAN_NO_UPNP", "1")
         .env("DAN_LISTEN", "/ip4/127.0.0.1/tcp/0")
         .env("DAN_SYNC_INTERVAL", "1")
         // No session bus: the keyring is tested on its own (tests/keyring.rs).

@@ -156,11 +156,20 @@ pub enum Nat {
 
 /// Homes on an internet: a relay host on an "internet" segment, and per
 /// home a router doing NAT (nftables masquerade, no inbound connections)
-/// with one laptop behind it. Everything is removed on drop.
+/// with one laptop behind it, and on request a UPnP service (miniupnpd)
+/// that forwards the ports its laptop asks for. Everything is removed on
+/// drop.
+///
+/// The internet segment uses addresses of a public range (11.0.0.0/8),
+/// because routers and UPnP clients refuse to map ports behind a private
+/// one; the segment is a bridge inside the lab's own namespaces, with no
+/// link to this machine's network, so nothing sent to them leaves it.
 pub struct HomeLab {
     prefix: String,
     subnet: u8,
     homes: usize,
+    upnp: Vec<std::process::Child>,
+    _upnp_dir: Option<tempfile::TempDir>,
 }
 
 fn netns_exec(namespace: &str, program: &str, args: &[&str], stdin: &str) -> anyhow::Result<()> {
@@ -208,30 +217,73 @@ fn link(
 
 /// NAT like a home router: masquerade out of `wan` (`MASQUERADE` is
 /// replaced by how ports are mapped), and let in from `wan` only what
-/// answers a connection made from inside. Anything else from outside is
-/// dropped without an answer, as home routers do (a reset would end a
-/// hole-punching attempt that a silent drop only delays).
+/// answers a connection made from inside, or what a port forwarded by UPnP
+/// lets in (miniupnpd fills the `miniupnpd` chains). Anything else from
+/// outside is dropped without an answer, as home routers do (a reset would
+/// end a hole-punching attempt that a silent drop only delays).
 const HOME_ROUTER_RULES: &str = r#"
-table ip nat {
-  chain post { type nat hook postrouting priority 100; oifname "wan" MASQUERADE; }
-}
-table ip filter {
+table inet filter {
+  chain prerouting { type nat hook prerouting priority -100; jump prerouting_miniupnpd; }
+  chain postrouting {
+    type nat hook postrouting priority 100;
+    jump postrouting_miniupnpd
+    oifname "wan" MASQUERADE
+  }
   chain forward {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
     iifname "lan" accept
+    jump miniupnpd
   }
   chain input {
     type filter hook input priority 0; policy accept;
     iifname "wan" ct state new drop
   }
+  chain miniupnpd { }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
 }
 "#;
+
+/// miniupnpd on a home router: UPnP IGD and NAT-PMP for the laptops on
+/// `lan`, forwarding ports of `wan`.
+const UPNP_CONFIG: &str = "ext_ifname=wan
+listening_ip=lan
+http_port=0
+enable_natpmp=yes
+enable_upnp=yes
+secure_mode=yes
+system_uptime=yes
+uuid=UUID
+allow 1024-65535 192.168.0.0/16 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+";
 
 impl HomeLab {
     /// Creates the internet segment, the relay host and `homes` homes
     /// whose routers map ports as `nat` says.
     pub fn new(homes: usize, nat: Nat) -> anyhow::Result<HomeLab> {
+        HomeLab::build(homes, nat, false)
+    }
+
+    /// Whether the UPnP service of the routers can run here; why not if it
+    /// cannot.
+    pub fn upnp_available() -> Result<(), String> {
+        match Command::new("miniupnpd").arg("--version").output() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "miniupnpd is not installed ({e}); scripts/setup.sh installs it"
+            )),
+        }
+    }
+
+    /// Like [`HomeLab::new`], with routers that forward the ports their
+    /// laptop asks for (UPnP IGD, NAT-PMP).
+    pub fn with_upnp(homes: usize, nat: Nat) -> anyhow::Result<HomeLab> {
+        HomeLab::build(homes, nat, true)
+    }
+
+    fn build(homes: usize, nat: Nat, upnp: bool) -> anyhow::Result<HomeLab> {
         // Tests of one process run in parallel under `cargo test`: each
         // lab gets its own names.
         static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -244,10 +296,12 @@ impl HomeLab {
             },
         );
         let id = std::process::id() % 10_000;
-        let lab = HomeLab {
+        let mut lab = HomeLab {
             prefix: format!("dh{id}{lab_no}"),
             subnet: ((id * 10 + lab_no) % 200) as u8 + 20,
             homes,
+            upnp: Vec::new(),
+            _upnp_dir: None,
         };
         let internet = lab.internet();
         ip(&["netns", "add", &internet])?;
@@ -287,7 +341,7 @@ impl HomeLab {
                 (&router, "lan"),
                 (&laptop, "eth0"),
             )?;
-            let wan = format!("10.{}.0.{}/24", lab.subnet, home + 11);
+            let wan = format!("{}/24", lab.router_address(home));
             ip(&["-n", &router, "addr", "add", &wan, "dev", "wan"])?;
             ip(&[
                 "-n",
@@ -324,7 +378,44 @@ impl HomeLab {
             )?;
             netns_exec(&router, "nft", &["-f", "-"], &rules)?;
         }
+        if upnp {
+            lab.start_upnp()?;
+        }
         Ok(lab)
+    }
+
+    /// Runs miniupnpd on every router.
+    fn start_upnp(&mut self) -> anyhow::Result<()> {
+        let dir = tempfile::Builder::new().prefix("dan-upnp-").tempdir()?;
+        for home in 0..self.homes {
+            let config = dir.path().join(format!("router{home}.conf"));
+            std::fs::write(
+                &config,
+                UPNP_CONFIG.replace(
+                    "UUID",
+                    &format!("3d3cec3a-8cf0-11e0-98ee-00000000000{home}"),
+                ),
+            )?;
+            let pid = dir.path().join(format!("router{home}.pid"));
+            let log = std::fs::File::create(dir.path().join(format!("router{home}.log")))?;
+            let child = Command::new("ip")
+                .args(["netns", "exec", &self.router(home), "miniupnpd", "-d", "-f"])
+                .arg(&config)
+                .arg("-P")
+                .arg(&pid)
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("starting miniupnpd")?;
+            self.upnp.push(child);
+        }
+        self._upnp_dir = Some(dir);
+        Ok(())
+    }
+
+    /// The public address of the router of home `home`.
+    pub fn router_address(&self, home: usize) -> String {
+        format!("11.{}.0.{}", self.subnet, home + 11)
     }
 
     fn internet(&self) -> String {
@@ -338,7 +429,7 @@ impl HomeLab {
 
     /// The relay host's address.
     pub fn relay_address(&self) -> String {
-        format!("10.{}.0.100", self.subnet)
+        format!("11.{}.0.100", self.subnet)
     }
 
     fn router(&self, home: usize) -> String {
@@ -358,6 +449,10 @@ impl HomeLab {
 
 impl Drop for HomeLab {
     fn drop(&mut self) {
+        for mut upnp in self.upnp.drain(..) {
+            let _ = upnp.kill();
+            let _ = upnp.wait();
+        }
         for home in 0..self.homes {
             let _ = ip(&["netns", "del", &self.laptop(home)]);
             let _ = ip(&["netns", "del", &self.router(home)]);

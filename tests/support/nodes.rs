@@ -36,6 +36,7 @@ async fn start_net(node: &Node, sync_interval: Duration) -> anyhow::Result<NetHa
     let config = NetConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
         mdns: false,
+        upnp: false,
         sync_interval,
         ..NetConfig::default()
     };

@@ -263,13 +263,14 @@ impl Instance {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// `dan run` with mDNS off and loopback only (tests never send traffic
-    /// beyond this machine), then `extra`.
+    /// `dan run` with mDNS and UPnP off and loopback only (tests never
+    /// send traffic beyond this machine), then `extra`.
     fn run_command(&self, extra: &[&str]) -> Command {
         let mut args = vec![
             "run",
             "--no-keyring",
             "--no-mdns",
+            "--no-upnp",
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
         ];
@@ -279,7 +280,8 @@ impl Instance {
 
     /// Starts `dan run` inside the network namespace `namespace`,
     /// listening on `listen`, reconciling every second, with `extra`
-    /// arguments, and waits until it answers.
+    /// arguments, and waits until it answers. UPnP stays on: inside the
+    /// lab it asks only the lab's own routers.
     pub fn start_in_namespace(
         &mut self,
         namespace: &str,

@@ -95,6 +95,7 @@ fn keyring_caches_the_unlock_key_so_a_restart_needs_no_password() -> anyhow::Res
     instance.start_with(instance.command(&[
         "run",
         "--no-mdns",
+        "--no-upnp",
         "--listen",
         "/ip4/127.0.0.1/tcp/0",
     ]))?;
@@ -107,8 +108,13 @@ fn keyring_caches_the_unlock_key_so_a_restart_needs_no_password() -> anyhow::Res
         instance.log()
     );
 
-    let mut without_password =
-        instance.command(&["run", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let mut without_password = instance.command(&[
+        "run",
+        "--no-mdns",
+        "--no-upnp",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]);
     without_password.env_remove("DAN_ADMIN_PASSWORD");
     instance.start_with(without_password)?;
     assert!(
@@ -121,7 +127,7 @@ fn keyring_caches_the_unlock_key_so_a_restart_needs_no_password() -> anyhow::Res
     assert_eq!(instance.json(&["status"])?["name"], "laptop");
     instance.stop()?;
 
-    let mut no_keyring = instance.command(&["run", "--no-keyring"]);
+    let mut no_keyring = instance.command(&["run", "--no-keyring", "--no-upnp"]);
     no_keyring.env_remove("DAN_ADMIN_PASSWORD");
     let output = no_keyring.output()?;
     assert!(

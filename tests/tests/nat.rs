@@ -319,3 +319,186 @@ fn nat_a_first_sync_of_10k_records_through_a_relay_only_completes() -> anyhow::R
     drop(lab);
     Ok(())
 }
+
+/// Whether every pair of `instances` is connected directly.
+fn all_pairs(instances: &[Instance], peers: &[String], how: &str) -> bool {
+    instances.iter().enumerate().all(|(i, instance)| {
+        peers
+            .iter()
+            .enumerate()
+            .all(|(j, peer)| i == j || connection(instance, peer).as_deref() == Some(how))
+    })
+}
+
+#[test]
+fn nat_laptops_whose_routers_forward_a_port_by_upnp_are_public_and_connect_directly()
+-> anyhow::Result<()> {
+    if let Err(reason) = Lab::available().and_then(|()| HomeLab::upnp_available()) {
+        eprintln!("SKIPPED: the UPnP test needs network namespaces and miniupnpd: {reason}");
+        return Ok(());
+    }
+    // Routers that pick a new port for every connection: hole punching
+    // cannot connect two laptops, only a forwarded port can.
+    let lab = HomeLab::with_upnp(3, Nat::RandomPorts)?;
+    let relay = Relay::start(&lab)?;
+    let started = Instant::now();
+    let instances = cli_network_with(&["home1", "home2", "home3"], &[], |i, instance| {
+        start_at_home(&lab, i, &relay.addr, instance)
+    })?;
+    cli_converged(&instances, WAIT)?;
+    let formed = started.elapsed();
+    for (home, instance) in instances.iter().enumerate() {
+        let router = lab.router_address(home);
+        wait_until(
+            WAIT,
+            "peers to confirm the port the router forwards",
+            || {
+                instance.json(&["status"]).is_ok_and(|s| {
+                    s["reachability"] == "public"
+                        && s["external_addrs"].as_array().is_some_and(|a| {
+                            a.iter().any(|a| {
+                                a.as_str()
+                                    .is_some_and(|a| a.starts_with(&format!("/ip4/{router}/tcp/")))
+                            })
+                        })
+                })
+            },
+        )?;
+    }
+    let public = started.elapsed();
+    let peers: Vec<String> = instances
+        .iter()
+        .map(Instance::peer_id)
+        .collect::<anyhow::Result<_>>()?;
+    wait_until(WAIT, "every pair of laptops to connect directly", || {
+        all_pairs(&instances, &peers, "direct")
+    })?;
+
+    // Without the relay, the laptops still reach each other.
+    drop(relay);
+    let written_at = Instant::now();
+    for (i, instance) in instances.iter().enumerate() {
+        instance.ok(&[
+            "record",
+            "put",
+            "--collection",
+            "notes",
+            "--title",
+            &format!("written at home {} with the relay gone", i + 1),
+        ])?;
+    }
+    wait_until(WAIT, "every laptop to hold the three records", || {
+        instances.iter().all(|i| record_count(i) == 3)
+    })?;
+    let visible = written_at.elapsed();
+    cli_converged(&instances, WAIT)?;
+    assert!(
+        all_pairs(&instances, &peers, "direct"),
+        "the laptops stay connected directly"
+    );
+    println!(
+        "NAT lab (UPnP, random ports): invite to active network {formed:.1?}; public at the forwarded port after {public:.1?}; write to visible on all three without the relay {visible:.1?}"
+    );
+    drop(instances);
+    drop(lab);
+    Ok(())
+}
+
+#[test]
+fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_else()
+-> anyhow::Result<()> {
+    if let Err(reason) = Lab::available() {
+        eprintln!("SKIPPED: the NAT test needs network namespaces: {reason}");
+        return Ok(());
+    }
+    let lab = HomeLab::new(3, Nat::RandomPorts)?;
+    let server_listen = format!("/ip4/{}/tcp/4001", lab.relay_address());
+    let started = Instant::now();
+    // A member on the internet segment (no `dan relay` anywhere), and two
+    // laptops at home that know only its invite links.
+    let instances = cli_network_with(&["server", "home1", "home2"], &[], |i, instance| {
+        if i == 0 {
+            instance.start_in_namespace(&lab.relay_host(), &server_listen, &[])
+        } else {
+            instance.start_in_namespace(&lab.laptop(i - 1), "/ip4/0.0.0.0/tcp/0", &[])
+        }
+    })?;
+    cli_converged(&instances, WAIT)?;
+    let formed = started.elapsed();
+    let server_peer = instances[0].peer_id()?;
+    let server_relay = format!("{server_listen}/p2p/{server_peer}");
+    for laptop in &instances[1..] {
+        wait_until(
+            WAIT,
+            "the member on the internet to relay for the laptop",
+            || {
+                laptop.json(&["status"]).is_ok_and(|s| {
+                    s["relays"].as_array().is_some_and(|r| {
+                        r.iter().any(|r| {
+                            r["addr"] == server_relay.as_str()
+                                && r["learnt"] == true
+                                && r["reserved"] == true
+                        })
+                    })
+                })
+            },
+        )?;
+    }
+    let written_at = Instant::now();
+    for (i, instance) in instances.iter().enumerate() {
+        instance.ok(&[
+            "record",
+            "put",
+            "--collection",
+            "notes",
+            "--title",
+            &format!("written by member {}", i + 1),
+        ])?;
+    }
+    wait_until(WAIT, "every member to hold the three records", || {
+        instances.iter().all(|i| record_count(i) == 3)
+    })?;
+    let visible = written_at.elapsed();
+    let home2 = instances[2].peer_id()?;
+    wait_until(
+        WAIT,
+        "the two laptops to connect through the member",
+        || connection(&instances[1], &home2).as_deref() == Some("relayed"),
+    )?;
+
+    // A laptop that is not a member asks the same member for a slot.
+    let mut stranger = Instance::init("stranger")?;
+    stranger.start_in_namespace(
+        &lab.laptop(2),
+        "/ip4/0.0.0.0/tcp/0",
+        &["--relay", &server_relay],
+    )?;
+    let refused = wait_until(WAIT, "the member to refuse the stranger a slot", || {
+        stranger.json(&["status"]).is_ok_and(|s| {
+            s["relays"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("refused"))
+        })
+    });
+    if let Err(e) = refused {
+        bail!("{e}: {}\n{}", stranger.json(&["status"])?, stranger.log());
+    }
+    let status = stranger.json(&["status"])?;
+    assert_eq!(status["relays"][0]["reserved"], false, "{status}");
+    let told = stranger.ok(&["relays"])?;
+    assert!(
+        told.contains("refused a slot"),
+        "`dan relays` says why: {told}"
+    );
+    assert!(
+        !status["listen_addrs"].to_string().contains("p2p-circuit"),
+        "nobody reaches the stranger through the member: {status}"
+    );
+    println!(
+        "NAT lab (a member relays): invite to active network {formed:.1?}; write to visible on all three {visible:.1?}"
+    );
+    drop(stranger);
+    drop(instances);
+    drop(lab);
+    Ok(())
+}

@@ -53,6 +53,10 @@ export interface Status {
 export interface RelayStatus {
   addr: string;
   reserved: boolean;
+  /** A member at a public address this instance found itself. */
+  learnt?: boolean;
+  /** Why the last attempt got no slot. */
+  error?: string;
 }
 
 export interface RecordView {

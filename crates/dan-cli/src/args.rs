@@ -167,8 +167,12 @@ pub(crate) struct RunArgs {
     /// Do not look for peers on the local network (mDNS).
     #[arg(long)]
     pub(crate) no_mdns: bool,
-    /// Relay connections for instances behind NAT (for an instance with a
-    /// public address).
+    /// Do not ask the home router to forward a port (UPnP IGD).
+    #[arg(long)]
+    pub(crate) no_upnp: bool,
+    /// Relay for any instance behind NAT, not only for the members of this
+    /// network (which an instance always relays for): an open relay, like
+    /// `dan relay`.
     #[arg(long)]
     pub(crate) relay_server: bool,
     /// A relay to be reached through (repeatable): the address `dan relay`

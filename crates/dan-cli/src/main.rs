@@ -629,6 +629,7 @@ async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
     let mut net_config = dan_node::net::NetConfig {
         mdns: !args.no_mdns,
         relay_server: args.relay_server,
+        upnp: !args.no_upnp,
         sync_interval: std::time::Duration::from_secs(args.sync_interval),
         bootstrap: args.bootstrap,
         relays: args.relays,

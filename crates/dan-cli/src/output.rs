@@ -317,14 +317,19 @@ pub(crate) fn proposal(p: &Value) -> String {
     )
 }
 
-/// One relay and whether it holds a slot, as text.
+/// One relay, whether it holds a slot and why not, as text.
 fn relay_line(r: &Value) -> String {
-    let state = if r["reserved"].as_bool() == Some(true) {
-        "slot held"
-    } else {
-        "no slot yet"
+    let state = match (r["reserved"].as_bool(), r["error"].as_str()) {
+        (Some(true), _) => "slot held".to_owned(),
+        (_, Some(error)) => error.to_owned(),
+        _ => "no slot yet".to_owned(),
     };
-    format!("{} ({state})", text(&r["addr"]))
+    let found = if r["learnt"].as_bool() == Some(true) {
+        ", a member at a public address"
+    } else {
+        ""
+    };
+    format!("{} ({state}{found})", text(&r["addr"]))
 }
 
 /// The relays in use, one per line.

@@ -101,7 +101,7 @@ impl Node {
                 .iter()
                 .map(|addr| RelayStatus {
                     addr: addr.to_string(),
-                    reserved: false,
+                    ..RelayStatus::default()
                 })
                 .collect()),
         }

@@ -273,7 +273,7 @@ describe("replication state", () => {
 describe("reachability", () => {
   it("says whether others can reach this instance, through which relay, and what to do if nobody can", () => {
     expect(describeReachability({ ...status, reachability: "public" })).toBe("Other instances can reach this one directly.");
-    expect(describeReachability({ ...status, reachability: "private", relays: [] })).toMatch(/Nobody outside .* Ask a member with a server to run `dan relay`/);
+    expect(describeReachability({ ...status, reachability: "private", relays: [] })).toMatch(/Nobody outside .* ask a member with a server to run `dan relay`/);
     const relayed = describeReachability({ ...status, reachability: "private", relays: [{ addr: "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWrelay", reserved: true }] });
     expect(relayed).toMatch(/Others reach it through the relay \/ip4\/203\.0\.113\.7\/tcp\/4001\/p2p\/12D3KooWrelay\./);
     expect(describeReachability({ ...status, reachability: "unknown" })).toMatch(/^Not known yet/);
@@ -281,7 +281,7 @@ describe("reachability", () => {
 
   it("shows it in the network view", () => {
     const view = NetworkView({ ...status, reachability: "private", relays: [] }, () => {}, {} as Api);
-    expect(view.querySelector('[aria-label="Reachability"]')?.textContent).toMatch(/Ask a member with a server/);
+    expect(view.querySelector('[aria-label="Reachability"]')?.textContent).toMatch(/ask a member with a server/i);
   });
 });
 
@@ -306,5 +306,8 @@ describe("relays", () => {
   it("says where each relay stands", () => {
     expect(relayStateText([])).toBe("No relay is used.");
     expect(relayStateText([{ addr: "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWr", reserved: true }])).toMatch(/holds a slot for this instance/);
+    const refused = relayStateText([{ addr: "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWm", reserved: false, error: "the relay refused a slot (it relays only for members of its network, or is full)" }]);
+    expect(refused).toMatch(/no slot: the relay refused a slot/);
+    expect(relayStateText([{ addr: "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWm", reserved: true, learnt: true }])).toMatch(/a member of the network at a public address\): holds a slot/);
   });
 });

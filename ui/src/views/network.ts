@@ -3,7 +3,7 @@
 
 import { api, isApiError, type Api } from "../api";
 import { h, field, when } from "../dom";
-import type { BuildView, Status, StoredInvite } from "../types";
+import type { BuildView, RelayStatus, Status, StoredInvite } from "../types";
 import { asAdmin } from "../components/adminLock";
 import { openInviteSheet } from "../components/inviteSheet";
 import { BuildText } from "../components/buildText";
@@ -55,7 +55,7 @@ export function describeReachability(status: Status): string {
     case "private":
       if (held.length) return `This instance is behind a router that lets nobody in.${through} Where the routers allow it, members then connect directly.`;
       if ((status.relays ?? []).length) return "Nobody outside this computer's local network can reach this instance, and no relay holds a slot for it yet: check that the relay is running and its address is right.";
-      return "Nobody outside this computer's local network can reach this instance (it is behind a router that lets nobody in). Ask a member with a server to run `dan relay` and to give you its address.";
+      return "Nobody outside this computer's local network can reach this instance (it is behind a router that lets nobody in). A member at a public address relays for you once you are admitted; otherwise ask a member with a server to run `dan relay` and to give you its address.";
     default:
       return `Not known yet whether other instances can reach this one directly.${through}`;
   }
@@ -190,9 +190,15 @@ function RelaySection(status: Status, client: Api): HTMLElement {
 }
 
 /** Where each relay stands, in words. */
-export function relayStateText(relays: { addr: string; reserved: boolean }[]): string {
+export function relayStateText(relays: RelayStatus[]): string {
   if (!relays.length) return "No relay is used.";
-  return relays.map((r) => `${r.addr}: ${r.reserved ? "holds a slot for this instance" : "no slot yet (is it running and reachable?)"}`).join(" · ");
+  return relays
+    .map((r) => {
+      const who = r.learnt ? " (a member of the network at a public address)" : "";
+      const state = r.reserved ? "holds a slot for this instance" : r.error ? `no slot: ${r.error}` : "no slot yet (is it running and reachable?)";
+      return `${r.addr}${who}: ${state}`;
+    })
+    .join(" · ");
 }
 
 /** This build, and "Approve another version…": check what an approval

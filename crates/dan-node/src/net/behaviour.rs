@@ -6,9 +6,10 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, Swarm, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad,
-    mdns, noise, ping, relay, request_response, tcp, yamux,
+    mdns, noise, ping, relay, request_response, tcp, upnp, yamux,
 };
 
+use super::relay::RelayGate;
 use super::wire::{PROTOCOL, WireCodec};
 use super::{NetConfig, gossip};
 use crate::error::NodeError;
@@ -24,9 +25,14 @@ pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) relay_client: relay::client::Behaviour,
-    pub(crate) relay_server: Toggle<relay::Behaviour>,
+    /// Relays for the members of this instance's network (see
+    /// [`super::relay::RelayGate`]).
+    pub(crate) relay_server: relay::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) autonat: autonat::Behaviour,
+    /// Asks the home router to forward a port (UPnP IGD); a mapped address
+    /// is announced only once AutoNAT confirms it.
+    pub(crate) upnp: Toggle<upnp::tokio::Behaviour>,
 }
 
 /// Largest gossip message (a batch of new ops).
@@ -47,6 +53,11 @@ pub(crate) fn autonat_config() -> autonat::Config {
         boot_delay: Duration::from_secs(5),
         timeout: Duration::from_secs(10),
         only_global_ips: false,
+        // Probed again every 15 s while unsure, every 2 minutes once sure
+        // (a router may map a port, or a laptop move, at any time).
+        retry_interval: Duration::from_secs(15),
+        refresh_interval: Duration::from_secs(120),
+        throttle_server_period: Duration::from_secs(15),
         // As a server: at most 30 dial-backs per 30 s, 3 per peer, 4
         // addresses each.
         throttle_clients_period: Duration::from_secs(30),
@@ -55,11 +66,13 @@ pub(crate) fn autonat_config() -> autonat::Config {
     }
 }
 
-/// Builds the swarm with the instance key as its libp2p identity.
+/// Builds the swarm with the instance key as its libp2p identity; its
+/// relay service lets in whom `relay_gate` does.
 pub(crate) fn build_swarm(
     secret: [u8; 32],
     config: &NetConfig,
     codec: WireCodec,
+    relay_gate: &RelayGate,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let mut secret = secret;
     let key = identity::Keypair::ed25519_from_bytes(&mut secret)
@@ -109,9 +122,6 @@ pub(crate) fn build_swarm(
             } else {
                 None
             };
-            let relay_server = config
-                .relay_server
-                .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
             let limits = connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(512))
                 .with_max_established_per_peer(Some(4))
@@ -126,17 +136,23 @@ pub(crate) fn build_swarm(
                         .with_max_concurrent_streams(256),
                 ),
                 gossip,
-                identify: identify::Behaviour::new(identify::Config::new(
-                    "/dan/id/1".into(),
-                    key.public(),
-                )),
+                // New addresses (a relay slot, a mapped port) reach the
+                // peers at once.
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/dan/id/1".into(), key.public())
+                        .with_push_listen_addr_updates(true),
+                ),
                 ping: ping::Behaviour::new(ping::Config::new()),
                 kad,
                 mdns: mdns.into(),
                 relay_client,
-                relay_server: relay_server.into(),
+                relay_server: relay::Behaviour::new(
+                    peer_id,
+                    super::relay::instance_relay(relay_gate),
+                ),
                 dcutr: dcutr::Behaviour::new(peer_id),
                 autonat: autonat::Behaviour::new(peer_id, autonat_config()),
+                upnp: config.upnp.then(upnp::tokio::Behaviour::default).into(),
             })
         })
         .map_err(|e| net_error("behaviour")(e.to_string()))?

@@ -3,27 +3,31 @@
 //! [`NetHandle`] into swarm calls. Anything slow runs in a spawned task, so
 //! the swarm is always polled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dan_core::NetworkId;
 use dan_core::PeerKey;
 use libp2p::PeerId;
+use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Multiaddr, Swarm, autonat, dcutr, gossipsub, identify, mdns, request_response};
+use libp2p::{
+    Multiaddr, Swarm, autonat, dcutr, gossipsub, identify, mdns, relay, request_response, upnp,
+};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
+use super::relay::RelayGate;
 use super::wire::{Gossip, Response, Traffic, WireCodec};
 use super::{
-    Command, Connection, NetConfig, NetHandle, RelayStatus, Shared, gossip, is_circuit, key_of,
-    peer_id_of, reachability, sync,
+    Command, Connection, NetConfig, NetHandle, Reachability, RelayStatus, Shared, gossip,
+    is_circuit, key_of, peer_id_of, reachability, sync,
 };
 use crate::error::NodeError;
 use crate::node::{Node, NodeEvent};
@@ -34,6 +38,10 @@ const CHECKPOINT_EVERY_TICKS: u64 = 3;
 
 /// Most relayed addresses kept per relay.
 const MAX_ADDRS_PER_RELAY: usize = 4;
+
+/// How long a relay that refused this instance a slot is not asked again
+/// (unless the members change: a new member may get a slot on a member).
+const REFUSED_RELAY_PAUSE: Duration = Duration::from_secs(300);
 
 /// Inbound requests answered at once, from all peers; more are told to
 /// slow down.
@@ -56,8 +64,8 @@ struct EventLoop {
     judging: Arc<Semaphore>,
     /// Room for inbound requests being answered.
     answering: Arc<Semaphore>,
-    /// Open connections: to whom, and whether through a relay.
-    connections: HashMap<ConnectionId, (PeerKey, bool)>,
+    /// Open connections.
+    connections: HashMap<ConnectionId, Link>,
     /// Gossip messages being judged, per publisher.
     judging_by: HashMap<PeerId, usize>,
     /// What AutoNAT probes said about reachability.
@@ -65,15 +73,40 @@ struct EventLoop {
     /// The relays to reserve a slot on.
     relays_wanted: Vec<Multiaddr>,
     /// The relays in use and their circuit listeners.
-    relay_listeners: Vec<(Multiaddr, ListenerId)>,
+    relay_listeners: Vec<RelayListener>,
+    /// Who this instance's own relay service lets in.
+    relay_gate: RelayGate,
+    /// Peers that offer a relay service and that this instance dialled at a
+    /// public address: where to reach each (see [`EventLoop::learn_relay`]).
+    relay_candidates: HashMap<PeerId, Multiaddr>,
+    /// Relays that refused a slot, until when they are left alone.
+    relay_refusals: HashMap<PeerId, Instant>,
+}
+
+/// One open connection.
+struct Link {
+    peer: PeerKey,
+    relayed: bool,
+    /// The public address this instance dialled it at, if it did.
+    dialled: Option<Multiaddr>,
+}
+
+/// A relay this instance holds (or asks for) a slot on.
+struct RelayListener {
+    relay: Multiaddr,
+    listener: ListenerId,
+    /// Found by this instance (a member), not given to it.
+    learnt: bool,
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
     let traffic = Arc::new(Traffic::default());
+    let relay_gate = RelayGate::new(config.relay_server);
     let mut swarm = build_swarm(
         node.keypair().secret(),
         &config,
         WireCodec::new(traffic.clone()),
+        &relay_gate,
     )?;
     for addr in &config.listen {
         swarm
@@ -127,6 +160,9 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         probes: reachability::Probes::default(),
         relays_wanted: Vec::new(),
         relay_listeners: Vec::new(),
+        relay_gate,
+        relay_candidates: HashMap::new(),
+        relay_refusals: HashMap::new(),
     };
     event_loop.use_relays(relays);
     tokio::spawn(event_loop.run(config.sync_interval));
@@ -143,6 +179,66 @@ fn relay_peer(relay: &Multiaddr) -> Option<PeerId> {
         Some(Protocol::P2p(peer)) => Some(peer),
         _ => None,
     }
+}
+
+/// Whether `address` is at an IP address anyone on the internet could dial
+/// (not loopback, a private or shared range, link-local or documentation).
+fn is_public(address: &Multiaddr) -> bool {
+    address.iter().any(|p| match p {
+        Protocol::Ip4(ip) => {
+            let shared = ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 0x40;
+            !(ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_documentation()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || shared)
+        }
+        Protocol::Ip6(ip) => {
+            let local =
+                (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80;
+            !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || local)
+        }
+        _ => false,
+    })
+}
+
+/// `address` without a trailing `/p2p/<peer>`.
+fn without_peer(address: &Multiaddr) -> Multiaddr {
+    let mut address = address.clone();
+    if matches!(address.iter().last(), Some(Protocol::P2p(_))) {
+        address.pop();
+    }
+    address
+}
+
+/// Why a relay let its slot go or never gave one, for a person, and
+/// whether it said no (rather than going away).
+fn relay_failure(error: &std::io::Error) -> (String, bool) {
+    use relay::outbound::hop::ReserveError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        match current.downcast_ref::<ReserveError>() {
+            Some(ReserveError::ResourceLimitExceeded | ReserveError::Refused) => {
+                return (
+                    "the relay refused a slot (it relays only for members of its network, or is full)"
+                        .into(),
+                    true,
+                );
+            }
+            Some(ReserveError::Unsupported) => {
+                return (
+                    "it does not relay (not a relay, or an instance of another version)".into(),
+                    true,
+                );
+            }
+            Some(other) => return (format!("no slot: {other}"), false),
+            None => cause = current.source(),
+        }
+    }
+    (format!("no slot: {error}"), false)
 }
 
 /// The relay of a circuit address: the peer named just before
@@ -195,6 +291,7 @@ impl EventLoop {
                         tokio::spawn(sync::publish_checkpoint(self.node.clone(), self.handle.clone()));
                     }
                     Ok(NodeEvent::MembersChanged) => {
+                        self.relay_refusals.clear();
                         tokio::spawn(sync::rescore(self.node.clone(), self.handle.clone()));
                         self.on_tick();
                     }
@@ -228,7 +325,7 @@ impl EventLoop {
                     if held >= MAX_ADDRS_PER_RELAY {
                         return;
                     }
-                    self.note_reservation(&relay, true);
+                    self.note_reservation(&relay, true, None);
                 }
                 tracing::info!("listening on {address}");
                 self.handle.with_shared(|s| {
@@ -244,16 +341,46 @@ impl EventLoop {
             SwarmEvent::ListenerClosed {
                 listener_id,
                 addresses,
-                ..
+                reason,
             } => {
                 self.handle
                     .with_shared(|s| s.listen.retain(|a| !addresses.contains(a)));
-                if let Some(relay) = self.relay_of_listener(listener_id) {
-                    // The relay is gone (restarted, out of reach): the next
-                    // tick reserves a slot again.
-                    tracing::warn!("lost the slot on the relay {relay}");
-                    self.relay_listeners.retain(|(_, id)| *id != listener_id);
-                    self.note_reservation(&relay, false);
+                let Some(index) = self
+                    .relay_listeners
+                    .iter()
+                    .position(|l| l.listener == listener_id)
+                else {
+                    return;
+                };
+                let closed = self.relay_listeners.remove(index);
+                let (error, refused) = match reason {
+                    Ok(()) => (None, false),
+                    Err(e) => {
+                        let (text, refused) = relay_failure(&e);
+                        (Some(text), refused)
+                    }
+                };
+                tracing::warn!(
+                    "no slot on the relay {}: {}",
+                    closed.relay,
+                    error.as_deref().unwrap_or("it went away")
+                );
+                // A relay that said no is left alone for a while (unless
+                // the members change); one that went away is asked again
+                // at the next tick.
+                if refused && let Some(peer) = relay_peer(&closed.relay) {
+                    self.relay_refusals
+                        .insert(peer, Instant::now() + REFUSED_RELAY_PAUSE);
+                }
+                if closed.learnt {
+                    if let Some(peer) = relay_peer(&closed.relay) {
+                        self.relay_candidates.remove(&peer);
+                    }
+                    let addr = closed.relay.to_string();
+                    self.handle
+                        .with_shared(|s| s.relays.retain(|r| r.addr != addr || !r.learnt));
+                } else {
+                    self.note_reservation(&closed.relay, false, error);
                 }
             }
             SwarmEvent::ConnectionEstablished {
@@ -273,7 +400,20 @@ impl EventLoop {
                 }
                 let Some(key) = key_of(&peer_id) else { return };
                 let relayed = endpoint.is_relayed();
-                self.connections.insert(connection_id, (key, relayed));
+                let dialled = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } if !relayed && is_public(address) => {
+                        Some(without_peer(address))
+                    }
+                    _ => None,
+                };
+                self.connections.insert(
+                    connection_id,
+                    Link {
+                        peer: key,
+                        relayed,
+                        dialled,
+                    },
+                );
                 let connection = self.connection_to(&key);
                 self.handle.with_shared(|s| {
                     let info = s.peers.entry(key).or_default();
@@ -304,6 +444,7 @@ impl EventLoop {
                     }
                 });
                 if num_established == 0 {
+                    self.relay_candidates.remove(&peer_id);
                     self.handle.with_shared(|s| {
                         if let Some(info) = s.peers.get_mut(&key) {
                             info.online = false;
@@ -357,7 +498,20 @@ impl EventLoop {
                 Err(e) => tracing::info!("no direct connection to {remote_peer_id}: {e}"),
             },
             BehaviourEvent::Autonat(event) => self.on_autonat(event),
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+            BehaviourEvent::Upnp(event) => self.on_upnp(event),
+            BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                connection_id,
+            }) => {
+                if info.protocols.contains(&relay::HOP_PROTOCOL_NAME)
+                    && let Some(dialled) = self
+                        .connections
+                        .get(&connection_id)
+                        .and_then(|link| link.dialled.clone())
+                {
+                    self.relay_candidates.insert(peer_id, dialled);
+                }
                 for addr in &info.listen_addrs {
                     self.swarm
                         .behaviour_mut()
@@ -612,35 +766,118 @@ impl EventLoop {
         self.relays_wanted.clone_from(&relays);
         let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut self.relay_listeners)
             .into_iter()
-            .partition(|(addr, _)| relays.contains(addr));
-        for (_, listener) in dropped {
-            self.swarm.remove_listener(listener);
+            .partition(|l| l.learnt || relays.contains(&l.relay));
+        for relay in dropped {
+            self.swarm.remove_listener(relay.listener);
         }
         self.relay_listeners = kept;
         for relay in relays {
-            if self.relay_listeners.iter().any(|(addr, _)| *addr == relay) {
-                continue;
-            }
-            match self
-                .swarm
-                .listen_on(relay.clone().with(Protocol::P2pCircuit))
-            {
-                Ok(listener) => self.relay_listeners.push((relay, listener)),
-                Err(e) => tracing::warn!("cannot use the relay {relay}: {e}"),
+            let refused = relay_peer(&relay).is_some_and(|p| self.relay_refusals.contains_key(&p));
+            if !refused && !self.relay_listeners.iter().any(|l| l.relay == relay) {
+                self.reserve(relay, false);
             }
         }
         let in_use: Vec<String> = self.relays_wanted.iter().map(ToString::to_string).collect();
         self.handle.with_shared(|s| {
-            s.relays.retain(|r| in_use.contains(&r.addr));
+            s.relays.retain(|r| r.learnt || in_use.contains(&r.addr));
             for addr in in_use {
                 if !s.relays.iter().any(|r| r.addr == addr) {
                     s.relays.push(RelayStatus {
                         addr,
-                        reserved: false,
+                        ..RelayStatus::default()
                     });
                 }
             }
         });
+    }
+
+    /// Asks `relay` for a slot: listening on its circuit address makes the
+    /// reservation.
+    fn reserve(&mut self, relay: Multiaddr, learnt: bool) -> bool {
+        match self
+            .swarm
+            .listen_on(relay.clone().with(Protocol::P2pCircuit))
+        {
+            Ok(listener) => {
+                self.relay_listeners.push(RelayListener {
+                    relay,
+                    listener,
+                    learnt,
+                });
+                true
+            }
+            Err(e) => {
+                tracing::warn!("cannot use the relay {relay}: {e}");
+                false
+            }
+        }
+    }
+
+    /// While nobody can dial this instance and no relay holds a slot for
+    /// it, asks one member it reached at a public address to relay for it
+    /// (members relay for each other; see [`RelayGate`]).
+    fn learn_relay(&mut self, members: &HashSet<PeerId>) {
+        let held = self
+            .handle
+            .with_shared(|s| s.relays.iter().any(|r| r.reserved));
+        let asking = self.relay_listeners.iter().any(|l| l.learnt);
+        let me = self.swarm.local_peer_id();
+        if held
+            || asking
+            || self.probes.reachability() == Reachability::Public
+            || !members.contains(me)
+        {
+            return;
+        }
+        let candidate = self
+            .relay_candidates
+            .iter()
+            .find(|(peer, _)| members.contains(*peer) && !self.relay_refusals.contains_key(*peer))
+            .map(|(peer, addr)| addr.clone().with(Protocol::P2p(*peer)));
+        let Some(relay) = candidate else { return };
+        if self.relay_listeners.iter().any(|l| l.relay == relay)
+            || !self.reserve(relay.clone(), true)
+        {
+            return;
+        }
+        tracing::info!("asking the member at {relay} to relay for this instance");
+        self.handle.with_shared(|s| {
+            s.relays.push(RelayStatus {
+                addr: relay.to_string(),
+                learnt: true,
+                ..RelayStatus::default()
+            });
+        });
+    }
+
+    /// Takes in what the router said about forwarding a port: a mapped
+    /// address is only a candidate until AutoNAT confirms it.
+    fn on_upnp(&mut self, event: upnp::Event) {
+        match event {
+            upnp::Event::NewExternalAddr {
+                external_addr: address,
+                ..
+            } => {
+                tracing::info!(
+                    "the router forwards {address} to this instance; checking that peers can dial it"
+                );
+                self.swarm.behaviour_mut().autonat.probe_address(address);
+            }
+            upnp::Event::ExpiredExternalAddr {
+                external_addr: address,
+                ..
+            } => {
+                tracing::info!("the router no longer forwards {address}");
+                self.probes.expired(&address);
+                self.publish_reachability();
+            }
+            upnp::Event::GatewayNotFound => {
+                tracing::debug!("no router that forwards ports on request (UPnP) found");
+            }
+            upnp::Event::NonRoutableGateway => tracing::info!(
+                "the router has no public address (another router is in between): no port forwarding"
+            ),
+        }
     }
 
     /// How this instance is connected to `key` now.
@@ -648,8 +885,8 @@ impl EventLoop {
         let relayed: Vec<bool> = self
             .connections
             .values()
-            .filter(|(peer, _)| peer == key)
-            .map(|(_, relayed)| *relayed)
+            .filter(|link| link.peer == *key)
+            .map(|link| link.relayed)
             .collect();
         if relayed.is_empty() {
             Connection::None
@@ -664,16 +901,17 @@ impl EventLoop {
     fn relay_of_listener(&self, listener: ListenerId) -> Option<Multiaddr> {
         self.relay_listeners
             .iter()
-            .find(|(_, id)| *id == listener)
-            .map(|(relay, _)| relay.clone())
+            .find(|l| l.listener == listener)
+            .map(|l| l.relay.clone())
     }
 
-    /// Notes whether `relay` holds a slot for this instance.
-    fn note_reservation(&self, relay: &Multiaddr, reserved: bool) {
+    /// Notes whether `relay` holds a slot for this instance, and why not.
+    fn note_reservation(&self, relay: &Multiaddr, reserved: bool, error: Option<String>) {
         let relay = relay.to_string();
         self.handle.with_shared(|s| {
             for status in s.relays.iter_mut().filter(|r| r.addr == relay) {
                 status.reserved = reserved;
+                status.error.clone_from(&error);
             }
         });
     }
@@ -735,7 +973,9 @@ impl EventLoop {
     fn on_tick(&mut self) {
         self.ticks += 1;
         self.ensure_topic();
-        if self.relay_listeners.len() < self.relays_wanted.len() {
+        let now = Instant::now();
+        self.relay_refusals.retain(|_, until| *until > now);
+        if self.relay_listeners.iter().filter(|l| !l.learnt).count() < self.relays_wanted.len() {
             self.use_relays(self.relays_wanted.clone());
         }
         let connected: Vec<_> = self.swarm.connected_peers().copied().collect();
@@ -761,6 +1001,9 @@ impl EventLoop {
                 })
             })
             .unwrap_or_default();
+        let member_peers: HashSet<PeerId> = members.iter().filter_map(peer_id_of).collect();
+        self.relay_gate.set_members(member_peers.clone());
+        self.learn_relay(&member_peers);
         for member in members {
             if member == self.node.peer_id() {
                 continue;

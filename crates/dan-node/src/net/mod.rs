@@ -40,9 +40,11 @@ pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     /// Whether to find peers on the local network with mDNS.
     pub mdns: bool,
-    /// Whether to act as a relay for instances behind NAT (for instances
-    /// with a public address).
+    /// Whether to relay for any instance behind NAT, not only for the
+    /// members of this instance's network (which it always relays for).
     pub relay_server: bool,
+    /// Whether to ask the home router to forward a port (UPnP IGD).
+    pub upnp: bool,
     /// How often to re-check peers and reconcile.
     pub sync_interval: Duration,
     /// Peers to dial at start (multiaddrs ending in `/p2p/<peer id>`).
@@ -65,6 +67,7 @@ impl Default for NetConfig {
             ],
             mdns: true,
             relay_server: false,
+            upnp: true,
             sync_interval: Duration::from_secs(10),
             bootstrap: Vec::new(),
             relays: Vec::new(),
@@ -99,12 +102,20 @@ pub enum Reachability {
 }
 
 /// A relay this instance uses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayStatus {
     /// Its address, as given to `dan run --relay`.
     pub addr: String,
     /// Whether it holds a slot for this instance now.
     pub reserved: bool,
+    /// Whether this instance found it itself: a member of the network at a
+    /// public address, used while nobody can dial this instance and no
+    /// relay it was given holds a slot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learnt: bool,
+    /// Why the last attempt to hold a slot failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What this instance knows about one peer.

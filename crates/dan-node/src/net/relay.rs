@@ -4,14 +4,17 @@
 //! no membership), and every reservation and relayed connection is
 //! bounded, per instance and in total.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, autonat, connection_limits, identify, identity, noise, ping, relay, tcp, yamux,
+    Multiaddr, PeerId, autonat, connection_limits, identify, identity, noise, ping, relay, tcp,
+    yamux,
 };
 
 use crate::error::NodeError;
@@ -91,6 +94,61 @@ fn limits() -> relay::Config {
         max_circuit_bytes: MAX_CIRCUIT_BYTES,
         ..relay::Config::default()
     }
+}
+
+/// Who may reserve a slot on an instance's own relay service and open
+/// connections through it: the members of its network in good standing
+/// (kept up to date by the event loop), or anyone where the instance was
+/// started as an open relay (`dan run --relay-server`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RelayGate {
+    members: Arc<RwLock<HashSet<PeerId>>>,
+    open: bool,
+}
+
+impl RelayGate {
+    /// A gate for members only, or open to anyone.
+    pub(crate) fn new(open: bool) -> RelayGate {
+        RelayGate {
+            members: Arc::default(),
+            open,
+        }
+    }
+
+    /// Replaces the members let through.
+    pub(crate) fn set_members(&self, members: HashSet<PeerId>) {
+        match self.members.write() {
+            Ok(mut held) => *held = members,
+            Err(poisoned) => *poisoned.into_inner() = members,
+        }
+    }
+
+    fn lets_in(&self, peer: &PeerId) -> bool {
+        self.open
+            || match self.members.read() {
+                Ok(members) => members.contains(peer),
+                Err(poisoned) => poisoned.into_inner().contains(peer),
+            }
+    }
+}
+
+/// The limits of an instance's own relay service: those of `dan relay`
+/// (sized for a first sync of 100k records), and only for whom `gate`
+/// lets in. A refused peer is told the relay is full, and costs the
+/// rate limiters nothing.
+pub(crate) fn instance_relay(gate: &RelayGate) -> relay::Config {
+    let mut config = limits();
+    let reservations = gate.clone();
+    config.reservation_rate_limiters.insert(
+        0,
+        Box::new(move |peer: PeerId, _: &Multiaddr, _| reservations.lets_in(&peer)),
+    );
+    let circuits = gate.clone();
+    config.circuit_src_rate_limiters.insert(
+        0,
+        Box::new(move |peer: PeerId, _: &Multiaddr, _| circuits.lets_in(&peer)),
+    );
+    config
 }
 
 fn is_loopback(address: &Multiaddr) -> bool {
