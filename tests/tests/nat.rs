@@ -416,7 +416,7 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
     let started = Instant::now();
     // A member on the internet segment (no `dan relay` anywhere), and two
     // laptops at home that know only its invite links.
-    let instances = cli_network_with(&["server", "home1", "home2"], &[], |i, instance| {
+    let mut instances = cli_network_with(&["server", "home1", "home2"], &[], |i, instance| {
         if i == 0 {
             instance.start_in_namespace(&lab.relay_host(), &server_listen, &[])
         } else {
@@ -466,6 +466,38 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
         || connection(&instances[1], &home2).as_deref() == Some("relayed"),
     )?;
 
+    // A laptop restarted at home finds the network again by the addresses
+    // it kept, and the member relays for it again.
+    instances[1].stop()?;
+    instances[2].ok(&[
+        "record",
+        "put",
+        "--collection",
+        "notes",
+        "--title",
+        "written while home 1 was off",
+    ])?;
+    instances[1].start_in_namespace(&lab.laptop(0), "/ip4/0.0.0.0/tcp/0", &[])?;
+    let restarted = Instant::now();
+    wait_until(WAIT, "the restarted laptop to catch up", || {
+        record_count(&instances[1]) == 4
+    })?;
+    wait_until(WAIT, "the restarted laptop to hold a slot again", || {
+        instances[1].json(&["status"]).is_ok_and(|s| {
+            s["relays"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["learnt"] == true && r["reserved"] == true)
+            })
+        })
+    })?;
+    let home1 = instances[1].peer_id()?;
+    wait_until(
+        WAIT,
+        "the other laptop to reach it through the member again",
+        || connection(&instances[2], &home1).as_deref() == Some("relayed"),
+    )?;
+    let caught_up = restarted.elapsed();
+
     // A laptop that is not a member asks the same member for a slot.
     let mut stranger = Instance::init("stranger")?;
     stranger.start_in_namespace(
@@ -495,7 +527,7 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
         "nobody reaches the stranger through the member: {status}"
     );
     println!(
-        "NAT lab (a member relays): invite to active network {formed:.1?}; write to visible on all three {visible:.1?}"
+        "NAT lab (a member relays): invite to active network {formed:.1?}; write to visible on all three {visible:.1?}; a restarted laptop caught up in {caught_up:.1?}"
     );
     drop(stranger);
     drop(instances);
