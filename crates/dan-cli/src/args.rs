@@ -42,6 +42,11 @@ pub(crate) enum Command {
         /// port 4001).
         #[arg(long = "listen", value_name = "MULTIADDR")]
         listen: Vec<dan_node::net::Multiaddr>,
+        /// The address the relay is reached at from the internet
+        /// (repeatable), announced instead of the listening ones: for a
+        /// server behind a 1:1 NAT or a port forward.
+        #[arg(long = "external", value_name = "MULTIADDR")]
+        external: Vec<dan_node::net::Multiaddr>,
     },
     /// The relays this instance is reached through (`relays set ADDR...`
     /// replaces them, admin; `relays set` with none stops using relays).

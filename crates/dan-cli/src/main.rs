@@ -106,7 +106,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             );
         }
         Command::Run(args) => run(&data_dir, args).await?,
-        Command::Relay { listen } => relay(&data_dir, listen, printer).await?,
+        Command::Relay { listen, external } => relay(&data_dir, listen, external, printer).await?,
         Command::Relays { command } => {
             let relays = match command {
                 Some(RelaysCommand::Set { addrs }) => {
@@ -654,6 +654,7 @@ async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
 async fn relay(
     data_dir: &std::path::Path,
     listen: Vec<dan_node::net::Multiaddr>,
+    external: Vec<dan_node::net::Multiaddr>,
     printer: &Printer,
 ) -> Result<(), Failure> {
     let listen = if listen.is_empty() {
@@ -664,6 +665,7 @@ async fn relay(
     let config = dan_node::net::relay::RelayConfig {
         data_dir: data_dir.to_owned(),
         listen,
+        external,
     };
     let print = |address: dan_node::net::Multiaddr| {
         let address = address.to_string();

@@ -605,3 +605,36 @@ fn records_are_exported_as_json_lines_and_imported_in_batches() -> anyhow::Resul
     alice.stop()?;
     bob.stop()
 }
+
+#[test]
+fn relay_announces_the_external_address_it_is_given_instead_of_the_listening_one()
+-> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::Builder::new().prefix("dan-relay-").tempdir()?;
+    let mut child = std::process::Command::new(dan_tests::dan_bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "relay",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--external",
+            "/ip4/203.0.113.7/tcp/4001",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("stdout"))?;
+    let first = BufReader::new(stdout).lines().next().transpose()?;
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.unwrap_or_default();
+    assert!(
+        first.starts_with("relay reachable at /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW"),
+        "{first}"
+    );
+    Ok(())
+}

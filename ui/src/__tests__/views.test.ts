@@ -307,7 +307,7 @@ describe("relays", () => {
     expect(relayStateText([])).toBe("No relay is used.");
     expect(relayStateText([{ addr: "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWr", reserved: true }])).toMatch(/holds a slot for this instance/);
     const refused = relayStateText([{ addr: "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWm", reserved: false, error: "the relay refused a slot (it relays only for members of its network, or is full)" }]);
-    expect(refused).toMatch(/no slot: the relay refused a slot/);
+    expect(refused).toMatch(/no slot yet: the relay refused a slot/);
     expect(relayStateText([{ addr: "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWm", reserved: true, learnt: true }])).toMatch(/a member of the network at a public address\): holds a slot/);
   });
 });

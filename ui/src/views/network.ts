@@ -195,7 +195,7 @@ export function relayStateText(relays: RelayStatus[]): string {
   return relays
     .map((r) => {
       const who = r.learnt ? " (a member of the network at a public address)" : "";
-      const state = r.reserved ? "holds a slot for this instance" : r.error ? `no slot: ${r.error}` : "no slot yet (is it running and reachable?)";
+      const state = r.reserved ? "holds a slot for this instance" : r.error ? `no slot yet: ${r.error}` : "no slot yet (is it running and reachable?)";
       return `${r.addr}${who}: ${state}`;
     })
     .join(" · ");

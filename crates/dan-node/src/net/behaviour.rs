@@ -6,9 +6,10 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, Swarm, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad,
-    mdns, noise, ping, relay, request_response, tcp, upnp, yamux,
+    mdns, noise, ping, relay, request_response, tcp, yamux,
 };
 
+use super::port_mapping::PortMapping;
 use super::relay::RelayGate;
 use super::wire::{PROTOCOL, WireCodec};
 use super::{NetConfig, gossip};
@@ -32,7 +33,7 @@ pub(crate) struct Behaviour {
     pub(crate) autonat: autonat::Behaviour,
     /// Asks the home router to forward a port (UPnP IGD); a mapped address
     /// is announced only once AutoNAT confirms it.
-    pub(crate) upnp: Toggle<upnp::tokio::Behaviour>,
+    pub(crate) upnp: Toggle<PortMapping>,
 }
 
 /// Largest gossip message (a batch of new ops).
@@ -152,7 +153,7 @@ pub(crate) fn build_swarm(
                 ),
                 dcutr: dcutr::Behaviour::new(peer_id),
                 autonat: autonat::Behaviour::new(peer_id, autonat_config()),
-                upnp: config.upnp.then(upnp::tokio::Behaviour::default).into(),
+                upnp: config.upnp.then(PortMapping::default).into(),
             })
         })
         .map_err(|e| net_error("behaviour")(e.to_string()))?

@@ -97,6 +97,8 @@ struct RelayListener {
     listener: ListenerId,
     /// Found by this instance (a member), not given to it.
     learnt: bool,
+    /// The addresses it named for this instance.
+    addrs: Vec<Multiaddr>,
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
@@ -181,26 +183,41 @@ fn relay_peer(relay: &Multiaddr) -> Option<PeerId> {
     }
 }
 
-/// Whether `address` is at an IP address anyone on the internet could dial
-/// (not loopback, a private or shared range, link-local or documentation).
+/// Whether `ip` is an address anyone on the internet could dial (not
+/// loopback, a private, shared, link-local, documentation, benchmarking or
+/// reserved range).
+fn is_public_v4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(a == 0
+        || ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_documentation()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || (a == 100 && (b & 0xc0) == 0x40)
+        || (a == 198 && (b & 0xfe) == 18)
+        || a >= 240)
+}
+
+/// Whether `address` is at an IP address anyone on the internet could
+/// dial.
 fn is_public(address: &Multiaddr) -> bool {
     address.iter().any(|p| match p {
-        Protocol::Ip4(ip) => {
-            let shared = ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 0x40;
-            !(ip.is_private()
-                || ip.is_loopback()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_documentation()
-                || ip.is_broadcast()
-                || ip.is_multicast()
-                || shared)
-        }
-        Protocol::Ip6(ip) => {
-            let local =
-                (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80;
-            !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || local)
-        }
+        Protocol::Ip4(ip) => is_public_v4(ip),
+        Protocol::Ip6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => {
+                let [first, second, ..] = ip.segments();
+                let local = (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80;
+                let documentation = first == 0x2001 && second == 0xdb8;
+                !(ip.is_loopback()
+                    || ip.is_unspecified()
+                    || ip.is_multicast()
+                    || local
+                    || documentation)
+            }
+        },
         _ => false,
     })
 }
@@ -234,11 +251,14 @@ fn relay_failure(error: &std::io::Error) -> (String, bool) {
                     true,
                 );
             }
-            Some(other) => return (format!("no slot: {other}"), false),
+            Some(ReserveError::Protocol(violation)) => {
+                return (format!("the relay broke the protocol ({violation})"), true);
+            }
+            Some(other) => return (format!("the relay gave no slot ({other})"), false),
             None => cause = current.source(),
         }
     }
-    (format!("no slot: {error}"), false)
+    (format!("the relay gave no slot ({error})"), false)
 }
 
 /// The relay of a circuit address: the peer named just before
@@ -291,7 +311,6 @@ impl EventLoop {
                         tokio::spawn(sync::publish_checkpoint(self.node.clone(), self.handle.clone()));
                     }
                     Ok(NodeEvent::MembersChanged) => {
-                        self.relay_refusals.clear();
                         tokio::spawn(sync::rescore(self.node.clone(), self.handle.clone()));
                         self.on_tick();
                     }
@@ -310,22 +329,8 @@ impl EventLoop {
                 listener_id,
                 address,
             } => {
-                let relay = self.relay_of_listener(listener_id);
-                if is_circuit(&address) {
-                    // Only the relays this instance chose, and only a few
-                    // addresses each: a relay sends the addresses it wants
-                    // announced with every renewal.
-                    let Some(relay) = relay else { return };
-                    let held = self.handle.with_shared(|s| {
-                        s.listen
-                            .iter()
-                            .filter(|a| relay_of(a) == relay_peer(&relay))
-                            .count()
-                    });
-                    if held >= MAX_ADDRS_PER_RELAY {
-                        return;
-                    }
-                    self.note_reservation(&relay, true, None);
+                if is_circuit(&address) && !self.take_relayed_address(listener_id, &address) {
+                    return;
                 }
                 tracing::info!("listening on {address}");
                 self.handle.with_shared(|s| {
@@ -365,23 +370,17 @@ impl EventLoop {
                     closed.relay,
                     error.as_deref().unwrap_or("it went away")
                 );
-                // A relay that said no is left alone for a while (unless
-                // the members change); one that went away is asked again
-                // at the next tick.
-                if refused && let Some(peer) = relay_peer(&closed.relay) {
+                // A relay that said no (or broke the protocol) is left
+                // alone for a while, unless the members change; a relay
+                // that went away is asked again at the next tick, unless
+                // this instance found it itself.
+                if (refused || (closed.learnt && error.is_some()))
+                    && let Some(peer) = relay_peer(&closed.relay)
+                {
                     self.relay_refusals
                         .insert(peer, Instant::now() + REFUSED_RELAY_PAUSE);
                 }
-                if closed.learnt {
-                    if let Some(peer) = relay_peer(&closed.relay) {
-                        self.relay_candidates.remove(&peer);
-                    }
-                    let addr = closed.relay.to_string();
-                    self.handle
-                        .with_shared(|s| s.relays.retain(|r| r.addr != addr || !r.learnt));
-                } else {
-                    self.note_reservation(&closed.relay, false, error);
-                }
+                self.forget_relay(&closed, error);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -504,11 +503,15 @@ impl EventLoop {
                 info,
                 connection_id,
             }) => {
+                // A relay candidate: it relays, and this instance dialled
+                // it at an address it listens at itself (not one a hole
+                // punch found through its router).
                 if info.protocols.contains(&relay::HOP_PROTOCOL_NAME)
                     && let Some(dialled) = self
                         .connections
                         .get(&connection_id)
                         .and_then(|link| link.dialled.clone())
+                    && info.listen_addrs.iter().any(|a| without_peer(a) == dialled)
                 {
                     self.relay_candidates.insert(peer_id, dialled);
                 }
@@ -710,9 +713,16 @@ impl EventLoop {
             autonat::Event::StatusChanged { new, .. } => self
                 .probes
                 .autonat_private(new == autonat::NatStatus::Private),
+            // Only members and the relays this instance was given count:
+            // throwaway peers could otherwise confirm any address.
             autonat::Event::OutboundProbe(OutboundProbeEvent::Response {
                 peer, address, ..
-            }) => {
+            }) if self.relay_gate.is_member(&peer)
+                || self
+                    .relays_wanted
+                    .iter()
+                    .any(|r| relay_peer(r) == Some(peer)) =>
+            {
                 self.probes.dialled_back(peer, address);
             }
             autonat::Event::OutboundProbe(OutboundProbeEvent::Error {
@@ -803,6 +813,7 @@ impl EventLoop {
                     relay,
                     listener,
                     learnt,
+                    addrs: Vec::new(),
                 });
                 true
             }
@@ -811,6 +822,98 @@ impl EventLoop {
                 false
             }
         }
+    }
+
+    /// Lets go of the member relaying for this instance once it is not
+    /// needed (this instance is public, or a relay it was given holds a
+    /// slot) or no longer a member.
+    fn release_learnt_relay(&mut self, members: &HashSet<PeerId>) {
+        let given_held = self
+            .handle
+            .with_shared(|s| s.relays.iter().any(|r| r.reserved && !r.learnt));
+        let public = self.probes.reachability() == Reachability::Public;
+        let (dropped, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.relay_listeners)
+            .into_iter()
+            .partition(|l| {
+                l.learnt
+                    && (public
+                        || given_held
+                        || !relay_peer(&l.relay).is_some_and(|p| members.contains(&p)))
+            });
+        self.relay_listeners = kept;
+        for relay in dropped {
+            tracing::info!("no longer using the member at {} as a relay", relay.relay);
+            self.swarm.remove_listener(relay.listener);
+            self.forget_relay(&relay, None);
+        }
+    }
+
+    /// Notes that `relay` no longer holds (or asks for) a slot: a relay
+    /// this instance found itself is forgotten, a given one marked.
+    fn forget_relay(&mut self, relay: &RelayListener, error: Option<String>) {
+        if relay.learnt {
+            if let Some(peer) = relay_peer(&relay.relay) {
+                self.relay_candidates.remove(&peer);
+            }
+            let addr = relay.relay.to_string();
+            self.handle
+                .with_shared(|s| s.relays.retain(|r| !(r.addr == addr && r.learnt)));
+        } else {
+            self.note_reservation(&relay.relay, false, error);
+        }
+    }
+
+    /// Takes in an address a relay's reservation named for this instance:
+    /// kept if it leads through that relay (one `/p2p-circuit`, right
+    /// after the relay's own id) and the relay named at most
+    /// [`MAX_ADDRS_PER_RELAY`] different ones. A relay naming any other
+    /// address, or more, is let go and left alone for a while: the
+    /// addresses are announced to every peer and put in invites.
+    fn take_relayed_address(&mut self, listener: ListenerId, address: &Multiaddr) -> bool {
+        let Some(index) = self
+            .relay_listeners
+            .iter()
+            .position(|l| l.listener == listener)
+        else {
+            return false;
+        };
+        let relay = &mut self.relay_listeners[index];
+        if relay.addrs.contains(address) {
+            let relay = relay.relay.clone();
+            self.note_reservation(&relay, true, None);
+            return true;
+        }
+        let circuits = address
+            .iter()
+            .filter(|p| *p == Protocol::P2pCircuit)
+            .count();
+        let through_it = circuits == 1 && relay_of(address) == relay_peer(&relay.relay);
+        if through_it && relay.addrs.len() < MAX_ADDRS_PER_RELAY {
+            relay.addrs.push(address.clone());
+            let relay = relay.relay.clone();
+            self.note_reservation(&relay, true, None);
+            return true;
+        }
+        let relay = self.relay_listeners.remove(index);
+        tracing::warn!(
+            "the relay {} named addresses for this instance that are not its own, or too many ({address}); letting it go",
+            relay.relay
+        );
+        self.swarm.remove_listener(relay.listener);
+        self.handle
+            .with_shared(|s| s.listen.retain(|a| !relay.addrs.contains(a)));
+        if let Some(peer) = relay_peer(&relay.relay) {
+            self.relay_refusals
+                .insert(peer, Instant::now() + REFUSED_RELAY_PAUSE);
+        }
+        self.forget_relay(
+            &relay,
+            Some(
+                "the relay named addresses that do not lead through it; left alone for a while"
+                    .into(),
+            ),
+        );
+        false
     }
 
     /// While nobody can dial this instance and no relay holds a slot for
@@ -829,15 +932,22 @@ impl EventLoop {
         {
             return;
         }
+        let in_use: HashSet<PeerId> = self
+            .relay_listeners
+            .iter()
+            .filter_map(|l| relay_peer(&l.relay))
+            .collect();
         let candidate = self
             .relay_candidates
             .iter()
-            .find(|(peer, _)| members.contains(*peer) && !self.relay_refusals.contains_key(*peer))
+            .find(|(peer, _)| {
+                members.contains(*peer)
+                    && !self.relay_refusals.contains_key(*peer)
+                    && !in_use.contains(*peer)
+            })
             .map(|(peer, addr)| addr.clone().with(Protocol::P2p(*peer)));
         let Some(relay) = candidate else { return };
-        if self.relay_listeners.iter().any(|l| l.relay == relay)
-            || !self.reserve(relay.clone(), true)
-        {
+        if !self.reserve(relay.clone(), true) {
             return;
         }
         tracing::info!("asking the member at {relay} to relay for this instance");
@@ -895,14 +1005,6 @@ impl EventLoop {
         } else {
             Connection::Relayed
         }
-    }
-
-    /// The relay whose circuit `listener` listens on, if it is one.
-    fn relay_of_listener(&self, listener: ListenerId) -> Option<Multiaddr> {
-        self.relay_listeners
-            .iter()
-            .find(|l| l.listener == listener)
-            .map(|l| l.relay.clone())
     }
 
     /// Notes whether `relay` holds a slot for this instance, and why not.
@@ -986,24 +1088,30 @@ impl EventLoop {
                 *peer,
             ));
         }
-        let members = self
-            .node
-            .inner()
-            .ledger
-            .try_lock()
-            .ok()
-            .and_then(|ledger| {
-                ledger.replica.as_ref().map(|r| {
-                    r.members()
-                        .filter(|m| r.is_member(&m.peer))
-                        .map(|m| m.peer)
-                        .collect::<Vec<_>>()
-                })
+        // Read without waiting: the ledger may be busy (a handshake, a
+        // request). Then the relay service keeps the members it had.
+        let members = self.node.inner().ledger.try_lock().ok().and_then(|ledger| {
+            ledger.replica.as_ref().map(|r| {
+                r.members()
+                    .filter(|m| r.is_member(&m.peer))
+                    .map(|m| m.peer)
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default();
-        let member_peers: HashSet<PeerId> = members.iter().filter_map(peer_id_of).collect();
-        self.relay_gate.set_members(member_peers.clone());
+        });
+        let member_peers = match &members {
+            Some(members) => {
+                let peers: HashSet<PeerId> = members.iter().filter_map(peer_id_of).collect();
+                if self.relay_gate.set_members(peers.clone()) {
+                    // A new member may now get a slot on a member.
+                    self.relay_refusals.clear();
+                }
+                peers
+            }
+            None => self.relay_gate.members(),
+        };
+        self.release_learnt_relay(&member_peers);
         self.learn_relay(&member_peers);
+        let members = members.unwrap_or_default();
         for member in members {
             if member == self.node.peer_id() {
                 continue;

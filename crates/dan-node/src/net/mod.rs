@@ -11,6 +11,7 @@
 mod behaviour;
 mod event_loop;
 mod gossip;
+mod port_mapping;
 mod reachability;
 pub mod relay;
 mod sync;

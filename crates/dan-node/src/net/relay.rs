@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
@@ -32,6 +32,12 @@ pub const MAX_CIRCUIT_DURATION: Duration = Duration::from_secs(3600);
 pub const MAX_CIRCUIT_BYTES: u64 = 1 << 30;
 /// Most connections to the relay at once.
 const MAX_CONNECTIONS: u32 = 1024;
+/// Most slots granted (or renewed) to one IP address per hour: a slot
+/// lasts an hour and is renewed after 45 minutes, so this bounds the
+/// slots one address holds at once, whatever keys it makes up.
+const MAX_RESERVATIONS_PER_IP_PER_HOUR: usize = 16;
+/// Most IP addresses whose grants are remembered.
+const MAX_IPS_TRACKED: usize = 4096;
 /// The relay's key, in its data directory.
 const KEY_FILE: &str = "relay.key";
 
@@ -42,6 +48,10 @@ pub struct RelayConfig {
     pub data_dir: PathBuf,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
+    /// Addresses it is reached at from the internet, announced instead of
+    /// the listening ones (behind a 1:1 NAT or a port forward); none:
+    /// every non-loopback listening address.
+    pub external: Vec<Multiaddr>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -81,15 +91,64 @@ fn relay_key(data_dir: &Path) -> Result<identity::Keypair, NodeError> {
         .map_err(|e| relay_error("key")(e.to_string()))
 }
 
+/// Slots granted per IP address within the last hour (see
+/// [`MAX_RESERVATIONS_PER_IP_PER_HOUR`]).
+#[derive(Default)]
+struct GrantsPerIp {
+    grants: std::collections::HashMap<std::net::IpAddr, std::collections::VecDeque<Instant>>,
+}
+
+impl GrantsPerIp {
+    fn try_grant(&mut self, address: &Multiaddr, now: Instant) -> bool {
+        let Some(ip) = address.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        }) else {
+            return true;
+        };
+        let hour_ago = now.checked_sub(Duration::from_secs(3600));
+        let recent = |at: &Instant| hour_ago.is_none_or(|start| *at > start);
+        if self.grants.len() >= MAX_IPS_TRACKED && !self.grants.contains_key(&ip) {
+            self.grants.retain(|_, at| {
+                at.retain(|t| recent(t));
+                !at.is_empty()
+            });
+            if self.grants.len() >= MAX_IPS_TRACKED {
+                return false;
+            }
+        }
+        let at = self.grants.entry(ip).or_default();
+        at.retain(|t| recent(t));
+        if at.len() >= MAX_RESERVATIONS_PER_IP_PER_HOUR {
+            return false;
+        }
+        at.push_back(now);
+        true
+    }
+}
+
+/// The limits of `dan relay`: [`limits`], and at most
+/// [`MAX_RESERVATIONS_PER_IP_PER_HOUR`] slots per IP address.
+fn open_relay_limits() -> relay::Config {
+    let mut config = limits();
+    let mut per_ip = GrantsPerIp::default();
+    config.reservation_rate_limiters.push(Box::new(
+        move |_: PeerId, address: &Multiaddr, now: Instant| per_ip.try_grant(address, now),
+    ));
+    config
+}
+
 /// The limits of the relay: sized for a first sync through it, bounded per
 /// instance and in total.
 fn limits() -> relay::Config {
     relay::Config {
         max_reservations: MAX_RESERVATIONS,
-        max_reservations_per_peer: 4,
+        // libp2p lets one more through than these two say: 4 and 16.
+        max_reservations_per_peer: 3,
         reservation_duration: Duration::from_secs(3600),
         max_circuits: MAX_CIRCUITS,
-        max_circuits_per_peer: MAX_CIRCUITS_PER_PEER,
+        max_circuits_per_peer: MAX_CIRCUITS_PER_PEER - 1,
         max_circuit_duration: MAX_CIRCUIT_DURATION,
         max_circuit_bytes: MAX_CIRCUIT_BYTES,
         ..relay::Config::default()
@@ -115,20 +174,35 @@ impl RelayGate {
         }
     }
 
-    /// Replaces the members let through.
-    pub(crate) fn set_members(&self, members: HashSet<PeerId>) {
-        match self.members.write() {
-            Ok(mut held) => *held = members,
-            Err(poisoned) => *poisoned.into_inner() = members,
+    /// Replaces the members let through; whether they changed.
+    pub(crate) fn set_members(&self, members: HashSet<PeerId>) -> bool {
+        let mut held = match self.members.write() {
+            Ok(held) => held,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let changed = *held != members;
+        *held = members;
+        changed
+    }
+
+    /// The members let through now.
+    pub(crate) fn members(&self) -> HashSet<PeerId> {
+        match self.members.read() {
+            Ok(members) => members.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether `peer` is a member let through.
+    pub(crate) fn is_member(&self, peer: &PeerId) -> bool {
+        match self.members.read() {
+            Ok(members) => members.contains(peer),
+            Err(poisoned) => poisoned.into_inner().contains(peer),
         }
     }
 
     fn lets_in(&self, peer: &PeerId) -> bool {
-        self.open
-            || match self.members.read() {
-                Ok(members) => members.contains(peer),
-                Err(poisoned) => poisoned.into_inner().contains(peer),
-            }
+        self.open || self.is_member(peer)
     }
 }
 
@@ -184,7 +258,7 @@ pub async fn serve_relay(
                     .with_max_established_per_peer(Some(4))
                     .with_max_pending_incoming(Some(128)),
             ),
-            relay: relay::Behaviour::new(peer_id, limits()),
+            relay: relay::Behaviour::new(peer_id, open_relay_limits()),
             autonat: autonat::Behaviour::new(peer_id, super::behaviour::autonat_config()),
             identify: identify::Behaviour::new(identify::Config::new(
                 "/dan/id/1".into(),
@@ -200,6 +274,10 @@ pub async fn serve_relay(
             .listen_on(addr.clone())
             .map_err(|e| NodeError::Invalid(format!("cannot listen on {addr}: {e}")))?;
     }
+    for addr in &config.external {
+        swarm.add_external_address(addr.clone());
+        on_address(addr.clone().with(Protocol::P2p(peer_id)));
+    }
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -207,7 +285,11 @@ pub async fn serve_relay(
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => {
                     // Reservations tell instances where the relay is; a
-                    // loopback address reaches nobody else.
+                    // loopback address reaches nobody else, and given
+                    // external addresses replace the listening ones.
+                    if !config.external.is_empty() {
+                        continue;
+                    }
                     if !is_loopback(&address) {
                         swarm.add_external_address(address.clone());
                     }
@@ -219,5 +301,58 @@ pub async fn serve_relay(
                 _ => {}
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+
+    use libp2p::{Multiaddr, PeerId};
+
+    use super::{GrantsPerIp, MAX_RESERVATIONS_PER_IP_PER_HOUR, RelayGate, instance_relay};
+
+    #[test]
+    fn one_ip_address_holds_a_bounded_number_of_slots_on_a_relay_whatever_keys_it_makes_up() {
+        let mut grants = GrantsPerIp::default();
+        let one: Multiaddr = "/ip4/198.51.100.1/tcp/4001".parse().expect("address");
+        let other: Multiaddr = "/ip4/198.51.100.2/tcp/4001".parse().expect("address");
+        let start = Instant::now();
+        for _ in 0..MAX_RESERVATIONS_PER_IP_PER_HOUR {
+            assert!(grants.try_grant(&one, start));
+        }
+        assert!(!grants.try_grant(&one, start), "the next is refused");
+        assert!(grants.try_grant(&other, start), "another address is not");
+        assert!(
+            grants.try_grant(&one, start + Duration::from_secs(3601)),
+            "an hour later there is room again"
+        );
+    }
+
+    #[test]
+    fn a_members_relay_gives_slots_and_circuits_to_members_only() {
+        let (member, stranger) = (PeerId::random(), PeerId::random());
+        let addr: Multiaddr = "/ip4/198.51.100.1/tcp/4001".parse().expect("address");
+        let gate = RelayGate::new(false);
+        assert!(gate.set_members(HashSet::from([member])), "a change");
+        assert!(!gate.set_members(HashSet::from([member])), "no change");
+        let mut config = instance_relay(&gate);
+        let now = Instant::now();
+        for limiters in [
+            &mut config.reservation_rate_limiters,
+            &mut config.circuit_src_rate_limiters,
+        ] {
+            assert!(limiters[0].try_next(member, &addr, now));
+            assert!(!limiters[0].try_next(stranger, &addr, now));
+        }
+        gate.set_members(HashSet::new());
+        assert!(
+            !config.reservation_rate_limiters[0].try_next(member, &addr, now),
+            "a member removed gets no new slot"
+        );
+        let mut open = instance_relay(&RelayGate::new(true));
+        assert!(open.reservation_rate_limiters[0].try_next(stranger, &addr, now));
+        assert!(open.circuit_src_rate_limiters[0].try_next(stranger, &addr, now));
     }
 }
