@@ -812,6 +812,29 @@ async fn desktop_invite_made_in_the_window_stays_on_screen_and_a_second_window_j
     }
     screenshot(&founder, "invites").await?;
 
+    // The Network tab says in words whether others can reach this
+    // instance, and a relay is set in the window (this one is not
+    // running: no slot, and the window says so).
+    let reach = label_text(&founder, "Reachability").await?;
+    assert!(
+        reach.contains("reach this one") || reach.contains("reach this instance"),
+        "{reach}"
+    );
+    type_into(
+        &founder,
+        "Relay addresses",
+        "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWB37ZW7cMZPedE7HuAYoHkMewt5TfPtqHgqs19yQ9cAa4",
+    )
+    .await?;
+    click_admin(&founder, "//button[@aria-label='Save relays']").await?;
+    see_in(
+        &founder,
+        "Relay state",
+        "no slot yet",
+        Duration::from_secs(30),
+    )
+    .await?;
+
     joiner.close().await?;
     founder.close().await?;
     Ok(())

@@ -159,13 +159,15 @@ function InviteSection(client: Api, networkName: string): HTMLElement {
  * password and used at once. */
 function RelaySection(status: Status, client: Api): HTMLElement {
   const addrs = h("textarea", { rows: 2, spellcheck: false, placeholder: "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW…" }) as HTMLTextAreaElement;
-  addrs.value = (status.relays ?? []).map((r) => r.addr).join("\n");
+  // Only the relays given here: a member relaying for this instance is
+  // found again by itself.
+  addrs.value = (status.relays ?? []).filter((r) => !r.learnt).map((r) => r.addr).join("\n");
   const state = h("p", { class: "muted", "aria-label": "Relay state" }, relayStateText(status.relays ?? []));
   return h(
     "section",
     { class: "card" },
     h("h2", {}, "Relay"),
-    h("p", {}, "If nobody can reach this computer (it is behind a home router), a member with a server can run a relay (`dan relay`) and give you its address. Others then reach this instance through it, and connect directly where the routers allow."),
+    h("p", {}, "If nobody can reach this computer (it is behind a home router), a member of the network at a public address relays for it by itself. Without one, a member with a server can run a relay (`dan relay`) and give you its address. Others then reach this instance through it, and connect directly where the routers allow."),
     field("Relay addresses", addrs, "One per line. Leave empty to use no relay."),
     state,
     h(
