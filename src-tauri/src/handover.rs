@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn a_second_start_hands_its_link_to_the_running_app() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (sent, received) = mpsc::channel();
+        let (sent, received) = mpsc::sync_channel(8);
         serve(
             first(dir.path()),
             Arc::new(AtomicBool::new(false)),
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn a_start_while_the_app_is_closing_waits_and_then_starts_itself() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (sent, received) = mpsc::channel();
+        let (sent, received) = mpsc::sync_channel(8);
         serve(
             first(dir.path()),
             Arc::new(AtomicBool::new(true)),
