@@ -8,6 +8,8 @@
 //!   forwarded whatever it published to every other member.
 //! - A member's key speaks `/dan/sync/1` and lies in its answers; the
 //!   others must go on writing.
+//! - A member's key tells an instance it is deprecated, with no evidence;
+//!   the instance must not believe it.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -203,16 +205,27 @@ async fn wire_a_non_member_speaking_gossip_learns_nothing_and_injects_nothing() 
 /// What the lying member was asked.
 type Asked = Arc<Mutex<Vec<&'static str>>>;
 
+/// What the lying member says.
+#[derive(Clone, Copy)]
+enum Lie {
+    /// It claims to hold a million ops, answers the handshake with a hello
+    /// it signs freshly, claims that it holds this instance's own chain up
+    /// to `u64::MAX` (without the op that would prove it), reconciles as if
+    /// it held ops nobody has, and answers every fetch with bytes nobody
+    /// asked for.
+    InItsAnswers,
+    /// It answers every handshake that the asker is deprecated, with no
+    /// evidence.
+    YouAreDeprecated,
+}
+
 /// A member's key in a bare libp2p peer that speaks `/dan/sync/1` and
-/// lies: it claims to hold a million ops, answers the handshake with a
-/// hello it signs freshly, claims that it holds this instance's own chain
-/// up to `u64::MAX` (without the op that would prove it), reconciles as if
-/// it held ops nobody has, and answers every fetch with bytes nobody asked
-/// for.
+/// lies as `lie` says.
 fn lying_member(
     key: &dan_core::Keypair,
     template: dan_core::conformance::Hello,
     dial: Multiaddr,
+    lie: Lie,
 ) -> anyhow::Result<Asked> {
     use dan_node::net::wire::{PROTOCOL, Request, Response, Traffic, WireCodec};
     use libp2p::request_response;
@@ -256,6 +269,13 @@ fn lying_member(
                 continue;
             };
             let (what, response) = match request {
+                Request::Hello(_) if matches!(lie, Lie::YouAreDeprecated) => (
+                    "hello",
+                    Response::Deprecated {
+                        reason: "it broke the rules (says one member, with no evidence)".into(),
+                        evidence: None,
+                    },
+                ),
                 Request::Hello(_) => {
                     let mut hello = template.clone();
                     hello.op_count = 1_000_000;
@@ -318,7 +338,7 @@ async fn wire_a_member_lying_in_its_answers_cannot_stop_the_others_writing() -> 
         .into_iter()
         .next()
         .context("alice listens")?;
-    let asked = lying_member(&key, template, alice_addr)?;
+    let asked = lying_member(&key, template, alice_addr, Lie::InItsAnswers)?;
     eventually(
         WAIT,
         "alice to ask the liar how far her chain goes",
@@ -354,6 +374,57 @@ async fn wire_a_member_lying_in_its_answers_cannot_stop_the_others_writing() -> 
         count("fetch"),
         count("reconcile")
     );
+    converged(&nodes, WAIT).await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_one_member_saying_an_instance_is_deprecated_without_evidence_is_not_believed()
+-> anyhow::Result<()> {
+    let mut nodes = spawn_network(&["alice", "bob", "mallory"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let mallory = nodes.pop().context("mallory")?;
+    let key = mallory.unsealed_keypair().await?;
+    let template = mallory.node.signed_hello().await.hello;
+    mallory.stop().await;
+    let [alice, bob] = &mut nodes[..] else {
+        unreachable!()
+    };
+    let alice_addr = alice
+        .net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .context("alice listens")?;
+    let asked = lying_member(&key, template, alice_addr, Lie::YouAreDeprecated)?;
+    let liar = key.public();
+    eventually(
+        WAIT,
+        "alice to hear the liar say she is deprecated",
+        || async {
+            alice
+                .net()
+                .peer_info(&liar)
+                .and_then(|p| p.refused)
+                .is_some_and(|r| r.contains("deprecated"))
+        },
+    )
+    .await?;
+    assert!(asked.lock().is_ok_and(|a| a.contains(&"hello")));
+    let status = alice.status().await;
+    assert_eq!(
+        status.deprecation, None,
+        "one member's word without evidence deprecates nobody"
+    );
+    assert_eq!(status.state, dan_node::api::NetworkState::Active);
+    let written = alice.put("notes", "written after the lie").await?;
+    eventually(WAIT, "bob to hold alice's new record", || async {
+        bob.node.get_record(&written).await.is_ok()
+    })
+    .await?;
     converged(&nodes, WAIT).await?;
     for node in nodes {
         node.stop().await;
