@@ -30,12 +30,16 @@ describe("restoring a backup", () => {
   it("asks for the admin password before replacing a running instance's data", async () => {
     HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) { this.open = true; };
     HTMLDialogElement.prototype.close ??= function (this: HTMLDialogElement) { this.open = false; };
-    vi.stubGlobal("confirm", () => true);
     const restoreBackup = vi.fn(async () => { throw { code: "admin_locked", message: "locked" }; });
     const { SettingsView } = await import("../views/settings");
     const view = SettingsView("/data", () => {}, { restoreBackup } as unknown as import("../api").Api);
     document.body.append(view);
     Array.from(view.querySelectorAll("button")).find((b) => b.textContent === "Restore backup")!.click();
+    // First the window's own "are you sure?", which says nothing is lost.
+    const sure = document.querySelector('dialog[aria-label="Restore this backup?"]');
+    expect(sure?.textContent).toMatch(/kept next to it/);
+    expect(restoreBackup).not.toHaveBeenCalled();
+    Array.from(sure!.querySelectorAll("button")).find((b) => b.textContent === "Restore backup")!.click();
     await new Promise((r) => setTimeout(r, 0));
     expect(restoreBackup).toHaveBeenCalledTimes(1);
     expect(document.querySelector('dialog[aria-label="Admin password"]')).not.toBeNull();

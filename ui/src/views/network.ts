@@ -10,6 +10,7 @@ import { BuildText } from "../components/buildText";
 import { toast } from "../components/toasts";
 import { JoinNetworkForm } from "./startNetwork";
 import { errorText } from "../components/errorText";
+import { confirmDialog } from "../components/confirmDialog";
 
 /** A warning when this computer's clock is far from the members', or
  * null. */
@@ -265,7 +266,12 @@ function ForkSection(refreshAll: () => void, client: Api): HTMLElement {
         class: "danger",
         onclick: async () => {
           if (!name.value.trim()) return toast("Give the fork a name.", "error");
-          if (!confirm("Leave this network and found the fork? This instance's current data is archived.")) return;
+          const sure = await confirmDialog({
+            title: "Found the fork?",
+            text: "This instance leaves this network and founds the fork, starting from the current records. Its current data is archived, not deleted.",
+            confirm: "Fork network",
+          });
+          if (!sure) return;
           try {
             await asAdmin(() => client.forkNetwork(name.value.trim()), client);
             toast("Forked. Invite other admins from here.");

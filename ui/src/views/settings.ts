@@ -8,6 +8,7 @@ import { toast } from "../components/toasts";
 import { errorText } from "../components/errorText";
 import { CLOSE_CHOICE_KEY } from "../components/closeDialog";
 import type { Status } from "../types";
+import { confirmDialog } from "../components/confirmDialog";
 
 /** What this instance is, for a person asked "which DAN do you run?". */
 export function AboutCard(status: Status): HTMLElement {
@@ -111,7 +112,12 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
           type: "button",
           class: "danger",
           onclick: async () => {
-            if (!confirm("Replace this instance's data with the backup? The current database is kept next to it.")) return;
+            const sure = await confirmDialog({
+              title: "Restore this backup?",
+              text: "This instance's data is replaced with the backup. The current database is kept next to it, so nothing is lost.",
+              confirm: "Restore backup",
+            });
+            if (!sure) return;
             try {
               await asAdmin(() => client.restoreBackup(restorePath.value, restorePassword.value), client);
               toast("Backup restored.");
