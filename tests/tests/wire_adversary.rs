@@ -431,3 +431,146 @@ async fn wire_one_member_saying_an_instance_is_deprecated_without_evidence_is_no
     }
     Ok(())
 }
+
+/// What became of a flood of requests.
+#[derive(Debug, Default)]
+struct Flood {
+    /// Answered.
+    answered: usize,
+    /// Answered "slow down".
+    slowed: usize,
+    /// Failed (stream refused, connection closed, timed out).
+    failed: usize,
+}
+
+impl Flood {
+    fn settled(&self) -> usize {
+        self.answered + self.slowed + self.failed
+    }
+}
+
+/// A member's key in a bare libp2p peer that connects to `dial` and sends
+/// `requests` signed hellos at once.
+fn flooding_member(
+    key: &dan_core::Keypair,
+    hello: Vec<u8>,
+    dial: Multiaddr,
+    requests: usize,
+) -> anyhow::Result<Arc<Mutex<Flood>>> {
+    use dan_node::net::wire::{PROTOCOL, Request, Response, Traffic, WireCodec};
+    use libp2p::request_response;
+    let mut secret = key.secret();
+    let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                WireCodec::new(Arc::new(Traffic::default())),
+                [(PROTOCOL, request_response::ProtocolSupport::Outbound)],
+                request_response::Config::default()
+                    .with_max_concurrent_streams(requests)
+                    .with_request_timeout(Duration::from_secs(60)),
+            )
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    swarm.dial(dial)?;
+    let flood: Arc<Mutex<Flood>> = Arc::default();
+    let tally = flood.clone();
+    tokio::spawn(async move {
+        loop {
+            let event = swarm.select_next_some().await;
+            let Ok(mut tally) = tally.lock() else { return };
+            match event {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    for _ in 0..requests {
+                        swarm
+                            .behaviour_mut()
+                            .send_request(&peer_id, Request::Hello(hello.clone()));
+                    }
+                }
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                }) => match response {
+                    Response::Error(e) if e.contains("slow down") => tally.slowed += 1,
+                    _ => tally.answered += 1,
+                },
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
+                    tally.failed += 1;
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(flood)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_a_member_flooding_requests_is_slowed_down_and_the_tasks_stay_under_their_cap()
+-> anyhow::Result<()> {
+    const REQUESTS: usize = 3000;
+    let mut nodes = spawn_network(&["alice", "bob", "mallory"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let mallory = nodes.pop().context("mallory")?;
+    let key = mallory.unsealed_keypair().await?;
+    let hello = mallory.node.signed_hello().await.to_bytes();
+    mallory.stop().await;
+    let [alice, bob] = &mut nodes[..] else {
+        unreachable!()
+    };
+    let alice_addr = alice
+        .net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .context("alice listens")?;
+    let flood = flooding_member(&key, hello, alice_addr, REQUESTS)?;
+    let written = alice.put("notes", "written during a flood").await?;
+    eventually(
+        WAIT,
+        "bob to hold alice's record written during the flood",
+        || async { bob.node.get_record(&written).await.is_ok() },
+    )
+    .await?;
+    eventually(
+        Duration::from_secs(90),
+        "every request of the flood to be settled",
+        || async { flood.lock().is_ok_and(|f| f.settled() == REQUESTS) },
+    )
+    .await?;
+    let flood = flood
+        .lock()
+        .map(|f| (f.answered, f.slowed, f.failed))
+        .unwrap_or_default();
+    let peaks = alice.net().task_peaks();
+    println!(
+        "flood of {REQUESTS} requests by one member: {} answered, {} told to slow down, {} refused or failed; at most {} answered at once (cap {}), {} gossip messages judged at once (cap {})",
+        flood.0,
+        flood.1,
+        flood.2,
+        peaks.requests,
+        dan_node::net::MAX_REQUESTS_IN_FLIGHT,
+        peaks.gossip,
+        dan_node::net::MAX_GOSSIP_IN_FLIGHT
+    );
+    assert!(flood.1 + flood.2 > 0, "the flood met the limits: {flood:?}");
+    assert!(
+        peaks.requests <= dan_node::net::MAX_REQUESTS_IN_FLIGHT,
+        "{peaks:?}"
+    );
+    assert!(
+        peaks.gossip <= dan_node::net::MAX_GOSSIP_IN_FLIGHT,
+        "{peaks:?}"
+    );
+    converged(&nodes, WAIT).await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}

@@ -43,10 +43,6 @@ const MAX_ADDRS_PER_RELAY: usize = 4;
 /// (unless the members change: a new member may get a slot on a member).
 const REFUSED_RELAY_PAUSE: Duration = Duration::from_secs(300);
 
-/// Inbound requests answered at once, from all peers; more are told to
-/// slow down.
-const MAX_REQUESTS_IN_FLIGHT: usize = 128;
-
 /// Inbound requests one peer may make per second.
 const MAX_REQUESTS_PER_SECOND: u32 = 400;
 
@@ -141,6 +137,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
     let handle = NetHandle {
         traffic,
         gossip_tally: Arc::default(),
+        tasks: Arc::default(),
         commands: commands_tx,
         shared: Arc::new(Mutex::new(shared)),
         config: Arc::new(config.clone()),
@@ -156,7 +153,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         topic: None,
         ticks: 0,
         judging: Arc::new(Semaphore::new(gossip::MAX_GOSSIP_IN_FLIGHT)),
-        answering: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
+        answering: Arc::new(Semaphore::new(super::MAX_REQUESTS_IN_FLIGHT)),
         connections: HashMap::new(),
         judging_by: HashMap::new(),
         probes: reachability::Probes::default(),
@@ -566,8 +563,10 @@ impl EventLoop {
                     return;
                 };
                 let (node, handle) = (self.node.clone(), self.handle.clone());
+                let running = handle.tasks.requests.enter();
                 tokio::spawn(async move {
                     let response = sync::respond(&node, &handle, peer, key, request).await;
+                    drop(running);
                     drop(permit);
                     handle.command(Command::Respond { channel, response }).await;
                 });
@@ -1044,8 +1043,10 @@ impl EventLoop {
             *self.judging_by.entry(author).or_default() += 1;
         }
         let (node, net) = (self.node.clone(), self.handle.clone());
+        let running = net.tasks.gossip.enter();
         tokio::spawn(async move {
             let acceptance = gossip::judge(&node, &net, from, author, &message.data).await;
+            drop(running);
             drop(permit);
             net.command(Command::Judged {
                 id,

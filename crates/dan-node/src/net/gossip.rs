@@ -23,7 +23,7 @@ use crate::node::Node;
 
 /// Gossip messages judged at once; more are dropped (not forwarded) and
 /// their content reaches this instance by the next reconciliation.
-pub(super) const MAX_GOSSIP_IN_FLIGHT: usize = 64;
+pub const MAX_GOSSIP_IN_FLIGHT: usize = 64;
 
 /// Gossip messages of one publisher judged at once, so that no member can
 /// take all the room.

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dan_core::{PeerKey, SignedInvite};
-pub use gossip::GossipCounts;
+pub use gossip::{GossipCounts, MAX_GOSSIP_IN_FLIGHT};
 pub use libp2p::Multiaddr;
 use libp2p::PeerId;
 use libp2p::multiaddr::Protocol;
@@ -262,9 +262,63 @@ pub(crate) enum Command {
 pub struct NetHandle {
     traffic: Arc<wire::Traffic>,
     gossip_tally: Arc<gossip::GossipTally>,
+    tasks: Arc<Tasks>,
     commands: mpsc::Sender<Command>,
     shared: Arc<Mutex<Shared>>,
     config: Arc<NetConfig>,
+}
+
+/// The most tasks of each kind that ran at once (see
+/// [`NetHandle::task_peaks`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TaskPeaks {
+    /// Inbound requests being answered (bounded by
+    /// [`MAX_REQUESTS_IN_FLIGHT`]).
+    pub requests: usize,
+    /// Gossip messages being judged (bounded by
+    /// [`MAX_GOSSIP_IN_FLIGHT`]).
+    pub gossip: usize,
+}
+
+/// Inbound requests answered at once, from all peers; more are told to
+/// slow down.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 128;
+
+/// The tasks the event loop runs, counted.
+#[derive(Debug, Default)]
+pub(crate) struct Tasks {
+    pub(crate) requests: Arc<TaskGauge>,
+    pub(crate) gossip: Arc<TaskGauge>,
+}
+
+/// How many tasks of one kind run now, and the most that ran at once.
+#[derive(Debug, Default)]
+pub(crate) struct TaskGauge {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl TaskGauge {
+    /// Counts one more running task until the guard is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> TaskGuard {
+        use std::sync::atomic::Ordering;
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        TaskGuard(self.clone())
+    }
+
+    fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// One running task (see [`TaskGauge::enter`]).
+pub(crate) struct TaskGuard(Arc<TaskGauge>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Whether `address` goes through a relay.
@@ -466,6 +520,16 @@ impl NetHandle {
     /// start (forwarded, dropped, refused).
     pub fn gossip_counts(&self) -> GossipCounts {
         self.gossip_tally.counts()
+    }
+
+    /// The most tasks that ran at once since start, per kind: measured
+    /// apart from the limits meant to bound them, so that a test can check
+    /// the bounds hold under a flood.
+    pub fn task_peaks(&self) -> TaskPeaks {
+        TaskPeaks {
+            requests: self.tasks.requests.peak(),
+            gossip: self.tasks.gossip.peak(),
+        }
     }
 
     /// Sends a request and waits for the answer.
