@@ -6,10 +6,10 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, Swarm, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad,
-    mdns, noise, ping, relay, request_response, tcp, yamux,
+    mdns, noise, ping, relay, request_response, tcp, upnp, yamux,
 };
 
-use super::port_mapping::PortMapping;
+use super::own_addrs::OwnListenAddrs;
 use super::relay::RelayGate;
 use super::wire::{PROTOCOL, WireCodec};
 use super::{NetConfig, gossip};
@@ -21,10 +21,10 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) sync: request_response::Behaviour<WireCodec>,
     pub(crate) gossip: gossipsub::Behaviour,
-    pub(crate) identify: identify::Behaviour,
+    pub(crate) identify: OwnListenAddrs<identify::Behaviour>,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
-    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) mdns: Toggle<OwnListenAddrs<mdns::tokio::Behaviour>>,
     pub(crate) relay_client: relay::client::Behaviour,
     /// Relays for the members of this instance's network (see
     /// [`super::relay::RelayGate`]).
@@ -33,7 +33,7 @@ pub(crate) struct Behaviour {
     pub(crate) autonat: autonat::Behaviour,
     /// Asks the home router to forward a port (UPnP IGD); a mapped address
     /// is announced only once AutoNAT confirms it.
-    pub(crate) upnp: Toggle<PortMapping>,
+    pub(crate) upnp: Toggle<OwnListenAddrs<upnp::tokio::Behaviour>>,
 }
 
 /// Largest gossip message (a batch of new ops).
@@ -139,13 +139,13 @@ pub(crate) fn build_swarm(
                 gossip,
                 // New addresses (a relay slot, a mapped port) reach the
                 // peers at once.
-                identify: identify::Behaviour::new(
+                identify: OwnListenAddrs::new(identify::Behaviour::new(
                     identify::Config::new("/dan/id/1".into(), key.public())
                         .with_push_listen_addr_updates(true),
-                ),
+                )),
                 ping: ping::Behaviour::new(ping::Config::new()),
                 kad,
-                mdns: mdns.into(),
+                mdns: mdns.map(OwnListenAddrs::new).into(),
                 relay_client,
                 relay_server: relay::Behaviour::new(
                     peer_id,
@@ -153,7 +153,10 @@ pub(crate) fn build_swarm(
                 ),
                 dcutr: dcutr::Behaviour::new(peer_id),
                 autonat: autonat::Behaviour::new(peer_id, autonat_config()),
-                upnp: config.upnp.then(PortMapping::default).into(),
+                upnp: config
+                    .upnp
+                    .then(|| OwnListenAddrs::new(upnp::tokio::Behaviour::default()))
+                    .into(),
             })
         })
         .map_err(|e| net_error("behaviour")(e.to_string()))?

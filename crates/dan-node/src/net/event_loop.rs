@@ -36,9 +36,6 @@ use crate::replication::now_ms;
 /// Sync intervals between two checkpoints.
 const CHECKPOINT_EVERY_TICKS: u64 = 3;
 
-/// Most relayed addresses kept per relay.
-const MAX_ADDRS_PER_RELAY: usize = 4;
-
 /// How long a relay that refused this instance a slot is not asked again
 /// (unless the members change: a new member may get a slot on a member).
 const REFUSED_RELAY_PAUSE: Duration = Duration::from_secs(300);
@@ -76,7 +73,8 @@ struct EventLoop {
     /// public address: where to reach each (see [`EventLoop::learn_relay`]).
     relay_candidates: HashMap<PeerId, Multiaddr>,
     /// Relays that refused a slot, until when they are left alone.
-    relay_refusals: HashMap<PeerId, Instant>,
+    /// Whether each broke the protocol (kept when the members change).
+    relay_refusals: HashMap<PeerId, (Instant, bool)>,
 }
 
 /// One open connection.
@@ -93,8 +91,11 @@ struct RelayListener {
     listener: ListenerId,
     /// Found by this instance (a member), not given to it.
     learnt: bool,
-    /// The addresses it named for this instance.
-    addrs: Vec<Multiaddr>,
+    /// Whether it holds the slot (libp2p must not be asked to let go of a
+    /// reservation still being made).
+    held: bool,
+    /// No longer wanted: let go once the slot is held.
+    let_go: bool,
 }
 
 pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeError> {
@@ -228,9 +229,20 @@ fn without_peer(address: &Multiaddr) -> Multiaddr {
     address
 }
 
-/// Why a relay let its slot go or never gave one, for a person, and
-/// whether it said no (rather than going away).
-fn relay_failure(error: &std::io::Error) -> (String, bool) {
+/// How a relay said no.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// It did not (it went away, or the connection failed).
+    None,
+    /// It refused a slot: asked again once the members change.
+    Refused,
+    /// It broke the protocol: left alone for a while whatever happens.
+    Misbehaved,
+}
+
+/// Why a relay let its slot go or never gave one, for a person, and how it
+/// said no.
+fn relay_failure(error: &std::io::Error) -> (String, Refusal) {
     use relay::outbound::hop::ReserveError;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
@@ -239,37 +251,26 @@ fn relay_failure(error: &std::io::Error) -> (String, bool) {
                 return (
                     "the relay refused a slot (it relays only for members of its network, or is full)"
                         .into(),
-                    true,
+                    Refusal::Refused,
                 );
             }
             Some(ReserveError::Unsupported) => {
                 return (
                     "it does not relay (not a relay, or an instance of another version)".into(),
-                    true,
+                    Refusal::Refused,
                 );
             }
             Some(ReserveError::Protocol(violation)) => {
-                return (format!("the relay broke the protocol ({violation})"), true);
+                return (
+                    format!("the relay broke the protocol ({violation})"),
+                    Refusal::Misbehaved,
+                );
             }
-            Some(other) => return (format!("the relay gave no slot ({other})"), false),
+            Some(other) => return (format!("the relay gave no slot ({other})"), Refusal::None),
             None => cause = current.source(),
         }
     }
-    (format!("the relay gave no slot ({error})"), false)
-}
-
-/// The relay of a circuit address: the peer named just before
-/// `/p2p-circuit`.
-fn relay_of(address: &Multiaddr) -> Option<PeerId> {
-    let mut relay = None;
-    for protocol in address.iter() {
-        match protocol {
-            Protocol::P2p(peer) => relay = Some(peer),
-            Protocol::P2pCircuit => return relay,
-            _ => {}
-        }
-    }
-    None
+    (format!("the relay gave no slot ({error})"), Refusal::None)
 }
 
 impl EventLoop {
@@ -326,7 +327,8 @@ impl EventLoop {
                 listener_id,
                 address,
             } => {
-                if is_circuit(&address) && !self.take_relayed_address(listener_id, &address) {
+                if is_circuit(&address) {
+                    self.slot_held(listener_id);
                     return;
                 }
                 tracing::info!("listening on {address}");
@@ -355,11 +357,11 @@ impl EventLoop {
                     return;
                 };
                 let closed = self.relay_listeners.remove(index);
-                let (error, refused) = match reason {
-                    Ok(()) => (None, false),
+                let (error, refusal) = match reason {
+                    Ok(()) => (None, Refusal::None),
                     Err(e) => {
-                        let (text, refused) = relay_failure(&e);
-                        (Some(text), refused)
+                        let (text, refusal) = relay_failure(&e);
+                        (Some(text), refusal)
                     }
                 };
                 tracing::warn!(
@@ -367,15 +369,24 @@ impl EventLoop {
                     closed.relay,
                     error.as_deref().unwrap_or("it went away")
                 );
-                // A relay that said no (or broke the protocol) is left
-                // alone for a while, unless the members change; a relay
-                // that went away is asked again at the next tick, unless
-                // this instance found it itself.
-                if (refused || (closed.learnt && error.is_some()))
+                // A relay that said no is left alone for a while (one that
+                // refused, until the members change); a given relay that
+                // went away is asked again at the next tick, a member that
+                // relayed for this instance only after a while.
+                let refusal = match refusal {
+                    Refusal::None if closed.learnt => Refusal::Refused,
+                    other => other,
+                };
+                if refusal != Refusal::None
                     && let Some(peer) = relay_peer(&closed.relay)
                 {
-                    self.relay_refusals
-                        .insert(peer, Instant::now() + REFUSED_RELAY_PAUSE);
+                    self.relay_refusals.insert(
+                        peer,
+                        (
+                            Instant::now() + REFUSED_RELAY_PAUSE,
+                            refusal == Refusal::Misbehaved,
+                        ),
+                    );
                 }
                 self.forget_relay(&closed, error);
             }
@@ -463,6 +474,12 @@ impl EventLoop {
                 if !is_circuit(&address) && !self.probes.external().contains(&address) =>
             {
                 self.swarm.remove_external_address(&address);
+            }
+            // The relay client confirms the address through a relay once
+            // the relay holds a slot: peers learn it at once.
+            SwarmEvent::ExternalAddrConfirmed { address } if is_circuit(&address) => {
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                self.swarm.behaviour_mut().identify.inner_mut().push(peers);
             }
             SwarmEvent::ExternalAddrExpired { address } => {
                 self.probes.expired(&address);
@@ -722,7 +739,17 @@ impl EventLoop {
                     .iter()
                     .any(|r| relay_peer(r) == Some(peer)) =>
             {
-                self.probes.dialled_back(peer, address);
+                // Two confirmations, or one where only one other member
+                // (and no given relay) could give one.
+                let me = *self.swarm.local_peer_id();
+                let confirmers = self
+                    .relay_gate
+                    .members()
+                    .iter()
+                    .filter(|m| **m != me)
+                    .count()
+                    + self.relays_wanted.len();
+                self.probes.dialled_back(peer, address, confirmers);
             }
             autonat::Event::OutboundProbe(OutboundProbeEvent::Error {
                 peer: Some(peer),
@@ -773,11 +800,14 @@ impl EventLoop {
     /// it); relays no longer listed are let go.
     fn use_relays(&mut self, relays: Vec<Multiaddr>) {
         self.relays_wanted.clone_from(&relays);
-        let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut self.relay_listeners)
-            .into_iter()
-            .partition(|l| l.learnt || relays.contains(&l.relay));
+        let mut listeners = std::mem::take(&mut self.relay_listeners);
+        for listener in listeners.iter_mut().filter(|l| !l.learnt) {
+            listener.let_go = !relays.contains(&listener.relay);
+        }
+        let (dropped, kept): (Vec<_>, Vec<_>) =
+            listeners.into_iter().partition(|l| l.let_go && l.held);
         for relay in dropped {
-            self.swarm.remove_listener(relay.listener);
+            self.let_go(&relay);
         }
         self.relay_listeners = kept;
         for relay in relays {
@@ -812,7 +842,8 @@ impl EventLoop {
                     relay,
                     listener,
                     learnt,
-                    addrs: Vec::new(),
+                    held: false,
+                    let_go: false,
                 });
                 true
             }
@@ -835,6 +866,7 @@ impl EventLoop {
             .into_iter()
             .partition(|l| {
                 l.learnt
+                    && l.held
                     && (public
                         || given_held
                         || !relay_peer(&l.relay).is_some_and(|p| members.contains(&p)))
@@ -842,7 +874,7 @@ impl EventLoop {
         self.relay_listeners = kept;
         for relay in dropped {
             tracing::info!("no longer using the member at {} as a relay", relay.relay);
-            self.swarm.remove_listener(relay.listener);
+            self.let_go(&relay);
             self.forget_relay(&relay, None);
         }
     }
@@ -850,6 +882,9 @@ impl EventLoop {
     /// Notes that `relay` no longer holds (or asks for) a slot: a relay
     /// this instance found itself is forgotten, a given one marked.
     fn forget_relay(&mut self, relay: &RelayListener, error: Option<String>) {
+        let through = self.address_through(&relay.relay);
+        self.handle
+            .with_shared(|s| s.listen.retain(|a| *a != through));
         if relay.learnt {
             if let Some(peer) = relay_peer(&relay.relay) {
                 self.relay_candidates.remove(&peer);
@@ -862,57 +897,48 @@ impl EventLoop {
         }
     }
 
-    /// Takes in an address a relay's reservation named for this instance:
-    /// kept if it leads through that relay (one `/p2p-circuit`, right
-    /// after the relay's own id) and the relay named at most
-    /// [`MAX_ADDRS_PER_RELAY`] different ones. A relay naming any other
-    /// address, or more, is let go and left alone for a while: the
-    /// addresses are announced to every peer and put in invites.
-    fn take_relayed_address(&mut self, listener: ListenerId, address: &Multiaddr) -> bool {
+    /// The address this instance is reached at through `relay`: the
+    /// address it reaches the relay at, then `/p2p-circuit/p2p/<self>`.
+    fn address_through(&self, relay: &Multiaddr) -> Multiaddr {
+        relay
+            .clone()
+            .with(Protocol::P2pCircuit)
+            .with(Protocol::P2p(*self.swarm.local_peer_id()))
+    }
+
+    /// The relay of `listener` holds a slot (its reservation named an
+    /// address): announced is the address this instance reaches it at,
+    /// never the addresses it named, which it chooses freely (see
+    /// `own_addrs`). A relay no longer wanted is let go now.
+    fn slot_held(&mut self, listener: ListenerId) {
         let Some(index) = self
             .relay_listeners
             .iter()
             .position(|l| l.listener == listener)
         else {
-            return false;
+            return;
         };
-        let relay = &mut self.relay_listeners[index];
-        if relay.addrs.contains(address) {
-            let relay = relay.relay.clone();
-            self.note_reservation(&relay, true, None);
-            return true;
+        self.relay_listeners[index].held = true;
+        if self.relay_listeners[index].let_go {
+            let relay = self.relay_listeners.remove(index);
+            self.let_go(&relay);
+            return;
         }
-        let circuits = address
-            .iter()
-            .filter(|p| *p == Protocol::P2pCircuit)
-            .count();
-        let through_it = circuits == 1 && relay_of(address) == relay_peer(&relay.relay);
-        if through_it && relay.addrs.len() < MAX_ADDRS_PER_RELAY {
-            relay.addrs.push(address.clone());
-            let relay = relay.relay.clone();
-            self.note_reservation(&relay, true, None);
-            return true;
-        }
-        let relay = self.relay_listeners.remove(index);
-        tracing::warn!(
-            "the relay {} named addresses for this instance that are not its own, or too many ({address}); letting it go",
-            relay.relay
-        );
+        let relay = self.relay_listeners[index].relay.clone();
+        let through = self.address_through(&relay);
+        self.note_reservation(&relay, true, None);
+        self.handle.with_shared(|s| {
+            if !s.listen.contains(&through) {
+                tracing::info!("listening on {through}");
+                s.listen.push(through);
+            }
+        });
+    }
+
+    /// Lets go of the slot on `relay` (held: libp2p panics when a
+    /// reservation still being made is dropped).
+    fn let_go(&mut self, relay: &RelayListener) {
         self.swarm.remove_listener(relay.listener);
-        self.handle
-            .with_shared(|s| s.listen.retain(|a| !relay.addrs.contains(a)));
-        if let Some(peer) = relay_peer(&relay.relay) {
-            self.relay_refusals
-                .insert(peer, Instant::now() + REFUSED_RELAY_PAUSE);
-        }
-        self.forget_relay(
-            &relay,
-            Some(
-                "the relay named addresses that do not lead through it; left alone for a while"
-                    .into(),
-            ),
-        );
-        false
     }
 
     /// While nobody can dial this instance and no relay holds a slot for
@@ -1077,8 +1103,14 @@ impl EventLoop {
         self.ticks += 1;
         self.ensure_topic();
         let now = Instant::now();
-        self.relay_refusals.retain(|_, until| *until > now);
-        if self.relay_listeners.iter().filter(|l| !l.learnt).count() < self.relays_wanted.len() {
+        self.relay_refusals.retain(|_, (until, _)| *until > now);
+        if self
+            .relay_listeners
+            .iter()
+            .filter(|l| !l.learnt && !l.let_go)
+            .count()
+            < self.relays_wanted.len()
+        {
             self.use_relays(self.relays_wanted.clone());
         }
         let connected: Vec<_> = self.swarm.connected_peers().copied().collect();
@@ -1091,20 +1123,25 @@ impl EventLoop {
         }
         // Read without waiting: the ledger may be busy (a handshake, a
         // request). Then the relay service keeps the members it had.
-        let members = self.node.inner().ledger.try_lock().ok().and_then(|ledger| {
-            ledger.replica.as_ref().map(|r| {
-                r.members()
-                    .filter(|m| r.is_member(&m.peer))
-                    .map(|m| m.peer)
-                    .collect::<Vec<_>>()
-            })
+        let members = self.node.inner().ledger.try_lock().ok().map(|ledger| {
+            ledger
+                .replica
+                .as_ref()
+                .map(|r| {
+                    r.members()
+                        .filter(|m| r.is_member(&m.peer))
+                        .map(|m| m.peer)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
         });
         let member_peers = match &members {
             Some(members) => {
                 let peers: HashSet<PeerId> = members.iter().filter_map(peer_id_of).collect();
                 if self.relay_gate.set_members(peers.clone()) {
-                    // A new member may now get a slot on a member.
-                    self.relay_refusals.clear();
+                    // A new member may now get a slot on a member; a relay
+                    // that broke the protocol is still left alone.
+                    self.relay_refusals.retain(|_, (_, misbehaved)| *misbehaved);
                 }
                 peers
             }

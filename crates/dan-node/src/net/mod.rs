@@ -11,7 +11,7 @@
 mod behaviour;
 mod event_loop;
 mod gossip;
-mod port_mapping;
+mod own_addrs;
 mod reachability;
 pub mod relay;
 mod sync;

@@ -1,7 +1,8 @@
 //! Whether other instances can dial this one, from AutoNAT probes (peers
 //! dialling back the address they see), judged so that no single peer's
-//! word decides: an address counts as external only once two peers dialled
-//! it back, and an instance is private once AutoNAT says so or two peers'
+//! word decides: an address counts as external only once two peers whose
+//! word counts (members, relays this instance was given; the one other
+//! member where there is only one) dialled it back, and an instance is private once AutoNAT says so or two peers'
 //! dial-backs went unanswered (behind a home router that drops what it did
 //! not ask for, a dial-back times out rather than fails, and AutoNAT alone
 //! never decides).
@@ -33,8 +34,11 @@ pub(super) struct Probes {
 }
 
 impl Probes {
-    /// `peer` dialled this instance back at `address`.
-    pub(super) fn dialled_back(&mut self, peer: PeerId, address: Multiaddr) {
+    /// `peer` dialled this instance back at `address`, out of `confirmers`
+    /// peers whose word counts (fewer than [`CONFIRMATIONS`] of them: all
+    /// must confirm, at least one).
+    pub(super) fn dialled_back(&mut self, peer: PeerId, address: Multiaddr, confirmers: usize) {
+        let needed = confirmers.clamp(1, CONFIRMATIONS);
         self.unanswered.clear();
         if self.external.contains(&address) {
             return;
@@ -42,8 +46,9 @@ impl Probes {
         let confirmed = match self.candidates.iter_mut().find(|(a, _)| *a == address) {
             Some((_, by)) => {
                 by.insert(peer);
-                by.len() >= CONFIRMATIONS
+                by.len() >= needed
             }
+            None if needed == 1 => true,
             None => {
                 if self.candidates.len() == MAX_CANDIDATES {
                     self.candidates.remove(0);
@@ -113,24 +118,32 @@ mod tests {
         let liar = PeerId::random();
         let mut probes = Probes::default();
         for n in 0..40 {
-            probes.dialled_back(liar, addr(n));
+            probes.dialled_back(liar, addr(n), 5);
         }
         assert!(
             probes.external().is_empty(),
             "one peer's word is not enough"
         );
         assert_eq!(probes.reachability(), Reachability::Unknown);
-        probes.dialled_back(PeerId::random(), addr(39));
+        probes.dialled_back(PeerId::random(), addr(39), 5);
         assert_eq!(probes.external(), &[addr(39)]);
         assert_eq!(probes.reachability(), Reachability::Public);
         for n in 50..60 {
-            probes.dialled_back(PeerId::random(), addr(n));
-            probes.dialled_back(PeerId::random(), addr(n));
+            probes.dialled_back(PeerId::random(), addr(n), 5);
+            probes.dialled_back(PeerId::random(), addr(n), 5);
         }
         assert_eq!(probes.external().len(), MAX_EXTERNAL, "a bounded list");
         probes.expired(&addr(59));
         probes.expired(&addr(58));
         assert_eq!(probes.reachability(), Reachability::Unknown);
+    }
+
+    #[test]
+    fn in_a_network_of_two_the_other_member_alone_confirms_an_address() {
+        let mut probes = Probes::default();
+        probes.dialled_back(PeerId::random(), addr(7), 1);
+        assert_eq!(probes.external(), &[addr(7)]);
+        assert_eq!(probes.reachability(), Reachability::Public);
     }
 
     #[test]
@@ -142,7 +155,7 @@ mod tests {
         assert_eq!(probes.reachability(), Reachability::Unknown, "one peer");
         probes.unanswered(PeerId::random());
         assert_eq!(probes.reachability(), Reachability::Private);
-        probes.dialled_back(relay, addr(1));
+        probes.dialled_back(relay, addr(1), 5);
         assert_eq!(probes.reachability(), Reachability::Unknown);
         probes.autonat_private(true);
         assert_eq!(probes.reachability(), Reachability::Private);

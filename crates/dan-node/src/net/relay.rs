@@ -4,7 +4,8 @@
 //! no membership), and every reservation and relayed connection is
 //! bounded, per instance and in total.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -32,9 +33,9 @@ pub const MAX_CIRCUIT_DURATION: Duration = Duration::from_secs(3600);
 pub const MAX_CIRCUIT_BYTES: u64 = 1 << 30;
 /// Most connections to the relay at once.
 const MAX_CONNECTIONS: u32 = 1024;
-/// Most slots granted (or renewed) to one IP address per hour: a slot
-/// lasts an hour and is renewed after 45 minutes, so this bounds the
-/// slots one address holds at once, whatever keys it makes up.
+/// Most instances one IP address (an IPv6 /64) holds slots for at once,
+/// whatever keys it makes up; an instance renewing its slot keeps its
+/// place.
 const MAX_RESERVATIONS_PER_IP_PER_HOUR: usize = 16;
 /// Most IP addresses whose grants are remembered.
 const MAX_IPS_TRACKED: usize = 4096;
@@ -91,39 +92,56 @@ fn relay_key(data_dir: &Path) -> Result<identity::Keypair, NodeError> {
         .map_err(|e| relay_error("key")(e.to_string()))
 }
 
-/// Slots granted per IP address within the last hour (see
-/// [`MAX_RESERVATIONS_PER_IP_PER_HOUR`]).
+/// The instances holding a slot per IP address (IPv6: per /64, what one
+/// home or server gets): each instance's last grant, forgotten an hour
+/// after it (a slot lasts an hour and is renewed after 45 minutes).
 #[derive(Default)]
 struct GrantsPerIp {
-    grants: std::collections::HashMap<std::net::IpAddr, std::collections::VecDeque<Instant>>,
+    grants: HashMap<IpAddr, HashMap<PeerId, Instant>>,
+}
+
+/// The address a grant counts against: IPv4 as is, IPv6 by its /64.
+fn grant_key(address: &Multiaddr) -> Option<IpAddr> {
+    address.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => {
+            let prefix = u128::from(ip) & !((1u128 << 64) - 1);
+            Some(IpAddr::V6(prefix.into()))
+        }
+        _ => None,
+    })
 }
 
 impl GrantsPerIp {
-    fn try_grant(&mut self, address: &Multiaddr, now: Instant) -> bool {
-        let Some(ip) = address.iter().find_map(|p| match p {
-            Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
-            Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
-            _ => None,
-        }) else {
+    /// Grants (or renews) `peer` a slot unless its address already holds
+    /// [`MAX_RESERVATIONS_PER_IP_PER_HOUR`] for other instances.
+    fn try_grant(&mut self, peer: PeerId, address: &Multiaddr, now: Instant) -> bool {
+        let Some(ip) = grant_key(address) else {
             return true;
         };
-        let hour_ago = now.checked_sub(Duration::from_secs(3600));
-        let recent = |at: &Instant| hour_ago.is_none_or(|start| *at > start);
-        if self.grants.len() >= MAX_IPS_TRACKED && !self.grants.contains_key(&ip) {
-            self.grants.retain(|_, at| {
-                at.retain(|t| recent(t));
-                !at.is_empty()
+        let live = |at: &Instant| now.saturating_duration_since(*at) < Duration::from_secs(3600);
+        if !self.grants.contains_key(&ip) && self.grants.len() >= MAX_IPS_TRACKED {
+            self.grants.retain(|_, peers| {
+                peers.retain(|_, at| live(at));
+                !peers.is_empty()
             });
-            if self.grants.len() >= MAX_IPS_TRACKED {
-                return false;
+            // Still full: the address granted longest ago makes room.
+            if self.grants.len() >= MAX_IPS_TRACKED
+                && let Some(oldest) = self
+                    .grants
+                    .iter()
+                    .min_by_key(|(_, peers)| peers.values().max().copied())
+                    .map(|(ip, _)| *ip)
+            {
+                self.grants.remove(&oldest);
             }
         }
-        let at = self.grants.entry(ip).or_default();
-        at.retain(|t| recent(t));
-        if at.len() >= MAX_RESERVATIONS_PER_IP_PER_HOUR {
+        let peers = self.grants.entry(ip).or_default();
+        peers.retain(|_, at| live(at));
+        if !peers.contains_key(&peer) && peers.len() >= MAX_RESERVATIONS_PER_IP_PER_HOUR {
             return false;
         }
-        at.push_back(now);
+        peers.insert(peer, now);
         true
     }
 }
@@ -134,7 +152,7 @@ fn open_relay_limits() -> relay::Config {
     let mut config = limits();
     let mut per_ip = GrantsPerIp::default();
     config.reservation_rate_limiters.push(Box::new(
-        move |_: PeerId, address: &Multiaddr, now: Instant| per_ip.try_grant(address, now),
+        move |peer: PeerId, address: &Multiaddr, now: Instant| per_ip.try_grant(peer, address, now),
     ));
     config
 }
@@ -274,6 +292,8 @@ pub async fn serve_relay(
             .listen_on(addr.clone())
             .map_err(|e| NodeError::Invalid(format!("cannot listen on {addr}: {e}")))?;
     }
+    // The addresses announced (and named in reservations): its own only.
+    let mut own: Vec<Multiaddr> = config.external.clone();
     for addr in &config.external {
         swarm.add_external_address(addr.clone());
         on_address(addr.clone().with(Protocol::P2p(peer_id)));
@@ -291,9 +311,16 @@ pub async fn serve_relay(
                         continue;
                     }
                     if !is_loopback(&address) {
+                        own.push(address.clone());
                         swarm.add_external_address(address.clone());
                     }
                     on_address(address.with(Protocol::P2p(peer_id)));
+                }
+                // AutoNAT confirms an address on one peer's word, and
+                // identify proposes what peers say they see: neither is
+                // announced.
+                SwarmEvent::ExternalAddrConfirmed { address } if !own.contains(&address) => {
+                    swarm.remove_external_address(&address);
                 }
                 SwarmEvent::Behaviour(RelayBehaviourEvent::Relay(event)) => {
                     tracing::debug!("relay: {event:?}");
@@ -319,14 +346,40 @@ mod tests {
         let one: Multiaddr = "/ip4/198.51.100.1/tcp/4001".parse().expect("address");
         let other: Multiaddr = "/ip4/198.51.100.2/tcp/4001".parse().expect("address");
         let start = Instant::now();
-        for _ in 0..MAX_RESERVATIONS_PER_IP_PER_HOUR {
-            assert!(grants.try_grant(&one, start));
+        let keys: Vec<PeerId> = (0..MAX_RESERVATIONS_PER_IP_PER_HOUR)
+            .map(|_| PeerId::random())
+            .collect();
+        for key in &keys {
+            assert!(grants.try_grant(*key, &one, start));
         }
-        assert!(!grants.try_grant(&one, start), "the next is refused");
-        assert!(grants.try_grant(&other, start), "another address is not");
         assert!(
-            grants.try_grant(&one, start + Duration::from_secs(3601)),
-            "an hour later there is room again"
+            !grants.try_grant(PeerId::random(), &one, start),
+            "one more key from the same address is refused"
+        );
+        let renewal = start + Duration::from_secs(45 * 60);
+        assert!(
+            keys.iter().all(|k| grants.try_grant(*k, &one, renewal)),
+            "instances renewing their slots keep them"
+        );
+        assert!(
+            grants.try_grant(PeerId::random(), &other, start),
+            "another address is not"
+        );
+        let v6 = |n: u16| -> Multiaddr {
+            format!("/ip6/2001:db8:0:1::{n:x}/tcp/4001")
+                .parse()
+                .expect("address")
+        };
+        for n in 0..MAX_RESERVATIONS_PER_IP_PER_HOUR as u16 {
+            assert!(grants.try_grant(PeerId::random(), &v6(n + 1), start));
+        }
+        assert!(
+            !grants.try_grant(PeerId::random(), &v6(999), start),
+            "one IPv6 /64 counts as one address"
+        );
+        assert!(
+            grants.try_grant(PeerId::random(), &one, renewal + Duration::from_secs(3600)),
+            "an hour after the last renewal there is room again"
         );
     }
 

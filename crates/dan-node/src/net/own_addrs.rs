@@ -1,8 +1,14 @@
-//! Asks the home router to forward this instance's own listening ports
-//! (UPnP IGD, libp2p `upnp`). Relayed listen addresses are the relay's
-//! choice (it names them in its reservation), so they are never passed
-//! on: a relay could otherwise make the router forward a port to any host
-//! of the home network.
+//! Keeps the addresses a relay names out of the behaviours that tell
+//! others where this instance is, or that act on its addresses.
+//!
+//! A relay's reservation names the addresses this instance is reachable
+//! at through it, and the swarm reports each as a listen address; the
+//! relay chooses them freely. Passed on, identify and mDNS would announce
+//! them to every peer (any host, any port), and UPnP would ask the home
+//! router to forward ports to whatever home-network host they name. The
+//! instance announces instead the address it reaches the relay at itself
+//! (libp2p's relay client confirms it as an external address once the
+//! relay holds a slot).
 
 use std::task::{Context, Poll};
 
@@ -12,23 +18,44 @@ use libp2p::swarm::{
     ConnectionDenied, ConnectionId, ExpiredListenAddr, FromSwarm, NetworkBehaviour, NewListenAddr,
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
-use libp2p::{Multiaddr, PeerId, upnp};
+use libp2p::{Multiaddr, PeerId};
 
 use super::is_circuit;
 
-/// UPnP port mapping of the instance's own (not relayed) listen addresses.
-#[derive(Default)]
-pub(crate) struct PortMapping(upnp::tokio::Behaviour);
+/// `B`, told only of the instance's own (not relayed) listen addresses.
+pub(crate) struct OwnListenAddrs<B>(B);
 
-/// Whether the router may be asked to forward `address` (an address this
-/// instance listens on itself).
+impl<B> OwnListenAddrs<B> {
+    /// Wraps `inner`.
+    pub(crate) fn new(inner: B) -> Self {
+        OwnListenAddrs(inner)
+    }
+
+    /// The wrapped behaviour.
+    pub(crate) fn inner_mut(&mut self) -> &mut B {
+        &mut self.0
+    }
+}
+
+/// Whether `address` is one this instance listens on itself (not one a
+/// relay named).
 fn is_own(address: &Multiaddr) -> bool {
     !is_circuit(address)
 }
 
-impl NetworkBehaviour for PortMapping {
-    type ConnectionHandler = <upnp::tokio::Behaviour as NetworkBehaviour>::ConnectionHandler;
-    type ToSwarm = upnp::Event;
+impl<B: NetworkBehaviour> NetworkBehaviour for OwnListenAddrs<B> {
+    type ConnectionHandler = B::ConnectionHandler;
+    type ToSwarm = B::ToSwarm;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.0
+            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+    }
 
     fn handle_established_inbound_connection(
         &mut self,
@@ -39,6 +66,21 @@ impl NetworkBehaviour for PortMapping {
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.0
             .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.0.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
+        )
     }
 
     fn handle_established_outbound_connection(
@@ -90,7 +132,7 @@ mod tests {
     use super::is_own;
 
     #[test]
-    fn bad_input_a_relayed_address_naming_a_host_of_the_home_network_is_never_forwarded() {
+    fn bad_input_an_address_a_relay_named_is_never_passed_on() {
         let own: libp2p::Multiaddr = "/ip4/192.168.1.2/tcp/4001".parse().expect("address");
         let chosen_by_relay: libp2p::Multiaddr =
             "/ip4/192.168.1.10/tcp/22/p2p/12D3KooWB37ZW7cMZPedE7HuAYoHkMewt5TfPtqHgqs19yQ9cAa4/p2p-circuit"
