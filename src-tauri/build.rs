@@ -19,6 +19,8 @@ const COMMANDS: &[&str] = &[
     "restore_record",
     "hide_window",
     "quit_app",
+    "autostart",
+    "set_autostart",
     "record_history",
     "members",
     "approve",

@@ -60,6 +60,7 @@ async fn open<R: Runtime>(
     let node = Node::open(config, credentials).await?;
     dan_node::net::start(&node, crate::net_config()).await?;
     events::forward(app.clone(), &node);
+    crate::notify::watch(app.clone(), &node).await;
     let status = node.status().await;
     state.set_running(node).await;
     Ok(status)
@@ -512,6 +513,32 @@ pub async fn hide_window<R: Runtime>(
     window
         .hide()
         .map_err(|e| CommandError::new("io", format!("could not hide the window: {e}")))
+}
+
+/// Whether DAN starts (in the background) when the person logs in.
+#[tauri::command]
+pub async fn autostart<R: Runtime>(app: AppHandle<R>) -> Result<bool> {
+    use tauri_plugin_autostart::ManagerExt;
+    app.autolaunch()
+        .is_enabled()
+        .map_err(|e| CommandError::new("io", format!("could not read the log-in setting: {e}")))
+}
+
+/// Makes DAN start (in the background) when the person logs in, or not;
+/// returns the setting as it now is.
+#[tauri::command]
+pub async fn set_autostart<R: Runtime>(app: AppHandle<R>, on: bool) -> Result<bool> {
+    use tauri_plugin_autostart::ManagerExt;
+    let launcher = app.autolaunch();
+    let done = if on {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    };
+    done.map_err(|e| CommandError::new("io", format!("could not change the log-in setting: {e}")))?;
+    launcher
+        .is_enabled()
+        .map_err(|e| CommandError::new("io", format!("could not read the log-in setting: {e}")))
 }
 
 /// Stops the instance cleanly and closes the app.

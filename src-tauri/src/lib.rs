@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 #[cfg(unix)]
 pub mod handover;
+pub mod notify;
 mod qr;
 pub mod state;
 
@@ -43,6 +44,10 @@ pub fn launch_link() -> Option<String> {
         .skip(1)
         .find(|a| a.starts_with(dan_core::invite::LINK_PREFIX))
 }
+
+/// The argument DAN is started with at log-in ("start when I log in"):
+/// the instance runs and the window stays hidden.
+pub const BACKGROUND_ARG: &str = "--background";
 
 /// The network settings: mDNS and UPnP on, all interfaces, unless
 /// `DAN_NO_MDNS`, `DAN_NO_UPNP` or `DAN_LISTEN` (a multiaddr) say otherwise
@@ -79,8 +84,22 @@ pub fn build_app<R: Runtime>(
 ) -> Builder<R> {
     builder
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .app_name("DAN")
+                .arg(BACKGROUND_ARG)
+                .build(),
+        )
         .manage(AppState::new(data_dir, launch_link))
         .setup(move |app| {
+            // Started at log-in: the instance runs, the window waits until
+            // DAN is opened (a second start brings it to the front).
+            if std::env::args().any(|a| a == BACKGROUND_ARG)
+                && let Some(window) = app.get_webview_window("main")
+            {
+                let _ = window.hide();
+            }
             on_start(app.handle().clone());
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
@@ -149,6 +168,8 @@ pub fn build_app<R: Runtime>(
             commands::take_launch_link,
             commands::hide_window,
             commands::quit_app,
+            commands::autostart,
+            commands::set_autostart,
         ])
 }
 

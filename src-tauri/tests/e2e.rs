@@ -1137,3 +1137,231 @@ async fn click_label(client: &Client, label: &str) -> anyhow::Result<()> {
     }
     bail!("could not click {label}")
 }
+
+/// What a desktop session has besides the display: a D-Bus session bus
+/// and a notification server (dunst), stopped on drop.
+struct Desktop {
+    _bus: Process,
+    _dunst: Process,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Desktop {
+    fn start(display: &str) -> anyhow::Result<Desktop> {
+        let dir = tempfile::tempdir()?;
+        let socket = dir.path().join("bus");
+        let address = format!("unix:path={}", socket.display());
+        let bus = Process(
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--address", &address])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting dbus-daemon (package dbus)")?,
+        );
+        wait_until(Duration::from_secs(10), "the session bus", || {
+            socket.exists()
+        })?;
+        // Notifications go to the history after a second, where the test
+        // reads them.
+        let config = dir.path().join("dunstrc");
+        std::fs::write(
+            &config,
+            "[urgency_low]\ntimeout = 1\n[urgency_normal]\ntimeout = 1\n[urgency_critical]\ntimeout = 1\n",
+        )?;
+        let dunst = Process(
+            Command::new("dunst")
+                .arg("-config")
+                .arg(&config)
+                .env("DISPLAY", display)
+                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting dunst (package dunst)")?,
+        );
+        let desktop = Desktop {
+            _bus: bus,
+            _dunst: dunst,
+            address,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(10), "the notification server", || {
+            desktop.dunstctl(&["is-paused"]).is_ok()
+        })?;
+        Ok(desktop)
+    }
+
+    fn dunstctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = Command::new("dunstctl")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()?;
+        if !output.status.success() {
+            bail!(
+                "dunstctl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The titles and texts of the notifications shown so far.
+    fn notifications(&self) -> Vec<(String, String)> {
+        let Ok(history) = self.dunstctl(&["history"]) else {
+            return Vec::new();
+        };
+        let Ok(history) = serde_json::from_str::<serde_json::Value>(&history) else {
+            return Vec::new();
+        };
+        history["data"][0]
+            .as_array()
+            .map(|shown| {
+                shown
+                    .iter()
+                    .map(|n| {
+                        let text =
+                            |field: &str| n[field]["data"].as_str().unwrap_or_default().to_owned();
+                        (text("summary"), text("body"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Asks the window titled `title` on `display` to close, as a window
+/// manager does when its close button is clicked (WM_DELETE_WINDOW).
+fn ask_window_to_close(display: &str, title: &str) -> anyhow::Result<()> {
+    const SCRIPT: &str = r#"
+import sys
+import Xlib.display, Xlib.X, Xlib.protocol.event
+d = Xlib.display.Display(sys.argv[1])
+protocols = d.intern_atom("WM_PROTOCOLS")
+delete = d.intern_atom("WM_DELETE_WINDOW")
+def windows(w):
+    for child in w.query_tree().children:
+        yield child
+        yield from windows(child)
+net_name = d.intern_atom("_NET_WM_NAME")
+def title(w):
+    full = w.get_full_property(net_name, 0)
+    if full is not None:
+        value = full.value
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return str(w.get_wm_name() or "")
+for w in windows(d.screen().root):
+    if sys.argv[2] in title(w) and delete in (w.get_wm_protocols() or []):
+        event = Xlib.protocol.event.ClientMessage(window=w, client_type=protocols, data=(32, [delete, Xlib.X.CurrentTime, 0, 0, 0]))
+        w.send_event(event, event_mask=Xlib.X.NoEventMask)
+        d.flush()
+        print("asked")
+        break
+else:
+    print([title(w) for w in windows(d.screen().root)], file=sys.stderr)
+"#;
+    let output = Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT, display, title])
+        .output()
+        .context("running python3 (package python3-xlib)")?;
+    if !String::from_utf8_lossy(&output.stdout).contains("asked") {
+        bail!(
+            "no window titled {title:?} to close: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_closed_window_keeps_running_starts_at_log_in_and_notifies_a_join_request()
+-> anyhow::Result<()> {
+    let (_xvfb, display) = start_xvfb()?;
+    let desktop = Desktop::start(&display)?;
+    let dirs = tempfile::tempdir()?;
+    let home = dirs.path().join("home");
+    std::fs::create_dir_all(&home)?;
+    let bus = PathBuf::from(&desktop.address);
+    // One release of the desktop app and the headless `dan`: Bea joins
+    // with the latter.
+    let manifest = dirs.path().join("dan-release.json");
+    write_manifest(
+        &manifest,
+        &[
+            ("desktop", "0.1.0", Path::new(APP)),
+            ("headless", "0.1.0", &dan_bin()),
+        ],
+    )?;
+    let (_driver, port) = start_driver_with(
+        &display,
+        &[
+            ("HOME", home.as_path()),
+            ("DBUS_SESSION_BUS_ADDRESS", bus.as_path()),
+            ("DAN_RELEASE_MANIFEST", manifest.as_path()),
+        ],
+    )?;
+    let ada = open_app(port, &dirs.path().join("ada")).await?;
+    first_run(&ada, "Ada laptop").await?;
+    type_into(&ada, "Network name", "Elm Street Library").await?;
+    button(&ada, "Create network").await?.click().await?;
+    see(&ada, "needs 2 more instances", Duration::from_secs(60)).await?;
+
+    // "Start DAN when I log in": the desktop's autostart entry starts it in
+    // the background.
+    click_tab(&ada, "Settings").await?;
+    let start_at_log_in = find(&ada, &by_label("Start DAN when I log in")).await?;
+    scroll_into_view(&ada, &start_at_log_in).await?;
+    start_at_log_in.click().await?;
+    let entry = home.join(".config/autostart/DAN.desktop");
+    wait_until(Duration::from_secs(10), "the autostart entry", || {
+        entry.exists()
+    })?;
+    let written = std::fs::read_to_string(&entry)?;
+    assert!(
+        written.contains("Exec=") && written.contains("--background"),
+        "{written}"
+    );
+    let link = invite_in_window(&ada, "Bea").await?;
+
+    // Closing the window keeps DAN running in the background.
+    ask_window_to_close(&display, "DAN")?;
+    see(&ada, "Keep DAN running?", Duration::from_secs(10)).await?;
+    button(&ada, "Keep running in the background")
+        .await?
+        .click()
+        .await?;
+
+    // While the window is away, Bea joins with Ada's invite, and Carol
+    // asks to join with Bea's: she waits for Ada, and a notification says
+    // so.
+    let mut bea = Instance::init("bea laptop")?;
+    bea.start(&[])?;
+    bea.ok(&["join", &link, "--admin", "Bea"])?;
+    let mut carol = Instance::init("carol laptop")?;
+    carol.start(&[])?;
+    carol.ok(&["join", &bea.invite(&[])?, "--admin", "Carol", "--no-wait"])?;
+    wait_until(
+        Duration::from_secs(60),
+        "a notification of Carol's join request",
+        || {
+            desktop
+                .notifications()
+                .iter()
+                .any(|(title, body)| title == "Carol asks to join" && body.contains("carol laptop"))
+        },
+    )?;
+
+    // Unticked, the entry is gone.
+    click_tab(&ada, "Settings").await?;
+    let start_at_log_in = find(&ada, &by_label("Start DAN when I log in")).await?;
+    scroll_into_view(&ada, &start_at_log_in).await?;
+    start_at_log_in.click().await?;
+    wait_until(Duration::from_secs(10), "the autostart entry to go", || {
+        !entry.exists()
+    })?;
+    drop(carol);
+    drop(bea);
+    ada.close().await?;
+    Ok(())
+}

@@ -82,6 +82,8 @@ export const api = {
     }
   },
   quitApp: () => call<void>("quit_app"),
+  autostart: () => call<boolean>("autostart"),
+  setAutostart: (on: boolean) => call<boolean>("set_autostart", { on }),
   recordHistory: (id: string) => call<HistoryEntry[]>("record_history", { id }),
   members: () => call<MemberView[]>("members"),
   approve: (peer: string) => call<MemberView>("approve", { peer }),

@@ -17,6 +17,7 @@ pub mod integrity;
 pub mod membership;
 pub mod net;
 mod node;
+pub mod notices;
 pub mod proposals;
 mod readmission;
 pub mod relays;

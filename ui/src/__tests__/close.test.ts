@@ -36,3 +36,42 @@ describe("closing the window", () => {
     expect(client.quitApp).toHaveBeenCalledTimes(1);
   });
 });
+
+describe("starting at log-in", () => {
+  it("shows the desktop's setting and changes it when ticked", async () => {
+    const { StartAtLogIn } = await import("../views/settings");
+    let on = false;
+    const client = {
+      autostart: vi.fn(async () => on),
+      setAutostart: vi.fn(async (wanted: boolean) => (on = wanted)),
+    } as unknown as Api;
+    const label = StartAtLogIn(client);
+    document.body.append(label);
+    const box = label.querySelector('[aria-label="Start DAN when I log in"]') as HTMLInputElement;
+    await vi.waitFor(() => expect(box.disabled).toBe(false));
+    expect(box.checked).toBe(false);
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+    await vi.waitFor(() => expect(client.setAutostart).toHaveBeenCalledWith(true));
+    await vi.waitFor(() => expect(box.disabled).toBe(false));
+    expect(box.checked).toBe(true);
+  });
+
+  it("puts the box back when the desktop refuses", async () => {
+    const { StartAtLogIn } = await import("../views/settings");
+    const client = {
+      autostart: vi.fn(async () => false),
+      setAutostart: vi.fn(async () => {
+        throw { code: "io", message: "could not change the log-in setting: read-only" };
+      }),
+    } as unknown as Api;
+    const label = StartAtLogIn(client);
+    document.body.append(label);
+    const box = label.querySelector('[aria-label="Start DAN when I log in"]') as HTMLInputElement;
+    await vi.waitFor(() => expect(box.disabled).toBe(false));
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+    await vi.waitFor(() => expect(box.disabled).toBe(false));
+    expect(box.checked).toBe(false);
+  });
+});

@@ -31,6 +31,37 @@ function report(e: unknown): void {
   toast(errorText(e), "error");
 }
 
+/** "Start DAN when I log in": the instance then runs from log-in on, in
+ * the background (opening DAN shows the window). */
+export function StartAtLogIn(client: Api): HTMLElement {
+  const box = h("input", { type: "checkbox", "aria-label": "Start DAN when I log in", disabled: true }) as HTMLInputElement;
+  void Promise.resolve()
+    .then(() => client.autostart())
+    .then(
+    (on) => {
+      box.checked = on;
+      box.disabled = false;
+    },
+    () => {
+      box.title = "This desktop does not say whether DAN starts at log-in.";
+    },
+  );
+  box.addEventListener("change", async () => {
+    const wanted = box.checked;
+    box.disabled = true;
+    try {
+      box.checked = await client.setAutostart(wanted);
+      toast(box.checked ? "DAN will start in the background when you log in." : "DAN will not start when you log in.");
+    } catch (e) {
+      box.checked = !wanted;
+      report(e);
+    } finally {
+      box.disabled = false;
+    }
+  });
+  return h("label", { class: "toggle" }, box, " Start DAN when I log in (in the background)");
+}
+
 /** A button that asks the desktop's own file dialog for a path and puts
  * it in `into` (a cancelled dialog leaves it as it was). */
 function ChooseButton(text: string, choose: () => Promise<string | null>, into: HTMLInputElement): HTMLElement {
@@ -153,6 +184,7 @@ export function SettingsView(dataDir: string, refreshAll: () => void, client: Ap
         },
         "Ask again when I close the window",
       ),
+      StartAtLogIn(client),
       h("button", { type: "button", class: "danger", onclick: () => void client.quitApp().catch(report) }, "Quit DAN"),
     ),
     status ? AboutCard(status) : "",

@@ -1,0 +1,242 @@
+//! What deserves a person's attention while the window is not in front of
+//! them: someone asking to join, a vote opened or decided, the network out
+//! of reach. The desktop app turns these into OS notifications; the rules
+//! of what is news live here, once, next to the views they read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dan_core::{Hash32, MemberStatus, PeerKey, ProposalStatus};
+use serde::Serialize;
+
+use crate::membership::MemberView;
+use crate::node::Node;
+use crate::proposals::ProposalView;
+
+/// What needs attention now (a snapshot; see [`Attention::news_since`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attention {
+    /// Instances waiting for admission: who, and the admin's name.
+    pub waiting: BTreeMap<PeerKey, (String, String)>,
+    /// Open proposals and what they say.
+    pub open: BTreeMap<Hash32, String>,
+    /// Proposals decided, and how.
+    pub decided: BTreeMap<Hash32, (String, ProposalStatus, Option<u64>)>,
+    /// Whether any member is connected now (None: not part of a network).
+    pub connected: Option<bool>,
+}
+
+/// One thing to tell a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// A short title.
+    pub title: String,
+    /// One or two sentences.
+    pub body: String,
+}
+
+impl Attention {
+    /// Builds the snapshot from the member and proposal views, and whether
+    /// this instance is in a network with any member connected.
+    pub fn from_views(
+        members: &[MemberView],
+        proposals: &[ProposalView],
+        connected: Option<bool>,
+    ) -> Attention {
+        Attention {
+            waiting: members
+                .iter()
+                .filter(|m| m.status == MemberStatus::Pending && !m.is_self)
+                .map(|m| (m.peer_id, (m.name.clone(), m.admin_name.clone())))
+                .collect(),
+            open: proposals
+                .iter()
+                .filter(|p| p.status == ProposalStatus::Open)
+                .map(|p| (p.id, p.summary.clone()))
+                .collect(),
+            decided: proposals
+                .iter()
+                .filter(|p| p.status != ProposalStatus::Open)
+                .map(|p| (p.id, (p.summary.clone(), p.status, p.withdraws_at)))
+                .collect(),
+            connected,
+        }
+    }
+
+    /// What is new in `self` since `before`, to tell a person.
+    pub fn news_since(&self, before: &Attention) -> Vec<Notice> {
+        let mut news = Vec::new();
+        for (peer, (name, admin)) in &self.waiting {
+            if !before.waiting.contains_key(peer) {
+                let (name, admin) = (plain(name), plain(admin));
+                news.push(Notice {
+                    title: format!("{admin} asks to join"),
+                    body: format!(
+                        "{name} ({admin}) waits for the admins' approval. Open DAN to compare their join code and approve or reject."
+                    ),
+                });
+            }
+        }
+        for (id, summary) in &self.open {
+            if !before.open.contains_key(id) && !before.decided.contains_key(id) {
+                news.push(Notice {
+                    title: "A vote is open".into(),
+                    body: format!("{}. Open DAN to vote.", plain(summary)),
+                });
+            }
+        }
+        let opened_before: BTreeSet<&Hash32> = before.open.keys().collect();
+        for (id, (summary, status, withdraws_at)) in &self.decided {
+            if before.decided.contains_key(id) || !opened_before.contains(id) {
+                continue;
+            }
+            let outcome = match status {
+                ProposalStatus::Passed => "passed",
+                _ => "was rejected",
+            };
+            let deadline = match (status, withdraws_at) {
+                (ProposalStatus::Passed, Some(at)) => format!(
+                    " Old versions stop being accepted {}; install the new version before then.",
+                    when(*at)
+                ),
+                _ => String::new(),
+            };
+            news.push(Notice {
+                title: format!("Vote {outcome}"),
+                body: format!("{}.{deadline}", plain(summary)),
+            });
+        }
+        if before.connected == Some(true) && self.connected == Some(false) {
+            news.push(Notice {
+                title: "DAN lost the network".into(),
+                body: "No other member is connected: changes made here wait until one is back."
+                    .into(),
+            });
+        }
+        news
+    }
+}
+
+/// Text a peer chose (a name, a reason), safe in a notification: no
+/// control characters and no markup (notification servers read `<b>`,
+/// `<a href>` and `&…;` in the body), at most 120 characters.
+fn plain(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | '&'))
+        .take(120)
+        .collect()
+}
+
+/// A moment, for a notification (UTC; the window shows local time).
+fn when(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("on {year:04}-{month:02}-{day:02} at {hour:02}:{minute:02} UTC")
+}
+
+impl Node {
+    /// What needs a person's attention now (see [`Attention`]).
+    pub async fn attention(&self) -> Attention {
+        let status = self.status().await;
+        let in_network = status.network_id.is_some();
+        let members = self.members().await.unwrap_or_default();
+        let proposals = self.proposals().await.unwrap_or_default();
+        Attention::from_views(
+            &members,
+            &proposals,
+            in_network.then_some(status.online_peers > 0),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Attention, when};
+    use dan_core::{Hash32, Keypair, ProposalStatus};
+
+    fn waiting(name: &str) -> Attention {
+        let mut attention = Attention::default();
+        attention.waiting.insert(
+            Keypair::from_secret([7; 32]).public(),
+            (format!("{name} laptop"), name.to_owned()),
+        );
+        attention
+    }
+
+    #[test]
+    fn a_join_request_a_vote_and_its_outcome_are_news_once() {
+        let before = Attention::default();
+        let asked = waiting("Bea");
+        let news = asked.news_since(&before);
+        assert_eq!(news.len(), 1);
+        assert_eq!(news[0].title, "Bea asks to join");
+        assert!(asked.news_since(&asked).is_empty(), "not twice");
+
+        let id = Hash32::of(b"proposal");
+        let mut open = Attention::default();
+        open.open.insert(id, "Remove Mallory".into());
+        assert_eq!(open.news_since(&before)[0].title, "A vote is open");
+        let mut passed = Attention::default();
+        passed.decided.insert(
+            id,
+            (
+                "Approve DAN 0.2.0".into(),
+                ProposalStatus::Passed,
+                Some(86_400_000),
+            ),
+        );
+        let news = passed.news_since(&open);
+        assert_eq!(news[0].title, "Vote passed");
+        assert!(
+            news[0].body.contains("on 1970-01-02 at 00:00 UTC"),
+            "{}",
+            news[0].body
+        );
+        assert!(
+            passed.news_since(&before).is_empty(),
+            "a decision never seen open (at start) is old news"
+        );
+    }
+
+    #[test]
+    fn bad_input_a_joiner_name_carries_no_markup_or_control_characters_into_a_notification() {
+        let mut asked = Attention::default();
+        asked.waiting.insert(
+            Keypair::from_secret([9; 32]).public(),
+            (
+                "<a href=\"https://evil.example\">Bank</a>\u{1b}[2J".into(),
+                "Eve & co\n".into(),
+            ),
+        );
+        let news = asked.news_since(&Attention::default());
+        for text in [&news[0].title, &news[0].body] {
+            assert!(!text.contains(['<', '>', '&', '\u{1b}', '\n']), "{text}");
+        }
+    }
+
+    #[test]
+    fn losing_every_member_is_news_but_starting_alone_is_not() {
+        let online = Attention {
+            connected: Some(true),
+            ..Attention::default()
+        };
+        let offline = Attention {
+            connected: Some(false),
+            ..Attention::default()
+        };
+        assert_eq!(offline.news_since(&online)[0].title, "DAN lost the network");
+        assert!(offline.news_since(&Attention::default()).is_empty());
+        assert!(online.news_since(&offline).is_empty());
+        assert_eq!(when(0), "on 1970-01-01 at 00:00 UTC");
+    }
+}
