@@ -13,7 +13,7 @@ use dan_node::release::BuildView;
 use dan_node::{Credentials, Node, NodeConfig, RecordQuery};
 use dan_store::StoredEvidence;
 use serde::Serialize;
-use tauri::{AppHandle, Runtime, State};
+use tauri::{AppHandle, Manager, Runtime, State};
 
 use crate::error::CommandError;
 use crate::events;
@@ -515,6 +515,36 @@ pub async fn hide_window<R: Runtime>(
         .map_err(|e| CommandError::new("io", format!("could not hide the window: {e}")))
 }
 
+/// Refuses a log-in entry that would not start this DAN: the desktop
+/// entry's command line is written unquoted, so the app's path and its data
+/// directory must be plain.
+fn check_startable_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
+    let plain = |path: &std::path::Path| {
+        path.to_str().is_some_and(|p| {
+            !p.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "\"'`$\\%;&|<>()".contains(c))
+        })
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| CommandError::new("io", format!("where is DAN installed? {e}")))?;
+    let data_dir = app.state::<AppState>().data_dir.clone();
+    for (what, path) in [
+        ("DAN", exe.as_path()),
+        ("its data folder", data_dir.as_path()),
+    ] {
+        if !plain(path) {
+            return Err(CommandError::new(
+                "invalid",
+                format!(
+                    "{what} is at {}, a path with spaces or special characters that the desktop's log-in list cannot hold; move it to a plain path to start DAN at log-in",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether DAN starts (in the background) when the person logs in.
 #[tauri::command]
 pub async fn autostart<R: Runtime>(app: AppHandle<R>) -> Result<bool> {
@@ -529,6 +559,9 @@ pub async fn autostart<R: Runtime>(app: AppHandle<R>) -> Result<bool> {
 #[tauri::command]
 pub async fn set_autostart<R: Runtime>(app: AppHandle<R>, on: bool) -> Result<bool> {
     use tauri_plugin_autostart::ManagerExt;
+    if on {
+        check_startable_at_log_in(&app)?;
+    }
     let launcher = app.autolaunch();
     let done = if on {
         launcher.enable()

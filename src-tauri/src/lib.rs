@@ -82,32 +82,52 @@ pub fn build_app<R: Runtime>(
     launch_link: Option<String>,
     on_start: impl FnOnce(AppHandle<R>) + Send + 'static,
 ) -> Builder<R> {
+    // Started at log-in, DAN opens this same data directory.
+    let mut at_log_in = vec![BACKGROUND_ARG.to_owned()];
+    if std::env::args_os().any(|a| a == "--data-dir") || std::env::var_os("DAN_DATA_DIR").is_some()
+    {
+        at_log_in.push("--data-dir".into());
+        at_log_in.push(data_dir.to_string_lossy().into_owned());
+    }
     builder
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(
             tauri_plugin_autostart::Builder::new()
                 .app_name("DAN")
-                .arg(BACKGROUND_ARG)
+                .args(at_log_in)
                 .build(),
         )
         .manage(AppState::new(data_dir, launch_link))
         .setup(move |app| {
             // Started at log-in: the instance runs, the window waits until
-            // DAN is opened (a second start brings it to the front).
-            if std::env::args().any(|a| a == BACKGROUND_ARG)
-                && let Some(window) = app.get_webview_window("main")
-            {
+            // DAN is opened (a second start brings it to the front). If the
+            // instance cannot start by itself (no key in the keyring), the
+            // window shows at once: nothing would run otherwise.
+            let background = std::env::args().any(|a| a == BACKGROUND_ARG);
+            if background && let Some(window) = app.get_webview_window("main") {
                 let _ = window.hide();
             }
             on_start(app.handle().clone());
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 let state = handle.state::<AppState>();
-                if state.data_dir.join("dan.db").exists()
-                    && let Err(e) = commands::unlock_from_keyring(&handle, &state).await
+                let unlocked = if state.data_dir.join("dan.db").exists() {
+                    match commands::unlock_from_keyring(&handle, &state).await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::info!("not unlocked from the keyring: {e}");
+                            false
+                        }
+                    }
+                } else {
+                    false
+                };
+                if background
+                    && !unlocked
+                    && let Some(window) = handle.get_webview_window("main")
                 {
-                    tracing::info!("not unlocked from the keyring: {e}");
+                    let _ = window.show();
                 }
             });
             Ok(())

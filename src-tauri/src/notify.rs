@@ -34,6 +34,8 @@ fn window_in_front<R: Runtime>(app: &AppHandle<R>) -> bool {
 pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
     let mut events = node.subscribe();
     let mut known: Attention = node.attention().await;
+    let watched = node.peer_id();
+    let mut limit = RateLimit::default();
     tauri::async_runtime::spawn(async move {
         // Votes arriving from peers change no member: looked at on a timer
         // too.
@@ -51,6 +53,11 @@ pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
             let Ok(node) = app.state::<AppState>().node().await else {
                 continue;
             };
+            if node.peer_id() != watched {
+                // Another instance runs now (a restored backup): its own
+                // watcher tells about it.
+                break;
+            }
             let now = node.attention().await;
             drop(node);
             let news = now.news_since(&known);
@@ -58,7 +65,7 @@ pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
             if news.is_empty() || window_in_front(&app) {
                 continue;
             }
-            for notice in news {
+            for notice in limit.admit(news, std::time::Instant::now()) {
                 tracing::info!("notifying: {}: {}", notice.title, notice.body);
                 if let Err(e) = app
                     .notification()
@@ -72,4 +79,92 @@ pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
             }
         }
     });
+}
+
+/// Most notifications per minute; the rest are summed up in one.
+const MAX_PER_MINUTE: usize = 6;
+
+/// Keeps a flood of news (many join requests made up by a hostile admin)
+/// from filling the desktop: at most [`MAX_PER_MINUTE`] notifications a
+/// minute, then one that says how many more wait in DAN.
+#[derive(Default)]
+struct RateLimit {
+    sent: std::collections::VecDeque<std::time::Instant>,
+    held_back: usize,
+}
+
+impl RateLimit {
+    fn admit(
+        &mut self,
+        news: Vec<dan_node::notices::Notice>,
+        now: std::time::Instant,
+    ) -> Vec<dan_node::notices::Notice> {
+        while self
+            .sent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            self.sent.pop_front();
+        }
+        let mut shown = Vec::new();
+        for notice in news {
+            if self.sent.len() + shown.len() < MAX_PER_MINUTE - 1 {
+                shown.push(notice);
+            } else {
+                self.held_back += 1;
+            }
+        }
+        if self.held_back > 0 && self.sent.len() + shown.len() < MAX_PER_MINUTE {
+            shown.push(dan_node::notices::Notice {
+                title: "More news in DAN".into(),
+                body: format!(
+                    "{} more things need your attention. Open DAN to see them.",
+                    self.held_back
+                ),
+            });
+            self.held_back = 0;
+        }
+        self.sent.extend(shown.iter().map(|_| now));
+        shown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use dan_node::notices::Notice;
+
+    use super::{MAX_PER_MINUTE, RateLimit};
+
+    fn news(n: usize) -> Vec<Notice> {
+        (0..n)
+            .map(|i| Notice {
+                title: format!("Joiner {i} asks to join"),
+                body: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flood_of_join_requests_makes_a_few_notifications_and_one_summary() {
+        let mut limit = RateLimit::default();
+        let start = Instant::now();
+        let shown = limit.admit(news(100), start);
+        assert_eq!(shown.len(), MAX_PER_MINUTE);
+        assert_eq!(shown[MAX_PER_MINUTE - 1].title, "More news in DAN");
+        assert!(shown[MAX_PER_MINUTE - 1].body.starts_with("95 more"));
+        assert!(
+            limit
+                .admit(news(10), start + Duration::from_secs(10))
+                .is_empty()
+        );
+        let later = limit.admit(news(1), start + Duration::from_secs(61));
+        assert_eq!(
+            later.len(),
+            2,
+            "the next minute: the news and what was held back"
+        );
+        assert!(later[1].body.starts_with("10 more"));
+    }
 }

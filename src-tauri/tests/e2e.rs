@@ -1318,9 +1318,14 @@ async fn desktop_closed_window_keeps_running_starts_at_log_in_and_notifies_a_joi
         entry.exists()
     })?;
     let written = std::fs::read_to_string(&entry)?;
+    let ada_dir = dirs.path().join("ada");
     assert!(
-        written.contains("Exec=") && written.contains("--background"),
-        "{written}"
+        written.contains(&format!(
+            "Exec={} --background --data-dir {}",
+            APP,
+            ada_dir.display()
+        )),
+        "started at log-in, this DAN opens its own data folder in the background: {written}"
     );
     let link = invite_in_window(&ada, "Bea").await?;
 

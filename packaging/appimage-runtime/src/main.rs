@@ -298,7 +298,7 @@ mod tests {
         std::fs::set_permissions(&app_run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let signals = Signals::catch().expect("signals");
         let dir = app_dir.path().to_owned();
-        let (done, finished) = std::sync::mpsc::channel();
+        let (done, finished) = std::sync::mpsc::sync_channel(1);
         std::thread::spawn(move || {
             let _ = done.send(signals.run_app(Path::new("/bin/true"), &dir, &[]));
         });
