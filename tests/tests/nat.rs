@@ -112,6 +112,12 @@ fn record_count(instance: &Instance) -> usize {
         .unwrap_or(0)
 }
 
+/// Writes a record titled `title` in the collection `notes`.
+fn put_note(instance: &Instance, title: &str) -> anyhow::Result<()> {
+    instance.ok(&["record", "put", "--collection", "notes", "--title", title])?;
+    Ok(())
+}
+
 /// How `instance` is connected to `peer` (`direct`, `relayed`, `none`).
 fn connection(instance: &Instance, peer: &str) -> Option<String> {
     let rows: Value = instance.json(&["peers"]).ok()?;
@@ -165,14 +171,7 @@ fn nat_three_laptops_behind_three_home_routers_form_a_network_through_a_relay() 
 
     let written_at = Instant::now();
     for (i, instance) in instances.iter().enumerate() {
-        instance.ok(&[
-            "record",
-            "put",
-            "--collection",
-            "notes",
-            "--title",
-            &format!("written at home {}", i + 1),
-        ])?;
+        put_note(instance, &format!("written at home {}", i + 1))?;
     }
     wait_until(WAIT, "every laptop to hold the three records", || {
         instances.iter().all(|i| record_count(i) == 3)
@@ -378,14 +377,10 @@ fn nat_laptops_whose_routers_forward_a_port_by_upnp_are_public_and_connect_direc
     drop(relay);
     let written_at = Instant::now();
     for (i, instance) in instances.iter().enumerate() {
-        instance.ok(&[
-            "record",
-            "put",
-            "--collection",
-            "notes",
-            "--title",
+        put_note(
+            instance,
             &format!("written at home {} with the relay gone", i + 1),
-        ])?;
+        )?;
     }
     wait_until(WAIT, "every laptop to hold the three records", || {
         instances.iter().all(|i| record_count(i) == 3)
@@ -446,14 +441,7 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
     }
     let written_at = Instant::now();
     for (i, instance) in instances.iter().enumerate() {
-        instance.ok(&[
-            "record",
-            "put",
-            "--collection",
-            "notes",
-            "--title",
-            &format!("written by member {}", i + 1),
-        ])?;
+        put_note(instance, &format!("written by member {}", i + 1))?;
     }
     wait_until(WAIT, "every member to hold the three records", || {
         instances.iter().all(|i| record_count(i) == 3)
@@ -469,14 +457,7 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
     // A laptop restarted at home finds the network again by the addresses
     // it kept, and the member relays for it again.
     instances[1].stop()?;
-    instances[2].ok(&[
-        "record",
-        "put",
-        "--collection",
-        "notes",
-        "--title",
-        "written while home 1 was off",
-    ])?;
+    put_note(&instances[2], "written while home 1 was off")?;
     instances[1].start_in_namespace(&lab.laptop(0), "/ip4/0.0.0.0/tcp/0", &[])?;
     let restarted = Instant::now();
     wait_until(WAIT, "the restarted laptop to catch up", || {

@@ -205,6 +205,36 @@ async fn wire_a_non_member_speaking_gossip_learns_nothing_and_injects_nothing() 
 /// What the lying member was asked.
 type Asked = Arc<Mutex<Vec<&'static str>>>;
 
+/// A bare libp2p peer with `key` (a member's) that speaks only
+/// `/dan/sync/1`, as `support` and `config` say.
+fn sync_swarm(
+    key: &dan_core::Keypair,
+    support: libp2p::request_response::ProtocolSupport,
+    config: libp2p::request_response::Config,
+) -> anyhow::Result<
+    libp2p::Swarm<libp2p::request_response::Behaviour<dan_node::net::wire::WireCodec>>,
+> {
+    use dan_node::net::wire::{PROTOCOL, Traffic, WireCodec};
+    let mut secret = key.secret();
+    let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)?;
+    Ok(libp2p::SwarmBuilder::with_existing_identity(identity)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|_| {
+            libp2p::request_response::Behaviour::with_codec(
+                WireCodec::new(Arc::new(Traffic::default())),
+                [(PROTOCOL, support)],
+                config,
+            )
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build())
+}
+
 /// What the lying member says.
 #[derive(Clone, Copy)]
 enum Lie {
@@ -227,26 +257,13 @@ fn lying_member(
     dial: Multiaddr,
     lie: Lie,
 ) -> anyhow::Result<Asked> {
-    use dan_node::net::wire::{PROTOCOL, Request, Response, Traffic, WireCodec};
+    use dan_node::net::wire::{Request, Response};
     use libp2p::request_response;
-    let mut secret = key.secret();
-    let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)?;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                WireCodec::new(Arc::new(Traffic::default())),
-                [(PROTOCOL, request_response::ProtocolSupport::Full)],
-                request_response::Config::default(),
-            )
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
+    let mut swarm = sync_swarm(
+        key,
+        request_response::ProtocolSupport::Full,
+        request_response::Config::default(),
+    )?;
     swarm.dial(dial)?;
     let asked: Asked = Arc::default();
     let log = asked.clone();
@@ -457,28 +474,15 @@ fn flooding_member(
     dial: Multiaddr,
     requests: usize,
 ) -> anyhow::Result<Arc<Mutex<Flood>>> {
-    use dan_node::net::wire::{PROTOCOL, Request, Response, Traffic, WireCodec};
+    use dan_node::net::wire::{Request, Response};
     use libp2p::request_response;
-    let mut secret = key.secret();
-    let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)?;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                WireCodec::new(Arc::new(Traffic::default())),
-                [(PROTOCOL, request_response::ProtocolSupport::Outbound)],
-                request_response::Config::default()
-                    .with_max_concurrent_streams(requests)
-                    .with_request_timeout(Duration::from_secs(60)),
-            )
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
+    let mut swarm = sync_swarm(
+        key,
+        request_response::ProtocolSupport::Outbound,
+        request_response::Config::default()
+            .with_max_concurrent_streams(requests)
+            .with_request_timeout(Duration::from_secs(60)),
+    )?;
     swarm.dial(dial)?;
     let flood: Arc<Mutex<Flood>> = Arc::default();
     let tally = flood.clone();

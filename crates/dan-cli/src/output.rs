@@ -479,20 +479,11 @@ pub(crate) fn history(v: &Value) -> String {
 mod chrono_free {
     /// Formats ms since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
     pub(crate) fn format_ms(ms: u64) -> String {
-        let secs = ms / 1000;
-        let (days, rem) = (secs / 86_400, secs % 86_400);
-        let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-        // Civil-from-days (Howard Hinnant's algorithm).
-        let z = days as i64 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+        let t = dan_node::utc::Utc::from_ms(ms);
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        )
     }
 
     #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod relays;
 pub mod release;
 mod replication;
 pub mod secrets;
+pub mod utc;
 
 pub use code::{code_hash, hash_file};
 pub use dan_store::{RecordQuery, RecordSort};

@@ -128,20 +128,11 @@ fn plain(text: &str) -> String {
 
 /// A moment, for a notification (UTC; the window shows local time).
 fn when(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("on {year:04}-{month:02}-{day:02} at {hour:02}:{minute:02} UTC")
+    let t = crate::utc::Utc::from_ms(ms);
+    format!(
+        "on {:04}-{:02}-{:02} at {:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute
+    )
 }
 
 impl Node {
