@@ -349,11 +349,7 @@ impl EventLoop {
             } => {
                 self.handle
                     .with_shared(|s| s.listen.retain(|a| !addresses.contains(a)));
-                let Some(index) = self
-                    .relay_listeners
-                    .iter()
-                    .position(|l| l.listener == listener_id)
-                else {
+                let Some(index) = self.relay_index(listener_id) else {
                     return;
                 };
                 let closed = self.relay_listeners.remove(index);
@@ -906,16 +902,20 @@ impl EventLoop {
             .with(Protocol::P2p(*self.swarm.local_peer_id()))
     }
 
+    /// Where the relay whose circuit `listener` listens on is in
+    /// `relay_listeners`, if it is one.
+    fn relay_index(&self, listener: ListenerId) -> Option<usize> {
+        self.relay_listeners
+            .iter()
+            .position(|l| l.listener == listener)
+    }
+
     /// The relay of `listener` holds a slot (its reservation named an
     /// address): announced is the address this instance reaches it at,
     /// never the addresses it named, which it chooses freely (see
     /// `own_addrs`). A relay no longer wanted is let go now.
     fn slot_held(&mut self, listener: ListenerId) {
-        let Some(index) = self
-            .relay_listeners
-            .iter()
-            .position(|l| l.listener == listener)
-        else {
+        let Some(index) = self.relay_index(listener) else {
             return;
         };
         self.relay_listeners[index].held = true;

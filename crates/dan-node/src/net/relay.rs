@@ -36,7 +36,7 @@ const MAX_CONNECTIONS: u32 = 1024;
 /// Most instances one IP address (an IPv6 /64) holds slots for at once,
 /// whatever keys it makes up; an instance renewing its slot keeps its
 /// place.
-const MAX_RESERVATIONS_PER_IP_PER_HOUR: usize = 16;
+const MAX_INSTANCES_PER_IP: usize = 16;
 /// Most IP addresses whose grants are remembered.
 const MAX_IPS_TRACKED: usize = 4096;
 /// The relay's key, in its data directory.
@@ -114,7 +114,7 @@ fn grant_key(address: &Multiaddr) -> Option<IpAddr> {
 
 impl GrantsPerIp {
     /// Grants (or renews) `peer` a slot unless its address already holds
-    /// [`MAX_RESERVATIONS_PER_IP_PER_HOUR`] for other instances.
+    /// [`MAX_INSTANCES_PER_IP`] for other instances.
     fn try_grant(&mut self, peer: PeerId, address: &Multiaddr, now: Instant) -> bool {
         let Some(ip) = grant_key(address) else {
             return true;
@@ -138,7 +138,7 @@ impl GrantsPerIp {
         }
         let peers = self.grants.entry(ip).or_default();
         peers.retain(|_, at| live(at));
-        if !peers.contains_key(&peer) && peers.len() >= MAX_RESERVATIONS_PER_IP_PER_HOUR {
+        if !peers.contains_key(&peer) && peers.len() >= MAX_INSTANCES_PER_IP {
             return false;
         }
         peers.insert(peer, now);
@@ -147,7 +147,7 @@ impl GrantsPerIp {
 }
 
 /// The limits of `dan relay`: [`limits`], and at most
-/// [`MAX_RESERVATIONS_PER_IP_PER_HOUR`] slots per IP address.
+/// [`MAX_INSTANCES_PER_IP`] slots per IP address.
 fn open_relay_limits() -> relay::Config {
     let mut config = limits();
     let mut per_ip = GrantsPerIp::default();
@@ -338,7 +338,7 @@ mod tests {
 
     use libp2p::{Multiaddr, PeerId};
 
-    use super::{GrantsPerIp, MAX_RESERVATIONS_PER_IP_PER_HOUR, RelayGate, instance_relay};
+    use super::{GrantsPerIp, MAX_INSTANCES_PER_IP, RelayGate, instance_relay};
 
     #[test]
     fn one_ip_address_holds_a_bounded_number_of_slots_on_a_relay_whatever_keys_it_makes_up() {
@@ -346,7 +346,7 @@ mod tests {
         let one: Multiaddr = "/ip4/198.51.100.1/tcp/4001".parse().expect("address");
         let other: Multiaddr = "/ip4/198.51.100.2/tcp/4001".parse().expect("address");
         let start = Instant::now();
-        let keys: Vec<PeerId> = (0..MAX_RESERVATIONS_PER_IP_PER_HOUR)
+        let keys: Vec<PeerId> = (0..MAX_INSTANCES_PER_IP)
             .map(|_| PeerId::random())
             .collect();
         for key in &keys {
@@ -370,7 +370,7 @@ mod tests {
                 .parse()
                 .expect("address")
         };
-        for n in 0..MAX_RESERVATIONS_PER_IP_PER_HOUR as u16 {
+        for n in 0..MAX_INSTANCES_PER_IP as u16 {
             assert!(grants.try_grant(PeerId::random(), &v6(n + 1), start));
         }
         assert!(
