@@ -10,6 +10,9 @@
 //!   others must go on writing.
 //! - A member's key tells an instance it is deprecated, with no evidence;
 //!   the instance must not believe it.
+//! - A member floods requests; it is slowed down and the tasks stay capped.
+//! - A stranger connects and never answers the handshake; it is
+//!   disconnected (before, it kept its connection for ever).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -573,6 +576,95 @@ async fn wire_a_member_flooding_requests_is_slowed_down_and_the_tasks_stay_under
         "{peaks:?}"
     );
     converged(&nodes, WAIT).await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
+
+/// What the silent peer's connection went through.
+#[derive(Default, Debug)]
+struct Silence {
+    connected: bool,
+    closed: bool,
+    hellos_held: usize,
+}
+
+/// A peer with a throwaway key that speaks `/dan/sync/1`, connects to
+/// `dial` and never answers anything: it keeps every request open.
+fn silent_peer(dial: Multiaddr) -> anyhow::Result<Arc<Mutex<Silence>>> {
+    use dan_node::net::wire::Request;
+    use libp2p::request_response;
+    let key = dan_core::Keypair::from_secret([7; 32]);
+    let mut swarm = sync_swarm(
+        &key,
+        request_response::ProtocolSupport::Full,
+        request_response::Config::default().with_request_timeout(Duration::from_secs(600)),
+    )?;
+    swarm.dial(dial)?;
+    let silence: Arc<Mutex<Silence>> = Arc::default();
+    let log = silence.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let event = swarm.select_next_some().await;
+            let Ok(mut log) = log.lock() else { return };
+            match event {
+                SwarmEvent::ConnectionEstablished { .. } => log.connected = true,
+                SwarmEvent::ConnectionClosed { .. } => log.closed = true,
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                }) => {
+                    if matches!(request, Request::Hello(_)) {
+                        log.hellos_held += 1;
+                    }
+                    held.push(channel);
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(silence)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_a_peer_that_never_answers_the_handshake_is_disconnected() -> anyhow::Result<()> {
+    let nodes = spawn_network(&["alice", "bob", "carol"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let alice = &nodes[0];
+    let alice_addr = alice
+        .net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .context("alice listens")?;
+    let silence = silent_peer(alice_addr)?;
+    eventually(
+        WAIT,
+        "alice to ask the silent peer for its hello",
+        || async {
+            silence
+                .lock()
+                .is_ok_and(|s| s.connected && s.hellos_held > 0)
+        },
+    )
+    .await?;
+    let deadline = dan_node::net::HANDSHAKE_DEADLINE;
+    eventually(
+        deadline + WAIT,
+        "alice to close the connection of a peer that never answers her hello",
+        || async { silence.lock().is_ok_and(|s| s.closed) },
+    )
+    .await?;
+    let written = alice.put("notes", "after the silent peer").await?;
+    eventually(WAIT, "bob to hold alice's record", || async {
+        nodes[1].node.get_record(&written).await.is_ok()
+    })
+    .await?;
     for node in nodes {
         node.stop().await;
     }

@@ -19,6 +19,11 @@ use crate::membership::JoinProgress;
 use crate::node::{Node, NodeEvent};
 use crate::replication::{Serving, now_ms};
 
+/// How long a peer has to answer the handshake before it is disconnected:
+/// one that never answers would otherwise keep its connection for ever,
+/// and with it a place under the connection limits.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(30);
+
 fn verdict_name(verdict: &Verdict) -> &'static str {
     match verdict {
         Verdict::Replicate => "replicate",
@@ -192,7 +197,16 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
         return;
     };
     let mine = node.signed_hello().await;
-    match net.request(peer, Request::Hello(mine.to_bytes())).await {
+    let hello = net.request(peer, Request::Hello(mine.to_bytes()));
+    let Ok(answer) = tokio::time::timeout(HANDSHAKE_DEADLINE, hello).await else {
+        tracing::info!(
+            "{key} did not answer the handshake within {} s: disconnected",
+            HANDSHAKE_DEADLINE.as_secs()
+        );
+        net.command(Command::Disconnect(peer)).await;
+        return;
+    };
+    match answer {
         Ok(Response::Hello(bytes)) => {
             let Ok(theirs) = SignedHello::from_bytes(&bytes) else {
                 net.command(Command::Disconnect(peer)).await;
@@ -246,7 +260,12 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
             }
             net.command(Command::Disconnect(peer)).await;
         }
-        Ok(other) => tracing::debug!("unexpected answer to hello from {key}: {other:?}"),
+        // A busy peer says so (slow down) and is asked again at the next tick.
+        Ok(Response::Error(e)) => tracing::debug!("hello to {key} not answered: {e}"),
+        Ok(other) => {
+            tracing::info!("{key} answered the handshake with {other:?}: disconnected");
+            net.command(Command::Disconnect(peer)).await;
+        }
         Err(e) => tracing::debug!("hello to {key} failed: {e}"),
     }
 }
