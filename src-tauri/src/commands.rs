@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use dan_node::api::{CreateNetwork, HistoryEntry, PutRecord, Status};
+use dan_node::api::{CreateNetwork, HistoryEntry, PutRecord, RecordShown, Status};
 use dan_node::deprecation::EvidenceOutcome;
 use dan_node::membership::{
     InvitePreview, InviteRequest, InviteView, JoinProgress, MemberView, PeerView,
@@ -215,8 +215,9 @@ pub async fn list_records(state: State<'_, AppState>, query: RecordQuery) -> Res
 
 /// One record.
 #[tauri::command]
-pub async fn get_record(state: State<'_, AppState>, id: String) -> Result<dan_core::RecordView> {
-    Ok(state.node().await?.get_record(&id).await?)
+pub async fn get_record(state: State<'_, AppState>, id: String) -> Result<RecordShown> {
+    let record = state.node().await?.get_record(&id).await?;
+    Ok(RecordShown::of(record))
 }
 
 /// Creates or changes a record.

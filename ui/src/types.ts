@@ -70,6 +70,15 @@ export interface RecordView {
   updated_at: number;
   origin: string;
   version: string;
+  /** Field names or tags a reader could mistake (only on a single record). */
+  look_alikes?: LookAlike[];
+}
+
+/** Labels of one record that read the same, or one that mixes alphabets. */
+export interface LookAlike {
+  of: "field" | "tag";
+  names: string[];
+  kind: "read_the_same" | "mixes_scripts";
 }
 
 export interface RecordPage {

@@ -421,7 +421,38 @@ pub(crate) fn record(v: &Value) -> String {
     if v["deleted"].as_bool() == Some(true) {
         lines.push("  (deleted)".into());
     }
+    for look_alike in v["look_alikes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        lines.push(format!("  note: {}", look_alike_text(look_alike)));
+    }
     lines.join("\n")
+}
+
+/// One group of a record's look-alike labels, in words.
+fn look_alike_text(v: &Value) -> String {
+    let of = v["of"].as_str().unwrap_or("field");
+    let names: Vec<String> = v["names"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|n| format!("\"{}\"", text(n)))
+        .collect();
+    let kind = if of == "tag" { "tag" } else { "field name" };
+    if v["kind"].as_str() == Some("mixes_scripts") {
+        format!(
+            "the {kind} {} mixes letters of different alphabets",
+            names.join(", ")
+        )
+    } else {
+        format!(
+            "the {kind}s {} read the same but are different",
+            names.join(" and ")
+        )
+    }
 }
 
 /// A list of records as a table.

@@ -495,6 +495,50 @@ fn bad_input_a_record_title_with_terminal_escapes_is_printed_escaped() -> anyhow
     instance.stop()
 }
 
+/// A member adds a field "Рrice" (Cyrillic "Р") beside "Price" so that a
+/// reader takes one for the other; both are valid names (any script is),
+/// so `record get` points them out instead.
+#[test]
+fn look_alike_field_names_in_a_record_are_pointed_out() -> anyhow::Result<()> {
+    let mut instance = running("alice", "1")?;
+    let id = instance.ok(&[
+        "record",
+        "put",
+        "--collection",
+        "books",
+        "--title",
+        "Dune",
+        "--field",
+        "Price=12",
+        "--field",
+        "\u{420}rice=1",
+        "--field",
+        "Année=1965",
+    ])?;
+    let shown = instance.ok(&["record", "get", &id])?;
+    assert!(
+        shown.contains(
+            "note: the field names \"Price\" and \"\u{420}rice\" read the same but are different"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("note: the field name \"\u{420}rice\" mixes letters of different alphabets"),
+        "{shown}"
+    );
+    assert!(!shown.contains("Année\" "), "{shown}");
+    let json = instance.json(&["record", "get", &id])?;
+    assert_eq!(
+        json["look_alikes"],
+        serde_json::json!([
+            { "of": "field", "names": ["Price", "\u{420}rice"], "kind": "read_the_same" },
+            { "of": "field", "names": ["\u{420}rice"], "kind": "mixes_scripts" },
+        ])
+    );
+    assert_eq!(json["fields"]["Price"], "12");
+    instance.stop()
+}
+
 #[test]
 fn relays_are_checked_kept_across_restarts_and_replaced_by_relays_set() -> anyhow::Result<()> {
     let mut instance = Instance::init("laptop")?;

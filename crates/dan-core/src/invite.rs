@@ -106,25 +106,7 @@ pub fn is_plain_text(text: &str) -> bool {
         .any(|c| c.is_control() || matches!(c, '\u{00ad}' | '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'))
 }
 
-/// Whether two names would read the same to a person: equal once case,
-/// spacing, compatibility forms and confusable letters are folded (the
-/// skeletons of Unicode TR39), e.g. "Commons" and "Соmmons" spelt with
-/// Cyrillic letters, or "Wi1low" and "Willow". A network whose name looks
-/// like a known one but whose id differs is a look-alike to check.
-pub fn names_look_alike(a: &str, b: &str) -> bool {
-    fold_name(a) == fold_name(b)
-}
-
-fn fold_name(name: &str) -> String {
-    use unicode_security::confusable_detection::skeleton;
-    let once: String = skeleton(&name.to_lowercase()).collect();
-    let folded: String = skeleton(&once.to_lowercase()).collect();
-    // Spaces, punctuation and symbols (including blanks that are not
-    // whitespace, such as U+2800) do not tell names apart; a name of
-    // nothing else is compared as it folded.
-    let letters: String = folded.chars().filter(|c| c.is_alphanumeric()).collect();
-    if letters.is_empty() { folded } else { letters }
-}
+pub use crate::look_alike::names_look_alike;
 
 /// An invite signed by its inviter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,6 +30,51 @@ pub enum NetworkState {
     Deprecated,
 }
 
+/// A record as shown to a reader: its current version and the names in it
+/// a person could mistake for each other (`look_alikes`: field names, then
+/// tags, that read the same or mix alphabets; empty almost always).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordShown {
+    /// The record.
+    #[serde(flatten)]
+    pub record: dan_core::RecordView,
+    /// Look-alike field names and tags.
+    pub look_alikes: Vec<LookAlikeLabels>,
+}
+
+/// Labels of one record that read alike, and whether they are fields or tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LookAlikeLabels {
+    /// `field` or `tag`.
+    pub of: &'static str,
+    /// The labels and what is odd about them.
+    #[serde(flatten)]
+    pub look_alike: dan_core::LookAlike,
+}
+
+impl RecordShown {
+    /// `record` with its look-alike labels found.
+    pub fn of(record: dan_core::RecordView) -> Self {
+        let fields = dan_core::look_alike::look_alikes(record.fields.keys().map(String::as_str));
+        let tags = dan_core::look_alike::look_alikes(record.tags.iter().map(String::as_str));
+        let look_alikes = fields
+            .into_iter()
+            .map(|look_alike| LookAlikeLabels {
+                of: "field",
+                look_alike,
+            })
+            .chain(tags.into_iter().map(|look_alike| LookAlikeLabels {
+                of: "tag",
+                look_alike,
+            }))
+            .collect();
+        RecordShown {
+            record,
+            look_alikes,
+        }
+    }
+}
+
 /// `dan status`: the instance at a glance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {

@@ -333,7 +333,9 @@ async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeErr
             let views = node.import_records(records).await?;
             to_json(serde_json::json!({ "imported": views.len() }))
         }
-        ControlRequest::GetRecord { id } => to_json(node.get_record(&id).await?),
+        ControlRequest::GetRecord { id } => {
+            to_json(crate::api::RecordShown::of(node.get_record(&id).await?))
+        }
         ControlRequest::ListRecords { query } => to_json(node.list_records(&query).await?),
         ControlRequest::DeleteRecord { id } => to_json(node.delete_record(&id).await?),
         ControlRequest::RestoreRecord { id } => to_json(node.restore_record(&id).await?),

@@ -5,7 +5,7 @@ vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
 
 import type { Api } from "../api";
 import type { RecordView } from "../types";
-import { buildPut, conflicts, withoutConflicts, RecordForm } from "../views/recordEditor";
+import { buildPut, conflicts, withoutConflicts, RecordForm, RecordDetail } from "../views/recordEditor";
 
 const book: RecordView = { id: "r1", collection: "books", title: "The Little Prince", fields: { author: "Saint-Exupéry", pages: 96 }, tags: ["classic"], deleted: false, created_at: 1, updated_at: 2, origin: "p", version: "v1" };
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -46,5 +46,27 @@ describe("editing a record", () => {
     Array.from(prompt.querySelectorAll("button")).find((b) => b.textContent === "Keep theirs")!.click();
     await flush();
     expect(putRecord).toHaveBeenCalledWith({ id: "r1", collection: null, title: null, fields: { pages: 100 }, tags: null });
+  });
+
+  it("points out field names that look the same, in the record and in its form", async () => {
+    // "Рrice" starts with a Cyrillic "Р", put there by another member.
+    const twin: RecordView = {
+      ...book,
+      fields: { Price: "12", "Рrice": "1" },
+      look_alikes: [
+        { of: "field", names: ["Price", "Рrice"], kind: "read_the_same" },
+        { of: "field", names: ["Рrice"], kind: "mixes_scripts" },
+      ],
+    };
+    const client = { getRecord: vi.fn(async () => twin), recordHistory: vi.fn(async () => []), members: vi.fn(async () => []) } as unknown as Api;
+    const detail = RecordDetail("r1", new Map(), true, { onChanged: () => {}, onEdit: () => {} }, client);
+    document.body.replaceChildren(detail);
+    await flush();
+    const note = detail.querySelector('[aria-label="Look-alike names"]')!;
+    expect(note.textContent).toContain("The field names “Price” and “Рrice” look the same but are different fields.");
+    expect(note.textContent).toContain("The field name “Рrice” mixes letters of different alphabets");
+    const form = RecordForm(twin, () => undefined, client);
+    expect(form.querySelector('[aria-label="Look-alike names"]')?.textContent).toContain("“Price” and “Рrice”");
+    expect(RecordForm(book, () => undefined, client).querySelector('[aria-label="Look-alike names"]')).toBeNull();
   });
 });

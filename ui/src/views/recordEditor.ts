@@ -6,6 +6,7 @@ import type { FieldValue, MemberView, PutRecord, RecordView } from "../types";
 import { toast } from "../components/toasts";
 import { errorText } from "../components/errorText";
 import { RecordHistory, historySteps, restoreChange, type Version } from "../components/recordHistory";
+import { LookAlikeNote } from "../components/lookAlikeNote";
 
 /** Characters a collection, field name or tag may not hold (as the
  * instance's rule): control, invisible and bidirectional marks, spaces
@@ -222,6 +223,7 @@ export function RecordForm(existing: RecordView | null, done: (id?: string) => v
       },
     },
     h("h2", {}, existing ? `Edit “${existing.title}”` : "New record"),
+    LookAlikeNote(existing?.look_alikes),
     field("Collection", collection),
     field("Title", title),
     h("h3", {}, "Fields"),
@@ -288,6 +290,7 @@ export function RecordDetail(
           ? h("dl", { class: "fields-view" }, ...fields.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))
           : h("p", { class: "muted" }, "No fields."),
         record.tags.length ? h("p", {}, "Tags: ", record.tags.join(", ")) : null,
+        LookAlikeNote(record.look_alikes),
         h("p", { class: "muted" }, `Last changed ${when(record.updated_at)} on ${who(record.origin)} (version ${short(record.version, 12)}).`),
         h("p", { "aria-label": "Replication" }, replication(members)),
         canWrite && record.deleted

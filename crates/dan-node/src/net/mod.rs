@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use dan_core::{PeerKey, SignedInvite};
 pub use gossip::{GossipCounts, MAX_GOSSIP_IN_FLIGHT};
-pub use sync::HANDSHAKE_DEADLINE;
 pub use libp2p::Multiaddr;
 use libp2p::PeerId;
 use libp2p::multiaddr::Protocol;
 use serde::{Deserialize, Serialize};
+pub use sync::HANDSHAKE_DEADLINE;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::NodeError;
