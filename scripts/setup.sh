@@ -3,8 +3,9 @@
 # system packages (WebKitGTK for the window, Xvfb and WebKitWebDriver for the
 # end-to-end tests, D-Bus and GNOME Keyring for the OS keyring tests,
 # libfaketime for the test of a computer whose clock is wrong, nftables and
-# miniupnpd for the home routers of the NAT test lab, dunst and python3-xlib
-# for the end-to-end test of notifications and of closing the window) and
+# miniupnpd for the home routers of the NAT test lab, libayatana-appindicator
+# for the tray icon, dunst, python3-xlib and gdbus for the end-to-end test of
+# notifications, the tray and closing the window) and
 # the UI's npm packages, and any extra Debian packages named as arguments.
 # Safe to run again: it skips what is there.
 set -euo pipefail
@@ -12,7 +13,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config libssl-dev libdbus-1-dev libwebkit2gtk-4.1-dev
   webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring libsecret-1-0 iproute2 imagemagick
-  faketime nftables miniupnpd-nftables dunst python3-xlib "$@")
+  faketime nftables miniupnpd-nftables libayatana-appindicator3-1 dunst python3-xlib
+  libglib2.0-bin "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,28 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use tauri::{AppHandle, Manager, Runtime};
+
+use crate::state::AppState;
+
+/// Shows the window again (closed, it was only hidden), in front.
+pub fn bring_back<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+/// Quits DAN: stops the instance, then the app (from the window's Quit
+/// or the tray's).
+pub async fn quit<R: Runtime>(app: &AppHandle<R>) {
+    let state = app.state::<AppState>();
+    state.close.quit();
+    state.stop_running().await;
+    app.exit(0);
+}
+
 /// How long a second close request waits for the window to answer the
 /// first before it closes the app anyway (a window that cannot answer must
 /// not make the app impossible to close).

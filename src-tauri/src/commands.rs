@@ -577,9 +577,7 @@ pub async fn set_autostart<R: Runtime>(app: AppHandle<R>, on: bool) -> Result<bo
 
 /// Stops the instance cleanly and closes the app.
 #[tauri::command]
-pub async fn quit_app<R: Runtime>(app: AppHandle<R>, state: State<'_, AppState>) -> Result<()> {
-    state.close.quit();
-    state.stop_running().await;
-    app.exit(0);
+pub async fn quit_app<R: Runtime>(app: AppHandle<R>) -> Result<()> {
+    crate::background::quit(&app).await;
     Ok(())
 }

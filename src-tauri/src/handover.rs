@@ -113,12 +113,7 @@ pub fn serve(
 /// What the running app does with a hand-over: come to the front and, if
 /// it carries an invite link, offer it to the UI.
 pub fn receive<R: Runtime>(app: &AppHandle<R>, message: &str) {
-    if let Some(window) = app.get_webview_window("main") {
-        // Closed earlier, the window was only hidden (see `background`).
-        let _ = window.show();
-        let _ = window.unminimize();
-        let _ = window.set_focus();
-    }
+    crate::background::bring_back(app);
     if !message.starts_with(dan_core::invite::LINK_PREFIX) {
         if !message.is_empty() {
             tracing::warn!("ignored a hand-over that is not an invite link");

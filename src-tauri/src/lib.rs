@@ -14,6 +14,7 @@ pub mod handover;
 pub mod notify;
 mod qr;
 pub mod state;
+pub mod tray;
 
 use std::path::PathBuf;
 
@@ -108,6 +109,7 @@ pub fn build_app<R: Runtime>(
             if background && let Some(window) = app.get_webview_window("main") {
                 let _ = window.hide();
             }
+            crate::tray::install(app.handle());
             on_start(app.handle().clone());
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {

@@ -34,6 +34,7 @@ fn window_in_front<R: Runtime>(app: &AppHandle<R>) -> bool {
 pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
     let mut events = node.subscribe();
     let mut known: Attention = node.attention().await;
+    crate::tray::show_status(&app, &known.summary());
     let watched = node.peer_id();
     let mut limit = RateLimit::default();
     tauri::async_runtime::spawn(async move {
@@ -60,6 +61,7 @@ pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
             }
             let now = node.attention().await;
             drop(node);
+            crate::tray::show_status(&app, &now.summary());
             let news = now.news_since(&known);
             known = now;
             if news.is_empty() || window_in_front(&app) {

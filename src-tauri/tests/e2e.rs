@@ -1229,11 +1229,137 @@ impl Desktop {
             })
             .unwrap_or_default()
     }
+
+    fn gdbus(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = Command::new("gdbus")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .context("running gdbus (package libglib2.0-bin)")?;
+        if !output.status.success() {
+            bail!(
+                "gdbus {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Where a tray icon's menu is on the session bus (a StatusNotifierItem
+    /// exported by libayatana-appindicator): the bus name and object path.
+    fn tray_menu_path(&self) -> Option<(String, String)> {
+        const ITEMS: &str = "/org/ayatana/NotificationItem";
+        let names = self
+            .gdbus(&[
+                "call",
+                "--session",
+                "--dest",
+                "org.freedesktop.DBus",
+                "--object-path",
+                "/org/freedesktop/DBus",
+                "--method",
+                "org.freedesktop.DBus.ListNames",
+            ])
+            .ok()?;
+        names
+            .split('\'')
+            .filter(|n| n.starts_with(':'))
+            .find_map(|name| {
+                // Some names never answer: a short timeout each.
+                let tree = self
+                    .gdbus(&[
+                        "call",
+                        "--session",
+                        "--timeout",
+                        "2",
+                        "--dest",
+                        name,
+                        "--object-path",
+                        ITEMS,
+                        "--method",
+                        "org.freedesktop.DBus.Introspectable.Introspect",
+                    ])
+                    .ok()?;
+                let item = tree.split("<node name=\"").nth(1)?.split('"').next()?;
+                Some((name.to_owned(), format!("{ITEMS}/{item}/Menu")))
+            })
+    }
+
+    /// The tray menu's items: id and label.
+    fn tray_menu(&self) -> Vec<(String, String)> {
+        let Some((name, path)) = self.tray_menu_path() else {
+            return Vec::new();
+        };
+        let Ok(layout) = self.gdbus(&[
+            "call",
+            "--session",
+            "--dest",
+            &name,
+            "--object-path",
+            &path,
+            "--method",
+            "com.canonical.dbusmenu.GetLayout",
+            "--",
+            "0",
+            "-1",
+            "[]",
+        ]) else {
+            return Vec::new();
+        };
+        // `<(3, {'label': <'Open DAN'>, ...}, [])>` for every item.
+        layout
+            .split("<(")
+            .skip(1)
+            .filter_map(|item| {
+                let (id, rest) = item.split_once(',')?;
+                let label = rest.split("'label': <'").nth(1)?.split("'>").next()?;
+                Some((id.trim().to_owned(), label.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Clicks the tray menu item labelled `label`, as a panel does.
+    fn click_tray_item(&self, label: &str) -> anyhow::Result<()> {
+        let (name, path) = self.tray_menu_path().context("no tray icon on the bus")?;
+        let (id, _) = self
+            .tray_menu()
+            .into_iter()
+            .find(|(_, l)| l == label)
+            .with_context(|| format!("no tray menu item {label:?}"))?;
+        self.gdbus(&[
+            "call",
+            "--session",
+            "--dest",
+            &name,
+            "--object-path",
+            &path,
+            "--method",
+            "com.canonical.dbusmenu.Event",
+            "--",
+            &id,
+            "clicked",
+            "<0>",
+            "0",
+        ])?;
+        Ok(())
+    }
+}
+
+/// Whether a window titled `title` is on screen (mapped) on `display`.
+fn window_shown(display: &str, title: &str) -> bool {
+    x_window(display, title, "shown").is_ok()
 }
 
 /// Asks the window titled `title` on `display` to close, as a window
 /// manager does when its close button is clicked (WM_DELETE_WINDOW).
 fn ask_window_to_close(display: &str, title: &str) -> anyhow::Result<()> {
+    x_window(display, title, "close")
+}
+
+/// Does `action` to the app window titled `title` on `display`, as a window
+/// manager would: `close` asks it to close (WM_DELETE_WINDOW); `shown`
+/// succeeds only if it is mapped.
+fn x_window(display: &str, title: &str, action: &str) -> anyhow::Result<()> {
     const SCRIPT: &str = r#"
 import sys
 import Xlib.display, Xlib.X, Xlib.protocol.event
@@ -1253,21 +1379,25 @@ def title(w):
     return str(w.get_wm_name() or "")
 for w in windows(d.screen().root):
     if sys.argv[2] in title(w) and delete in (w.get_wm_protocols() or []):
-        event = Xlib.protocol.event.ClientMessage(window=w, client_type=protocols, data=(32, [delete, Xlib.X.CurrentTime, 0, 0, 0]))
-        w.send_event(event, event_mask=Xlib.X.NoEventMask)
-        d.flush()
-        print("asked")
-        break
+        if sys.argv[3] == "close":
+            event = Xlib.protocol.event.ClientMessage(window=w, client_type=protocols, data=(32, [delete, Xlib.X.CurrentTime, 0, 0, 0]))
+            w.send_event(event, event_mask=Xlib.X.NoEventMask)
+            d.flush()
+            print("done")
+            break
+        if w.get_attributes().map_state == Xlib.X.IsViewable:
+            print("done")
+            break
 else:
     print([title(w) for w in windows(d.screen().root)], file=sys.stderr)
 "#;
     let output = Command::new("/usr/bin/python3")
-        .args(["-c", SCRIPT, display, title])
+        .args(["-c", SCRIPT, display, title, action])
         .output()
         .context("running python3 (package python3-xlib)")?;
-    if !String::from_utf8_lossy(&output.stdout).contains("asked") {
+    if !String::from_utf8_lossy(&output.stdout).contains("done") {
         bail!(
-            "no window titled {title:?} to close: {}",
+            "no window titled {title:?} to {action}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -1275,7 +1405,7 @@ else:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn desktop_closed_window_keeps_running_starts_at_log_in_and_notifies_a_join_request()
+async fn desktop_closed_window_keeps_running_starts_at_log_in_notifies_a_join_request_and_comes_back_from_the_tray()
 -> anyhow::Result<()> {
     let (_xvfb, display) = start_xvfb()?;
     let desktop = Desktop::start(&display)?;
@@ -1336,6 +1466,9 @@ async fn desktop_closed_window_keeps_running_starts_at_log_in_and_notifies_a_joi
         .await?
         .click()
         .await?;
+    wait_until(Duration::from_secs(10), "the window to go", || {
+        !window_shown(&display, "DAN")
+    })?;
 
     // While the window is away, Bea joins with Ada's invite, and Carol
     // asks to join with Bea's: she waits for Ada, and a notification says
@@ -1356,6 +1489,27 @@ async fn desktop_closed_window_keeps_running_starts_at_log_in_and_notifies_a_joi
                 .any(|(title, body)| title == "Carol asks to join" && body.contains("carol laptop"))
         },
     )?;
+
+    // The tray icon says what waits, and opens the window.
+    wait_until(
+        Duration::from_secs(20),
+        "the tray to say a request waits",
+        || {
+            desktop
+                .tray_menu()
+                .iter()
+                .any(|(_, label)| label == "DAN: 1 request to join")
+        },
+    )?;
+    let labels: Vec<String> = desktop.tray_menu().into_iter().map(|(_, l)| l).collect();
+    assert!(
+        labels.contains(&"Open DAN".to_owned()) && labels.contains(&"Quit DAN".to_owned()),
+        "{labels:?}"
+    );
+    desktop.click_tray_item("Open DAN")?;
+    wait_until(Duration::from_secs(10), "the window to come back", || {
+        window_shown(&display, "DAN")
+    })?;
 
     // Unticked, the entry is gone.
     click_tab(&ada, "Settings").await?;

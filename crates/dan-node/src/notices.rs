@@ -62,6 +62,34 @@ impl Attention {
         }
     }
 
+    /// One line saying what waits for the person now, for the tray menu:
+    /// "2 requests to join · 1 vote open", "No member connected", or
+    /// "Nothing waits for you".
+    pub fn summary(&self) -> String {
+        let count = |n: usize, one: &str, many: &str| match n {
+            0 => None,
+            1 => Some(format!("1 {one}")),
+            n => Some(format!("{n} {many}")),
+        };
+        let mut parts: Vec<String> = [
+            count(self.waiting.len(), "request to join", "requests to join"),
+            count(self.open.len(), "vote open", "votes open"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if self.connected == Some(false) {
+            parts.push("No member connected".into());
+        }
+        if parts.is_empty() {
+            return match self.connected {
+                None => "Not in a network yet".into(),
+                Some(_) => "Nothing waits for you".into(),
+            };
+        }
+        parts.join(" · ")
+    }
+
     /// What is new in `self` since `before`, to tell a person.
     pub fn news_since(&self, before: &Attention) -> Vec<Notice> {
         let mut news = Vec::new();
@@ -229,5 +257,31 @@ mod tests {
         assert!(offline.news_since(&Attention::default()).is_empty());
         assert!(online.news_since(&offline).is_empty());
         assert_eq!(when(0), "on 1970-01-01 at 00:00 UTC");
+    }
+
+    #[test]
+    fn the_summary_counts_what_waits_in_one_line() {
+        assert_eq!(Attention::default().summary(), "Not in a network yet");
+        let mut attention = waiting("Bea");
+        attention.connected = Some(true);
+        assert_eq!(attention.summary(), "1 request to join");
+        attention.waiting.insert(
+            Keypair::from_secret([8; 32]).public(),
+            ("c".into(), "Carl".into()),
+        );
+        attention
+            .open
+            .insert(Hash32::of(b"vote"), "Remove Dan".into());
+        assert_eq!(attention.summary(), "2 requests to join · 1 vote open");
+        attention.connected = Some(false);
+        assert_eq!(
+            attention.summary(),
+            "2 requests to join · 1 vote open · No member connected"
+        );
+        let quiet = Attention {
+            connected: Some(true),
+            ..Attention::default()
+        };
+        assert_eq!(quiet.summary(), "Nothing waits for you");
     }
 }
