@@ -56,14 +56,15 @@ pub struct RecordQuery {
 }
 
 impl RecordQuery {
-    /// The LIKE pattern for `search`, with `%`, `_` and `\` escaped.
+    /// The LIKE pattern for `search` (folded as [`search_text`]), with
+    /// `%`, `_` and `\` escaped.
     pub(crate) fn like_pattern(&self) -> Option<String> {
         let text = self.search.as_deref()?.trim();
         if text.is_empty() {
             return None;
         }
         let mut pattern = String::from("%");
-        for c in text.chars() {
+        for c in fold(text).chars() {
             if matches!(c, '%' | '_' | '\\') {
                 pattern.push('\\');
             }
@@ -72,6 +73,19 @@ impl RecordQuery {
         pattern.push('%');
         Some(pattern)
     }
+}
+
+/// Text in the one form search compares: NFC, lower case in every script.
+fn fold(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfc().collect::<String>().to_lowercase()
+}
+
+/// What search matches for a record with this title and fields (as
+/// stored): both folded, so that the Unicode form and case a writer used
+/// do not hide a record.
+pub(crate) fn search_text(title: &str, fields_json: &str) -> String {
+    format!("{}\n{}", fold(title), fold(fields_json))
 }
 
 /// A row of the `records` table that does not read back as a record (it was

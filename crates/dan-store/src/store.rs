@@ -1,7 +1,6 @@
 //! The SQLite store of one instance.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use dan_core::{Payload, RecordId, RecordView, VerifiedOp};
@@ -9,7 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::error::StoreError;
-use crate::records::{RecordQuery, RecordRow, RowError};
+use crate::records::{RecordQuery, RecordRow, RowError, search_text};
 
 /// One entry of the op log as stored: its local position and canonical
 /// bytes. Decoding and verifying is the caller's job.
@@ -61,12 +60,6 @@ impl Store {
         Self::open_with(options, 4).await
     }
 
-    /// A private in-memory database, for unit tests of code around the store.
-    pub async fn open_in_memory() -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::open_with(options, 1).await
-    }
-
     async fn open_with(
         options: SqliteConnectOptions,
         connections: u32,
@@ -86,6 +79,7 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&first).await?;
+        fill_search_text(&first).await?;
         first.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
@@ -343,7 +337,7 @@ impl Store {
 }
 
 const FILTER: &str = "WHERE (?1 IS NULL OR collection = ?1) \
-     AND (?2 IS NULL OR title LIKE ?2 ESCAPE '\\' OR fields LIKE ?2 ESCAPE '\\') \
+     AND (?2 IS NULL OR search_text LIKE ?2 ESCAPE '\\') \
      AND (?3 = 1 OR deleted = 0)";
 
 async fn upsert_meta(
@@ -371,6 +365,33 @@ fn stored_op(row: &sqlx::sqlite::SqliteRow) -> Result<StoredOp, StoreError> {
     })
 }
 
+/// Fills in what search matches for rows stored before it was kept (once,
+/// after the migration that added it).
+async fn fill_search_text(pool: &SqlitePool) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT id, title, fields FROM records WHERE search_text IS NULL")
+        .fetch_all(pool)
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for row in &rows {
+        let (id, title, fields): (String, String, String) = (
+            row.try_get("id")?,
+            row.try_get("title")?,
+            row.try_get("fields")?,
+        );
+        sqlx::query("UPDATE records SET search_text = ?1 WHERE id = ?2")
+            .bind(search_text(&title, &fields))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    tracing::info!("prepared {} records for search", rows.len());
+    Ok(())
+}
+
 /// Rows per multi-row statement (fewer statements, less overhead per row).
 const ROWS_PER_STATEMENT: usize = 100;
 
@@ -380,10 +401,11 @@ async fn upsert_records(
 ) -> Result<(), StoreError> {
     for chunk in views.chunks(ROWS_PER_STATEMENT) {
         let mut upsert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO records (id, collection, title, fields, tags, deleted, created_at, updated_at, origin, version) ",
+            "INSERT INTO records (id, collection, title, fields, tags, deleted, created_at, updated_at, origin, version, search_text) ",
         );
         upsert.push_values(chunk, |mut row, view| {
             let r = RecordRow::from_view(view);
+            let search = search_text(&r.title, &r.fields);
             row.push_bind(r.id)
                 .push_bind(r.collection)
                 .push_bind(r.title)
@@ -393,15 +415,41 @@ async fn upsert_records(
                 .push_bind(r.created_at)
                 .push_bind(r.updated_at)
                 .push_bind(r.origin)
-                .push_bind(r.version);
+                .push_bind(r.version)
+                .push_bind(search);
         });
         upsert.push(
             " ON CONFLICT (id) DO UPDATE SET collection = excluded.collection, title = excluded.title, \
              fields = excluded.fields, tags = excluded.tags, deleted = excluded.deleted, \
              created_at = excluded.created_at, updated_at = excluded.updated_at, \
-             origin = excluded.origin, version = excluded.version",
+             origin = excluded.origin, version = excluded.version, search_text = excluded.search_text",
         );
         upsert.build().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rows_stored_before_search_text_was_kept_are_found_after_opening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
+        sqlx::query(
+            "INSERT INTO records (id, collection, title, fields, tags, deleted, created_at, updated_at, origin, version) \
+             VALUES ('old', 'books', 'ÉCOLE', '{}', '[]', 0, 1, 1, 'o', 'v')",
+        )
+        .execute(store.pool())
+        .await
+        .expect("insert");
+        let search = RecordQuery {
+            search: Some("école".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.count_records(&search).await.expect("count"), 0);
+        fill_search_text(store.pool()).await.expect("fill");
+        assert_eq!(store.count_records(&search).await.expect("count"), 1);
+    }
 }

@@ -81,6 +81,50 @@ async fn committed_ops_and_records_survive_reopening_the_file() {
 }
 
 #[tokio::test]
+async fn search_finds_text_whatever_its_unicode_form_and_case() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
+    let (mut replica, key) = replica_and_key();
+    let mut ops = Vec::new();
+    let mut views = Vec::new();
+    // "Année" written decomposed (as some keyboards type it), "ÉCOLE" in
+    // capitals, "Straße" with a sharp s.
+    for (at, title, body) in [
+        (1, "Anne\u{301}e 1965", "roman"),
+        (2, "ÉCOLE", "bâtiment"),
+        (3, "Straße", "Ölweg"),
+    ] {
+        let (op, view) = create(&mut replica, &key, title, body, at);
+        ops.push(op);
+        views.push(view);
+    }
+    store.commit(&ops, &views).await.expect("commit");
+    let titles =
+        |views: Vec<dan_core::RecordView>| views.into_iter().map(|v| v.title).collect::<Vec<_>>();
+    let search = |text: &str| RecordQuery {
+        search: Some(text.into()),
+        sort: RecordSort::TitleAsc,
+        ..Default::default()
+    };
+    for (typed, found) in [
+        ("année", "Anne\u{301}e 1965"),
+        ("anne\u{301}e", "Anne\u{301}e 1965"),
+        ("ANNÉE", "Anne\u{301}e 1965"),
+        ("école", "ÉCOLE"),
+        ("BÂTIMENT", "ÉCOLE"),
+        ("straße", "Straße"),
+        ("ölweg", "Straße"),
+    ] {
+        assert_eq!(
+            titles(store.records(&search(typed)).await.expect("q")),
+            [found],
+            "{typed:?}"
+        );
+        assert_eq!(store.count_records(&search(typed)).await.expect("q"), 1);
+    }
+}
+
+#[tokio::test]
 async fn search_filters_by_text_collection_and_escapes_wildcards() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
