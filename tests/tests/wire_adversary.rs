@@ -13,6 +13,9 @@
 //! - A member floods requests; it is slowed down and the tasks stay capped.
 //! - A stranger connects and never answers the handshake; it is
 //!   disconnected (before, it kept its connection for ever).
+//! - A member passes the handshake and gossips another member's checkpoint
+//!   and two ops at one seq; both are refused, go no further, and the
+//!   equivocation gets it deprecated everywhere.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -665,6 +668,212 @@ async fn wire_a_peer_that_never_answers_the_handshake_is_disconnected() -> anyho
         nodes[1].node.get_record(&written).await.is_ok()
     })
     .await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
+
+/// Gossipsub and `/dan/sync/1` under one key: enough to pass the
+/// handshake as a member and then publish whatever the test says.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct GossipAndSync {
+    gossip: gossipsub::Behaviour,
+    sync: libp2p::request_response::Behaviour<dan_node::net::wire::WireCodec>,
+}
+
+/// A member's key in a bare libp2p peer that connects to `dial`, answers
+/// the handshake with fresh hellos made from `template` (and little else),
+/// and publishes on `topic` whatever is sent to the returned channel.
+fn gossiping_member(
+    key: &dan_core::Keypair,
+    template: dan_core::conformance::Hello,
+    dial: Multiaddr,
+    topic: gossipsub::IdentTopic,
+) -> anyhow::Result<mpsc::Sender<dan_node::net::wire::Gossip>> {
+    use dan_node::net::wire::{PROTOCOL, Request, Response, Traffic, WireCodec};
+    use libp2p::request_response;
+    let mut secret = key.secret();
+    let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(200))
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .build()?;
+            Ok(GossipAndSync {
+                gossip: gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    config,
+                )?,
+                sync: request_response::Behaviour::with_codec(
+                    WireCodec::new(Arc::new(Traffic::default())),
+                    [(PROTOCOL, request_response::ProtocolSupport::Full)],
+                    request_response::Config::default(),
+                ),
+            })
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    swarm.behaviour_mut().gossip.subscribe(&topic)?;
+    swarm.dial(dial)?;
+    let key = dan_core::Keypair::from_secret(key.secret());
+    let (publish, mut to_publish) = mpsc::channel::<dan_node::net::wire::Gossip>(8);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                event = swarm.select_next_some() => {
+                    let SwarmEvent::Behaviour(GossipAndSyncEvent::Sync(request_response::Event::Message {
+                        message: request_response::Message::Request { request, channel, .. },
+                        ..
+                    })) = event else { continue };
+                    let response = match request {
+                        Request::Hello(_) => {
+                            let mut hello = template.clone();
+                            hello.sent_ms = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64);
+                            let signed = dan_core::conformance::SignedHello::sign(hello, &key);
+                            Response::Hello(signed.to_bytes())
+                        }
+                        Request::Evidence => Response::EvidenceList(Vec::new()),
+                        Request::Addresses => Response::Addresses(Vec::new()),
+                        Request::ChainHead => Response::ChainHead { seq: 0, op: None },
+                        _ => Response::Error("no".into()),
+                    };
+                    let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+                }
+                gossip = to_publish.recv() => match gossip {
+                    Some(gossip) => {
+                        let data = postcard::to_stdvec(&gossip).unwrap_or_default();
+                        if let Err(e) = swarm.behaviour_mut().gossip.publish(topic.clone(), data) {
+                            eprintln!("member adversary publish: {e}");
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+    });
+    Ok(publish)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_a_member_gossiping_another_members_checkpoint_or_two_ops_at_one_seq_is_refused_and_goes_no_further()
+-> anyhow::Result<()> {
+    use dan_core::{Hlc, OpBody, Payload, RecordAction, RecordId, VerifiedOp};
+    use dan_node::net::wire::Gossip;
+    let mut nodes = spawn_network(&["alice", "bob", "carol", "mallory"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let mallory = nodes.pop().context("mallory")?;
+    let key = mallory.unsealed_keypair().await?;
+    let template = mallory.node.signed_hello().await.hello;
+    let (network, seq, prev) = mallory
+        .node
+        .chain_tip(&mallory.peer())
+        .await
+        .context("mallory's chain")?;
+    let mallory_key = mallory.peer();
+    mallory.stop().await;
+    let [alice, bob, carol] = &nodes[..] else {
+        unreachable!()
+    };
+    let topic = gossipsub::IdentTopic::new(format!("/dan/ops/{network}"));
+    let alice_addr = alice
+        .net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .context("alice listens")?;
+    let publish = gossiping_member(&key, template, alice_addr, topic)?;
+    eventually(WAIT, "alice to accept mallory's handshake", || async {
+        alice.net().peers().iter().any(|(peer, info)| {
+            *peer == mallory_key && info.online && info.verdict.as_deref() == Some("replicate")
+        })
+    })
+    .await?;
+
+    // Bob's checkpoint under mallory's name, then two different ops at
+    // mallory's next seq (provable equivocation).
+    let refused = counts(alice).refused;
+    let bob_checkpoint = bob.node.signed_hello().await.to_bytes();
+    let sign = |title: &str| {
+        let body = OpBody {
+            network,
+            origin: key.public(),
+            seq: seq + 1,
+            prev,
+            hlc: Hlc {
+                wall_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64)
+                    + 1_000,
+                counter: 0,
+            },
+            context: None,
+            payload: Payload::Record {
+                id: RecordId::new(&title.replace(' ', "-")).expect("id"),
+                action: RecordAction::Create {
+                    collection: "notes".into(),
+                    title: title.into(),
+                    fields: Default::default(),
+                    tags: Default::default(),
+                },
+            },
+        };
+        VerifiedOp::sign(body, &key).expect("sign")
+    };
+    let twins = vec![
+        sign("version one").bytes().to_vec(),
+        sign("version two").bytes().to_vec(),
+    ];
+    // Published until alice has judged both: gossipsub sends nothing
+    // before the mesh holds alice.
+    eventually(WAIT, "alice to refuse both messages", || async {
+        if counts(alice).refused < refused + 2 {
+            let _ = publish.try_send(Gossip::Checkpoint(bob_checkpoint.clone()));
+            let _ = publish.try_send(Gossip::Ops(twins.clone()));
+            return false;
+        }
+        true
+    })
+    .await?;
+
+    // What alice refused went no further: her next gossip reaches bob and
+    // carol, and neither was ever sent anything to refuse.
+    let before = (judged(bob), judged(carol));
+    let marker = alice.put("notes", "after mallory's gossip").await?;
+    eventually(WAIT, "alice's next gossip on bob and carol", || async {
+        has_record(bob, &marker).await
+            && has_record(carol, &marker).await
+            && judged(bob) > before.0
+            && judged(carol) > before.1
+    })
+    .await?;
+    assert_eq!(counts(bob).refused, 0, "bob was sent mallory's gossip");
+    assert_eq!(counts(carol).refused, 0, "carol was sent mallory's gossip");
+
+    // The equivocation is provable: every honest member deprecates her.
+    for node in &nodes {
+        eventually(WAIT, "mallory to be deprecated", || async {
+            node.node.members().await.is_ok_and(|members| {
+                members.iter().any(|m| {
+                    m.peer_id == mallory_key && m.status == dan_core::MemberStatus::Deprecated
+                })
+            })
+        })
+        .await?;
+        for id in ["version-one", "version-two"] {
+            assert!(!has_record(node, id).await, "{} kept {id}", node.name);
+        }
+    }
+    converged(&nodes, WAIT).await?;
     for node in nodes {
         node.stop().await;
     }
