@@ -16,6 +16,8 @@
 //! - A member passes the handshake and gossips another member's checkpoint
 //!   and two ops at one seq; both are refused, go no further, and the
 //!   equivocation gets it deprecated everywhere.
+//! - A member floods fresh checkpoints; the others' gossip still flows and
+//!   judging stays under its caps.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -873,6 +875,93 @@ async fn wire_a_member_gossiping_another_members_checkpoint_or_two_ops_at_one_se
             assert!(!has_record(node, id).await, "{} kept {id}", node.name);
         }
     }
+    converged(&nodes, WAIT).await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_gossip_and_judging_stays_capped()
+-> anyhow::Result<()> {
+    use dan_node::net::wire::Gossip;
+    const FLOOD: usize = 2000;
+    let mut nodes = spawn_network(&["alice", "bob", "carol", "mallory"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let mallory = nodes.pop().context("mallory")?;
+    let key = mallory.unsealed_keypair().await?;
+    let template = mallory.node.signed_hello().await.hello;
+    let network = mallory.status().await.network_id.context("a network")?;
+    let mallory_key = mallory.peer();
+    mallory.stop().await;
+    let [alice, bob, _carol] = &nodes[..] else {
+        unreachable!()
+    };
+    let topic = gossipsub::IdentTopic::new(format!("/dan/ops/{network}"));
+    let alice_addr = alice
+        .net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .context("alice listens")?;
+    let publish = gossiping_member(&key, template.clone(), alice_addr, topic)?;
+    eventually(WAIT, "alice to accept mallory's handshake", || async {
+        alice.net().peers().iter().any(|(peer, info)| {
+            *peer == mallory_key && info.online && info.verdict.as_deref() == Some("replicate")
+        })
+    })
+    .await?;
+    let before = counts(alice);
+    let flood = tokio::spawn(async move {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for n in 0..FLOOD as u64 {
+            // Each one newer than the last: every one is worth judging.
+            let mut hello = template.clone();
+            hello.sent_ms = start + n;
+            let signed = dan_core::conformance::SignedHello::sign(hello, &key);
+            if publish
+                .send(Gossip::Checkpoint(signed.to_bytes()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let written = alice
+        .put("notes", "written during a checkpoint flood")
+        .await?;
+    eventually(
+        WAIT,
+        "bob to hold alice's record written during the flood",
+        || async { has_record(bob, &written).await },
+    )
+    .await?;
+    flood.await?;
+    eventually(WAIT, "alice to have seen a good part of the flood", || async {
+        let now = counts(alice);
+        (now.forwarded + now.dropped + now.refused)
+            - (before.forwarded + before.dropped + before.refused)
+            >= FLOOD as u64 / 4
+    })
+    .await?;
+    let after = counts(alice);
+    let peaks = alice.net().task_peaks();
+    println!(
+        "checkpoint flood of {FLOOD} by one member: alice forwarded {}, dropped {}, refused {}; at most {} judged at once (cap {})",
+        after.forwarded - before.forwarded,
+        after.dropped - before.dropped,
+        after.refused - before.refused,
+        peaks.gossip,
+        dan_node::net::MAX_GOSSIP_IN_FLIGHT
+    );
+    assert!(
+        peaks.gossip <= dan_node::net::MAX_GOSSIP_IN_FLIGHT,
+        "{peaks:?}"
+    );
     converged(&nodes, WAIT).await?;
     for node in nodes {
         node.stop().await;
