@@ -18,6 +18,8 @@
 //!   equivocation gets it deprecated everywhere.
 //! - A member floods fresh checkpoints; the others' gossip still flows and
 //!   judging stays under its caps.
+//! - A member answers reconciliation so that it never ends; each pull gives
+//!   up after a bounded number of rounds.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -255,6 +257,10 @@ enum Lie {
     /// It answers every handshake that the asker is deprecated, with no
     /// evidence.
     YouAreDeprecated,
+    /// It claims a million ops, and answers every round of reconciliation
+    /// with the same first answer over ten thousand made-up ops, so that
+    /// the reconciliation never ends.
+    ReconcilingForEver,
 }
 
 /// A member's key in a bare libp2p peer that speaks `/dan/sync/1` and
@@ -277,10 +283,18 @@ fn lying_member(
     let log = asked.clone();
     let key = dan_core::Keypair::from_secret(key.secret());
     let mut made_up = negentropy::NegentropyStorageVector::new();
-    for n in 0u8..5 {
-        made_up.insert(1, negentropy::Id::from_byte_array([n; 32]))?;
+    let made_up_count: u16 = if matches!(lie, Lie::ReconcilingForEver) {
+        10_000
+    } else {
+        5
+    };
+    for n in 0..made_up_count {
+        let mut id = [0; 32];
+        id[..2].copy_from_slice(&n.to_be_bytes());
+        made_up.insert(1, negentropy::Id::from_byte_array(id))?;
     }
     made_up.seal()?;
+    let mut first_answer: Option<Vec<u8>> = None;
     tokio::spawn(async move {
         loop {
             let SwarmEvent::Behaviour(request_response::Event::Message {
@@ -320,9 +334,17 @@ fn lying_member(
                 ),
                 Request::Reconcile(message) => (
                     "reconcile",
-                    match dan_node::net::wire::answer_reconcile(&made_up, &message) {
-                        Ok(reply) => Response::Reconcile(reply),
-                        Err(e) => Response::Error(e.to_string()),
+                    match (&first_answer, lie) {
+                        (Some(again), Lie::ReconcilingForEver) => {
+                            Response::Reconcile(again.clone())
+                        }
+                        _ => match dan_node::net::wire::answer_reconcile(&made_up, &message) {
+                            Ok(reply) => {
+                                first_answer = Some(reply.clone());
+                                Response::Reconcile(reply)
+                            }
+                            Err(e) => Response::Error(e.to_string()),
+                        },
                     },
                 ),
                 Request::Fetch(_) => (
@@ -941,12 +963,16 @@ async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_gossip_and_
     )
     .await?;
     flood.await?;
-    eventually(WAIT, "alice to have seen a good part of the flood", || async {
-        let now = counts(alice);
-        (now.forwarded + now.dropped + now.refused)
-            - (before.forwarded + before.dropped + before.refused)
-            >= FLOOD as u64 / 4
-    })
+    eventually(
+        WAIT,
+        "alice to have seen a good part of the flood",
+        || async {
+            let now = counts(alice);
+            (now.forwarded + now.dropped + now.refused)
+                - (before.forwarded + before.dropped + before.refused)
+                >= FLOOD as u64 / 4
+        },
+    )
     .await?;
     let after = counts(alice);
     let peaks = alice.net().task_peaks();
@@ -963,6 +989,66 @@ async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_gossip_and_
         "{peaks:?}"
     );
     converged(&nodes, WAIT).await?;
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_a_member_whose_reconciliation_never_ends_is_asked_a_bounded_number_of_rounds()
+-> anyhow::Result<()> {
+    let mut nodes = spawn_network(&["alice", "bob", "mallory"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let mallory = nodes.pop().context("mallory")?;
+    let key = mallory.unsealed_keypair().await?;
+    let template = mallory.node.signed_hello().await.hello;
+    mallory.stop().await;
+    let [alice, bob] = &nodes[..] else {
+        unreachable!()
+    };
+    let alice_addr = alice
+        .net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .context("alice listens")?;
+    let asked = lying_member(&key, template, alice_addr, Lie::ReconcilingForEver)?;
+    let count = |what: &str| {
+        asked
+            .lock()
+            .map_or(0, |a| a.iter().filter(|w| **w == what).count())
+    };
+    eventually(WAIT, "alice to reconcile with the liar", || async {
+        count("reconcile") > 0
+    })
+    .await?;
+    let started = std::time::Instant::now();
+    let hellos = count("hello");
+    // Over a few sync rounds, each pull gives up after its round limit
+    // and the next handshake starts a new one.
+    eventually(WAIT, "alice to start over with the liar", || async {
+        count("hello") >= hellos + 2
+    })
+    .await?;
+    let rounds = count("reconcile");
+    let pulls = count("hello");
+    println!(
+        "a reconciliation that never ends: {rounds} rounds over {pulls} handshakes in {:?} (limit {} per pull)",
+        started.elapsed(),
+        dan_node::net::MAX_RECONCILE_ROUNDS
+    );
+    assert!(
+        rounds <= pulls * dan_node::net::MAX_RECONCILE_ROUNDS,
+        "{rounds} rounds over {pulls} handshakes"
+    );
+    let written = alice
+        .put("notes", "written while a member reconciles for ever")
+        .await?;
+    eventually(WAIT, "bob to hold alice's record", || async {
+        bob.node.get_record(&written).await.is_ok()
+    })
+    .await?;
     for node in nodes {
         node.stop().await;
     }

@@ -27,7 +27,7 @@ pub use libp2p::Multiaddr;
 use libp2p::PeerId;
 use libp2p::multiaddr::Protocol;
 use serde::{Deserialize, Serialize};
-pub use sync::HANDSHAKE_DEADLINE;
+pub use sync::{HANDSHAKE_DEADLINE, MAX_RECONCILE_ROUNDS};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::NodeError;

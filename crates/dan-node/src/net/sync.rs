@@ -19,6 +19,12 @@ use crate::membership::JoinProgress;
 use crate::node::{Node, NodeEvent};
 use crate::replication::{Serving, now_ms};
 
+/// Most rounds of one reconciliation: a few suffice for millions of ops
+/// (each round splits every differing range sixteen ways), and a peer
+/// that keeps answering as if ranges still differed must not keep this
+/// instance asking for ever.
+pub const MAX_RECONCILE_ROUNDS: usize = 32;
+
 /// How long a peer has to answer the handshake before it is disconnected:
 /// one that never answers would otherwise keep its connection for ever,
 /// and with it a place under the connection limits.
@@ -373,7 +379,12 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
         Negentropy::borrowed(set.as_ref(), RECONCILE_FRAME_BYTES).map_err(|e| e.to_string())?;
     let mut message = negentropy.initiate().map_err(|e| e.to_string())?;
     let (mut have, mut need): (Vec<Id>, Vec<Id>) = (Vec::new(), Vec::new());
-    loop {
+    for round in 1.. {
+        if round > MAX_RECONCILE_ROUNDS {
+            return Err(format!(
+                "reconciliation did not end within {MAX_RECONCILE_ROUNDS} rounds"
+            ));
+        }
         match net.request(peer, Request::Reconcile(message)).await? {
             Response::Reconcile(reply) => match negentropy
                 .reconcile_with_ids(&reply, &mut have, &mut need)
