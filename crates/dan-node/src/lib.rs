@@ -14,6 +14,7 @@ pub mod deprecation;
 mod error;
 pub mod ingest;
 pub mod integrity;
+mod ledger;
 pub mod membership;
 pub mod net;
 mod node;

@@ -104,7 +104,7 @@ pub(crate) struct Inner {
     pub(crate) build_label: dan_core::BuildLabel,
     /// The release this build belongs to, if a manifest shipped with it.
     pub(crate) release: Option<crate::release::ReleaseManifest>,
-    pub(crate) ledger: Mutex<Ledger>,
+    pub(crate) ledger: crate::ledger::LedgerLock,
     admin_gate: Mutex<()>,
     integrity: std::sync::RwLock<IntegrityReport>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
@@ -356,7 +356,7 @@ impl Node {
                 code_hash: own_code,
                 build_label,
                 release,
-                ledger: Mutex::new(Ledger {
+                ledger: crate::ledger::LedgerLock::new(Ledger {
                     replica,
                     waiting: Vec::new(),
                     reconcile_set: None,

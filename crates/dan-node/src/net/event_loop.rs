@@ -695,14 +695,9 @@ impl EventLoop {
 
     /// Subscribes to the gossip topic of the current network.
     fn ensure_topic(&mut self) {
-        let network = self
-            .node
-            .inner()
-            .ledger
-            .try_lock()
-            .ok()
-            .and_then(|ledger| ledger.replica.as_ref().map(|r| r.network_id()));
-        let Some(network) = network else { return };
+        let Some(network) = self.node.inner().ledger.facts().network else {
+            return;
+        };
         if self.topic.as_ref().is_some_and(|(id, _)| *id == network) {
             return;
         }
@@ -1121,35 +1116,16 @@ impl EventLoop {
                 *peer,
             ));
         }
-        // Read without waiting: the ledger may be busy (a handshake, a
-        // request). Then the relay service keeps the members it had.
-        let members = self.node.inner().ledger.try_lock().ok().map(|ledger| {
-            ledger
-                .replica
-                .as_ref()
-                .map(|r| {
-                    r.members()
-                        .filter(|m| r.is_member(&m.peer))
-                        .map(|m| m.peer)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        });
-        let member_peers = match &members {
-            Some(members) => {
-                let peers: HashSet<PeerId> = members.iter().filter_map(peer_id_of).collect();
-                if self.relay_gate.set_members(peers.clone()) {
-                    // A new member may now get a slot on a member; a relay
-                    // that broke the protocol is still left alone.
-                    self.relay_refusals.retain(|_, (_, misbehaved)| *misbehaved);
-                }
-                peers
-            }
-            None => self.relay_gate.members(),
-        };
+        // Read without waiting, as of the ledger's last unlock.
+        let members = self.node.inner().ledger.facts().members;
+        let member_peers: HashSet<PeerId> = members.iter().filter_map(peer_id_of).collect();
+        if self.relay_gate.set_members(member_peers.clone()) {
+            // A new member may now get a slot on a member; a relay that
+            // broke the protocol is still left alone.
+            self.relay_refusals.retain(|_, (_, misbehaved)| *misbehaved);
+        }
         self.release_learnt_relay(&member_peers);
         self.learn_relay(&member_peers);
-        let members = members.unwrap_or_default();
         for member in members {
             if member == self.node.peer_id() {
                 continue;
