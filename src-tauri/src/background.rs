@@ -19,10 +19,13 @@ pub fn bring_back<R: Runtime>(app: &AppHandle<R>) {
 }
 
 /// Quits DAN: stops the instance, then the app (from the window's Quit
-/// or the tray's).
+/// or the tray's). A second Quit while the first stops the instance leaves
+/// it to the first, so the instance always stops cleanly.
 pub async fn quit<R: Runtime>(app: &AppHandle<R>) {
     let state = app.state::<AppState>();
-    state.close.quit();
+    if state.close.quit() {
+        return;
+    }
     state.stop_running().await;
     app.exit(0);
 }
@@ -67,8 +70,9 @@ impl CloseGate {
     }
 
     /// The person chose Quit: every later close request goes through.
-    pub fn quit(&self) {
-        self.quitting.store(true, Ordering::SeqCst);
+    /// Whether Quit had been chosen before.
+    pub fn quit(&self) -> bool {
+        self.quitting.swap(true, Ordering::SeqCst)
     }
 }
 
@@ -88,7 +92,8 @@ mod tests {
             CloseDecision::Ask,
             "long after, it asks again"
         );
-        gate.quit();
+        assert!(!gate.quit(), "the first Quit");
+        assert!(gate.quit(), "a second Quit leaves it to the first");
         assert_eq!(gate.on_close_request(9_999_999), CloseDecision::Exit);
     }
 }

@@ -44,6 +44,8 @@ pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
         loop {
             tokio::select! {
                 event = events.recv() => if let Err(RecvError::Closed) = event {
+                    // The instance stopped.
+                    crate::tray::show_status(&app, "not running; open it to unlock");
                     break;
                 },
                 _ = tick.tick() => {}

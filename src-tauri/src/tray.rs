@@ -24,7 +24,13 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) {
 }
 
 fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
-    let status = MenuItem::with_id(app, "status", "DAN: open it to unlock", false, None::<&str>)?;
+    let status = MenuItem::with_id(
+        app,
+        "status",
+        "DAN: not running; open it to unlock",
+        false,
+        None::<&str>,
+    )?;
     let open = MenuItem::with_id(app, "open", "Open DAN", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit DAN", true, None::<&str>)?;
     let menu = Menu::with_items(app, &[&status, &open, &quit])?;

@@ -49,18 +49,20 @@ fn fold_name(name: &str) -> String {
 /// or Korean hangul with hanja, count as one), in the order given.
 pub fn look_alikes<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<LookAlike> {
     let names: Vec<&str> = names.into_iter().collect();
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    // Groups in the order their first name came.
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut group_of: std::collections::HashMap<String, usize> = Default::default();
     for name in &names {
-        let folded = fold_name(name);
-        match groups.iter_mut().find(|(f, _)| *f == folded) {
-            Some((_, group)) => group.push((*name).to_owned()),
-            None => groups.push((folded, vec![(*name).to_owned()])),
-        }
+        let index = *group_of.entry(fold_name(name)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[index].push((*name).to_owned());
     }
     let same = groups
         .into_iter()
-        .filter(|(_, group)| group.len() > 1)
-        .map(|(_, names)| LookAlike {
+        .filter(|group| group.len() > 1)
+        .map(|names| LookAlike {
             names,
             kind: LookAlikeKind::ReadTheSame,
         });

@@ -42,8 +42,8 @@ impl RecordSort {
 pub struct RecordQuery {
     /// Only this collection.
     pub collection: Option<String>,
-    /// Text that must appear in the title or a field value (case-insensitive
-    /// for ASCII letters).
+    /// Text that must appear in the title or a field value, whatever its
+    /// case or Unicode form (both sides in NFC and lower case).
     pub search: Option<String>,
     /// Whether deleted records are listed too.
     pub include_deleted: bool,

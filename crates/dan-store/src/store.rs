@@ -368,27 +368,37 @@ fn stored_op(row: &sqlx::sqlite::SqliteRow) -> Result<StoredOp, StoreError> {
 /// Fills in what search matches for rows stored before it was kept (once,
 /// after the migration that added it).
 async fn fill_search_text(pool: &SqlitePool) -> Result<(), StoreError> {
-    let rows = sqlx::query("SELECT id, title, fields FROM records WHERE search_text IS NULL")
+    let mut filled = 0usize;
+    loop {
+        // In batches, so that millions of old rows never sit in memory at
+        // once.
+        let rows = sqlx::query(
+            "SELECT id, title, fields FROM records WHERE search_text IS NULL LIMIT 1000",
+        )
         .fetch_all(pool)
         .await?;
-    if rows.is_empty() {
-        return Ok(());
+        if rows.is_empty() {
+            break;
+        }
+        let mut tx = pool.begin().await?;
+        for row in &rows {
+            let (id, title, fields): (String, String, String) = (
+                row.try_get("id")?,
+                row.try_get("title")?,
+                row.try_get("fields")?,
+            );
+            sqlx::query("UPDATE records SET search_text = ?1 WHERE id = ?2")
+                .bind(search_text(&title, &fields))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        filled += rows.len();
     }
-    let mut tx = pool.begin().await?;
-    for row in &rows {
-        let (id, title, fields): (String, String, String) = (
-            row.try_get("id")?,
-            row.try_get("title")?,
-            row.try_get("fields")?,
-        );
-        sqlx::query("UPDATE records SET search_text = ?1 WHERE id = ?2")
-            .bind(search_text(&title, &fields))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+    if filled > 0 {
+        tracing::info!("prepared {filled} records for search");
     }
-    tx.commit().await?;
-    tracing::info!("prepared {} records for search", rows.len());
     Ok(())
 }
 

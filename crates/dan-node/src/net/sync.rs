@@ -19,15 +19,16 @@ use crate::membership::JoinProgress;
 use crate::node::{Node, NodeEvent};
 use crate::replication::{Serving, now_ms};
 
-/// Most rounds of one reconciliation: a few suffice for millions of ops
-/// (each round splits every differing range sixteen ways), and a peer
-/// that keeps answering as if ranges still differed must not keep this
-/// instance asking for ever.
+/// Most rounds of one reconciliation. Each round carries at most a frame
+/// of ids (about 8,000), so an instance far behind gets what these rounds
+/// found and goes on at its next pull; a peer that keeps answering as if
+/// ranges still differed must not keep this instance asking for ever.
 pub const MAX_RECONCILE_ROUNDS: usize = 32;
 
-/// How long a peer has to answer the handshake before it is disconnected:
-/// one that never answers would otherwise keep its connection for ever,
-/// and with it a place under the connection limits.
+/// How long a peer that is no member has to answer the handshake before it
+/// is disconnected: one that never answers would otherwise keep its
+/// connection for ever, and with it a place under the connection limits.
+/// A member that is slow to answer is asked again at the next tick.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(30);
 
 fn verdict_name(verdict: &Verdict) -> &'static str {
@@ -205,11 +206,21 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
     let mine = node.signed_hello().await;
     let hello = net.request(peer, Request::Hello(mine.to_bytes()));
     let Ok(answer) = tokio::time::timeout(HANDSHAKE_DEADLINE, hello).await else {
-        tracing::info!(
-            "{key} did not answer the handshake within {} s: disconnected",
-            HANDSHAKE_DEADLINE.as_secs()
-        );
-        net.command(Command::Disconnect(peer)).await;
+        // A member may be busy (a rebuild after a deprecation holds its
+        // replica): it is asked again at the next tick. Anyone else is
+        // let go.
+        if node.inner().ledger.facts().members.contains(&key) {
+            tracing::info!(
+                "member {key} did not answer the handshake within {} s",
+                HANDSHAKE_DEADLINE.as_secs()
+            );
+        } else {
+            tracing::info!(
+                "{key} did not answer the handshake within {} s: disconnected",
+                HANDSHAKE_DEADLINE.as_secs()
+            );
+            net.command(Command::Disconnect(peer)).await;
+        }
         return;
     };
     match answer {
@@ -379,23 +390,31 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
         Negentropy::borrowed(set.as_ref(), RECONCILE_FRAME_BYTES).map_err(|e| e.to_string())?;
     let mut message = negentropy.initiate().map_err(|e| e.to_string())?;
     let (mut have, mut need): (Vec<Id>, Vec<Id>) = (Vec::new(), Vec::new());
-    for round in 1.. {
-        if round > MAX_RECONCILE_ROUNDS {
-            return Err(format!(
-                "reconciliation did not end within {MAX_RECONCILE_ROUNDS} rounds"
-            ));
-        }
+    let mut complete = false;
+    for _ in 0..MAX_RECONCILE_ROUNDS {
         match net.request(peer, Request::Reconcile(message)).await? {
             Response::Reconcile(reply) => match negentropy
                 .reconcile_with_ids(&reply, &mut have, &mut need)
                 .map_err(|e| e.to_string())?
             {
                 Some(next) => message = next,
-                None => break,
+                None => {
+                    complete = true;
+                    break;
+                }
             },
             Response::Error(reason) => return Err(reason),
             other => return Err(format!("unexpected answer to reconcile: {other:?}")),
         }
+    }
+    if !complete {
+        // Far behind (each round carries at most a frame of ids), or a
+        // peer that never lets the ranges agree: fetch what was found;
+        // the next pull goes on from there.
+        tracing::info!(
+            "reconciliation with {key} stopped after {MAX_RECONCILE_ROUNDS} rounds; fetching the {} ops found so far",
+            need.len()
+        );
     }
     let need: Vec<OpId> = need.iter().map(|id| Hash32(**id)).collect();
     let total = need.len() as u64;
@@ -440,7 +459,9 @@ async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Resul
     buffer.ingest(node).await?;
     net.with_shared(|s| {
         s.missing.remove(&key);
-        s.last_sync_ms = Some(now_ms());
+        if complete {
+            s.last_sync_ms = Some(now_ms());
+        }
     });
     node.retry_pending_evidence()
         .await
