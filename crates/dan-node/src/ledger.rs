@@ -1,11 +1,12 @@
 //! The lock around the replica, and what it publishes each time it is let
-//! go: the facts other tasks read without waiting (the network, and its
-//! members in good standing), so that nothing reads the replica with
-//! `try_lock` and gets nothing while a long ingest holds it.
+//! go: the facts other tasks read without waiting (the network, its
+//! members in good standing and those removed by vote), so that judging a
+//! peer never waits behind a long ingest or rebuild, and nothing reads the
+//! replica with `try_lock` (which got nothing while one held it).
 
 use std::ops::{Deref, DerefMut};
 
-use dan_core::{NetworkId, PeerKey};
+use dan_core::{Hlc, MemberStatus, NetworkId, PeerKey};
 use tokio::sync::{Mutex, MutexGuard, watch};
 
 use crate::node::Ledger;
@@ -17,6 +18,8 @@ pub(crate) struct LedgerFacts {
     pub(crate) network: Option<NetworkId>,
     /// Its admitted members in good standing (this instance included).
     pub(crate) members: Vec<PeerKey>,
+    /// Members removed by vote, and the clock of the deciding vote.
+    pub(crate) removed: Vec<(PeerKey, Hlc)>,
 }
 
 impl LedgerFacts {
@@ -24,14 +27,20 @@ impl LedgerFacts {
         let Some(replica) = &ledger.replica else {
             return LedgerFacts::default();
         };
-        LedgerFacts {
+        let mut facts = LedgerFacts {
             network: Some(replica.network_id()),
-            members: replica
-                .members()
-                .filter(|m| replica.is_member(&m.peer))
-                .map(|m| m.peer)
-                .collect(),
+            ..LedgerFacts::default()
+        };
+        for member in replica.members() {
+            match (member.status, member.removed_at) {
+                (MemberStatus::Member, _) => facts.members.push(member.peer),
+                (MemberStatus::Removed, Some(decided)) => {
+                    facts.removed.push((member.peer, decided));
+                }
+                _ => {}
+            }
         }
+        facts
     }
 }
 

@@ -228,16 +228,20 @@ impl Node {
                     Some("refused" | "suspended" | "deprecated")
                 )
             });
-        let ledger = self.inner().ledger.lock().await;
-        let Some(row) = ledger.replica.as_ref().and_then(|r| r.member(peer)) else {
+        if refused {
             return Serving::Nothing;
-        };
-        match (row.status, row.removed_at) {
-            _ if refused => Serving::Nothing,
-            (dan_core::MemberStatus::Member, _) => Serving::Everything,
-            (dan_core::MemberStatus::Removed, Some(decided)) => Serving::UpTo(decided),
-            _ => Serving::Nothing,
         }
+        // As of the replica's last unlock: judging a peer never waits
+        // behind an ingest or a rebuild.
+        let facts = self.inner().ledger.facts();
+        if facts.members.contains(peer) {
+            return Serving::Everything;
+        }
+        facts
+            .removed
+            .iter()
+            .find(|(removed, _)| removed == peer)
+            .map_or(Serving::Nothing, |(_, decided)| Serving::UpTo(*decided))
     }
 
     /// The network this instance is joining through an invite, if any.
