@@ -616,7 +616,50 @@ mod tests {
     use dan_core::charter::Charter;
     use dan_core::{Genesis, Hash32, Keypair, Replica, SignedGenesis};
 
-    use super::believed_notice;
+    use super::{MAX_PEERS_KEPT, PeerInfo, Shared, believed_notice};
+
+    fn key(n: u32) -> dan_core::PeerKey {
+        let mut secret = [0; 32];
+        secret[..4].copy_from_slice(&n.to_le_bytes());
+        Keypair::from_secret(secret).public()
+    }
+
+    #[test]
+    fn bad_input_throwaway_keys_that_only_connect_leave_nothing_and_members_are_kept() {
+        let mut shared = Shared::default();
+        let member = key(0);
+        shared.peers.insert(
+            member,
+            PeerInfo {
+                verdict: Some("replicate".into()),
+                last_seen: Some(1),
+                ..PeerInfo::default()
+            },
+        );
+        // A stranger that connected and left, judged by no handshake.
+        let stranger = key(1);
+        shared.peers.insert(stranger, PeerInfo::default());
+        shared.forget_strangers(stranger);
+        assert!(!shared.peers.contains_key(&stranger));
+        // Peers a handshake judged (candidates, say) are kept while
+        // offline, but at most MAX_PEERS_KEPT: the longest gone go first,
+        // never a member.
+        for n in 2..(MAX_PEERS_KEPT as u32 + 500) {
+            shared.peers.insert(
+                key(n),
+                PeerInfo {
+                    verdict: Some("candidate".into()),
+                    last_seen: Some(u64::from(n)),
+                    ..PeerInfo::default()
+                },
+            );
+            shared.forget_strangers(key(n));
+        }
+        assert_eq!(shared.peers.len(), MAX_PEERS_KEPT);
+        assert!(shared.peers.contains_key(&member), "the member stays");
+        assert!(!shared.peers.contains_key(&key(2)), "the longest gone went");
+        assert!(shared.peers.contains_key(&key(MAX_PEERS_KEPT as u32 + 499)));
+    }
 
     #[test]
     fn a_deprecated_answer_is_believed_only_from_a_quorum_of_members() {
