@@ -411,13 +411,18 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
     let started = Instant::now();
     // A member on the internet segment (no `dan relay` anywhere), and two
     // laptops at home that know only its invite links.
-    let mut instances = cli_network_with(&["server", "home1", "home2"], &[], |i, instance| {
-        if i == 0 {
-            instance.start_in_namespace(&lab.relay_host(), &server_listen, &[])
-        } else {
-            instance.start_in_namespace(&lab.laptop(i - 1), "/ip4/0.0.0.0/tcp/0", &[])
-        }
-    })?;
+    // Two members suffice, so that one laptop can be removed at the end.
+    let mut instances = cli_network_with(
+        &["server", "home1", "home2"],
+        &["--min-members", "2"],
+        |i, instance| {
+            if i == 0 {
+                instance.start_in_namespace(&lab.relay_host(), &server_listen, &[])
+            } else {
+                instance.start_in_namespace(&lab.laptop(i - 1), "/ip4/0.0.0.0/tcp/0", &[])
+            }
+        },
+    )?;
     cli_converged(&instances, WAIT)?;
     let formed = started.elapsed();
     let server_peer = instances[0].peer_id()?;
@@ -507,8 +512,54 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
         !status["listen_addrs"].to_string().contains("p2p-circuit"),
         "nobody reaches the stranger through the member: {status}"
     );
+    // A laptop removed by vote loses its slot on the member at once, not
+    // at its next renewal (up to an hour later).
+    let proposal = instances[0].json(&["propose", "remove", &home2])?;
+    let id = proposal["id"].as_str().unwrap_or_default().to_owned();
+    wait_until(WAIT, "the proposal to reach the other laptop", || {
+        instances[1].json(&["proposals"]).is_ok_and(|p| {
+            p.as_array()
+                .is_some_and(|rows| rows.iter().any(|r| r["id"] == id.as_str()))
+        })
+    })?;
+    let voted = Instant::now();
+    instances[1].ok(&["vote", &id, "yes"])?;
+    let lost = wait_until(
+        WAIT,
+        "the removed laptop to lose its slot on the member",
+        || {
+            instances[2].json(&["status"]).is_ok_and(|s| {
+                s["relays"]
+                    .as_array()
+                    .is_some_and(|r| !r.iter().any(|r| r["reserved"] == true))
+            })
+        },
+    );
+    if let Err(e) = lost {
+        bail!(
+            "{e}: {}\n{}\n{}\n{}",
+            instances[2].json(&["status"])?["relays"],
+            instances[0].json(&["proposals"])?,
+            instances[0]
+                .json(&["members"])?
+                .as_array()
+                .map(|m| m
+                    .iter()
+                    .map(|m| format!("{} {}", m["name"], m["status"]))
+                    .collect::<Vec<_>>())
+                .unwrap_or_default()
+                .join(", "),
+            instances[0]
+                .log()
+                .lines()
+                .filter(|l| !l.contains("libp2p"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    let slot_lost = voted.elapsed();
     println!(
-        "NAT lab (a member relays): invite to active network {formed:.1?}; write to visible on all three {visible:.1?}; a restarted laptop caught up in {caught_up:.1?}"
+        "NAT lab (a member relays): invite to active network {formed:.1?}; write to visible on all three {visible:.1?}; a restarted laptop caught up in {caught_up:.1?}; a removed laptop lost its slot {slot_lost:.1?} after the deciding vote"
     );
     drop(stranger);
     drop(instances);

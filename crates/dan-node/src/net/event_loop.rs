@@ -1119,10 +1119,20 @@ impl EventLoop {
         // Read without waiting, as of the ledger's last unlock.
         let members = self.node.inner().ledger.facts().members;
         let member_peers: HashSet<PeerId> = members.iter().filter_map(peer_id_of).collect();
+        let before = self.relay_gate.members();
         if self.relay_gate.set_members(member_peers.clone()) {
             // A new member may now get a slot on a member; a relay that
             // broke the protocol is still left alone.
             self.relay_refusals.retain(|_, (_, misbehaved)| *misbehaved);
+            // A member removed or deprecated loses at once what it holds
+            // here (a slot on this relay, circuits through it), not at its
+            // next renewal; connecting again, it is judged afresh.
+            for gone in before.difference(&member_peers) {
+                if self.swarm.is_connected(gone) {
+                    tracing::info!("{gone} is no longer a member: disconnected");
+                    let _ = self.swarm.disconnect_peer_id(*gone);
+                }
+            }
         }
         self.release_learnt_relay(&member_peers);
         self.learn_relay(&member_peers);
