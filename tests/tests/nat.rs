@@ -512,8 +512,9 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
         !status["listen_addrs"].to_string().contains("p2p-circuit"),
         "nobody reaches the stranger through the member: {status}"
     );
-    // A laptop removed by vote loses its slot on the member at once, not
-    // at its next renewal (up to an hour later).
+    // A laptop removed by vote loses its slot on the member soon (once it
+    // had the time to learn of its removal), not at its next renewal (up to
+    // an hour later), and it learns of its removal.
     let proposal = instances[0].json(&["propose", "remove", &home2])?;
     let id = proposal["id"].as_str().unwrap_or_default().to_owned();
     wait_until(WAIT, "the proposal to reach the other laptop", || {
@@ -558,6 +559,14 @@ fn nat_a_member_at_a_public_address_relays_for_the_other_members_and_for_no_one_
         );
     }
     let slot_lost = voted.elapsed();
+    wait_until(WAIT, "the removed laptop to learn of its removal", || {
+        instances[2].json(&["members"]).is_ok_and(|m| {
+            m.as_array().is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r["is_self"] == true && r["status"] == "removed")
+            })
+        })
+    })?;
     println!(
         "NAT lab (a member relays): invite to active network {formed:.1?}; write to visible on all three {visible:.1?}; a restarted laptop caught up in {caught_up:.1?}; a removed laptop lost its slot {slot_lost:.1?} after the deciding vote"
     );

@@ -71,6 +71,11 @@ impl LedgerLock {
     pub(crate) fn facts(&self) -> LedgerFacts {
         self.facts.borrow().clone()
     }
+
+    /// Told each time the facts change, once they are published.
+    pub(crate) fn watch(&self) -> watch::Receiver<LedgerFacts> {
+        self.facts.subscribe()
+    }
 }
 
 /// The held replica; letting it go publishes its facts if they changed.

@@ -225,7 +225,7 @@ impl Node {
             .is_some_and(|info| {
                 matches!(
                     info.verdict.as_deref(),
-                    Some("refused" | "suspended" | "deprecated")
+                    Some("refused" | "suspended" | "deprecated" | crate::net::UNANSWERED)
                 )
             });
         if refused {

@@ -75,7 +75,17 @@ struct EventLoop {
     /// Relays that refused a slot, until when they are left alone.
     /// Whether each broke the protocol (kept when the members change).
     relay_refusals: HashMap<PeerId, (Instant, bool)>,
+    /// Members removed by vote, and when they are let go: first they get
+    /// the time to learn of their own removal (a laptop behind a router
+    /// may not be able to connect again).
+    leaving: HashMap<PeerId, Instant>,
+    /// The replica's facts, to act as soon as the members change.
+    facts: tokio::sync::watch::Receiver<crate::ledger::LedgerFacts>,
 }
+
+/// How long a member removed by vote stays connected: enough for a few
+/// handshakes and a pull of the ops up to its removal.
+const REMOVED_GRACE: Duration = Duration::from_secs(30);
 
 /// One open connection.
 struct Link {
@@ -163,6 +173,8 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         relay_gate,
         relay_candidates: HashMap::new(),
         relay_refusals: HashMap::new(),
+        leaving: HashMap::new(),
+        facts: node.inner().ledger.watch(),
     };
     event_loop.use_relays(relays);
     tokio::spawn(event_loop.run(config.sync_interval));
@@ -308,13 +320,18 @@ impl EventLoop {
                     Ok(NodeEvent::CheckpointNow) => {
                         tokio::spawn(sync::publish_checkpoint(self.node.clone(), self.handle.clone()));
                     }
-                    Ok(NodeEvent::MembersChanged) => {
-                        tokio::spawn(sync::rescore(self.node.clone(), self.handle.clone()));
-                        self.on_tick();
-                    }
+                    // Governance changed (a vote, a new charter): peers
+                    // are judged again.
+                    Ok(NodeEvent::MembersChanged) => self.on_tick(),
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
+                // The members changed, and the change is published: serving
+                // and gossip follow it at once.
+                Ok(()) = self.facts.changed() => {
+                    tokio::spawn(sync::rescore(self.node.clone(), self.handle.clone()));
+                    self.on_tick();
+                }
                 _ = tick.tick() => self.on_tick(),
             }
         }
@@ -1117,21 +1134,44 @@ impl EventLoop {
             ));
         }
         // Read without waiting, as of the ledger's last unlock.
-        let members = self.node.inner().ledger.facts().members;
+        let facts = self.node.inner().ledger.facts();
+        let members = facts.members;
         let member_peers: HashSet<PeerId> = members.iter().filter_map(peer_id_of).collect();
         let before = self.relay_gate.members();
         if self.relay_gate.set_members(member_peers.clone()) {
             // A new member may now get a slot on a member; a relay that
             // broke the protocol is still left alone.
             self.relay_refusals.retain(|_, (_, misbehaved)| *misbehaved);
-            // A member removed or deprecated loses at once what it holds
-            // here (a slot on this relay, circuits through it), not at its
-            // next renewal; connecting again, it is judged afresh.
+            // A peer that is no member any more loses what it holds here
+            // (a slot on this relay, circuits through it), not at its next
+            // renewal: a deprecated one at once, one removed by vote once
+            // it had the time to learn of it. Connecting again, it is
+            // judged afresh.
+            let removed: HashSet<PeerId> = facts
+                .removed
+                .iter()
+                .filter_map(|(peer, _)| peer_id_of(peer))
+                .collect();
             for gone in before.difference(&member_peers) {
-                if self.swarm.is_connected(gone) {
-                    tracing::info!("{gone} is no longer a member: disconnected");
-                    let _ = self.swarm.disconnect_peer_id(*gone);
-                }
+                let at = if removed.contains(gone) {
+                    now + REMOVED_GRACE
+                } else {
+                    now
+                };
+                self.leaving.insert(*gone, at);
+            }
+        }
+        let due: Vec<PeerId> = self
+            .leaving
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in due {
+            self.leaving.remove(&peer);
+            if !member_peers.contains(&peer) && self.swarm.is_connected(&peer) {
+                tracing::info!("{peer} is no longer a member: disconnected");
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
         self.release_learnt_relay(&member_peers);

@@ -27,6 +27,7 @@ pub use libp2p::Multiaddr;
 use libp2p::PeerId;
 use libp2p::multiaddr::Protocol;
 use serde::{Deserialize, Serialize};
+pub(crate) use sync::UNANSWERED;
 pub use sync::{HANDSHAKE_DEADLINE, MAX_RECONCILE_ROUNDS};
 use tokio::sync::{mpsc, oneshot};
 

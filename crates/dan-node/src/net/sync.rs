@@ -19,6 +19,9 @@ use crate::membership::JoinProgress;
 use crate::node::{Node, NodeEvent};
 use crate::replication::{Serving, now_ms};
 
+/// The verdict of a member that did not answer the last handshake in time.
+pub(crate) const UNANSWERED: &str = "unanswered";
+
 /// Most rounds of one reconciliation. Each round carries at most a frame
 /// of ids (about 8,000), so an instance far behind gets what these rounds
 /// found and goes on at its next pull; a peer that keeps answering as if
@@ -39,6 +42,18 @@ fn verdict_name(verdict: &Verdict) -> &'static str {
         Verdict::Suspended(_) => "suspended",
         Verdict::Deprecated(_) => "deprecated",
         Verdict::Refuse(_) => "refused",
+    }
+}
+
+/// Whether `key` is still served as it was judged before an answer was
+/// read (`until`: up to a removal), now that the replica the answer came
+/// from is published: a removal applied meanwhile must not let a removed
+/// member read what was written after it.
+async fn still_serving(node: &Node, key: &PeerKey, until: Option<dan_core::Hlc>) -> bool {
+    match (node.serving(key).await, until) {
+        (Serving::Everything, None) => true,
+        (Serving::UpTo(now), Some(then)) => now == then,
+        _ => false,
     }
 }
 
@@ -210,10 +225,21 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
         // replica): it is asked again at the next tick. Anyone else is
         // let go.
         if node.inner().ledger.facts().members.contains(&key) {
+            // Until it answers, it is served nothing and gossip does not
+            // flow with it: a member on a build the network withdrew must
+            // not keep pulling by never answering.
             tracing::info!(
                 "member {key} did not answer the handshake within {} s",
                 HANDSHAKE_DEADLINE.as_secs()
             );
+            net.with_shared(|s| {
+                s.peers.entry(key).or_default().verdict = Some(UNANSWERED.into());
+            });
+            net.command(Command::Trust {
+                peer,
+                trust: Trust::Stranger,
+            })
+            .await;
         } else {
             tracing::info!(
                 "{key} did not answer the handshake within {} s: disconnected",
@@ -575,6 +601,9 @@ pub(super) async fn respond(
                 Ok(set) => set,
                 Err(e) => return Response::Error(e.to_string()),
             };
+            if !still_serving(node, &key, until).await {
+                return Response::Error("the members changed; ask again".into());
+            }
             match wire::answer_reconcile(&set, &message) {
                 Ok(reply) => Response::Reconcile(reply),
                 Err(e) => Response::Error(format!("reconciliation failed: {e}")),
@@ -588,7 +617,15 @@ pub(super) async fn respond(
             if ids.len() > MAX_FETCH_IDS {
                 return Response::Error(format!("at most {MAX_FETCH_IDS} ids per fetch"));
             }
-            match node.ops_for(&ids).await {
+            let answer = node.ops_for(&ids).await;
+            let until = match serving {
+                Serving::UpTo(decided) => Some(decided),
+                _ => None,
+            };
+            if !still_serving(node, &key, until).await {
+                return Response::Error("the members changed; ask again".into());
+            }
+            match answer {
                 Ok(mut ops) => {
                     if let Serving::UpTo(decided) = serving {
                         ops.retain(|op| Op::decode(op).is_ok_and(|op| op.body().hlc <= decided));
