@@ -1193,18 +1193,24 @@ impl Desktop {
         Ok(desktop)
     }
 
-    fn dunstctl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = Command::new("dunstctl")
+    /// Runs `program` (a client of the session bus) and returns its output.
+    fn on_bus(&self, program: &str, args: &[&str]) -> anyhow::Result<String> {
+        let output = Command::new(program)
             .args(args)
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
-            .output()?;
+            .output()
+            .with_context(|| format!("running {program}"))?;
         if !output.status.success() {
             bail!(
-                "dunstctl {args:?}: {}",
+                "{program} {args:?}: {}",
                 String::from_utf8_lossy(&output.stderr)
             );
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn dunstctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.on_bus("dunstctl", args)
     }
 
     /// The titles and texts of the notifications shown so far.
@@ -1231,18 +1237,7 @@ impl Desktop {
     }
 
     fn gdbus(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = Command::new("gdbus")
-            .args(args)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
-            .output()
-            .context("running gdbus (package libglib2.0-bin)")?;
-        if !output.status.success() {
-            bail!(
-                "gdbus {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        self.on_bus("gdbus", args)
     }
 
     /// Where a tray icon's menu is on the session bus (a StatusNotifierItem

@@ -306,3 +306,39 @@ pub async fn converged(nodes: &[TestNode], timeout: Duration) -> anyhow::Result<
         _ => bail!("no network"),
     }
 }
+
+/// A record creation that `key` signs as the op after `(network, seq,
+/// prev)` of its chain, dated a second from now (later than anything it
+/// signed before), with the title as its id ("version one" →
+/// "version-one"). Signing two at one seq is an equivocation.
+pub fn signed_create(
+    key: &dan_core::Keypair,
+    (network, seq, prev): (dan_core::NetworkId, u64, dan_core::OpId),
+    title: &str,
+) -> dan_core::VerifiedOp {
+    use dan_core::{Hlc, OpBody, Payload, RecordAction, RecordId, VerifiedOp};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let body = OpBody {
+        network,
+        origin: key.public(),
+        seq: seq + 1,
+        prev,
+        hlc: Hlc {
+            wall_ms: now + 1_000,
+            counter: 0,
+        },
+        context: None,
+        payload: Payload::Record {
+            id: RecordId::new(&title.replace(' ', "-")).expect("a title of id characters"),
+            action: RecordAction::Create {
+                collection: "notes".into(),
+                title: title.into(),
+                fields: Default::default(),
+                tags: Default::default(),
+            },
+        },
+    };
+    VerifiedOp::sign(body, key).expect("signing with a valid key")
+}

@@ -4,14 +4,11 @@
 //! with identical roots, and accept nothing it signs after the evidence
 //! point.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use dan_core::{
-    Evidence, Hlc, OpBody, Payload, RecordAction, RecordId, SignedEvidence, VerifiedOp,
-};
+use dan_core::{Evidence, SignedEvidence};
 use dan_node::api::NetworkState;
-use dan_tests::nodes::{TestNode, converged, eventually, spawn_network};
+use dan_tests::nodes::{TestNode, converged, eventually, signed_create, spawn_network};
 
 const SYNC: Duration = Duration::from_millis(300);
 
@@ -65,36 +62,12 @@ async fn deprecation_an_instance_that_equivocates_is_deprecated_by_every_honest_
     let (honest, mallory) = nodes.split_at(4);
     let mallory = &mallory[0];
     let key = mallory.unsealed_keypair().await?;
-    let (network, seq, prev) = mallory
+    let tip = mallory
         .node
         .chain_tip(&mallory.peer())
         .await
         .ok_or_else(|| anyhow::anyhow!("no chain"))?;
-    let sign = |title: &str| {
-        let body = OpBody {
-            network,
-            origin: key.public(),
-            seq: seq + 1,
-            prev,
-            // Later than any op mallory signed before (the chain's clocks
-            // must increase).
-            hlc: Hlc {
-                wall_ms: now_ms() + 1_000,
-                counter: 0,
-            },
-            context: None,
-            payload: Payload::Record {
-                id: RecordId::new(&title.replace(' ', "-")).expect("id"),
-                action: RecordAction::Create {
-                    collection: "notes".into(),
-                    title: title.into(),
-                    fields: BTreeMap::new(),
-                    tags: BTreeSet::new(),
-                },
-            },
-        };
-        VerifiedOp::sign(body, &key).expect("sign")
-    };
+    let sign = |title: &str| signed_create(&key, tip, title);
     let (first, second) = (sign("version one"), sign("version two"));
     honest[0]
         .node

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dan_node::net::GossipCounts;
-use dan_tests::nodes::{TestNode, converged, eventually, spawn_network};
+use dan_tests::nodes::{TestNode, converged, eventually, signed_create, spawn_network};
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, gossipsub, noise, tcp, yamux};
@@ -118,6 +118,78 @@ impl Adversary {
     }
 }
 
+/// What a bare peer needs to speak as a member that was just stopped.
+struct Impostor {
+    /// The member's key.
+    key: dan_core::Keypair,
+    /// Its last signed hello.
+    hello: dan_core::conformance::SignedHello,
+    /// Its peer id.
+    peer: dan_core::PeerKey,
+    /// Its network, last seq and last op id.
+    tip: (dan_core::NetworkId, u64, dan_core::OpId),
+}
+
+/// Stops the last instance of `nodes` and hands its identity over.
+async fn impersonate_last(nodes: &mut Vec<TestNode>) -> anyhow::Result<Impostor> {
+    let member = nodes.pop().context("a member to impersonate")?;
+    let impostor = Impostor {
+        key: member.unsealed_keypair().await?,
+        hello: member.node.signed_hello().await,
+        peer: member.peer(),
+        tip: member
+            .node
+            .chain_tip(&member.peer())
+            .await
+            .context("its chain")?,
+    };
+    member.stop().await;
+    Ok(impostor)
+}
+
+/// Where `node` listens (its first address), for a bare peer to dial.
+fn first_addr(node: &TestNode) -> anyhow::Result<Multiaddr> {
+    node.net()
+        .listen_addrs()
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} listens", node.name))
+}
+
+/// Stops every instance of a test network.
+async fn stop_all(nodes: Vec<TestNode>) {
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Checks that nothing `who` published through `alice` went further:
+/// her next gossip reaches `bob` and `carol` (what she forwarded would have
+/// come before it), and neither was ever sent anything to refuse.
+async fn nothing_went_further(
+    alice: &TestNode,
+    bob: &TestNode,
+    carol: &TestNode,
+    who: &str,
+) -> anyhow::Result<()> {
+    let before = (judged(bob), judged(carol));
+    let marker = alice.put("notes", &format!("after {who} spoke")).await?;
+    eventually(WAIT, "alice's next gossip on bob and carol", || async {
+        has_record(bob, &marker).await
+            && has_record(carol, &marker).await
+            && judged(bob) > before.0
+            && judged(carol) > before.1
+    })
+    .await?;
+    assert_eq!(counts(bob).refused, 0, "bob was sent what {who} published");
+    assert_eq!(
+        counts(carol).refused,
+        0,
+        "carol was sent what {who} published"
+    );
+    Ok(())
+}
+
 fn counts(node: &TestNode) -> GossipCounts {
     node.net().gossip_counts()
 }
@@ -141,12 +213,7 @@ async fn wire_a_non_member_speaking_gossip_learns_nothing_and_injects_nothing() 
     };
     let network = alice.status().await.network_id.context("a network")?;
     let topic = gossipsub::IdentTopic::new(format!("/dan/ops/{network}"));
-    let alice_addr = alice
-        .net()
-        .listen_addrs()
-        .into_iter()
-        .next()
-        .context("alice listens")?;
+    let alice_addr = first_addr(alice)?;
     let alice_peer = PeerId::from_bytes(&alice.peer().to_peer_id_bytes())?;
     let adversary = Adversary::start(alice_addr, topic)?;
     eventually(WAIT, "alice to tell the adversary its topics", || async {
@@ -186,29 +253,9 @@ async fn wire_a_non_member_speaking_gossip_learns_nothing_and_injects_nothing() 
         counts(alice).dropped > dropped
     })
     .await?;
-    let before = (judged(bob), judged(carol));
-    let marker = alice.put("notes", "after the stranger spoke").await?;
-    eventually(WAIT, "alice's next gossip on bob and carol", || async {
-        has_record(bob, &marker).await
-            && has_record(carol, &marker).await
-            && judged(bob) > before.0
-            && judged(carol) > before.1
-    })
-    .await?;
-    assert_eq!(
-        counts(bob).refused,
-        0,
-        "bob was sent the stranger's message"
-    );
-    assert_eq!(
-        counts(carol).refused,
-        0,
-        "carol was sent the stranger's message"
-    );
+    nothing_went_further(alice, bob, carol, "the stranger").await?;
     converged(&nodes, WAIT).await?;
-    for node in nodes {
-        node.stop().await;
-    }
+    stop_all(nodes).await;
     Ok(())
 }
 
@@ -368,10 +415,8 @@ fn lying_member(
 async fn wire_a_member_lying_in_its_answers_cannot_stop_the_others_writing() -> anyhow::Result<()> {
     let mut nodes = spawn_network(&["alice", "bob", "mallory"], 3, SYNC).await?;
     converged(&nodes, WAIT).await?;
-    let mallory = nodes.pop().context("mallory")?;
-    let key = mallory.unsealed_keypair().await?;
-    let template = mallory.node.signed_hello().await.hello;
-    mallory.stop().await;
+    let Impostor { key, hello, .. } = impersonate_last(&mut nodes).await?;
+    let template = hello.hello;
     let [alice, bob] = &mut nodes[..] else {
         unreachable!()
     };
@@ -379,12 +424,7 @@ async fn wire_a_member_lying_in_its_answers_cannot_stop_the_others_writing() -> 
     // her own chain goes, before she writes again.
     alice.go_offline().await?;
     alice.go_online().await?;
-    let alice_addr = alice
-        .net()
-        .listen_addrs()
-        .into_iter()
-        .next()
-        .context("alice listens")?;
+    let alice_addr = first_addr(alice)?;
     let asked = lying_member(&key, template, alice_addr, Lie::InItsAnswers)?;
     eventually(
         WAIT,
@@ -422,9 +462,7 @@ async fn wire_a_member_lying_in_its_answers_cannot_stop_the_others_writing() -> 
         count("reconcile")
     );
     converged(&nodes, WAIT).await?;
-    for node in nodes {
-        node.stop().await;
-    }
+    stop_all(nodes).await;
     Ok(())
 }
 
@@ -433,19 +471,12 @@ async fn wire_one_member_saying_an_instance_is_deprecated_without_evidence_is_no
 -> anyhow::Result<()> {
     let mut nodes = spawn_network(&["alice", "bob", "mallory"], 3, SYNC).await?;
     converged(&nodes, WAIT).await?;
-    let mallory = nodes.pop().context("mallory")?;
-    let key = mallory.unsealed_keypair().await?;
-    let template = mallory.node.signed_hello().await.hello;
-    mallory.stop().await;
+    let Impostor { key, hello, .. } = impersonate_last(&mut nodes).await?;
+    let template = hello.hello;
     let [alice, bob] = &mut nodes[..] else {
         unreachable!()
     };
-    let alice_addr = alice
-        .net()
-        .listen_addrs()
-        .into_iter()
-        .next()
-        .context("alice listens")?;
+    let alice_addr = first_addr(alice)?;
     let asked = lying_member(&key, template, alice_addr, Lie::YouAreDeprecated)?;
     let liar = key.public();
     eventually(
@@ -473,9 +504,7 @@ async fn wire_one_member_saying_an_instance_is_deprecated_without_evidence_is_no
     })
     .await?;
     converged(&nodes, WAIT).await?;
-    for node in nodes {
-        node.stop().await;
-    }
+    stop_all(nodes).await;
     Ok(())
 }
 
@@ -551,19 +580,12 @@ async fn wire_a_member_flooding_requests_is_slowed_down_and_the_tasks_stay_under
     const REQUESTS: usize = 3000;
     let mut nodes = spawn_network(&["alice", "bob", "mallory"], 3, SYNC).await?;
     converged(&nodes, WAIT).await?;
-    let mallory = nodes.pop().context("mallory")?;
-    let key = mallory.unsealed_keypair().await?;
-    let hello = mallory.node.signed_hello().await.to_bytes();
-    mallory.stop().await;
+    let Impostor { key, hello, .. } = impersonate_last(&mut nodes).await?;
+    let hello = hello.to_bytes();
     let [alice, bob] = &mut nodes[..] else {
         unreachable!()
     };
-    let alice_addr = alice
-        .net()
-        .listen_addrs()
-        .into_iter()
-        .next()
-        .context("alice listens")?;
+    let alice_addr = first_addr(alice)?;
     let flood = flooding_member(&key, hello, alice_addr, REQUESTS)?;
     let written = alice.put("notes", "written during a flood").await?;
     eventually(
@@ -603,9 +625,7 @@ async fn wire_a_member_flooding_requests_is_slowed_down_and_the_tasks_stay_under
         "{peaks:?}"
     );
     converged(&nodes, WAIT).await?;
-    for node in nodes {
-        node.stop().await;
-    }
+    stop_all(nodes).await;
     Ok(())
 }
 
@@ -663,12 +683,7 @@ async fn wire_a_peer_that_never_answers_the_handshake_is_disconnected() -> anyho
     let nodes = spawn_network(&["alice", "bob", "carol"], 3, SYNC).await?;
     converged(&nodes, WAIT).await?;
     let alice = &nodes[0];
-    let alice_addr = alice
-        .net()
-        .listen_addrs()
-        .into_iter()
-        .next()
-        .context("alice listens")?;
+    let alice_addr = first_addr(alice)?;
     let silence = silent_peer(alice_addr)?;
     eventually(
         WAIT,
@@ -692,9 +707,7 @@ async fn wire_a_peer_that_never_answers_the_handshake_is_disconnected() -> anyho
         nodes[1].node.get_record(&written).await.is_ok()
     })
     .await?;
-    for node in nodes {
-        node.stop().await;
-    }
+    stop_all(nodes).await;
     Ok(())
 }
 
@@ -791,30 +804,21 @@ fn gossiping_member(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wire_a_member_gossiping_another_members_checkpoint_or_two_ops_at_one_seq_is_refused_and_goes_no_further()
 -> anyhow::Result<()> {
-    use dan_core::{Hlc, OpBody, Payload, RecordAction, RecordId, VerifiedOp};
     use dan_node::net::wire::Gossip;
     let mut nodes = spawn_network(&["alice", "bob", "carol", "mallory"], 3, SYNC).await?;
     converged(&nodes, WAIT).await?;
-    let mallory = nodes.pop().context("mallory")?;
-    let key = mallory.unsealed_keypair().await?;
-    let template = mallory.node.signed_hello().await.hello;
-    let (network, seq, prev) = mallory
-        .node
-        .chain_tip(&mallory.peer())
-        .await
-        .context("mallory's chain")?;
-    let mallory_key = mallory.peer();
-    mallory.stop().await;
+    let Impostor {
+        key,
+        hello,
+        peer: mallory_key,
+        tip: (network, seq, prev),
+    } = impersonate_last(&mut nodes).await?;
+    let template = hello.hello;
     let [alice, bob, carol] = &nodes[..] else {
         unreachable!()
     };
     let topic = gossipsub::IdentTopic::new(format!("/dan/ops/{network}"));
-    let alice_addr = alice
-        .net()
-        .listen_addrs()
-        .into_iter()
-        .next()
-        .context("alice listens")?;
+    let alice_addr = first_addr(alice)?;
     let publish = gossiping_member(&key, template, alice_addr, topic)?;
     eventually(WAIT, "alice to accept mallory's handshake", || async {
         alice.net().peers().iter().any(|(peer, info)| {
@@ -827,32 +831,7 @@ async fn wire_a_member_gossiping_another_members_checkpoint_or_two_ops_at_one_se
     // mallory's next seq (provable equivocation).
     let refused = counts(alice).refused;
     let bob_checkpoint = bob.node.signed_hello().await.to_bytes();
-    let sign = |title: &str| {
-        let body = OpBody {
-            network,
-            origin: key.public(),
-            seq: seq + 1,
-            prev,
-            hlc: Hlc {
-                wall_ms: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64)
-                    + 1_000,
-                counter: 0,
-            },
-            context: None,
-            payload: Payload::Record {
-                id: RecordId::new(&title.replace(' ', "-")).expect("id"),
-                action: RecordAction::Create {
-                    collection: "notes".into(),
-                    title: title.into(),
-                    fields: Default::default(),
-                    tags: Default::default(),
-                },
-            },
-        };
-        VerifiedOp::sign(body, &key).expect("sign")
-    };
+    let sign = |title: &str| signed_create(&key, (network, seq, prev), title);
     let twins = vec![
         sign("version one").bytes().to_vec(),
         sign("version two").bytes().to_vec(),
@@ -871,17 +850,7 @@ async fn wire_a_member_gossiping_another_members_checkpoint_or_two_ops_at_one_se
 
     // What alice refused went no further: her next gossip reaches bob and
     // carol, and neither was ever sent anything to refuse.
-    let before = (judged(bob), judged(carol));
-    let marker = alice.put("notes", "after mallory's gossip").await?;
-    eventually(WAIT, "alice's next gossip on bob and carol", || async {
-        has_record(bob, &marker).await
-            && has_record(carol, &marker).await
-            && judged(bob) > before.0
-            && judged(carol) > before.1
-    })
-    .await?;
-    assert_eq!(counts(bob).refused, 0, "bob was sent mallory's gossip");
-    assert_eq!(counts(carol).refused, 0, "carol was sent mallory's gossip");
+    nothing_went_further(alice, bob, carol, "mallory").await?;
 
     // The equivocation is provable: every honest member deprecates her.
     for node in &nodes {
@@ -898,9 +867,7 @@ async fn wire_a_member_gossiping_another_members_checkpoint_or_two_ops_at_one_se
         }
     }
     converged(&nodes, WAIT).await?;
-    for node in nodes {
-        node.stop().await;
-    }
+    stop_all(nodes).await;
     Ok(())
 }
 
@@ -911,22 +878,18 @@ async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_replicating
     const FLOOD: usize = 2000;
     let mut nodes = spawn_network(&["alice", "bob", "carol", "mallory"], 3, SYNC).await?;
     converged(&nodes, WAIT).await?;
-    let mallory = nodes.pop().context("mallory")?;
-    let key = mallory.unsealed_keypair().await?;
-    let template = mallory.node.signed_hello().await.hello;
-    let network = mallory.status().await.network_id.context("a network")?;
-    let mallory_key = mallory.peer();
-    mallory.stop().await;
+    let Impostor {
+        key,
+        hello,
+        peer: mallory_key,
+        tip: (network, ..),
+    } = impersonate_last(&mut nodes).await?;
+    let template = hello.hello;
     let [alice, bob, _carol] = &nodes[..] else {
         unreachable!()
     };
     let topic = gossipsub::IdentTopic::new(format!("/dan/ops/{network}"));
-    let alice_addr = alice
-        .net()
-        .listen_addrs()
-        .into_iter()
-        .next()
-        .context("alice listens")?;
+    let alice_addr = first_addr(alice)?;
     let publish = gossiping_member(&key, template.clone(), alice_addr, topic)?;
     eventually(WAIT, "alice to accept mallory's handshake", || async {
         alice.net().peers().iter().any(|(peer, info)| {
@@ -989,9 +952,7 @@ async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_replicating
         "{peaks:?}"
     );
     converged(&nodes, WAIT).await?;
-    for node in nodes {
-        node.stop().await;
-    }
+    stop_all(nodes).await;
     Ok(())
 }
 
@@ -1000,19 +961,12 @@ async fn wire_a_member_whose_reconciliation_never_ends_is_asked_a_bounded_number
 -> anyhow::Result<()> {
     let mut nodes = spawn_network(&["alice", "bob", "mallory"], 3, SYNC).await?;
     converged(&nodes, WAIT).await?;
-    let mallory = nodes.pop().context("mallory")?;
-    let key = mallory.unsealed_keypair().await?;
-    let template = mallory.node.signed_hello().await.hello;
-    mallory.stop().await;
+    let Impostor { key, hello, .. } = impersonate_last(&mut nodes).await?;
+    let template = hello.hello;
     let [alice, bob] = &nodes[..] else {
         unreachable!()
     };
-    let alice_addr = alice
-        .net()
-        .listen_addrs()
-        .into_iter()
-        .next()
-        .context("alice listens")?;
+    let alice_addr = first_addr(alice)?;
     let asked = lying_member(&key, template, alice_addr, Lie::ReconcilingForEver)?;
     let count = |what: &str| {
         asked
@@ -1049,8 +1003,6 @@ async fn wire_a_member_whose_reconciliation_never_ends_is_asked_a_bounded_number
         bob.node.get_record(&written).await.is_ok()
     })
     .await?;
-    for node in nodes {
-        node.stop().await;
-    }
+    stop_all(nodes).await;
     Ok(())
 }

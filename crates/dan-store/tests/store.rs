@@ -80,32 +80,44 @@ async fn committed_ops_and_records_survive_reopening_the_file() {
     assert_eq!(read, view);
 }
 
-#[tokio::test]
-async fn search_finds_text_whatever_its_unicode_form_and_case() {
+/// A store in a temporary directory holding one record per (clock, title,
+/// body), and the record search to run on it (by title).
+async fn store_with(
+    records: &[(u64, &str, &str)],
+) -> (tempfile::TempDir, Store, impl Fn(&str) -> RecordQuery) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
     let (mut replica, key) = replica_and_key();
     let mut ops = Vec::new();
     let mut views = Vec::new();
-    // "Année" written decomposed (as some keyboards type it), "ÉCOLE" in
-    // capitals, "Straße" with a sharp s.
-    for (at, title, body) in [
-        (1, "Anne\u{301}e 1965", "roman"),
-        (2, "ÉCOLE", "bâtiment"),
-        (3, "Straße", "Ölweg"),
-    ] {
-        let (op, view) = create(&mut replica, &key, title, body, at);
+    for (at, title, body) in records {
+        let (op, view) = create(&mut replica, &key, title, body, *at);
         ops.push(op);
         views.push(view);
     }
     store.commit(&ops, &views).await.expect("commit");
-    let titles =
-        |views: Vec<dan_core::RecordView>| views.into_iter().map(|v| v.title).collect::<Vec<_>>();
     let search = |text: &str| RecordQuery {
         search: Some(text.into()),
         sort: RecordSort::TitleAsc,
         ..Default::default()
     };
+    (dir, store, search)
+}
+
+fn titles(views: Vec<dan_core::RecordView>) -> Vec<String> {
+    views.into_iter().map(|v| v.title).collect()
+}
+
+#[tokio::test]
+async fn search_finds_text_whatever_its_unicode_form_and_case() {
+    // "Année" written decomposed (as some keyboards type it), "ÉCOLE" in
+    // capitals, "Straße" with a sharp s.
+    let (_dir, store, search) = store_with(&[
+        (1, "Anne\u{301}e 1965", "roman"),
+        (2, "ÉCOLE", "bâtiment"),
+        (3, "Straße", "Ölweg"),
+    ])
+    .await;
     for (typed, found) in [
         ("année", "Anne\u{301}e 1965"),
         ("anne\u{301}e", "Anne\u{301}e 1965"),
@@ -126,28 +138,12 @@ async fn search_finds_text_whatever_its_unicode_form_and_case() {
 
 #[tokio::test]
 async fn search_filters_by_text_collection_and_escapes_wildcards() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
-    let (mut replica, key) = replica_and_key();
-    let mut ops = Vec::new();
-    let mut views = Vec::new();
-    for (at, title, body) in [
+    let (_dir, store, search) = store_with(&[
         (1, "Apples", "red"),
         (2, "Pears", "100% green"),
         (3, "Plums", "blue"),
-    ] {
-        let (op, view) = create(&mut replica, &key, title, body, at);
-        ops.push(op);
-        views.push(view);
-    }
-    store.commit(&ops, &views).await.expect("commit");
-    let titles =
-        |views: Vec<dan_core::RecordView>| views.into_iter().map(|v| v.title).collect::<Vec<_>>();
-    let search = |text: &str| RecordQuery {
-        search: Some(text.into()),
-        sort: RecordSort::TitleAsc,
-        ..Default::default()
-    };
+    ])
+    .await;
     assert_eq!(
         titles(store.records(&search("p")).await.expect("q")),
         ["Apples", "Pears", "Plums"]
