@@ -20,6 +20,8 @@
 //!   judging stays under its caps.
 //! - A member answers reconciliation so that it never ends; each pull gives
 //!   up after a bounded number of rounds.
+//! - Throwaway keys that pass as candidates hold connections; they are
+//!   capped, and a member still gets in.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -1003,6 +1005,129 @@ async fn wire_a_member_whose_reconciliation_never_ends_is_asked_a_bounded_number
         bob.node.get_record(&written).await.is_ok()
     })
     .await?;
+    stop_all(nodes).await;
+    Ok(())
+}
+
+/// A peer with throwaway key number `n` that connects to `dial` and
+/// answers every hello with a well-formed hello of its own for the
+/// network of `template` (it is judged a candidate and kept), and nothing
+/// else. Says whether its connection is open.
+fn candidate(
+    n: u8,
+    template: dan_core::conformance::Hello,
+    dial: Multiaddr,
+) -> anyhow::Result<Arc<Mutex<bool>>> {
+    use dan_node::net::wire::{Request, Response};
+    use libp2p::request_response;
+    let key = dan_core::Keypair::from_secret([n; 32]);
+    let mut swarm = sync_swarm(
+        &key,
+        request_response::ProtocolSupport::Full,
+        request_response::Config::default(),
+    )?;
+    swarm.dial(dial)?;
+    let open: Arc<Mutex<bool>> = Arc::default();
+    let state = open.clone();
+    tokio::spawn(async move {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { .. } => {
+                    if let Ok(mut open) = state.lock() {
+                        *open = true;
+                    }
+                }
+                SwarmEvent::ConnectionClosed {
+                    num_established, ..
+                } => {
+                    if let Ok(mut open) = state.lock() {
+                        *open = num_established > 0;
+                    }
+                }
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                }) => {
+                    let response = match request {
+                        Request::Hello(_) => {
+                            let mut hello = template.clone();
+                            hello.peer = key.public();
+                            hello.op_count = 0;
+                            hello.origin_seq = 0;
+                            hello.sent_ms = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64);
+                            let signed = dan_core::conformance::SignedHello::sign(hello, &key);
+                            Response::Hello(signed.to_bytes())
+                        }
+                        _ => Response::Error("no".into()),
+                    };
+                    let _ = swarm.behaviour_mut().send_response(channel, response);
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(open)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wire_throwaway_keys_holding_connections_are_capped_and_members_still_connect()
+-> anyhow::Result<()> {
+    const STRANGERS: u8 = 80;
+    let mut nodes = spawn_network(&["alice", "bob", "carol"], 3, SYNC).await?;
+    converged(&nodes, WAIT).await?;
+    let template = nodes[0].node.signed_hello().await.hello;
+    let alice_addr = first_addr(&nodes[0])?;
+    let mut strangers = Vec::new();
+    for n in 0..STRANGERS {
+        strangers.push(candidate(100 + n, template.clone(), alice_addr.clone())?);
+    }
+    let open = || {
+        strangers
+            .iter()
+            .filter(|s| s.lock().is_ok_and(|open| *open))
+            .count()
+    };
+    // They are all judged (candidates) or let go, then the count holds.
+    let cap = dan_node::net::MAX_STRANGERS_CONNECTED;
+    eventually(
+        WAIT,
+        "alice to let go of the strangers over the cap",
+        || async {
+            open() <= cap
+                && nodes[0]
+                    .net()
+                    .peers()
+                    .iter()
+                    .filter(|(_, p)| p.online && p.verdict.as_deref() == Some("candidate"))
+                    .count()
+                    >= cap / 2
+        },
+    )
+    .await?;
+    let held = open();
+    // A member that restarts still gets in, and replicates.
+    let [alice, bob, _] = &mut nodes[..] else {
+        unreachable!()
+    };
+    bob.go_offline().await?;
+    bob.go_online().await?;
+    let written = bob
+        .put("notes", "written after a restart among strangers")
+        .await?;
+    eventually(WAIT, "alice to hold bob's record", || async {
+        has_record(alice, &written).await
+    })
+    .await?;
+    println!(
+        "{STRANGERS} throwaway keys that pass as candidates: {held} kept connected (cap {cap})"
+    );
+    assert!(open() <= cap, "{} strangers connected", open());
+    converged(&nodes, WAIT).await?;
     stop_all(nodes).await;
     Ok(())
 }

@@ -87,6 +87,11 @@ struct EventLoop {
 /// handshakes and a pull of the ops up to its removal.
 const REMOVED_GRACE: Duration = Duration::from_secs(30);
 
+/// Most peers connected at once that are neither members nor relays this
+/// instance uses (joiners, instances of other networks, strangers), so that
+/// throwaway keys cannot take every connection and keep members out.
+pub const MAX_STRANGERS_CONNECTED: usize = 64;
+
 /// One open connection.
 struct Link {
     peer: PeerKey,
@@ -419,6 +424,13 @@ impl EventLoop {
                         .set_application_score(&peer_id, gossip::UNTRUSTED_SCORE);
                 }
                 let Some(key) = key_of(&peer_id) else { return };
+                if num_established.get() == 1 && !self.room_for(&key) {
+                    tracing::info!(
+                        "{MAX_STRANGERS_CONNECTED} peers that are no members are connected already: {key} let go"
+                    );
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
                 let relayed = endpoint.is_relayed();
                 let dialled = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } if !relayed && is_public(address) => {
@@ -1094,6 +1106,37 @@ impl EventLoop {
             })
             .await;
         });
+    }
+
+    /// Whether `key`, just connected, may stay: members and the relays this
+    /// instance uses always, anyone else while fewer than
+    /// [`MAX_STRANGERS_CONNECTED`] others like it are connected.
+    fn room_for(&self, key: &PeerKey) -> bool {
+        let members = self.node.inner().ledger.facts().members;
+        let relays: HashSet<PeerId> = self
+            .relays_wanted
+            .iter()
+            .filter_map(relay_peer)
+            .chain(
+                self.relay_listeners
+                    .iter()
+                    .filter_map(|l| relay_peer(&l.relay)),
+            )
+            .collect();
+        let is_stranger = |peer: &PeerId| {
+            !relays.contains(peer) && key_of(peer).is_none_or(|k| !members.contains(&k))
+        };
+        let Some(peer) = peer_id_of(key) else {
+            return false;
+        };
+        if !is_stranger(&peer) {
+            return true;
+        }
+        self.swarm
+            .connected_peers()
+            .filter(|p| **p != peer && is_stranger(p))
+            .count()
+            < MAX_STRANGERS_CONNECTED
     }
 
     fn publish(&mut self, gossip: &Gossip) {

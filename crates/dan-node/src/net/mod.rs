@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dan_core::{PeerKey, SignedInvite};
+pub use event_loop::MAX_STRANGERS_CONNECTED;
 pub use gossip::{GossipCounts, MAX_GOSSIP_IN_FLIGHT};
 pub use libp2p::Multiaddr;
 use libp2p::PeerId;
