@@ -87,9 +87,10 @@ struct EventLoop {
 /// handshakes and a pull of the ops up to its removal.
 const REMOVED_GRACE: Duration = Duration::from_secs(30);
 
-/// Most peers connected at once that are neither members nor relays this
-/// instance uses (joiners, instances of other networks, strangers), so that
-/// throwaway keys cannot take every connection and keep members out.
+/// Most peers connected at once, by connections they opened, that are
+/// neither members nor relays this instance uses (joiners, instances of
+/// other networks, strangers), so that throwaway keys cannot take every
+/// connection and keep members out.
 pub const MAX_STRANGERS_CONNECTED: usize = 64;
 
 /// One open connection.
@@ -424,8 +425,16 @@ impl EventLoop {
                         .set_application_score(&peer_id, gossip::UNTRUSTED_SCORE);
                 }
                 let Some(key) = key_of(&peer_id) else { return };
-                if num_established.get() == 1 && !self.room_for(&key) {
-                    tracing::info!(
+                // Only connections others open count against the cap: what
+                // this instance dials (an inviter, a relay on the way to a
+                // member, a bootstrap peer) it wants. An open relay service
+                // serves strangers by design.
+                if num_established.get() == 1
+                    && endpoint.is_listener()
+                    && !self.relay_gate.is_open()
+                    && !self.room_for(&key)
+                {
+                    tracing::debug!(
                         "{MAX_STRANGERS_CONNECTED} peers that are no members are connected already: {key} let go"
                     );
                     let _ = self.swarm.disconnect_peer_id(peer_id);

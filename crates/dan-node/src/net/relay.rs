@@ -192,6 +192,11 @@ impl RelayGate {
         }
     }
 
+    /// Whether it lets anyone in (`--relay-server`).
+    pub(crate) fn is_open(&self) -> bool {
+        self.open
+    }
+
     /// Replaces the members let through; whether they changed.
     pub(crate) fn set_members(&self, members: HashSet<PeerId>) -> bool {
         let mut held = match self.members.write() {
