@@ -1516,6 +1516,14 @@ async fn desktop_closed_window_keeps_running_starts_at_log_in_notifies_a_join_re
     })?;
     drop(carol);
     drop(bea);
-    ada.close().await?;
+    // Quit from the tray: the instance stops, the window and the tray go.
+    // The WebDriver session is not closed: closing it waits, without end,
+    // for an app that already quit; the driver and display are stopped
+    // with the test.
+    desktop.click_tray_item("Quit DAN")?;
+    wait_until(Duration::from_secs(20), "DAN to quit", || {
+        !window_shown(&display, "DAN") && desktop.tray_menu().is_empty()
+    })?;
+    std::mem::forget(ada);
     Ok(())
 }
