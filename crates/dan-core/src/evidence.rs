@@ -424,7 +424,7 @@ fn rule_violation(op: &Op, replica: &Replica) -> Result<Option<String>, String> 
                 return Ok(Some(e.to_string()));
             }
             match replica.check_record(id, action, op.body()) {
-                Ok(crate::replica::RecordEffect::Change) => chain_violation(op, replica),
+                Ok(crate::replica::RecordEffect::Change { .. }) => chain_violation(op, replica),
                 Ok(crate::replica::RecordEffect::Nothing) => {
                     Err(format!("the creation of record {id} is cut off here"))
                 }

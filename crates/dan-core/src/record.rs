@@ -382,23 +382,52 @@ impl<T> Register<T> {
     }
 }
 
-/// A record's full merge state: one register per field, plus the
-/// bookkeeping that the view needs. Applying ops in any order gives the same
-/// state.
+/// Most fields a record shows: fields set by many changes merge, and a
+/// record that would show more is refused when written here; merged from
+/// peers, only the first ones (by name) are shown.
+pub const MAX_RECORD_FIELDS: usize = 256;
+/// Largest size of the fields a record shows (names and values), in bytes;
+/// as [`MAX_RECORD_FIELDS`], a bound on the merged record, not on one change.
+pub const MAX_RECORD_FIELDS_BYTES: usize = 256 * 1024;
+
+/// The size one field takes in a record, for [`MAX_RECORD_FIELDS_BYTES`].
+fn field_size(name: &str, value: &FieldValue) -> usize {
+    name.len()
+        + match value {
+            FieldValue::Text(text) => text.len(),
+            FieldValue::Int(_) | FieldValue::Bool(_) => 8,
+        }
+}
+
+/// A record's full merge state. Two creates of one id may name different
+/// collections (ids chosen by the writer, created concurrently): the record
+/// keeps one merge state per collection, an edit changes the one of the
+/// create it names, so every field shown was checked against the schema of
+/// the collection shown. The collection of the newest create is shown.
+/// Applying ops in any order gives the same state.
 #[derive(Clone, Debug)]
 pub struct RecordState {
     id: RecordId,
-    collection: Option<Register<String>>,
-    title: Option<Register<String>>,
-    tags: Option<Register<BTreeSet<String>>>,
-    fields: BTreeMap<String, Register<Option<FieldValue>>>,
-    created: Option<Stamp>,
-    deleted: Option<Register<bool>>,
-    latest: Option<(Stamp, PeerKey)>,
+    by_collection: BTreeMap<String, Merged>,
     /// The create ops applied, by chain position (origin, seq), with the
     /// collection each named: updates and deletes name the create they
     /// build on.
     creates: BTreeMap<(PeerKey, u64), String>,
+}
+
+/// One collection's merge state of a record: one register per field, plus
+/// the bookkeeping that the view needs.
+#[derive(Clone, Debug, Default)]
+struct Merged {
+    title: Option<Register<String>>,
+    tags: Option<Register<BTreeSet<String>>>,
+    fields: BTreeMap<String, Register<Option<FieldValue>>>,
+    /// The names of the fields that hold a value (not removed).
+    live: BTreeSet<String>,
+    /// The oldest and the newest create op applied.
+    created: Option<(Stamp, Stamp)>,
+    deleted: Option<Register<bool>>,
+    latest: Option<(Stamp, PeerKey)>,
 }
 
 impl RecordState {
@@ -406,13 +435,7 @@ impl RecordState {
     pub fn new(id: RecordId) -> Self {
         RecordState {
             id,
-            collection: None,
-            title: None,
-            tags: None,
-            fields: BTreeMap::new(),
-            created: None,
-            deleted: None,
-            latest: None,
+            by_collection: BTreeMap::new(),
             creates: BTreeMap::new(),
         }
     }
@@ -428,28 +451,100 @@ impl RecordState {
         self.creates.get(at).map(String::as_str)
     }
 
-    /// The first create op applied (by chain position), which a new update
-    /// or delete names.
+    /// The first create op applied (by chain position) of the collection
+    /// shown, which a new update or delete names.
     pub fn first_create(&self) -> Option<(PeerKey, u64)> {
-        self.creates.keys().next().copied()
+        let shown = self.shown()?.0;
+        self.creates
+            .iter()
+            .find(|(_, collection)| collection.as_str() == shown)
+            .map(|(at, _)| *at)
     }
 
-    /// Merges one op's change into the state.
-    pub fn apply(&mut self, action: &RecordAction, stamp: Stamp, origin: PeerKey) {
+    /// Merges one op's change into the state of `collection`: the one the
+    /// change's create named (for a create, its own).
+    pub fn apply(
+        &mut self,
+        collection: &str,
+        action: &RecordAction,
+        stamp: Stamp,
+        origin: PeerKey,
+    ) {
+        self.by_collection
+            .entry(collection.to_owned())
+            .or_default()
+            .apply(action, stamp, origin);
+    }
+
+    /// Whether writing `action` here (as the newest change, so it wins
+    /// every register) keeps the record shown within [`MAX_RECORD_FIELDS`]
+    /// and [`MAX_RECORD_FIELDS_BYTES`].
+    pub fn check_growth(&self, action: &RecordAction) -> Result<(), RecordError> {
+        let RecordAction::Update { fields, .. } = action else {
+            return Ok(());
+        };
+        let Some((_, merged)) = self.shown() else {
+            return Ok(());
+        };
+        let mut shown: BTreeMap<&str, &FieldValue> = merged
+            .live
+            .iter()
+            .filter_map(|name| Some((name.as_str(), merged.value(name)?)))
+            .collect();
+        for (name, value) in fields {
+            match value {
+                Some(value) => shown.insert(name, value),
+                None => shown.remove(name.as_str()),
+            };
+        }
+        let bytes: usize = shown
+            .iter()
+            .map(|(name, value)| field_size(name, value))
+            .sum();
+        if shown.len() > MAX_RECORD_FIELDS || bytes > MAX_RECORD_FIELDS_BYTES {
+            return Err(RecordError::TooMuch(format!(
+                "the record would hold {} fields of {bytes} bytes; the limit is \
+                 {MAX_RECORD_FIELDS} fields and {MAX_RECORD_FIELDS_BYTES} bytes",
+                shown.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The collection shown and its state: the one of the newest create.
+    fn shown(&self) -> Option<(&str, &Merged)> {
+        self.by_collection
+            .iter()
+            .filter_map(|(name, merged)| Some((merged.created?.1, name.as_str(), merged)))
+            .max_by_key(|(newest, _, _)| *newest)
+            .map(|(_, name, merged)| (name, merged))
+    }
+
+    /// What users see, or `None` while no create op has been seen (updates
+    /// can arrive before the create they follow).
+    pub fn view(&self) -> Option<RecordView> {
+        let (collection, merged) = self.shown()?;
+        merged.view(&self.id, collection)
+    }
+}
+
+impl Merged {
+    fn apply(&mut self, action: &RecordAction, stamp: Stamp, origin: PeerKey) {
         match action {
             RecordAction::Create {
-                collection,
                 title,
                 fields,
                 tags,
+                ..
             } => {
-                Register::merge(&mut self.collection, collection.clone(), stamp);
                 Register::merge(&mut self.title, title.clone(), stamp);
                 Register::merge(&mut self.tags, tags.clone(), stamp);
                 for (name, value) in fields {
                     self.merge_field(name, Some(value.clone()), stamp);
                 }
-                self.created = Some(self.created.map_or(stamp, |c| c.min(stamp)));
+                self.created = Some(self.created.map_or((stamp, stamp), |(oldest, newest)| {
+                    (oldest.min(stamp), newest.max(stamp))
+                }));
             }
             RecordAction::Update {
                 title,
@@ -475,35 +570,51 @@ impl RecordState {
     }
 
     fn merge_field(&mut self, name: &str, value: Option<FieldValue>, stamp: Stamp) {
+        let live = value.is_some();
         match self.fields.get_mut(name) {
             Some(reg) if stamp > reg.stamp => *reg = Register { value, stamp },
-            Some(_) => {}
+            Some(_) => return,
             None => {
                 self.fields
                     .insert(name.to_owned(), Register { value, stamp });
             }
         }
+        if live {
+            self.live.insert(name.to_owned());
+        } else {
+            self.live.remove(name);
+        }
     }
 
-    /// The record's collection, once a create op has been seen.
-    pub fn collection(&self) -> Option<&str> {
-        self.collection.as_ref().map(|reg| reg.value.as_str())
+    fn value(&self, name: &str) -> Option<&FieldValue> {
+        self.fields.get(name)?.value.as_ref()
     }
 
-    /// What users see, or `None` while no create op has been seen (updates
-    /// can arrive before the create they follow).
-    pub fn view(&self) -> Option<RecordView> {
-        let created = self.created?;
+    /// The fields shown: those holding a value, by name, as many as fit.
+    fn shown_fields(&self) -> BTreeMap<String, FieldValue> {
+        let mut bytes = 0;
+        let mut shown = BTreeMap::new();
+        for name in &self.live {
+            let Some(value) = self.value(name) else {
+                continue;
+            };
+            bytes += field_size(name, value);
+            if shown.len() == MAX_RECORD_FIELDS || bytes > MAX_RECORD_FIELDS_BYTES {
+                break;
+            }
+            shown.insert(name.clone(), value.clone());
+        }
+        shown
+    }
+
+    fn view(&self, id: &RecordId, collection: &str) -> Option<RecordView> {
+        let (created, _) = self.created?;
         let (latest, origin) = self.latest?;
         Some(RecordView {
-            id: self.id.clone(),
-            collection: self.collection.as_ref()?.value.clone(),
+            id: id.clone(),
+            collection: collection.to_owned(),
             title: self.title.as_ref()?.value.clone(),
-            fields: self
-                .fields
-                .iter()
-                .filter_map(|(name, reg)| Some((name.clone(), reg.value.clone()?)))
-                .collect(),
+            fields: self.shown_fields(),
             tags: self
                 .tags
                 .as_ref()
@@ -646,7 +757,7 @@ mod tests {
         for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]] {
             let mut state = RecordState::new(id.clone());
             for i in order {
-                state.apply(&ops[i].0, ops[i].1, origin);
+                state.apply("notes", &ops[i].0, ops[i].1, origin);
             }
             let view = state.view().unwrap_or_else(|| panic!("visible"));
             assert!(!view.deleted, "restored after the delete");
@@ -654,9 +765,9 @@ mod tests {
         }
         let mut deleted_last = RecordState::new(id);
         for (action, s) in &ops[..3] {
-            deleted_last.apply(action, *s, origin);
+            deleted_last.apply("notes", action, *s, origin);
         }
-        deleted_last.apply(&RecordAction::Delete, stamp(5, 0), origin);
+        deleted_last.apply("notes", &RecordAction::Delete, stamp(5, 0), origin);
         assert!(deleted_last.view().is_some_and(|v| v.deleted));
     }
 
@@ -674,10 +785,10 @@ mod tests {
         let mut forward = RecordState::new(id.clone());
         let mut backward = RecordState::new(id);
         for (action, s) in &ops {
-            forward.apply(action, *s, origin);
+            forward.apply("notes", action, *s, origin);
         }
         for (action, s) in ops.iter().rev() {
-            backward.apply(action, *s, origin);
+            backward.apply("notes", action, *s, origin);
         }
         let view = forward.view();
         assert_eq!(view, backward.view());

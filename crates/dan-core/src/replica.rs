@@ -575,6 +575,15 @@ impl Replica {
         self.records.get(id).and_then(RecordState::view)
     }
 
+    /// Whether writing `action` to record `id` here keeps the record within
+    /// the limits of what a record shows (fields merge across changes, so
+    /// one change within its own limits can still make a record too big).
+    pub fn check_growth(&self, id: &RecordId, action: &RecordAction) -> Result<(), RecordError> {
+        self.records
+            .get(id)
+            .map_or(Ok(()), |state| state.check_growth(action))
+    }
+
     /// Every visible record's current version, in no particular order.
     pub fn records(&self) -> impl Iterator<Item = RecordView> + '_ {
         self.records.values().filter_map(RecordState::view)
@@ -642,21 +651,22 @@ impl Replica {
         self.check_in_chain(body)?;
         let record: Option<RecordView> = match &body.payload {
             Payload::Record { id, action } => 'record: {
-                if self.check_record(id, action, body)? == RecordEffect::Nothing {
+                let RecordEffect::Change { collection } = self.check_record(id, action, body)?
+                else {
                     break 'record None;
-                }
+                };
                 let state = self
                     .records
                     .entry(id.clone())
                     .or_insert_with(|| RecordState::new(id.clone()));
-                if let RecordAction::Create { collection, .. } = action {
-                    state.note_create((body.origin, body.seq), collection);
+                if let RecordAction::Create { .. } = action {
+                    state.note_create((body.origin, body.seq), &collection);
                 }
                 let stamp = Stamp {
                     hlc: body.hlc,
                     op: op.id(),
                 };
-                state.apply(action, stamp, body.origin);
+                state.apply(&collection, action, stamp, body.origin);
                 let view = state.view();
                 if let Some(view) = &view {
                     self.state_tree
@@ -947,15 +957,21 @@ impl Replica {
             }
         };
         self.charter.schema.check(collection, action)?;
-        Ok(RecordEffect::Change)
+        Ok(RecordEffect::Change {
+            collection: collection.to_owned(),
+        })
     }
 }
 
 /// What a valid record op does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum RecordEffect {
-    /// It changes the record.
-    Change,
+    /// It changes the record's state in `collection` (the one its create
+    /// named).
+    Change {
+        /// The collection of the create the change builds on.
+        collection: String,
+    },
     /// It names a creation that is cut off: it changes nothing.
     Nothing,
 }

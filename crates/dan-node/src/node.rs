@@ -794,6 +794,7 @@ impl Node {
                     fields: put.fields,
                     tags: put.tags,
                 };
+                replica.check_growth(&id, &action)?;
                 (id, action)
             }
             None => {

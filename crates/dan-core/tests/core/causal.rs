@@ -791,3 +791,147 @@ mod minority {
         }
     }
 }
+
+/// The trio on a charter whose collection `people` takes only a required
+/// text field `name`; other collections are open.
+fn trio_with_people() -> crate::support::Trio {
+    crate::support::trio_with(|charter| {
+        charter.schema.collections.insert(
+            "people".into(),
+            dan_core::charter::CollectionSchema {
+                fields: BTreeMap::from([("name".into(), dan_core::charter::FieldType::Text)]),
+                required: BTreeSet::from(["name".into()]),
+            },
+        );
+    })
+}
+
+fn create_in(id: &str, collection: &str, field: (&str, dan_core::FieldValue)) -> Payload {
+    Payload::Record {
+        id: RecordId::new(id).expect("id"),
+        action: RecordAction::Create {
+            collection: collection.into(),
+            title: id.into(),
+            fields: BTreeMap::from([(field.0.to_owned(), field.1)]),
+            tags: BTreeSet::new(),
+        },
+    }
+}
+
+// Found in the sixth session: two creates of one record id (ids a writer
+// chooses, `record put --id`) in different collections merged into one
+// record, so fields checked against the open collection `notes` (and edits
+// naming that create) showed up in a `people` record whose schema refuses
+// them; which schema an edit was checked against depended on which create
+// an instance held.
+#[test]
+fn no_single_admin_an_id_created_in_two_collections_shows_only_fields_its_collections_schema_allows()
+ {
+    use dan_core::FieldValue;
+    let t = trio_with_people();
+    let [alice, bob, _carol] = &t.keys;
+    let mut writer = t.replica();
+    let in_people = body_of(
+        &writer,
+        alice,
+        create_in("x", "people", ("name", FieldValue::Text("Ada".into()))),
+        |b| b.hlc = at(50),
+    );
+    let in_notes = body_of(
+        &writer,
+        bob,
+        create_in("x", "notes", ("evil", FieldValue::Int(1))),
+        |b| b.hlc = at(40),
+    );
+    writer.apply(&in_notes).expect("bob creates x in notes");
+    let edit = body_of(
+        &writer,
+        bob,
+        Payload::Record {
+            id: RecordId::new("x").expect("id"),
+            action: RecordAction::Update {
+                title: None,
+                fields: BTreeMap::from([("evil2".to_owned(), Some(FieldValue::Int(2)))]),
+                tags: None,
+            },
+        },
+        |b| b.hlc = at(60),
+    );
+    writer.apply(&edit).expect("bob edits x in notes");
+    let mut roots = BTreeSet::new();
+    for order in [
+        [&in_notes, &edit, &in_people],
+        [&in_people, &in_notes, &edit],
+    ] {
+        let mut replica = t.replica();
+        for op in order {
+            replica.apply(op).expect("valid");
+        }
+        let view = shown(&replica, "x").expect("x is shown");
+        assert_eq!(view.collection, "people", "the newest create's collection");
+        assert_eq!(
+            view.fields,
+            BTreeMap::from([("name".to_owned(), FieldValue::Text("Ada".into()))]),
+            "nothing checked against another collection's schema"
+        );
+        roots.insert(replica.state_root());
+    }
+    assert_eq!(roots.len(), 1, "one state whatever the order");
+    // A new edit names the create of the collection shown.
+    let mut replica = t.replica();
+    for op in [&in_notes, &edit, &in_people] {
+        replica.apply(op).expect("valid");
+    }
+    let next = replica.next_body(
+        bob.public(),
+        70,
+        Payload::Record {
+            id: RecordId::new("x").expect("id"),
+            action: RecordAction::Delete,
+        },
+    );
+    assert_eq!(
+        next.context,
+        Some(Context::from([(alice.public(), in_people.body().seq)]))
+    );
+}
+
+// Security review, finding 15: fields merged across updates let a record
+// grow without bound (each change within its own limits), and every later
+// op cloned, hashed and stored the whole record.
+#[test]
+fn bad_input_a_record_grown_by_many_changes_shows_a_bounded_number_of_fields() {
+    use dan_core::FieldValue;
+    use dan_core::record::MAX_RECORD_FIELDS;
+    let (mut replica, [alice, bob, _carol]) = trio_replica();
+    let created = body_of(&replica, &alice, note("big"), |b| b.hlc = at(40));
+    replica.apply(&created).expect("alice creates");
+    let change = |from: usize| Payload::Record {
+        id: RecordId::new("big").expect("id"),
+        action: RecordAction::Update {
+            title: None,
+            fields: (from..from + 200)
+                .map(|i| (format!("f{i:04}"), Some(FieldValue::Int(i as i64))))
+                .collect(),
+            tags: None,
+        },
+    };
+    for (n, from) in [0, 200, 400].into_iter().enumerate() {
+        let op = body_of(&replica, &bob, change(from), |b| b.hlc = at(41 + n as u64));
+        replica
+            .apply(&op)
+            .expect("each change is within its own limits");
+    }
+    let view = shown(&replica, "big").expect("shown");
+    assert_eq!(view.fields.len(), MAX_RECORD_FIELDS);
+    assert_eq!(view.fields.keys().next().map(String::as_str), Some("f0000"));
+    // Written here, a change that would make the record bigger is refused.
+    let id = RecordId::new("big").expect("id");
+    let Payload::Record { action, .. } = change(600) else {
+        unreachable!("a record change")
+    };
+    assert!(matches!(
+        replica.check_growth(&id, &action),
+        Err(dan_core::record::RecordError::TooMuch(_))
+    ));
+}

@@ -91,7 +91,7 @@ proptest! {
         }
         let mut a = RecordState::new(id.clone());
         for (action, stamp, origin) in &items {
-            a.apply(action, *stamp, *origin);
+            a.apply("notes", action, *stamp, *origin);
         }
         let mut shuffled = items.clone();
         shuffled.extend(items.iter().take(3).cloned());
@@ -102,7 +102,7 @@ proptest! {
         }
         let mut b = RecordState::new(id);
         for (action, stamp, origin) in &shuffled {
-            b.apply(action, *stamp, *origin);
+            b.apply("notes", action, *stamp, *origin);
         }
         prop_assert_eq!(a.view(), b.view());
     }

@@ -135,6 +135,11 @@ pub(crate) fn govern(
 
 /// Builds the three-member network.
 pub(crate) fn trio() -> Trio {
+    trio_with(|_| {})
+}
+
+/// Builds the three-member network on a charter `tweak`ed first.
+pub(crate) fn trio_with(tweak: impl FnOnce(&mut Charter)) -> Trio {
     let keys = [
         founder(),
         Keypair::from_secret([2; 32]),
@@ -142,6 +147,7 @@ pub(crate) fn trio() -> Trio {
     ];
     let mut charter = Charter::new("Trio", BTreeSet::from([Hash32::of(b"build A")]));
     charter.min_members = 3;
+    tweak(&mut charter);
     let genesis = Genesis {
         charter,
         founder: keys[0].public(),
