@@ -900,6 +900,7 @@ async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_replicating
     })
     .await?;
     let before = counts(alice);
+    let started = std::time::Instant::now();
     let flood = tokio::spawn(async move {
         let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -940,10 +941,11 @@ async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_replicating
     )
     .await?;
     let after = counts(alice);
+    let elapsed = started.elapsed();
     let peaks = alice.net().task_peaks();
+    let forwarded = after.forwarded - before.forwarded;
     println!(
-        "checkpoint flood of {FLOOD} by one member: alice forwarded {}, dropped {}, refused {}; at most {} judged at once (cap {})",
-        after.forwarded - before.forwarded,
+        "checkpoint flood of {FLOOD} by one member over {elapsed:?}: alice forwarded {forwarded}, dropped {}, refused {}; at most {} judged at once (cap {})",
         after.dropped - before.dropped,
         after.refused - before.refused,
         peaks.gossip,
@@ -952,6 +954,15 @@ async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_replicating
     assert!(
         peaks.gossip <= dan_node::net::MAX_GOSSIP_IN_FLIGHT,
         "{peaks:?}"
+    );
+    // Mallory's checkpoints spread at most one per interval; the rest of
+    // what alice forwarded in that time is bob's and carol's gossip (a
+    // checkpoint every three sync intervals, and a few ops).
+    let mallorys = elapsed.as_millis() / dan_node::net::MIN_CHECKPOINT_INTERVAL.as_millis() + 1;
+    let others = 2 * (elapsed.as_millis() / SYNC.as_millis() + 1) + 10;
+    assert!(
+        u128::from(forwarded) <= mallorys + others,
+        "forwarded {forwarded} in {elapsed:?}: more than one checkpoint per interval"
     );
     converged(&nodes, WAIT).await?;
     stop_all(nodes).await;

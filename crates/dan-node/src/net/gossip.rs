@@ -25,6 +25,38 @@ use crate::node::Node;
 /// their content reaches this instance by the next reconciliation.
 pub const MAX_GOSSIP_IN_FLIGHT: usize = 64;
 
+/// The least time between two checkpoints of one member that spread: an
+/// honest member publishes one every few sync intervals, so a member
+/// signing a fresh checkpoint every millisecond gets no more forwarded.
+pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A member's latest checkpoint seen in gossip, and when one last spread.
+#[derive(Debug, Default)]
+pub(crate) struct LastCheckpoint {
+    sent_ms: u64,
+    spread_at: Option<std::time::Instant>,
+}
+
+impl LastCheckpoint {
+    /// Whether a checkpoint signed at `sent_ms` and seen `now` may spread
+    /// (once judged): it is newer than any seen, and the last one that
+    /// spread is at least [`MIN_CHECKPOINT_INTERVAL`] old.
+    fn spreads(&mut self, sent_ms: u64, now: std::time::Instant) -> bool {
+        if sent_ms <= self.sent_ms {
+            return false;
+        }
+        self.sent_ms = sent_ms;
+        if self
+            .spread_at
+            .is_some_and(|at| now.duration_since(at) < MIN_CHECKPOINT_INTERVAL)
+        {
+            return false;
+        }
+        self.spread_at = Some(now);
+        true
+    }
+}
+
 /// Gossip messages of one publisher judged at once, so that no member can
 /// take all the room.
 pub(super) const MAX_JUDGING_PER_AUTHOR: usize = 8;
@@ -153,16 +185,17 @@ pub(super) async fn judge(
         Gossip::Ops(ops) => judge_ops(node, net, from, ops).await,
         Gossip::Checkpoint(bytes) => match SignedHello::from_bytes(&bytes) {
             Ok(hello) if hello.hello.peer == author && hello.verify() => {
-                // Only a member's newest checkpoint spreads: old ones
-                // replayed, or a flood of new ones, go no further.
+                // Only a member's newest checkpoint spreads, and at most one
+                // per `MIN_CHECKPOINT_INTERVAL` of this instance's time: old
+                // ones replayed, or a flood of new ones, go no further.
                 let sent = hello.hello.sent_ms;
-                let newer = net.with_shared(|s| {
-                    let last = s.checkpoint_ms.entry(author).or_default();
-                    let newer = sent > *last;
-                    *last = (*last).max(sent);
-                    newer
+                let spreads = net.with_shared(|s| {
+                    s.checkpoints
+                        .entry(author)
+                        .or_default()
+                        .spreads(sent, std::time::Instant::now())
                 });
-                if !newer {
+                if !spreads {
                     return MessageAcceptance::Ignore;
                 }
                 match node.check_checkpoint(&hello).await {
@@ -235,4 +268,33 @@ async fn judge_ops(
         }
     }
     MessageAcceptance::Ignore
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_members_checkpoints_spread_only_when_newer_and_at_most_one_per_interval() {
+        let start = std::time::Instant::now();
+        let mut last = LastCheckpoint::default();
+        assert!(last.spreads(10, start), "the first one");
+        assert!(!last.spreads(10, start), "the same one again");
+        assert!(
+            !last.spreads(9, start + MIN_CHECKPOINT_INTERVAL),
+            "an older one"
+        );
+        assert!(
+            !last.spreads(11, start + MIN_CHECKPOINT_INTERVAL / 2),
+            "a newer one too soon"
+        );
+        assert!(
+            last.spreads(12, start + MIN_CHECKPOINT_INTERVAL),
+            "a newer one in time"
+        );
+        assert!(
+            !last.spreads(11, start + MIN_CHECKPOINT_INTERVAL * 3),
+            "one older than one seen but held back stays old"
+        );
+    }
 }

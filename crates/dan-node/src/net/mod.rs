@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use dan_core::{PeerKey, SignedInvite};
 pub use event_loop::MAX_STRANGERS_CONNECTED;
-pub use gossip::{GossipCounts, MAX_GOSSIP_IN_FLIGHT};
+pub use gossip::{GossipCounts, MAX_GOSSIP_IN_FLIGHT, MIN_CHECKPOINT_INTERVAL};
 pub use libp2p::Multiaddr;
 use libp2p::PeerId;
 use libp2p::multiaddr::Protocol;
@@ -199,8 +199,9 @@ impl Shared {
 pub(crate) struct Shared {
     pub(crate) peers: HashMap<PeerKey, PeerInfo>,
     pub(crate) listen: Vec<Multiaddr>,
-    /// When each member's latest checkpoint forwarded by gossip was signed.
-    pub(crate) checkpoint_ms: HashMap<PeerKey, u64>,
+    /// Each member's latest checkpoint seen in gossip, and when one of its
+    /// checkpoints last spread.
+    pub(crate) checkpoints: HashMap<PeerKey, gossip::LastCheckpoint>,
     /// Addresses peers confirmed they can dial this instance at.
     pub(crate) external: Vec<Multiaddr>,
     pub(crate) reachability: Reachability,
