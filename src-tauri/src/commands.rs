@@ -516,49 +516,57 @@ pub async fn hide_window<R: Runtime>(
         .map_err(|e| CommandError::new("io", format!("could not hide the window: {e}")))
 }
 
-/// Refuses a log-in entry that would not start this DAN: the desktop
-/// entry's command line is written unquoted, so the app's path and its data
-/// directory must be plain.
+/// Refuses a log-in entry that would not start this DAN.
 fn check_startable_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
-    let plain = |path: &std::path::Path| {
-        path.to_str().is_some_and(|p| {
-            !p.chars()
-                .any(|c| c.is_whitespace() || c.is_control() || "\"'`$\\%;&|<>()".contains(c))
-        })
-    };
     let exe = std::env::current_exe()
         .map_err(|e| CommandError::new("io", format!("where is DAN installed? {e}")))?;
-    let data_dir = app.state::<AppState>().data_dir.clone();
-    for (what, path) in [
-        ("DAN", exe.as_path()),
-        ("its data folder", data_dir.as_path()),
-    ] {
-        if !plain(path) {
-            return Err(CommandError::new(
-                "invalid",
-                format!(
-                    "{what} is at {}, a path with spaces or special characters that the desktop's log-in list cannot hold; move it to a plain path to start DAN at log-in",
-                    path.display()
-                ),
-            ));
-        }
+    let data_dir = &app.state::<AppState>().data_dir;
+    match crate::log_in::unstartable(&exe, data_dir) {
+        Some(why) => Err(CommandError::new("invalid", why)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// Whether DAN starts (in the background) when the person logs in.
-#[tauri::command]
-pub async fn autostart<R: Runtime>(app: AppHandle<R>) -> Result<bool> {
+/// Whether DAN starts (in the background) when the person logs in, and
+/// whether on this data folder. The entry is read on Linux (one per user);
+/// elsewhere the platform only says whether there is one.
+fn start_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<crate::log_in::StartAtLogIn> {
     use tauri_plugin_autostart::ManagerExt;
-    app.autolaunch()
+    let enabled = app
+        .autolaunch()
         .is_enabled()
-        .map_err(|e| CommandError::new("io", format!("could not read the log-in setting: {e}")))
+        .map_err(|e| CommandError::new("io", format!("could not read the log-in setting: {e}")))?;
+    if !enabled || !cfg!(target_os = "linux") {
+        return Ok(crate::log_in::StartAtLogIn {
+            on: enabled,
+            other_folder: None,
+        });
+    }
+    let path = app
+        .path()
+        .home_dir()
+        .map(|home| home.join(".config/autostart/DAN.desktop"))
+        .map_err(|e| CommandError::new("io", format!("no home folder: {e}")))?;
+    let entry = std::fs::read_to_string(&path)
+        .map_err(|e| CommandError::new("io", format!("could not read {}: {e}", path.display())))?;
+    let expected = crate::log_in::args(&app.state::<AppState>().data_dir);
+    Ok(crate::log_in::setting(&entry, &expected))
 }
 
-/// Makes DAN start (in the background) when the person logs in, or not;
-/// returns the setting as it now is.
+/// Whether DAN starts (in the background) when the person logs in, on this
+/// data folder or another one.
 #[tauri::command]
-pub async fn set_autostart<R: Runtime>(app: AppHandle<R>, on: bool) -> Result<bool> {
+pub async fn autostart<R: Runtime>(app: AppHandle<R>) -> Result<crate::log_in::StartAtLogIn> {
+    start_at_log_in(&app)
+}
+
+/// Makes DAN start (in the background) on this data folder when the person
+/// logs in, or not; returns the setting as it now is.
+#[tauri::command]
+pub async fn set_autostart<R: Runtime>(
+    app: AppHandle<R>,
+    on: bool,
+) -> Result<crate::log_in::StartAtLogIn> {
     use tauri_plugin_autostart::ManagerExt;
     if on {
         check_startable_at_log_in(&app)?;
@@ -570,9 +578,7 @@ pub async fn set_autostart<R: Runtime>(app: AppHandle<R>, on: bool) -> Result<bo
         launcher.disable()
     };
     done.map_err(|e| CommandError::new("io", format!("could not change the log-in setting: {e}")))?;
-    launcher
-        .is_enabled()
-        .map_err(|e| CommandError::new("io", format!("could not read the log-in setting: {e}")))
+    start_at_log_in(&app)
 }
 
 /// Stops the instance cleanly and closes the app.

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 #[cfg(unix)]
 pub mod handover;
+pub mod log_in;
 pub mod notify;
 mod qr;
 pub mod state;
@@ -46,10 +47,6 @@ pub fn launch_link() -> Option<String> {
         .find(|a| a.starts_with(dan_core::invite::LINK_PREFIX))
 }
 
-/// The argument DAN is started with at log-in ("start when I log in"):
-/// the instance runs and the window stays hidden.
-pub const BACKGROUND_ARG: &str = "--background";
-
 /// The network settings: mDNS and UPnP on, all interfaces, unless
 /// `DAN_NO_MDNS`, `DAN_NO_UPNP` or `DAN_LISTEN` (a multiaddr) say otherwise
 /// (tests use loopback only).
@@ -84,12 +81,7 @@ pub fn build_app<R: Runtime>(
     on_start: impl FnOnce(AppHandle<R>) + Send + 'static,
 ) -> Builder<R> {
     // Started at log-in, DAN opens this same data directory.
-    let mut at_log_in = vec![BACKGROUND_ARG.to_owned()];
-    if std::env::args_os().any(|a| a == "--data-dir") || std::env::var_os("DAN_DATA_DIR").is_some()
-    {
-        at_log_in.push("--data-dir".into());
-        at_log_in.push(data_dir.to_string_lossy().into_owned());
-    }
+    let at_log_in = log_in::args(&data_dir);
     builder
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
@@ -105,7 +97,7 @@ pub fn build_app<R: Runtime>(
             // DAN is opened (a second start brings it to the front). If the
             // instance cannot start by itself (no key in the keyring), the
             // window shows at once: nothing would run otherwise.
-            let background = std::env::args().any(|a| a == BACKGROUND_ARG);
+            let background = std::env::args().any(|a| a == log_in::BACKGROUND_ARG);
             if background && let Some(window) = app.get_webview_window("main") {
                 let _ = window.hide();
             }

@@ -20,6 +20,7 @@ import type {
   RecordQuery,
   RecordView,
   RelayStatus,
+  StartAtLogInSetting,
   Status,
   StoredInvite,
 } from "./types";
@@ -82,8 +83,8 @@ export const api = {
     }
   },
   quitApp: () => call<void>("quit_app"),
-  autostart: () => call<boolean>("autostart"),
-  setAutostart: (on: boolean) => call<boolean>("set_autostart", { on }),
+  autostart: () => call<StartAtLogInSetting>("autostart"),
+  setAutostart: (on: boolean) => call<StartAtLogInSetting>("set_autostart", { on }),
   recordHistory: (id: string) => call<HistoryEntry[]>("record_history", { id }),
   members: () => call<MemberView[]>("members"),
   approve: (peer: string) => call<MemberView>("approve", { peer }),

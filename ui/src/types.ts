@@ -235,6 +235,14 @@ export interface InvitePreview {
   look_alike: { network_id: string; network_name: string } | null;
 }
 
+/** Whether DAN starts at log-in, and on which data folder (one entry per
+ * user). */
+export interface StartAtLogInSetting {
+  on: boolean;
+  /** The entry starts another data folder: its path, or "the default data folder". */
+  other_folder: string | null;
+}
+
 export interface AppInfo {
   stage: "first_run" | "locked" | "ready";
   data_dir: string;

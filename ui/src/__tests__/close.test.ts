@@ -42,8 +42,8 @@ describe("starting at log-in", () => {
     const { StartAtLogIn } = await import("../views/settings");
     let on = false;
     const client = {
-      autostart: vi.fn(async () => on),
-      setAutostart: vi.fn(async (wanted: boolean) => (on = wanted)),
+      autostart: vi.fn(async () => ({ on, other_folder: null })),
+      setAutostart: vi.fn(async (wanted: boolean) => ({ on: (on = wanted), other_folder: null })),
     } as unknown as Api;
     const label = StartAtLogIn(client);
     document.body.append(label);
@@ -57,10 +57,34 @@ describe("starting at log-in", () => {
     expect(box.checked).toBe(true);
   });
 
+  it("says when the entry starts another data folder, and moves it here when ticked", async () => {
+    const { StartAtLogIn } = await import("../views/settings");
+    let other: string | null = "/home/ada/dan-work";
+    const client = {
+      autostart: vi.fn(async () => ({ on: false, other_folder: other })),
+      setAutostart: vi.fn(async (wanted: boolean) => {
+        other = null;
+        return { on: wanted, other_folder: null };
+      }),
+    } as unknown as Api;
+    const label = StartAtLogIn(client);
+    document.body.append(label);
+    const box = label.querySelector('[aria-label="Start DAN when I log in"]') as HTMLInputElement;
+    await vi.waitFor(() => expect(box.disabled).toBe(false));
+    expect(box.checked).toBe(false);
+    expect(label.textContent).toMatch(/another data folder \(\/home\/ada\/dan-work\); ticking this starts this one instead/);
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+    await vi.waitFor(() => expect(client.setAutostart).toHaveBeenCalledWith(true));
+    await vi.waitFor(() => expect(box.disabled).toBe(false));
+    expect(box.checked).toBe(true);
+    expect(label.textContent).not.toMatch(/another data folder/);
+  });
+
   it("puts the box back when the desktop refuses", async () => {
     const { StartAtLogIn } = await import("../views/settings");
     const client = {
-      autostart: vi.fn(async () => false),
+      autostart: vi.fn(async () => ({ on: false, other_folder: null })),
       setAutostart: vi.fn(async () => {
         throw { code: "io", message: "could not change the log-in setting: read-only" };
       }),

@@ -7,7 +7,7 @@ import { asAdmin } from "../components/adminLock";
 import { toast } from "../components/toasts";
 import { errorText } from "../components/errorText";
 import { CLOSE_CHOICE_KEY } from "../components/closeDialog";
-import type { Status } from "../types";
+import type { StartAtLogInSetting, Status } from "../types";
 import { confirmDialog } from "../components/confirmDialog";
 
 /** What this instance is, for a person asked "which DAN do you run?". */
@@ -32,14 +32,23 @@ function report(e: unknown): void {
 }
 
 /** "Start DAN when I log in": the instance then runs from log-in on, in
- * the background (opening DAN shows the window). */
+ * the background (opening DAN shows the window). There is one entry per
+ * person: when it starts another data folder, the box says so, and ticking
+ * it moves the entry to this one. */
 export function StartAtLogIn(client: Api): HTMLElement {
   const box = h("input", { type: "checkbox", "aria-label": "Start DAN when I log in", disabled: true }) as HTMLInputElement;
+  const note = h("span", { class: "hint", role: "note" });
+  const show = (setting: StartAtLogInSetting) => {
+    box.checked = setting.on;
+    note.textContent = setting.other_folder
+      ? ` DAN starts at log-in with another data folder (${setting.other_folder}); ticking this starts this one instead.`
+      : "";
+  };
   void Promise.resolve()
     .then(() => client.autostart())
     .then(
-    (on) => {
-      box.checked = on;
+    (setting) => {
+      show(setting);
       box.disabled = false;
     },
     () => {
@@ -50,7 +59,7 @@ export function StartAtLogIn(client: Api): HTMLElement {
     const wanted = box.checked;
     box.disabled = true;
     try {
-      box.checked = await client.setAutostart(wanted);
+      show(await client.setAutostart(wanted));
       toast(box.checked ? "DAN will start in the background when you log in." : "DAN will not start when you log in.");
     } catch (e) {
       box.checked = !wanted;
@@ -59,7 +68,7 @@ export function StartAtLogIn(client: Api): HTMLElement {
       box.disabled = false;
     }
   });
-  return h("label", { class: "toggle" }, box, " Start DAN when I log in (in the background)");
+  return h("label", { class: "toggle" }, box, " Start DAN when I log in (in the background)", note);
 }
 
 /** A button that asks the desktop's own file dialog for a path and puts
