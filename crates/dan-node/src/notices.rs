@@ -95,12 +95,19 @@ impl Attention {
         let mut news = Vec::new();
         for (peer, (name, admin)) in &self.waiting {
             if !before.waiting.contains_key(peer) {
-                let (name, admin) = (plain(name), plain(admin));
-                news.push(Notice {
-                    title: format!("{admin} asks to join"),
-                    body: format!(
-                        "{name} ({admin}) waits for the admins' approval. Open DAN to compare their join code and approve or reject."
-                    ),
+                let (name, admin) = (plain(name, ""), plain(admin, ""));
+                news.push(if name.is_empty() || admin.is_empty() {
+                    Notice {
+                        title: "Someone asks to join".into(),
+                        body: "An instance whose name reads like a web or mail address waits for the admins' approval. Open DAN to see who it is, compare their join code and approve or reject.".into(),
+                    }
+                } else {
+                    Notice {
+                        title: format!("{admin} asks to join"),
+                        body: format!(
+                            "{name} ({admin}) waits for the admins' approval. Open DAN to compare their join code and approve or reject."
+                        ),
+                    }
                 });
             }
         }
@@ -108,7 +115,10 @@ impl Attention {
             if !before.open.contains_key(id) && !before.decided.contains_key(id) {
                 news.push(Notice {
                     title: "A vote is open".into(),
-                    body: format!("{}. Open DAN to vote.", plain(summary)),
+                    body: format!(
+                        "{}. Open DAN to vote.",
+                        plain(summary, "A proposal waits for your vote")
+                    ),
                 });
             }
         }
@@ -130,7 +140,7 @@ impl Attention {
             };
             news.push(Notice {
                 title: format!("Vote {outcome}"),
-                body: format!("{}.{deadline}", plain(summary)),
+                body: format!("{}.{deadline}", plain(summary, "A proposal")),
             });
         }
         if before.connected == Some(true) && self.connected == Some(false) {
@@ -146,12 +156,37 @@ impl Attention {
 
 /// Text a peer chose (a name, a reason), safe in a notification: no
 /// control characters and no markup (notification servers read `<b>`,
-/// `<a href>` and `&…;` in the body), at most 120 characters.
-fn plain(text: &str) -> String {
-    text.chars()
+/// `<a href>` and `&…;` in the body), at most 120 characters; and, since
+/// some desktops make web and mail addresses in a notification clickable,
+/// `instead` where the text reads like one.
+fn plain(text: &str, instead: &str) -> String {
+    let text: String = text
+        .chars()
         .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | '&'))
         .take(120)
-        .collect()
+        .collect();
+    if reads_like_an_address(&text) {
+        instead.to_owned()
+    } else {
+        text
+    }
+}
+
+/// Whether a desktop could take some of `text` for a web or mail address:
+/// a scheme (`https://`), `www.`, an `@`, or a dot between a letter or digit
+/// and two letters (`bank.example`).
+fn reads_like_an_address(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    if lower.contains("://") || lower.contains("www.") || lower.contains('@') {
+        return true;
+    }
+    let chars: Vec<char> = lower.chars().collect();
+    chars.windows(4).any(|w| {
+        w[0].is_alphanumeric()
+            && matches!(w[1], '.' | '\u{ff0e}' | '\u{3002}')
+            && w[2].is_alphabetic()
+            && w[3].is_alphabetic()
+    })
 }
 
 /// A moment, for a notification (UTC; the window shows local time).
@@ -240,6 +275,29 @@ mod tests {
         let news = asked.news_since(&Attention::default());
         for text in [&news[0].title, &news[0].body] {
             assert!(!text.contains(['<', '>', '&', '\u{1b}', '\n']), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_input_names_that_read_like_web_or_mail_addresses_are_not_put_in_a_notification() {
+        for address in [
+            "https://bank.example/login",
+            "www.bank",
+            "support@bank",
+            "bank.example",
+            "Bank\u{ff0e}com",
+        ] {
+            let mut asked = Attention::default();
+            asked.waiting.insert(
+                Keypair::from_secret([9; 32]).public(),
+                (address.into(), address.into()),
+            );
+            let news = asked.news_since(&Attention::default());
+            assert_eq!(news[0].title, "Someone asks to join", "{address}");
+            assert!(!news[0].body.contains(address), "{}", news[0].body);
+        }
+        for name in ["Bea's laptop", "St. Mary library", "DAN 0.1.2", "Åsa"] {
+            assert!(!super::reads_like_an_address(name), "{name}");
         }
     }
 
