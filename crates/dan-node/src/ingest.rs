@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use dan_core::op::verify_ops;
 use dan_core::replica::OpRejection;
 use dan_core::{Op, OpId, RecordId, RecordView, Replica, VerifiedOp};
 use dan_store::Store;
@@ -58,7 +57,7 @@ pub async fn ingest(
             Err(e) => outcome.rejected.push((None, e.to_string())),
         }
     }
-    let (mut verified, forged) = verify_ops(decoded);
+    let (mut verified, forged) = crate::verify::verify(decoded).await;
     for op in forged {
         outcome
             .rejected

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use dan_core::op::verify_ops;
 use dan_core::replica::OpRejection;
 use dan_core::{Finding, Hash32, Op, RecordId, RecordView, Replica, SignedGenesis, VerifiedOp};
 use dan_store::{Store, StoredOp};
@@ -13,8 +12,8 @@ use serde::Serialize;
 
 use crate::error::NodeError;
 
-/// Ops verified per signature batch while replaying the log.
-const REPLAY_BATCH: usize = 1024;
+/// Ops applied per batch while replaying the log.
+const REPLAY_BATCH: usize = crate::verify::BATCH;
 
 /// A problem with one op of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -99,45 +98,42 @@ pub struct Replayed {
 const MAX_REPLAY_PASSES: usize = 4;
 
 /// Replays the op log into a fresh replica and compares its records with the
-/// table.
+/// table. The replay runs on a blocking thread (signatures checked on every
+/// core), so the async workers stay free meanwhile.
 pub async fn check(
     store: &Store,
     genesis: &SignedGenesis,
     findings: &[(Finding, Hash32)],
 ) -> Result<Replayed, NodeError> {
     let log = store.ops().await?;
-    let (verified, damaged, positions) = decode_log(&log);
-    // The log is in arrival order: a removed member's ops that arrived
-    // before its removal was decided would be applied again. Replay until
-    // the cut-offs it is given are the ones its end state asks for (one
-    // pass when nothing is cut; a few at most).
-    let mut hints = std::collections::BTreeMap::new();
-    let mut pass = 0;
-    let (mut replica, mut report) = loop {
-        let mut replica = Replica::new(genesis.clone())?;
-        for (finding, evidence) in findings {
-            replica.deprecate(finding, *evidence);
-        }
-        replica.hint_rebuild(hints.clone());
-        let mut report = IntegrityReport {
-            ops_checked: log.len() as u64,
-            damaged_ops: damaged.clone(),
-            ..IntegrityReport::default()
-        };
-        replay(&mut replica, &verified, &positions, &mut report);
-        pass += 1;
-        let wanted = replica.rebuild_hints();
-        if wanted == hints || pass >= MAX_REPLAY_PASSES {
-            break (replica, report);
-        }
-        hints = wanted;
-    };
-    replica.finish_rebuild();
+    let rows = store.all_records().await?;
+    let genesis = genesis.clone();
+    let findings = findings.to_vec();
+    let checked = tokio::task::spawn_blocking(move || {
+        let (replica, mut report) = rebuild(&log, &genesis, &findings)?;
+        compare(&replica, rows, &mut report);
+        Ok(Replayed { replica, report })
+    })
+    .await;
+    match checked {
+        Ok(checked) => checked,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(NodeError::Invalid("the instance is shutting down".into())),
+        },
+    }
+}
+
+/// Compares the records rebuilt from the log with the stored rows.
+fn compare(
+    replica: &Replica,
+    rows: Vec<Result<RecordView, dan_store::RowError>>,
+    report: &mut IntegrityReport,
+) {
     let mut expected: HashMap<RecordId, RecordView> = replica
         .records()
         .map(|view| (view.id.clone(), view))
         .collect();
-    let rows = store.all_records().await?;
     report.records_checked = rows.len() as u64;
     for row in rows {
         match row {
@@ -168,41 +164,73 @@ pub async fn check(
         });
     }
     report.mismatched_records.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Replayed { replica, report })
+}
+
+/// Rebuilds the state from the op log alone: the replica and what the log
+/// itself holds that is damaged.
+fn rebuild(
+    log: &[StoredOp],
+    genesis: &SignedGenesis,
+    findings: &[(Finding, Hash32)],
+) -> Result<(Replica, IntegrityReport), NodeError> {
+    let (verified, damaged, positions) = decode_log(log);
+    // The log is in arrival order: a removed member's ops that arrived
+    // before its removal was decided would be applied again. Replay until
+    // the cut-offs it is given are the ones its end state asks for (one
+    // pass when nothing is cut; a few at most).
+    let mut hints = std::collections::BTreeMap::new();
+    let mut pass = 0;
+    let (mut replica, report) = loop {
+        let mut replica = Replica::new(genesis.clone())?;
+        for (finding, evidence) in findings {
+            replica.deprecate(finding, *evidence);
+        }
+        replica.hint_rebuild(hints.clone());
+        let mut report = IntegrityReport {
+            ops_checked: log.len() as u64,
+            damaged_ops: damaged.clone(),
+            ..IntegrityReport::default()
+        };
+        replay(&mut replica, &verified, &positions, &mut report);
+        pass += 1;
+        let wanted = replica.rebuild_hints();
+        if wanted == hints || pass >= MAX_REPLAY_PASSES {
+            break (replica, report);
+        }
+        hints = wanted;
+    };
+    replica.finish_rebuild();
+    Ok((replica, report))
 }
 
 /// Decodes and verifies the log once: the verified ops in log order, the
 /// damaged entries, and each op's log position.
 fn decode_log(log: &[StoredOp]) -> (Vec<VerifiedOp>, Vec<DamagedOp>, HashMap<Hash32, i64>) {
-    let mut positions = HashMap::new();
+    let mut positions = HashMap::with_capacity(log.len());
     let mut damaged = Vec::new();
-    let mut verified = Vec::with_capacity(log.len());
-    for chunk in log.chunks(REPLAY_BATCH) {
-        let mut decoded = Vec::with_capacity(chunk.len());
-        for stored in chunk {
-            match Op::decode(&stored.bytes) {
-                Ok(op) if op.id().0[..] == stored.op_id[..] => {
-                    positions.insert(op.id(), stored.pos);
-                    decoded.push(op);
-                }
-                Ok(_) => damaged.push(DamagedOp {
-                    pos: stored.pos,
-                    problem: "its id does not match its bytes".into(),
-                }),
-                Err(e) => damaged.push(DamagedOp {
-                    pos: stored.pos,
-                    problem: e.to_string(),
-                }),
+    let mut decoded = Vec::with_capacity(log.len());
+    for stored in log {
+        match Op::decode(&stored.bytes) {
+            Ok(op) if op.id().0[..] == stored.op_id[..] => {
+                positions.insert(op.id(), stored.pos);
+                decoded.push(op);
             }
+            Ok(_) => damaged.push(DamagedOp {
+                pos: stored.pos,
+                problem: "its id does not match its bytes".into(),
+            }),
+            Err(e) => damaged.push(DamagedOp {
+                pos: stored.pos,
+                problem: e.to_string(),
+            }),
         }
-        let (good, forged) = verify_ops(decoded);
-        for op in forged {
-            damaged.push(DamagedOp {
-                pos: positions.get(&op.id()).copied().unwrap_or_default(),
-                problem: "its signature does not verify".into(),
-            });
-        }
-        verified.extend(good);
+    }
+    let (verified, forged) = crate::verify::verify_parallel(decoded);
+    for op in forged {
+        damaged.push(DamagedOp {
+            pos: positions.get(&op.id()).copied().unwrap_or_default(),
+            problem: "its signature does not verify".into(),
+        });
     }
     (verified, damaged, positions)
 }

@@ -26,6 +26,7 @@ pub mod release;
 mod replication;
 pub mod secrets;
 pub mod utc;
+mod verify;
 
 pub use code::{code_hash, hash_file};
 pub use dan_store::{RecordQuery, RecordSort};
