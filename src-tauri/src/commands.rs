@@ -518,10 +518,10 @@ pub async fn hide_window<R: Runtime>(
 
 /// Refuses a log-in entry that would not start this DAN.
 fn check_startable_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
-    let exe = std::env::current_exe()
+    let program = crate::log_in::program(app.env().appimage.map(PathBuf::from))
         .map_err(|e| CommandError::new("io", format!("where is DAN installed? {e}")))?;
     let data_dir = &app.state::<AppState>().data_dir;
-    match crate::log_in::unstartable(&exe, data_dir) {
+    match crate::log_in::unstartable(&program, data_dir) {
         Some(why) => Err(CommandError::new("invalid", why)),
         None => Ok(()),
     }
@@ -540,6 +540,7 @@ fn start_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<crate::log_in::Star
         return Ok(crate::log_in::StartAtLogIn {
             on: enabled,
             other_folder: None,
+            other_app: None,
         });
     }
     let path = app
@@ -549,8 +550,10 @@ fn start_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<crate::log_in::Star
         .map_err(|e| CommandError::new("io", format!("no home folder: {e}")))?;
     let entry = std::fs::read_to_string(&path)
         .map_err(|e| CommandError::new("io", format!("could not read {}: {e}", path.display())))?;
+    let program = crate::log_in::program(app.env().appimage.map(PathBuf::from))
+        .map_err(|e| CommandError::new("io", format!("where is DAN installed? {e}")))?;
     let expected = crate::log_in::args(&app.state::<AppState>().data_dir);
-    Ok(crate::log_in::setting(&entry, &expected))
+    Ok(crate::log_in::setting(&entry, &program, &expected))
 }
 
 /// Whether DAN starts (in the background) when the person logs in, on this

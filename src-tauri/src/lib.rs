@@ -24,14 +24,15 @@ use tauri::{AppHandle, Builder, Emitter, Manager, Runtime};
 use state::AppState;
 
 /// The data directory: `--data-dir DIR` on the command line, `DAN_DATA_DIR`,
-/// or the platform data directory.
+/// or the platform data directory. A relative one is made absolute, so
+/// that DAN started from elsewhere (at log-in, from the home folder) opens
+/// the same one.
 pub fn data_dir() -> PathBuf {
     let mut args = std::env::args_os().skip_while(|a| a != "--data-dir");
-    if let Some(dir) = args.nth(1) {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("DAN_DATA_DIR") {
-        return PathBuf::from(dir);
+    let given = args.nth(1).or_else(|| std::env::var_os("DAN_DATA_DIR"));
+    if let Some(dir) = given {
+        let dir = PathBuf::from(dir);
+        return std::path::absolute(&dir).unwrap_or(dir);
     }
     directories::ProjectDirs::from("org", "dan", "dan").map_or_else(
         || PathBuf::from("dan-data"),

@@ -2,7 +2,7 @@
 //! starts DAN with, and which data folder an existing entry opens. There is
 //! one entry per user; a person with two data folders sees which one starts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -23,19 +23,32 @@ pub fn args(data_dir: &Path) -> Vec<String> {
     args
 }
 
-/// Whether DAN starts at log-in, and with which data folder.
+/// The program the log-in entry starts: the AppImage file when DAN runs
+/// from one (`appimage`, as Tauri found it: what the entry names, not the
+/// copy mounted from it), this executable otherwise.
+pub fn program(appimage: Option<PathBuf>) -> std::io::Result<PathBuf> {
+    match appimage {
+        Some(appimage) if cfg!(target_os = "linux") => Ok(appimage),
+        _ => tauri::utils::platform::current_exe(),
+    }
+}
+
+/// Whether DAN starts at log-in, and with which program and data folder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StartAtLogIn {
-    /// The entry starts this data folder.
+    /// The entry starts this program on this data folder.
     pub on: bool,
     /// The entry starts DAN on another data folder (its path, or "the
     /// default data folder"): ticking the box moves it to this one.
     pub other_folder: Option<String>,
+    /// The entry starts another copy of DAN (its path): ticking the box
+    /// moves it to this one.
+    pub other_app: Option<String>,
 }
 
-/// Reads the text of the log-in entry there is against the arguments this
-/// DAN would write.
-pub fn setting(entry: &str, expected: &[String]) -> StartAtLogIn {
+/// Reads the text of the log-in entry there is against the program and
+/// arguments this DAN would write.
+pub fn setting(entry: &str, program: &Path, expected: &[String]) -> StartAtLogIn {
     let folder_of = |args: &[&str]| {
         args.iter()
             .position(|a| *a == "--data-dir")
@@ -46,18 +59,19 @@ pub fn setting(entry: &str, expected: &[String]) -> StartAtLogIn {
     let written: Vec<&str> = entry
         .lines()
         .find_map(|line| line.strip_prefix("Exec="))
-        .map(|exec| exec.split_whitespace().skip(1).collect())
+        .map(|exec| exec.split_whitespace().collect())
         .unwrap_or_default();
-    let (mine, theirs) = (folder_of(&expected), folder_of(&written));
-    if mine == theirs {
-        return StartAtLogIn {
-            on: true,
-            other_folder: None,
-        };
-    }
+    let (started, written) = written
+        .split_first()
+        .map_or(("", &[][..]), |(p, a)| (*p, a));
+    let (mine, theirs) = (folder_of(&expected), folder_of(written));
+    let other_folder =
+        (mine != theirs).then(|| theirs.unwrap_or_else(|| "the default data folder".into()));
+    let other_app = (Path::new(started) != program).then(|| started.to_owned());
     StartAtLogIn {
-        on: false,
-        other_folder: Some(theirs.unwrap_or_else(|| "the default data folder".into())),
+        on: other_folder.is_none() && other_app.is_none(),
+        other_folder,
+        other_app,
     }
 }
 
@@ -98,34 +112,49 @@ mod tests {
         args
     }
 
+    const APP: &str = "/usr/bin/dan-desktop";
+
+    fn read(entry: &str, dir: Option<&str>) -> StartAtLogIn {
+        setting(entry, Path::new(APP), &args_for(dir))
+    }
+
     #[test]
-    fn the_entry_counts_as_on_only_for_the_data_folder_it_starts() {
+    fn the_entry_counts_as_on_only_for_the_program_and_data_folder_it_starts() {
         let ada = entry("/usr/bin/dan-desktop --background --data-dir /home/u/ada");
         assert_eq!(
-            setting(&ada, &args_for(Some("/home/u/ada"))),
+            read(&ada, Some("/home/u/ada")),
             StartAtLogIn {
                 on: true,
-                other_folder: None
+                other_folder: None,
+                other_app: None,
             }
         );
         assert_eq!(
-            setting(&ada, &args_for(Some("/home/u/bea"))),
+            read(&ada, Some("/home/u/bea")),
             StartAtLogIn {
                 on: false,
-                other_folder: Some("/home/u/ada".into())
+                other_folder: Some("/home/u/ada".into()),
+                other_app: None,
             }
         );
         assert_eq!(
-            setting(&ada, &args_for(None)).other_folder.as_deref(),
+            read(&ada, None).other_folder.as_deref(),
             Some("/home/u/ada")
         );
         let default = entry("/usr/bin/dan-desktop --background");
-        assert!(setting(&default, &args_for(None)).on);
+        assert!(read(&default, None).on);
         assert_eq!(
-            setting(&default, &args_for(Some("/home/u/bea")))
-                .other_folder
-                .as_deref(),
+            read(&default, Some("/home/u/bea")).other_folder.as_deref(),
             Some("the default data folder")
+        );
+        let old_copy = entry("/home/u/Downloads/DAN-0.1.0.AppImage --background");
+        assert_eq!(
+            read(&old_copy, None),
+            StartAtLogIn {
+                on: false,
+                other_folder: None,
+                other_app: Some("/home/u/Downloads/DAN-0.1.0.AppImage".into()),
+            }
         );
     }
 
@@ -136,5 +165,13 @@ mod tests {
         let spaced = unstartable(plain, Path::new("/home/u/my data"));
         assert!(spaced.is_some_and(|why| why.contains("its data folder is at /home/u/my data")));
         assert!(unstartable(Path::new("/opt/$x/dan"), Path::new("/d")).is_some());
+        // An AppImage saved a second time by a browser.
+        let appimage = program(Some("/home/u/Downloads/DAN (1).AppImage".into()));
+        assert!(
+            appimage
+                .ok()
+                .and_then(|p| unstartable(&p, Path::new("/d")))
+                .is_some_and(|why| why.starts_with("DAN is at /home/u/Downloads/DAN (1).AppImage"))
+        );
     }
 }

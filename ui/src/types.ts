@@ -241,6 +241,8 @@ export interface StartAtLogInSetting {
   on: boolean;
   /** The entry starts another data folder: its path, or "the default data folder". */
   other_folder: string | null;
+  /** The entry starts another copy of DAN: its path. */
+  other_app: string | null;
 }
 
 export interface AppInfo {

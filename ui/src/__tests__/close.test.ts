@@ -42,8 +42,8 @@ describe("starting at log-in", () => {
     const { StartAtLogIn } = await import("../views/settings");
     let on = false;
     const client = {
-      autostart: vi.fn(async () => ({ on, other_folder: null })),
-      setAutostart: vi.fn(async (wanted: boolean) => ({ on: (on = wanted), other_folder: null })),
+      autostart: vi.fn(async () => ({ on, other_folder: null, other_app: null })),
+      setAutostart: vi.fn(async (wanted: boolean) => ({ on: (on = wanted), other_folder: null, other_app: null })),
     } as unknown as Api;
     const label = StartAtLogIn(client);
     document.body.append(label);
@@ -61,10 +61,10 @@ describe("starting at log-in", () => {
     const { StartAtLogIn } = await import("../views/settings");
     let other: string | null = "/home/ada/dan-work";
     const client = {
-      autostart: vi.fn(async () => ({ on: false, other_folder: other })),
+      autostart: vi.fn(async () => ({ on: false, other_folder: other, other_app: null })),
       setAutostart: vi.fn(async (wanted: boolean) => {
         other = null;
-        return { on: wanted, other_folder: null };
+        return { on: wanted, other_folder: null, other_app: null };
       }),
     } as unknown as Api;
     const label = StartAtLogIn(client);
@@ -84,7 +84,7 @@ describe("starting at log-in", () => {
   it("puts the box back when the desktop refuses", async () => {
     const { StartAtLogIn } = await import("../views/settings");
     const client = {
-      autostart: vi.fn(async () => ({ on: false, other_folder: null })),
+      autostart: vi.fn(async () => ({ on: false, other_folder: null, other_app: null })),
       setAutostart: vi.fn(async () => {
         throw { code: "io", message: "could not change the log-in setting: read-only" };
       }),

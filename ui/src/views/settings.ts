@@ -42,7 +42,9 @@ export function StartAtLogIn(client: Api): HTMLElement {
     box.checked = setting.on;
     note.textContent = setting.other_folder
       ? ` DAN starts at log-in with another data folder (${setting.other_folder}); ticking this starts this one instead.`
-      : "";
+      : setting.other_app
+        ? ` Another copy of DAN starts at log-in (${setting.other_app}); ticking this starts this one instead.`
+        : "";
   };
   void Promise.resolve()
     .then(() => client.autostart())
