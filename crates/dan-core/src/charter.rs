@@ -38,6 +38,9 @@ pub enum CharterError {
     /// A build label is malformed or names an unapproved hash.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The founder's name is empty, too long or not plain text.
+    #[error("the founding instance's name must be 1 to 64 characters of plain text")]
+    BadFounderName,
     /// The genesis is not signed by its founder.
     #[error("the genesis signature does not verify")]
     BadSignature,
@@ -327,6 +330,17 @@ pub struct Genesis {
     pub fork_of: Option<ForkPoint>,
 }
 
+impl Genesis {
+    /// Checks the charter and the founder's name (shown to every member).
+    fn validate(&self) -> Result<(), CharterError> {
+        self.charter.validate()?;
+        if !crate::invite::is_plain_name(&self.founder_name) {
+            return Err(CharterError::BadFounderName);
+        }
+        Ok(())
+    }
+}
+
 /// A genesis signed by its founder; its digest is the network id.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct SignedGenesis {
@@ -339,7 +353,7 @@ pub struct SignedGenesis {
 impl SignedGenesis {
     /// Signs `genesis` with the founder's key.
     pub fn sign(genesis: Genesis, founder: &Keypair) -> Result<Self, CharterError> {
-        genesis.charter.validate()?;
+        genesis.validate()?;
         let signature = founder.sign(&Self::signing_bytes(&genesis));
         Ok(SignedGenesis { genesis, signature })
     }
@@ -352,7 +366,7 @@ impl SignedGenesis {
 
     /// Checks the charter and the founder's signature.
     pub fn verify(&self) -> Result<(), CharterError> {
-        self.genesis.charter.validate()?;
+        self.genesis.validate()?;
         if !self
             .genesis
             .founder
@@ -417,6 +431,39 @@ mod tests {
         let error = SignedGenesis::sign(old, &founder()).expect_err("an older protocol");
         assert_eq!(error, CharterError::OtherProtocol(PROTOCOL_VERSION - 1));
         assert!(error.to_string().contains("create the network again"));
+    }
+
+    // Attacker review of the desktop (sixth session): the founder's name was
+    // never checked, so a founder could show every member 64 KiB of text
+    // with bidirectional overrides as its name.
+    #[test]
+    fn bad_input_a_founder_name_that_is_long_or_not_plain_text_is_refused() {
+        for name in [
+            "",
+            "   ",
+            &"x".repeat(65),
+            "Ada\u{202e}nimda",
+            "Ada\u{200b}",
+            "Ada\n",
+        ] {
+            let mut bad = genesis();
+            bad.founder_name = name.to_owned();
+            assert_eq!(
+                SignedGenesis::sign(bad.clone(), &founder()),
+                Err(CharterError::BadFounderName),
+                "{name:?}"
+            );
+            // Signed by a founder that skips the check: refused when opened.
+            let signature = founder().sign(&SignedGenesis::signing_bytes(&bad));
+            let forged = SignedGenesis {
+                genesis: bad,
+                signature,
+            };
+            assert_eq!(forged.verify(), Err(CharterError::BadFounderName));
+        }
+        let mut fine = genesis();
+        fine.founder_name = "Åsa's laptop".into();
+        assert!(SignedGenesis::sign(fine, &founder()).is_ok());
     }
 
     #[test]

@@ -101,9 +101,19 @@ impl Invite {
 /// invisible format characters (text that reads differently from what it
 /// is, or looks like another name).
 pub fn is_plain_text(text: &str) -> bool {
-    !text
-        .chars()
-        .any(|c| c.is_control() || matches!(c, '\u{00ad}' | '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'))
+    text.chars().all(is_plain_char)
+}
+
+/// Whether `c` may stand in text shown to people (see [`is_plain_text`]).
+pub fn is_plain_char(c: char) -> bool {
+    !(c.is_control()
+        || matches!(c, '\u{00ad}' | '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'))
+}
+
+/// Whether `name` is fit as an instance or admin name: 1 to 64 characters
+/// of plain text (see [`is_plain_text`]).
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=64).contains(&name.trim().chars().count()) && is_plain_text(name)
 }
 
 pub use crate::look_alike::names_look_alike;
@@ -280,11 +290,7 @@ impl SignedJoinRequest {
 }
 
 fn check_request(request: &JoinRequest) -> Result<(), InviteError> {
-    let name_ok = |name: &str| {
-        let chars = name.trim().chars().count();
-        (1..=64).contains(&chars) && is_plain_text(name)
-    };
-    if !name_ok(&request.instance_name) || !name_ok(&request.admin_name) {
+    if !is_plain_name(&request.instance_name) || !is_plain_name(&request.admin_name) {
         return Err(InviteError::Invalid(
             "instance and admin names must be 1 to 64 characters".into(),
         ));

@@ -197,15 +197,13 @@ pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, NodeError>
     }
 }
 
-/// Checks an instance name: 1 to 64 characters, not blank.
+/// Checks an instance name: 1 to 64 characters of plain text (what join
+/// requests and a genesis take), not blank.
 pub fn check_instance_name(name: &str) -> Result<String, NodeError> {
     let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_INSTANCE_NAME
-        || name.chars().any(char::is_control)
-    {
+    if name.chars().count() > MAX_INSTANCE_NAME || !dan_core::invite::is_plain_name(name) {
         return Err(NodeError::Invalid(format!(
-            "an instance name must be 1 to {MAX_INSTANCE_NAME} printable characters"
+            "an instance name must be 1 to {MAX_INSTANCE_NAME} printable characters, without invisible or direction-changing ones"
         )));
     }
     Ok(name.to_owned())

@@ -162,7 +162,7 @@ impl Attention {
 fn plain(text: &str, instead: &str) -> String {
     let text: String = text
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | '&'))
+        .filter(|c| dan_core::invite::is_plain_char(*c) && !matches!(c, '<' | '>' | '&'))
         .take(120)
         .collect();
     if reads_like_an_address(&text) {
@@ -269,12 +269,15 @@ mod tests {
             Keypair::from_secret([9; 32]).public(),
             (
                 "<a href=\"https://evil.example\">Bank</a>\u{1b}[2J".into(),
-                "Eve & co\n".into(),
+                "Eve & co\n\u{202e}\u{200b}".into(),
             ),
         );
         let news = asked.news_since(&Attention::default());
         for text in [&news[0].title, &news[0].body] {
-            assert!(!text.contains(['<', '>', '&', '\u{1b}', '\n']), "{text}");
+            assert!(
+                !text.contains(['<', '>', '&', '\u{1b}', '\n', '\u{202e}', '\u{200b}']),
+                "{text}"
+            );
         }
     }
 
