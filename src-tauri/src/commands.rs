@@ -60,9 +60,9 @@ async fn open<R: Runtime>(
     let node = Node::open(config, credentials).await?;
     dan_node::net::start(&node, crate::net_config()).await?;
     events::forward(app.clone(), &node);
-    crate::notify::watch(app.clone(), &node).await;
     let status = node.status().await;
-    state.set_running(node).await;
+    let generation = state.set_running(node.clone()).await;
+    crate::notify::watch(app.clone(), &node, generation).await;
     Ok(status)
 }
 

@@ -27,15 +27,15 @@ fn window_in_front<R: Runtime>(app: &AppHandle<R>) -> bool {
     })
 }
 
-/// Watches `node` until it stops, and tells the person what is new. What
+/// Watches `node` (installed as number `generation`) until it stops or
+/// another instance is installed, and tells the person what is new. What
 /// needs attention when the app starts is its starting point, not news.
 /// The task holds no `Node` (it must not keep a stopped instance alive):
 /// it reads the running one from the app state when it looks.
-pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
+pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node, generation: u64) {
     let mut events = node.subscribe();
     let mut known: Attention = node.attention().await;
     crate::tray::show_status(&app, &known.summary());
-    let watched = node.peer_id();
     let mut limit = RateLimit::default();
     tauri::async_runtime::spawn(async move {
         // Votes arriving from peers change no member: looked at on a timer
@@ -53,14 +53,16 @@ pub async fn watch<R: Runtime>(app: AppHandle<R>, node: &Node) {
             // Events come in bursts: one look after the burst.
             tokio::time::sleep(AT_MOST_EVERY).await;
             while let Ok(_) | Err(TryRecvError::Lagged(_)) = events.try_recv() {}
-            let Ok(node) = app.state::<AppState>().node().await else {
-                continue;
-            };
-            if node.peer_id() != watched {
+            let state = app.state::<AppState>();
+            if state.generation() != generation {
                 // Another instance runs now (a restored backup): its own
-                // watcher tells about it.
+                // watcher tells about it. A readmission keeps the instance
+                // (with a new key) and this watcher.
                 break;
             }
+            let Ok(node) = state.node().await else {
+                continue;
+            };
             let now = node.attention().await;
             drop(node);
             crate::tray::show_status(&app, &now.summary());

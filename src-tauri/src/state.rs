@@ -24,6 +24,10 @@ pub struct AppState {
     /// The instance's data directory.
     pub data_dir: PathBuf,
     running: RwLock<Option<Node>>,
+    /// Counts the instances installed: a watcher of one stops when another
+    /// is installed (the same instance keeps its number through a
+    /// readmission, which changes its key).
+    generation: std::sync::atomic::AtomicU64,
     admin: std::sync::Mutex<Option<AdminSession>>,
     launch_link: std::sync::Mutex<Option<String>>,
     /// What closing the window does (see `background`).
@@ -36,6 +40,7 @@ impl AppState {
         AppState {
             data_dir,
             running: RwLock::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
             admin: std::sync::Mutex::new(None),
             launch_link: std::sync::Mutex::new(launch_link),
             close: crate::background::CloseGate::default(),
@@ -72,9 +77,19 @@ impl AppState {
         self.running.read().await.is_some()
     }
 
-    /// Installs the running instance.
-    pub async fn set_running(&self, node: Node) {
-        *self.running.write().await = Some(node);
+    /// Installs the running instance; returns its number (see
+    /// [`generation`](Self::generation)).
+    pub async fn set_running(&self, node: Node) -> u64 {
+        let mut running = self.running.write().await;
+        *running = Some(node);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// The number of the instance installed last.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Takes the running instance out (to stop it).
