@@ -29,6 +29,10 @@ pub const MAX_FIELDS: usize = 256;
 pub const MAX_FIELDS_BYTES: usize = 64 * 1024;
 /// Most tags on a record.
 pub const MAX_TAGS: usize = 32;
+/// Largest whole number a field holds (2^53 - 1), and the negative of the
+/// smallest: a window (JavaScript) shows every number in this range
+/// exactly, so all members read the same value.
+pub const MAX_FIELD_INT: i64 = (1 << 53) - 1;
 
 /// Why a record change is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +58,16 @@ pub enum RecordError {
         field: String,
         /// Its size.
         len: usize,
+    },
+    /// A whole number outside the range every client shows exactly.
+    #[error(
+        "field `{field}` is {value}; whole numbers must lie between -{MAX_FIELD_INT} and {MAX_FIELD_INT}"
+    )]
+    IntOutOfRange {
+        /// The field name.
+        field: String,
+        /// Its value.
+        value: i64,
     },
     /// Too many fields or tags, or the fields are too large together.
     #[error("{0}")]
@@ -336,13 +350,20 @@ fn check_fields<'a>(
     }
     for (name, value) in fields {
         check_label("field name", name)?;
-        if let Some(FieldValue::Text(text)) = value
-            && text.len() > MAX_FIELD_TEXT_LEN
-        {
-            return Err(RecordError::FieldTooLong {
-                field: name.clone(),
-                len: text.len(),
-            });
+        match value {
+            Some(FieldValue::Text(text)) if text.len() > MAX_FIELD_TEXT_LEN => {
+                return Err(RecordError::FieldTooLong {
+                    field: name.clone(),
+                    len: text.len(),
+                });
+            }
+            Some(FieldValue::Int(n)) if n.unsigned_abs() > MAX_FIELD_INT as u64 => {
+                return Err(RecordError::IntOutOfRange {
+                    field: name.clone(),
+                    value: *n,
+                });
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -795,6 +816,26 @@ mod tests {
         let fields = view.map(|v| v.fields).unwrap_or_default();
         assert_eq!(fields.get("a"), Some(&FieldValue::Text("new".into())));
         assert_eq!(fields.get("b"), Some(&FieldValue::Text("tie-high".into())));
+    }
+
+    // Attacker review of the desktop (sixth session): a member stored
+    // 2^53 + 1, which every window showed (and wrote back) as 2^53.
+    #[test]
+    fn bad_input_whole_numbers_beyond_what_every_client_shows_exactly_are_refused() {
+        let set = |n: i64| RecordAction::Update {
+            title: None,
+            fields: BTreeMap::from([("n".to_owned(), Some(FieldValue::Int(n)))]),
+            tags: None,
+        };
+        for n in [0, MAX_FIELD_INT, -MAX_FIELD_INT] {
+            assert_eq!(set(n).check_limits(), Ok(()), "{n}");
+        }
+        for n in [MAX_FIELD_INT + 2, -MAX_FIELD_INT - 1, i64::MIN, i64::MAX] {
+            assert!(
+                matches!(set(n).check_limits(), Err(RecordError::IntOutOfRange { value, .. }) if value == n),
+                "{n}"
+            );
+        }
     }
 
     #[test]

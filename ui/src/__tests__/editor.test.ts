@@ -22,10 +22,31 @@ describe("editing a record", () => {
     const current = { ...book, version: "v2", title: "Le Petit Prince", fields: { author: "Antoine de Saint-Exupéry", pages: 96 } };
     const put = buildPut(book, "", book.title, [{ name: "author", kind: "text", value: "A. Saint-Ex" }, { name: "pages", kind: "number", value: "100" }], "classic");
     const found = conflicts(book, current, put);
-    expect(found).toEqual([{ what: "author", was: "Saint-Exupéry", theirs: "Antoine de Saint-Exupéry", mine: "A. Saint-Ex" }]);
+    expect(found).toEqual([{ kind: "field", name: "author", was: "Saint-Exupéry", theirs: "Antoine de Saint-Exupéry", mine: "A. Saint-Ex" }]);
     expect(withoutConflicts(put, found).fields).toEqual({ pages: 100 });
     // Their title change is not touched: this edit does not send a title.
     expect(put.title).toBeNull();
+  });
+
+  // Attacker review (sixth session): a field named "title" was taken for the
+  // record's title, and a field named "toString" for Object.prototype's.
+  it("keeps a field named like the title, or like an object's own methods, apart", () => {
+    const odd: RecordView = { ...book, fields: { title: "field", toString: "x" } };
+    const current = { ...odd, version: "v2", fields: { title: "theirs", toString: "x" } };
+    const put = buildPut(odd, "", "A new title", [{ name: "title", kind: "text", value: "mine" }, { name: "toString", kind: "text", value: "x" }], "classic");
+    expect(put.fields).toEqual({ title: "mine" });
+    const found = conflicts(odd, current, put);
+    expect(found.map((c) => [c.kind, c.name])).toEqual([["field", "title"]]);
+    const kept = withoutConflicts(put, found);
+    expect(kept.title).toBe("A new title");
+    expect(kept.fields).toEqual({});
+    const fresh = buildPut(book, "", book.title, [{ name: "author", kind: "text", value: "Saint-Exupéry" }, { name: "pages", kind: "number", value: "96" }, { name: "constructor", kind: "text", value: "c" }], "classic");
+    expect(fresh.fields).toEqual({ constructor: "c" });
+  });
+
+  it("refuses a whole number that a window cannot show exactly", () => {
+    expect(() => buildPut(book, "", book.title, [{ name: "pages", kind: "number", value: "9007199254740993" }], "classic")).toThrow(/must lie between/);
+    expect(buildPut(book, "", book.title, [{ name: "pages", kind: "number", value: "9007199254740991" }], "classic").fields.pages).toBe(9007199254740991);
   });
 
   it("asks before overwriting a change made meanwhile, and keeps theirs when asked", async () => {
@@ -41,7 +62,7 @@ describe("editing a record", () => {
     form.dispatchEvent(new Event("submit", { cancelable: true }));
     await flush();
     const prompt = form.querySelector('[aria-label="Changed meanwhile"]')!;
-    expect(prompt.textContent).toMatch(/author: was “Saint-Exupéry”, now “Antoine de Saint-Exupéry”; yours “A. Saint-Ex”/);
+    expect(prompt.textContent).toMatch(/Field “author”: was “Saint-Exupéry”, now “Antoine de Saint-Exupéry”; yours “A. Saint-Ex”/);
     expect(putRecord).not.toHaveBeenCalled();
     Array.from(prompt.querySelectorAll("button")).find((b) => b.textContent === "Keep theirs")!.click();
     await flush();

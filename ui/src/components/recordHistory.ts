@@ -2,6 +2,7 @@
 // with the version it made, so that an older version can be restored.
 
 import { h, when } from "../dom";
+import { fieldMap, fieldOf } from "../fields";
 import type { FieldValue, HistoryEntry, PutRecord, RecordView } from "../types";
 
 /** What one entry changed, in words. */
@@ -30,16 +31,16 @@ const shown = (value: FieldValue | null | undefined): string | null => (value ==
 
 /** Walks the history in order and says what each entry changed. */
 export function historySteps(history: HistoryEntry[]): Step[] {
-  let version: Version = { title: "", fields: {}, tags: [], deleted: false };
+  let version: Version = { title: "", fields: fieldMap(), tags: [], deleted: false };
   return history.map((entry) => {
-    const next: Version = { ...version, fields: { ...version.fields }, tags: [...version.tags] };
+    const next: Version = { ...version, fields: fieldMap(version.fields), tags: [...version.tags] };
     const changes: Change[] = [];
     if (entry.title !== null && entry.title !== version.title) {
       changes.push({ what: "title", from: entry.kind === "create" ? null : version.title, to: entry.title });
       next.title = entry.title;
     }
     for (const [name, value] of Object.entries(entry.fields)) {
-      const before = shown(version.fields[name]);
+      const before = shown(fieldOf(version.fields, name));
       const after = shown(value);
       if (before === after) continue;
       changes.push({ what: name, from: before, to: after });
@@ -60,12 +61,12 @@ export function historySteps(history: HistoryEntry[]): Step[] {
 /** The change that brings `current` back to `version` (fields it lacks are
  * removed), or null when they are the same. */
 export function restoreChange(current: RecordView, version: Version): PutRecord | null {
-  const fields: Record<string, FieldValue | null> = {};
+  const fields = fieldMap<FieldValue | null>();
   for (const [name, value] of Object.entries(version.fields)) {
-    if (shown(current.fields[name]) !== shown(value)) fields[name] = value;
+    if (shown(fieldOf(current.fields, name)) !== shown(value)) fields[name] = value;
   }
   for (const name of Object.keys(current.fields)) {
-    if (!(name in version.fields)) fields[name] = null;
+    if (!Object.hasOwn(version.fields, name)) fields[name] = null;
   }
   const title = version.title !== current.title ? version.title : null;
   const tags = version.tags.join(",") !== current.tags.join(",") ? version.tags : null;

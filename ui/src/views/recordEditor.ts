@@ -3,6 +3,7 @@
 import { api, type Api } from "../api";
 import { h, field, replace, when, short } from "../dom";
 import type { FieldValue, MemberView, PutRecord, RecordView } from "../types";
+import { fieldMap, fieldOf } from "../fields";
 import { toast } from "../components/toasts";
 import { errorText } from "../components/errorText";
 import { RecordHistory, historySteps, restoreChange, type Version } from "../components/recordHistory";
@@ -51,13 +52,17 @@ export function buildPut(existing: RecordView | null, collection: string, title:
   for (const typed of fields) {
     // A name the record already holds is sent exactly as stored (another
     // member may have written it in another Unicode form).
-    const name = existing && typed.name in existing.fields ? typed.name : label(typed.name);
+    const name = existing && Object.hasOwn(existing.fields, typed.name) ? typed.name : label(typed.name);
     if (name === null) throw new Error(`The field name “${typed.name}” must be ${LABEL_RULE}.`);
     const draft = { ...typed, name };
     if (draft.name in values) throw new Error(`The field “${draft.name}” appears twice.`);
     if (draft.kind === "number") {
+      const number = Number(draft.value.trim());
       if (!/^-?\d+$/.test(draft.value.trim())) throw new Error(`The field “${draft.name}” must be a whole number.`);
-      values[draft.name] = Number(draft.value.trim());
+      if (!Number.isSafeInteger(number)) {
+        throw new Error(`The field “${draft.name}” must lie between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}.`);
+      }
+      values[draft.name] = number;
     } else if (draft.kind === "yes/no") {
       values[draft.name] = draft.value === "yes";
     } else {
@@ -78,7 +83,7 @@ export function buildPut(existing: RecordView | null, collection: string, title:
   // meanwhile elsewhere to another field is not overwritten.
   const changed: Record<string, FieldValue | null> = Object.create(null);
   for (const [name, value] of Object.entries(values)) {
-    if (existing.fields[name] !== value) changed[name] = value;
+    if (fieldOf(existing.fields, name) !== value) changed[name] = value;
   }
   for (const name of Object.keys(existing.fields)) {
     if (!(name in values)) changed[name] = null;
@@ -96,7 +101,10 @@ export function buildPut(existing: RecordView | null, collection: string, title:
 /** A part of a record both this person and someone else changed since the
  * form opened: what it was, what they made it, what this person makes it. */
 export interface Conflict {
-  what: string;
+  /** The record's title, its tags, or the field `name`. */
+  kind: "title" | "tags" | "field";
+  /** The field's name (for a field). */
+  name: string;
   was: string;
   theirs: string;
   mine: string;
@@ -110,25 +118,32 @@ function shown(value: FieldValue | null | undefined): string {
 export function conflicts(original: RecordView, current: RecordView, put: PutRecord): Conflict[] {
   const found: Conflict[] = [];
   if (put.title != null && current.title !== original.title && current.title !== put.title) {
-    found.push({ what: "title", was: original.title, theirs: current.title, mine: put.title });
+    found.push({ kind: "title", name: "", was: original.title, theirs: current.title, mine: put.title });
   }
   for (const [name, mine] of Object.entries(put.fields)) {
-    const was = original.fields[name];
-    const theirs = current.fields[name];
-    if (theirs !== was && theirs !== (mine ?? undefined)) found.push({ what: name, was: shown(was), theirs: shown(theirs), mine: shown(mine) });
+    const was = fieldOf(original.fields, name);
+    const theirs = fieldOf(current.fields, name);
+    if (theirs !== was && theirs !== (mine ?? undefined)) found.push({ kind: "field", name, was: shown(was), theirs: shown(theirs), mine: shown(mine) });
   }
   const sameTags = (a: string[], b: string[]) => a.length === b.length && a.every((t) => b.includes(t));
   if (put.tags != null && !sameTags(current.tags, original.tags) && !sameTags(current.tags, put.tags)) {
-    found.push({ what: "tags", was: original.tags.join(", "), theirs: current.tags.join(", "), mine: put.tags.join(", ") });
+    found.push({ kind: "tags", name: "", was: original.tags.join(", "), theirs: current.tags.join(", "), mine: put.tags.join(", ") });
   }
   return found;
 }
 
 /** `put` without the conflicting parts: "keep theirs". */
 export function withoutConflicts(put: PutRecord, found: Conflict[]): PutRecord {
-  const names = new Set(found.map((c) => c.what));
-  const fields = Object.fromEntries(Object.entries(put.fields).filter(([name]) => !names.has(name)));
-  return { ...put, title: names.has("title") ? null : put.title, tags: names.has("tags") ? null : put.tags, fields };
+  const names = new Set(found.filter((c) => c.kind === "field").map((c) => c.name));
+  const fields = fieldMap<FieldValue | null>();
+  for (const [name, value] of Object.entries(put.fields)) if (!names.has(name)) fields[name] = value;
+  const has = (kind: Conflict["kind"]) => found.some((c) => c.kind === kind);
+  return { ...put, title: has("title") ? null : put.title, tags: has("tags") ? null : put.tags, fields };
+}
+
+/** What a conflict is about, in words. */
+function conflictSubject(c: Conflict): string {
+  return c.kind === "title" ? "Title" : c.kind === "tags" ? "Tags" : `Field “${c.name}”`;
 }
 
 /** Asks which version to keep, in the form; resolves with the choice. */
@@ -143,7 +158,7 @@ function ConflictPrompt(found: Conflict[], box: HTMLElement): Promise<"mine" | "
         "div",
         { class: "banner", role: "alertdialog", "aria-label": "Changed meanwhile" },
         h("p", {}, "Someone changed this record while you were editing:"),
-        h("ul", {}, ...found.map((c) => h("li", {}, `${c.what}: was “${c.was}”, now “${c.theirs}”; yours “${c.mine}”`))),
+        h("ul", {}, ...found.map((c) => h("li", {}, `${conflictSubject(c)}: was “${c.was}”, now “${c.theirs}”; yours “${c.mine}”`))),
         h(
           "div",
           { class: "actions" },

@@ -11,7 +11,12 @@ use proptest::prelude::*;
 fn change() -> impl Strategy<Value = Change> {
     prop_oneof![
         (0u8..6).prop_map(Change::Create),
-        (0u8..6, 0u8..4, any::<i64>()).prop_map(|(n, f, v)| Change::Set(n, f, v)),
+        (
+            0u8..6,
+            0u8..4,
+            -dan_core::record::MAX_FIELD_INT..=dan_core::record::MAX_FIELD_INT
+        )
+            .prop_map(|(n, f, v)| Change::Set(n, f, v)),
         (0u8..6).prop_map(Change::Delete),
         (0u8..6).prop_map(Change::Restore),
     ]
