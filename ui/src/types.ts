@@ -176,6 +176,8 @@ export interface ProposalView {
   /** For an upgrade: the builds it approves, and those it withdraws. */
   builds: BuildView[];
   withdraws: BuildView[];
+  /** This instance's vote, if it has voted (proposing counts as yes). */
+  my_vote?: boolean | null;
 }
 
 export interface EvidenceView {

@@ -171,6 +171,9 @@ pub struct Replica {
     chains: HashMap<PeerKey, Vec<(OpId, Hlc)>>,
     /// Per origin, the context of its latest applied governance op.
     contexts: HashMap<PeerKey, Context>,
+    /// The proposals each origin has voted on (one vote per member and
+    /// proposal: a second is a rule violation).
+    votes_cast: HashMap<PeerKey, std::collections::HashSet<OpId>>,
     records: HashMap<RecordId, RecordState>,
     ops_tree: DigestTree,
     state_tree: DigestTree,
@@ -197,6 +200,7 @@ impl Replica {
             hints: BTreeMap::new(),
             chains: HashMap::new(),
             contexts: HashMap::new(),
+            votes_cast: HashMap::new(),
             records: HashMap::new(),
             ops_tree: DigestTree::new(),
             state_tree: DigestTree::new(),
@@ -575,6 +579,14 @@ impl Replica {
         self.records.get(id).and_then(RecordState::view)
     }
 
+    /// Whether `origin` has voted on `proposal`, or proposed it (a member
+    /// votes once).
+    pub fn has_voted(&self, origin: &PeerKey, proposal: &OpId) -> bool {
+        self.votes_cast
+            .get(origin)
+            .is_some_and(|voted| voted.contains(proposal))
+    }
+
     /// Whether writing `action` to record `id` here keeps the record within
     /// the limits of what a record shows (fields merge across changes, so
     /// one change within its own limits can still make a record too big).
@@ -690,6 +702,18 @@ impl Replica {
                     },
                 );
                 self.contexts.insert(body.origin, context);
+                // Proposing counts as the proposer's yes vote.
+                let voted = match action {
+                    GovernanceAction::Vote { proposal, .. } => Some(*proposal),
+                    GovernanceAction::Propose(_) => Some(op.id()),
+                    _ => None,
+                };
+                if let Some(proposal) = voted {
+                    self.votes_cast
+                        .entry(body.origin)
+                        .or_default()
+                        .insert(proposal);
+                }
                 self.fold_in((body.hlc, op.id()));
                 None
             }
@@ -816,6 +840,15 @@ impl Replica {
                 return Err(OpRejection::BadContext(
                     "a governance op must say what its signer had seen".into(),
                 ));
+            }
+            (Payload::Governance(GovernanceAction::Vote { proposal, .. }), _)
+                if self.has_voted(&body.origin, proposal) =>
+            {
+                return Err(OpRejection::BadGovernance(format!(
+                    "{} already voted on proposal {}; a member votes once",
+                    body.origin,
+                    proposal.short()
+                )));
             }
             (Payload::Governance(_), Some(context)) => context,
         };

@@ -49,6 +49,10 @@ pub struct ProposalView {
     /// approval ends when its grace period does.
     #[serde(default)]
     pub withdraws: Vec<BuildView>,
+    /// This instance's vote (`true` yes, `false` no; proposing counts as
+    /// yes), if it has voted: a member votes once.
+    #[serde(default)]
+    pub my_vote: Option<bool>,
 }
 
 /// A build a proposal brings in, as the proposer labels it, with a warning
@@ -114,7 +118,7 @@ fn upgrade_summary(builds: &[BuildView], withdraws: &[BuildView], grace_ms: u64)
     }
 }
 
-fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
+fn view(replica: &Replica, state: &ProposalState, me: &PeerKey) -> ProposalView {
     let voters = replica.voters();
     let tally = Tally::of(replica.charter(), &voters, &state.yes, &state.no);
     let mut builds = Vec::new();
@@ -183,6 +187,13 @@ fn view(replica: &Replica, state: &ProposalState) -> ProposalView {
         grace_ms: grace,
         builds,
         withdraws,
+        my_vote: if state.yes.contains(me) {
+            Some(true)
+        } else if state.no.contains(me) {
+            Some(false)
+        } else {
+            None
+        },
     }
 }
 
@@ -372,6 +383,12 @@ impl Node {
                 id.short()
             )));
         }
+        if self.has_voted_on(id).await {
+            return Err(NodeError::Invalid(format!(
+                "you have already voted on proposal {}; a member votes once",
+                id.short()
+            )));
+        }
         self.govern(
             GovernanceAction::Vote {
                 proposal: *id,
@@ -383,11 +400,23 @@ impl Node {
         self.proposal_view(id).await
     }
 
+    /// Whether this instance has voted on proposal `id`.
+    async fn has_voted_on(&self, id: &Hash32) -> bool {
+        let ledger = self.inner().ledger.lock().await;
+        ledger
+            .replica
+            .as_ref()
+            .is_some_and(|replica| replica.has_voted(&self.peer_id(), id))
+    }
+
     /// Every proposal, open first.
     pub async fn proposals(&self) -> Result<Vec<ProposalView>, NodeError> {
         let ledger = self.inner().ledger.lock().await;
         let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-        let mut views: Vec<ProposalView> = replica.proposals().map(|p| view(replica, p)).collect();
+        let mut views: Vec<ProposalView> = replica
+            .proposals()
+            .map(|p| view(replica, p, &self.peer_id()))
+            .collect();
         views.sort_by_key(|p| {
             (
                 p.status != ProposalStatus::Open,

@@ -5,7 +5,7 @@ vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
 
 import type { BuildView, InvitePreview, ProposalView } from "../types";
 import { BuildText, buildApproval } from "../components/buildText";
-import { describeProposal } from "../views/members";
+import { ProposalItem, describeProposal } from "../views/members";
 import { InvitePreviewText, JoinNetworkForm } from "../views/startNetwork";
 import type { Api } from "../api";
 
@@ -20,6 +20,16 @@ describe("builds as versions", () => {
     expect(buildApproval({ ...desktop, approval: "not_approved" })).toBe("✗ not approved");
     expect(buildApproval({ ...desktop, approval: "withdrawing", approval_ends_ms: 1 })).toMatch(/^⚠ approval ends/);
     expect(buildApproval({ ...desktop, approval: "withdrawn" })).toMatch(/upgrade required/);
+  });
+
+  it("shows a member's own vote instead of the vote buttons: a member votes once", () => {
+    const proposal: ProposalView = { id: "p", kind: "add_builds", summary: "", proposer: "ada", yes: 1, no: 0, needed: 2, status: "open", decided_at: null, withdraws_at: null, grace_ms: null, builds: [headless], withdraws: [] };
+    const client = {} as Api;
+    const voted = ProposalItem({ ...proposal, my_vote: true }, new Map(), () => undefined, client);
+    expect(voted.textContent).toMatch(/you voted yes/);
+    expect(voted.querySelectorAll("button")).toHaveLength(0);
+    const waiting = ProposalItem({ ...proposal, my_vote: null }, new Map(), () => undefined, client);
+    expect([...waiting.querySelectorAll("button")].map((b) => b.textContent)).toEqual(["Vote yes", "Vote no"]);
   });
 
   it("words upgrade proposals as sentences", () => {

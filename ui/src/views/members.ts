@@ -115,7 +115,7 @@ export function describeProposal(proposal: ProposalView, names: Map<string, stri
     : `${who} proposes approving ${builds} alongside the versions approved now. Nothing stops being accepted.`;
 }
 
-function ProposalItem(proposal: ProposalView, names: Map<string, string>, refresh: () => void, client: Api): HTMLElement {
+export function ProposalItem(proposal: ProposalView, names: Map<string, string>, refresh: () => void, client: Api): HTMLElement {
   return h(
     "li",
     { "aria-label": `Proposal ${proposal.summary}` },
@@ -123,7 +123,9 @@ function ProposalItem(proposal: ProposalView, names: Map<string, string>, refres
     h("span", { "aria-label": "Proposal text" }, describeProposal(proposal, names)),
     h("br", {}),
     `${proposal.yes} yes · ${proposal.no} no · needs ${proposal.needed} · ${proposal.status}`,
-    proposal.status === "open"
+    proposal.status === "open" && proposal.my_vote != null
+      ? ` · you voted ${proposal.my_vote ? "yes" : "no"}`
+      : proposal.status === "open"
       ? h(
           "span",
           {},

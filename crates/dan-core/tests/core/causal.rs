@@ -342,7 +342,7 @@ fn no_single_admin_a_late_approval_does_not_void_what_a_member_signed_since_its_
 
 #[test]
 fn no_single_admin_an_honest_member_still_votes_after_a_chain_it_had_seen_is_cut_off() {
-    let (mut replica, [alice, _bob, carol]) = trio_replica();
+    let (mut replica, [alice, bob, carol]) = trio_replica();
     let mut ops = Vec::new();
     for (n, clock) in [(1, 40), (2, 41), (3, 42)] {
         let op = body_of(&replica, &carol, note(&format!("carol-{n}")), |b| {
@@ -351,14 +351,23 @@ fn no_single_admin_an_honest_member_still_votes_after_a_chain_it_had_seen_is_cut
         replica.apply(&op).expect("carol writes");
         ops.push(op);
     }
-    let proposal = govern(
+    // Alice signs a governance op having seen carol's three ops.
+    ops.push(govern(
         &mut replica,
         &alice,
+        GovernanceAction::Reject {
+            peer: Keypair::from_secret([71; 32]).public(),
+        },
+        100,
+    ));
+    let proposal = govern(
+        &mut replica,
+        &bob,
         GovernanceAction::Propose(Proposal::AddBuilds {
             code_hashes: BTreeSet::from([dan_core::Hash32::of(b"build B")]),
             builds: BTreeMap::new(),
         }),
-        100,
+        101,
     );
     ops.push(proposal.clone());
     // Carol is found to have equivocated at seq 2: her ops from 2 on go.
@@ -366,7 +375,7 @@ fn no_single_admin_an_honest_member_still_votes_after_a_chain_it_had_seen_is_cut
     let mut rebuilt = Replica::new(t.genesis.clone()).expect("replica");
     cut_off(&mut rebuilt, &carol, 2);
     let outcome = rebuilt.apply_batch(t.admissions.iter().chain(&ops).cloned().collect());
-    assert_eq!(outcome.applied.len(), 3 + 1 + 1, "{:?}", outcome.rejected);
+    assert_eq!(outcome.applied.len(), 3 + 1 + 2, "{:?}", outcome.rejected);
     // Alice had seen three of carol's ops; only one counts now. Her next
     // governance op must not go back behind what she said before.
     let vote = govern(
@@ -934,4 +943,49 @@ fn bad_input_a_record_grown_by_many_changes_shows_a_bounded_number_of_fields() {
         replica.check_growth(&id, &action),
         Err(dan_core::record::RecordError::TooMuch(_))
     ));
+}
+
+// Issue 9, item 5: a member signing two votes on one proposal (yes, then
+// no) changed the tally as it liked; on the earlier core the second vote
+// simply replaced the first, and no one could prove anything.
+#[test]
+fn no_single_admin_a_member_voting_twice_on_one_proposal_is_evidence() {
+    let (mut replica, [alice, bob, carol]) = trio_replica();
+    let proposed = body_of(
+        &replica,
+        &alice,
+        Payload::Governance(GovernanceAction::Propose(Proposal::Remove {
+            peer: carol.public(),
+        })),
+        |b| b.hlc = at(40),
+    );
+    replica.apply(&proposed).expect("alice proposes");
+    let vote = |approve| {
+        Payload::Governance(GovernanceAction::Vote {
+            proposal: proposed.id(),
+            approve,
+        })
+    };
+    let no = body_of(&replica, &bob, vote(false), |b| b.hlc = at(41));
+    replica.apply(&no).expect("bob votes no");
+    assert!(replica.has_voted(&bob.public(), &proposed.id()));
+    let yes = body_of(&replica, &bob, vote(true), |b| b.hlc = at(42));
+    let roots = (replica.ops_root(), replica.state_root());
+    assert!(matches!(
+        replica.apply(&yes),
+        Err(OpRejection::BadGovernance(why)) if why.contains("votes once")
+    ));
+    assert_eq!(roots, (replica.ops_root(), replica.state_root()));
+    assert!(matches!(
+        (Evidence::InvalidOp {
+            op: yes.bytes().to_vec()
+        })
+        .check(&replica),
+        EvidenceCheck::Proven(f) if f.offender == bob.public()
+    ));
+    // Carol is still a member: bob's second vote does not count.
+    assert_eq!(
+        replica.member(&carol.public()).map(|m| m.status),
+        Some(MemberStatus::Member)
+    );
 }
