@@ -73,8 +73,12 @@ struct Syncthing {
 }
 
 impl Drop for Syncthing {
+    /// Asks Syncthing to shut down (its monitor process then exits with
+    /// it); killed only if it cannot be asked.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if rest(&self.gui, &self.api_key, "POST", "/rest/system/shutdown").is_err() {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }

@@ -24,6 +24,9 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use super::relay::RelayGate;
+use super::strangers::{
+    MAX_STRANGERS_CONNECTED, MAX_STRANGERS_PER_ADDRESS, Source, room_for_one_more, source_of,
+};
 use super::wire::{Gossip, Response, Traffic, WireCodec};
 use super::{
     Command, Connection, NetConfig, NetHandle, Reachability, RelayStatus, Shared, gossip,
@@ -87,18 +90,14 @@ struct EventLoop {
 /// handshakes and a pull of the ops up to its removal.
 const REMOVED_GRACE: Duration = Duration::from_secs(30);
 
-/// Most peers connected at once, by connections they opened, that are
-/// neither members nor relays this instance uses (joiners, instances of
-/// other networks, strangers), so that throwaway keys cannot take every
-/// connection and keep members out.
-pub const MAX_STRANGERS_CONNECTED: usize = 64;
-
 /// One open connection.
 struct Link {
     peer: PeerKey,
     relayed: bool,
     /// The public address this instance dialled it at, if it did.
     dialled: Option<Multiaddr>,
+    /// Where it came from, if the other side opened it.
+    from: Option<Source>,
 }
 
 /// A relay this instance holds (or asks for) a slot on.
@@ -425,6 +424,10 @@ impl EventLoop {
                         .set_application_score(&peer_id, gossip::UNTRUSTED_SCORE);
                 }
                 let Some(key) = key_of(&peer_id) else { return };
+                let from = match &endpoint {
+                    ConnectedPoint::Listener { send_back_addr, .. } => source_of(send_back_addr),
+                    ConnectedPoint::Dialer { .. } => None,
+                };
                 // Only connections others open count against the cap: what
                 // this instance dials (an inviter, a relay on the way to a
                 // member, a bootstrap peer) it wants. An open relay service
@@ -432,10 +435,10 @@ impl EventLoop {
                 if num_established.get() == 1
                     && endpoint.is_listener()
                     && !self.relay_gate.is_open()
-                    && !self.room_for(&key)
+                    && !self.room_for(&key, from.as_ref())
                 {
                     tracing::debug!(
-                        "{MAX_STRANGERS_CONNECTED} peers that are no members are connected already: {key} let go"
+                        "no room for one more peer that is no member (at most {MAX_STRANGERS_CONNECTED}, {MAX_STRANGERS_PER_ADDRESS} from one address): {key} let go"
                     );
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
@@ -453,6 +456,7 @@ impl EventLoop {
                         peer: key,
                         relayed,
                         dialled,
+                        from,
                     },
                 );
                 let connection = self.connection_to(&key);
@@ -1117,10 +1121,10 @@ impl EventLoop {
         });
     }
 
-    /// Whether `key`, just connected, may stay: members and the relays this
-    /// instance uses always, anyone else while fewer than
-    /// [`MAX_STRANGERS_CONNECTED`] others like it are connected.
-    fn room_for(&self, key: &PeerKey) -> bool {
+    /// Whether `key`, just connected from `from`, may stay: members and the
+    /// relays this instance uses always, anyone else while there is room
+    /// for one more like it ([`strangers::room_for_one_more`]).
+    fn room_for(&self, key: &PeerKey, from: Option<&Source>) -> bool {
         let members = self.node.inner().ledger.facts().members;
         let relays: HashSet<PeerId> = self
             .relays_wanted
@@ -1141,11 +1145,20 @@ impl EventLoop {
         if !is_stranger(&peer) {
             return true;
         }
-        self.swarm
+        let others: Vec<Option<Source>> = self
+            .swarm
             .connected_peers()
             .filter(|p| **p != peer && is_stranger(p))
-            .count()
-            < MAX_STRANGERS_CONNECTED
+            .map(|p| {
+                key_of(p).and_then(|k| {
+                    self.connections
+                        .values()
+                        .find(|link| link.peer == k && link.from.is_some())
+                        .and_then(|link| link.from.clone())
+                })
+            })
+            .collect();
+        room_for_one_more(&others, from)
     }
 
     fn publish(&mut self, gossip: &Gossip) {

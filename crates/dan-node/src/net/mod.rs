@@ -14,6 +14,7 @@ mod gossip;
 mod own_addrs;
 mod reachability;
 pub mod relay;
+mod strangers;
 mod sync;
 pub mod wire;
 
@@ -22,12 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dan_core::{PeerKey, SignedInvite};
-pub use event_loop::MAX_STRANGERS_CONNECTED;
 pub use gossip::{GossipCounts, MAX_GOSSIP_IN_FLIGHT, MIN_CHECKPOINT_INTERVAL};
 pub use libp2p::Multiaddr;
 use libp2p::PeerId;
 use libp2p::multiaddr::Protocol;
 use serde::{Deserialize, Serialize};
+pub use strangers::{MAX_STRANGERS_CONNECTED, MAX_STRANGERS_PER_ADDRESS};
 pub(crate) use sync::UNANSWERED;
 pub use sync::{HANDSHAKE_DEADLINE, MAX_RECONCILE_ROUNDS};
 use tokio::sync::{mpsc, oneshot};
