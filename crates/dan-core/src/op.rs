@@ -2,6 +2,8 @@
 //! that made it and chained to that instance's previous op (`seq`, `prev`).
 //! An op's id is the BLAKE3 digest of its canonical signed bytes.
 
+use std::collections::HashMap;
+
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -172,28 +174,27 @@ pub enum SignError {
     TooLarge(usize),
 }
 
-/// Checks the signatures of `ops`. Returns the verified ops and the ones
-/// whose signature is invalid. Uses batch verification when all are valid
-/// (the common case) and checks one by one otherwise; either way an op is
-/// accepted only if its signature passes strict single verification or the
-/// batch containing it passes.
+/// Checks the signatures of `ops`, one by one under the strict rules of
+/// [`PeerKey::verify`]: the verified ops and the ones whose signature is
+/// invalid, each in their order.
+///
+/// Not batch verification: ed25519-dalek's batch equation is not multiplied
+/// by the cofactor, so a signature whose `R` carries a small-order part
+/// passes a batch or fails it depending on the random weights, that is on
+/// which other ops share the batch, while strict single verification
+/// always refuses it. An op's fate must not depend on its neighbours: two
+/// instances would split on one member's chain with nothing to prove it.
 pub fn verify_ops(ops: Vec<Op>) -> (Vec<VerifiedOp>, Vec<Op>) {
-    let keys: Option<Vec<VerifyingKey>> = ops
-        .iter()
-        .map(|op| op.body().origin.verifying_key().ok())
-        .collect();
-    if let Some(keys) = keys {
-        let messages: Vec<Vec<u8>> = ops.iter().map(|op| op.body().signing_bytes()).collect();
-        let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        let signatures: Vec<Signature> = ops.iter().map(|op| *op.signature()).collect();
-        if ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok() {
-            return (ops.into_iter().map(VerifiedOp).collect(), Vec::new());
-        }
-    }
+    let mut keys: HashMap<PeerKey, Option<VerifyingKey>> = HashMap::new();
     let (good, bad): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(|op| {
-        op.body()
-            .origin
-            .verify(&op.body().signing_bytes(), op.signature())
+        let origin = op.body().origin;
+        let key = keys
+            .entry(origin)
+            .or_insert_with(|| origin.verifying_key().ok());
+        key.as_ref().is_some_and(|key| {
+            key.verify_strict(&op.body().signing_bytes(), op.signature())
+                .is_ok()
+        })
     });
     (good.into_iter().map(VerifiedOp).collect(), bad)
 }
@@ -249,6 +250,71 @@ mod tests {
         let (ok, bad) = verify_ops(vec![good.op().clone(), forged.clone()]);
         assert_eq!(ok, vec![good]);
         assert_eq!(bad, vec![forged]);
+    }
+
+    /// `body` signed by the key of `seed` with a signature whose `R` has
+    /// the order-2 point added: `s` is computed over that `R`, so only the
+    /// small-order part is off.
+    fn signed_with_a_small_order_part(seed: [u8; 32], body: OpBody) -> Op {
+        use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::{Digest, Sha512};
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let mut order_two = [0xff; 32];
+        order_two[0] = 0xec;
+        order_two[31] = 0x7f;
+        let order_two = CompressedEdwardsY(order_two)
+            .decompress()
+            .unwrap_or_else(|| panic!("(0, -1) is a point"));
+        let nonce = Scalar::from_bytes_mod_order([9; 32]);
+        let r = (EdwardsPoint::mul_base(&nonce) + order_two)
+            .compress()
+            .to_bytes();
+        let challenge = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(r)
+                .chain_update(signing.verifying_key().as_bytes())
+                .chain_update(body.signing_bytes())
+                .finalize()
+                .into(),
+        );
+        let s = nonce + challenge * signing.to_scalar();
+        let key = Keypair::from_secret(seed);
+        let op = VerifiedOp::sign(body, &key).unwrap_or_else(|e| panic!("{e}"));
+        let mut bytes = op.bytes().to_vec();
+        let len = bytes.len();
+        bytes[len - 64..len - 32].copy_from_slice(&r);
+        bytes[len - 32..].copy_from_slice(s.as_bytes());
+        Op::decode(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Failed before: ed25519-dalek's batch accepted such a signature for
+    /// about half of its random weights, so whether a member's op was
+    /// accepted depended on the ops sharing its batch.
+    #[test]
+    fn bad_input_a_signature_with_a_small_order_part_is_refused_whatever_shares_its_check() {
+        let seed = [5; 32];
+        let pair = Keypair::from_secret(seed);
+        let bent = signed_with_a_small_order_part(seed, body(pair.public(), 1));
+        assert!(
+            !pair
+                .public()
+                .verify(&bent.body().signing_bytes(), bent.signature())
+        );
+        let honest: Vec<Op> = (2..50)
+            .map(|seq| {
+                VerifiedOp::sign(body(pair.public(), seq), &pair)
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .0
+            })
+            .collect();
+        for shared in 0..honest.len() {
+            let mut ops = honest[..shared].to_vec();
+            ops.insert(shared / 2, bent.clone());
+            let (good, bad) = verify_ops(ops);
+            assert_eq!(bad, vec![bent.clone()], "sharing its check with {shared}");
+            assert_eq!(good.len(), shared);
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Benchmark: ingest of signed ~300-byte record ops (decode, batch signature
+//! Benchmark: ingest of signed ~300-byte record ops (decode, signature
 //! verification, chain and rule checks, one SQLite transaction per batch)
 //! into a real SQLite file, and the start-up integrity check over the result.
 //!
@@ -85,7 +85,7 @@ fn main() {
     }
     let verify = start.elapsed();
     println!(
-        "decode + batch verify only: {:.0} ops/s ({verify:.2?})",
+        "decode + verify only (one core): {:.0} ops/s ({verify:.2?})",
         count as f64 / verify.as_secs_f64()
     );
 

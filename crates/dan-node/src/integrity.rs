@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::error::NodeError;
 
 /// Ops applied per batch while replaying the log.
-const REPLAY_BATCH: usize = crate::verify::BATCH;
+const REPLAY_BATCH: usize = 1024;
 
 /// A problem with one op of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -1,19 +1,15 @@
 //! Signature checks spread over the machine's cores and kept off the async
-//! workers: batch verification is most of the cost of ingest and start-up,
-//! and while it runs the instance must go on answering peers and the UI.
+//! workers: verification is most of the cost of ingest and start-up, and
+//! while it runs the instance must go on answering peers and the UI.
 
 use dan_core::op::verify_ops;
 use dan_core::{Op, VerifiedOp};
 
-/// Ops per signature batch: one forged op in a batch makes its ops be
-/// checked one by one, so batches stay small enough for that to be cheap.
-pub(crate) const BATCH: usize = 1024;
-
 /// Fewest ops worth a thread (and a hop off the async workers) of their own.
 const MIN_OPS_PER_THREAD: usize = 256;
 
-/// Checks the signatures of `ops` on as many cores as help, in batches of
-/// [`BATCH`]: the verified ops and the forged ones, each in their order.
+/// Checks the signatures of `ops` on as many cores as help: the verified
+/// ops and the forged ones, each in their order.
 pub(crate) fn verify_parallel(mut ops: Vec<Op>) -> (Vec<VerifiedOp>, Vec<Op>) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.min(ops.len() / MIN_OPS_PER_THREAD).max(1);
@@ -27,7 +23,7 @@ pub(crate) fn verify_parallel(mut ops: Vec<Op>) -> (Vec<VerifiedOp>, Vec<Op>) {
     let checked: Vec<(Vec<VerifiedOp>, Vec<Op>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|part| scope.spawn(move || verify_in_batches(part)))
+            .map(|part| scope.spawn(move || verify_ops(part)))
             .collect();
         handles
             .into_iter()
@@ -41,18 +37,6 @@ pub(crate) fn verify_parallel(mut ops: Vec<Op>) -> (Vec<VerifiedOp>, Vec<Op>) {
     let mut verified = Vec::new();
     let mut forged = Vec::new();
     for (good, bad) in checked {
-        verified.extend(good);
-        forged.extend(bad);
-    }
-    (verified, forged)
-}
-
-fn verify_in_batches(mut ops: Vec<Op>) -> (Vec<VerifiedOp>, Vec<Op>) {
-    let mut verified = Vec::with_capacity(ops.len());
-    let mut forged = Vec::new();
-    while !ops.is_empty() {
-        let rest = ops.split_off(ops.len().min(BATCH));
-        let (good, bad) = verify_ops(std::mem::replace(&mut ops, rest));
         verified.extend(good);
         forged.extend(bad);
     }
