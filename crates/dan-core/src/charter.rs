@@ -14,7 +14,7 @@ use crate::identity::{Keypair, PeerKey};
 use crate::record::{FieldValue, RecordAction, RecordError, check_label};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// Largest encoded genesis, in bytes.
 pub const MAX_GENESIS_BYTES: usize = 64 * 1024;
 /// Members a network needs before it accepts records (invariant 1).
@@ -445,6 +445,12 @@ mod tests {
             "Ada\u{202e}nimda",
             "Ada\u{200b}",
             "Ada\n",
+            // Padding the count does not see, and names of fillers only
+            // (second attacker review).
+            &format!("Ada{}", "\u{3000}".repeat(20_000)),
+            " Ada",
+            "\u{3164}\u{3164}",
+            "Ada\u{fe0f}",
         ] {
             let mut bad = genesis();
             bad.founder_name = name.to_owned();

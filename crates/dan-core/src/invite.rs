@@ -111,9 +111,14 @@ pub fn is_plain_char(c: char) -> bool {
 }
 
 /// Whether `name` is fit as an instance or admin name: 1 to 64 characters
-/// of plain text (see [`is_plain_text`]).
+/// of plain text (see [`is_plain_text`]), with no space at either end and
+/// no invisible filler (a name that is blank, or padded far past what the
+/// count shows).
 pub fn is_plain_name(name: &str) -> bool {
-    (1..=64).contains(&name.trim().chars().count()) && is_plain_text(name)
+    name == name.trim()
+        && (1..=64).contains(&name.chars().count())
+        && is_plain_text(name)
+        && !name.chars().any(crate::record::is_invisible)
 }
 
 pub use crate::look_alike::names_look_alike;

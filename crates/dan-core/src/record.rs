@@ -155,15 +155,19 @@ pub fn check_label(what: &'static str, text: &str) -> Result<(), RecordError> {
     })
 }
 
-/// Spaces other than U+0020, invisible fillers, joiners, variation
-/// selectors and tags (a name that looks like another, or blank),
-/// noncharacters, and the characters the command line and the window give
-/// a meaning (`=`, `:` and the tag separator `,`).
+/// The characters the command line and the window give a meaning (`=`,
+/// `:` and the tag separator `,`), and the ones of [`is_invisible`].
 fn is_refused_in_label(c: char) -> bool {
+    matches!(c, '=' | ':' | ',') || is_invisible(c)
+}
+
+/// Spaces other than U+0020, invisible fillers, joiners, variation
+/// selectors and tags (a name that looks like another, or blank), and
+/// noncharacters.
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '=' | ':' | ','
-            | '\u{00a0}' | '\u{034f}' | '\u{0600}'..='\u{0605}' | '\u{06dd}' | '\u{070f}'
+        '\u{00a0}' | '\u{034f}' | '\u{0600}'..='\u{0605}' | '\u{06dd}' | '\u{070f}'
             | '\u{08e2}' | '\u{115f}' | '\u{1160}' | '\u{1680}' | '\u{17b4}' | '\u{17b5}'
             | '\u{180b}'..='\u{180f}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}'
             | '\u{206a}'..='\u{206f}' | '\u{2800}' | '\u{3000}' | '\u{3164}' | '\u{fdd0}'..='\u{fdef}'
@@ -499,7 +503,9 @@ impl RecordState {
 
     /// Whether writing `action` here (as the newest change, so it wins
     /// every register) keeps the record shown within [`MAX_RECORD_FIELDS`]
-    /// and [`MAX_RECORD_FIELDS_BYTES`].
+    /// and [`MAX_RECORD_FIELDS_BYTES`], or at least does not make it bigger:
+    /// a record merged past the limits from others' changes still takes a
+    /// change that does not grow it (a title, a tag, a removed field).
     pub fn check_growth(&self, action: &RecordAction) -> Result<(), RecordError> {
         let RecordAction::Update { fields, .. } = action else {
             return Ok(());
@@ -512,17 +518,23 @@ impl RecordState {
             .iter()
             .filter_map(|name| Some((name.as_str(), merged.value(name)?)))
             .collect();
+        let size = |shown: &BTreeMap<&str, &FieldValue>| -> usize {
+            shown
+                .iter()
+                .map(|(name, value)| field_size(name, value))
+                .sum()
+        };
+        let (count_before, bytes_before) = (shown.len(), size(&shown));
         for (name, value) in fields {
             match value {
                 Some(value) => shown.insert(name, value),
                 None => shown.remove(name.as_str()),
             };
         }
-        let bytes: usize = shown
-            .iter()
-            .map(|(name, value)| field_size(name, value))
-            .sum();
-        if shown.len() > MAX_RECORD_FIELDS || bytes > MAX_RECORD_FIELDS_BYTES {
+        let bytes = size(&shown);
+        let too_many = shown.len() > MAX_RECORD_FIELDS && shown.len() > count_before;
+        let too_big = bytes > MAX_RECORD_FIELDS_BYTES && bytes > bytes_before;
+        if too_many || too_big {
             return Err(RecordError::TooMuch(format!(
                 "the record would hold {} fields of {bytes} bytes; the limit is \
                  {MAX_RECORD_FIELDS} fields and {MAX_RECORD_FIELDS_BYTES} bytes",

@@ -752,7 +752,7 @@ impl Node {
         let net = self
             .net()
             .ok_or_else(|| NodeError::Invalid("the network layer is not running".into()))?;
-        let admin_name = admin_name.unwrap_or(&self.inner().name).to_owned();
+        let admin_name = admin_name.unwrap_or(&self.inner().name).trim().to_owned();
         net.join(self, &invite, &admin_name).await
     }
 

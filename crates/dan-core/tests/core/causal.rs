@@ -943,6 +943,25 @@ fn bad_input_a_record_grown_by_many_changes_shows_a_bounded_number_of_fields() {
         replica.check_growth(&id, &action),
         Err(dan_core::record::RecordError::TooMuch(_))
     ));
+    // But a change that does not make it bigger still goes through, so one
+    // member merging a record past the limits cannot block every edit of it
+    // (attacker review: a title edit was refused).
+    let retitled = RecordAction::Update {
+        title: Some("Still editable".into()),
+        fields: [("f0001".to_owned(), Some(FieldValue::Int(-1)))].into(),
+        tags: None,
+    };
+    replica
+        .check_growth(&id, &retitled)
+        .expect("a change that does not grow the record");
+    let trimmed = RecordAction::Update {
+        title: None,
+        fields: [("f0599".to_owned(), None)].into(),
+        tags: None,
+    };
+    replica
+        .check_growth(&id, &trimmed)
+        .expect("a change that removes a field");
 }
 
 // Issue 9, item 5: a member signing two votes on one proposal (yes, then
