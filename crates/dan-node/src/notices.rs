@@ -174,16 +174,30 @@ fn plain(text: &str, instead: &str) -> String {
 
 /// Whether a desktop could take some of `text` for a web or mail address:
 /// a scheme (`https://`), `www.`, an `@`, or a dot between a letter or digit
-/// and two letters (`bank.example`).
+/// and two letters (`bank.example`). Dots and `@`s that IDNA or a desktop
+/// reads as such count, and marks or symbols between the letters and the
+/// dot (`bank\u{34f}.com`) are looked through.
 fn reads_like_an_address(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    if lower.contains("://") || lower.contains("www.") || lower.contains('@') {
+    const DOTS: [char; 4] = ['.', '\u{ff0e}', '\u{3002}', '\u{ff61}'];
+    const ATS: [char; 3] = ['@', '\u{ff20}', '\u{fe6b}'];
+    let lower: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| {
+            c.is_alphanumeric()
+                || c.is_whitespace()
+                || c.is_ascii_punctuation()
+                || DOTS.contains(c)
+                || ATS.contains(c)
+        })
+        .collect();
+    if lower.contains("://") || lower.contains("www.") || lower.contains(ATS) {
         return true;
     }
     let chars: Vec<char> = lower.chars().collect();
     chars.windows(4).any(|w| {
         w[0].is_alphanumeric()
-            && matches!(w[1], '.' | '\u{ff0e}' | '\u{3002}')
+            && DOTS.contains(&w[1])
             && w[2].is_alphabetic()
             && w[3].is_alphabetic()
     })
@@ -289,6 +303,11 @@ mod tests {
             "support@bank",
             "bank.example",
             "Bank\u{ff0e}com",
+            // Second attacker review: a halfwidth dot, a mark before the
+            // dot, a fullwidth `@`.
+            "bank\u{ff61}com",
+            "bank\u{34f}.com",
+            "support\u{ff20}bank",
         ] {
             let mut asked = Attention::default();
             asked.waiting.insert(
