@@ -27,9 +27,24 @@ pub fn args(data_dir: &Path) -> Vec<String> {
 /// from one (`appimage`, as Tauri found it: what the entry names, not the
 /// copy mounted from it), this executable otherwise.
 pub fn program(appimage: Option<PathBuf>) -> std::io::Result<PathBuf> {
-    match appimage {
-        Some(appimage) if cfg!(target_os = "linux") => Ok(appimage),
-        _ => tauri::utils::platform::current_exe(),
+    let exe = tauri::utils::platform::current_exe()?;
+    let mounted_at = std::env::var_os("APPDIR").map(PathBuf::from);
+    Ok(program_of(exe, appimage, mounted_at.as_deref()))
+}
+
+/// [`program`] from what it is told: `APPIMAGE` is believed only when this
+/// executable runs from inside the AppImage's mount (`APPDIR`) and names a
+/// file. A DAN from a package started by another AppImage (a terminal, a
+/// file manager) inherits that one's `APPIMAGE`, and would otherwise write
+/// that program into the log-in entry.
+fn program_of(exe: PathBuf, appimage: Option<PathBuf>, mounted_at: Option<&Path>) -> PathBuf {
+    match (appimage, mounted_at) {
+        (Some(appimage), Some(mounted_at))
+            if cfg!(target_os = "linux") && exe.starts_with(mounted_at) && appimage.is_file() =>
+        {
+            appimage
+        }
+        _ => exe,
     }
 }
 
@@ -166,12 +181,41 @@ mod tests {
         assert!(spaced.is_some_and(|why| why.contains("its data folder is at /home/u/my data")));
         assert!(unstartable(Path::new("/opt/$x/dan"), Path::new("/d")).is_some());
         // An AppImage saved a second time by a browser.
-        let appimage = program(Some("/home/u/Downloads/DAN (1).AppImage".into()));
+        let appimage = Path::new("/home/u/Downloads/DAN (1).AppImage");
         assert!(
-            appimage
-                .ok()
-                .and_then(|p| unstartable(&p, Path::new("/d")))
+            unstartable(appimage, Path::new("/d"))
                 .is_some_and(|why| why.starts_with("DAN is at /home/u/Downloads/DAN (1).AppImage"))
+        );
+    }
+
+    // Second attacker review: a DAN from a package, started by another
+    // AppImage, inherits that one's `APPIMAGE`; it must not write that
+    // program into the log-in entry.
+    #[test]
+    fn bad_input_an_appimage_named_by_the_environment_counts_only_when_dan_runs_from_it() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let appimage = folder.path().join("DAN.AppImage");
+        std::fs::write(&appimage, b"an AppImage").expect("write");
+        let mounted = Path::new("/tmp/.mount_DANx1");
+        let inside = mounted.join("usr/bin/dan-desktop");
+        assert_eq!(
+            program_of(inside.clone(), Some(appimage.clone()), Some(mounted)),
+            appimage
+        );
+        let packaged = PathBuf::from("/usr/bin/dan-desktop");
+        let terminal = Path::new("/tmp/.mount_Termy2");
+        assert_eq!(
+            program_of(packaged.clone(), Some(appimage.clone()), Some(terminal)),
+            packaged
+        );
+        assert_eq!(program_of(packaged.clone(), Some(appimage), None), packaged);
+        assert_eq!(
+            program_of(
+                inside.clone(),
+                Some(folder.path().join("gone")),
+                Some(mounted)
+            ),
+            inside
         );
     }
 }
