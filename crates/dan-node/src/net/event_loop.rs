@@ -327,7 +327,7 @@ impl EventLoop {
                     }
                     // Governance changed (a vote, a new charter): peers
                     // are judged again.
-                    Ok(NodeEvent::MembersChanged) => self.on_tick(),
+                    Ok(NodeEvent::MembersChanged) => self.follow_members(),
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -335,7 +335,7 @@ impl EventLoop {
                 // and gossip follow it at once.
                 Ok(()) = self.facts.changed() => {
                     tokio::spawn(sync::rescore(self.node.clone(), self.handle.clone()));
-                    self.on_tick();
+                    self.follow_members();
                 }
                 _ = tick.tick() => self.on_tick(),
             }
@@ -425,7 +425,10 @@ impl EventLoop {
                 }
                 let Some(key) = key_of(&peer_id) else { return };
                 let from = match &endpoint {
-                    ConnectedPoint::Listener { send_back_addr, .. } => source_of(send_back_addr),
+                    ConnectedPoint::Listener {
+                        local_addr,
+                        send_back_addr,
+                    } => source_of(local_addr, send_back_addr),
                     ConnectedPoint::Dialer { .. } => None,
                 };
                 // Only connections others open count against the cap: what
@@ -1176,8 +1179,28 @@ impl EventLoop {
 
     /// Periodic work: re-handshake and reconcile with connected peers, dial
     /// members that are not connected, refresh Kademlia.
+    /// The periodic tick: what follows the members, and every few ticks a
+    /// checkpoint and a Kademlia bootstrap.
     fn on_tick(&mut self) {
         self.ticks += 1;
+        self.follow_members();
+        if self.ticks.is_multiple_of(CHECKPOINT_EVERY_TICKS) {
+            tokio::spawn(sync::publish_checkpoint(
+                self.node.clone(),
+                self.handle.clone(),
+            ));
+        }
+        if self.ticks.is_multiple_of(30) && self.swarm.connected_peers().next().is_some() {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+
+    /// Judges the connected peers again, follows the members in the relay
+    /// gate, lets go of peers that are no members any more, dials members,
+    /// and asks how a join goes. Also run when the members change, which a
+    /// member's ops can make happen at its own pace: so this never counts
+    /// as a tick (no checkpoint is signed for it).
+    fn follow_members(&mut self) {
         self.ensure_topic();
         let now = Instant::now();
         self.relay_refusals.retain(|_, (until, _)| *until > now);
@@ -1257,15 +1280,6 @@ impl EventLoop {
                 .map(|p| p.addrs)
                 .unwrap_or_default();
             self.on_command(Command::Dial { peer, addrs });
-        }
-        if self.ticks.is_multiple_of(CHECKPOINT_EVERY_TICKS) {
-            tokio::spawn(sync::publish_checkpoint(
-                self.node.clone(),
-                self.handle.clone(),
-            ));
-        }
-        if self.ticks.is_multiple_of(30) && !connected.is_empty() {
-            let _ = self.swarm.behaviour_mut().kad.bootstrap();
         }
         if let Some(invite) = self
             .node

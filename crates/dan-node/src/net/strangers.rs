@@ -24,22 +24,39 @@ pub(crate) enum Source {
     V4(Ipv4Addr),
     /// An IPv6 /64 (one site's prefix).
     V6([u16; 4]),
-    /// Through a relay, at its address.
-    Relayed(Box<Source>),
+    /// Through a relay: the relay's peer id, or its address where the
+    /// circuit names no peer id.
+    Relayed(String),
 }
 
-/// The source of a connection opened from `addr` (the address the other
-/// side connected from), if it names one.
-pub(crate) fn source_of(addr: &Multiaddr) -> Option<Source> {
-    let ip = addr.iter().find_map(|p| match p {
+/// The source of a connection the other side opened: `local_addr` is the
+/// address it reached this instance at, `send_back_addr` the one it came
+/// from. A connection through a relay counts against that relay: libp2p
+/// gives such a connection only the other side's peer id as
+/// `send_back_addr`, and the relay in `local_addr` (this instance's
+/// listening address through it).
+pub(crate) fn source_of(local_addr: &Multiaddr, send_back_addr: &Multiaddr) -> Option<Source> {
+    let relayed = |addr: &Multiaddr| addr.iter().any(|p| p == Protocol::P2pCircuit);
+    if let Some(circuit) = [local_addr, send_back_addr]
+        .into_iter()
+        .find(|a| relayed(a))
+    {
+        let relay: Vec<Protocol> = circuit
+            .iter()
+            .take_while(|p| *p != Protocol::P2pCircuit)
+            .collect();
+        let named = relay.iter().rev().find_map(|p| match p {
+            Protocol::P2p(peer) => Some(peer.to_string()),
+            _ => None,
+        });
+        let address = || relay.iter().cloned().collect::<Multiaddr>().to_string();
+        return Some(Source::Relayed(named.unwrap_or_else(address)));
+    }
+    send_back_addr.iter().find_map(|p| match p {
         Protocol::Ip4(ip) => Some(Source::V4(ip)),
         Protocol::Ip6(ip) => Some(Source::V6(prefix_64(ip))),
         _ => None,
-    });
-    if addr.iter().any(|p| p == Protocol::P2pCircuit) {
-        return ip.map(|ip| Source::Relayed(Box::new(ip)));
-    }
-    ip
+    })
 }
 
 fn prefix_64(ip: Ipv6Addr) -> [u16; 4] {
@@ -65,17 +82,50 @@ mod tests {
         text.parse().expect("multiaddr")
     }
 
+    /// The source of a direct connection from `from`.
+    fn direct(from: &str) -> Option<Source> {
+        source_of(&addr("/ip4/127.0.0.1/tcp/4001"), &addr(from))
+    }
+
+    const RELAY: &str = "12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5";
+    const SOMEONE: &str = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+
+    // Second attacker review: a connection through a relay, as libp2p
+    // gives it (the other side's peer id only as `send_back_addr`, the
+    // relay in `local_addr`), named no source, so throwaway keys through
+    // one relay could take every place.
+    #[test]
+    fn bad_input_strangers_through_one_relay_share_one_address() {
+        let through = |relay: &str| {
+            source_of(
+                &addr(&format!(
+                    "/ip4/198.51.100.1/tcp/4001/p2p/{relay}/p2p-circuit"
+                )),
+                &addr(&format!("/p2p/{SOMEONE}")),
+            )
+        };
+        let relayed = through(RELAY);
+        assert_eq!(relayed, Some(Source::Relayed(RELAY.into())));
+        assert_ne!(relayed, through(SOMEONE), "another relay");
+        assert_ne!(relayed, direct("/ip4/198.51.100.1/tcp/4001"));
+        let others = vec![relayed.clone(); MAX_STRANGERS_PER_ADDRESS];
+        assert!(!room_for_one_more(&others, relayed.as_ref()));
+        let unnamed = source_of(
+            &addr("/ip4/198.51.100.1/tcp/4001/p2p-circuit"),
+            &addr(&format!("/p2p/{SOMEONE}")),
+        );
+        assert_eq!(
+            unnamed,
+            Some(Source::Relayed("/ip4/198.51.100.1/tcp/4001".into()))
+        );
+    }
+
     #[test]
     fn bad_input_strangers_get_a_bounded_share_per_address_and_in_all() {
-        let one = source_of(&addr("/ip4/203.0.113.7/tcp/4001"));
-        let same_site = source_of(&addr("/ip6/2001:db8:1:2::5/tcp/4001"));
-        assert_eq!(
-            same_site,
-            source_of(&addr("/ip6/2001:db8:1:2:ffff::9/tcp/9"))
-        );
-        assert_ne!(same_site, source_of(&addr("/ip6/2001:db8:1:3::5/tcp/4001")));
-        let relayed = source_of(&addr("/ip4/198.51.100.1/tcp/4001/p2p-circuit"));
-        assert_ne!(relayed, source_of(&addr("/ip4/198.51.100.1/tcp/4001")));
+        let one = direct("/ip4/203.0.113.7/tcp/4001");
+        let same_site = direct("/ip6/2001:db8:1:2::5/tcp/4001");
+        assert_eq!(same_site, direct("/ip6/2001:db8:1:2:ffff::9/tcp/9"));
+        assert_ne!(same_site, direct("/ip6/2001:db8:1:3::5/tcp/4001"));
 
         let mut others = vec![one.clone(); MAX_STRANGERS_PER_ADDRESS - 1];
         assert!(room_for_one_more(&others, one.as_ref()));
@@ -90,7 +140,7 @@ mod tests {
         );
         others.extend(
             (0..MAX_STRANGERS_CONNECTED - others.len())
-                .map(|n| source_of(&addr(&format!("/ip4/192.0.2.{n}/tcp/1")))),
+                .map(|n| direct(&format!("/ip4/192.0.2.{n}/tcp/1"))),
         );
         assert!(
             !room_for_one_more(&others, same_site.as_ref()),
