@@ -80,6 +80,10 @@ export class App {
         break;
       }
       case "launch_link":
+        // Kept until there is an instance to join with: the first-run and
+        // unlock forms stay as the person left them (the render after them
+        // takes the link).
+        if (this.info?.stage !== "ready") break;
         void this.render();
         break;
       case "checkpoint_now":

@@ -32,10 +32,10 @@ const status = {
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-/** An app started on a fake instance with an active network. */
-async function started(): Promise<{ client: Api; root: HTMLElement }> {
+/** An app started on a fake instance with an active network (or at `stage`). */
+async function started(stage = "ready"): Promise<{ client: Api; root: HTMLElement }> {
   const client = {
-    appInfo: vi.fn(async () => ({ stage: "ready", data_dir: "/d", admin_remaining_ms: 0 })),
+    appInfo: vi.fn(async () => ({ stage, data_dir: "/d", admin_remaining_ms: 0 })),
     status: vi.fn(async () => status),
     members: vi.fn(async () => []),
     proposals: vi.fn(async () => []),
@@ -65,6 +65,18 @@ describe("the app shell", () => {
     const after = root.querySelector('form[aria-label="New record"] [aria-label="Title"]') as HTMLInputElement | null;
     expect(after).toBe(title);
     expect(after?.value).toBe("Half typed");
+  });
+
+  it("keeps the first-run form as it is when an invite link is clicked meanwhile, and takes the link once the instance exists", async () => {
+    const { client, root } = await started("first_run");
+    const name = root.querySelector('[aria-label="First run"] input') as HTMLInputElement;
+    name.value = "Half typed";
+    for (const handler of handlers) handler({ payload: { kind: "launch_link" } });
+    await flush();
+    await flush();
+    expect(root.querySelector('[aria-label="First run"] input')).toBe(name);
+    expect(name.value).toBe("Half typed");
+    expect(client.takeLaunchLink).not.toHaveBeenCalled();
   });
 
   it("moves between tabs with the arrow keys, one tab stop for all", async () => {
