@@ -433,11 +433,14 @@ fn field_size(name: &str, value: &FieldValue) -> usize {
 #[derive(Clone, Debug)]
 pub struct RecordState {
     id: RecordId,
-    by_collection: BTreeMap<String, Merged>,
+    /// Sorted by collection. A vector, not a map: a record almost always
+    /// has one, and a map's smallest node holds eleven (a replica keeps
+    /// every record in memory).
+    by_collection: Vec<(String, Merged)>,
     /// The create ops applied, by chain position (origin, seq), with the
     /// collection each named: updates and deletes name the create they
-    /// build on.
-    creates: BTreeMap<(PeerKey, u64), String>,
+    /// build on. Sorted by position; a vector for the same reason.
+    creates: Vec<((PeerKey, u64), String)>,
 }
 
 /// One collection's merge state of a record: one register per field, plus
@@ -460,20 +463,24 @@ impl RecordState {
     pub fn new(id: RecordId) -> Self {
         RecordState {
             id,
-            by_collection: BTreeMap::new(),
-            creates: BTreeMap::new(),
+            by_collection: Vec::new(),
+            creates: Vec::new(),
         }
     }
 
     /// Notes that the create op at `at` (origin, seq) named `collection`.
     pub fn note_create(&mut self, at: (PeerKey, u64), collection: &str) {
-        self.creates.insert(at, collection.to_owned());
+        match self.creates.binary_search_by_key(&at, |(at, _)| *at) {
+            Ok(found) => self.creates[found].1 = collection.to_owned(),
+            Err(slot) => self.creates.insert(slot, (at, collection.to_owned())),
+        }
     }
 
     /// The collection the create op at `at` named, if that op is a create
     /// of this record.
     pub fn created_in(&self, at: &(PeerKey, u64)) -> Option<&str> {
-        self.creates.get(at).map(String::as_str)
+        let found = self.creates.binary_search_by_key(at, |(at, _)| *at).ok()?;
+        Some(self.creates[found].1.as_str())
     }
 
     /// The first create op applied (by chain position) of the collection
@@ -495,10 +502,15 @@ impl RecordState {
         stamp: Stamp,
         origin: PeerKey,
     ) {
-        self.by_collection
-            .entry(collection.to_owned())
-            .or_default()
-            .apply(action, stamp, origin);
+        let found = self
+            .by_collection
+            .binary_search_by(|(name, _)| name.as_str().cmp(collection));
+        let slot = found.unwrap_or_else(|slot| {
+            self.by_collection
+                .insert(slot, (collection.to_owned(), Merged::default()));
+            slot
+        });
+        self.by_collection[slot].1.apply(action, stamp, origin);
     }
 
     /// Whether writing `action` here (as the newest change, so it wins
