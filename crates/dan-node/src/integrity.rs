@@ -2,7 +2,7 @@
 //! op log alone and compare it with the materialized tables, so rows edited
 //! behind the instance's back are found and named.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use dan_core::replica::OpRejection;
@@ -124,44 +124,50 @@ pub async fn check(
     }
 }
 
-/// Compares the records rebuilt from the log with the stored rows.
+/// Compares the records rebuilt from the log with the stored rows, one row
+/// at a time (never a second copy of every record in memory).
 fn compare(
     replica: &Replica,
     rows: Vec<Result<RecordView, dan_store::RowError>>,
     report: &mut IntegrityReport,
 ) {
-    let mut expected: HashMap<RecordId, RecordView> = replica
-        .records()
-        .map(|view| (view.id.clone(), view))
-        .collect();
     report.records_checked = rows.len() as u64;
+    let mut stored_ids: HashSet<RecordId> = HashSet::with_capacity(rows.len());
     for row in rows {
-        match row {
-            Err(damaged) => report.mismatched_records.push(RecordMismatch {
-                id: damaged.id,
-                problem: damaged.problem,
-            }),
-            Ok(stored) => match expected.remove(&stored.id) {
-                None => report.mismatched_records.push(RecordMismatch {
-                    id: stored.id.to_string(),
-                    problem: "the row has no signed ops behind it".into(),
-                }),
-                Some(truth) if truth != stored => report.mismatched_records.push(RecordMismatch {
-                    id: stored.id.to_string(),
-                    problem: format!(
-                        "edited outside DAN ({})",
-                        differing_columns(&truth, &stored)
-                    ),
-                }),
-                Some(_) => {}
-            },
-        }
-    }
-    for id in expected.into_keys() {
+        let stored = match row {
+            Ok(stored) => stored,
+            Err(damaged) => {
+                report.mismatched_records.push(RecordMismatch {
+                    id: damaged.id,
+                    problem: damaged.problem,
+                });
+                continue;
+            }
+        };
+        let problem = match replica.record(&stored.id) {
+            None => "the row has no signed ops behind it".to_owned(),
+            Some(truth) if truth != stored => format!(
+                "edited outside DAN ({})",
+                differing_columns(&truth, &stored)
+            ),
+            Some(_) => {
+                stored_ids.insert(stored.id);
+                continue;
+            }
+        };
+        stored_ids.insert(stored.id.clone());
         report.mismatched_records.push(RecordMismatch {
-            id: id.to_string(),
-            problem: "the row is missing".into(),
+            id: stored.id.to_string(),
+            problem,
         });
+    }
+    for view in replica.records() {
+        if !stored_ids.contains(&view.id) {
+            report.mismatched_records.push(RecordMismatch {
+                id: view.id.to_string(),
+                problem: "the row is missing".into(),
+            });
+        }
     }
     report.mismatched_records.sort_by(|a, b| a.id.cmp(&b.id));
 }
