@@ -336,6 +336,11 @@ impl Instance {
         self.start(&args)
     }
 
+    /// The process id of the running `dan run`, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The `dan` executable this instance runs.
     pub fn bin(&self) -> &Path {
         &self.bin

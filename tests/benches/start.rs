@@ -1,0 +1,93 @@
+//! Benchmark of an instance's start and memory at size: a real `dan run`
+//! process whose data folder holds N records (`DAN_BENCH_RECORDS`, default
+//! 100000, each ~300 bytes of content) in a network of one (min-members 1).
+//!
+//! It prints, for the instance that imported them and for the same data
+//! folder started afresh: the time from `dan run` until it answers
+//! `dan status` (key unlock, integrity check and replay included), and the
+//! process's resident memory (`VmRSS`) and its peak (`VmHWM`).
+//!
+//! Run: `cargo bench -p dan-tests --bench start` (builds `dan` in release
+//! first: `cargo build --release -p dan-cli`).
+
+use std::time::Instant;
+
+use dan_tests::process::Instance;
+
+/// Records per import file (one `dan record import` each).
+const FILE_RECORDS: usize = 50_000;
+
+/// The content of record `n`: about 300 bytes, distinct per record.
+fn content(n: usize) -> String {
+    let text = format!("Record number {n} of the start benchmark. ");
+    text.repeat(300 / text.len() + 1)[..300].to_owned()
+}
+
+/// `VmRSS` and `VmHWM` of process `pid`, in MiB.
+fn memory_of(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .ok_or_else(|| anyhow::anyhow!("no {key} in /proc/{pid}/status"))?;
+        let value: f64 = line
+            .trim_start_matches(key)
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        Ok(value / 1024.0)
+    };
+    Ok((kib("VmRSS:")?, kib("VmHWM:")?))
+}
+
+/// Prints what one running instance uses, under `label`.
+fn report(instance: &Instance, label: &str, records: usize) -> anyhow::Result<()> {
+    let pid = instance
+        .pid()
+        .ok_or_else(|| anyhow::anyhow!("the instance is not running"))?;
+    let (rss, peak) = memory_of(pid)?;
+    let status = instance.json(&["status"])?;
+    println!(
+        "{label}: {} ops held; resident memory {rss:.0} MiB (peak {peak:.0} MiB), {:.2} KiB per record",
+        status["op_count"],
+        rss * 1024.0 / records as f64
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let records: usize = std::env::var("DAN_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut instance = Instance::with_network("start-bench", "Start bench", "1")?;
+    let started = Instant::now();
+    for first in (0..records).step_by(FILE_RECORDS) {
+        let lines: String = (first..records.min(first + FILE_RECORDS))
+            .map(|n| {
+                format!(
+                    "{{\"collection\":\"bench\",\"title\":\"record {n}\",\"fields\":{{\"body\":\"{}\"}}}}\n",
+                    content(n)
+                )
+            })
+            .collect();
+        let file = instance.data_dir().join("import.jsonl");
+        std::fs::write(&file, lines)?;
+        instance.ok(&["record", "import", file.to_str().unwrap_or_default()])?;
+    }
+    println!("imported {records} records in {:.1?}", started.elapsed());
+    report(&instance, "after the import", records)?;
+    instance.stop()?;
+
+    let started = Instant::now();
+    instance.start(&[])?;
+    println!(
+        "start of an instance holding {records} records, until it answers `dan status`: {:.2?}",
+        started.elapsed()
+    );
+    report(&instance, "after a fresh start", records)?;
+    instance.stop()?;
+    Ok(())
+}
