@@ -2,18 +2,17 @@
 //! op log alone and compare it with the materialized tables, so rows edited
 //! behind the instance's back are found and named.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use dan_core::replica::OpRejection;
-use dan_core::{Finding, Hash32, Op, RecordId, RecordView, Replica, SignedGenesis, VerifiedOp};
+use dan_core::{
+    Finding, Hash32, Op, PeerKey, RecordId, RecordView, Replica, SignedGenesis, VerifiedOp,
+};
 use dan_store::{Store, StoredOp};
 use serde::Serialize;
 
 use crate::error::NodeError;
-
-/// Ops applied per batch while replaying the log.
-const REPLAY_BATCH: usize = 1024;
 
 /// A problem with one op of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -97,26 +96,46 @@ pub struct Replayed {
 /// Most replays of the op log one check makes (see [`check`]).
 const MAX_REPLAY_PASSES: usize = 4;
 
+/// Ops (and record rows) read, checked and applied per page: the check
+/// holds one page at a time besides the replica it builds, never the whole
+/// log or table.
+const PAGE: u32 = 2048;
+
 /// Replays the op log into a fresh replica and compares its records with the
-/// table. The replay runs on a blocking thread (signatures checked on every
-/// core), so the async workers stay free meanwhile.
+/// table, a page at a time. Signatures are checked on every core and the
+/// replay runs on blocking threads, so the async workers stay free meanwhile.
+///
+/// The log is in arrival order: a removed member's ops that arrived before
+/// its removal was decided would be applied again. So the log is replayed
+/// until the cut-offs it is given are the ones its end state asks for (one
+/// pass when nothing is cut; a few at most).
 pub async fn check(
     store: &Store,
     genesis: &SignedGenesis,
     findings: &[(Finding, Hash32)],
 ) -> Result<Replayed, NodeError> {
-    let log = store.ops().await?;
-    let rows = store.all_records().await?;
-    let genesis = genesis.clone();
-    let findings = findings.to_vec();
-    let checked = tokio::task::spawn_blocking(move || {
-        let (replica, mut report) = rebuild(&log, &genesis, &findings)?;
-        compare(&replica, rows, &mut report);
-        Ok(Replayed { replica, report })
-    })
-    .await;
-    match checked {
-        Ok(checked) => checked,
+    let mut hints = BTreeMap::new();
+    let mut pass = 0;
+    let (mut replica, mut report) = loop {
+        let (replica, report) = replay(store, genesis, findings, hints.clone()).await?;
+        pass += 1;
+        let wanted = replica.rebuild_hints();
+        if wanted == hints || pass >= MAX_REPLAY_PASSES {
+            break (replica, report);
+        }
+        hints = wanted;
+    };
+    replica.finish_rebuild();
+    let replica = compare(store, replica, &mut report).await?;
+    Ok(Replayed { replica, report })
+}
+
+/// Runs `work` on a blocking thread (a panic there goes on here).
+async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, NodeError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => Ok(done),
         Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
             Err(_) => Err(NodeError::Invalid("the instance is shutting down".into())),
@@ -124,20 +143,155 @@ pub async fn check(
     }
 }
 
-/// Compares the records rebuilt from the log with the stored rows, one row
-/// at a time (never a second copy of every record in memory).
-fn compare(
-    replica: &Replica,
-    rows: Vec<Result<RecordView, dan_store::RowError>>,
+/// One pass over the log: decodes and verifies it page by page and applies
+/// it to a fresh replica, carrying ops that wait for later ones (a create
+/// logged after an edit naming it, a context) from page to page. Ops of
+/// deprecated or removed instances stay in the log but the rules refuse
+/// them: expected, not damage.
+async fn replay(
+    store: &Store,
+    genesis: &SignedGenesis,
+    findings: &[(Finding, Hash32)],
+    hints: BTreeMap<PeerKey, u64>,
+) -> Result<(Replica, IntegrityReport), NodeError> {
+    let mut replica = Replica::new(genesis.clone())?;
+    for (finding, evidence) in findings {
+        replica.deprecate(finding, *evidence);
+    }
+    replica.hint_rebuild(hints);
+    let mut report = IntegrityReport::default();
+    let mut positions: HashMap<Hash32, i64> = HashMap::new();
+    let mut waiting: Vec<VerifiedOp> = Vec::new();
+    let mut refused = Vec::new();
+    let mut after = i64::MIN;
+    loop {
+        let page = store.ops_after(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.pos;
+        report.ops_checked += page.len() as u64;
+        let decoded = decode(&page, &mut positions, &mut report);
+        let (verified, forged) = crate::verify::verify(decoded).await;
+        for op in forged {
+            report.damaged_ops.push(DamagedOp {
+                pos: positions.get(&op.id()).copied().unwrap_or_default(),
+                problem: "its signature does not verify".into(),
+            });
+        }
+        waiting.extend(verified);
+        let batch = std::mem::take(&mut waiting);
+        let (back, outcome) = off_the_workers(move || {
+            let outcome = replica.apply_batch(batch);
+            (replica, outcome)
+        })
+        .await?;
+        replica = back;
+        refused.extend(outcome.rejected);
+        waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
+    }
+    let (replica, outcome) = off_the_workers(move || {
+        let outcome = replica.apply_batch(waiting);
+        (replica, outcome)
+    })
+    .await?;
+    refused.extend(outcome.rejected);
+    refused.extend(outcome.deferred);
+    for (op, reason) in refused {
+        if !matches!(
+            reason,
+            OpRejection::Deprecated { .. } | OpRejection::Removed(_)
+        ) {
+            report.damaged_ops.push(DamagedOp {
+                pos: positions.get(&op.id()).copied().unwrap_or_default(),
+                problem: reason.to_string(),
+            });
+        }
+    }
+    report.damaged_ops.sort_by_key(|damaged| damaged.pos);
+    Ok((replica, report))
+}
+
+/// Decodes one page of the log: the ops whose bytes are sound (their
+/// positions noted), the others reported as damaged.
+fn decode(
+    page: &[StoredOp],
+    positions: &mut HashMap<Hash32, i64>,
     report: &mut IntegrityReport,
-) {
-    report.records_checked = rows.len() as u64;
-    let mut stored_ids: HashSet<RecordId> = HashSet::with_capacity(rows.len());
-    for row in rows {
+) -> Vec<Op> {
+    let mut decoded = Vec::with_capacity(page.len());
+    for stored in page {
+        match Op::decode(&stored.bytes) {
+            Ok(op) if op.id().0[..] == stored.op_id[..] => {
+                positions.insert(op.id(), stored.pos);
+                decoded.push(op);
+            }
+            Ok(_) => report.damaged_ops.push(DamagedOp {
+                pos: stored.pos,
+                problem: "its id does not match its bytes".into(),
+            }),
+            Err(e) => report.damaged_ops.push(DamagedOp {
+                pos: stored.pos,
+                problem: e.to_string(),
+            }),
+        }
+    }
+    decoded
+}
+
+/// Compares the records rebuilt from the log with the stored rows, a page
+/// of rows at a time (never a second copy of every record in memory), on
+/// blocking threads.
+async fn compare(
+    store: &Store,
+    mut replica: Replica,
+    report: &mut IntegrityReport,
+) -> Result<Replica, NodeError> {
+    let mut stored_ids: HashSet<RecordId> = HashSet::new();
+    let mut mismatched = Vec::new();
+    let mut after = i64::MIN;
+    loop {
+        let rows = store.records_after(after, PAGE).await?;
+        let Some((last, _)) = rows.last() else { break };
+        after = *last;
+        report.records_checked += rows.len() as u64;
+        let (back, ids, found) = off_the_workers(move || {
+            let (ids, found) = compare_rows(&replica, rows, stored_ids);
+            (replica, ids, found)
+        })
+        .await?;
+        replica = back;
+        stored_ids = ids;
+        mismatched.extend(found);
+    }
+    let (replica, mut mismatched) = off_the_workers(move || {
+        for view in replica.records() {
+            if !stored_ids.contains(&view.id) {
+                mismatched.push(RecordMismatch {
+                    id: view.id.to_string(),
+                    problem: "the row is missing".into(),
+                });
+            }
+        }
+        (replica, mismatched)
+    })
+    .await?;
+    mismatched.sort_by(|a, b| a.id.cmp(&b.id));
+    report.mismatched_records = mismatched;
+    Ok(replica)
+}
+
+/// Compares one page of stored rows with the replica: the ids seen so far
+/// (with these) and what differs.
+fn compare_rows(
+    replica: &Replica,
+    rows: Vec<(i64, Result<RecordView, dan_store::RowError>)>,
+    mut stored_ids: HashSet<RecordId>,
+) -> (HashSet<RecordId>, Vec<RecordMismatch>) {
+    let mut mismatched = Vec::new();
+    for (_, row) in rows {
         let stored = match row {
             Ok(stored) => stored,
             Err(damaged) => {
-                report.mismatched_records.push(RecordMismatch {
+                mismatched.push(RecordMismatch {
                     id: damaged.id,
                     problem: damaged.problem,
                 });
@@ -156,124 +310,12 @@ fn compare(
             }
         };
         stored_ids.insert(stored.id.clone());
-        report.mismatched_records.push(RecordMismatch {
+        mismatched.push(RecordMismatch {
             id: stored.id.to_string(),
             problem,
         });
     }
-    for view in replica.records() {
-        if !stored_ids.contains(&view.id) {
-            report.mismatched_records.push(RecordMismatch {
-                id: view.id.to_string(),
-                problem: "the row is missing".into(),
-            });
-        }
-    }
-    report.mismatched_records.sort_by(|a, b| a.id.cmp(&b.id));
-}
-
-/// Rebuilds the state from the op log alone: the replica and what the log
-/// itself holds that is damaged.
-fn rebuild(
-    log: &[StoredOp],
-    genesis: &SignedGenesis,
-    findings: &[(Finding, Hash32)],
-) -> Result<(Replica, IntegrityReport), NodeError> {
-    let (verified, damaged, positions) = decode_log(log);
-    // The log is in arrival order: a removed member's ops that arrived
-    // before its removal was decided would be applied again. Replay until
-    // the cut-offs it is given are the ones its end state asks for (one
-    // pass when nothing is cut; a few at most).
-    let mut hints = std::collections::BTreeMap::new();
-    let mut pass = 0;
-    let (mut replica, report) = loop {
-        let mut replica = Replica::new(genesis.clone())?;
-        for (finding, evidence) in findings {
-            replica.deprecate(finding, *evidence);
-        }
-        replica.hint_rebuild(hints.clone());
-        let mut report = IntegrityReport {
-            ops_checked: log.len() as u64,
-            damaged_ops: damaged.clone(),
-            ..IntegrityReport::default()
-        };
-        replay(&mut replica, &verified, &positions, &mut report);
-        pass += 1;
-        let wanted = replica.rebuild_hints();
-        if wanted == hints || pass >= MAX_REPLAY_PASSES {
-            break (replica, report);
-        }
-        hints = wanted;
-    };
-    replica.finish_rebuild();
-    Ok((replica, report))
-}
-
-/// Decodes and verifies the log once: the verified ops in log order, the
-/// damaged entries, and each op's log position.
-fn decode_log(log: &[StoredOp]) -> (Vec<VerifiedOp>, Vec<DamagedOp>, HashMap<Hash32, i64>) {
-    let mut positions = HashMap::with_capacity(log.len());
-    let mut damaged = Vec::new();
-    let mut decoded = Vec::with_capacity(log.len());
-    for stored in log {
-        match Op::decode(&stored.bytes) {
-            Ok(op) if op.id().0[..] == stored.op_id[..] => {
-                positions.insert(op.id(), stored.pos);
-                decoded.push(op);
-            }
-            Ok(_) => damaged.push(DamagedOp {
-                pos: stored.pos,
-                problem: "its id does not match its bytes".into(),
-            }),
-            Err(e) => damaged.push(DamagedOp {
-                pos: stored.pos,
-                problem: e.to_string(),
-            }),
-        }
-    }
-    let (verified, forged) = crate::verify::verify_parallel(decoded);
-    for op in forged {
-        damaged.push(DamagedOp {
-            pos: positions.get(&op.id()).copied().unwrap_or_default(),
-            problem: "its signature does not verify".into(),
-        });
-    }
-    (verified, damaged, positions)
-}
-
-/// Applies the log in batches, carrying ops that wait for later ones (a
-/// create logged after an edit naming it, a context). Ops of deprecated or
-/// removed instances stay in the log but the rules refuse them: expected,
-/// not damage.
-fn replay(
-    replica: &mut Replica,
-    log: &[VerifiedOp],
-    positions: &HashMap<Hash32, i64>,
-    report: &mut IntegrityReport,
-) {
-    let pos_of = |id: &Hash32| positions.get(id).copied().unwrap_or_default();
-    let mut waiting: Vec<VerifiedOp> = Vec::new();
-    let mut refused = Vec::new();
-    for chunk in log.chunks(REPLAY_BATCH) {
-        waiting.extend(chunk.iter().cloned());
-        let outcome = replica.apply_batch(std::mem::take(&mut waiting));
-        refused.extend(outcome.rejected);
-        waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
-    }
-    let outcome = replica.apply_batch(waiting);
-    refused.extend(outcome.rejected);
-    refused.extend(outcome.deferred);
-    for (op, reason) in refused {
-        if !matches!(
-            reason,
-            OpRejection::Deprecated { .. } | OpRejection::Removed(_)
-        ) {
-            report.damaged_ops.push(DamagedOp {
-                pos: pos_of(&op.id()),
-                problem: reason.to_string(),
-            });
-        }
-    }
+    (stored_ids, mismatched)
 }
 
 fn differing_columns(truth: &RecordView, stored: &RecordView) -> String {

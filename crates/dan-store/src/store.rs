@@ -268,6 +268,43 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    /// Up to `limit` ops of the log after position `after`, in log order:
+    /// the log read in pages, so that a check of a long log never holds
+    /// all of it.
+    pub async fn ops_after(&self, after: i64, limit: u32) -> Result<Vec<StoredOp>, StoreError> {
+        let rows =
+            sqlx::query("SELECT pos, op_id, bytes FROM ops WHERE pos > ?1 ORDER BY pos LIMIT ?2")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(stored_op).collect()
+    }
+
+    /// Up to `limit` record rows after row number `after`, as stored (damaged
+    /// ones as errors), each with its row number to go on from: the
+    /// integrity check reads the table in pages.
+    pub async fn records_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Result<RecordView, RowError>)>, StoreError> {
+        let sql = format!(
+            "SELECT rowid AS row_number, {RECORD_COLUMNS} FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let number: i64 = row.try_get("row_number")?;
+                Ok((number, RecordRow::read(row)?.into_view()))
+            })
+            .collect()
+    }
+
     /// Every record row as stored, damaged ones as errors, for the integrity
     /// check.
     pub async fn all_records(&self) -> Result<Vec<Result<RecordView, RowError>>, StoreError> {
