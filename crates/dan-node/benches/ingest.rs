@@ -104,36 +104,15 @@ fn main() {
             count as f64 / elapsed.as_secs_f64()
         );
 
-        let root = replica.state_root();
-        let before_check = resident_mib();
-        drop(replica);
-        let without_replica = resident_mib();
         let start = Instant::now();
         let replayed = integrity::check(&store, &genesis, &[]).await.expect("check");
         let elapsed = start.elapsed();
         assert!(replayed.report.is_clean());
-        assert_eq!(replayed.replica.state_root(), root);
+        assert_eq!(replayed.replica.state_root(), replica.state_root());
         println!(
             "integrity check over {} ops and {} records: {elapsed:.2?}",
             replayed.report.ops_checked, replayed.report.records_checked
         );
-        let after_check = resident_mib();
-        drop(replayed);
-        println!(
-            "resident memory: {before_check:.0} MiB after the ingest with its replica, {without_replica:.0} MiB once that replica is dropped, {after_check:.0} MiB after the check with the replica it rebuilt, {:.0} MiB once that one is dropped too",
-            resident_mib()
-        );
         store.close().await;
     });
-}
-
-/// This process's resident memory (`VmRSS`), in MiB (0 where unknown).
-fn resident_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
