@@ -127,6 +127,28 @@ pub async fn check(
     };
     replica.finish_rebuild();
     let replica = compare(store, replica, &mut report).await?;
+    // Pages follow the log's positions and the rows' numbers: rows that
+    // paging cannot reach (a table rebuilt by hand without its keys) are
+    // damage too, not something to skip.
+    let (ops, rows) = (store.op_count().await?, store.record_count().await?);
+    if ops != report.ops_checked {
+        report.damaged_ops.push(DamagedOp {
+            pos: 0,
+            problem: format!(
+                "the log holds {ops} ops but only {} could be read in order: its positions were changed outside DAN",
+                report.ops_checked
+            ),
+        });
+    }
+    if rows != report.records_checked {
+        report.mismatched_records.push(RecordMismatch {
+            id: String::new(),
+            problem: format!(
+                "the table holds {rows} rows but only {} could be read in order: it was changed outside DAN",
+                report.records_checked
+            ),
+        });
+    }
     Ok(Replayed { replica, report })
 }
 
@@ -162,12 +184,11 @@ async fn replay(
     let mut report = IntegrityReport::default();
     let mut positions: HashMap<Hash32, i64> = HashMap::new();
     let mut waiting: Vec<VerifiedOp> = Vec::new();
-    let mut refused = Vec::new();
-    let mut after = i64::MIN;
+    let mut after = None;
     loop {
         let page = store.ops_after(after, PAGE).await?;
         let Some(last) = page.last() else { break };
-        after = last.pos;
+        after = Some(last.pos);
         report.ops_checked += page.len() as u64;
         let decoded = decode(&page, &mut positions, &mut report);
         let (verified, forged) = crate::verify::verify(decoded).await;
@@ -185,7 +206,7 @@ async fn replay(
         })
         .await?;
         replica = back;
-        refused.extend(outcome.rejected);
+        note_refused(outcome.rejected, &positions, &mut report);
         waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
     }
     let (replica, outcome) = off_the_workers(move || {
@@ -193,8 +214,19 @@ async fn replay(
         (replica, outcome)
     })
     .await?;
-    refused.extend(outcome.rejected);
-    refused.extend(outcome.deferred);
+    note_refused(outcome.rejected, &positions, &mut report);
+    note_refused(outcome.deferred, &positions, &mut report);
+    report.damaged_ops.sort_by_key(|damaged| damaged.pos);
+    Ok((replica, report))
+}
+
+/// Reports the ops the rules refused as damage, as they come (nothing of
+/// them is kept), except those of deprecated or removed instances.
+fn note_refused(
+    refused: Vec<(VerifiedOp, OpRejection)>,
+    positions: &HashMap<Hash32, i64>,
+    report: &mut IntegrityReport,
+) {
     for (op, reason) in refused {
         if !matches!(
             reason,
@@ -206,8 +238,6 @@ async fn replay(
             });
         }
     }
-    report.damaged_ops.sort_by_key(|damaged| damaged.pos);
-    Ok((replica, report))
 }
 
 /// Decodes one page of the log: the ops whose bytes are sound (their
@@ -247,11 +277,11 @@ async fn compare(
 ) -> Result<Replica, NodeError> {
     let mut stored_ids: HashSet<RecordId> = HashSet::new();
     let mut mismatched = Vec::new();
-    let mut after = i64::MIN;
+    let mut after = None;
     loop {
         let rows = store.records_after(after, PAGE).await?;
         let Some((last, _)) = rows.last() else { break };
-        after = *last;
+        after = Some(*last);
         report.records_checked += rows.len() as u64;
         let (back, ids, found) = off_the_workers(move || {
             let (ids, found) = compare_rows(&replica, rows, stored_ids);

@@ -186,6 +186,14 @@ impl Store {
         rows.iter().map(stored_op).collect()
     }
 
+    /// Number of record rows.
+    pub async fn record_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// Number of ops in the log.
     pub async fn op_count(&self) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ops")
@@ -268,29 +276,34 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// Up to `limit` ops of the log after position `after`, in log order:
-    /// the log read in pages, so that a check of a long log never holds
-    /// all of it.
-    pub async fn ops_after(&self, after: i64, limit: u32) -> Result<Vec<StoredOp>, StoreError> {
-        let rows =
-            sqlx::query("SELECT pos, op_id, bytes FROM ops WHERE pos > ?1 ORDER BY pos LIMIT ?2")
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
+    /// Up to `limit` ops of the log after position `after` (from the first
+    /// with `None`), in log order: the log read in pages, so that a check
+    /// of a long log never holds all of it.
+    pub async fn ops_after(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredOp>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT pos, op_id, bytes FROM ops WHERE ?1 IS NULL OR pos > ?1 ORDER BY pos LIMIT ?2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(stored_op).collect()
     }
 
-    /// Up to `limit` record rows after row number `after`, as stored (damaged
-    /// ones as errors), each with its row number to go on from: the
-    /// integrity check reads the table in pages.
+    /// Up to `limit` record rows after row number `after` (from the first
+    /// with `None`), as stored (damaged ones as errors), each with its row
+    /// number to go on from: the integrity check reads the table in pages.
     pub async fn records_after(
         &self,
-        after: i64,
+        after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<(i64, Result<RecordView, RowError>)>, StoreError> {
         let sql = format!(
-            "SELECT rowid AS row_number, {RECORD_COLUMNS} FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
+            "SELECT rowid AS row_number, {RECORD_COLUMNS} FROM records WHERE ?1 IS NULL OR rowid > ?1 ORDER BY rowid LIMIT ?2"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(after)

@@ -191,6 +191,49 @@ async fn a_hand_edited_row_reads_back_as_damaged_not_as_a_record() {
     assert!(matches!(&rows[0], Err(e) if e.id == view.id.to_string()));
 }
 
+// Attacker review: paging from `i64::MIN` with `>` skipped a row moved to
+// exactly that position, so a record made up by hand passed the integrity
+// check unseen.
+#[tokio::test]
+async fn bad_input_paging_reads_an_op_and_a_row_moved_to_the_lowest_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dan.db");
+    let store = Store::open(&path).await.expect("open");
+    let (mut replica, key) = replica_and_key();
+    let (first, first_view) = create(&mut replica, &key, "One", "x", 1);
+    let (second, second_view) = create(&mut replica, &key, "Two", "y", 2);
+    store
+        .commit(&[first, second], &[first_view, second_view])
+        .await
+        .expect("commit");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("raw");
+    for moved in [
+        "UPDATE ops SET pos = -9223372036854775808 WHERE pos = (SELECT MAX(pos) FROM ops)",
+        "UPDATE records SET rowid = -9223372036854775808 WHERE title = 'Two'",
+    ] {
+        sqlx::query(moved).execute(&pool).await.expect("move");
+    }
+    let mut ops = Vec::new();
+    let mut after = None;
+    while let Some(last) = store.ops_after(after, 1).await.expect("page").last() {
+        after = Some(last.pos);
+        ops.push(last.pos);
+    }
+    assert_eq!(ops.len(), 2);
+    assert_eq!(ops[0], i64::MIN);
+    let mut rows = Vec::new();
+    let mut after = None;
+    while let Some((number, _)) = store.records_after(after, 1).await.expect("page").last() {
+        after = Some(*number);
+        rows.push(*number);
+    }
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], i64::MIN);
+    assert_eq!(store.record_count().await.expect("count"), 2);
+}
+
 #[tokio::test]
 async fn decided_evidence_is_never_downgraded_to_pending() {
     let dir = tempfile::tempdir().expect("tempdir");
