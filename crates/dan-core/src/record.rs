@@ -433,14 +433,85 @@ fn field_size(name: &str, value: &FieldValue) -> usize {
 #[derive(Clone, Debug)]
 pub struct RecordState {
     id: RecordId,
-    /// Sorted by collection. A vector, not a map: a record almost always
-    /// has one, and a map's smallest node holds eleven (a replica keeps
-    /// every record in memory).
-    by_collection: Vec<(String, Merged)>,
+    by_collection: Few<String, Merged>,
     /// The create ops applied, by chain position (origin, seq), with the
     /// collection each named: updates and deletes name the create they
-    /// build on. Sorted by position; a vector for the same reason.
-    creates: Vec<((PeerKey, u64), String)>,
+    /// build on.
+    creates: Few<(PeerKey, u64), String>,
+}
+
+/// Most entries a [`Few`] keeps in a vector.
+const FEW: usize = 8;
+
+/// A sorted map that stays a vector while it holds a few entries and
+/// becomes a `BTreeMap` beyond: a record almost always has one collection
+/// and one create, and a map's smallest node holds eleven (a replica keeps
+/// every record in memory), but a member that gives one record thousands
+/// must not make each change shift all of them.
+#[derive(Clone, Debug)]
+enum Few<K, V> {
+    Small(Vec<(K, V)>),
+    Large(BTreeMap<K, V>),
+}
+
+impl<K: Ord, V> Few<K, V> {
+    fn new() -> Self {
+        Few::Small(Vec::new())
+    }
+
+    fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        match self {
+            Few::Small(entries) => entries
+                .binary_search_by(|(k, _)| k.borrow().cmp(key))
+                .ok()
+                .map(|found| &entries[found].1),
+            Few::Large(map) => map.get(key),
+        }
+    }
+
+    /// The value at `key`, made by `make` (with the key from `owned`) if
+    /// there is none yet.
+    fn get_or_insert_with<Q: Ord + ?Sized>(
+        &mut self,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        make: impl FnOnce() -> V,
+    ) -> &mut V
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        if let Few::Small(entries) = self
+            && entries.len() >= FEW
+            && entries
+                .binary_search_by(|(k, _)| k.borrow().cmp(key))
+                .is_err()
+        {
+            *self = Few::Large(std::mem::take(entries).into_iter().collect());
+        }
+        match self {
+            Few::Small(entries) => {
+                let slot = match entries.binary_search_by(|(k, _)| k.borrow().cmp(key)) {
+                    Ok(found) => found,
+                    Err(slot) => {
+                        entries.insert(slot, (owned(), make()));
+                        slot
+                    }
+                };
+                &mut entries[slot].1
+            }
+            Few::Large(map) => map.entry(owned()).or_insert_with(make),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (&K, &V)> + '_> {
+        match self {
+            Few::Small(entries) => Box::new(entries.iter().map(|(k, v)| (k, v))),
+            Few::Large(map) => Box::new(map.iter()),
+        }
+    }
 }
 
 /// One collection's merge state of a record: one register per field, plus
@@ -463,24 +534,20 @@ impl RecordState {
     pub fn new(id: RecordId) -> Self {
         RecordState {
             id,
-            by_collection: Vec::new(),
-            creates: Vec::new(),
+            by_collection: Few::new(),
+            creates: Few::new(),
         }
     }
 
     /// Notes that the create op at `at` (origin, seq) named `collection`.
     pub fn note_create(&mut self, at: (PeerKey, u64), collection: &str) {
-        match self.creates.binary_search_by_key(&at, |(at, _)| *at) {
-            Ok(found) => self.creates[found].1 = collection.to_owned(),
-            Err(slot) => self.creates.insert(slot, (at, collection.to_owned())),
-        }
+        *self.creates.get_or_insert_with(&at, || at, String::new) = collection.to_owned();
     }
 
     /// The collection the create op at `at` named, if that op is a create
     /// of this record.
     pub fn created_in(&self, at: &(PeerKey, u64)) -> Option<&str> {
-        let found = self.creates.binary_search_by_key(at, |(at, _)| *at).ok()?;
-        Some(self.creates[found].1.as_str())
+        self.creates.get(at).map(String::as_str)
     }
 
     /// The first create op applied (by chain position) of the collection
@@ -502,15 +569,9 @@ impl RecordState {
         stamp: Stamp,
         origin: PeerKey,
     ) {
-        let found = self
-            .by_collection
-            .binary_search_by(|(name, _)| name.as_str().cmp(collection));
-        let slot = found.unwrap_or_else(|slot| {
-            self.by_collection
-                .insert(slot, (collection.to_owned(), Merged::default()));
-            slot
-        });
-        self.by_collection[slot].1.apply(action, stamp, origin);
+        self.by_collection
+            .get_or_insert_with(collection, || collection.to_owned(), Merged::default)
+            .apply(action, stamp, origin);
     }
 
     /// Whether writing `action` here (as the newest change, so it wins
@@ -710,6 +771,34 @@ impl RecordView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Attacker review: a member giving one record thousands of collections
+    // (names in falling order) made every create shift all the others; past
+    // a few entries the state is a map. Either way it reads as one.
+    #[test]
+    fn few_keeps_its_entries_sorted_across_the_switch_to_a_map() {
+        let mut few: Few<String, usize> = Few::new();
+        for n in (0..40).rev() {
+            *few.get_or_insert_with(&format!("c{n:02}"), || format!("c{n:02}"), || 0) += n;
+        }
+        *few.get_or_insert_with("c07", || "c07".into(), || 99) += 1;
+        assert!(matches!(few, Few::Large(_)));
+        let keys: Vec<&String> = few.iter().map(|(k, _)| k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), 40);
+        assert_eq!(few.get("c07"), Some(&8));
+        assert_eq!(few.get("c99"), None);
+        let mut small: Few<String, usize> = Few::new();
+        small.get_or_insert_with("b", || "b".into(), || 2);
+        small.get_or_insert_with("a", || "a".into(), || 1);
+        assert!(matches!(small, Few::Small(_)));
+        assert_eq!(
+            small.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
 
     #[test]
     fn labels_take_any_script_and_refuse_what_misleads_or_breaks_the_command_line() {
