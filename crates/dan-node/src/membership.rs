@@ -744,6 +744,14 @@ impl Node {
         password: &str,
         leave_current: bool,
     ) -> Result<JoinProgress, NodeError> {
+        let admin_name = admin_name.unwrap_or(&self.inner().name).trim().to_owned();
+        // Before anything changes (a readmission throws the key away).
+        if !dan_core::invite::is_plain_name(&admin_name) {
+            return Err(NodeError::Invalid(format!(
+                "the admin name {:?} cannot be sent: use 1 to 64 characters of plain text, without invisible, padding or direction-changing characters",
+                admin_name.chars().take(64).collect::<String>()
+            )));
+        }
         self.verify_admin(password).await?;
         let invite = self.check_invite_link(link, leave_current).await?;
         if self.deprecated_in(&invite.invite.network).await? {
@@ -752,7 +760,6 @@ impl Node {
         let net = self
             .net()
             .ok_or_else(|| NodeError::Invalid("the network layer is not running".into()))?;
-        let admin_name = admin_name.unwrap_or(&self.inner().name).trim().to_owned();
         net.join(self, &invite, &admin_name).await
     }
 
