@@ -28,7 +28,10 @@ pub fn args(data_dir: &Path) -> Vec<String> {
 /// copy mounted from it), this executable otherwise.
 pub fn program(appimage: Option<PathBuf>) -> std::io::Result<PathBuf> {
     let exe = tauri::utils::platform::current_exe()?;
-    let mounted_at = std::env::var_os("APPDIR").map(PathBuf::from);
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let mounted_at = std::env::var_os("APPDIR")
+        .map(PathBuf::from)
+        .map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir));
     Ok(program_of(exe, appimage, mounted_at.as_deref()))
 }
 

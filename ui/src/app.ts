@@ -83,8 +83,14 @@ export class App {
         // Kept until there is an instance to join with: the first-run and
         // unlock forms stay as the person left them (the render after them
         // takes the link).
-        if (this.info?.stage !== "ready") break;
-        void this.render();
+        if (this.info?.stage === "ready") void this.render();
+        else
+          // The instance may have become ready behind the form (unlocked
+          // from the keyring): then the link is for it now.
+          void this.client
+            .appInfo()
+            .then((info) => (info.stage === "ready" ? this.render() : undefined))
+            .catch(() => undefined);
         break;
       case "checkpoint_now":
         break;

@@ -79,6 +79,14 @@ describe("the app shell", () => {
     expect(client.takeLaunchLink).not.toHaveBeenCalled();
   });
 
+  it("takes a clicked link when the instance became ready behind the unlock form", async () => {
+    const { client } = await started("locked");
+    (client.appInfo as ReturnType<typeof vi.fn>).mockResolvedValue({ stage: "ready", data_dir: "/d", admin_remaining_ms: 0 });
+    for (const handler of handlers) handler({ payload: { kind: "launch_link" } });
+    for (let i = 0; i < 5; i++) await flush();
+    expect(client.takeLaunchLink).toHaveBeenCalled();
+  });
+
   it("moves between tabs with the arrow keys, one tab stop for all", async () => {
     const { root } = await started();
     const tab = (name: string) => root.querySelector<HTMLElement>(`[role="tab"][data-tab="${name}"]`)!;
