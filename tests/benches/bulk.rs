@@ -26,8 +26,7 @@ const WAIT: Duration = Duration::from_secs(600);
 
 /// The content of item `n`: about 300 bytes, distinct per item.
 fn content(n: usize) -> String {
-    let text = format!("Item number {n} of the bulk benchmark. ");
-    text.repeat(300 / text.len() + 1)[..300].to_owned()
+    dan_tests::bench_text("Item", n)
 }
 
 async fn dan(count: usize) -> anyhow::Result<Duration> {

@@ -17,12 +17,6 @@ use dan_tests::process::Instance;
 /// Records per import file (one `dan record import` each).
 const FILE_RECORDS: usize = 50_000;
 
-/// The content of record `n`: about 300 bytes, distinct per record.
-fn content(n: usize) -> String {
-    let text = format!("Record number {n} of the start benchmark. ");
-    text.repeat(300 / text.len() + 1)[..300].to_owned()
-}
-
 /// `VmRSS` and `VmHWM` of process `pid`, in MiB.
 fn memory_of(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -69,7 +63,7 @@ fn main() -> anyhow::Result<()> {
             .map(|n| {
                 format!(
                     "{{\"collection\":\"bench\",\"title\":\"record {n}\",\"fields\":{{\"body\":\"{}\"}}}}\n",
-                    content(n)
+                    dan_tests::bench_text("Record", n)
                 )
             })
             .collect();

@@ -152,17 +152,13 @@ pub async fn check(
     Ok(Replayed { replica, report })
 }
 
-/// Runs `work` on a blocking thread (a panic there goes on here).
+/// Runs `work` on a blocking thread ([`crate::verify::off_the_workers`]).
 async fn off_the_workers<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, NodeError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(done) => Ok(done),
-        Err(e) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(_) => Err(NodeError::Invalid("the instance is shutting down".into())),
-        },
-    }
+    crate::verify::off_the_workers(work)
+        .await
+        .ok_or_else(|| NodeError::Invalid("the instance is shutting down".into()))
 }
 
 /// One pass over the log: decodes and verifies it page by page and applies

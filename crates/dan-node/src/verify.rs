@@ -49,12 +49,22 @@ pub(crate) async fn verify(ops: Vec<Op>) -> (Vec<VerifiedOp>, Vec<Op>) {
     if ops.len() < MIN_OPS_PER_THREAD {
         return verify_ops(ops);
     }
-    match tokio::task::spawn_blocking(move || verify_parallel(ops)).await {
-        Ok(checked) => checked,
+    // The runtime shutting down: nothing is verified.
+    off_the_workers(move || verify_parallel(ops))
+        .await
+        .unwrap_or_default()
+}
+
+/// Runs `work` on a blocking thread, so the async workers stay free (a
+/// panic there goes on here); `None` when the runtime is shutting down.
+pub(crate) async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => Some(done),
         Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
-            // The runtime is shutting down: nothing is verified.
-            Err(_) => (Vec::new(), Vec::new()),
+            Err(_) => None,
         },
     }
 }
