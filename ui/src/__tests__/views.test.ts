@@ -74,6 +74,20 @@ describe("first run", () => {
     expect(view.querySelector('[role="alert"]')!.textContent).toMatch(/not the same/);
   });
 
+  it("puts the cursor in the name field, but never moves it out of a field the person already chose", async () => {
+    const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+    const fresh = FirstRunView(() => undefined, {} as Api);
+    document.body.replaceChildren(fresh);
+    await frame();
+    expect(document.activeElement).toBe(fresh.querySelector('[aria-label="Instance name"]'));
+    const quick = FirstRunView(() => undefined, {} as Api);
+    document.body.replaceChildren(quick);
+    const password = quick.querySelector('[aria-label="Admin password"]') as HTMLInputElement;
+    password.focus();
+    await frame();
+    expect(document.activeElement).toBe(password);
+  });
+
   it("says the password cannot be reset, and takes a weak one only when pressed again", async () => {
     const createInstance = vi.fn(async () => undefined);
     const view = FirstRunView(() => undefined, { createInstance } as unknown as Api);

@@ -77,8 +77,12 @@ export function FirstRunView(onCreated: () => void, client: Api = api): HTMLElem
     error,
     h("div", { class: "actions" }, submit),
   );
-  // Typing goes to the first field straight away.
-  requestAnimationFrame(() => name.focus());
+  // Typing goes to the first field straight away, unless the person was
+  // quicker and already clicked into one: the focus never moves under
+  // their keystrokes (a password half in the name field).
+  requestAnimationFrame(() => {
+    if (!form.contains(document.activeElement)) name.focus();
+  });
   return h("main", { class: "centered" }, form);
 }
 
