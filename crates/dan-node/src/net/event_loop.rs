@@ -82,6 +82,8 @@ struct EventLoop {
     /// the time to learn of their own removal (a laptop behind a router
     /// may not be able to connect again).
     leaving: HashMap<PeerId, Instant>,
+    /// Accepted gossip not forwarded yet: an untrusted peer is in the mesh.
+    held_forwards: gossip::HeldForwards,
     /// The replica's facts, to act as soon as the members change.
     facts: tokio::sync::watch::Receiver<crate::ledger::LedgerFacts>,
 }
@@ -179,6 +181,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         relay_candidates: HashMap::new(),
         relay_refusals: HashMap::new(),
         leaving: HashMap::new(),
+        held_forwards: gossip::HeldForwards::default(),
         facts: node.inner().ledger.watch(),
     };
     event_loop.use_relays(relays);
@@ -294,6 +297,10 @@ impl EventLoop {
     async fn run(mut self, sync_interval: Duration) {
         let mut tick = tokio::time::interval(sync_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Gossip held back for a clean mesh is looked at again this often
+        // (gossipsub's heartbeat, which prunes, runs every 500 ms).
+        let mut held = tokio::time::interval(Duration::from_millis(100));
+        held.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -338,6 +345,7 @@ impl EventLoop {
                     self.follow_members();
                 }
                 _ = tick.tick() => self.on_tick(),
+                _ = held.tick(), if !self.held_forwards.is_empty() => self.release_held_forwards(),
             }
         }
         tracing::debug!("network event loop stopped");
@@ -719,19 +727,11 @@ impl EventLoop {
                         self.judging_by.remove(&author);
                     }
                 }
-                let held = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossip
-                    .report_message_validation_result(&id, &from, acceptance);
-                // A message that expired from the cache while being judged
-                // was not forwarded, whatever the verdict.
-                let outcome = if held {
-                    acceptance
+                if acceptance == gossipsub::MessageAcceptance::Accept && !self.mesh_clean() {
+                    self.held_forwards.hold(id, from, Instant::now());
                 } else {
-                    gossipsub::MessageAcceptance::Ignore
-                };
-                self.handle.gossip_tally.count(&outcome);
+                    self.report_verdict(&id, &from, acceptance);
+                }
             }
             Command::Publish(gossip) => self.publish(&gossip),
             Command::Shutdown(_) => {}
@@ -1162,6 +1162,45 @@ impl EventLoop {
             })
             .collect();
         room_for_one_more(&others, from)
+    }
+
+    /// Tells gossipsub what a message is worth: forwarded, dropped or
+    /// refused (and its sender penalised).
+    fn report_verdict(
+        &mut self,
+        id: &gossipsub::MessageId,
+        from: &PeerId,
+        acceptance: gossipsub::MessageAcceptance,
+    ) {
+        let held = self
+            .swarm
+            .behaviour_mut()
+            .gossip
+            .report_message_validation_result(id, from, acceptance);
+        // A message that expired from the cache while being judged
+        // was not forwarded, whatever the verdict.
+        let outcome = if held {
+            acceptance
+        } else {
+            gossipsub::MessageAcceptance::Ignore
+        };
+        self.handle.gossip_tally.count(&outcome);
+    }
+
+    /// Whether every peer in the mesh is trusted, so that what is
+    /// forwarded reaches members only.
+    fn mesh_clean(&self) -> bool {
+        self.topic.as_ref().is_none_or(|(_, topic)| {
+            !gossip::untrusted_in_mesh(&self.swarm.behaviour().gossip, &topic.hash())
+        })
+    }
+
+    /// Reports the held verdicts that are due (see [`gossip::HeldForwards`]).
+    fn release_held_forwards(&mut self) {
+        let clean = self.mesh_clean();
+        for (id, from, acceptance) in self.held_forwards.due(clean, Instant::now()) {
+            self.report_verdict(&id, &from, acceptance);
+        }
     }
 
     fn publish(&mut self, gossip: &Gossip) {

@@ -122,6 +122,70 @@ pub(super) fn scoring() -> (PeerScoreParams, PeerScoreThresholds) {
     (params, thresholds)
 }
 
+/// How long an accepted message waits to be forwarded while a peer no
+/// longer trusted is still in the mesh (gossipsub drops it at its next
+/// heartbeat, every 500 ms). Past this it is not forwarded at all: the
+/// members get it by reconciliation instead.
+pub(super) const HOLD_AT_MOST: Duration = Duration::from_secs(3);
+
+/// Whether a peer this instance no longer trusts (a member just removed or
+/// deprecated) is still in the mesh of `topic`: gossipsub forwards to every
+/// mesh peer whatever its score, and only its next heartbeat prunes it.
+pub(super) fn untrusted_in_mesh(
+    gossip: &gossipsub::Behaviour,
+    topic: &gossipsub::TopicHash,
+) -> bool {
+    gossip.mesh_peers(topic).any(|peer| {
+        gossip
+            .peer_score(peer)
+            .is_none_or(|score| score < TRUSTED_SCORE)
+    })
+}
+
+/// Verdicts on gossip held back while an untrusted peer is in the mesh, so
+/// that nothing accepted after a removal is forwarded to the one removed.
+#[derive(Debug, Default)]
+pub(super) struct HeldForwards {
+    held: Vec<(gossipsub::MessageId, PeerId, std::time::Instant)>,
+}
+
+impl HeldForwards {
+    /// Whether anything waits.
+    pub(super) fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Holds the accepted message `id` that `from` sent, seen `now`.
+    pub(super) fn hold(&mut self, id: gossipsub::MessageId, from: PeerId, now: std::time::Instant) {
+        self.held.push((id, from, now));
+    }
+
+    /// The verdicts to report now: every held message accepted once the
+    /// mesh is clean (`mesh_clean`), and otherwise ignored (not forwarded)
+    /// those held for [`HOLD_AT_MOST`].
+    pub(super) fn due(
+        &mut self,
+        mesh_clean: bool,
+        now: std::time::Instant,
+    ) -> Vec<(gossipsub::MessageId, PeerId, MessageAcceptance)> {
+        if mesh_clean {
+            return self
+                .held
+                .drain(..)
+                .map(|(id, from, _)| (id, from, MessageAcceptance::Accept))
+                .collect();
+        }
+        let (late, waiting): (Vec<_>, Vec<_>) = self
+            .held
+            .drain(..)
+            .partition(|(_, _, at)| now.duration_since(*at) >= HOLD_AT_MOST);
+        self.held = waiting;
+        late.into_iter()
+            .map(|(id, from, _)| (id, from, MessageAcceptance::Ignore))
+            .collect()
+    }
+}
+
 /// How many gossip messages this instance forwarded, dropped and refused
 /// since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -273,6 +337,30 @@ async fn judge_ops(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gossip_held_while_an_untrusted_peer_is_in_the_mesh_spreads_once_it_is_gone_or_never() {
+        let start = std::time::Instant::now();
+        let (from, id) = (PeerId::random(), |n: u8| gossipsub::MessageId::new(&[n]));
+        let mut held = HeldForwards::default();
+        held.hold(id(1), from, start);
+        held.hold(id(2), from, start + HOLD_AT_MOST / 2);
+        assert!(
+            held.due(false, start + HOLD_AT_MOST / 2).is_empty(),
+            "nothing while the peer is in the mesh"
+        );
+        assert_eq!(
+            held.due(false, start + HOLD_AT_MOST),
+            vec![(id(1), from, MessageAcceptance::Ignore)],
+            "held too long: not forwarded at all"
+        );
+        assert_eq!(
+            held.due(true, start + HOLD_AT_MOST),
+            vec![(id(2), from, MessageAcceptance::Accept)],
+            "forwarded once the mesh is clean"
+        );
+        assert!(held.is_empty());
+    }
 
     #[test]
     fn a_members_checkpoints_spread_only_when_newer_and_at_most_one_per_interval() {
