@@ -86,7 +86,7 @@ export interface RecordPage {
   total: number;
 }
 
-export type RecordSort = "updated_desc" | "updated_asc" | "title_asc" | "title_desc" | "created_desc";
+export type RecordSort = "updated_desc" | "updated_asc" | "title_asc" | "title_desc" | "created_desc" | "id_asc";
 
 export interface RecordQuery {
   collection?: string | null;
@@ -95,6 +95,8 @@ export interface RecordQuery {
   sort?: RecordSort;
   limit?: number;
   offset?: number;
+  /** With `id_asc`: only records whose id sorts after this one. */
+  after_id?: string | null;
 }
 
 export interface PutRecord {

@@ -445,6 +445,8 @@ pub(crate) enum SortArg {
     TitleDesc,
     /// Newest first.
     Created,
+    /// By record id (what `--after` pages through).
+    Id,
 }
 
 #[derive(Args, Debug)]
@@ -467,6 +469,10 @@ pub(crate) struct ListArgs {
     /// Skip this many.
     #[arg(long, default_value_t = 0)]
     offset: u32,
+    /// Only records whose id sorts after this one: with `--sort id`, the
+    /// next page after the last id read.
+    #[arg(long, value_name = "ID")]
+    after: Option<String>,
 }
 
 impl ListArgs {
@@ -481,9 +487,11 @@ impl ListArgs {
                 SortArg::Title => RecordSort::TitleAsc,
                 SortArg::TitleDesc => RecordSort::TitleDesc,
                 SortArg::Created => RecordSort::CreatedDesc,
+                SortArg::Id => RecordSort::IdAsc,
             },
             limit: self.limit,
             offset: self.offset,
+            after_id: self.after,
         }
     }
 }

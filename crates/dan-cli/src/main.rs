@@ -572,18 +572,22 @@ async fn import_records(
     Ok(imported)
 }
 
-/// Writes every record that is not deleted as one JSON line each.
+/// Writes every record that is not deleted as one JSON line each, in
+/// pages by id: each page starts after the last id of the one before, so
+/// records written or changed meanwhile never make it skip or repeat one.
 async fn export_records(client: &ControlClient, collection: Option<String>) -> Result<(), Failure> {
     use std::io::Write;
+    const PAGE: u32 = 1000;
     let mut out = std::io::stdout().lock();
-    let mut offset = 0;
+    let mut after_id = None;
     loop {
         let page = client
             .call(ControlRequest::ListRecords {
                 query: dan_node::RecordQuery {
                     collection: collection.clone(),
-                    limit: 1000,
-                    offset,
+                    sort: dan_node::RecordSort::IdAsc,
+                    limit: PAGE,
+                    after_id: after_id.take(),
                     ..Default::default()
                 },
             })
@@ -592,10 +596,14 @@ async fn export_records(client: &ControlClient, collection: Option<String>) -> R
         for row in &rows {
             writeln!(out, "{row}").context("writing the export")?;
         }
-        if rows.len() < 1000 {
+        after_id = rows
+            .last()
+            .and_then(|row| row.get("id"))
+            .and_then(|id| id.as_str())
+            .map(str::to_owned);
+        if rows.len() < PAGE as usize || after_id.is_none() {
             return Ok(());
         }
-        offset += 1000;
     }
 }
 

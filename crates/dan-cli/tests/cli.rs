@@ -615,6 +615,9 @@ fn records_are_exported_as_json_lines_and_imported_in_batches() -> anyhow::Resul
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
     assert_eq!(rows.len(), 2500, "every record, in pages");
+    let ids: std::collections::BTreeSet<&str> =
+        rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), 2500, "no record twice");
     assert!(
         rows.iter()
             .any(|r| r["title"] == "Book 1234" && r["fields"]["pages"] == 1234)

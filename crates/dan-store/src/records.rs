@@ -22,6 +22,10 @@ pub enum RecordSort {
     TitleDesc,
     /// Newest first.
     CreatedDesc,
+    /// By record id (bytewise): the order that pages read with
+    /// [`RecordQuery::after_id`] follow, so that an export of a table that
+    /// changes meanwhile neither skips nor repeats a record.
+    IdAsc,
 }
 
 impl RecordSort {
@@ -32,6 +36,7 @@ impl RecordSort {
             RecordSort::TitleAsc => "title COLLATE NOCASE ASC, id",
             RecordSort::TitleDesc => "title COLLATE NOCASE DESC, id",
             RecordSort::CreatedDesc => "created_at DESC, id",
+            RecordSort::IdAsc => "id",
         }
     }
 }
@@ -53,6 +58,10 @@ pub struct RecordQuery {
     pub limit: u32,
     /// Skip this many.
     pub offset: u32,
+    /// Only records whose id sorts after this one (bytewise): with
+    /// [`RecordSort::IdAsc`], the page after the last id read, found by the
+    /// index whatever the page's depth (an offset is counted row by row).
+    pub after_id: Option<String>,
 }
 
 impl RecordQuery {

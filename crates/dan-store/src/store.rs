@@ -237,7 +237,7 @@ impl Store {
     /// (the integrity check reports them).
     pub async fn records(&self, query: &RecordQuery) -> Result<Vec<RecordView>, StoreError> {
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records {} ORDER BY {} LIMIT ?4 OFFSET ?5",
+            "SELECT {RECORD_COLUMNS} FROM records {} ORDER BY {} LIMIT ?5 OFFSET ?6",
             FILTER,
             query.sort.order_by()
         );
@@ -250,6 +250,7 @@ impl Store {
             .bind(query.collection.as_deref())
             .bind(query.like_pattern())
             .bind(i64::from(query.include_deleted))
+            .bind(query.after_id.as_deref())
             .bind(limit)
             .bind(i64::from(query.offset))
             .fetch_all(&self.pool)
@@ -264,13 +265,15 @@ impl Store {
         Ok(views)
     }
 
-    /// How many records match `query` (ignoring limit and offset).
+    /// How many records match `query` (ignoring limit and offset; counting
+    /// from `after_id` when given).
     pub async fn count_records(&self, query: &RecordQuery) -> Result<u64, StoreError> {
         let sql = format!("SELECT COUNT(*) FROM records {FILTER}");
         let count: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(query.collection.as_deref())
             .bind(query.like_pattern())
             .bind(i64::from(query.include_deleted))
+            .bind(query.after_id.as_deref())
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(count).unwrap_or(0))
@@ -388,7 +391,8 @@ impl Store {
 
 const FILTER: &str = "WHERE (?1 IS NULL OR collection = ?1) \
      AND (?2 IS NULL OR search_text LIKE ?2 ESCAPE '\\') \
-     AND (?3 = 1 OR deleted = 0)";
+     AND (?3 = 1 OR deleted = 0) \
+     AND (?4 IS NULL OR id > ?4)";
 
 async fn upsert_meta(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
