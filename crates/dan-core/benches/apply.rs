@@ -61,6 +61,7 @@ fn history(gov: usize, records: usize) -> (SignedGenesis, Vec<VerifiedOp>, Vec<V
             code_hash: Hash32::of(b"bench"),
             invite: None,
             requested_ms: 1,
+            succeeds: None,
         };
         let request = SignedJoinRequest::sign(request, joiner).expect("request");
         for approver in &keys[..n.div_ceil(2).max(1) + usize::from(n % 2 == 0)] {

@@ -14,7 +14,7 @@ use crate::identity::{Keypair, PeerKey};
 use crate::record::{FieldValue, RecordAction, RecordError, check_label};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 /// Largest encoded genesis, in bytes.
 pub const MAX_GENESIS_BYTES: usize = 64 * 1024;
 /// Members a network needs before it accepts records (invariant 1).

@@ -78,6 +78,13 @@ pub struct Member {
     pub last_seq: Option<u64>,
     /// Why it was deprecated.
     pub deprecation: Option<String>,
+    /// The deprecated key whose seat its join request asked to take over
+    /// (a readmission), as the request names it.
+    pub succeeds: Option<PeerKey>,
+    /// The key that took over this deprecated member's seat, once admitted:
+    /// from then on this key counts in no quorum and its votes count only
+    /// through the successor.
+    pub succeeded_by: Option<PeerKey>,
 }
 
 impl Member {
@@ -296,12 +303,13 @@ pub(crate) struct Touched {
 
 impl Folder {
     /// Admitted members. A deprecated member's governance ops still count:
-    /// every op of it left in the set predates its cutoff.
+    /// every op of it left in the set predates its cutoff. A key whose seat
+    /// a successor took over is not one of them (the successor is).
     fn admitted(&self) -> BTreeSet<PeerKey> {
         self.out
             .members
             .values()
-            .filter(|m| m.status == MemberStatus::Member)
+            .filter(|m| m.status == MemberStatus::Member && m.succeeded_by.is_none())
             .map(|m| m.peer)
             .collect()
     }
@@ -338,9 +346,33 @@ impl Folder {
         seen >= *needed
     }
 
+    /// The key whose seat `peer` took over, if it did.
+    fn predecessor(&self, peer: &PeerKey) -> Option<PeerKey> {
+        let old = self.out.members.get(peer)?.succeeds?;
+        let taken = self.out.members.get(&old)?.succeeded_by == Some(*peer);
+        taken.then_some(old)
+    }
+
+    /// Whether `origin`'s seat already decided through the key it took
+    /// over (`yes` or `no` holds that key): a seat decides once.
+    fn seat_decided(
+        &self,
+        origin: &PeerKey,
+        yes: &BTreeSet<PeerKey>,
+        no: &BTreeSet<PeerKey>,
+    ) -> bool {
+        self.predecessor(origin)
+            .is_some_and(|old| yes.contains(&old) || no.contains(&old))
+    }
+
     fn approve(&mut self, entry: &GovernanceEntry, request: &SignedJoinRequest, hlc: Hlc) {
         let origin = entry.origin;
         let r = &request.request;
+        if let Some(row) = self.out.members.get(&r.joiner)
+            && self.seat_decided(&origin, &row.approvals, &row.rejections)
+        {
+            return;
+        }
         self.approvals_by
             .entry(r.joiner)
             .or_default()
@@ -362,6 +394,8 @@ impl Folder {
             removed_at: None,
             last_seq: None,
             deprecation: None,
+            succeeds: None,
+            succeeded_by: None,
         });
         if row.status == MemberStatus::Rejected {
             row.status = MemberStatus::Pending;
@@ -371,6 +405,7 @@ impl Folder {
         row.name = r.instance_name.clone();
         row.admin_name = r.admin_name.clone();
         row.code_hash = Some(r.code_hash);
+        row.succeeds = r.succeeds.as_ref().map(|s| s.predecessor);
         row.rejections.remove(&origin);
         row.approvals.insert(origin);
         self.touched.members.insert(r.joiner);
@@ -379,6 +414,11 @@ impl Folder {
 
     fn reject(&mut self, entry: &GovernanceEntry, peer: PeerKey, hlc: Hlc) {
         let origin = entry.origin;
+        if let Some(row) = self.out.members.get(&peer)
+            && self.seat_decided(&origin, &row.approvals, &row.rejections)
+        {
+            return;
+        }
         let Some(row) = self
             .out
             .members
@@ -403,11 +443,62 @@ impl Folder {
                 row.status = MemberStatus::Member;
                 row.since = Some(hlc);
                 self.admission_needed.insert(candidate, needed);
+                self.take_over_seat(candidate);
                 let min_members = self.out.charter.min_members as usize;
                 self.out.formed |= self.admitted().len() >= min_members;
             }
             Some(false) => row.status = MemberStatus::Rejected,
             None => {}
+        }
+    }
+
+    /// A newly admitted `successor` whose request names a deprecated,
+    /// admitted key takes over that key's seat: the old key leaves every
+    /// quorum, and where it had decided (open proposals, pending
+    /// candidates) the successor counts as having decided the same, so
+    /// that no tally moves and the seat never gets a second say. A request
+    /// naming a key that is not deprecated, not admitted or already taken
+    /// over is admitted as a seat of its own (the approvers saw that).
+    fn take_over_seat(&mut self, successor: PeerKey) {
+        let Some(old) = self.out.members.get(&successor).and_then(|m| m.succeeds) else {
+            return;
+        };
+        if !self.deprecated.contains_key(&old) {
+            return;
+        }
+        let Some(row) = self
+            .out
+            .members
+            .get_mut(&old)
+            .filter(|m| m.status == MemberStatus::Member && m.succeeded_by.is_none())
+        else {
+            return;
+        };
+        row.succeeded_by = Some(successor);
+        self.touched.members.insert(old);
+        for state in self.out.proposals.values_mut() {
+            if state.status != ProposalStatus::Open {
+                continue;
+            }
+            if state.yes.contains(&old) {
+                state.yes.insert(successor);
+                self.touched.proposals.insert(state.id);
+            } else if state.no.contains(&old) {
+                state.no.insert(successor);
+                self.touched.proposals.insert(state.id);
+            }
+        }
+        for row in self.out.members.values_mut() {
+            if row.status != MemberStatus::Pending {
+                continue;
+            }
+            if row.approvals.contains(&old) {
+                row.approvals.insert(successor);
+                self.touched.members.insert(row.peer);
+            } else if row.rejections.contains(&old) {
+                row.rejections.insert(successor);
+                self.touched.members.insert(row.peer);
+            }
         }
     }
 
@@ -431,6 +522,14 @@ impl Folder {
 
     fn vote(&mut self, entry: &GovernanceEntry, id: OpId, approve: bool, hlc: Hlc) {
         let origin = entry.origin;
+        if self
+            .out
+            .proposals
+            .get(&id)
+            .is_some_and(|state| self.seat_decided(&origin, &state.yes, &state.no))
+        {
+            return;
+        }
         let Some(state) = self
             .out
             .proposals
@@ -582,6 +681,8 @@ impl Folder {
                 removed_at: None,
                 last_seq: None,
                 deprecation: None,
+                succeeds: None,
+                succeeded_by: None,
             },
         )]);
         Folder {

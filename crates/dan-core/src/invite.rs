@@ -240,6 +240,52 @@ pub struct JoinRequest {
     pub invite: Option<SignedInvite>,
     /// When it was made (ms since the Unix epoch).
     pub requested_ms: u64,
+    /// For a readmission: the deprecated key whose seat this joiner takes
+    /// over, signed by that key. Admitted, the joiner holds that one seat
+    /// (it votes once where the old key voted) instead of a second one.
+    pub succeeds: Option<Succession>,
+}
+
+/// A member key's hand-over of its seat to the key its instance comes back
+/// under (a deprecated instance asking to be readmitted): signed by the old
+/// key, for one network and one new key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Succession {
+    /// The key handing over its seat.
+    pub predecessor: PeerKey,
+    /// Its signature over the network and the new key.
+    pub signature: Signature,
+}
+
+impl Succession {
+    fn signing_bytes(network: &NetworkId, successor: &PeerKey) -> Vec<u8> {
+        signing_bytes(b"dan succession v1\0", codec::encode(&(network, successor)))
+    }
+
+    /// `predecessor` hands its seat in `network` over to `successor`.
+    pub fn sign(network: &NetworkId, successor: &PeerKey, predecessor: &Keypair) -> Self {
+        Succession {
+            predecessor: predecessor.public(),
+            signature: predecessor.sign(&Self::signing_bytes(network, successor)),
+        }
+    }
+
+    /// Whether the predecessor signed this hand-over to `successor` in
+    /// `network` (and is another key).
+    pub fn verify(&self, network: &NetworkId, successor: &PeerKey) -> Result<(), InviteError> {
+        if self.predecessor == *successor {
+            return Err(InviteError::Invalid(
+                "a key cannot take over its own seat".into(),
+            ));
+        }
+        if !self
+            .predecessor
+            .verify(&Self::signing_bytes(network, successor), &self.signature)
+        {
+            return Err(InviteError::BadSignature);
+        }
+        Ok(())
+    }
 }
 
 /// A join request signed by the joining instance.
@@ -271,6 +317,9 @@ impl SignedJoinRequest {
         let bytes = signing_bytes(b"dan join v1\0", codec::encode(&self.request));
         if !self.request.joiner.verify(&bytes, &self.signature) {
             return Err(InviteError::BadSignature);
+        }
+        if let Some(succession) = &self.request.succeeds {
+            succession.verify(&self.request.network, &self.request.joiner)?;
         }
         if let Some(invite) = &self.request.invite {
             invite.verify()?;
@@ -386,6 +435,7 @@ mod tests {
             code_hash: Hash32::of(b"code"),
             invite: Some(invite()),
             requested_ms: 5,
+            succeeds: None,
         };
         let signed = SignedJoinRequest::sign(request.clone(), &joiner).expect("sign");
         assert_eq!(

@@ -34,7 +34,7 @@ pub use governance::{
 pub use hash::{CodeHash, Hash32, NetworkId, OpId};
 pub use hlc::Hlc;
 pub use identity::{Keypair, PeerKey};
-pub use invite::{Invite, JoinRequest, SignedInvite, SignedJoinRequest};
+pub use invite::{Invite, JoinRequest, SignedInvite, SignedJoinRequest, Succession};
 pub use look_alike::{LookAlike, LookAlikeKind};
 pub use op::{Op, OpBody, Payload, VerifiedOp};
 pub use record::{FieldValue, RecordAction, RecordId, RecordView};

@@ -442,14 +442,16 @@ impl Replica {
     /// The members whose votes count and who count in every quorum: every
     /// admitted member not removed, deprecated ones included (their votes
     /// from before their cutoff stand, and a deprecation never lowers the
-    /// bar). The governance fold decides with the same set.
+    /// bar), except a deprecated one whose seat a successor (its
+    /// readmission) took over. The governance fold decides with the same set.
     pub fn voters(&self) -> std::collections::BTreeSet<PeerKey> {
         self.members()
             .filter(|m| {
-                m.status == MemberStatus::Member
+                (m.status == MemberStatus::Member
                     || (m.status == MemberStatus::Deprecated
                         && m.since.is_some()
-                        && m.removed_at.is_none())
+                        && m.removed_at.is_none()))
+                    && m.succeeded_by.is_none()
             })
             .map(|m| m.peer)
             .collect()

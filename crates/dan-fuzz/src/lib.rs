@@ -108,6 +108,7 @@ fn build_fixture() -> Fixture {
                     code_hash: fixture_build(),
                     invite: None,
                     requested_ms: NOW_MS - 900_000,
+                    succeeds: None,
                 },
                 key,
             )

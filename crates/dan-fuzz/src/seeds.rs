@@ -252,6 +252,7 @@ fn join_request(replica: &Replica, key: &Keypair) -> SignedJoinRequest {
         code_hash: fixture_build(),
         invite: None,
         requested_ms: NOW_MS,
+        succeeds: None,
     };
     SignedJoinRequest::sign(request, key).expect("a seed join request signs")
 }

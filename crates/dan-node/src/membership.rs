@@ -529,6 +529,7 @@ impl Node {
             code_hash: self.inner().code_hash,
             invite: Some(invite.clone()),
             requested_ms: now_ms(),
+            succeeds: self.succession_in(&invite.invite.network).await,
         };
         let signed = SignedJoinRequest::sign(request, &self.keypair())
             .map_err(|e| NodeError::Invalid(e.to_string()))?;

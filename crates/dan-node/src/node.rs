@@ -35,6 +35,9 @@ pub(crate) const META_SEALED_KEY: &str = "sealed_key";
 const META_FAILED_UNLOCKS: &str = "failed_unlocks";
 pub(crate) const META_GENESIS: &str = "genesis";
 pub(crate) const META_JOINING: &str = "joining_invite";
+/// The deprecated key's hand-over of its seat to this instance's new key,
+/// kept from the moment it starts afresh until it asks to be readmitted.
+pub(crate) const META_SUCCESSION: &str = "succession";
 /// Longest instance name, in characters.
 pub const MAX_INSTANCE_NAME: usize = 64;
 

@@ -8,11 +8,11 @@
 //! the same genesis and asks to join like any newcomer, which needs a fresh
 //! quorum of approvals, each checking its code hash.
 
-use dan_core::{Keypair, NetworkId, PeerKey, Replica};
+use dan_core::{Keypair, NetworkId, PeerKey, Replica, Succession};
 
 use crate::deprecation::against_me;
 use crate::error::NodeError;
-use crate::node::{META_SEALED_KEY, Node, seal};
+use crate::node::{META_SEALED_KEY, META_SUCCESSION, Node, seal};
 use crate::secrets::{keyring_forget, keyring_load, keyring_store, random_bytes};
 
 impl Node {
@@ -40,8 +40,9 @@ impl Node {
     }
 
     /// Starts afresh to be readmitted: archives the fork's data, takes a
-    /// new key sealed under `password`, and restarts the network layer
-    /// under the new identity. Returns the new peer id.
+    /// new key sealed under `password` (the old one signs it its seat), and
+    /// restarts the network layer under the new identity. Returns the new
+    /// peer id.
     pub(crate) async fn start_afresh(&self, password: &str) -> Result<PeerKey, NodeError> {
         let previous = self.peer_id();
         let keypair = Keypair::from_secret(random_bytes()?);
@@ -51,10 +52,21 @@ impl Node {
             let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
             replica.genesis().clone()
         };
+        let succession = dan_core::codec::encode(&Succession::sign(
+            &genesis.network_id(),
+            &keypair.public(),
+            &self.keypair(),
+        ));
         let was_cached = keyring_load(previous).await.is_some();
         let net_config = self.stop_network().await;
         let started_over = self
-            .start_over(&genesis, &[(META_SEALED_KEY, &sealed_json)])
+            .start_over(
+                &genesis,
+                &[
+                    (META_SEALED_KEY, &sealed_json),
+                    (META_SUCCESSION, &succession),
+                ],
+            )
             .await;
         if started_over.is_ok() {
             self.replace_keypair(keypair.clone(), sealed);
@@ -72,5 +84,21 @@ impl Node {
         }
         started_over?;
         Ok(keypair.public())
+    }
+}
+
+impl Node {
+    /// The hand-over of a deprecated key's seat in `network` to this
+    /// instance's key, if it started afresh to be readmitted there.
+    pub(crate) async fn succession_in(&self, network: &NetworkId) -> Option<Succession> {
+        let bytes = self.inner().store.meta(META_SUCCESSION).await.ok()??;
+        let succession: Succession =
+            dan_core::codec::decode(&bytes, dan_core::invite::MAX_JOIN_REQUEST_BYTES).ok()?;
+        // Signed for another network or key, it would only get the request
+        // refused.
+        succession
+            .verify(network, &self.peer_id())
+            .is_ok()
+            .then_some(succession)
     }
 }

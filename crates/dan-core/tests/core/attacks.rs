@@ -307,3 +307,165 @@ fn no_single_admin_a_deprecated_candidate_does_not_count_towards_the_forming_rul
     assert!(replica.is_forming(), "a deprecated candidate is no member");
     assert_eq!(replica.voters().len(), 2);
 }
+
+/// Deprecates `key` in `replica` from its next op on.
+fn deprecate(replica: &mut Replica, key: &Keypair) {
+    replica.deprecate(
+        &Finding {
+            offender: key.public(),
+            cutoff: replica.chain_len(&key.public()) + 1,
+            reason: "signed two different ops with one seq".into(),
+        },
+        Hash32::of(key.public().to_string().as_bytes()),
+    );
+}
+
+/// `new` asks to join, naming `old` as the key whose seat it takes over
+/// (signed by `old`), and `approvers` approve it.
+fn readmit(
+    replica: &mut Replica,
+    old: &Keypair,
+    new: &Keypair,
+    approvers: &[&Keypair],
+    clock: u64,
+) {
+    let network = replica.network_id();
+    let mut request = join_request(network, new, "carol").request;
+    request.succeeds = Some(dan_core::Succession::sign(&network, &new.public(), old));
+    let request = dan_core::SignedJoinRequest::sign(request, new).expect("request");
+    for (n, approver) in approvers.iter().enumerate() {
+        govern(
+            replica,
+            approver,
+            GovernanceAction::Approve {
+                request: Box::new(request.clone()),
+            },
+            clock + n as u64,
+        );
+    }
+    assert!(replica.is_member(&new.public()), "readmitted");
+}
+
+// Second attacker review: a deprecated key kept its seat and its votes, and
+// its readmission under a new key added a seat, so three readmissions in a
+// network of three passed the readmitted admin's proposal against the
+// other two. A readmission now names the old key, signed by it, and the new
+// key takes over that one seat.
+#[test]
+fn no_single_admin_a_readmitted_admin_takes_over_its_old_seat_and_votes_there_once() {
+    let t = trio();
+    let mut replica = t.replica();
+    let [alice, bob, carol] = &t.keys;
+    let proposal = govern(
+        &mut replica,
+        carol,
+        GovernanceAction::Propose(Proposal::Remove { peer: bob.public() }),
+        100,
+    );
+    let mut seat = carol.clone();
+    for round in 0..3u8 {
+        deprecate(&mut replica, &seat);
+        let next = Keypair::from_secret([20 + round; 32]);
+        readmit(
+            &mut replica,
+            &seat,
+            &next,
+            &[alice, bob],
+            200 + 100 * u64::from(round),
+        );
+        assert_eq!(
+            replica.member(&seat.public()).and_then(|m| m.succeeded_by),
+            Some(next.public())
+        );
+        // Its inherited yes already counts: its own vote changes nothing.
+        govern(
+            &mut replica,
+            &next,
+            GovernanceAction::Vote {
+                proposal: proposal.id(),
+                approve: true,
+            },
+            250 + 100 * u64::from(round),
+        );
+        assert_eq!(
+            replica.voters().len(),
+            3,
+            "one seat per admin, round {round}"
+        );
+        seat = next;
+    }
+    let state = replica
+        .proposals()
+        .find(|p| p.id == proposal.id())
+        .expect("proposal");
+    assert_eq!(
+        state.status,
+        dan_core::ProposalStatus::Open,
+        "one yes of three"
+    );
+    assert!(replica.is_member(&bob.public()), "bob stays");
+    // The other two still decide: their no rejects it.
+    govern(
+        &mut replica,
+        alice,
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: false,
+        },
+        1000,
+    );
+    govern(
+        &mut replica,
+        bob,
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: false,
+        },
+        1010,
+    );
+    let state = replica
+        .proposals()
+        .find(|p| p.id == proposal.id())
+        .expect("proposal");
+    assert_eq!(state.status, dan_core::ProposalStatus::Rejected);
+}
+
+#[test]
+fn no_single_admin_a_hand_over_from_a_key_that_is_not_deprecated_gives_no_seat_of_its_own_away() {
+    let t = trio();
+    let mut replica = t.replica();
+    let [alice, bob, carol] = &t.keys;
+    let next = Keypair::from_secret([30; 32]);
+    readmit(&mut replica, carol, &next, &[alice, bob], 200);
+    assert_eq!(
+        replica.member(&carol.public()).and_then(|m| m.succeeded_by),
+        None,
+        "carol is no deprecated member: her seat stays hers"
+    );
+    assert_eq!(
+        replica.voters().len(),
+        4,
+        "the newcomer has a seat of its own"
+    );
+}
+
+#[test]
+fn bad_input_a_hand_over_not_signed_by_the_old_key_is_refused() {
+    let t = trio();
+    let replica = t.replica();
+    let network = replica.network_id();
+    let (carol, thief, next) = (
+        &t.keys[2],
+        Keypair::from_secret([31; 32]),
+        Keypair::from_secret([32; 32]),
+    );
+    let mut request = join_request(network, &next, "carol").request;
+    let mut forged = dan_core::Succession::sign(&network, &next.public(), &thief);
+    forged.predecessor = carol.public();
+    request.succeeds = Some(forged);
+    let signed = dan_core::SignedJoinRequest::sign(request.clone(), &next).expect("signed");
+    assert!(signed.verify().is_err(), "a hand-over carol did not sign");
+    request.succeeds = Some(dan_core::Succession::sign(&network, &thief.public(), carol));
+    let signed = dan_core::SignedJoinRequest::sign(request, &next).expect("signed");
+    assert!(signed.verify().is_err(), "carol's hand-over to another key");
+}

@@ -116,6 +116,7 @@ pub(crate) fn join_request(
         code_hash: Hash32::of(b"build A"),
         invite: None,
         requested_ms: 1,
+        succeeds: None,
     };
     dan_core::SignedJoinRequest::sign(request, joiner).expect("join request")
 }
