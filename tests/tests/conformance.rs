@@ -124,6 +124,19 @@ fn assert_readmitted(instances: &[Instance], deprecated_key: &str) -> anyhow::Re
             instance.name
         );
         assert_eq!(instance.member_status(&new_key).as_deref(), Some("member"));
+        let members = instance.json(&["members"])?;
+        let rows = members.as_array().cloned().unwrap_or_default();
+        let row = |key: &str| rows.iter().find(|r| r["peer_id"] == key).cloned();
+        assert_eq!(
+            row(deprecated_key).map(|r| r["succeeded_by"].clone()),
+            Some(serde_json::json!(new_key)),
+            "the readmitted key holds the old seat on {} (no second one)",
+            instance.name
+        );
+        assert_eq!(
+            row(&new_key).map(|r| r["succeeds"].clone()),
+            Some(serde_json::json!(deprecated_key))
+        );
     }
     assert_eq!(
         offender.member_status(deprecated_key).as_deref(),

@@ -160,6 +160,13 @@ export interface MemberView {
   /** When it asked (its own clock) and whose invite it used. */
   requested_ms: number | null;
   invited_by: string | null;
+  /** For a readmission: the deprecated instance whose seat it takes over. */
+  succeeds: string | null;
+  /** The instance that took over this deprecated member's seat. */
+  succeeded_by: string | null;
+  /** A deprecated instance whose admin name looks like this request's,
+   * while the request takes over no seat (a possible second seat). */
+  second_seat_of: string | null;
 }
 
 export interface ProposalView {

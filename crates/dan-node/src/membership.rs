@@ -147,6 +147,17 @@ pub struct MemberView {
     pub requested_ms: Option<u64>,
     /// The instance whose invite it used.
     pub invited_by: Option<String>,
+    /// For a readmission: the deprecated key whose seat it asks to take
+    /// over (its request carries that key's signed hand-over). Admitted, it
+    /// holds that seat instead of a second one.
+    pub succeeds: Option<PeerKey>,
+    /// The key that took over this deprecated member's seat.
+    pub succeeded_by: Option<PeerKey>,
+    /// For a request that takes over no seat: the instance name of a
+    /// deprecated member whose admin name looks like this one's. If it is
+    /// the same admin coming back, approving gives them a second seat (a
+    /// readmission from the deprecated instance would take over the old).
+    pub second_seat_of: Option<String>,
 }
 
 /// A peer as shown by `dan peers`.
@@ -848,9 +859,23 @@ impl Node {
             Some(replica.state_root()),
         );
         let now = now_ms();
+        let deprecated_seats: Vec<&dan_core::Member> = replica
+            .voters()
+            .iter()
+            .filter_map(|p| replica.member(p))
+            .filter(|m| m.status == MemberStatus::Deprecated)
+            .collect();
         Ok(replica
             .members()
             .map(|m| {
+                let second_seat_of = (m.status == MemberStatus::Pending && m.succeeds.is_none())
+                    .then(|| {
+                        deprecated_seats.iter().find(|d| {
+                            dan_core::invite::names_look_alike(&d.admin_name, &m.admin_name)
+                        })
+                    })
+                    .flatten()
+                    .map(|d| d.name.clone());
                 let (approvals, needed) = approvals_of(replica, &m.peer);
                 let peer = net.and_then(|n| n.peer_info(&m.peer));
                 let is_self = m.peer == self.peer_id();
@@ -902,6 +927,9 @@ impl Node {
                     invited_by: request
                         .and_then(|r| r.invite.as_ref())
                         .map(|i| i.invite.inviter_name.clone()),
+                    succeeds: m.succeeds,
+                    succeeded_by: m.succeeded_by,
+                    second_seat_of,
                     build: code_hash.map(|c| {
                         let label = is_self.then(|| self.inner().build_label.clone());
                         crate::release::BuildView::of(c, label, Some(replica.charter()), now)

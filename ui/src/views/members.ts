@@ -28,9 +28,32 @@ async function act(action: () => Promise<unknown>, done: string, refresh: () => 
   }
 }
 
+/** What a row says about seats: a readmission taking over a deprecated
+ * instance's seat, a seat taken over, or a request that may give an admin
+ * who was deprecated a second seat. `warning` when approving needs care. */
+export function seatNote(member: MemberView, names: Map<string, string>): { text: string; warning: boolean } | null {
+  const name = (peer: string) => names.get(peer) ?? short(peer, 12);
+  if (member.succeeded_by) return { text: `Came back as ${name(member.succeeded_by)}, who holds this seat now.`, warning: false };
+  if (member.succeeds && member.status === "member") return { text: `Readmitted: holds the seat of ${name(member.succeeds)}.`, warning: false };
+  if (member.succeeds && member.status === "pending")
+    return { text: `Asks to be readmitted: takes over the seat of ${name(member.succeeds)} (deprecated), and its votes, with no second seat.`, warning: false };
+  if (member.second_seat_of && member.status === "pending")
+    return {
+      text: `${member.second_seat_of} was deprecated and has an admin of the same name. This request does not take over its seat: if it is the same admin coming back, approving gives them a second vote. Ask them to use “Ask to be readmitted” on the deprecated instance instead.`,
+      warning: true,
+    };
+  return null;
+}
+
+function SeatNote(member: MemberView, names: Map<string, string>): HTMLElement | null {
+  const note = seatNote(member, names);
+  if (!note) return null;
+  return h("p", { class: note.warning ? "banner warning" : "muted", role: note.warning ? "alert" : undefined, "aria-label": `${member.name} seat` }, note.text);
+}
+
 /** Before approving: the approver compares the join code with the one on
  * the joiner's screen. Resolves true when they match. */
-export function confirmJoinCode(member: MemberView): Promise<boolean> {
+export function confirmJoinCode(member: MemberView, names: Map<string, string> = new Map()): Promise<boolean> {
   return new Promise((resolve) => {
     const dialog = h("dialog", { class: "admin-dialog", "aria-label": "Compare the join code" });
     const close = (ok: boolean) => {
@@ -38,9 +61,11 @@ export function confirmJoinCode(member: MemberView): Promise<boolean> {
       dialog.remove();
       resolve(ok);
     };
+    const seat = SeatNote(member, names);
     dialog.append(
       h("h2", {}, `Approve ${member.name}?`),
       h("p", {}, `${member.name} (admin: ${member.admin_name}) asked to join ${member.requested_ms ? `on ${when(member.requested_ms)} ` : ""}${member.invited_by ? `with an invite from ${member.invited_by}` : ""}. Call or meet ${member.admin_name} and check that their screen shows this join code:`),
+      ...(seat ? [seat] : []),
       h("p", { class: "join-code big", "aria-label": "Join code to compare" }, member.join_code),
       h("p", { class: "muted" }, "If the codes differ, someone else may be using their invite: do not approve."),
       h("div", { class: "actions" }, h("button", { type: "button", onclick: () => close(false) }, "Not sure"), h("button", { type: "button", class: "primary", onclick: () => close(true) }, "Codes match — approve")),
@@ -56,7 +81,7 @@ export function confirmJoinCode(member: MemberView): Promise<boolean> {
 }
 
 /** One row of the member table. */
-export function MemberRow(member: MemberView, refresh: () => void, client: Api = api): HTMLElement {
+export function MemberRow(member: MemberView, refresh: () => void, client: Api = api, names: Map<string, string> = new Map()): HTMLElement {
   const statusText = member.suspended && member.status === "member" ? "Suspended (upgrade required)" : STATUS_TEXT[member.status];
   const rootsMark =
     member.roots === "match" ? "✓ state matches" : member.roots === "mismatch" ? "✗ state differs" : member.roots === "syncing" ? "… syncing" : "–";
@@ -64,7 +89,7 @@ export function MemberRow(member: MemberView, refresh: () => void, client: Api =
   return h(
     "tr",
     { "aria-label": label, class: member.status },
-    h("td", {}, h("strong", {}, member.name), member.is_self ? " (this instance)" : "", h("br", {}), h("small", { class: "muted" }, `admin: ${member.admin_name}`)),
+    h("td", {}, h("strong", {}, member.name), member.is_self ? " (this instance)" : "", h("br", {}), h("small", { class: "muted" }, `admin: ${member.admin_name}`), SeatNote(member, names)),
     h("td", {}, h("span", { class: `badge ${member.status}`, "aria-label": `${member.name} status` }, statusText), member.deprecation ? h("small", { class: "muted" }, h("br", {}), member.deprecation) : null),
     h("td", {}, member.online ? "online" : `offline, last seen ${when(member.last_seen)}`),
     h("td", {}, member.build ? BuildText(member.build, `${member.name} version`) : h("span", { class: "muted" }, "not known yet")),
@@ -78,7 +103,7 @@ export function MemberRow(member: MemberView, refresh: () => void, client: Api =
             {},
             `${member.approvals} of ${member.needed} approvals `,
             h("small", {}, "join code ", h("strong", { "aria-label": `${member.name} join code` }, member.join_code), " "),
-            h("button", { type: "button", "aria-label": `Approve ${member.name}`, onclick: () => void confirmJoinCode(member).then(async (ok) => {
+            h("button", { type: "button", "aria-label": `Approve ${member.name}`, onclick: () => void confirmJoinCode(member, names).then(async (ok) => {
               if (ok) await act(() => client.approve(member.peer_id), `Approved ${member.name}.`, refresh, client);
             }) }, "Approve"),
             " ",
@@ -166,7 +191,7 @@ export function MembersView(client: Api = api): HTMLElement {
       const names = new Map(members.map((m) => [m.peer_id, m.name]));
       // Requests waiting for an approval come first.
       const ordered = [...members.filter((m) => m.status === "pending"), ...members.filter((m) => m.status !== "pending")];
-      table.replaceChildren(...ordered.map((m) => MemberRow(m, () => void refresh(), client)));
+      table.replaceChildren(...ordered.map((m) => MemberRow(m, () => void refresh(), client, names)));
       proposals.replaceChildren(...(props.length ? props.map((p) => ProposalItem(p, names, () => void refresh(), client)) : [h("li", { class: "muted" }, "No proposals.")]));
       evidence.replaceChildren(...(found.length ? found.map((e) => h("li", {}, explainEvidence(e, names))) : [h("li", { class: "muted" }, "No evidence: every instance follows the rules.")]));
     } catch (e) {
