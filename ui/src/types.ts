@@ -162,6 +162,9 @@ export interface MemberView {
   invited_by: string | null;
   /** For a readmission: the deprecated instance whose seat it takes over. */
   succeeds: string | null;
+  /** For a pending readmission: whether admitting it takes that seat over
+   * now (the instance it names is deprecated and its seat still free). */
+  takes_over_seat: boolean;
   /** The instance that took over this deprecated member's seat. */
   succeeded_by: string | null;
   /** A deprecated instance whose admin name looks like this request's,

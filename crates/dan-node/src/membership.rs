@@ -151,6 +151,10 @@ pub struct MemberView {
     /// over (its request carries that key's signed hand-over). Admitted, it
     /// holds that seat instead of a second one.
     pub succeeds: Option<PeerKey>,
+    /// For a pending readmission: whether admitting it now takes over the
+    /// seat it names (that key is a deprecated member whose seat nobody
+    /// took); if not, it would get a seat of its own.
+    pub takes_over_seat: bool,
     /// The key that took over this deprecated member's seat.
     pub succeeded_by: Option<PeerKey>,
     /// For a request that takes over no seat: the instance name of a
@@ -928,6 +932,9 @@ impl Node {
                         .and_then(|r| r.invite.as_ref())
                         .map(|i| i.invite.inviter_name.clone()),
                     succeeds: m.succeeds,
+                    takes_over_seat: m.status == MemberStatus::Pending
+                        && m.succeeds
+                            .is_some_and(|old| deprecated_seats.iter().any(|d| d.peer == old)),
                     succeeded_by: m.succeeded_by,
                     second_seat_of,
                     build: code_hash.map(|c| {

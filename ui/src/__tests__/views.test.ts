@@ -220,15 +220,18 @@ describe("members and network", () => {
     requested_ms: 1,
     invited_by: "alice",
     succeeds: null,
+    takes_over_seat: false,
     succeeded_by: null,
     second_seat_of: null,
   };
 
   it("says when a request takes over a deprecated seat, and warns when it may give an admin a second one", () => {
     const names = new Map([["p1", "carol (old laptop)"]]);
-    const readmission = MemberRow({ ...member, succeeds: "p1" }, () => undefined, {} as Api, names);
+    const readmission = MemberRow({ ...member, succeeds: "p1", takes_over_seat: true }, () => undefined, {} as Api, names);
     expect(readmission.querySelector('[aria-label="carol seat"]')!.textContent).toMatch(/takes over the seat of carol \(old laptop\).*no second seat/);
     expect(readmission.querySelector('[role="alert"]')).toBeNull();
+    const notDeprecated = MemberRow({ ...member, succeeds: "p1" }, () => undefined, {} as Api, names);
+    expect(notDeprecated.querySelector('[role="alert"]')!.textContent).toMatch(/not a deprecated member here: approving gives it a seat of its own/);
     const second = MemberRow({ ...member, second_seat_of: "carol (old laptop)" }, () => undefined, {} as Api, names);
     expect(second.querySelector('[role="alert"]')!.textContent).toMatch(/second vote/);
     const old = MemberRow({ ...member, peer_id: "p1", status: "deprecated", succeeded_by: "p2" }, () => undefined, {} as Api, new Map([["p2", "carol"]]));
@@ -287,7 +290,7 @@ describe("members and network", () => {
 describe("replication state", () => {
   it("counts the members whose checkpoint holds this instance's ops", async () => {
     const { replication } = await import("../views/recordEditor");
-    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null, join_code: "", requested_ms: null, invited_by: null, succeeds: null, succeeded_by: null, second_seat_of: null };
+    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null, join_code: "", requested_ms: null, invited_by: null, succeeds: null, takes_over_seat: false, succeeded_by: null, second_seat_of: null };
     const members = [
       { ...base, peer_id: "a", name: "a", status: "member", roots: "match", is_self: true },
       { ...base, peer_id: "b", name: "b", status: "member", roots: "match" },

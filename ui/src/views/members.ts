@@ -36,7 +36,9 @@ export function seatNote(member: MemberView, names: Map<string, string>): { text
   if (member.succeeded_by) return { text: `Came back as ${name(member.succeeded_by)}, who holds this seat now.`, warning: false };
   if (member.succeeds && member.status === "member") return { text: `Readmitted: holds the seat of ${name(member.succeeds)}.`, warning: false };
   if (member.succeeds && member.status === "pending")
-    return { text: `Asks to be readmitted: takes over the seat of ${name(member.succeeds)} (deprecated), and its votes, with no second seat.`, warning: false };
+    return member.takes_over_seat
+      ? { text: `Asks to be readmitted: takes over the seat of ${name(member.succeeds)} (deprecated), and its votes, with no second seat.`, warning: false }
+      : { text: `Names ${name(member.succeeds)} as its old instance, but that one is not a deprecated member here: approving gives it a seat of its own.`, warning: true };
   if (member.second_seat_of && member.status === "pending")
     return {
       text: `${member.second_seat_of} was deprecated and has an admin of the same name. This request does not take over its seat: if it is the same admin coming back, approving gives them a second vote. Ask them to use “Ask to be readmitted” on the deprecated instance instead.`,
