@@ -724,9 +724,17 @@ mod minority {
                     continue;
                 }
                 let action = match m.kind {
-                    0 => GovernanceAction::Approve {
-                        request: Box::new(join_request(view.network_id(), &puppets[m.target % 3], "puppet")),
-                    },
+                    0 => {
+                        let puppet = &puppets[m.target % 3];
+                        let mut request = join_request(view.network_id(), puppet, "puppet");
+                        if m.target % 2 == 1 {
+                            // The puppet claims to take over the signer's
+                            // seat, which the signer hands over.
+                            request.request.succeeds = Some(dan_core::Succession::sign(&view.network_id(), &puppet.public(), key));
+                            request = dan_core::SignedJoinRequest::sign(request.request, puppet).expect("request");
+                        }
+                        GovernanceAction::Approve { request: Box::new(request) }
+                    }
                     1 => GovernanceAction::Propose(Proposal::Remove { peer: honest[m.target % honest.len()].public() }),
                     _ => match removals.get(m.target % removals.len().max(1)) {
                         Some(id) => GovernanceAction::Vote { proposal: *id, approve: true },
