@@ -189,7 +189,7 @@ impl Evidence {
     /// would only grow (and split) every instance's deprecations.
     pub fn check(&self, replica: &Replica) -> EvidenceCheck {
         if let Some(claim) = self.claim()
-            && !replica.voters().contains(&claim.offender)
+            && !replica.answers_for_its_ops(&claim.offender)
         {
             return EvidenceCheck::Undecidable(format!(
                 "{} is not an admitted member here",

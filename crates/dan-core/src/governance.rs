@@ -273,7 +273,8 @@ fn decision(
 /// (clock, op id) order.
 #[derive(Clone, Debug)]
 pub(crate) struct Folder {
-    deprecated: BTreeMap<PeerKey, String>,
+    /// Deprecated keys: why, and the first seq of theirs refused.
+    deprecated: BTreeMap<PeerKey, (String, u64)>,
     /// The member table before deprecations are marked (the fold itself
     /// treats deprecated members as admitted).
     out: Governed,
@@ -368,10 +369,18 @@ impl Folder {
     fn approve(&mut self, entry: &GovernanceEntry, request: &SignedJoinRequest, hlc: Hlc) {
         let origin = entry.origin;
         let r = &request.request;
-        if let Some(row) = self.out.members.get(&r.joiner)
-            && self.seat_decided(&origin, &row.approvals, &row.rejections)
-        {
-            return;
+        let offered = r.succeeds.as_ref().map(|s| s.predecessor);
+        if let Some(row) = self.out.members.get(&r.joiner) {
+            if self.seat_decided(&origin, &row.approvals, &row.rejections) {
+                return;
+            }
+            // The first counted approval fixes whether the candidate asks
+            // to take over a seat: an approval of another version of its
+            // request (one without the hand-over, say) approves something
+            // else, and must not decide what the others approved.
+            if row.status == MemberStatus::Pending && row.succeeds != offered {
+                return;
+            }
         }
         self.approvals_by
             .entry(r.joiner)
@@ -405,11 +414,11 @@ impl Folder {
         row.name = r.instance_name.clone();
         row.admin_name = r.admin_name.clone();
         row.code_hash = Some(r.code_hash);
-        row.succeeds = r.succeeds.as_ref().map(|s| s.predecessor);
+        row.succeeds = offered;
         row.rejections.remove(&origin);
         row.approvals.insert(origin);
         self.touched.members.insert(r.joiner);
-        self.decide_candidate(r.joiner, hlc);
+        self.decide_candidate(r.joiner, hlc, Some(entry));
     }
 
     fn reject(&mut self, entry: &GovernanceEntry, peer: PeerKey, hlc: Hlc) {
@@ -430,15 +439,35 @@ impl Folder {
         row.approvals.remove(&origin);
         row.rejections.insert(origin);
         self.touched.members.insert(peer);
-        self.decide_candidate(peer, hlc);
+        self.decide_candidate(peer, hlc, None);
     }
 
-    fn decide_candidate(&mut self, candidate: PeerKey, hlc: Hlc) {
+    /// Admits or rejects `candidate` once a quorum said so; `deciding` is
+    /// the approval that may have made it (`None` for a rejection).
+    fn decide_candidate(
+        &mut self,
+        candidate: PeerKey,
+        hlc: Hlc,
+        deciding: Option<&GovernanceEntry>,
+    ) {
         let (conforming, needed) = self.needed();
+        let Some(row) = self.out.members.get(&candidate) else {
+            return;
+        };
+        let outcome = decision(&row.approvals, &row.rejections, &conforming, needed);
+        // A request that hands a seat over is admitted only by taking that
+        // seat: otherwise one deprecated key could hand its seat to several
+        // new keys and each would get a seat of its own.
+        if outcome == Some(true)
+            && let Some(old) = row.succeeds
+            && !deciding.is_some_and(|entry| self.seat_free_for(&old, entry))
+        {
+            return;
+        }
         let Some(row) = self.out.members.get_mut(&candidate) else {
             return;
         };
-        match decision(&row.approvals, &row.rejections, &conforming, needed) {
+        match outcome {
             Some(true) => {
                 row.status = MemberStatus::Member;
                 row.since = Some(hlc);
@@ -452,26 +481,34 @@ impl Folder {
         }
     }
 
-    /// A newly admitted `successor` whose request names a deprecated,
-    /// admitted key takes over that key's seat: the old key leaves every
-    /// quorum, and where it had decided (open proposals, pending
-    /// candidates) the successor counts as having decided the same, so
-    /// that no tally moves and the seat never gets a second say. A request
-    /// naming a key that is not deprecated, not admitted or already taken
-    /// over is admitted as a seat of its own (the approvers saw that).
+    /// Whether the seat of `old` may be taken over by the candidate that
+    /// the approval `deciding` admits: `old` is a deprecated, admitted key
+    /// whose seat nobody took, and the approver had seen every op of it
+    /// that counts (so none of its votes or approvals that the approvers
+    /// saw counting is taken back by the hand-over). Until then the
+    /// request waits.
+    fn seat_free_for(&self, old: &PeerKey, deciding: &GovernanceEntry) -> bool {
+        let Some((_, cutoff)) = self.deprecated.get(old) else {
+            return false;
+        };
+        self.out
+            .members
+            .get(old)
+            .is_some_and(|m| m.status == MemberStatus::Member && m.succeeded_by.is_none())
+            && deciding.seen(old) >= cutoff.saturating_sub(1)
+    }
+
+    /// A newly admitted `successor` whose request names a key takes over
+    /// that key's seat ([`seat_free_for`](Self::seat_free_for) checked it
+    /// is free): the old key leaves every quorum, and where it had decided
+    /// (open proposals, pending candidates) the successor counts as having
+    /// decided the same, so that no tally moves and the seat never gets a
+    /// second say.
     fn take_over_seat(&mut self, successor: PeerKey) {
         let Some(old) = self.out.members.get(&successor).and_then(|m| m.succeeds) else {
             return;
         };
-        if !self.deprecated.contains_key(&old) {
-            return;
-        }
-        let Some(row) = self
-            .out
-            .members
-            .get_mut(&old)
-            .filter(|m| m.status == MemberStatus::Member && m.succeeded_by.is_none())
-        else {
+        let Some(row) = self.out.members.get_mut(&old) else {
             return;
         };
         row.succeeded_by = Some(successor);
@@ -662,7 +699,10 @@ impl Folder {
     /// instances (with the reason) are marked in [`member`](Self::member);
     /// they stay in every quorum's denominator, and their votes left in the
     /// op set (all from before their cutoff) still count.
-    pub(crate) fn new(genesis: &SignedGenesis, deprecated: BTreeMap<PeerKey, String>) -> Self {
+    pub(crate) fn new(
+        genesis: &SignedGenesis,
+        deprecated: BTreeMap<PeerKey, (String, u64)>,
+    ) -> Self {
         let founder = &genesis.genesis;
         let members = BTreeMap::from([(
             founder.founder,
@@ -706,7 +746,7 @@ impl Folder {
     pub(crate) fn fold(
         genesis: &SignedGenesis,
         ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
-        deprecated: BTreeMap<PeerKey, String>,
+        deprecated: BTreeMap<PeerKey, (String, u64)>,
     ) -> Self {
         let mut folder = Folder::new(genesis, deprecated);
         for (key, entry) in ops {
@@ -748,7 +788,7 @@ impl Folder {
     /// count as admitted anywhere).
     pub(crate) fn member(&self, peer: &PeerKey) -> Option<Member> {
         let mut row = self.out.members.get(peer)?.clone();
-        if let Some(reason) = self.deprecated.get(peer)
+        if let Some((reason, _)) = self.deprecated.get(peer)
             && row.since.is_some()
         {
             row.status = MemberStatus::Deprecated;

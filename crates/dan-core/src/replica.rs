@@ -222,7 +222,7 @@ impl Replica {
         let reasons = self
             .deprecations
             .iter()
-            .map(|(peer, d)| (*peer, d.reason.clone()))
+            .map(|(peer, d)| (*peer, (d.reason.clone(), d.cutoff)))
             .collect();
         self.folder = Folder::fold(&self.genesis, &self.governance, reasons);
         let mut touched = self.folder.take_touched();
@@ -437,6 +437,19 @@ impl Replica {
     pub fn is_member(&self, peer: &PeerKey) -> bool {
         self.member(peer)
             .is_some_and(|m| m.status == MemberStatus::Member)
+    }
+
+    /// Whether evidence against `peer` can be judged here: it is an admitted
+    /// member not removed, deprecated ones included, and so is a deprecated
+    /// key whose seat a successor took over (its ops before its cutoff
+    /// still count, so evidence that lowers the cutoff must stay decidable
+    /// everywhere, whether or not the hand-over is known yet).
+    pub fn answers_for_its_ops(&self, peer: &PeerKey) -> bool {
+        self.member(peer).is_some_and(|m| {
+            (m.status == MemberStatus::Member || m.status == MemberStatus::Deprecated)
+                && m.since.is_some()
+                && m.removed_at.is_none()
+        })
     }
 
     /// The members whose votes count and who count in every quorum: every

@@ -320,8 +320,44 @@ fn deprecate(replica: &mut Replica, key: &Keypair) {
     );
 }
 
+/// `new`'s join request naming `old` as the key whose seat it takes over
+/// (signed by `old`).
+fn readmission_request(
+    replica: &Replica,
+    old: &Keypair,
+    new: &Keypair,
+) -> dan_core::SignedJoinRequest {
+    let network = replica.network_id();
+    let mut request = join_request(network, new, "carol").request;
+    request.succeeds = Some(dan_core::Succession::sign(&network, &new.public(), old));
+    dan_core::SignedJoinRequest::sign(request, new).expect("request")
+}
+
+/// `approvers` approve `request`, one after the other from `clock` on.
+fn approve_all(
+    replica: &mut Replica,
+    request: &dan_core::SignedJoinRequest,
+    approvers: &[&Keypair],
+    clock: u64,
+) -> Vec<VerifiedOp> {
+    approvers
+        .iter()
+        .enumerate()
+        .map(|(n, approver)| {
+            govern(
+                replica,
+                approver,
+                GovernanceAction::Approve {
+                    request: Box::new(request.clone()),
+                },
+                clock + n as u64,
+            )
+        })
+        .collect()
+}
+
 /// `new` asks to join, naming `old` as the key whose seat it takes over
-/// (signed by `old`), and `approvers` approve it.
+/// (signed by `old`), and `approvers` approve it: it is readmitted.
 fn readmit(
     replica: &mut Replica,
     old: &Keypair,
@@ -329,20 +365,8 @@ fn readmit(
     approvers: &[&Keypair],
     clock: u64,
 ) {
-    let network = replica.network_id();
-    let mut request = join_request(network, new, "carol").request;
-    request.succeeds = Some(dan_core::Succession::sign(&network, &new.public(), old));
-    let request = dan_core::SignedJoinRequest::sign(request, new).expect("request");
-    for (n, approver) in approvers.iter().enumerate() {
-        govern(
-            replica,
-            approver,
-            GovernanceAction::Approve {
-                request: Box::new(request.clone()),
-            },
-            clock + n as u64,
-        );
-    }
+    let request = readmission_request(replica, old, new);
+    approve_all(replica, &request, approvers, clock);
     assert!(replica.is_member(&new.public()), "readmitted");
 }
 
@@ -430,22 +454,145 @@ fn no_single_admin_a_readmitted_admin_takes_over_its_old_seat_and_votes_there_on
     assert_eq!(state.status, dan_core::ProposalStatus::Rejected);
 }
 
+// Third attacker review: a hand-over from a key that was not deprecated
+// gave the newcomer a seat of its own, which the key could then take back
+// by getting deprecated (its votes since voided by the hand-over). A request
+// that hands a seat over now waits until it can take that seat.
 #[test]
-fn no_single_admin_a_hand_over_from_a_key_that_is_not_deprecated_gives_no_seat_of_its_own_away() {
+fn no_single_admin_a_hand_over_from_a_key_that_is_not_deprecated_waits_and_gives_no_seat() {
     let t = trio();
     let mut replica = t.replica();
     let [alice, bob, carol] = &t.keys;
     let next = Keypair::from_secret([30; 32]);
-    readmit(&mut replica, carol, &next, &[alice, bob], 200);
+    let request = readmission_request(&replica, carol, &next);
+    approve_all(&mut replica, &request, &[alice, bob], 200);
+    assert_eq!(
+        replica.member(&next.public()).map(|m| m.status),
+        Some(MemberStatus::Pending),
+        "carol is no deprecated member: the request waits"
+    );
+    assert_eq!(replica.voters().len(), 3, "no seat of its own");
+    deprecate(&mut replica, carol);
+    assert!(
+        replica.is_member(&next.public()),
+        "carol deprecated, the approvals already given admit it"
+    );
     assert_eq!(
         replica.member(&carol.public()).and_then(|m| m.succeeded_by),
-        None,
-        "carol is no deprecated member: her seat stays hers"
+        Some(next.public())
     );
+    assert_eq!(replica.voters().len(), 3, "one seat for carol");
+}
+
+// Third attacker review: a second key handed the same seat got a seat of
+// its own once the first had taken it, so one deprecated admin could sign
+// hand-overs to several new keys and outvote the others.
+#[test]
+fn no_single_admin_one_seat_handed_over_to_two_keys_gives_one_seat_whatever_the_order() {
+    let t = trio();
+    let mut replica = t.replica();
+    let [alice, bob, carol] = &t.keys;
+    deprecate(&mut replica, carol);
+    let (first, second) = (
+        Keypair::from_secret([33; 32]),
+        Keypair::from_secret([34; 32]),
+    );
+    let mut ops = Vec::new();
+    // alice then bob approve `first`, then `second`: ops 0 and 2 are
+    // alice's, 1 and 3 bob's.
+    for (n, new) in [&first, &second].into_iter().enumerate() {
+        let request = readmission_request(&replica, carol, new);
+        ops.extend(approve_all(
+            &mut replica,
+            &request,
+            &[alice, bob],
+            200 + 10 * n as u64,
+        ));
+    }
+    let admitted = |replica: &Replica| {
+        [&first, &second]
+            .iter()
+            .filter(|k| replica.is_member(&k.public()))
+            .count()
+    };
+    assert_eq!(admitted(&replica), 1, "one of the two takes the seat");
+    assert_eq!(replica.voters().len(), 3);
+    assert_eq!(
+        replica.member(&second.public()).map(|m| m.status),
+        Some(MemberStatus::Pending),
+        "the seat is taken: the second waits for ever"
+    );
+    // Another replica, one op at a time in another order (alice's both
+    // first, so bob's first approval sorts before what is folded and the
+    // fold starts again): the same outcome.
+    let mut other = t.replica();
+    deprecate(&mut other, carol);
+    let mut waiting = Vec::new();
+    for i in [0, 2, 3, 1] {
+        waiting.push(ops[i].clone());
+        let outcome = other.apply_batch(std::mem::take(&mut waiting));
+        assert!(outcome.rejected.is_empty());
+        waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
+    }
+    assert!(waiting.is_empty());
+    assert_eq!(admitted(&other), 1);
+    assert_eq!(other.voters().len(), 3);
+    assert_eq!(other.state_root(), replica.state_root());
+}
+
+// Third attacker review: each approval set the seat its candidate takes
+// over from its own copy of the request, so a colluder approving a version
+// without the hand-over last decided that the readmitted admin got a seat
+// of its own beside its deprecated one.
+#[test]
+fn no_single_admin_an_approval_of_another_version_of_a_request_does_not_decide_its_seat() {
+    let (mut replica, keys) = four();
+    let [alice, bob, carol, dave] = &keys;
+    deprecate(&mut replica, carol);
+    let next = Keypair::from_secret([35; 32]);
+    let handing_over = readmission_request(&replica, carol, &next);
+    let without = join_request(replica.network_id(), &next, "carol");
+    approve_all(&mut replica, &handing_over, &[alice, bob], 300);
+    approve_all(&mut replica, &without, &[dave], 310);
     assert_eq!(
         replica.voters().len(),
         4,
-        "the newcomer has a seat of its own"
+        "no seat beside carol's: dave approved another request"
+    );
+    assert_eq!(
+        replica.member(&next.public()).map(|m| m.succeeds),
+        Some(Some(carol.public())),
+        "the request the first approval approved"
+    );
+}
+
+// Third attacker review: once carol's seat was taken over, evidence against
+// her old key was not decided (she was no voter any more), so evidence that
+// lowers her cutoff split the instances that knew of the hand-over from
+// those that did not.
+#[test]
+fn evidence_against_a_key_whose_seat_was_taken_over_is_still_decided() {
+    let t = trio();
+    let mut replica = t.replica();
+    let [alice, bob, carol] = &t.keys;
+    deprecate(&mut replica, carol);
+    readmit(
+        &mut replica,
+        carol,
+        &Keypair::from_secret([36; 32]),
+        &[alice, bob],
+        200,
+    );
+    let checkpoint = crate::support::hello(carol, &replica, |h| {
+        h.code_hash = Hash32::of(b"tampered build");
+        h.origin_seq = 0;
+    });
+    let evidence = dan_core::Evidence::UnapprovedCode {
+        checkpoint: checkpoint.to_bytes(),
+    };
+    assert!(
+        matches!(evidence.check(&replica), dan_core::EvidenceCheck::Proven(_)),
+        "decided like any evidence against a member"
     );
 }
 
