@@ -163,8 +163,15 @@ export interface MemberView {
   /** For a readmission: the deprecated instance whose seat it takes over. */
   succeeds: string | null;
   /** For a pending readmission: whether admitting it takes that seat over
-   * now (the instance it names is deprecated and its seat still free). */
+   * now (the instance it names is deprecated and its seat still free); if
+   * not, it stays waiting however many approve it. */
   takes_over_seat: boolean;
+  /** For a pending readmission: who already took over the seat it names
+   * (it can then never be admitted). */
+  seat_taken_by: string | null;
+  /** For a pending readmission: another pending request names the same
+   * seat; only one of them can take it. */
+  seat_contested: boolean;
   /** The instance that took over this deprecated member's seat. */
   succeeded_by: string | null;
   /** A deprecated instance whose admin name looks like this request's,

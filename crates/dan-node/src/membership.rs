@@ -153,8 +153,15 @@ pub struct MemberView {
     pub succeeds: Option<PeerKey>,
     /// For a pending readmission: whether admitting it now takes over the
     /// seat it names (that key is a deprecated member whose seat nobody
-    /// took); if not, it would get a seat of its own.
+    /// took); if not, it stays waiting however many approve it (a request
+    /// that hands a seat over is admitted only by taking that seat).
     pub takes_over_seat: bool,
+    /// For a pending readmission: the key that already took over the seat
+    /// it names (it can then never be admitted).
+    pub seat_taken_by: Option<PeerKey>,
+    /// For a pending readmission: another pending request names the same
+    /// seat. Only one of them can take it: compare the join codes.
+    pub seat_contested: bool,
     /// The key that took over this deprecated member's seat.
     pub succeeded_by: Option<PeerKey>,
     /// For a request that takes over no seat: the instance name of a
@@ -935,6 +942,20 @@ impl Node {
                     takes_over_seat: m.status == MemberStatus::Pending
                         && m.succeeds
                             .is_some_and(|old| deprecated_seats.iter().any(|d| d.peer == old)),
+                    seat_taken_by: (m.status == MemberStatus::Pending)
+                        .then(|| {
+                            m.succeeds
+                                .and_then(|old| replica.member(&old)?.succeeded_by)
+                        })
+                        .flatten(),
+                    seat_contested: m.status == MemberStatus::Pending
+                        && m.succeeds.is_some_and(|old| {
+                            replica.members().any(|other| {
+                                other.peer != m.peer
+                                    && other.status == MemberStatus::Pending
+                                    && other.succeeds == Some(old)
+                            })
+                        }),
                     succeeded_by: m.succeeded_by,
                     second_seat_of,
                     build: code_hash.map(|c| {

@@ -35,10 +35,16 @@ export function seatNote(member: MemberView, names: Map<string, string>): { text
   const name = (peer: string) => names.get(peer) ?? short(peer, 12);
   if (member.succeeded_by) return { text: `Came back as ${name(member.succeeded_by)}, who holds this seat now.`, warning: false };
   if (member.succeeds && member.status === "member") return { text: `Readmitted: holds the seat of ${name(member.succeeds)}.`, warning: false };
-  if (member.succeeds && member.status === "pending")
-    return member.takes_over_seat
-      ? { text: `Asks to be readmitted: takes over the seat of ${name(member.succeeds)} (deprecated), and its votes, with no second seat.`, warning: false }
-      : { text: `Names ${name(member.succeeds)} as its old instance, but that one is not a deprecated member here: approving gives it a seat of its own.`, warning: true };
+  if (member.succeeds && member.status === "pending") {
+    const old = name(member.succeeds);
+    if (member.seat_taken_by)
+      return { text: `Asks to take over the seat of ${old}, but ${name(member.seat_taken_by)} already holds it: this request can never be admitted. Reject it.`, warning: true };
+    if (!member.takes_over_seat)
+      return { text: `Names ${old} as its old instance, but that one is not a deprecated member here: it stays waiting, however many approve it, until ${old} is deprecated.`, warning: true };
+    if (member.seat_contested)
+      return { text: `Asks to be readmitted in the seat of ${old}, and so does another request: only one can take it. Compare the join code with the admin of ${old} before approving.`, warning: true };
+    return { text: `Asks to be readmitted: takes over the seat of ${old} (deprecated), and its votes, with no second seat.`, warning: false };
+  }
   if (member.second_seat_of && member.status === "pending")
     return {
       text: `${member.second_seat_of} was deprecated and has an admin of the same name. This request does not take over its seat: if it is the same admin coming back, approving gives them a second vote. Ask them to use “Ask to be readmitted” on the deprecated instance instead.`,
