@@ -728,7 +728,9 @@ impl EventLoop {
                     }
                 }
                 if acceptance == gossipsub::MessageAcceptance::Accept && !self.mesh_clean() {
-                    self.held_forwards.hold(id, from, Instant::now());
+                    if !self.held_forwards.hold(id.clone(), from, Instant::now()) {
+                        self.report_verdict(&id, &from, gossipsub::MessageAcceptance::Ignore);
+                    }
                 } else {
                     self.report_verdict(&id, &from, acceptance);
                 }

@@ -142,6 +142,10 @@ pub(super) fn untrusted_in_mesh(
     })
 }
 
+/// Most verdicts held back at once; past this an accepted message is not
+/// forwarded at all (its ops reach the members by reconciliation).
+pub(super) const MAX_HELD_FORWARDS: usize = 1024;
+
 /// Verdicts on gossip held back while an untrusted peer is in the mesh, so
 /// that nothing accepted after a removal is forwarded to the one removed.
 #[derive(Debug, Default)]
@@ -155,9 +159,19 @@ impl HeldForwards {
         self.held.is_empty()
     }
 
-    /// Holds the accepted message `id` that `from` sent, seen `now`.
-    pub(super) fn hold(&mut self, id: gossipsub::MessageId, from: PeerId, now: std::time::Instant) {
+    /// Holds the accepted message `id` that `from` sent, seen `now`; false
+    /// when [`MAX_HELD_FORWARDS`] already wait (it is then not forwarded).
+    pub(super) fn hold(
+        &mut self,
+        id: gossipsub::MessageId,
+        from: PeerId,
+        now: std::time::Instant,
+    ) -> bool {
+        if self.held.len() >= MAX_HELD_FORWARDS {
+            return false;
+        }
         self.held.push((id, from, now));
+        true
     }
 
     /// The verdicts to report now: every held message accepted once the
@@ -343,8 +357,8 @@ mod tests {
         let start = std::time::Instant::now();
         let (from, id) = (PeerId::random(), |n: u8| gossipsub::MessageId::new(&[n]));
         let mut held = HeldForwards::default();
-        held.hold(id(1), from, start);
-        held.hold(id(2), from, start + HOLD_AT_MOST / 2);
+        assert!(held.hold(id(1), from, start));
+        assert!(held.hold(id(2), from, start + HOLD_AT_MOST / 2));
         assert!(
             held.due(false, start + HOLD_AT_MOST / 2).is_empty(),
             "nothing while the peer is in the mesh"
@@ -360,6 +374,21 @@ mod tests {
             "forwarded once the mesh is clean"
         );
         assert!(held.is_empty());
+    }
+
+    #[test]
+    fn bad_input_gossip_held_back_is_bounded() {
+        let (start, from) = (std::time::Instant::now(), PeerId::random());
+        let mut held = HeldForwards::default();
+        for n in 0..MAX_HELD_FORWARDS {
+            let id = gossipsub::MessageId::new(&n.to_be_bytes());
+            assert!(held.hold(id, from, start));
+        }
+        assert!(
+            !held.hold(gossipsub::MessageId::new(b"one more"), from, start),
+            "full: the next is not held (and not forwarded)"
+        );
+        assert_eq!(held.due(true, start).len(), MAX_HELD_FORWARDS);
     }
 
     #[test]
