@@ -25,7 +25,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use super::relay::RelayGate;
 use super::strangers::{
-    MAX_STRANGERS_CONNECTED, MAX_STRANGERS_PER_ADDRESS, Source, room_for_one_more, source_of,
+    MAX_STRANGERS_CONNECTED, MAX_STRANGERS_PER_ADDRESS, Room, Source, room_for_one_more, source_of,
 };
 use super::wire::{Gossip, Response, Traffic, WireCodec};
 use super::{
@@ -100,6 +100,8 @@ struct Link {
     dialled: Option<Multiaddr>,
     /// Where it came from, if the other side opened it.
     from: Option<Source>,
+    /// When it opened.
+    opened: Instant,
 }
 
 /// A relay this instance holds (or asks for) a slot on.
@@ -446,13 +448,23 @@ impl EventLoop {
                 if num_established.get() == 1
                     && endpoint.is_listener()
                     && !self.relay_gate.is_open()
-                    && !self.room_for(&key, from.as_ref())
                 {
-                    tracing::debug!(
-                        "no room for one more peer that is no member (at most {MAX_STRANGERS_CONNECTED}, {MAX_STRANGERS_PER_ADDRESS} from one address): {key} let go"
-                    );
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
-                    return;
+                    match self.room_for(&peer_id, from.as_ref()) {
+                        Room::Yes => {}
+                        Room::No => {
+                            tracing::debug!(
+                                "no room for one more peer that is no member (at most {MAX_STRANGERS_CONNECTED}, {MAX_STRANGERS_PER_ADDRESS} from one address): {key} let go"
+                            );
+                            let _ = self.swarm.disconnect_peer_id(peer_id);
+                            return;
+                        }
+                        Room::Evict(victim) => {
+                            tracing::debug!(
+                                "every place for peers that are no members is taken: {victim}, from the address holding the most, makes room for {key}"
+                            );
+                            let _ = self.swarm.disconnect_peer_id(victim);
+                        }
+                    }
                 }
                 let relayed = endpoint.is_relayed();
                 let dialled = match &endpoint {
@@ -468,6 +480,7 @@ impl EventLoop {
                         relayed,
                         dialled,
                         from,
+                        opened: Instant::now(),
                     },
                 );
                 let connection = self.connection_to(&key);
@@ -1126,10 +1139,11 @@ impl EventLoop {
         });
     }
 
-    /// Whether `key`, just connected from `from`, may stay: members and the
-    /// relays this instance uses always, anyone else while there is room
-    /// for one more like it ([`strangers::room_for_one_more`]).
-    fn room_for(&self, key: &PeerKey, from: Option<&Source>) -> bool {
+    /// Whether `peer`, just connected from `from`, may stay: members and
+    /// the relays this instance uses always, anyone else while there is
+    /// room for one more like it, or by taking the place of a stranger
+    /// from the address that holds the most ([`strangers::room_for_one_more`]).
+    fn room_for(&self, peer: &PeerId, from: Option<&Source>) -> Room<PeerId> {
         let members = self.node.inner().ledger.facts().members;
         let relays: HashSet<PeerId> = self
             .relays_wanted
@@ -1144,24 +1158,33 @@ impl EventLoop {
         let is_stranger = |peer: &PeerId| {
             !relays.contains(peer) && key_of(peer).is_none_or(|k| !members.contains(&k))
         };
-        let Some(peer) = peer_id_of(key) else {
-            return false;
-        };
-        if !is_stranger(&peer) {
-            return true;
+        if !is_stranger(peer) {
+            return Room::Yes;
         }
-        let others: Vec<Option<Source>> = self
+        // Each stranger connected, by its oldest connection: where that
+        // came from (`None` if this instance dialled it), and when.
+        let mut others: Vec<(PeerId, Option<Source>, Instant)> = self
             .swarm
             .connected_peers()
-            .filter(|p| **p != peer && is_stranger(p))
+            .filter(|p| *p != peer && is_stranger(p))
             .map(|p| {
-                key_of(p).and_then(|k| {
-                    self.connections
-                        .values()
-                        .find(|link| link.peer == k && link.from.is_some())
-                        .and_then(|link| link.from.clone())
-                })
+                let key = key_of(p);
+                let oldest = self
+                    .connections
+                    .values()
+                    .filter(|link| Some(link.peer) == key)
+                    .min_by_key(|link| link.opened);
+                (
+                    *p,
+                    oldest.and_then(|link| link.from.clone()),
+                    oldest.map_or_else(Instant::now, |link| link.opened),
+                )
             })
+            .collect();
+        others.sort_by_key(|(_, _, opened)| *opened);
+        let others: Vec<(PeerId, Option<Source>)> = others
+            .into_iter()
+            .map(|(peer, from, _)| (peer, from))
             .collect();
         room_for_one_more(&others, from)
     }

@@ -64,14 +64,62 @@ fn prefix_64(ip: Ipv6Addr) -> [u16; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
+/// What to do with one more stranger that just connected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Room<T> {
+    /// It stays.
+    Yes,
+    /// No room: it is let go.
+    No,
+    /// It stays and this one, connected earlier from the address that
+    /// holds the most places, is let go.
+    Evict(T),
+}
+
 /// Whether one more stranger, from `from`, fits beside the strangers
-/// connected now (`others`: each one's source, `None` for those this
-/// instance dialled itself).
-pub(crate) fn room_for_one_more(others: &[Option<Source>], from: Option<&Source>) -> bool {
-    others.len() < MAX_STRANGERS_CONNECTED
-        && from.is_none_or(|from| {
-            others.iter().filter(|o| o.as_ref() == Some(from)).count() < MAX_STRANGERS_PER_ADDRESS
-        })
+/// connected now (`others`, oldest first: each one's source, `None` for
+/// those this instance dialled itself). When all places are taken, the
+/// newcomer takes the place of the oldest stranger from the address that
+/// holds the most, if that address holds at least two more than the
+/// newcomer's: so throwaway keys from a few addresses holding every place
+/// make room for joiners from elsewhere, and once in, a joiner is never
+/// the one let go unless its own address holds the most.
+pub(crate) fn room_for_one_more<T: Clone>(
+    others: &[(T, Option<Source>)],
+    from: Option<&Source>,
+) -> Room<T> {
+    let share = |source: &Source| {
+        others
+            .iter()
+            .filter(|(_, o)| o.as_ref() == Some(source))
+            .count()
+    };
+    let own = from.map_or(0, share);
+    if own >= MAX_STRANGERS_PER_ADDRESS {
+        return Room::No;
+    }
+    if others.len() < MAX_STRANGERS_CONNECTED {
+        return Room::Yes;
+    }
+    let Some(from) = from else {
+        return Room::No;
+    };
+    // The first address to reach the highest share, for one choice
+    // whatever the order of equal shares.
+    let mut busiest: Option<(&Source, usize)> = None;
+    for source in others.iter().filter_map(|(_, o)| o.as_ref()) {
+        let count = share(source);
+        if busiest.is_none_or(|(_, most)| count > most) {
+            busiest = Some((source, count));
+        }
+    }
+    match busiest {
+        Some((source, most)) if source != from && most >= own + 2 => others
+            .iter()
+            .find(|(_, o)| o.as_ref() == Some(source))
+            .map_or(Room::No, |(victim, _)| Room::Evict(victim.clone())),
+        _ => Room::No,
+    }
 }
 
 #[cfg(test)]
@@ -108,8 +156,8 @@ mod tests {
         assert_eq!(relayed, Some(Source::Relayed(RELAY.into())));
         assert_ne!(relayed, through(SOMEONE), "another relay");
         assert_ne!(relayed, direct("/ip4/198.51.100.1/tcp/4001"));
-        let others = vec![relayed.clone(); MAX_STRANGERS_PER_ADDRESS];
-        assert!(!room_for_one_more(&others, relayed.as_ref()));
+        let others = vec![(0, relayed.clone()); MAX_STRANGERS_PER_ADDRESS];
+        assert_eq!(room_for_one_more(&others, relayed.as_ref()), Room::No);
         let unnamed = source_of(
             &addr("/ip4/198.51.100.1/tcp/4001/p2p-circuit"),
             &addr(&format!("/p2p/{SOMEONE}")),
@@ -127,25 +175,69 @@ mod tests {
         assert_eq!(same_site, direct("/ip6/2001:db8:1:2:ffff::9/tcp/9"));
         assert_ne!(same_site, direct("/ip6/2001:db8:1:3::5/tcp/4001"));
 
-        let mut others = vec![one.clone(); MAX_STRANGERS_PER_ADDRESS - 1];
-        assert!(room_for_one_more(&others, one.as_ref()));
-        others.push(one.clone());
-        assert!(
-            !room_for_one_more(&others, one.as_ref()),
+        let mut others = vec![(0, one.clone()); MAX_STRANGERS_PER_ADDRESS - 1];
+        assert_eq!(room_for_one_more(&others, one.as_ref()), Room::Yes);
+        others.push((0, one.clone()));
+        assert_eq!(
+            room_for_one_more(&others, one.as_ref()),
+            Room::No,
             "that address has its share"
         );
-        assert!(
+        assert_eq!(
             room_for_one_more(&others, same_site.as_ref()),
+            Room::Yes,
             "another one has room"
         );
         others.extend(
             (0..MAX_STRANGERS_CONNECTED - others.len())
-                .map(|n| direct(&format!("/ip4/192.0.2.{n}/tcp/1"))),
+                .map(|n| (0, direct(&format!("/ip4/192.0.2.{n}/tcp/1")))),
         );
-        assert!(
-            !room_for_one_more(&others, same_site.as_ref()),
-            "all places taken"
+        others[0].0 = 1;
+        assert_eq!(
+            room_for_one_more(&others, same_site.as_ref()),
+            Room::Evict(1),
+            "all places taken: the oldest from the address holding eight makes room"
         );
-        assert!(!room_for_one_more(&others, None));
+        assert_eq!(
+            room_for_one_more(&others, None),
+            Room::No,
+            "all places taken, and a newcomer of no known address takes none"
+        );
+    }
+
+    // Issue 10: the places were first come, first served, so throwaway keys
+    // from a few addresses holding all of them kept every joiner out.
+    #[test]
+    fn bad_input_strangers_holding_every_place_make_room_for_a_joiner_from_elsewhere() {
+        let source = |n: usize| direct(&format!("/ip4/203.0.113.{n}/tcp/1"));
+        // Eight addresses, eight throwaway keys each: every place taken,
+        // numbered in the order they connected.
+        let mut others: Vec<(usize, Option<Source>)> = (0..MAX_STRANGERS_CONNECTED)
+            .map(|n| (n, source(n % 8)))
+            .collect();
+        let joiner = direct("/ip4/198.51.100.9/tcp/1");
+        assert_eq!(
+            room_for_one_more(&others, joiner.as_ref()),
+            Room::Evict(0),
+            "the oldest from the busiest address makes room"
+        );
+        others.remove(0);
+        others.push((100, joiner.clone()));
+        // The attacker comes back from the address it lost a place at, or
+        // from another of its own: it never pushes the joiner out.
+        assert_eq!(room_for_one_more(&others, source(0).as_ref()), Room::No);
+        assert_eq!(
+            room_for_one_more(&others, source(9).as_ref()),
+            Room::Evict(1),
+            "from a fresh address it only pushes out one of its own"
+        );
+        let spread: Vec<(usize, Option<Source>)> = (0..MAX_STRANGERS_CONNECTED)
+            .map(|n| (n, source(n)))
+            .collect();
+        assert_eq!(
+            room_for_one_more(&spread, joiner.as_ref()),
+            Room::No,
+            "one place per address: nobody is pushed out (an attacker needs 64 addresses)"
+        );
     }
 }
