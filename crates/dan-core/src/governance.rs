@@ -280,6 +280,8 @@ pub(crate) struct Folder {
     out: Governed,
     /// The last op folded.
     last: Option<(Hlc, OpId)>,
+    /// How many ops were folded.
+    folded: usize,
     /// What the steps since the last [`take_touched`](Folder::take_touched)
     /// changed.
     touched: Touched,
@@ -735,24 +737,12 @@ impl Folder {
                 formed: founder.charter.min_members <= 1,
             },
             last: None,
+            folded: 0,
             touched: Touched::default(),
             approvals_by: BTreeMap::new(),
             admission_needed: BTreeMap::new(),
             views: BTreeMap::new(),
         }
-    }
-
-    /// Folds `ops` (in clock order) from the genesis.
-    pub(crate) fn fold(
-        genesis: &SignedGenesis,
-        ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
-        deprecated: BTreeMap<PeerKey, (String, u64)>,
-    ) -> Self {
-        let mut folder = Folder::new(genesis, deprecated);
-        for (key, entry) in ops {
-            folder.step(*key, entry);
-        }
-        folder
     }
 
     /// Whether an op at `key` sorts after every op folded so far, so that
@@ -764,6 +754,7 @@ impl Folder {
     /// Folds one op that sorts after every op folded so far.
     pub(crate) fn step(&mut self, (hlc, id): (Hlc, OpId), entry: &GovernanceEntry) {
         self.last = Some((hlc, id));
+        self.folded += 1;
         if !self.admitted().contains(&entry.origin) || !self.knows_own_admission(entry) {
             return;
         }
@@ -800,5 +791,116 @@ impl Folder {
     /// The folded proposals, charter and approved builds.
     pub(crate) fn governed(&self) -> &Governed {
         &self.out
+    }
+}
+
+/// Governance ops between two copies of the fold kept by [`KeptFold`].
+const SNAPSHOT_EVERY: usize = 128;
+
+/// Copies of the fold kept: an op sorting up to about
+/// `SNAPSHOT_EVERY * SNAPSHOTS_KEPT` ops before the last one folded folds
+/// again from the copy before it, not from the genesis.
+const SNAPSHOTS_KEPT: usize = 4;
+
+/// How an op was folded in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Folded {
+    /// In place: [`Folder::take_touched`] says what changed.
+    InPlace,
+    /// Again from an earlier point: anything may have changed.
+    Again,
+}
+
+/// The governance fold of a set of ops, with copies of itself taken every
+/// [`SNAPSHOT_EVERY`] ops. Ops arrive slightly out of clock order all the
+/// time (two members voting at once); each used to fold the whole history
+/// again from the genesis, so a network with a long governance history
+/// paid for every late op with all of it. The result is always the fold of
+/// the whole set in (clock, op id) order.
+#[derive(Clone, Debug)]
+pub(crate) struct KeptFold {
+    current: Folder,
+    /// Oldest first, each taken after folding a multiple of
+    /// [`SNAPSHOT_EVERY`] ops of the current set.
+    snapshots: Vec<Folder>,
+}
+
+impl KeptFold {
+    /// Folds `ops` from the genesis, with `deprecated` instances marked.
+    pub(crate) fn fold(
+        genesis: &SignedGenesis,
+        ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
+        deprecated: BTreeMap<PeerKey, (String, u64)>,
+    ) -> Self {
+        let mut kept = KeptFold {
+            current: Folder::new(genesis, deprecated),
+            snapshots: Vec::new(),
+        };
+        kept.replay(ops);
+        kept
+    }
+
+    /// The fold as it stands.
+    pub(crate) fn current(&self) -> &Folder {
+        &self.current
+    }
+
+    /// What the in-place steps since the last call changed.
+    pub(crate) fn take_touched(&mut self) -> Touched {
+        self.current.take_touched()
+    }
+
+    /// Folds in the op at `key`, just inserted into `ops`: in place when it
+    /// sorts after every op folded, otherwise again from the newest copy
+    /// taken before it (or from the genesis, `genesis` with the same
+    /// deprecations, when none is).
+    pub(crate) fn insert(
+        &mut self,
+        genesis: &SignedGenesis,
+        key: (Hlc, OpId),
+        ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
+    ) -> Folded {
+        if self.current.follows(&key)
+            && let Some(entry) = ops.get(&key)
+        {
+            self.current.step(key, entry);
+            self.keep_copy();
+            return Folded::InPlace;
+        }
+        // Copies taken after a point the new op sorts before no longer
+        // fold the same set.
+        self.snapshots.retain(|copy| copy.follows(&key));
+        self.current = match self.snapshots.last() {
+            Some(copy) => copy.clone(),
+            None => Folder::new(genesis, self.current.deprecated.clone()),
+        };
+        self.replay(ops);
+        Folded::Again
+    }
+
+    /// Folds the ops of `ops` after the current fold's last one.
+    fn replay(&mut self, ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>) {
+        let rest = match self.current.last {
+            Some(last) => ops.range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded)),
+            None => ops.range(..),
+        };
+        for (key, entry) in rest {
+            self.current.step(*key, entry);
+            self.keep_copy();
+        }
+    }
+
+    /// Takes a copy after every [`SNAPSHOT_EVERY`]th op, keeping the newest
+    /// [`SNAPSHOTS_KEPT`].
+    fn keep_copy(&mut self) {
+        if !self.current.folded.is_multiple_of(SNAPSHOT_EVERY) {
+            return;
+        }
+        let mut copy = self.current.clone();
+        copy.touched = Touched::default();
+        self.snapshots.push(copy);
+        if self.snapshots.len() > SNAPSHOTS_KEPT {
+            self.snapshots.remove(0);
+        }
     }
 }

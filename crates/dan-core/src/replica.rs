@@ -12,7 +12,8 @@ use crate::charter::{Charter, CharterError, SignedGenesis};
 use crate::digest::DigestTree;
 use crate::evidence::Finding;
 use crate::governance::{
-    self, Folder, GovernanceAction, GovernanceEntry, Member, MemberStatus, ProposalState, Touched,
+    self, Folded, GovernanceAction, GovernanceEntry, KeptFold, Member, MemberStatus, ProposalState,
+    Touched,
 };
 use crate::hash::{Hash32, NetworkId, OpId};
 use crate::hlc::Hlc;
@@ -162,7 +163,7 @@ pub struct Replica {
     deprecations: BTreeMap<PeerKey, Deprecation>,
     governance: BTreeMap<(Hlc, OpId), GovernanceEntry>,
     /// The fold of `governance`, kept to fold new ops in place.
-    folder: Folder,
+    folder: KeptFold,
     needs_rebuild: bool,
     /// While rebuilding: per origin, the last seq that counts in the end
     /// (see [`rebuild_hints`](Self::rebuild_hints)).
@@ -195,7 +196,7 @@ impl Replica {
             ever_approved: std::collections::BTreeSet::new(),
             deprecations: BTreeMap::new(),
             governance: BTreeMap::new(),
-            folder: Folder::new(&genesis, BTreeMap::new()),
+            folder: KeptFold::fold(&genesis, &BTreeMap::new(), BTreeMap::new()),
             needs_rebuild: false,
             hints: BTreeMap::new(),
             chains: HashMap::new(),
@@ -224,34 +225,40 @@ impl Replica {
             .iter()
             .map(|(peer, d)| (*peer, (d.reason.clone(), d.cutoff)))
             .collect();
-        self.folder = Folder::fold(&self.genesis, &self.governance, reasons);
+        self.folder = KeptFold::fold(&self.genesis, &self.governance, reasons);
+        self.publish_all();
+    }
+
+    /// Publishes every row of the fold (after folding again from an
+    /// earlier point, anything may have changed).
+    fn publish_all(&mut self) {
         let mut touched = self.folder.take_touched();
         touched.members.extend(self.members.keys().copied());
         touched
             .members
-            .extend(self.folder.governed().members.keys().copied());
+            .extend(self.folder.current().governed().members.keys().copied());
         touched.charter = true;
-        self.proposals = self.folder.governed().proposals.clone();
+        self.proposals = self.folder.current().governed().proposals.clone();
         self.publish(touched);
     }
 
     /// Folds in one governance op just inserted: in place when it sorts
-    /// after every op folded so far, from the genesis otherwise.
+    /// after every op folded so far, from an earlier point otherwise
+    /// ([`KeptFold::insert`]).
     fn fold_in(&mut self, key: (Hlc, OpId)) {
         // `deprecate` folds again itself, so the folder's deprecations are
         // always this replica's.
-        match self.governance.get(&key) {
-            Some(entry) if self.folder.follows(&key) => {
-                self.folder.step(key, entry);
+        match self.folder.insert(&self.genesis, key, &self.governance) {
+            Folded::InPlace => {
                 let touched = self.folder.take_touched();
                 for id in &touched.proposals {
-                    if let Some(state) = self.folder.governed().proposals.get(id) {
+                    if let Some(state) = self.folder.current().governed().proposals.get(id) {
                         self.proposals.insert(*id, state.clone());
                     }
                 }
                 self.publish(touched);
             }
-            _ => self.refold(),
+            Folded::Again => self.publish_all(),
         }
     }
 
@@ -261,7 +268,7 @@ impl Replica {
     /// removed member's last counted seq.
     fn publish(&mut self, touched: Touched) {
         for peer in touched.members {
-            let new = self.folder.member(&peer);
+            let new = self.folder.current().member(&peer);
             if let Some(old) = self.members.get(&peer) {
                 let cut = match &new {
                     None => old.since.is_some(),
@@ -288,7 +295,7 @@ impl Replica {
             }
         }
         if touched.charter {
-            let governed = self.folder.governed();
+            let governed = self.folder.current().governed();
             if governed.charter != self.charter {
                 self.charter = governed.charter.clone();
                 self.state_tree.insert(charter_key(), self.charter.hash());
@@ -511,7 +518,7 @@ impl Replica {
     /// deprecation before or after it; a replay of the op log also applies
     /// deprecations from the start.
     pub fn is_forming(&self) -> bool {
-        !self.folder.governed().formed
+        !self.folder.current().governed().formed
     }
 
     /// Digest of the deprecations (offender and cutoff) this replica

@@ -475,3 +475,114 @@ fn builds_adding_builds_never_withdraws_others_and_can_approve_a_withdrawn_build
     );
     assert!(replica.charter().approves(&a, 1_800_000_000_000));
 }
+
+/// The trio admits two more, then `rounds` times one member proposes and
+/// the four others vote at once (each signing on the state right after
+/// the proposal, without the others' votes): the ops of the five keys.
+fn concurrent_votes(rounds: usize) -> (Replica, Vec<VerifiedOp>) {
+    let t = trio();
+    let mut replica = t.replica();
+    let mut ops = t.admissions.clone();
+    let mut keys: Vec<Keypair> = t.keys.to_vec();
+    let mut clock = 40;
+    for n in 0..2u8 {
+        let newcomer = Keypair::from_secret([60 + n; 32]);
+        let request = join_request(replica.network_id(), &newcomer, &format!("n{n}"));
+        for approver in &keys[..keys.len().min(2 + usize::from(n))] {
+            clock += 1;
+            ops.push(govern(
+                &mut replica,
+                approver,
+                GovernanceAction::Approve {
+                    request: Box::new(request.clone()),
+                },
+                clock,
+            ));
+        }
+        keys.push(newcomer);
+    }
+    for round in 0..rounds {
+        clock += 1;
+        let proposer = &keys[round % keys.len()];
+        let absent = Keypair::from_secret([200; 32]).public();
+        let proposal = govern(
+            &mut replica,
+            proposer,
+            GovernanceAction::Propose(dan_core::governance::Proposal::Remove { peer: absent }),
+            clock,
+        );
+        ops.push(proposal.clone());
+        let base = replica.clone();
+        for voter in keys.iter().filter(|k| k.public() != proposer.public()) {
+            clock += 1;
+            let body = base.next_body(
+                voter.public(),
+                clock,
+                Payload::Governance(GovernanceAction::Vote {
+                    proposal: proposal.id(),
+                    approve: round % 3 != 0,
+                }),
+            );
+            let vote = VerifiedOp::sign(body, voter).expect("sign");
+            replica.apply(&vote).expect("a concurrent vote");
+            ops.push(vote);
+        }
+    }
+    (replica, ops)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// Governance ops that arrive out of clock order fold again from a
+    /// kept copy of the fold (one every 128 ops), not from the genesis:
+    /// whatever the order, the outcome is the fold of the whole set.
+    #[test]
+    fn determinism_governance_ops_out_of_order_fold_to_what_the_whole_set_folds_to(
+        shuffle in any::<u64>(),
+        window in 2usize..12,
+    ) {
+        let (in_order, ops) = concurrent_votes(120);
+        prop_assert!(ops.len() > 600);
+        // Each op arrives up to `window` places away from its clock order.
+        let mut order = ops.clone();
+        let mut rng = shuffle;
+        for start in (0..order.len()).step_by(window) {
+            let end = (start + window).min(order.len());
+            for i in (start + 1..end).rev() {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                order.swap(i, start + (rng >> 33) as usize % (i - start + 1));
+            }
+        }
+        let mut replica = Replica::new(in_order.genesis().clone()).expect("replica");
+        let mut waiting: Vec<VerifiedOp> = Vec::new();
+        for op in order {
+            waiting.push(op);
+            // One op at a time, as gossip brings them; those that wait
+            // for an earlier one are tried again after each.
+            loop {
+                let before = waiting.len();
+                waiting.retain(|op| match replica.apply(op) {
+                    Ok(_) => false,
+                    Err(e) => {
+                        assert!(e.is_transient(), "{e}");
+                        true
+                    }
+                });
+                if waiting.len() == before || waiting.is_empty() {
+                    break;
+                }
+            }
+        }
+        prop_assert!(waiting.is_empty());
+        prop_assert_eq!(replica.state_root(), in_order.state_root());
+        prop_assert_eq!(
+            replica.proposals().collect::<Vec<_>>(),
+            in_order.proposals().collect::<Vec<_>>()
+        );
+        prop_assert_eq!(
+            replica.members().collect::<Vec<_>>(),
+            in_order.members().collect::<Vec<_>>()
+        );
+    }
+}
