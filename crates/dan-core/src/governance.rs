@@ -349,6 +349,22 @@ impl Folder {
         seen >= *needed
     }
 
+    /// The admitted key whose seat `signer` decides for: itself while it is
+    /// admitted, or the key that took its seat over (following hand-overs),
+    /// so that an op a deprecated key signed before its cutoff still counts
+    /// where it sorts after the take-over, for the seat, once.
+    fn seat_of(&self, signer: &PeerKey) -> Option<PeerKey> {
+        let admitted = self.admitted();
+        let mut key = *signer;
+        for _ in 0..=self.out.members.len() {
+            if admitted.contains(&key) {
+                return Some(key);
+            }
+            key = self.out.members.get(&key)?.succeeded_by?;
+        }
+        None
+    }
+
     /// The key whose seat `peer` took over, if it did.
     fn predecessor(&self, peer: &PeerKey) -> Option<PeerKey> {
         let old = self.out.members.get(peer)?.succeeds?;
@@ -368,12 +384,18 @@ impl Folder {
             .is_some_and(|old| yes.contains(&old) || no.contains(&old))
     }
 
-    fn approve(&mut self, entry: &GovernanceEntry, request: &SignedJoinRequest, hlc: Hlc) {
-        let origin = entry.origin;
+    /// `seat` approves `request` by the op `entry`.
+    fn approve(
+        &mut self,
+        entry: &GovernanceEntry,
+        seat: PeerKey,
+        request: &SignedJoinRequest,
+        hlc: Hlc,
+    ) {
         let r = &request.request;
         let offered = r.succeeds.as_ref().map(|s| s.predecessor);
         if let Some(row) = self.out.members.get(&r.joiner) {
-            if self.seat_decided(&origin, &row.approvals, &row.rejections) {
+            if self.seat_decided(&seat, &row.approvals, &row.rejections) {
                 return;
             }
             // The first counted approval fixes whether the candidate asks
@@ -387,7 +409,7 @@ impl Folder {
         self.approvals_by
             .entry(r.joiner)
             .or_default()
-            .push((origin, entry.seq));
+            .push((entry.origin, entry.seq));
         if self.out.members.get(&r.joiner).is_some_and(|m| {
             m.status != MemberStatus::Pending && m.status != MemberStatus::Rejected
         }) {
@@ -417,16 +439,16 @@ impl Folder {
         row.admin_name = r.admin_name.clone();
         row.code_hash = Some(r.code_hash);
         row.succeeds = offered;
-        row.rejections.remove(&origin);
-        row.approvals.insert(origin);
+        row.rejections.remove(&seat);
+        row.approvals.insert(seat);
         self.touched.members.insert(r.joiner);
-        self.decide_candidate(r.joiner, hlc, Some(entry));
+        self.decide_candidate(r.joiner, hlc);
     }
 
-    fn reject(&mut self, entry: &GovernanceEntry, peer: PeerKey, hlc: Hlc) {
-        let origin = entry.origin;
+    /// `seat` rejects the candidate `peer`.
+    fn reject(&mut self, seat: PeerKey, peer: PeerKey, hlc: Hlc) {
         if let Some(row) = self.out.members.get(&peer)
-            && self.seat_decided(&origin, &row.approvals, &row.rejections)
+            && self.seat_decided(&seat, &row.approvals, &row.rejections)
         {
             return;
         }
@@ -438,34 +460,28 @@ impl Folder {
         else {
             return;
         };
-        row.approvals.remove(&origin);
-        row.rejections.insert(origin);
+        row.approvals.remove(&seat);
+        row.rejections.insert(seat);
         self.touched.members.insert(peer);
-        self.decide_candidate(peer, hlc, None);
+        self.decide_candidate(peer, hlc);
     }
 
-    /// Admits or rejects `candidate` once a quorum said so; `deciding` is
-    /// the approval that may have made it (`None` for a rejection).
-    fn decide_candidate(
-        &mut self,
-        candidate: PeerKey,
-        hlc: Hlc,
-        deciding: Option<&GovernanceEntry>,
-    ) {
+    /// Admits or rejects `candidate` once a quorum said so.
+    fn decide_candidate(&mut self, candidate: PeerKey, hlc: Hlc) {
         let (conforming, needed) = self.needed();
         let Some(row) = self.out.members.get(&candidate) else {
             return;
         };
         let outcome = decision(&row.approvals, &row.rejections, &conforming, needed);
         // A request that hands a seat over is admitted only by taking that
-        // seat: otherwise one deprecated key could hand its seat to several
-        // new keys and each would get a seat of its own.
-        if outcome == Some(true)
-            && let Some(old) = row.succeeds
-            && !deciding.is_some_and(|entry| self.seat_free_for(&old, entry))
-        {
-            return;
-        }
+        // seat (or, the old key removed by vote, as a seat of its own):
+        // otherwise one deprecated key could hand its seat to several new
+        // keys and each would get a seat of its own.
+        let take_over = match row.succeeds.map(|old| self.seat_for_hand_over(&old)) {
+            Some(HandOver::Waits) if outcome == Some(true) => return,
+            Some(HandOver::TakesOver) => true,
+            _ => false,
+        };
         let Some(row) = self.out.members.get_mut(&candidate) else {
             return;
         };
@@ -474,7 +490,9 @@ impl Folder {
                 row.status = MemberStatus::Member;
                 row.since = Some(hlc);
                 self.admission_needed.insert(candidate, needed);
-                self.take_over_seat(candidate);
+                if take_over {
+                    self.take_over_seat(candidate);
+                }
                 let min_members = self.out.charter.min_members as usize;
                 self.out.formed |= self.admitted().len() >= min_members;
             }
@@ -483,26 +501,28 @@ impl Folder {
         }
     }
 
-    /// Whether the seat of `old` may be taken over by the candidate that
-    /// the approval `deciding` admits: `old` is a deprecated, admitted key
-    /// whose seat nobody took, and the approver had seen every op of it
-    /// that counts (so none of its votes or approvals that the approvers
-    /// saw counting is taken back by the hand-over). Until then the
-    /// request waits.
-    fn seat_free_for(&self, old: &PeerKey, deciding: &GovernanceEntry) -> bool {
-        let Some((_, cutoff)) = self.deprecated.get(old) else {
-            return false;
-        };
-        self.out
-            .members
-            .get(old)
-            .is_some_and(|m| m.status == MemberStatus::Member && m.succeeded_by.is_none())
-            && deciding.seen(old) >= cutoff.saturating_sub(1)
+    /// What a request handing over the seat of `old` gets once a quorum
+    /// approved it: that seat when `old` is a deprecated, admitted key whose
+    /// seat nobody took; a seat of its own when `old` was removed by vote
+    /// (its seat is gone, from every quorum, and can never come back); and
+    /// otherwise nothing yet.
+    fn seat_for_hand_over(&self, old: &PeerKey) -> HandOver {
+        match self.out.members.get(old) {
+            Some(m) if m.status == MemberStatus::Removed => HandOver::OwnSeat,
+            Some(m)
+                if m.status == MemberStatus::Member
+                    && m.succeeded_by.is_none()
+                    && self.deprecated.contains_key(old) =>
+            {
+                HandOver::TakesOver
+            }
+            _ => HandOver::Waits,
+        }
     }
 
     /// A newly admitted `successor` whose request names a key takes over
-    /// that key's seat ([`seat_free_for`](Self::seat_free_for) checked it
-    /// is free): the old key leaves every quorum, and where it had decided
+    /// that key's seat ([`seat_for_hand_over`](Self::seat_for_hand_over)
+    /// checked it is free): the old key leaves every quorum, and where it had decided
     /// (open proposals, pending candidates) the successor counts as having
     /// decided the same, so that no tally moves and the seat never gets a
     /// second say.
@@ -541,16 +561,23 @@ impl Folder {
         }
     }
 
-    fn propose(&mut self, entry: &GovernanceEntry, id: OpId, proposal: &Proposal, hlc: Hlc) {
-        let origin = entry.origin;
+    /// `seat` proposes by the op `entry` (its signer is the proposer).
+    fn propose(
+        &mut self,
+        entry: &GovernanceEntry,
+        seat: PeerKey,
+        id: OpId,
+        proposal: &Proposal,
+        hlc: Hlc,
+    ) {
         self.touched.proposals.insert(id);
         self.out.proposals.insert(
             id,
             ProposalState {
                 id,
-                proposer: origin,
+                proposer: entry.origin,
                 proposal: proposal.clone(),
-                yes: BTreeSet::from([origin]),
+                yes: BTreeSet::from([seat]),
                 no: BTreeSet::new(),
                 status: ProposalStatus::Open,
                 decided_at: None,
@@ -559,14 +586,15 @@ impl Folder {
         self.decide_proposal(id, hlc);
     }
 
-    fn vote(&mut self, entry: &GovernanceEntry, id: OpId, approve: bool, hlc: Hlc) {
-        let origin = entry.origin;
-        if self
-            .out
-            .proposals
-            .get(&id)
-            .is_some_and(|state| self.seat_decided(&origin, &state.yes, &state.no))
-        {
+    /// `seat` votes on proposal `id`. A seat votes once: a second say (the
+    /// key it took over had voted, or that key's vote sorts after the
+    /// take-over) changes nothing.
+    fn vote(&mut self, seat: PeerKey, id: OpId, approve: bool, hlc: Hlc) {
+        if self.out.proposals.get(&id).is_some_and(|state| {
+            state.yes.contains(&seat)
+                || state.no.contains(&seat)
+                || self.seat_decided(&seat, &state.yes, &state.no)
+        }) {
             return;
         }
         let Some(state) = self
@@ -578,11 +606,9 @@ impl Folder {
             return;
         };
         if approve {
-            state.no.remove(&origin);
-            state.yes.insert(origin);
+            state.yes.insert(seat);
         } else {
-            state.yes.remove(&origin);
-            state.no.insert(origin);
+            state.no.insert(seat);
         }
         self.touched.proposals.insert(id);
         self.decide_proposal(id, hlc);
@@ -755,16 +781,19 @@ impl Folder {
     pub(crate) fn step(&mut self, (hlc, id): (Hlc, OpId), entry: &GovernanceEntry) {
         self.last = Some((hlc, id));
         self.folded += 1;
-        if !self.admitted().contains(&entry.origin) || !self.knows_own_admission(entry) {
+        let Some(seat) = self.seat_of(&entry.origin) else {
+            return;
+        };
+        if !self.knows_own_admission(entry) {
             return;
         }
         self.views.insert(entry.origin, entry.context.clone());
         match &entry.action {
-            GovernanceAction::Approve { request } => self.approve(entry, request, hlc),
-            GovernanceAction::Reject { peer } => self.reject(entry, *peer, hlc),
-            GovernanceAction::Propose(proposal) => self.propose(entry, id, proposal, hlc),
+            GovernanceAction::Approve { request } => self.approve(entry, seat, request, hlc),
+            GovernanceAction::Reject { peer } => self.reject(seat, *peer, hlc),
+            GovernanceAction::Propose(proposal) => self.propose(entry, seat, id, proposal, hlc),
             GovernanceAction::Vote { proposal, approve } => {
-                self.vote(entry, *proposal, *approve, hlc)
+                self.vote(seat, *proposal, *approve, hlc)
             }
         }
     }
@@ -801,6 +830,17 @@ const SNAPSHOT_EVERY: usize = 128;
 /// `SNAPSHOT_EVERY * SNAPSHOTS_KEPT` ops before the last one folded folds
 /// again from the copy before it, not from the genesis.
 const SNAPSHOTS_KEPT: usize = 4;
+
+/// What a request handing a seat over gets once a quorum approved it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandOver {
+    /// The seat it names.
+    TakesOver,
+    /// A seat of its own (the one it names was removed by vote).
+    OwnSeat,
+    /// Nothing yet: it waits.
+    Waits,
+}
 
 /// How an op was folded in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

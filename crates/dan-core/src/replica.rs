@@ -427,13 +427,22 @@ impl Replica {
         self.members.get(peer)
     }
 
-    /// The latest join request approved for `peer`, if any.
+    /// The join request approved for `peer`, if any.
+    /// Of the versions its approvals carry, the newest that names the seat
+    /// its row says it takes over (approvals of another version do not
+    /// count, so approving one again would change nothing).
     pub fn join_request(&self, peer: &PeerKey) -> Option<&crate::invite::SignedJoinRequest> {
+        let seat = self.member(peer).map(|m| m.succeeds);
         self.governance
             .values()
             .rev()
             .find_map(|entry| match &entry.action {
-                GovernanceAction::Approve { request } if request.request.joiner == *peer => {
+                GovernanceAction::Approve { request }
+                    if request.request.joiner == *peer
+                        && seat.is_none_or(|seat| {
+                            request.request.succeeds.as_ref().map(|s| s.predecessor) == seat
+                        }) =>
+                {
                     Some(request.as_ref())
                 }
                 _ => None,

@@ -554,15 +554,131 @@ fn no_single_admin_an_approval_of_another_version_of_a_request_does_not_decide_i
     let without = join_request(replica.network_id(), &next, "carol");
     approve_all(&mut replica, &handing_over, &[alice, bob], 300);
     approve_all(&mut replica, &without, &[dave], 310);
-    assert_eq!(
-        replica.voters().len(),
-        4,
-        "no seat beside carol's: dave approved another request"
+    let row = replica.member(&next.public()).expect("row");
+    assert_eq!(row.status, MemberStatus::Pending, "not admitted");
+    assert!(
+        !row.approvals.contains(&dave.public()),
+        "dave approved another request"
     );
     assert_eq!(
-        replica.member(&next.public()).map(|m| m.succeeds),
-        Some(Some(carol.public())),
+        row.succeeds,
+        Some(carol.public()),
         "the request the first approval approved"
+    );
+    assert_eq!(replica.voters().len(), 4, "no seat beside carol's");
+    assert_eq!(
+        replica.join_request(&next.public()),
+        Some(&handing_over),
+        "approving again approves the version that counts"
+    );
+}
+
+// Fourth attacker review: a request handing over the seat of a key removed
+// by vote waited for ever (the seat was not a member's any more), and a
+// colluder's backdated vote moving the removal before an admission threw an
+// admitted successor out. The seat is gone from every quorum: the
+// successor gets a seat of its own.
+#[test]
+fn no_single_admin_a_readmission_whose_old_key_was_removed_by_vote_gets_a_seat_of_its_own() {
+    let t = trio();
+    let mut replica = t.replica();
+    let [alice, bob, carol] = &t.keys;
+    deprecate(&mut replica, carol);
+    let removal = govern(
+        &mut replica,
+        alice,
+        GovernanceAction::Propose(Proposal::Remove {
+            peer: carol.public(),
+        }),
+        100,
+    );
+    govern(
+        &mut replica,
+        bob,
+        GovernanceAction::Vote {
+            proposal: removal.id(),
+            approve: true,
+        },
+        110,
+    );
+    assert!(
+        replica
+            .member(&carol.public())
+            .is_some_and(|m| m.removed_at.is_some()),
+        "carol removed"
+    );
+    assert_eq!(replica.voters().len(), 2);
+    let next = Keypair::from_secret([37; 32]);
+    readmit(&mut replica, carol, &next, &[alice, bob], 200);
+    assert_eq!(replica.voters().len(), 3, "a seat of its own");
+}
+
+// Fourth attacker review: the hand-over waited until the deciding approver
+// had seen every op of the old key that counts, which an approver may never
+// see (evidence that proves a cutoff without the chain). Instead an op the
+// old key signed before its cutoff that sorts after the take-over counts
+// for the seat, once.
+#[test]
+fn no_single_admin_an_old_keys_vote_sorting_after_the_take_over_counts_once_for_the_seat() {
+    let (mut replica, keys) = four();
+    let [alice, bob, carol, dave] = &keys;
+    let absent = Keypair::from_secret([38; 32]).public();
+    let proposal = govern(
+        &mut replica,
+        alice,
+        GovernanceAction::Propose(Proposal::Remove { peer: absent }),
+        100,
+    );
+    // Carol signed a yes before she was caught (her cutoff is after it),
+    // dated after what the approvers of her readmission had seen of her.
+    let body = replica.next_body(
+        carol.public(),
+        500,
+        Payload::Governance(GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: true,
+        }),
+    );
+    let late_yes = VerifiedOp::sign(body, carol).expect("sign");
+    replica.deprecate(
+        &Finding {
+            offender: carol.public(),
+            cutoff: late_yes.body().seq + 1,
+            reason: "signed two different ops with one seq".into(),
+        },
+        Hash32::of(b"carol"),
+    );
+    let next = Keypair::from_secret([39; 32]);
+    readmit(&mut replica, carol, &next, &[alice, bob, dave], 300);
+    replica
+        .apply(&late_yes)
+        .expect("an op from before her cutoff");
+    fn state(replica: &Replica, id: dan_core::OpId) -> dan_core::ProposalState {
+        replica
+            .proposals()
+            .find(|p| p.id == id)
+            .expect("proposal")
+            .clone()
+    }
+    assert!(
+        state(&replica, proposal.id()).yes.contains(&next.public()),
+        "carol's yes, dated after the take-over, counts for her seat"
+    );
+    govern(
+        &mut replica,
+        &next,
+        GovernanceAction::Vote {
+            proposal: proposal.id(),
+            approve: false,
+        },
+        600,
+    );
+    let state = state(&replica, proposal.id());
+    assert!(state.no.is_empty(), "the seat already said yes");
+    assert_eq!(
+        state.status,
+        dan_core::ProposalStatus::Open,
+        "two yes of four"
     );
 }
 
