@@ -172,6 +172,9 @@ export interface MemberView {
   /** For a pending readmission: another pending request names the same
    * seat; only one of them can take it. */
   seat_contested: boolean;
+  /** For a pending readmission: the instance it names was removed by vote,
+   * so admitted it gets a seat of its own. */
+  seat_removed: boolean;
   /** The instance that took over this deprecated member's seat. */
   succeeded_by: string | null;
   /** A deprecated instance whose admin name looks like this request's,

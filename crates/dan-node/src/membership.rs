@@ -162,6 +162,9 @@ pub struct MemberView {
     /// For a pending readmission: another pending request names the same
     /// seat. Only one of them can take it: compare the join codes.
     pub seat_contested: bool,
+    /// For a pending readmission: the key it names was removed by vote, so
+    /// admitted it gets a seat of its own (that seat is gone).
+    pub seat_removed: bool,
     /// The key that took over this deprecated member's seat.
     pub succeeded_by: Option<PeerKey>,
     /// For a request that takes over no seat: the instance name of a
@@ -948,6 +951,10 @@ impl Node {
                                 .and_then(|old| replica.member(&old)?.succeeded_by)
                         })
                         .flatten(),
+                    seat_removed: m.status == MemberStatus::Pending
+                        && m.succeeds.is_some_and(|old| {
+                            replica.member(&old).is_some_and(|o| o.removed_at.is_some())
+                        }),
                     seat_contested: m.status == MemberStatus::Pending
                         && m.succeeds.is_some_and(|old| {
                             replica.members().any(|other| {

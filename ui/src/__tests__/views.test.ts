@@ -223,6 +223,7 @@ describe("members and network", () => {
     takes_over_seat: false,
     seat_taken_by: null,
     seat_contested: false,
+    seat_removed: false,
     succeeded_by: null,
     second_seat_of: null,
   };
@@ -236,6 +237,8 @@ describe("members and network", () => {
     expect(notDeprecated.querySelector('[role="alert"]')!.textContent).toMatch(/not a deprecated member here: it stays waiting/);
     const taken = MemberRow({ ...member, succeeds: "p1", seat_taken_by: "p2" }, () => undefined, {} as Api, new Map([...names, ["p2", "carol (new laptop)"]]));
     expect(taken.querySelector('[role="alert"]')!.textContent).toMatch(/carol \(new laptop\) already holds it: this request can never be admitted/);
+    const removed = MemberRow({ ...member, succeeds: "p1", seat_removed: true }, () => undefined, {} as Api, names);
+    expect(removed.querySelector('[role="alert"]')!.textContent).toMatch(/removed by vote: approving gives it a seat of its own/);
     const contested = MemberRow({ ...member, succeeds: "p1", takes_over_seat: true, seat_contested: true }, () => undefined, {} as Api, names);
     expect(contested.querySelector('[role="alert"]')!.textContent).toMatch(/so does another request: only one can take it/);
     const second = MemberRow({ ...member, second_seat_of: "carol (old laptop)" }, () => undefined, {} as Api, names);
@@ -296,7 +299,7 @@ describe("members and network", () => {
 describe("replication state", () => {
   it("counts the members whose checkpoint holds this instance's ops", async () => {
     const { replication } = await import("../views/recordEditor");
-    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null, join_code: "", requested_ms: null, invited_by: null, succeeds: null, takes_over_seat: false, seat_taken_by: null, seat_contested: false, succeeded_by: null, second_seat_of: null };
+    const base = { admin_name: "", code_hash: null, online: true, last_seen: 1, approvals: 0, needed: 0, is_self: false, refused: null, state_root: null, suspended: false, deprecation: null, build: null, join_code: "", requested_ms: null, invited_by: null, succeeds: null, takes_over_seat: false, seat_taken_by: null, seat_contested: false, seat_removed: false, succeeded_by: null, second_seat_of: null };
     const members = [
       { ...base, peer_id: "a", name: "a", status: "member", roots: "match", is_self: true },
       { ...base, peer_id: "b", name: "b", status: "member", roots: "match" },

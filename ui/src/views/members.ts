@@ -39,6 +39,8 @@ export function seatNote(member: MemberView, names: Map<string, string>): { text
     const old = name(member.succeeds);
     if (member.seat_taken_by)
       return { text: `Asks to take over the seat of ${old}, but ${name(member.seat_taken_by)} already holds it: this request can never be admitted. Reject it.`, warning: true };
+    if (member.seat_removed)
+      return { text: `Names ${old} as its old instance, which the network removed by vote: approving gives it a seat of its own, as for anyone who asks to join.`, warning: true };
     if (!member.takes_over_seat)
       return { text: `Names ${old} as its old instance, but that one is not a deprecated member here: it stays waiting, however many approve it, until ${old} is deprecated.`, warning: true };
     if (member.seat_contested)
