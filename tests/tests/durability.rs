@@ -144,3 +144,46 @@ fn integrity_check_names_a_record_edited_in_the_sqlite_file_and_repair_restores_
     assert_eq!(roots_after["ops_root"], roots_before["ops_root"]);
     instance.stop()
 }
+
+// Attacker review (2026-12-02): the export stopped at the first short page,
+// and the store skips a damaged row, so one damaged row among the first
+// thousand silently cut the export there.
+#[test]
+fn bad_input_an_export_past_a_damaged_row_still_writes_every_record_after_it() -> anyhow::Result<()>
+{
+    let instance = solo_network("alice")?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("notes.jsonl");
+    let lines: String = (0..1500)
+        .map(|n| format!("{{\"collection\":\"notes\",\"title\":\"Note {n}\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines)?;
+    instance.ok(&["record", "import", &file.to_string_lossy()])?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let damaged: String = runtime.block_on(async {
+        let url = format!("sqlite://{}", instance.db_path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await?;
+        // The tenth row in the export's order, while `dan run` runs.
+        let (id,): (String,) =
+            sqlx::query_as("SELECT id FROM records ORDER BY id LIMIT 1 OFFSET 9")
+                .fetch_one(&pool)
+                .await?;
+        sqlx::query("UPDATE records SET fields = 'not json' WHERE id = ?1")
+            .bind(&id)
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        anyhow::Ok(id)
+    })?;
+    let exported = instance.ok(&["record", "export"])?;
+    let ids: std::collections::BTreeSet<String> = exported
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .map(|row| row["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<Result<_, _>>()?;
+    assert_eq!(ids.len(), 1499, "every record but the damaged one");
+    assert!(!ids.contains(&damaged));
+    Ok(())
+}

@@ -575,6 +575,8 @@ async fn import_records(
 /// Writes every record that is not deleted as one JSON line each, in
 /// pages by id: each page starts after the last id of the one before, so
 /// records written or changed meanwhile never make it skip or repeat one.
+/// It stops at the first empty page: a page may come back short when the
+/// store skips a damaged row, and the rows after it must still come.
 async fn export_records(client: &ControlClient, collection: Option<String>) -> Result<(), Failure> {
     use std::io::Write;
     const PAGE: u32 = 1000;
@@ -601,7 +603,7 @@ async fn export_records(client: &ControlClient, collection: Option<String>) -> R
             .and_then(|row| row.get("id"))
             .and_then(|id| id.as_str())
             .map(str::to_owned);
-        if rows.len() < PAGE as usize || after_id.is_none() {
+        if after_id.is_none() {
             return Ok(());
         }
     }
