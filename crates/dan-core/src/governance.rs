@@ -333,7 +333,8 @@ impl Folder {
     /// Whether `entry`'s signer had seen itself admitted when it signed:
     /// as many approvals of it as its admission needed (any of them, so an
     /// approval dated earlier that arrives late does not void the ops it
-    /// signed since).
+    /// signed since), counted by seat (a key and the one that took its
+    /// seat over are one approver).
     fn knows_own_admission(&self, entry: &GovernanceEntry) -> bool {
         let Some(needed) = self.admission_needed.get(&entry.origin) else {
             return true;
@@ -342,7 +343,7 @@ impl Folder {
             approvals
                 .iter()
                 .filter(|(by, seq)| entry.seen(by) >= *seq)
-                .map(|(by, _)| by)
+                .map(|(by, _)| self.seat_of(by).unwrap_or(*by))
                 .collect::<BTreeSet<_>>()
                 .len()
         });
@@ -504,11 +505,13 @@ impl Folder {
     /// What a request handing over the seat of `old` gets once a quorum
     /// approved it: that seat when `old` is a deprecated, admitted key whose
     /// seat nobody took; a seat of its own when `old` was removed by vote
-    /// (its seat is gone, from every quorum, and can never come back); and
-    /// otherwise nothing yet.
+    /// (its seat is gone, from every quorum, and can never come back) unless
+    /// another key took that seat over before; and otherwise nothing yet.
     fn seat_for_hand_over(&self, old: &PeerKey) -> HandOver {
         match self.out.members.get(old) {
-            Some(m) if m.status == MemberStatus::Removed => HandOver::OwnSeat,
+            Some(m) if m.status == MemberStatus::Removed && m.succeeded_by.is_none() => {
+                HandOver::OwnSeat
+            }
             Some(m)
                 if m.status == MemberStatus::Member
                     && m.succeeded_by.is_none()
@@ -904,7 +907,7 @@ impl KeptFold {
             && let Some(entry) = ops.get(&key)
         {
             self.current.step(key, entry);
-            self.keep_copy();
+            self.keep_copy(ops.len());
             return Folded::InPlace;
         }
         // Copies taken after a point the new op sorts before no longer
@@ -924,16 +927,22 @@ impl KeptFold {
             Some(last) => ops.range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded)),
             None => ops.range(..),
         };
+        let total = ops.len();
         for (key, entry) in rest {
             self.current.step(*key, entry);
-            self.keep_copy();
+            self.keep_copy(total);
         }
     }
 
-    /// Takes a copy after every [`SNAPSHOT_EVERY`]th op, keeping the newest
-    /// [`SNAPSHOTS_KEPT`].
-    fn keep_copy(&mut self) {
-        if !self.current.folded.is_multiple_of(SNAPSHOT_EVERY) {
+    /// Takes a copy after every [`SNAPSHOT_EVERY`]th op of `total`, but only
+    /// among the last ones that will be kept (copies cost a clone of the
+    /// whole fold, and a fold from the genesis must not take one every 128
+    /// ops of a long history), keeping the newest [`SNAPSHOTS_KEPT`].
+    fn keep_copy(&mut self, total: usize) {
+        let folded = self.current.folded;
+        if !folded.is_multiple_of(SNAPSHOT_EVERY)
+            || folded + SNAPSHOT_EVERY * SNAPSHOTS_KEPT < total
+        {
             return;
         }
         let mut copy = self.current.clone();

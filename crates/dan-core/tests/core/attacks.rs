@@ -732,3 +732,46 @@ fn bad_input_a_hand_over_not_signed_by_the_old_key_is_refused() {
     let signed = dan_core::SignedJoinRequest::sign(request, &next).expect("signed");
     assert!(signed.verify().is_err(), "carol's hand-over to another key");
 }
+
+// Fifth attacker review: once the seat of a deprecated key was taken over,
+// removing that key by vote (a natural clean-up) let a second request
+// naming it in as a seat of its own at the next approval, so its admin
+// held two seats.
+#[test]
+fn no_single_admin_a_seat_taken_over_and_then_removed_gives_a_second_request_no_seat() {
+    let t = trio();
+    let mut replica = t.replica();
+    let [alice, bob, carol] = &t.keys;
+    deprecate(&mut replica, carol);
+    let (first, second) = (
+        Keypair::from_secret([40; 32]),
+        Keypair::from_secret([41; 32]),
+    );
+    readmit(&mut replica, carol, &first, &[alice, bob], 200);
+    let request = readmission_request(&replica, carol, &second);
+    approve_all(&mut replica, &request, &[alice, bob], 210);
+    let removal = govern(
+        &mut replica,
+        alice,
+        GovernanceAction::Propose(Proposal::Remove {
+            peer: carol.public(),
+        }),
+        300,
+    );
+    govern(
+        &mut replica,
+        bob,
+        GovernanceAction::Vote {
+            proposal: removal.id(),
+            approve: true,
+        },
+        310,
+    );
+    approve_all(&mut replica, &request, &[alice], 400);
+    assert_eq!(
+        replica.member(&second.public()).map(|m| m.status),
+        Some(MemberStatus::Pending),
+        "the seat it names is held by another key"
+    );
+    assert_eq!(replica.voters().len(), 3, "alice, bob and carol's one seat");
+}
