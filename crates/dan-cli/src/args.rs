@@ -368,24 +368,33 @@ pub(crate) enum RecordCommand {
         /// The record id.
         id: String,
     },
-    /// Create or change many records from a file of JSON lines (one
-    /// object per line with `collection`, `title`, `fields`, `tags` and
-    /// optionally `id`, as `record export` writes them); `-` reads from
-    /// standard input. Stored in batches of up to 1000, each whole or not
-    /// at all.
+    /// Create or change many records from a file: JSON lines (one object
+    /// per line with `collection`, `title`, `fields`, `tags` and optionally
+    /// `id`, as `record export` writes them) or CSV (a header row: `id`,
+    /// `collection`, `title`, `tags` separated by commas, and one column
+    /// per field, `name:int` or `name:bool` for whole numbers or
+    /// true/false); `-` reads from standard input. A bad row stops it
+    /// before anything is stored; stored in batches of up to 1000, each
+    /// whole or not at all.
     Import {
         /// The file (`-`: standard input).
         file: PathBuf,
         /// Start at this line (to go on after an import stopped part way).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         from_line: u64,
+        /// `jsonl` or `csv` (default: `csv` for a file ending in `.csv`).
+        #[arg(long)]
+        format: Option<dan_node::bulk::BulkFormat>,
     },
-    /// Write every record (not deleted) as JSON lines to standard output,
-    /// for `record import` on another network or a spreadsheet.
+    /// Write every record (not deleted) to standard output, as JSON lines
+    /// or CSV, for `record import` on another network or a spreadsheet.
     Export {
         /// Only this collection.
         #[arg(long)]
         collection: Option<String>,
+        /// `jsonl` (the default) or `csv`.
+        #[arg(long, default_value = "jsonl")]
+        format: dan_node::bulk::BulkFormat,
     },
 }
 

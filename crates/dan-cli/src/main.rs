@@ -489,124 +489,102 @@ async fn record(
             let entries = client.call(ControlRequest::History { id }).await?;
             printer.value(&entries, output::history);
         }
-        RecordCommand::Import { file, from_line } => {
-            let imported = import_records(client, &file, from_line).await?;
+        RecordCommand::Import {
+            file,
+            from_line,
+            format,
+        } => {
+            let format = format.unwrap_or_else(|| dan_node::bulk::BulkFormat::for_path(&file));
+            let imported = import_records(client, &file, from_line, format).await?;
             printer.value(&serde_json::json!({ "imported": imported }), |_| {
                 format!("imported {imported} records")
             });
         }
-        RecordCommand::Export { collection } => export_records(client, collection).await?,
+        RecordCommand::Export { collection, format } => {
+            export_records(client, collection, format).await?
+        }
     }
     Ok(())
 }
 
-/// Records per import batch (one transaction each).
-const IMPORT_BATCH: usize = 1000;
-/// Largest import batch on the control channel, in bytes.
-const IMPORT_BATCH_BYTES: usize = 512 * 1024;
-
-/// Reads JSON lines from `file` (or standard input), from line
+/// Reads the records of `file` (or standard input) in `format`, from line
 /// `from_line` on, and stores them in batches; says on stderr how far it
-/// got. A line that is not a record stops the import before anything is
+/// got. A row that is not a record stops the import before anything is
 /// sent; a batch the instance refuses stops it there, with the earlier
 /// batches stored and the line to go on from in the error.
 async fn import_records(
     client: &ControlClient,
     file: &std::path::Path,
     from_line: u64,
-) -> Result<usize, Failure> {
-    use std::io::BufRead;
-    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+    format: dan_node::bulk::BulkFormat,
+) -> Result<u64, Failure> {
+    use dan_node::bulk;
+    let reader: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let opened =
             std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
         Box::new(std::io::BufReader::new(opened))
     };
-    let mut records: Vec<(usize, String)> = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {}", n + 1))?;
-        if line.trim().is_empty() || ((n + 1) as u64) < from_line {
-            continue;
-        }
-        if line.len() > IMPORT_BATCH_BYTES {
-            return Err(anyhow::anyhow!("line {}: a record of more than 512 KiB", n + 1).into());
-        }
-        serde_json::from_str::<dan_node::api::PutRecord>(&line)
-            .with_context(|| format!("line {} is not a record", n + 1))?;
-        records.push((n + 1, line));
-    }
-    let total = records.len();
-    let mut imported = 0;
-    let mut batch: Vec<dan_node::api::PutRecord> = Vec::new();
-    let mut bytes = 0;
-    let mut first_line = 0;
-    let mut lines = records.into_iter().peekable();
-    while let Some((line_no, line)) = lines.next() {
-        if batch.is_empty() {
-            first_line = line_no;
-        }
-        bytes += line.len();
-        batch.push(serde_json::from_str(&line).context("record")?);
-        let full = batch.len() == IMPORT_BATCH
-            || lines
-                .peek()
-                .is_none_or(|(_, next)| bytes + next.len() > IMPORT_BATCH_BYTES);
-        if full {
-            let count = batch.len();
+    let rows = bulk::read_import(reader, format, from_line).map_err(anyhow::Error::from)?;
+    bulk::import_rows(
+        rows,
+        |records| async move {
             client
-                .call(ControlRequest::ImportRecords {
-                    records: std::mem::take(&mut batch),
-                })
+                .call(ControlRequest::ImportRecords { records })
                 .await
-                .with_context(|| {
-                    format!(
-                        "the batch from line {first_line} was not stored ({imported} of {total} records before it were); fix it and go on with --from-line {first_line}"
-                    )
-                })?;
-            imported += count;
-            bytes = 0;
-            eprintln!("imported {imported} of {total}");
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+        |progress| {
+            if let Some(total) = progress.total {
+                eprintln!("imported {} of {total}", progress.done);
+            }
+        },
+    )
+    .await
+    .map_err(|error| match error {
+        bulk::BulkError::Batch { from_line, .. } => {
+            anyhow::anyhow!("{error} (`--from-line {from_line}`)").into()
         }
-    }
-    Ok(imported)
+        other => anyhow::Error::from(other).into(),
+    })
 }
 
-/// Writes every record that is not deleted as one JSON line each, in
-/// pages by id: each page starts after the last id of the one before, so
-/// records written or changed meanwhile never make it skip or repeat one.
-/// It stops at the first empty page: a page may come back short when the
-/// store skips a damaged row, and the rows after it must still come.
-async fn export_records(client: &ControlClient, collection: Option<String>) -> Result<(), Failure> {
-    use std::io::Write;
-    const PAGE: u32 = 1000;
+/// Writes every record that is not deleted to standard output in
+/// `format`, in pages by id (`bulk::export_records`).
+async fn export_records(
+    client: &ControlClient,
+    collection: Option<String>,
+    format: dan_node::bulk::BulkFormat,
+) -> Result<(), Failure> {
+    use dan_node::bulk;
     let mut out = std::io::stdout().lock();
-    let mut after_id = None;
-    loop {
-        let page = client
-            .call(ControlRequest::ListRecords {
-                query: dan_node::RecordQuery {
-                    collection: collection.clone(),
-                    sort: dan_node::RecordSort::IdAsc,
-                    limit: PAGE,
-                    after_id: after_id.take(),
-                    ..Default::default()
-                },
-            })
-            .await?;
-        let rows = page.as_array().cloned().unwrap_or_default();
-        for row in &rows {
-            writeln!(out, "{row}").context("writing the export")?;
-        }
-        after_id = rows
-            .last()
-            .and_then(|row| row.get("id"))
-            .and_then(|id| id.as_str())
-            .map(str::to_owned);
-        if after_id.is_none() {
-            return Ok(());
-        }
-    }
+    bulk::export_records(
+        format,
+        |after_id| {
+            let query = dan_node::RecordQuery {
+                collection: collection.clone(),
+                sort: dan_node::RecordSort::IdAsc,
+                limit: bulk::EXPORT_PAGE,
+                after_id,
+                ..Default::default()
+            };
+            async move {
+                let page = client
+                    .call(ControlRequest::ListRecords { query })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_value(page).map_err(|e| format!("a page of records: {e}"))
+            }
+        },
+        &mut out,
+        None,
+        |_| {},
+    )
+    .await
+    .map_err(anyhow::Error::from)?;
+    Ok(())
 }
 
 async fn open_node(config: NodeConfig, use_keyring: bool) -> Result<Node, Failure> {

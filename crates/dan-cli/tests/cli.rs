@@ -591,7 +591,7 @@ fn records_are_exported_as_json_lines_and_imported_in_batches() -> anyhow::Resul
     let output = alice.run(&["record", "import", bad.to_str().unwrap_or_default()])?;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("line 2 is not a record"), "{stderr}");
+    assert!(stderr.contains("line 2: not a record"), "{stderr}");
     assert_eq!(
         alice.json(&["status"])?["op_count"],
         0,
@@ -649,8 +649,41 @@ fn records_are_exported_as_json_lines_and_imported_in_batches() -> anyhow::Resul
     std::fs::write(&copy, exported.replace("\"id\":", "\"old_id\":"))?;
     let copied = bob.json(&["record", "import", copy.to_str().unwrap_or_default()])?;
     assert_eq!(copied["imported"], 2500, "an export imports elsewhere");
+
+    // The same as CSV, for a spreadsheet: the types come back.
+    let csv = alice.ok(&[
+        "record",
+        "export",
+        "--collection",
+        "books",
+        "--format",
+        "csv",
+    ])?;
+    assert!(
+        csv.starts_with("id,collection,title,tags,pages:int\n"),
+        "{}",
+        &csv[..80.min(csv.len())]
+    );
+    let mut carol = running("carol", "1")?;
+    let sheet = dir.path().join("books.csv");
+    std::fs::write(&sheet, csv.replacen("id,", "old_id,", 1))?;
+    let from_csv = carol.json(&["record", "import", sheet.to_str().unwrap_or_default()])?;
+    assert_eq!(from_csv["imported"], 2500);
+    let again = carol.ok(&["record", "export", "--format", "csv"])?;
+    assert_eq!(again.lines().count(), 2501, "a header and every record");
+    let book: Vec<Value> = carol
+        .ok(&["record", "export"])?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert!(
+        book.iter()
+            .any(|r| r["title"] == "Book 1234" && r["fields"]["pages"] == 1234),
+        "a whole number stays one"
+    );
     alice.stop()?;
-    bob.stop()
+    bob.stop()?;
+    carol.stop()
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod bulk;
 mod code;
 pub mod control;
 pub mod deprecation;
