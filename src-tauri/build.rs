@@ -22,6 +22,8 @@ const COMMANDS: &[&str] = &[
     "autostart",
     "set_autostart",
     "record_history",
+    "import_records",
+    "export_records",
     "members",
     "approve",
     "reject",

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use dan_node::api::{CreateNetwork, HistoryEntry, PutRecord, RecordShown, Status};
+use dan_node::bulk::BulkProgress;
 use dan_node::deprecation::EvidenceOutcome;
 use dan_node::membership::{
     InvitePreview, InviteRequest, InviteView, JoinProgress, MemberView, PeerView,
@@ -13,7 +14,7 @@ use dan_node::release::BuildView;
 use dan_node::{Credentials, Node, NodeConfig, RecordQuery};
 use dan_store::StoredEvidence;
 use serde::Serialize;
-use tauri::{AppHandle, Manager, Runtime, State};
+use tauri::{AppHandle, Emitter, Manager, Runtime, State};
 
 use crate::error::CommandError;
 use crate::events;
@@ -248,6 +249,62 @@ pub async fn restore_record(
 #[tauri::command]
 pub async fn record_history(state: State<'_, AppState>, id: String) -> Result<Vec<HistoryEntry>> {
     Ok(state.node().await?.history(&id).await?)
+}
+
+/// The event that says how far an import or export got.
+pub const BULK_EVENT: &str = "dan://bulk";
+
+/// How far an import or export got, for the window's progress bar.
+#[derive(Clone, Serialize)]
+struct BulkProgressEvent {
+    /// `import` or `export`.
+    kind: &'static str,
+    /// Records done.
+    done: u64,
+    /// Records in all, when known.
+    total: Option<u64>,
+}
+
+fn tell_progress<R: Runtime>(app: &AppHandle<R>, kind: &'static str) -> impl FnMut(BulkProgress) {
+    let app = app.clone();
+    move |progress| {
+        let event = BulkProgressEvent {
+            kind,
+            done: progress.done,
+            total: progress.total,
+        };
+        if let Err(e) = app.emit(BULK_EVENT, event) {
+            tracing::debug!("telling the window how far a {kind} got: {e}");
+        }
+    }
+}
+
+/// Imports the records of a JSON lines or CSV file (CSV when its name ends
+/// in `.csv`), in batches, telling the window how far it got.
+#[tauri::command]
+pub async fn import_records<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    path: PathBuf,
+) -> Result<u64> {
+    let node = state.node().await?;
+    Ok(node
+        .import_file(&path, tell_progress(&app, "import"))
+        .await?)
+}
+
+/// Writes every record that is not deleted to a JSON lines or CSV file
+/// (CSV when its name ends in `.csv`), telling the window how far it got.
+#[tauri::command]
+pub async fn export_records<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    path: PathBuf,
+) -> Result<u64> {
+    let node = state.node().await?;
+    Ok(node
+        .export_file(&path, tell_progress(&app, "export"))
+        .await?)
 }
 
 /// Members and pending instances.

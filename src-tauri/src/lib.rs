@@ -158,6 +158,8 @@ pub fn build_app<R: Runtime>(
             commands::delete_record,
             commands::restore_record,
             commands::record_history,
+            commands::import_records,
+            commands::export_records,
             commands::members,
             commands::approve,
             commands::reject,

@@ -7,6 +7,7 @@ import { open as openDialog, save as saveDialog } from "@tauri-apps/plugin-dialo
 import type {
   AppInfo,
   BuildView,
+  BulkProgress,
   DanEvent,
   EvidenceView,
   HistoryEntry,
@@ -68,6 +69,15 @@ export const api = {
   hideWindow: () => call<void>("hide_window"),
   /** The desktop's own Save dialog for a backup: the chosen path, or null. */
   chooseBackupToWrite: (suggested: string) => saveDialog({ title: "Save the backup", defaultPath: suggested, filters: [{ name: "DAN backup", extensions: ["danbackup"] }] }),
+  /** The desktop's own Open dialog for a file of records to import. */
+  chooseImportFile: async () => {
+    const chosen = await openDialog({ title: "Import records from", multiple: false, directory: false, filters: [{ name: "Records (CSV or JSON lines)", extensions: ["csv", "jsonl", "json"] }] });
+    return typeof chosen === "string" ? chosen : null;
+  },
+  /** The desktop's own Save dialog for an export of every record (CSV
+   * unless the name chosen ends otherwise). */
+  chooseExportFile: (suggested: string) =>
+    saveDialog({ title: "Export every record to", defaultPath: suggested, filters: [{ name: "CSV (spreadsheets)", extensions: ["csv"] }, { name: "JSON lines", extensions: ["jsonl"] }] }),
   /** The desktop's own Open dialog for a backup: the chosen path, or null. */
   chooseBackupToRestore: async () => {
     const chosen = await openDialog({ title: "Restore which backup?", multiple: false, directory: false, filters: [{ name: "DAN backup", extensions: ["danbackup"] }] });
@@ -106,6 +116,12 @@ export const api = {
   changePassword: (old: string, next: string) => call<void>("change_password", { old, new: next }),
   exportBackup: (path: string) => call<number>("export_backup", { path }),
   restoreBackup: (path: string, password: string) => call<Status>("restore_backup", { path, password }),
+  /** Imports the records of a CSV or JSON lines file; progress comes as `onBulkProgress`. */
+  importRecords: (path: string) => call<number>("import_records", { path }),
+  /** Writes every record to a CSV or JSON lines file; progress comes as `onBulkProgress`. */
+  exportRecords: (path: string) => call<number>("export_records", { path }),
+  /** Subscribes to how far an import or export got. */
+  onBulkProgress: (handler: (progress: BulkProgress) => void) => listen<BulkProgress>("dan://bulk", (event) => handler(event.payload)),
   openDataFolder: () => call<void>("open_data_folder"),
   takeLaunchLink: () => call<string | null>("take_launch_link"),
 };

@@ -284,3 +284,10 @@ export type DanEvent =
   | { kind: "peer_changed"; peer: string; what: string }
   | { kind: "launch_link" }
   | { kind: "close_requested" };
+
+/** How far an import or export of records got (the event `dan://bulk`). */
+export interface BulkProgress {
+  kind: "import" | "export";
+  done: number;
+  total: number | null;
+}

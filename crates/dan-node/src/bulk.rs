@@ -472,6 +472,92 @@ fn csv_cell(column: &Column, record: &RecordView) -> String {
     }
 }
 
+impl crate::node::Node {
+    /// Imports the records of the file at `path` (CSV when its name ends
+    /// in `.csv`, JSON lines otherwise), telling `progress` after each
+    /// batch. Returns how many were stored.
+    pub async fn import_file(
+        &self,
+        path: &Path,
+        progress: impl FnMut(BulkProgress),
+    ) -> Result<u64, crate::NodeError> {
+        let owned = path.to_owned();
+        let read = crate::verify::off_the_workers(move || {
+            let file = std::fs::File::open(&owned)
+                .map_err(|e| BulkError::Io(format!("cannot open {}: {e}", owned.display())))?;
+            read_import(
+                std::io::BufReader::new(file),
+                BulkFormat::for_path(&owned),
+                1,
+            )
+        })
+        .await
+        .ok_or_else(|| BulkError::Io("the instance is stopping".into()))?;
+        let rows = read?;
+        let stored = import_rows(
+            rows,
+            |records| async move {
+                self.import_records(records)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
+            progress,
+        )
+        .await?;
+        Ok(stored)
+    }
+
+    /// Writes every record that is not deleted to a file at `path` (CSV
+    /// when its name ends in `.csv`, JSON lines otherwise), telling
+    /// `progress` after each page. The file appears only once complete (it
+    /// is written beside it first). Returns how many were written.
+    pub async fn export_file(
+        &self,
+        path: &Path,
+        progress: impl FnMut(BulkProgress),
+    ) -> Result<u64, crate::NodeError> {
+        let total = self
+            .count_records(&dan_store::RecordQuery::default())
+            .await?;
+        let io = |source| crate::NodeError::Io {
+            context: format!("cannot write {}", path.display()),
+            source,
+        };
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = std::path::PathBuf::from(partial);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
+        let written = export_records(
+            BulkFormat::for_path(path),
+            |after_id| {
+                let query = dan_store::RecordQuery {
+                    sort: dan_store::RecordSort::IdAsc,
+                    limit: EXPORT_PAGE,
+                    after_id,
+                    ..Default::default()
+                };
+                async move { self.list_records(&query).await.map_err(|e| e.to_string()) }
+            },
+            &mut out,
+            Some(total),
+            progress,
+        )
+        .await;
+        drop(out);
+        match written {
+            Ok(written) => {
+                std::fs::rename(&partial, path).map_err(io)?;
+                Ok(written)
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(error.into())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,9 @@ pub enum NodeError {
     /// A private file or folder could not be made or read.
     #[error(transparent)]
     File(#[from] dan_store::private::PrivateFileError),
+    /// An import or export of many records stopped.
+    #[error(transparent)]
+    Bulk(#[from] crate::bulk::BulkError),
     /// A file-system operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -131,6 +134,8 @@ impl NodeError {
             NodeError::Integrity(_) => "integrity",
             NodeError::Store(_) => "storage",
             NodeError::File(_) | NodeError::Io { .. } => "io",
+            NodeError::Bulk(crate::bulk::BulkError::Io(_)) => "io",
+            NodeError::Bulk(_) => "invalid",
         }
     }
 

@@ -8,6 +8,7 @@ import type { RecordSort, RecordView, Status } from "../types";
 import { RecordDetail, RecordForm } from "./recordEditor";
 import { errorText } from "../components/errorText";
 import { SetupChecklist } from "../components/setupChecklist";
+import { BulkButtons } from "../components/bulkTransfer";
 
 export const ROW_HEIGHT = 44;
 export const PAGE_SIZE = 200;
@@ -188,7 +189,7 @@ export function RecordsView(status: Status, names: Map<string, string>, client: 
   const view = h(
     "div",
     { class: "records" },
-    h("div", { class: "list" }, h("div", { class: "toolbar" }, search, sort, trash, count, newRecord), scroller),
+    h("div", { class: "list" }, h("div", { class: "toolbar" }, search, sort, trash, count, newRecord, BulkButtons(canWrite, () => void reload(), client)), scroller),
     detail,
   );
   (view as HTMLElement & { refresh?: () => void }).refresh = () => void reload();
