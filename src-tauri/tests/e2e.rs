@@ -568,6 +568,62 @@ async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_windo
     )?;
     screenshot(&client, "record-history").await?;
 
+    // 4d. Import a spreadsheet's rows and export every record, through the
+    //     desktop's own file dialogs; the imported records reach alice.
+    let sheet = dir.path().join("shelf.csv");
+    std::fs::write(
+        &sheet,
+        "collection,title,tags,pages:int\nbooks,Imported atlas,\"maps, old\",88\nbooks,Imported diary,,12\n",
+    )?;
+    button(&client, "Import…").await?.click().await?;
+    type_in_file_dialog(
+        &display,
+        "Import records from",
+        &sheet.to_string_lossy(),
+        false,
+    )?;
+    see(&client, "Imported 2 records.", Duration::from_secs(30)).await?;
+    find(&client, &by_label("Record Imported atlas")).await?;
+    screenshot(&client, "records-imported").await?;
+    wait_until(
+        Duration::from_secs(60),
+        "alice to receive the import",
+        || {
+            alice
+                .json(&["record", "list", "--search", "Imported atlas"])
+                .is_ok_and(|r| {
+                    r.as_array().is_some_and(|a| {
+                        a.len() == 1
+                            && a[0]["fields"]["pages"] == 88
+                            && a[0]["tags"] == json!(["maps", "old"])
+                    })
+                })
+        },
+    )?;
+    let export = dir.path().join("everything.csv");
+    button(&client, "Export…").await?.click().await?;
+    type_in_file_dialog(
+        &display,
+        "Export every record to",
+        &export.to_string_lossy(),
+        true,
+    )?;
+    see(&client, "Exported 5 records to", Duration::from_secs(30)).await?;
+    let exported = std::fs::read_to_string(&export)?;
+    assert!(
+        exported.starts_with("id,collection,title,tags,pages:int,shelf\n"),
+        "{exported}"
+    );
+    assert_eq!(
+        exported.lines().count(),
+        6,
+        "a header and five records:\n{exported}"
+    );
+    assert!(
+        exported.contains("Imported atlas,\"maps, old\",88,"),
+        "{exported}"
+    );
+
     // 5. A member restarted on a build the network has not approved is shown
     //    with its version not approved, still a member (not deprecated).
     let (_keep, modified) = modified_dan_bin()?;
@@ -1338,6 +1394,90 @@ impl Desktop {
         ])?;
         Ok(())
     }
+}
+
+/// Types `text` into the desktop's own file dialog titled `title` on
+/// `display`, as a person would, then Enter: the keys go through XTest to
+/// the dialog, focused first (there is no window manager under Xvfb). An
+/// Open dialog gets Ctrl+L first (the location bar), a Save dialog Ctrl+A
+/// (to replace the suggested name).
+fn type_in_file_dialog(display: &str, title: &str, text: &str, save: bool) -> anyhow::Result<()> {
+    const SCRIPT: &str = r#"
+import sys, time
+import Xlib.display, Xlib.X, Xlib.XK
+from Xlib.ext import xtest
+d = Xlib.display.Display(sys.argv[1])
+title, text, save = sys.argv[2], sys.argv[3], sys.argv[4] == "save"
+net_name = d.intern_atom("_NET_WM_NAME")
+def windows(w):
+    for child in w.query_tree().children:
+        yield child
+        yield from windows(child)
+def name(w):
+    full = w.get_full_property(net_name, 0)
+    if full is not None:
+        value = full.value
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return str(w.get_wm_name() or "")
+deadline = time.time() + 20
+dialog = None
+while dialog is None and time.time() < deadline:
+    for w in windows(d.screen().root):
+        if name(w) == title and w.get_attributes().map_state == Xlib.X.IsViewable:
+            dialog = w
+            break
+    else:
+        time.sleep(0.2)
+if dialog is None:
+    sys.exit("no dialog titled " + title)
+dialog.set_input_focus(Xlib.X.RevertToParent, Xlib.X.CurrentTime)
+d.sync()
+time.sleep(0.5)
+shift = d.keysym_to_keycode(Xlib.XK.string_to_keysym("Shift_L"))
+control = d.keysym_to_keycode(Xlib.XK.string_to_keysym("Control_L"))
+names = {"/": "slash", ".": "period", "-": "minus", "_": "underscore", " ": "space"}
+def key(keysym_name, with_control=False):
+    keysym = Xlib.XK.string_to_keysym(keysym_name)
+    code = d.keysym_to_keycode(keysym)
+    shifted = d.keycode_to_keysym(code, 0) != keysym
+    if with_control:
+        xtest.fake_input(d, Xlib.X.KeyPress, control)
+    if shifted:
+        xtest.fake_input(d, Xlib.X.KeyPress, shift)
+    xtest.fake_input(d, Xlib.X.KeyPress, code)
+    xtest.fake_input(d, Xlib.X.KeyRelease, code)
+    if shifted:
+        xtest.fake_input(d, Xlib.X.KeyRelease, shift)
+    if with_control:
+        xtest.fake_input(d, Xlib.X.KeyRelease, control)
+    d.sync()
+    time.sleep(0.02)
+key("a" if save else "l", with_control=True)
+time.sleep(0.3)
+for c in text:
+    key(names.get(c, c))
+time.sleep(0.3)
+key("Return")
+print("done")
+"#;
+    let output = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            SCRIPT,
+            display,
+            title,
+            text,
+            if save { "save" } else { "open" },
+        ])
+        .output()
+        .context("running python3 (package python3-xlib)")?;
+    if !String::from_utf8_lossy(&output.stdout).contains("done") {
+        bail!(
+            "typing into the dialog {title:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Whether a window titled `title` is on screen (mapped) on `display`.
