@@ -248,13 +248,14 @@ fn csv_record(columns: &[Column], row: &csv::StringRecord) -> Result<PutRecord, 
         if cell.is_empty() {
             continue;
         }
+        let text = unescape_formula(cell);
         match column {
             Column::Id => record.id = Some(cell.into()),
-            Column::Collection => record.collection = Some(cell.into()),
-            Column::Title => record.title = Some(cell.into()),
+            Column::Collection => record.collection = Some(text.into()),
+            Column::Title => record.title = Some(text.into()),
             Column::Tags => {
                 record.tags = Some(
-                    cell.split(',')
+                    text.split(',')
                         .map(str::trim)
                         .filter(|tag| !tag.is_empty())
                         .map(str::to_owned)
@@ -263,7 +264,7 @@ fn csv_record(columns: &[Column], row: &csv::StringRecord) -> Result<PutRecord, 
             }
             Column::Field(name, kind) => {
                 let value = match kind {
-                    Kind::Text => FieldValue::Text(cell.into()),
+                    Kind::Text => FieldValue::Text(text.into()),
                     Kind::Int => FieldValue::Int(cell.trim().parse().map_err(|_| {
                         format!("`{name}` holds whole numbers, and `{cell}` is not one")
                     })?),
@@ -455,20 +456,46 @@ fn kind_of(value: &FieldValue) -> Kind {
 fn csv_cell(column: &Column, record: &RecordView) -> String {
     match column {
         Column::Id => record.id.to_string(),
-        Column::Collection => record.collection.clone(),
-        Column::Title => record.title.clone(),
-        Column::Tags => record
-            .tags
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(", "),
+        Column::Collection => escape_formula(&record.collection),
+        Column::Title => escape_formula(&record.title),
+        Column::Tags => escape_formula(
+            &record
+                .tags
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         Column::Field(name, _) => match record.fields.get(name) {
             None => String::new(),
-            Some(FieldValue::Text(text)) => text.clone(),
+            Some(FieldValue::Text(text)) => escape_formula(text),
             Some(FieldValue::Int(n)) => n.to_string(),
             Some(FieldValue::Bool(b)) => b.to_string(),
         },
+    }
+}
+
+/// The characters a spreadsheet takes as the start of a formula in a cell
+/// (and the quote that marks one as text).
+const FORMULA_START: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
+/// Text any member wrote, made safe to open in a spreadsheet: a cell that
+/// would start a formula (`=HYPERLINK(…)`, which runs when the file is
+/// opened) gets a leading `'`, which spreadsheets show as text;
+/// [`unescape_formula`] takes it off again on import.
+fn escape_formula(text: &str) -> String {
+    if text.starts_with(FORMULA_START) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A text cell as it was before [`escape_formula`].
+fn unescape_formula(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_START) => rest,
+        _ => cell,
     }
 }
 
@@ -654,6 +681,28 @@ mod tests {
             Some(BTreeSet::from(["classic".to_owned(), "sf".to_owned()]))
         );
         assert_eq!(rows[1].record.tags, None);
+    }
+
+    // Attacker review: any member's text went into the CSV as it was, so
+    // a title `=HYPERLINK(…)` ran as a formula in the spreadsheet of
+    // whoever opened the export.
+    #[tokio::test]
+    async fn bad_input_text_that_would_start_a_formula_is_exported_as_text_and_imports_back() {
+        let mut record = view("a", &[("note", FieldValue::Text("-1 day".into()))], &[]);
+        record.title = "=HYPERLINK(\"http://evil.example\",\"click\")".into();
+        let csv = export(BulkFormat::Csv, vec![record.clone()]).await;
+        let row = csv.lines().nth(1).expect("a row");
+        assert!(row.contains(",\"'=HYPERLINK("), "{row}");
+        assert!(row.ends_with(",'-1 day"), "{row}");
+        let rows = read_import(csv.as_bytes(), BulkFormat::Csv, 1).expect("import");
+        assert_eq!(rows[0].record.title.as_deref(), Some(record.title.as_str()));
+        assert_eq!(
+            rows[0].record.fields["note"],
+            Some(FieldValue::Text("-1 day".into()))
+        );
+        let plain = "collection,title\nbooks,'quoted on purpose\n";
+        let rows = read_import(plain.as_bytes(), BulkFormat::Csv, 1).expect("import");
+        assert_eq!(rows[0].record.title.as_deref(), Some("'quoted on purpose"));
     }
 
     #[tokio::test]
