@@ -519,16 +519,14 @@ async fn import_records(
     format: dan_node::bulk::BulkFormat,
 ) -> Result<u64, Failure> {
     use dan_node::bulk;
-    let reader: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
+    let file = if file.as_os_str() == "-" {
+        bulk::ImportFile::read(std::io::stdin().lock(), format, from_line)
     } else {
-        let opened =
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        Box::new(std::io::BufReader::new(opened))
-    };
-    let rows = bulk::read_import(reader, format, from_line).map_err(anyhow::Error::from)?;
+        bulk::ImportFile::open(file, format, from_line)
+    }
+    .map_err(anyhow::Error::from)?;
     bulk::import_rows(
-        rows,
+        &file,
         |records| async move {
             client
                 .call(ControlRequest::ImportRecords { records })

@@ -4,9 +4,9 @@
 //! the control channel) and the desktop app (in process) share it; each
 //! gives the function that stores a batch or fetches a page.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use dan_core::{FieldValue, RecordView};
@@ -103,6 +103,14 @@ pub struct BulkProgress {
     pub total: Option<u64>,
 }
 
+/// Largest import file: it is read whole (and twice: first every row is
+/// checked, then they are stored a batch at a time).
+pub const MAX_IMPORT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Most columns a CSV file may have (256 fields a record, each in up to
+/// three kinds, and the four columns of the record itself).
+pub const MAX_CSV_COLUMNS: usize = 1024;
+
 /// One record change read from an import file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportRow {
@@ -112,57 +120,187 @@ pub struct ImportRow {
     pub record: PutRecord,
 }
 
-/// Reads every row of an import file in `format`, skipping those that
-/// start before line `from_line`. A row that is not a record (or is larger
-/// than a batch may be) stops it with its line number.
-pub fn read_import(
-    reader: impl BufRead,
+/// An import file held in memory (at most [`MAX_IMPORT_BYTES`]), to be
+/// read row by row.
+#[derive(Clone, Debug)]
+pub struct ImportFile {
+    bytes: Vec<u8>,
     format: BulkFormat,
     from_line: u64,
-) -> Result<Vec<ImportRow>, BulkError> {
-    let rows = match format {
-        BulkFormat::Jsonl => read_jsonl(reader, from_line)?,
-        BulkFormat::Csv => read_csv(reader, from_line)?,
-    };
-    for row in &rows {
-        if json_len(&row.record) > IMPORT_BATCH_BYTES {
-            return Err(BulkError::Row {
-                line: row.line,
-                problem: "a record of more than 512 KiB".into(),
-            });
+}
+
+impl ImportFile {
+    /// Reads the file at `path`: a plain file (not a link, a pipe or a
+    /// device) of at most [`MAX_IMPORT_BYTES`]. Rows that start before line
+    /// `from_line` are left out.
+    pub fn open(path: &Path, format: BulkFormat, from_line: u64) -> Result<Self, BulkError> {
+        let bytes = dan_store::private::read_bounded(path, MAX_IMPORT_BYTES)
+            .map_err(|e| BulkError::Io(e.to_string()))?;
+        Ok(ImportFile {
+            bytes,
+            format,
+            from_line,
+        })
+    }
+
+    /// Reads all of `reader` (standard input, say), refusing more than
+    /// [`MAX_IMPORT_BYTES`].
+    pub fn read(
+        reader: impl std::io::Read,
+        format: BulkFormat,
+        from_line: u64,
+    ) -> Result<Self, BulkError> {
+        let mut bytes = Vec::new();
+        reader
+            .take(MAX_IMPORT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| BulkError::Io(format!("reading the records: {e}")))?;
+        if bytes.len() as u64 > MAX_IMPORT_BYTES {
+            return Err(BulkError::Io(format!(
+                "more than {} MiB of records: split the file",
+                MAX_IMPORT_BYTES / 1024 / 1024
+            )));
+        }
+        Ok(ImportFile {
+            bytes,
+            format,
+            from_line,
+        })
+    }
+
+    /// Its rows, one at a time, in order; a row that is not a record (or is
+    /// larger than a batch may be) is an error naming its line.
+    pub fn rows(&self) -> Box<dyn Iterator<Item = Result<ImportRow, BulkError>> + Send + '_> {
+        let sized = |row: Result<ImportRow, BulkError>| {
+            row.and_then(|row| {
+                if json_len(&row.record) > IMPORT_BATCH_BYTES {
+                    Err(BulkError::Row {
+                        line: row.line,
+                        problem: "a record of more than 512 KiB".into(),
+                    })
+                } else {
+                    Ok(row)
+                }
+            })
+        };
+        match self.format {
+            BulkFormat::Jsonl => Box::new(jsonl_rows(&self.bytes, self.from_line).map(sized)),
+            BulkFormat::Csv => Box::new(csv_rows(&self.bytes, self.from_line).map(sized)),
         }
     }
-    Ok(rows)
+
+    /// Checks every row, storing nothing: how many there are, or the first
+    /// bad one.
+    pub fn check(&self) -> Result<u64, BulkError> {
+        let mut count = 0;
+        for row in self.rows() {
+            row?;
+            count += 1;
+        }
+        Ok(count)
+    }
 }
 
 fn json_len(record: &PutRecord) -> usize {
     serde_json::to_vec(record).map_or(usize::MAX, |bytes| bytes.len())
 }
 
-fn read_jsonl(reader: impl BufRead, from_line: u64) -> Result<Vec<ImportRow>, BulkError> {
-    let mut rows = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        let line_no = n as u64 + 1;
-        let line = line.map_err(|e| BulkError::Io(format!("reading line {line_no}: {e}")))?;
-        if line_no < from_line || line.trim().is_empty() {
-            continue;
+fn jsonl_rows(
+    bytes: &[u8],
+    from_line: u64,
+) -> impl Iterator<Item = Result<ImportRow, BulkError>> + Send + '_ {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter_map(move |(n, line)| {
+            let line_no = n as u64 + 1;
+            if line_no < from_line || line.iter().all(u8::is_ascii_whitespace) {
+                return None;
+            }
+            if line.len() > IMPORT_BATCH_BYTES {
+                return Some(Err(BulkError::Row {
+                    line: line_no,
+                    problem: "a record of more than 512 KiB".into(),
+                }));
+            }
+            Some(
+                serde_json::from_slice(line)
+                    .map(|record| ImportRow {
+                        line: line_no,
+                        record,
+                    })
+                    .map_err(|e| BulkError::Row {
+                        line: line_no,
+                        problem: format!("not a record: {e}"),
+                    }),
+            )
+        })
+}
+
+fn csv_rows(
+    bytes: &[u8],
+    from_line: u64,
+) -> Box<dyn Iterator<Item = Result<ImportRow, BulkError>> + Send + '_> {
+    let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+    let columns = match csv_columns(&mut csv) {
+        Ok(columns) => columns,
+        Err(problem) => {
+            return Box::new(std::iter::once(Err(BulkError::Row { line: 1, problem })));
         }
-        if line.len() > IMPORT_BATCH_BYTES {
-            return Err(BulkError::Row {
-                line: line_no,
-                problem: "a record of more than 512 KiB".into(),
-            });
+    };
+    Box::new(csv.into_records().filter_map(move |row| {
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                return Some(Err(BulkError::Row {
+                    line: e.position().map_or(0, |p| p.line()),
+                    problem: format!("not a CSV row: {}", short(&e.to_string())),
+                }));
+            }
+        };
+        let line = row.position().map_or(0, |p| p.line());
+        if line < from_line || row.iter().all(|cell| cell.trim().is_empty()) {
+            return None;
         }
-        let record = serde_json::from_str(&line).map_err(|e| BulkError::Row {
-            line: line_no,
-            problem: format!("not a record: {e}"),
-        })?;
-        rows.push(ImportRow {
-            line: line_no,
-            record,
-        });
+        Some(
+            csv_record(&columns, &row)
+                .map(|record| ImportRow { line, record })
+                .map_err(|problem| BulkError::Row { line, problem }),
+        )
+    }))
+}
+
+/// The columns a CSV header names: each at most once, and at most
+/// [`MAX_CSV_COLUMNS`].
+fn csv_columns(csv: &mut csv::Reader<&[u8]>) -> Result<Vec<Column>, String> {
+    let header = csv
+        .headers()
+        .map_err(|e| format!("not a CSV header: {}", short(&e.to_string())))?;
+    if header.len() > MAX_CSV_COLUMNS {
+        return Err(format!(
+            "{} columns; at most {MAX_CSV_COLUMNS}",
+            header.len()
+        ));
     }
-    Ok(rows)
+    let columns: Vec<Column> = header.iter().map(Column::of_header).collect();
+    for (n, column) in columns.iter().enumerate() {
+        if columns[..n].contains(column) {
+            return Err(format!(
+                "the column `{}` appears twice",
+                short(&column.header())
+            ));
+        }
+    }
+    Ok(columns)
+}
+
+/// `text` cut to 80 characters, for an error message.
+fn short(text: &str) -> String {
+    if text.chars().count() <= 80 {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(80).collect::<String>())
+    }
 }
 
 /// A CSV column: what it holds.
@@ -176,16 +314,21 @@ enum Column {
 }
 
 /// The kind of a field column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Text,
     Int,
     Bool,
 }
 
+/// The names of the columns that are not fields.
+const RECORD_COLUMNS: [&str; 4] = ["id", "collection", "title", "tags"];
+
 impl Column {
+    /// The column a header cell names (as [`header`](Self::header) writes
+    /// it).
     fn of_header(name: &str) -> Self {
-        match name.trim() {
+        match unescape_formula(name.trim()) {
             "id" => Column::Id,
             "collection" => Column::Collection,
             "title" => Column::Title,
@@ -199,47 +342,24 @@ impl Column {
         }
     }
 
+    /// The header cell: a field's name, with its kind unless it is text
+    /// and named unlike the record's own columns (a field a member named
+    /// `id` must not take the place of the record's id), and escaped like
+    /// any text a member chose ([`escape_formula`]).
     fn header(&self) -> String {
         match self {
             Column::Id => "id".into(),
             Column::Collection => "collection".into(),
             Column::Title => "title".into(),
             Column::Tags => "tags".into(),
-            Column::Field(name, Kind::Text) => name.clone(),
-            Column::Field(name, Kind::Int) => format!("{name}:int"),
-            Column::Field(name, Kind::Bool) => format!("{name}:bool"),
+            Column::Field(name, Kind::Text) if RECORD_COLUMNS.contains(&name.as_str()) => {
+                escape_formula(&format!("{name}:text"))
+            }
+            Column::Field(name, Kind::Text) => escape_formula(name),
+            Column::Field(name, Kind::Int) => escape_formula(&format!("{name}:int")),
+            Column::Field(name, Kind::Bool) => escape_formula(&format!("{name}:bool")),
         }
     }
-}
-
-fn read_csv(reader: impl BufRead, from_line: u64) -> Result<Vec<ImportRow>, BulkError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
-    let columns: Vec<Column> = csv
-        .headers()
-        .map_err(|e| BulkError::Row {
-            line: 1,
-            problem: format!("not a CSV header: {e}"),
-        })?
-        .iter()
-        .map(Column::of_header)
-        .collect();
-    let mut rows = Vec::new();
-    for row in csv.records() {
-        let row = row.map_err(|e| BulkError::Row {
-            line: e.position().map_or(0, |p| p.line()),
-            problem: format!("not a CSV row: {e}"),
-        })?;
-        let line = row.position().map_or(0, |p| p.line());
-        if line < from_line || row.iter().all(|cell| cell.trim().is_empty()) {
-            continue;
-        }
-        let record =
-            csv_record(&columns, &row).map_err(|problem| BulkError::Row { line, problem })?;
-        rows.push(ImportRow { line, record });
-    }
-    Ok(rows)
 }
 
 fn csv_record(columns: &[Column], row: &csv::StringRecord) -> Result<PutRecord, String> {
@@ -250,7 +370,7 @@ fn csv_record(columns: &[Column], row: &csv::StringRecord) -> Result<PutRecord, 
         }
         let text = unescape_formula(cell);
         match column {
-            Column::Id => record.id = Some(cell.into()),
+            Column::Id => record.id = Some(text.into()),
             Column::Collection => record.collection = Some(text.into()),
             Column::Title => record.title = Some(text.into()),
             Column::Tags => {
@@ -285,11 +405,12 @@ fn csv_record(columns: &[Column], row: &csv::StringRecord) -> Result<PutRecord, 
     Ok(record)
 }
 
-/// Stores `rows` in batches of at most [`IMPORT_BATCH`] records and
-/// [`IMPORT_BATCH_BYTES`] bytes with `store`, telling `progress` after
-/// each. Returns how many were stored.
+/// Checks every row of `file`, then stores them in batches of at most
+/// [`IMPORT_BATCH`] records and [`IMPORT_BATCH_BYTES`] bytes with `store`,
+/// telling `progress` after each. A bad row stops it before anything is
+/// stored. Returns how many were stored.
 pub async fn import_rows<S, F>(
-    rows: Vec<ImportRow>,
+    file: &ImportFile,
     mut store: S,
     mut progress: impl FnMut(BulkProgress),
 ) -> Result<u64, BulkError>
@@ -297,9 +418,9 @@ where
     S: FnMut(Vec<PutRecord>) -> F,
     F: Future<Output = Result<(), String>>,
 {
-    let total = rows.len() as u64;
+    let total = file.check()?;
     let mut stored = 0;
-    let mut rows = rows.into_iter().peekable();
+    let mut rows = file.rows().map_while(Result::ok).peekable();
     while let Some(first) = rows.next() {
         let from_line = first.line;
         let mut bytes = json_len(&first.record);
@@ -349,28 +470,31 @@ where
     let mut sink = match format {
         BulkFormat::Jsonl => Sink::Jsonl(out),
         BulkFormat::Csv => {
-            let mut kinds: BTreeMap<String, BTreeSet<u8>> = BTreeMap::new();
+            // One column per field name and kind: a field that holds
+            // whole numbers in one record and text in another gets two, so
+            // that every value imports back as what it was.
+            let mut fields: BTreeSet<(String, Kind)> = BTreeSet::new();
             each_page(&mut page, |records| {
                 for record in records {
                     for (name, value) in &record.fields {
-                        kinds
-                            .entry(name.clone())
-                            .or_default()
-                            .insert(kind_of(value) as u8);
+                        fields.insert((name.clone(), kind_of(value)));
                     }
+                }
+                if fields.len() + RECORD_COLUMNS.len() > MAX_CSV_COLUMNS {
+                    return Err(BulkError::Io(format!(
+                        "the records have more than {} different fields, too many for CSV: export them as JSON lines",
+                        MAX_CSV_COLUMNS - RECORD_COLUMNS.len()
+                    )));
                 }
                 Ok(())
             })
             .await?;
             let mut columns = vec![Column::Id, Column::Collection, Column::Title, Column::Tags];
-            columns.extend(kinds.into_iter().map(|(name, kinds)| {
-                let kind = match kinds.into_iter().collect::<Vec<_>>()[..] {
-                    [k] if k == Kind::Int as u8 => Kind::Int,
-                    [k] if k == Kind::Bool as u8 => Kind::Bool,
-                    _ => Kind::Text,
-                };
-                Column::Field(name, kind)
-            }));
+            columns.extend(
+                fields
+                    .into_iter()
+                    .map(|(name, kind)| Column::Field(name, kind)),
+            );
             let mut writer = csv::Writer::from_writer(out);
             writer
                 .write_record(columns.iter().map(Column::header))
@@ -455,7 +579,7 @@ fn kind_of(value: &FieldValue) -> Kind {
 
 fn csv_cell(column: &Column, record: &RecordView) -> String {
     match column {
-        Column::Id => record.id.to_string(),
+        Column::Id => escape_formula(record.id.as_str()),
         Column::Collection => escape_formula(&record.collection),
         Column::Title => escape_formula(&record.title),
         Column::Tags => escape_formula(
@@ -466,11 +590,13 @@ fn csv_cell(column: &Column, record: &RecordView) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
-        Column::Field(name, _) => match record.fields.get(name) {
-            None => String::new(),
-            Some(FieldValue::Text(text)) => escape_formula(text),
-            Some(FieldValue::Int(n)) => n.to_string(),
-            Some(FieldValue::Bool(b)) => b.to_string(),
+        Column::Field(name, kind) => match record.fields.get(name) {
+            Some(value) if kind_of(value) == *kind => match value {
+                FieldValue::Text(text) => escape_formula(text),
+                FieldValue::Int(n) => n.to_string(),
+                FieldValue::Bool(b) => b.to_string(),
+            },
+            _ => String::new(),
         },
     }
 }
@@ -509,20 +635,13 @@ impl crate::node::Node {
         progress: impl FnMut(BulkProgress),
     ) -> Result<u64, crate::NodeError> {
         let owned = path.to_owned();
-        let read = crate::verify::off_the_workers(move || {
-            let file = std::fs::File::open(&owned)
-                .map_err(|e| BulkError::Io(format!("cannot open {}: {e}", owned.display())))?;
-            read_import(
-                std::io::BufReader::new(file),
-                BulkFormat::for_path(&owned),
-                1,
-            )
+        let file = crate::verify::off_the_workers(move || {
+            ImportFile::open(&owned, BulkFormat::for_path(&owned), 1)
         })
         .await
-        .ok_or_else(|| BulkError::Io("the instance is stopping".into()))?;
-        let rows = read?;
+        .ok_or_else(|| BulkError::Io("the instance is stopping".into()))??;
         let stored = import_rows(
-            rows,
+            &file,
             |records| async move {
                 self.import_records(records)
                     .await
@@ -535,26 +654,42 @@ impl crate::node::Node {
         Ok(stored)
     }
 
-    /// Writes every record that is not deleted to a file at `path` (CSV
-    /// when its name ends in `.csv`, JSON lines otherwise), telling
-    /// `progress` after each page. The file appears only once complete (it
-    /// is written beside it first). Returns how many were written.
+    /// Writes every record that is not deleted to a file at `path`, CSV
+    /// when its name ends in `.csv` and JSON lines when in `.jsonl`,
+    /// telling `progress` after each page. The file is private to this
+    /// user and appears only once complete; a name ending otherwise, or a
+    /// place inside the data directory, is refused (so nothing can make an
+    /// export replace the instance's own files). Returns how many were
+    /// written.
     pub async fn export_file(
         &self,
         path: &Path,
         progress: impl FnMut(BulkProgress),
     ) -> Result<u64, crate::NodeError> {
+        let named = path
+            .extension()
+            .and_then(|ext| ext.to_str())
+            .is_some_and(|ext| ["csv", "jsonl"].contains(&ext.to_ascii_lowercase().as_str()));
+        if !named {
+            return Err(crate::NodeError::Invalid(
+                "an export is written to a file whose name ends in .csv or .jsonl".into(),
+            ));
+        }
+        let inside = |dir: &Path| {
+            let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            canonical(parent.unwrap_or(Path::new("."))).starts_with(canonical(dir))
+        };
+        if inside(self.data_dir()) {
+            return Err(crate::NodeError::Invalid(
+                "an export is not written into the instance's data folder: choose another place"
+                    .into(),
+            ));
+        }
         let total = self
             .count_records(&dan_store::RecordQuery::default())
             .await?;
-        let io = |source| crate::NodeError::Io {
-            context: format!("cannot write {}", path.display()),
-            source,
-        };
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = std::path::PathBuf::from(partial);
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
+        let mut out = Vec::new();
         let written = export_records(
             BulkFormat::for_path(path),
             |after_id| {
@@ -570,18 +705,12 @@ impl crate::node::Node {
             Some(total),
             progress,
         )
-        .await;
-        drop(out);
-        match written {
-            Ok(written) => {
-                std::fs::rename(&partial, path).map_err(io)?;
-                Ok(written)
-            }
-            Err(error) => {
-                let _ = std::fs::remove_file(&partial);
-                Err(error.into())
-            }
-        }
+        .await?;
+        let owned = path.to_owned();
+        crate::verify::off_the_workers(move || dan_store::private::write_replacing(&owned, &out))
+            .await
+            .ok_or_else(|| BulkError::Io("the instance is stopping".into()))??;
+        Ok(written)
     }
 }
 
@@ -623,6 +752,16 @@ mod tests {
         }
     }
 
+    fn read_import(
+        text: impl AsRef<[u8]>,
+        format: BulkFormat,
+        from_line: u64,
+    ) -> Result<Vec<ImportRow>, BulkError> {
+        ImportFile::read(text.as_ref(), format, from_line)?
+            .rows()
+            .collect()
+    }
+
     async fn export(format: BulkFormat, records: Vec<RecordView>) -> String {
         let mut out = Vec::new();
         let written = export_records(format, pages(records.clone(), 2), &mut out, None, |_| {})
@@ -655,17 +794,18 @@ mod tests {
         ];
         let csv = export(BulkFormat::Csv, records.clone()).await;
         assert!(
-            csv.starts_with("id,collection,title,tags,note,pages:int,read\n"),
-            "`read` holds both kinds, so it is text:\n{csv}"
+            csv.starts_with("id,collection,title,tags,note,pages:int,read,read:bool\n"),
+            "`read` holds both kinds: a column for each:\n{csv}"
         );
-        let rows = read_import(csv.as_bytes(), BulkFormat::Csv, 1).expect("import");
+        let rows = read_import(csv, BulkFormat::Csv, 1).expect("import");
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].line, 2);
         assert_eq!(rows[2].line, 5, "the row after a field over two lines");
         assert_eq!(rows[0].record.fields["pages"], Some(FieldValue::Int(412)));
+        assert_eq!(rows[0].record.fields["read"], Some(FieldValue::Bool(true)));
         assert_eq!(
-            rows[0].record.fields["read"],
-            Some(FieldValue::Text("true".into()))
+            rows[2].record.fields["read"],
+            Some(FieldValue::Text("maybe".into()))
         );
         assert_eq!(
             rows[1].record.fields["note"],
@@ -694,14 +834,14 @@ mod tests {
         let row = csv.lines().nth(1).expect("a row");
         assert!(row.contains(",\"'=HYPERLINK("), "{row}");
         assert!(row.ends_with(",'-1 day"), "{row}");
-        let rows = read_import(csv.as_bytes(), BulkFormat::Csv, 1).expect("import");
+        let rows = read_import(csv, BulkFormat::Csv, 1).expect("import");
         assert_eq!(rows[0].record.title.as_deref(), Some(record.title.as_str()));
         assert_eq!(
             rows[0].record.fields["note"],
             Some(FieldValue::Text("-1 day".into()))
         );
         let plain = "collection,title\nbooks,'quoted on purpose\n";
-        let rows = read_import(plain.as_bytes(), BulkFormat::Csv, 1).expect("import");
+        let rows = read_import(plain, BulkFormat::Csv, 1).expect("import");
         assert_eq!(rows[0].record.title.as_deref(), Some("'quoted on purpose"));
     }
 
@@ -712,7 +852,7 @@ mod tests {
             view("b", &[], &[]),
         ];
         let jsonl = export(BulkFormat::Jsonl, records).await;
-        let rows = read_import(jsonl.as_bytes(), BulkFormat::Jsonl, 1).expect("import");
+        let rows = read_import(jsonl, BulkFormat::Jsonl, 1).expect("import");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].line, 2);
         assert_eq!(rows[0].record.id.as_deref(), Some("a"));
@@ -722,7 +862,7 @@ mod tests {
     #[test]
     fn bad_input_a_bad_row_is_reported_with_its_line_and_nothing_is_read() {
         let csv = "collection,title,pages:int\nbooks,Dune,412\nbooks,Emma,many\n";
-        let error = read_import(csv.as_bytes(), BulkFormat::Csv, 1).expect_err("refused");
+        let error = read_import(csv, BulkFormat::Csv, 1).expect_err("refused");
         assert!(
             error
                 .to_string()
@@ -730,10 +870,10 @@ mod tests {
             "{error}"
         );
         let ragged = "collection,title\nbooks,Dune,extra\n";
-        let error = read_import(ragged.as_bytes(), BulkFormat::Csv, 1).expect_err("refused");
+        let error = read_import(ragged, BulkFormat::Csv, 1).expect_err("refused");
         assert!(error.to_string().starts_with("line 2:"), "{error}");
         let jsonl = "{\"collection\":\"books\",\"title\":\"Dune\"}\nnot json\n";
-        let error = read_import(jsonl.as_bytes(), BulkFormat::Jsonl, 1).expect_err("refused");
+        let error = read_import(jsonl, BulkFormat::Jsonl, 1).expect_err("refused");
         assert!(
             error.to_string().starts_with("line 2: not a record"),
             "{error}"
@@ -742,7 +882,7 @@ mod tests {
             "collection,title\nbooks,{}\n",
             "x".repeat(IMPORT_BATCH_BYTES + 1)
         );
-        let error = read_import(huge.as_bytes(), BulkFormat::Csv, 1).expect_err("refused");
+        let error = read_import(huge, BulkFormat::Csv, 1).expect_err("refused");
         assert!(error.to_string().contains("more than 512 KiB"), "{error}");
     }
 
@@ -751,12 +891,12 @@ mod tests {
         let jsonl: String = (0..2500)
             .map(|n| format!("{{\"collection\":\"books\",\"title\":\"Book {n}\"}}\n"))
             .collect();
-        let rows = read_import(jsonl.as_bytes(), BulkFormat::Jsonl, 1001).expect("read");
-        assert_eq!(rows.len(), 1500, "from line 1001 on");
+        let file = ImportFile::read(jsonl.as_bytes(), BulkFormat::Jsonl, 1001).expect("read");
+        assert_eq!(file.check().expect("rows"), 1500, "from line 1001 on");
         let mut sizes = Vec::new();
         let mut seen = Vec::new();
         let stored = import_rows(
-            rows.clone(),
+            &file,
             |batch| {
                 sizes.push(batch.len());
                 std::future::ready(Ok(()))
@@ -771,7 +911,7 @@ mod tests {
         );
         let mut calls = 0;
         let error = import_rows(
-            rows,
+            &file,
             |_| {
                 calls += 1;
                 std::future::ready(if calls == 2 {
@@ -788,5 +928,74 @@ mod tests {
             error.to_string(),
             "the batch from line 2001 was not stored (1000 of 1500 records before it were): refused; fix it and import again from line 2001"
         );
+    }
+
+    // Attacker review: a field a member named `id` (or `title`) took the
+    // place of the record's own column on import, so importing an export
+    // changed another record; one record holding text in a field of whole
+    // numbers turned every record's number into text.
+    #[tokio::test]
+    async fn bad_input_fields_named_like_the_records_columns_or_of_two_kinds_import_back_as_they_were()
+     {
+        let sly = view(
+            "a",
+            &[
+                ("id", FieldValue::Text("victim".into())),
+                ("title", FieldValue::Text("spam".into())),
+                ("pages", FieldValue::Int(3)),
+                ("+cmd", FieldValue::Text("x".into())),
+            ],
+            &[],
+        );
+        let other = view("b", &[("pages", FieldValue::Text("many".into()))], &[]);
+        let csv = export(BulkFormat::Csv, vec![sly.clone(), other]).await;
+        assert!(
+            csv.starts_with("id,collection,title,tags,'+cmd,id:text,pages,pages:int,title:text\n"),
+            "{csv}"
+        );
+        let rows = read_import(&csv, BulkFormat::Csv, 1).expect("import");
+        assert_eq!(rows[0].record.id.as_deref(), Some("a"));
+        assert_eq!(rows[0].record.title.as_deref(), Some(sly.title.as_str()));
+        assert_eq!(
+            rows[0].record.fields["id"],
+            Some(FieldValue::Text("victim".into()))
+        );
+        assert_eq!(
+            rows[0].record.fields["+cmd"],
+            Some(FieldValue::Text("x".into()))
+        );
+        assert_eq!(rows[0].record.fields["pages"], Some(FieldValue::Int(3)));
+        assert_eq!(
+            rows[1].record.fields["pages"],
+            Some(FieldValue::Text("many".into()))
+        );
+        assert_eq!(rows[1].record.fields.len(), 1);
+    }
+
+    #[test]
+    fn bad_input_a_header_naming_a_column_twice_or_too_many_columns_is_refused() {
+        let error = read_import("id,title,id\n", BulkFormat::Csv, 1).expect_err("twice");
+        assert!(error.to_string().contains("`id` appears twice"), "{error}");
+        let wide: Vec<String> = (0..=MAX_CSV_COLUMNS).map(|n| format!("f{n}")).collect();
+        let error =
+            read_import(format!("{}\n", wide.join(",")), BulkFormat::Csv, 1).expect_err("too wide");
+        assert!(error.to_string().contains("at most 1024"), "{error}");
+    }
+
+    #[test]
+    fn bad_input_an_import_file_that_is_a_link_or_too_large_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let target = dir.path().join("real.csv");
+        std::fs::write(&target, "collection,title\nbooks,Dune\n").expect("write");
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&target, &link).expect("link");
+        assert!(
+            ImportFile::open(&link, BulkFormat::Csv, 1).is_err(),
+            "a link"
+        );
+        assert!(ImportFile::open(&target, BulkFormat::Csv, 1).is_ok());
+        let endless = std::io::repeat(b'x').take(MAX_IMPORT_BYTES + 1);
+        let error = ImportFile::read(endless, BulkFormat::Jsonl, 1).expect_err("too large");
+        assert!(error.to_string().contains("split the file"), "{error}");
     }
 }

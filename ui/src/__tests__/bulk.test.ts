@@ -83,3 +83,24 @@ describe("Import… and Export…", () => {
     expect(button(view, "Import…").disabled, "as before the export").toBe(true);
   });
 });
+
+describe("one transfer at a time", () => {
+  it("refuses a second import while one runs, even from a record list drawn again", async () => {
+    let finish: (n: number) => void = () => undefined;
+    const client = {
+      chooseImportFile: vi.fn(async () => "/home/ada/books.csv"),
+      importRecords: vi.fn(() => new Promise<number>((resolve) => (finish = resolve))),
+      onBulkProgress: vi.fn(async () => () => undefined),
+    } as unknown as Api;
+    const first = BulkButtons(true, () => undefined, client);
+    const again = BulkButtons(true, () => undefined, client);
+    document.body.replaceChildren(first, again);
+    button(first, "Import…").click();
+    await vi.waitFor(() => expect(client.importRecords).toHaveBeenCalledTimes(1));
+    button(again, "Import…").click();
+    await vi.waitFor(() => expect(notifications()).toMatch(/still running/));
+    expect(client.importRecords).toHaveBeenCalledTimes(1);
+    finish(1);
+    await vi.waitFor(() => expect(notifications()).toMatch(/Imported 1 record\./));
+  });
+});

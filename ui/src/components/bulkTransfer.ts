@@ -26,22 +26,34 @@ function ProgressLine(kind: BulkProgress["kind"]): { element: HTMLElement; show:
   return { element, show };
 }
 
+/** Whether an import or export runs (in any record list: switching tabs
+ * draws the list again while one goes on). */
+let running = false;
+
 /** Runs one import or export: shows its progress while it runs, and says
- * how it ended. `run` resolves to the number of records done. */
+ * how it ended. `run` resolves to the number of records done; null when it
+ * failed or another one still runs. */
 async function transfer(kind: BulkProgress["kind"], line: ReturnType<typeof ProgressLine>, buttons: HTMLButtonElement[], run: () => Promise<number>, client: Api): Promise<number | null> {
+  if (running) {
+    toast("An import or export is still running: wait until it is done.", "warning");
+    return null;
+  }
+  running = true;
   const before = buttons.map((b) => b.disabled);
   buttons.forEach((b) => (b.disabled = true));
   line.show({ kind, done: 0, total: null });
-  const unlisten = await client.onBulkProgress((progress) => {
-    if (progress.kind === kind) line.show(progress);
-  });
+  let unlisten: (() => void) | null = null;
   try {
+    unlisten = await client.onBulkProgress((progress) => {
+      if (progress.kind === kind) line.show(progress);
+    });
     return await run();
   } catch (e) {
     toast(errorText(e), "error");
     return null;
   } finally {
-    unlisten();
+    running = false;
+    unlisten?.();
     line.element.hidden = true;
     buttons.forEach((b, i) => (b.disabled = before[i]));
   }
@@ -54,7 +66,7 @@ async function transfer(kind: BulkProgress["kind"], line: ReturnType<typeof Prog
 export function BulkButtons(canWrite: boolean, onImported: () => void, client: Api = api): HTMLElement {
   const importLine = ProgressLine("import");
   const exportLine = ProgressLine("export");
-  const importButton = h("button", { type: "button", disabled: !canWrite, title: "Add records from a CSV or JSON lines file" }, "Import…");
+  const importButton = h("button", { type: "button", disabled: !canWrite, title: "Add records from a CSV or JSON lines file (a row with an id changes that record)" }, "Import…");
   const exportButton = h("button", { type: "button", title: "Save every record as CSV (for a spreadsheet) or JSON lines" }, "Export…");
   const buttons = [importButton, exportButton];
   importButton.addEventListener("click", async () => {
