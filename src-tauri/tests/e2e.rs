@@ -297,6 +297,24 @@ async fn scroll_into_view(
     Ok(())
 }
 
+/// Clicks `element`, whose click hides the window, from the page itself a
+/// moment after the WebDriver command returned: a WebDriver click answers
+/// only once the page has settled, and a page whose window was hidden
+/// meanwhile may never settle (the click then waited a minute, or for
+/// ever: the tray test took about 100 s, and once hung).
+async fn click_that_hides_the_window(
+    client: &Client,
+    element: &fantoccini::elements::Element,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "const target = arguments[0]; setTimeout(() => target.click(), 100);",
+            vec![serde_json::to_value(element)?],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Removes the notifications: they cover the view (and what a test types
 /// into) for a few seconds.
 async fn dismiss_toasts(client: &Client) -> anyhow::Result<()> {
@@ -1201,6 +1219,9 @@ struct Desktop {
     _dunst: Process,
     address: String,
     _dir: tempfile::TempDir,
+    /// Where the tray menu was found on the bus (it stays there while the
+    /// app runs; finding it means asking names that may never answer).
+    tray: std::cell::RefCell<Option<(String, String)>>,
 }
 
 impl Desktop {
@@ -1242,6 +1263,7 @@ impl Desktop {
             _dunst: dunst,
             address,
             _dir: dir,
+            tray: std::cell::RefCell::new(None),
         };
         wait_until(Duration::from_secs(10), "the notification server", || {
             desktop.dunstctl(&["is-paused"]).is_ok()
@@ -1299,6 +1321,15 @@ impl Desktop {
     /// Where a tray icon's menu is on the session bus (a StatusNotifierItem
     /// exported by libayatana-appindicator): the bus name and object path.
     fn tray_menu_path(&self) -> Option<(String, String)> {
+        if let Some(found) = self.tray.borrow().clone() {
+            return Some(found);
+        }
+        let found = self.find_tray_menu();
+        self.tray.replace(found.clone());
+        found
+    }
+
+    fn find_tray_menu(&self) -> Option<(String, String)> {
         const ITEMS: &str = "/org/ayatana/NotificationItem";
         let names = self
             .gdbus(&[
@@ -1315,14 +1346,17 @@ impl Desktop {
         names
             .split('\'')
             .filter(|n| n.starts_with(':'))
+            // Only the app's own connections (the bus itself says whose a
+            // name is, at once): asking every name took seconds each for
+            // names that never answer, and the test about 100 s.
+            .filter(|name| self.owned_by_the_app(name))
             .find_map(|name| {
-                // Some names never answer: a short timeout each.
                 let tree = self
                     .gdbus(&[
                         "call",
                         "--session",
                         "--timeout",
-                        "2",
+                        "1",
                         "--dest",
                         name,
                         "--object-path",
@@ -1334,6 +1368,33 @@ impl Desktop {
                 let item = tree.split("<node name=\"").nth(1)?.split('"').next()?;
                 Some((name.to_owned(), format!("{ITEMS}/{item}/Menu")))
             })
+    }
+
+    /// Whether the bus name `name` belongs to a DAN desktop app process.
+    fn owned_by_the_app(&self, name: &str) -> bool {
+        let Ok(answer) = self.gdbus(&[
+            "call",
+            "--session",
+            "--dest",
+            "org.freedesktop.DBus",
+            "--object-path",
+            "/org/freedesktop/DBus",
+            "--method",
+            "org.freedesktop.DBus.GetConnectionUnixProcessID",
+            name,
+        ]) else {
+            return false;
+        };
+        // `(uint32 1234,)`
+        let pid: String = answer
+            .split("uint32 ")
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("dan-desktop"))
     }
 
     /// The tray menu's items: id and label.
@@ -1355,6 +1416,8 @@ impl Desktop {
             "-1",
             "[]",
         ]) else {
+            // The app has gone (or never was there): look again next time.
+            self.tray.replace(None);
             return Vec::new();
         };
         // `<(3, {'label': <'Open DAN'>, ...}, [])>` for every item.
@@ -1597,10 +1660,8 @@ async fn desktop_closed_window_keeps_running_starts_at_log_in_notifies_a_join_re
     // Closing the window keeps DAN running in the background.
     ask_window_to_close(&display, "DAN")?;
     see(&ada, "Keep DAN running?", Duration::from_secs(10)).await?;
-    button(&ada, "Keep running in the background")
-        .await?
-        .click()
-        .await?;
+    let keep = button(&ada, "Keep running in the background").await?;
+    click_that_hides_the_window(&ada, &keep).await?;
     wait_until(Duration::from_secs(10), "the window to go", || {
         !window_shown(&display, "DAN")
     })?;
