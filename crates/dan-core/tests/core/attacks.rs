@@ -356,6 +356,33 @@ fn approve_all(
         .collect()
 }
 
+/// `proposer` proposes to remove `target` at `clock` and `voter` votes yes
+/// just after.
+fn remove_by_vote(
+    replica: &mut Replica,
+    target: &Keypair,
+    [proposer, voter]: [&Keypair; 2],
+    clock: u64,
+) {
+    let removal = govern(
+        replica,
+        proposer,
+        GovernanceAction::Propose(Proposal::Remove {
+            peer: target.public(),
+        }),
+        clock,
+    );
+    govern(
+        replica,
+        voter,
+        GovernanceAction::Vote {
+            proposal: removal.id(),
+            approve: true,
+        },
+        clock + 10,
+    );
+}
+
 /// `new` asks to join, naming `old` as the key whose seat it takes over
 /// (signed by `old`), and `approvers` approve it: it is readmitted.
 fn readmit(
@@ -584,23 +611,7 @@ fn no_single_admin_a_readmission_whose_old_key_was_removed_by_vote_gets_a_seat_o
     let mut replica = t.replica();
     let [alice, bob, carol] = &t.keys;
     deprecate(&mut replica, carol);
-    let removal = govern(
-        &mut replica,
-        alice,
-        GovernanceAction::Propose(Proposal::Remove {
-            peer: carol.public(),
-        }),
-        100,
-    );
-    govern(
-        &mut replica,
-        bob,
-        GovernanceAction::Vote {
-            proposal: removal.id(),
-            approve: true,
-        },
-        110,
-    );
+    remove_by_vote(&mut replica, carol, [alice, bob], 100);
     assert!(
         replica
             .member(&carol.public())
@@ -750,23 +761,7 @@ fn no_single_admin_a_seat_taken_over_and_then_removed_gives_a_second_request_no_
     readmit(&mut replica, carol, &first, &[alice, bob], 200);
     let request = readmission_request(&replica, carol, &second);
     approve_all(&mut replica, &request, &[alice, bob], 210);
-    let removal = govern(
-        &mut replica,
-        alice,
-        GovernanceAction::Propose(Proposal::Remove {
-            peer: carol.public(),
-        }),
-        300,
-    );
-    govern(
-        &mut replica,
-        bob,
-        GovernanceAction::Vote {
-            proposal: removal.id(),
-            approve: true,
-        },
-        310,
-    );
+    remove_by_vote(&mut replica, carol, [alice, bob], 300);
     approve_all(&mut replica, &request, &[alice], 400);
     assert_eq!(
         replica.member(&second.public()).map(|m| m.status),
