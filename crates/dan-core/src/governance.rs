@@ -18,6 +18,7 @@
 //! highest position of its chain that the deciding votes' contexts name.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -212,7 +213,9 @@ impl GovernanceEntry {
 #[derive(Clone, Debug)]
 pub(crate) struct Governed {
     pub(crate) members: BTreeMap<PeerKey, Member>,
-    pub(crate) proposals: BTreeMap<OpId, ProposalState>,
+    /// Shared with the copies [`KeptFold`] keeps: a copy clones pointers,
+    /// and a proposal is copied only when it changes.
+    pub(crate) proposals: BTreeMap<OpId, Arc<ProposalState>>,
     pub(crate) charter: Charter,
     pub(crate) ever_approved: BTreeSet<CodeHash>,
     /// Whether the network has formed: at some point of the fold it had
@@ -543,10 +546,10 @@ impl Folder {
                 continue;
             }
             if state.yes.contains(&old) {
-                state.yes.insert(successor);
+                Arc::make_mut(state).yes.insert(successor);
                 self.touched.proposals.insert(state.id);
             } else if state.no.contains(&old) {
-                state.no.insert(successor);
+                Arc::make_mut(state).no.insert(successor);
                 self.touched.proposals.insert(state.id);
             }
         }
@@ -576,7 +579,7 @@ impl Folder {
         self.touched.proposals.insert(id);
         self.out.proposals.insert(
             id,
-            ProposalState {
+            Arc::new(ProposalState {
                 id,
                 proposer: entry.origin,
                 proposal: proposal.clone(),
@@ -584,7 +587,7 @@ impl Folder {
                 no: BTreeSet::new(),
                 status: ProposalStatus::Open,
                 decided_at: None,
-            },
+            }),
         );
         self.decide_proposal(id, hlc);
     }
@@ -608,6 +611,7 @@ impl Folder {
         else {
             return;
         };
+        let state = Arc::make_mut(state);
         if approve {
             state.yes.insert(seat);
         } else {
@@ -631,18 +635,17 @@ impl Folder {
         let Some(state) = self.out.proposals.get_mut(&id) else {
             return;
         };
-        match decision(&state.yes, &state.no, &conforming, needed) {
-            Some(true) => {
-                state.status = ProposalStatus::Passed;
-                state.decided_at = Some(hlc);
-                let proposal = state.proposal.clone();
-                self.enact(&proposal, &conforming, needed, hlc);
-            }
-            Some(false) => {
-                state.status = ProposalStatus::Rejected;
-                state.decided_at = Some(hlc);
-            }
-            None => {}
+        let Some(passed) = decision(&state.yes, &state.no, &conforming, needed) else {
+            return;
+        };
+        let state = Arc::make_mut(state);
+        state.decided_at = Some(hlc);
+        if passed {
+            state.status = ProposalStatus::Passed;
+            let proposal = state.proposal.clone();
+            self.enact(&proposal, &conforming, needed, hlc);
+        } else {
+            state.status = ProposalStatus::Rejected;
         }
     }
 

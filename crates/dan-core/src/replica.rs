@@ -158,7 +158,7 @@ pub struct Replica {
     network_id: NetworkId,
     charter: Charter,
     members: BTreeMap<PeerKey, Member>,
-    proposals: BTreeMap<OpId, ProposalState>,
+    proposals: BTreeMap<OpId, std::sync::Arc<ProposalState>>,
     ever_approved: std::collections::BTreeSet<crate::hash::CodeHash>,
     deprecations: BTreeMap<PeerKey, Deprecation>,
     governance: BTreeMap<(Hlc, OpId), GovernanceEntry>,
@@ -337,7 +337,7 @@ impl Replica {
 
     /// Every proposal, open or decided.
     pub fn proposals(&self) -> impl Iterator<Item = &ProposalState> {
-        self.proposals.values()
+        self.proposals.values().map(|state| &**state)
     }
 
     /// Makes the state root reflect records as stored elsewhere instead of
