@@ -276,8 +276,7 @@ fn decision(
 /// (clock, op id) order.
 #[derive(Clone, Debug)]
 pub(crate) struct Folder {
-    /// Deprecated keys: why, and the first seq of theirs refused.
-    deprecated: BTreeMap<PeerKey, (String, u64)>,
+    deprecated: BTreeMap<PeerKey, String>,
     /// The member table before deprecations are marked (the fold itself
     /// treats deprecated members as admitted).
     out: Governed,
@@ -338,7 +337,7 @@ impl Folder {
     /// approval dated earlier that arrives late does not void the ops it
     /// signed since), counted by seat (a key and the one that took its
     /// seat over are one approver).
-    fn knows_own_admission(&self, entry: &GovernanceEntry) -> bool {
+    fn knows_own_admission(&self, entry: &GovernanceEntry, admitted: &BTreeSet<PeerKey>) -> bool {
         let Some(needed) = self.admission_needed.get(&entry.origin) else {
             return true;
         };
@@ -346,7 +345,7 @@ impl Folder {
             approvals
                 .iter()
                 .filter(|(by, seq)| entry.seen(by) >= *seq)
-                .map(|(by, _)| self.seat_of(by).unwrap_or(*by))
+                .map(|(by, _)| self.seat_of(by, admitted).unwrap_or(*by))
                 .collect::<BTreeSet<_>>()
                 .len()
         });
@@ -357,8 +356,7 @@ impl Folder {
     /// admitted, or the key that took its seat over (following hand-overs),
     /// so that an op a deprecated key signed before its cutoff still counts
     /// where it sorts after the take-over, for the seat, once.
-    fn seat_of(&self, signer: &PeerKey) -> Option<PeerKey> {
-        let admitted = self.admitted();
+    fn seat_of(&self, signer: &PeerKey, admitted: &BTreeSet<PeerKey>) -> Option<PeerKey> {
         let mut key = *signer;
         for _ in 0..=self.out.members.len() {
             if admitted.contains(&key) {
@@ -733,10 +731,7 @@ impl Folder {
     /// instances (with the reason) are marked in [`member`](Self::member);
     /// they stay in every quorum's denominator, and their votes left in the
     /// op set (all from before their cutoff) still count.
-    pub(crate) fn new(
-        genesis: &SignedGenesis,
-        deprecated: BTreeMap<PeerKey, (String, u64)>,
-    ) -> Self {
+    pub(crate) fn new(genesis: &SignedGenesis, deprecated: BTreeMap<PeerKey, String>) -> Self {
         let founder = &genesis.genesis;
         let members = BTreeMap::from([(
             founder.founder,
@@ -787,10 +782,11 @@ impl Folder {
     pub(crate) fn step(&mut self, (hlc, id): (Hlc, OpId), entry: &GovernanceEntry) {
         self.last = Some((hlc, id));
         self.folded += 1;
-        let Some(seat) = self.seat_of(&entry.origin) else {
+        let admitted = self.admitted();
+        let Some(seat) = self.seat_of(&entry.origin, &admitted) else {
             return;
         };
-        if !self.knows_own_admission(entry) {
+        if !self.knows_own_admission(entry, &admitted) {
             return;
         }
         self.views.insert(entry.origin, entry.context.clone());
@@ -814,7 +810,7 @@ impl Folder {
     /// count as admitted anywhere).
     pub(crate) fn member(&self, peer: &PeerKey) -> Option<Member> {
         let mut row = self.out.members.get(peer)?.clone();
-        if let Some((reason, _)) = self.deprecated.get(peer)
+        if let Some(reason) = self.deprecated.get(peer)
             && row.since.is_some()
         {
             row.status = MemberStatus::Deprecated;
@@ -876,7 +872,7 @@ impl KeptFold {
     pub(crate) fn fold(
         genesis: &SignedGenesis,
         ops: &BTreeMap<(Hlc, OpId), GovernanceEntry>,
-        deprecated: BTreeMap<PeerKey, (String, u64)>,
+        deprecated: BTreeMap<PeerKey, String>,
     ) -> Self {
         let mut kept = KeptFold {
             current: Folder::new(genesis, deprecated),

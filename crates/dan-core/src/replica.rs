@@ -182,6 +182,14 @@ pub struct Replica {
     latest_hlc: Hlc,
 }
 
+/// Whether `member` is admitted and not removed, deprecated or not (see
+/// [`Replica::answers_for_its_ops`]).
+fn answers_for_its_ops(member: &Member) -> bool {
+    (member.status == MemberStatus::Member || member.status == MemberStatus::Deprecated)
+        && member.since.is_some()
+        && member.removed_at.is_none()
+}
+
 impl Replica {
     /// A replica holding only the genesis: the founder is the one member.
     pub fn new(genesis: SignedGenesis) -> Result<Self, CharterError> {
@@ -223,7 +231,7 @@ impl Replica {
         let reasons = self
             .deprecations
             .iter()
-            .map(|(peer, d)| (*peer, (d.reason.clone(), d.cutoff)))
+            .map(|(peer, d)| (*peer, d.reason.clone()))
             .collect();
         self.folder = KeptFold::fold(&self.genesis, &self.governance, reasons);
         self.publish_all();
@@ -461,11 +469,7 @@ impl Replica {
     /// still count, so evidence that lowers the cutoff must stay decidable
     /// everywhere, whether or not the hand-over is known yet).
     pub fn answers_for_its_ops(&self, peer: &PeerKey) -> bool {
-        self.member(peer).is_some_and(|m| {
-            (m.status == MemberStatus::Member || m.status == MemberStatus::Deprecated)
-                && m.since.is_some()
-                && m.removed_at.is_none()
-        })
+        self.member(peer).is_some_and(answers_for_its_ops)
     }
 
     /// The members whose votes count and who count in every quorum: every
@@ -475,13 +479,7 @@ impl Replica {
     /// readmission) took over. The governance fold decides with the same set.
     pub fn voters(&self) -> std::collections::BTreeSet<PeerKey> {
         self.members()
-            .filter(|m| {
-                (m.status == MemberStatus::Member
-                    || (m.status == MemberStatus::Deprecated
-                        && m.since.is_some()
-                        && m.removed_at.is_none()))
-                    && m.succeeded_by.is_none()
-            })
+            .filter(|m| answers_for_its_ops(m) && m.succeeded_by.is_none())
             .map(|m| m.peer)
             .collect()
     }
