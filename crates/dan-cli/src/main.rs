@@ -560,21 +560,13 @@ async fn export_records(
     let mut out = std::io::stdout().lock();
     bulk::export_records(
         format,
-        |after_id| {
-            let query = dan_node::RecordQuery {
-                collection: collection.clone(),
-                sort: dan_node::RecordSort::IdAsc,
-                limit: bulk::EXPORT_PAGE,
-                after_id,
-                ..Default::default()
-            };
-            async move {
-                let page = client
-                    .call(ControlRequest::ListRecords { query })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                serde_json::from_value(page).map_err(|e| format!("a page of records: {e}"))
-            }
+        collection,
+        |query| async move {
+            let page = client
+                .call(ControlRequest::ListRecords { query })
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::from_value(page).map_err(|e| format!("a page of records: {e}"))
         },
         &mut out,
         None,

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use dan_core::{FieldValue, RecordView};
+use dan_store::{RecordQuery, RecordSort};
 use serde::{Deserialize, Serialize};
 
 use crate::api::PutRecord;
@@ -118,6 +119,8 @@ pub struct ImportRow {
     pub line: u64,
     /// The change.
     pub record: PutRecord,
+    /// Its size as JSON (what it adds to a batch).
+    pub bytes: usize,
 }
 
 /// An import file held in memory (at most [`MAX_IMPORT_BYTES`]), to be
@@ -171,16 +174,19 @@ impl ImportFile {
     /// Its rows, one at a time, in order; a row that is not a record (or is
     /// larger than a batch may be) is an error naming its line.
     pub fn rows(&self) -> Box<dyn Iterator<Item = Result<ImportRow, BulkError>> + Send + '_> {
-        let sized = |row: Result<ImportRow, BulkError>| {
-            row.and_then(|row| {
-                if json_len(&row.record) > IMPORT_BATCH_BYTES {
-                    Err(BulkError::Row {
-                        line: row.line,
-                        problem: "a record of more than 512 KiB".into(),
-                    })
-                } else {
-                    Ok(row)
-                }
+        let sized = |row: Result<(u64, PutRecord), BulkError>| {
+            let (line, record) = row?;
+            let bytes = serde_json::to_vec(&record).map_or(usize::MAX, |json| json.len());
+            if bytes > IMPORT_BATCH_BYTES {
+                return Err(BulkError::Row {
+                    line,
+                    problem: "a record of more than 512 KiB".into(),
+                });
+            }
+            Ok(ImportRow {
+                line,
+                record,
+                bytes,
             })
         };
         match self.format {
@@ -201,14 +207,10 @@ impl ImportFile {
     }
 }
 
-fn json_len(record: &PutRecord) -> usize {
-    serde_json::to_vec(record).map_or(usize::MAX, |bytes| bytes.len())
-}
-
 fn jsonl_rows(
     bytes: &[u8],
     from_line: u64,
-) -> impl Iterator<Item = Result<ImportRow, BulkError>> + Send + '_ {
+) -> impl Iterator<Item = Result<(u64, PutRecord), BulkError>> + Send + '_ {
     bytes
         .split(|b| *b == b'\n')
         .enumerate()
@@ -225,10 +227,7 @@ fn jsonl_rows(
             }
             Some(
                 serde_json::from_slice(line)
-                    .map(|record| ImportRow {
-                        line: line_no,
-                        record,
-                    })
+                    .map(|record| (line_no, record))
                     .map_err(|e| BulkError::Row {
                         line: line_no,
                         problem: format!("not a record: {e}"),
@@ -240,7 +239,7 @@ fn jsonl_rows(
 fn csv_rows(
     bytes: &[u8],
     from_line: u64,
-) -> Box<dyn Iterator<Item = Result<ImportRow, BulkError>> + Send + '_> {
+) -> Box<dyn Iterator<Item = Result<(u64, PutRecord), BulkError>> + Send + '_> {
     let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
     let columns = match csv_columns(&mut csv) {
         Ok(columns) => columns,
@@ -264,7 +263,7 @@ fn csv_rows(
         }
         Some(
             csv_record(&columns, &row)
-                .map(|record| ImportRow { line, record })
+                .map(|record| (line, record))
                 .map_err(|problem| BulkError::Row { line, problem }),
         )
     }))
@@ -423,14 +422,13 @@ where
     let mut rows = file.rows().map_while(Result::ok).peekable();
     while let Some(first) = rows.next() {
         let from_line = first.line;
-        let mut bytes = json_len(&first.record);
+        let mut bytes = first.bytes;
         let mut batch = vec![first.record];
         while let Some(next) = rows.peek() {
-            let size = json_len(&next.record);
-            if batch.len() == IMPORT_BATCH || bytes + size > IMPORT_BATCH_BYTES {
+            if batch.len() == IMPORT_BATCH || bytes + next.bytes > IMPORT_BATCH_BYTES {
                 break;
             }
-            bytes += size;
+            bytes += next.bytes;
             batch.extend(rows.next().map(|row| row.record));
         }
         let count = batch.len() as u64;
@@ -449,22 +447,23 @@ where
     Ok(stored)
 }
 
-/// Writes every record that `page` gives to `out` in `format`. `page`
-/// fetches the records after an id (or from the first), in id order, up to
-/// [`EXPORT_PAGE`] at a time; each page starts after the last id of the one
+/// Writes every record that is not deleted (of `collection`, or all) to
+/// `out` in `format`; `page` runs a query of the records. The pages go in
+/// id order, [`EXPORT_PAGE`] at a time, each after the last id of the one
 /// before, so records written meanwhile never make it skip or repeat one,
 /// and it stops at the first empty page (a page may come back short when
 /// the store skips a damaged row). CSV reads the pages twice: first for
 /// the field columns. Returns how many were written.
 pub async fn export_records<P, F>(
     format: BulkFormat,
+    collection: Option<String>,
     mut page: P,
     out: &mut impl Write,
     total: Option<u64>,
     mut progress: impl FnMut(BulkProgress),
 ) -> Result<u64, BulkError>
 where
-    P: FnMut(Option<String>) -> F,
+    P: FnMut(RecordQuery) -> F,
     F: Future<Output = Result<Vec<RecordView>, String>>,
 {
     let mut sink = match format {
@@ -474,7 +473,7 @@ where
             // whole numbers in one record and text in another gets two, so
             // that every value imports back as what it was.
             let mut fields: BTreeSet<(String, Kind)> = BTreeSet::new();
-            each_page(&mut page, |records| {
+            each_page(&collection, &mut page, |records| {
                 for record in records {
                     for (name, value) in &record.fields {
                         fields.insert((name.clone(), kind_of(value)));
@@ -503,7 +502,7 @@ where
         }
     };
     let mut done = 0;
-    each_page(&mut page, |records| {
+    each_page(&collection, &mut page, |records| {
         for record in records {
             sink.write(record)?;
         }
@@ -548,19 +547,27 @@ impl<W: Write> Sink<'_, W> {
     }
 }
 
-/// Calls `each` with every page `page` gives, in id order, until an empty
-/// one.
+/// Calls `each` with every page of the records of `collection` that `page`
+/// gives, in id order, until an empty one.
 async fn each_page<P, F>(
+    collection: &Option<String>,
     page: &mut P,
     mut each: impl FnMut(&[RecordView]) -> Result<(), BulkError>,
 ) -> Result<(), BulkError>
 where
-    P: FnMut(Option<String>) -> F,
+    P: FnMut(RecordQuery) -> F,
     F: Future<Output = Result<Vec<RecordView>, String>>,
 {
     let mut after = None;
     loop {
-        let records = page(after.take()).await.map_err(BulkError::Io)?;
+        let query = RecordQuery {
+            collection: collection.clone(),
+            sort: RecordSort::IdAsc,
+            limit: EXPORT_PAGE,
+            after_id: after.take(),
+            ..Default::default()
+        };
+        let records = page(query).await.map_err(BulkError::Io)?;
         let Some(last) = records.last() else {
             return Ok(());
         };
@@ -686,21 +693,12 @@ impl crate::node::Node {
                     .into(),
             ));
         }
-        let total = self
-            .count_records(&dan_store::RecordQuery::default())
-            .await?;
+        let total = self.count_records(&RecordQuery::default()).await?;
         let mut out = Vec::new();
         let written = export_records(
             BulkFormat::for_path(path),
-            |after_id| {
-                let query = dan_store::RecordQuery {
-                    sort: dan_store::RecordSort::IdAsc,
-                    limit: EXPORT_PAGE,
-                    after_id,
-                    ..Default::default()
-                };
-                async move { self.list_records(&query).await.map_err(|e| e.to_string()) }
-            },
+            None,
+            |query| async move { self.list_records(&query).await.map_err(|e| e.to_string()) },
             &mut out,
             Some(total),
             progress,
@@ -736,15 +734,16 @@ mod tests {
         }
     }
 
-    /// Pages of `records` in id order, `size` at a time, as the store gives.
+    /// Pages of `records` in id order, `size` at a time (fewer than asked
+    /// for, as when the store skips a damaged row).
     fn pages(
         records: Vec<RecordView>,
         size: usize,
-    ) -> impl FnMut(Option<String>) -> std::future::Ready<Result<Vec<RecordView>, String>> {
-        move |after| {
+    ) -> impl FnMut(RecordQuery) -> std::future::Ready<Result<Vec<RecordView>, String>> {
+        move |query| {
             let page = records
                 .iter()
-                .filter(|r| after.as_deref().is_none_or(|a| r.id.as_str() > a))
+                .filter(|r| query.after_id.as_deref().is_none_or(|a| r.id.as_str() > a))
                 .take(size)
                 .cloned()
                 .collect();
@@ -764,9 +763,16 @@ mod tests {
 
     async fn export(format: BulkFormat, records: Vec<RecordView>) -> String {
         let mut out = Vec::new();
-        let written = export_records(format, pages(records.clone(), 2), &mut out, None, |_| {})
-            .await
-            .expect("export");
+        let written = export_records(
+            format,
+            None,
+            pages(records.clone(), 2),
+            &mut out,
+            None,
+            |_| {},
+        )
+        .await
+        .expect("export");
         assert_eq!(written, records.len() as u64);
         String::from_utf8(out).expect("utf-8")
     }

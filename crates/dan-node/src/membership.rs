@@ -890,6 +890,9 @@ impl Node {
                     })
                     .flatten()
                     .map(|d| d.name.clone());
+                // For a pending readmission: the seat it names, and its row.
+                let pending_seat = m.succeeds.filter(|_| m.status == MemberStatus::Pending);
+                let old_seat = pending_seat.and_then(|old| replica.member(&old));
                 let (approvals, needed) = approvals_of(replica, &m.peer);
                 let peer = net.and_then(|n| n.peer_info(&m.peer));
                 let is_self = m.peer == self.peer_id();
@@ -942,27 +945,17 @@ impl Node {
                         .and_then(|r| r.invite.as_ref())
                         .map(|i| i.invite.inviter_name.clone()),
                     succeeds: m.succeeds,
-                    takes_over_seat: m.status == MemberStatus::Pending
-                        && m.succeeds
-                            .is_some_and(|old| deprecated_seats.iter().any(|d| d.peer == old)),
-                    seat_taken_by: (m.status == MemberStatus::Pending)
-                        .then(|| {
-                            m.succeeds
-                                .and_then(|old| replica.member(&old)?.succeeded_by)
+                    takes_over_seat: pending_seat
+                        .is_some_and(|old| deprecated_seats.iter().any(|d| d.peer == old)),
+                    seat_taken_by: old_seat.and_then(|o| o.succeeded_by),
+                    seat_removed: old_seat.is_some_and(|o| o.removed_at.is_some()),
+                    seat_contested: pending_seat.is_some_and(|old| {
+                        replica.members().any(|other| {
+                            other.peer != m.peer
+                                && other.status == MemberStatus::Pending
+                                && other.succeeds == Some(old)
                         })
-                        .flatten(),
-                    seat_removed: m.status == MemberStatus::Pending
-                        && m.succeeds.is_some_and(|old| {
-                            replica.member(&old).is_some_and(|o| o.removed_at.is_some())
-                        }),
-                    seat_contested: m.status == MemberStatus::Pending
-                        && m.succeeds.is_some_and(|old| {
-                            replica.members().any(|other| {
-                                other.peer != m.peer
-                                    && other.status == MemberStatus::Pending
-                                    && other.succeeds == Some(old)
-                            })
-                        }),
+                    }),
                     succeeded_by: m.succeeded_by,
                     second_seat_of,
                     build: code_hash.map(|c| {
