@@ -45,26 +45,43 @@ impl Drop for Process {
     }
 }
 
-/// A virtual X display.
+/// A virtual X display, on a display number Xvfb itself found free (two
+/// tests that picked one by looking at lock files could both take the same
+/// display, and one's window got the other's close request).
 fn start_xvfb() -> anyhow::Result<(Process, String)> {
-    for number in 90..140 {
-        if Path::new(&format!("/tmp/.X{number}-lock")).exists() {
-            continue;
-        }
-        let display = format!(":{number}");
-        let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting Xvfb (package xvfb)")?;
-        let process = Process(child);
-        std::thread::sleep(Duration::from_millis(300));
-        if Path::new(&format!("/tmp/.X11-unix/X{number}")).exists() {
-            return Ok((process, display));
-        }
-    }
-    bail!("no free X display")
+    use std::io::BufRead;
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting Xvfb (package xvfb)")?;
+    let stdout = child.stdout.take().context("Xvfb's output")?;
+    let process = Process(child);
+    // Xvfb writes the number once it accepts connections; read on a thread
+    // so that an Xvfb that never does fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(read.map(|_| line));
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("Xvfb did not say which display it opened within 30 s")??;
+    let number: u32 = line
+        .trim()
+        .parse()
+        .with_context(|| format!("Xvfb said {line:?} instead of a display number"))?;
+    Ok((process, format!(":{number}")))
 }
 
 /// tauri-driver on a free port, with the app's environment.
