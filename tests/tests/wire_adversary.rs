@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use dan_node::net::GossipCounts;
+use dan_node::net::{GossipCounts, PeerVerdict};
 use dan_tests::nodes::{TestNode, converged, eventually, signed_create, spawn_network};
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
@@ -824,7 +824,7 @@ async fn wire_a_member_gossiping_another_members_checkpoint_or_two_ops_at_one_se
     let publish = gossiping_member(&key, template, alice_addr, topic)?;
     eventually(WAIT, "alice to accept mallory's handshake", || async {
         alice.net().peers().iter().any(|(peer, info)| {
-            *peer == mallory_key && info.online && info.verdict.as_deref() == Some("replicate")
+            *peer == mallory_key && info.online && info.verdict == Some(PeerVerdict::Replicate)
         })
     })
     .await?;
@@ -895,7 +895,7 @@ async fn wire_a_member_flooding_checkpoints_does_not_stop_the_others_replicating
     let publish = gossiping_member(&key, template.clone(), alice_addr, topic)?;
     eventually(WAIT, "alice to accept mallory's handshake", || async {
         alice.net().peers().iter().any(|(peer, info)| {
-            *peer == mallory_key && info.online && info.verdict.as_deref() == Some("replicate")
+            *peer == mallory_key && info.online && info.verdict == Some(PeerVerdict::Replicate)
         })
     })
     .await?;
@@ -1116,7 +1116,7 @@ async fn wire_throwaway_keys_holding_connections_are_capped_and_members_still_co
                     .net()
                     .peers()
                     .iter()
-                    .filter(|(_, p)| p.online && p.verdict.as_deref() == Some("candidate"))
+                    .filter(|(_, p)| p.online && p.verdict == Some(PeerVerdict::Candidate))
                     .count()
                     >= cap / 2
         },

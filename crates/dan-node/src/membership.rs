@@ -183,9 +183,8 @@ pub struct PeerView {
     pub online: bool,
     /// Last time it was connected (ms since the Unix epoch).
     pub last_seen: Option<u64>,
-    /// What the handshake decided: `replicate`, `pull-only`, `candidate`
-    /// or `refused`.
-    pub verdict: Option<String>,
+    /// What the handshake decided.
+    pub verdict: Option<crate::net::PeerVerdict>,
     /// Why the connection was refused (by either side).
     pub refused: Option<String>,
     /// The code hash it announced.

@@ -223,10 +223,8 @@ impl Node {
             .net()
             .and_then(|net| net.peer_info(peer))
             .is_some_and(|info| {
-                matches!(
-                    info.verdict.as_deref(),
-                    Some("refused" | "suspended" | "deprecated" | crate::net::UNANSWERED)
-                )
+                info.verdict
+                    .is_some_and(crate::net::PeerVerdict::serves_nothing)
             });
         if refused {
             return Serving::Nothing;

@@ -1103,7 +1103,7 @@ impl EventLoop {
     fn on_gossip(&mut self, from: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
         let accepted = key_of(&from)
             .and_then(|key| self.handle.peer_info(&key))
-            .is_some_and(|p| matches!(p.verdict.as_deref(), Some("replicate")));
+            .is_some_and(|p| p.verdict == Some(super::PeerVerdict::Replicate));
         let author = message.source;
         let busy = author.is_some_and(|a| {
             self.judging_by.get(&a).copied().unwrap_or(0) >= gossip::MAX_JUDGING_PER_AUTHOR

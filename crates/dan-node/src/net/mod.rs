@@ -10,7 +10,10 @@
 
 mod behaviour;
 mod event_loop;
+#[cfg(test)]
+mod fake;
 mod gossip;
+mod instance;
 mod own_addrs;
 mod reachability;
 pub mod relay;
@@ -29,7 +32,6 @@ use libp2p::PeerId;
 use libp2p::multiaddr::Protocol;
 use serde::{Deserialize, Serialize};
 pub use strangers::{MAX_STRANGERS_CONNECTED, MAX_STRANGERS_PER_ADDRESS};
-pub(crate) use sync::UNANSWERED;
 pub use sync::{HANDSHAKE_DEADLINE, MAX_RECONCILE_ROUNDS};
 use tokio::sync::{mpsc, oneshot};
 
@@ -123,6 +125,68 @@ pub struct RelayStatus {
     pub error: Option<String>,
 }
 
+/// What the last handshake with a peer decided, or that it did not answer
+/// in time (shown as `replicate`, `pull-only`, `candidate`, `suspended`,
+/// `deprecated`, `refused` or `unanswered`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerVerdict {
+    /// A member in good standing: everything flows both ways.
+    Replicate,
+    /// It may pull from this instance, nothing more.
+    PullOnly,
+    /// It asks to join (or waits for approval of its build).
+    Candidate,
+    /// Suspended until the network approves its build again.
+    Suspended,
+    /// Deprecated by evidence.
+    Deprecated,
+    /// Refused, by either side.
+    Refused,
+    /// A member that did not answer the last handshake in time.
+    Unanswered,
+}
+
+impl PeerVerdict {
+    /// The verdict that the handshake's `verdict` records.
+    pub fn of(verdict: &dan_core::conformance::Verdict) -> Self {
+        use dan_core::conformance::Verdict;
+        match verdict {
+            Verdict::Replicate => PeerVerdict::Replicate,
+            Verdict::PullOnly => PeerVerdict::PullOnly,
+            Verdict::Candidate => PeerVerdict::Candidate,
+            Verdict::Suspended(_) => PeerVerdict::Suspended,
+            Verdict::Deprecated(_) => PeerVerdict::Deprecated,
+            Verdict::Refuse(_) => PeerVerdict::Refused,
+        }
+    }
+
+    /// Whether this instance serves such a peer nothing until a later
+    /// hello is accepted.
+    pub fn serves_nothing(self) -> bool {
+        matches!(
+            self,
+            PeerVerdict::Suspended
+                | PeerVerdict::Deprecated
+                | PeerVerdict::Refused
+                | PeerVerdict::Unanswered
+        )
+    }
+
+    /// How it is shown in the log and in `dan peers`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerVerdict::Replicate => "replicate",
+            PeerVerdict::PullOnly => "pull-only",
+            PeerVerdict::Candidate => "candidate",
+            PeerVerdict::Suspended => "suspended",
+            PeerVerdict::Deprecated => "deprecated",
+            PeerVerdict::Refused => "refused",
+            PeerVerdict::Unanswered => "unanswered",
+        }
+    }
+}
+
 /// What this instance knows about one peer.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PeerInfo {
@@ -130,9 +194,8 @@ pub struct PeerInfo {
     pub online: bool,
     /// Last time it was connected (ms since the Unix epoch).
     pub last_seen: Option<u64>,
-    /// What the handshake decided (`replicate`, `pull-only`, `candidate`),
-    /// if it got that far.
-    pub verdict: Option<String>,
+    /// What the handshake decided, if it got that far.
+    pub verdict: Option<PeerVerdict>,
     /// Why the connection was refused (by either side).
     pub refused: Option<String>,
     /// The code hash it announced.
@@ -161,7 +224,7 @@ impl PeerInfo {
     /// Connected now, and accepted by the last handshake as a member to
     /// replicate with.
     pub fn replicating(&self) -> bool {
-        self.online && self.verdict.as_deref() == Some("replicate")
+        self.online && self.verdict == Some(PeerVerdict::Replicate)
     }
 }
 
@@ -169,6 +232,14 @@ impl PeerInfo {
 const MAX_PEERS_KEPT: usize = 1024;
 
 impl Shared {
+    /// Records that `by` refuses this instance as deprecated (at most 1024
+    /// peers are kept; one already kept may change its reason).
+    pub(crate) fn note_deprecated(&mut self, by: PeerKey, reason: &str) {
+        if self.deprecated_notices.len() < 1024 || self.deprecated_notices.contains_key(&by) {
+            self.deprecated_notices.insert(by, reason.to_owned());
+        }
+    }
+
     /// After `left` disconnected: forgets it if no handshake ever judged it
     /// and nothing is stored for it (a peer that only connected), and the longest-gone peers that are
     /// not members once more than [`MAX_PEERS_KEPT`] are kept.
@@ -184,7 +255,7 @@ impl Shared {
             let oldest = self
                 .peers
                 .iter()
-                .filter(|(_, p)| !p.online && p.verdict.as_deref() != Some("replicate"))
+                .filter(|(_, p)| !p.online && p.verdict != Some(PeerVerdict::Replicate))
                 .min_by_key(|(_, p)| p.last_seen)
                 .map(|(key, _)| *key);
             match oldest {
@@ -457,11 +528,7 @@ impl NetHandle {
 
     /// Records that `by` refuses this instance as deprecated.
     pub fn note_deprecated(&self, by: PeerKey, reason: &str) {
-        self.with_shared(|s| {
-            if s.deprecated_notices.len() < 1024 || s.deprecated_notices.contains_key(&by) {
-                s.deprecated_notices.insert(by, reason.to_owned());
-            }
-        });
+        self.with_shared(|s| s.note_deprecated(by, reason));
     }
 
     /// Forgets what peers said about this instance's chain (after moving
@@ -620,7 +687,7 @@ mod tests {
     use dan_core::charter::Charter;
     use dan_core::{Genesis, Hash32, Keypair, Replica, SignedGenesis};
 
-    use super::{MAX_PEERS_KEPT, PeerInfo, Shared, believed_notice};
+    use super::{MAX_PEERS_KEPT, PeerInfo, PeerVerdict, Shared, believed_notice};
 
     fn key(n: u32) -> dan_core::PeerKey {
         let mut secret = [0; 32];
@@ -635,7 +702,7 @@ mod tests {
         shared.peers.insert(
             member,
             PeerInfo {
-                verdict: Some("replicate".into()),
+                verdict: Some(PeerVerdict::Replicate),
                 last_seen: Some(1),
                 ..PeerInfo::default()
             },
@@ -652,7 +719,7 @@ mod tests {
             shared.peers.insert(
                 key(n),
                 PeerInfo {
-                    verdict: Some("candidate".into()),
+                    verdict: Some(PeerVerdict::Candidate),
                     last_seen: Some(u64::from(n)),
                     ..PeerInfo::default()
                 },

@@ -10,17 +10,15 @@ use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, Negentropy};
 
 use super::gossip::Trust;
+use super::instance::{Instance, Link};
 use super::wire::{
     self, Gossip, MAX_FETCH_ANSWER_BYTES, MAX_FETCH_IDS, RECONCILE_FRAME_BYTES, Request, Response,
 };
-use super::{Command, NetHandle, key_of, peer_id_of};
+use super::{Command, PeerVerdict, key_of, peer_id_of};
 use crate::error::NodeError;
 use crate::membership::JoinProgress;
-use crate::node::{Node, NodeEvent};
+use crate::node::NodeEvent;
 use crate::replication::{Serving, now_ms};
-
-/// The verdict of a member that did not answer the last handshake in time.
-pub(crate) const UNANSWERED: &str = "unanswered";
 
 /// Most rounds of one reconciliation. Each round carries at most a frame
 /// of ids (about 8,000), so an instance far behind gets what these rounds
@@ -34,22 +32,11 @@ pub const MAX_RECONCILE_ROUNDS: usize = 32;
 /// A member that is slow to answer is asked again at the next tick.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(30);
 
-fn verdict_name(verdict: &Verdict) -> &'static str {
-    match verdict {
-        Verdict::Replicate => "replicate",
-        Verdict::PullOnly => "pull-only",
-        Verdict::Candidate => "candidate",
-        Verdict::Suspended(_) => "suspended",
-        Verdict::Deprecated(_) => "deprecated",
-        Verdict::Refuse(_) => "refused",
-    }
-}
-
 /// Whether `key` is still served as it was judged before an answer was
 /// read (`until`: up to a removal), now that the replica the answer came
 /// from is published: a removal applied meanwhile must not let a removed
 /// member read what was written after it.
-async fn still_serving(node: &Node, key: &PeerKey, until: Option<dan_core::Hlc>) -> bool {
+async fn still_serving<I: Instance>(node: &I, key: &PeerKey, until: Option<dan_core::Hlc>) -> bool {
     match (node.serving(key).await, until) {
         (Serving::Everything, None) => true,
         (Serving::UpTo(now), Some(then)) => now == then,
@@ -57,10 +44,16 @@ async fn still_serving(node: &Node, key: &PeerKey, until: Option<dan_core::Hlc>)
     }
 }
 
+/// Whether `key` is served everything (a member in good standing whose
+/// last hello was not refused).
+async fn serves<I: Instance>(node: &I, key: &PeerKey) -> bool {
+    matches!(node.serving(key).await, Serving::Everything)
+}
+
 /// Records what the handshake decided and lets gossip flow (or not).
-async fn record_verdict(
-    node: &Node,
-    net: &NetHandle,
+async fn record_verdict<I: Instance, L: Link>(
+    node: &I,
+    net: &L,
     peer: PeerId,
     hello: &SignedHello,
     verdict: &Verdict,
@@ -69,9 +62,9 @@ async fn record_verdict(
     let refusal = refusal_reason(verdict);
     let changed = net.with_shared(|s| {
         let info = s.peers.entry(key).or_default();
-        let name = verdict_name(verdict);
-        let changed = info.verdict.as_deref() != Some(name);
-        info.verdict = Some(name.to_owned());
+        let recorded = PeerVerdict::of(verdict);
+        let changed = info.verdict != Some(recorded);
+        info.verdict = Some(recorded);
         info.code_hash = Some(hello.hello.code_hash);
         let now = i64::try_from(crate::replication::now_ms()).unwrap_or(i64::MAX);
         let sent = i64::try_from(hello.hello.sent_ms).unwrap_or(i64::MAX);
@@ -102,8 +95,9 @@ async fn record_verdict(
                 format!("refused: {reason}")
             }
             None => {
-                tracing::info!("peer {key}: {}", verdict_name(verdict));
-                format!("connected ({})", verdict_name(verdict))
+                let name = PeerVerdict::of(verdict).as_str();
+                tracing::info!("peer {key}: {name}");
+                format!("connected ({name})")
             }
         };
         node.emit(NodeEvent::PeerChanged { peer: key, what });
@@ -112,7 +106,7 @@ async fn record_verdict(
 
 /// Stores where a peer the handshake accepted can be reached, if that
 /// changed, so that a restart finds it again.
-fn store_addrs(node: &Node, net: &NetHandle, key: PeerKey) {
+fn store_addrs<I: Instance, L: Link>(node: &I, net: &L, key: PeerKey) {
     let changed = net.with_shared(|s| {
         let info = s.peers.get_mut(&key)?;
         (info.addrs != info.stored_addrs).then(|| {
@@ -124,15 +118,7 @@ fn store_addrs(node: &Node, net: &NetHandle, key: PeerKey) {
         })
     });
     if let Some(addrs) = changed {
-        let store = node.inner().store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store
-                .save_peer_addrs(&key.to_string(), &addrs, now_ms())
-                .await
-            {
-                tracing::debug!("remembering addresses of {key}: {e}");
-            }
-        });
+        node.remember_addrs(key, addrs);
     }
 }
 
@@ -140,7 +126,7 @@ fn store_addrs(node: &Node, net: &NetHandle, key: PeerKey) {
 /// gossip away from connected peers this instance no longer serves, at
 /// once rather than at their next handshake (which a peer can delay by
 /// keeping a pull open).
-pub(super) async fn rescore(node: Node, net: NetHandle) {
+pub(super) async fn rescore<I: Instance, L: Link>(node: I, net: L) {
     let replicating: Vec<PeerKey> = net.with_shared(|s| {
         s.peers
             .iter()
@@ -149,7 +135,7 @@ pub(super) async fn rescore(node: Node, net: NetHandle) {
             .collect()
     });
     for key in replicating {
-        if !node.serves(&key).await
+        if !serves(&node, &key).await
             && let Some(peer) = peer_id_of(&key)
         {
             net.with_shared(|s| {
@@ -175,11 +161,11 @@ fn refusal_reason(verdict: &Verdict) -> Option<String> {
     }
 }
 
-fn note_refused_by_peer(node: &Node, net: &NetHandle, key: PeerKey, reason: &str) {
+fn note_refused_by_peer<I: Instance, L: Link>(node: &I, net: &L, key: PeerKey, reason: &str) {
     tracing::warn!("{key} refused this instance: {reason}");
     net.with_shared(|s| {
         let info = s.peers.entry(key).or_default();
-        info.verdict = Some("refused".into());
+        info.verdict = Some(PeerVerdict::Refused);
         info.refused = Some(format!("refused by the peer: {reason}"));
     });
     node.emit(NodeEvent::PeerChanged {
@@ -189,13 +175,13 @@ fn note_refused_by_peer(node: &Node, net: &NetHandle, key: PeerKey, reason: &str
 }
 
 /// Runs at most one handshake-and-sync per peer at a time.
-struct Session<'a> {
-    net: &'a NetHandle,
+struct Session<'a, L: Link> {
+    net: &'a L,
     key: PeerKey,
 }
 
-impl<'a> Session<'a> {
-    fn begin(net: &'a NetHandle, key: PeerKey) -> Option<Self> {
+impl<'a, L: Link> Session<'a, L> {
+    fn begin(net: &'a L, key: PeerKey) -> Option<Self> {
         // `then`, not `then_some`: a Session built and dropped on failure
         // would end the running one's claim.
         net.with_shared(|s| s.syncing.insert(key))
@@ -203,7 +189,7 @@ impl<'a> Session<'a> {
     }
 }
 
-impl Drop for Session<'_> {
+impl<L: Link> Drop for Session<'_, L> {
     fn drop(&mut self) {
         self.net.with_shared(|s| {
             s.syncing.remove(&self.key);
@@ -213,7 +199,7 @@ impl Drop for Session<'_> {
 
 /// The conformance handshake with `peer`, then a pull if our op sets
 /// differ.
-pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
+pub(super) async fn handshake<I: Instance, L: Link>(node: I, net: L, peer: PeerId) {
     let Some(key) = key_of(&peer) else { return };
     let Some(_session) = Session::begin(&net, key) else {
         return;
@@ -224,7 +210,7 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
         // A member may be busy (a rebuild after a deprecation holds its
         // replica): it is asked again at the next tick. Anyone else is
         // let go.
-        if node.inner().ledger.facts().members.contains(&key) {
+        if node.is_member(&key) {
             // Until it answers, it is served nothing and gossip does not
             // flow with it: a member on a build the network withdrew must
             // not keep pulling by never answering.
@@ -233,7 +219,7 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
                 HANDSHAKE_DEADLINE.as_secs()
             );
             net.with_shared(|s| {
-                s.peers.entry(key).or_default().verdict = Some(UNANSWERED.into());
+                s.peers.entry(key).or_default().verdict = Some(PeerVerdict::Unanswered);
             });
             net.command(Command::Trust {
                 peer,
@@ -295,7 +281,7 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
                 key,
                 &format!("this instance was deprecated: {reason}"),
             );
-            net.note_deprecated(key, &reason);
+            net.with_shared(|s| s.note_deprecated(key, &reason));
             if let Some(signed) = evidence.and_then(|b| SignedEvidence::from_bytes(&b).ok())
                 && let Err(e) = node.accept_evidence(signed).await
             {
@@ -314,7 +300,7 @@ pub(super) async fn handshake(node: Node, net: NetHandle, peer: PeerId) {
 }
 
 /// Fetches the evidence `peer` holds and checks it here.
-async fn exchange_evidence(node: &Node, net: &NetHandle, peer: PeerId) {
+async fn exchange_evidence<I: Instance, L: Link>(node: &I, net: &L, peer: PeerId) {
     let Ok(Response::EvidenceList(list)) = net.request(peer, Request::Evidence).await else {
         return;
     };
@@ -333,7 +319,7 @@ async fn exchange_evidence(node: &Node, net: &NetHandle, peer: PeerId) {
 /// Asks `peer` how far this instance's own chain goes there, so that writes
 /// lost here (a restore from backup, a lost disk tail) are recovered before
 /// this instance signs new ops, never re-signing a seq it signed before.
-async fn confirm_chain_head(node: &Node, net: &NetHandle, peer: PeerId) {
+async fn confirm_chain_head<I: Instance, L: Link>(node: &I, net: &L, peer: PeerId) {
     if let Ok(Response::ChainHead { seq: head, op }) = net.request(peer, Request::ChainHead).await {
         let mine = node.chain_head_of(&node.peer_id()).await;
         if head > mine && !node.proves_own_chain_head(head, op.as_deref()).await {
@@ -357,7 +343,7 @@ async fn confirm_chain_head(node: &Node, net: &NetHandle, peer: PeerId) {
 }
 
 /// Signs and gossips this instance's checkpoint.
-pub(super) async fn publish_checkpoint(node: Node, net: NetHandle) {
+pub(super) async fn publish_checkpoint<I: Instance, L: Link>(node: I, net: L) {
     if node.chain_head_of(&node.peer_id()).await == 0
         && node.signed_hello().await.hello.network.is_none()
     {
@@ -370,14 +356,9 @@ pub(super) async fn publish_checkpoint(node: Node, net: NetHandle) {
 
 /// Asks `peer` where the members this instance is not connected to are,
 /// and dials them (used when some member is unreachable).
-async fn discover(node: &Node, net: &NetHandle, peer: PeerId) {
-    let Ok(members) = node.members().await else {
-        return;
-    };
-    let unreachable = members
-        .iter()
-        .any(|m| !m.is_self && !m.online && m.status == dan_core::MemberStatus::Member);
-    if !unreachable {
+async fn discover<I: Instance, L: Link>(node: &I, net: &L, peer: PeerId) {
+    let unreachable = node.unreachable_members().await;
+    if unreachable.is_empty() {
         return;
     }
     let Ok(Response::Addresses(known)) = net.request(peer, Request::Addresses).await else {
@@ -387,10 +368,7 @@ async fn discover(node: &Node, net: &NetHandle, peer: PeerId) {
         let Some(key) = PeerKey::from_peer_id_bytes(&peer_bytes) else {
             continue;
         };
-        let is_offline_member = members
-            .iter()
-            .any(|m| m.peer_id == key && !m.online && !m.is_self);
-        let Some(target) = peer_id_of(&key).filter(|_| is_offline_member) else {
+        let Some(target) = peer_id_of(&key).filter(|_| unreachable.contains(&key)) else {
             continue;
         };
         let addrs: Vec<Multiaddr> = addrs
@@ -410,7 +388,12 @@ async fn discover(node: &Node, net: &NetHandle, peer: PeerId) {
 
 /// Pulls what `peer` has and this instance lacks: reconcile the op-id sets,
 /// then fetch the difference in bounded batches.
-async fn pull(node: &Node, net: &NetHandle, peer: PeerId, key: PeerKey) -> Result<(), String> {
+async fn pull<I: Instance, L: Link>(
+    node: &I,
+    net: &L,
+    peer: PeerId,
+    key: PeerKey,
+) -> Result<(), String> {
     let set = node.reconcile_set(None).await.map_err(|e| e.to_string())?;
     let mut negentropy =
         Negentropy::borrowed(set.as_ref(), RECONCILE_FRAME_BYTES).map_err(|e| e.to_string())?;
@@ -522,7 +505,7 @@ impl PullBuffer {
         }
     }
 
-    async fn ingest(&mut self, node: &Node) -> Result<(), String> {
+    async fn ingest<I: Instance>(&mut self, node: &I) -> Result<(), String> {
         let mut ops = std::mem::take(&mut self.ops);
         self.bytes = 0;
         ops.sort_by_key(|(origin, seq, _)| (*origin, *seq));
@@ -536,9 +519,9 @@ impl PullBuffer {
 }
 
 /// Answers one request from `peer`.
-pub(super) async fn respond(
-    node: &Node,
-    net: &NetHandle,
+pub(super) async fn respond<I: Instance, L: Link>(
+    node: &I,
+    net: &L,
     peer: PeerId,
     key: PeerKey,
     request: Request,
@@ -576,12 +559,12 @@ pub(super) async fn respond(
             Response::Hello(mine.to_bytes())
         }
         Request::Evidence => match node.proven_evidence().await {
-            Ok(list) if node.serves(&key).await => Response::EvidenceList(list),
+            Ok(list) if serves(node, &key).await => Response::EvidenceList(list),
             Ok(_) => Response::Error("not a member of this network (yet)".into()),
             Err(e) => Response::Error(e.to_string()),
         },
         Request::ChainHead => {
-            if !node.serves(&key).await {
+            if !serves(node, &key).await {
                 return Response::Error("not a member of this network (yet)".into());
             }
             match node.chain_head_with_op(&key).await {
@@ -664,20 +647,21 @@ pub(super) async fn respond(
             },
         )),
         Request::Addresses => {
-            if !node.serves(&key).await {
+            if !serves(node, &key).await {
                 return Response::Error("not a member of this network (yet)".into());
             }
-            let peers = net
-                .peers()
-                .into_iter()
-                .filter(|(_, info)| info.online && info.verdict.as_deref() == Some("replicate"))
-                .map(|(peer, info)| {
-                    (
-                        peer.to_peer_id_bytes(),
-                        info.addrs.iter().map(|a| a.to_vec()).collect(),
-                    )
-                })
-                .collect();
+            let peers = net.with_shared(|s| {
+                s.peers
+                    .iter()
+                    .filter(|(_, info)| info.replicating())
+                    .map(|(peer, info)| {
+                        (
+                            peer.to_peer_id_bytes(),
+                            info.addrs.iter().map(|a| a.to_vec()).collect(),
+                        )
+                    })
+                    .collect()
+            });
             Response::Addresses(peers)
         }
         Request::Bye(reason) => {
@@ -696,9 +680,9 @@ pub(super) async fn respond(
 const JOIN_ATTEMPTS: u8 = 4;
 
 /// Joins through `invite`: contacts the inviter with a signed join request.
-pub(super) async fn join(
-    net: &NetHandle,
-    node: &Node,
+pub(super) async fn join<I: Instance, L: Link>(
+    net: &L,
+    node: &I,
     invite: &SignedInvite,
     admin_name: &str,
 ) -> Result<JoinProgress, NodeError> {
@@ -715,12 +699,7 @@ pub(super) async fn join(
             "the invite carries no usable address".into(),
         ));
     }
-    let previous = node
-        .inner()
-        .joining
-        .lock()
-        .ok()
-        .and_then(|mut j| j.replace(invite.clone()));
+    let previous = node.set_joining(Some(invite.clone()));
     let request = node.join_request(invite, admin_name).await?;
     // A connection that existed before the join (e.g. when following a
     // fork) may be closed by the inviter's handshake of the old network:
@@ -738,10 +717,8 @@ pub(super) async fn join(
         }
         tokio::time::sleep(Duration::from_millis(300 * (u64::from(attempt) + 1))).await;
     }
-    let restore = |node: &Node| {
-        if let Ok(mut j) = node.inner().joining.lock() {
-            *j = previous.clone();
-        }
+    let restore = |node: &I| {
+        node.set_joining(previous.clone());
     };
     match answer {
         Ok(Response::Joined {
@@ -781,7 +758,7 @@ pub(super) async fn join(
 }
 
 /// While joining: asks the inviter how many approvals the join has.
-pub(super) async fn poll_join(node: Node, net: NetHandle, invite: SignedInvite) {
+pub(super) async fn poll_join<I: Instance, L: Link>(node: I, net: L, invite: SignedInvite) {
     let Some(peer) = peer_id_of(&invite.invite.inviter) else {
         return;
     };
