@@ -711,7 +711,16 @@ impl Node {
         {
             return;
         }
+        let Some(deadline) = net.chain_head_deadline() else {
+            return;
+        };
+        let (news, mut facts) = (net.chain_news(), self.inner.ledger.watch());
         loop {
+            // Listening before looking, so a confirmation in between is
+            // not missed.
+            let confirmation = news.notified();
+            tokio::pin!(confirmation);
+            confirmation.as_mut().enable();
             let alone = {
                 let ledger = self.inner.ledger.lock().await;
                 ledger
@@ -720,10 +729,14 @@ impl Node {
                     .is_none_or(|r| r.member_count() <= 1)
             };
             let (_, confirmed) = net.own_chain_head();
-            if alone || confirmed || !net.started_recently() {
+            if alone || confirmed {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::select! {
+                () = confirmation => {}
+                changed = facts.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep_until(deadline.into()) => return,
+            }
         }
     }
 

@@ -86,7 +86,14 @@ struct EventLoop {
     held_forwards: gossip::HeldForwards,
     /// The replica's facts, to act as soon as the members change.
     facts: tokio::sync::watch::Receiver<crate::ledger::LedgerFacts>,
+    /// Told when the first listening address is known.
+    listening: Option<oneshot::Sender<()>>,
+    /// Answers that end their connection once sent, by request.
+    last_answers: HashMap<request_response::InboundRequestId, PeerId>,
 }
+
+/// How long a stopping network layer waits for its tasks to end.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How long a member removed by vote stays connected: enough for a few
 /// handshakes and a pull of the ops up to its removal.
@@ -143,6 +150,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         }
     }
     let (commands_tx, commands) = mpsc::channel(1024);
+    let (listening, heard) = oneshot::channel();
     let mut shared = Shared {
         started: Some(std::time::Instant::now()),
         ..Shared::default()
@@ -185,12 +193,18 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         leaving: HashMap::new(),
         held_forwards: gossip::HeldForwards::default(),
         facts: node.inner().ledger.watch(),
+        listening: Some(listening),
+        last_answers: HashMap::new(),
     };
     event_loop.use_relays(relays);
     tokio::spawn(event_loop.run(config.sync_interval));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while handle.listen_addrs().is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Addresses (and invites naming them) are known once a socket listens.
+    if !config.listen.is_empty()
+        && tokio::time::timeout(Duration::from_secs(10), heard)
+            .await
+            .is_err()
+    {
+        tracing::warn!("no listening address after 10 s");
     }
     Ok(handle)
 }
@@ -313,7 +327,11 @@ impl EventLoop {
                         for peer in peers {
                             let _ = self.swarm.disconnect_peer_id(peer);
                         }
+                        let tasks = self.handle.tasks.clone();
+                        // The swarm and the command queue go first, so every
+                        // conversation's next request fails and it ends.
                         drop(self);
+                        tasks.stop(SHUTDOWN_PATIENCE).await;
                         let _ = done.send(());
                         return;
                     }
@@ -332,7 +350,7 @@ impl EventLoop {
                         }
                     }
                     Ok(NodeEvent::CheckpointNow) => {
-                        tokio::spawn(sync::publish_checkpoint(self.node.clone(), self.handle.clone()));
+                        self.handle.tasks.converse(sync::publish_checkpoint(self.node.clone(), self.handle.clone()));
                     }
                     // Governance changed (a vote, a new charter): peers
                     // are judged again.
@@ -343,7 +361,7 @@ impl EventLoop {
                 // The members changed, and the change is published: serving
                 // and gossip follow it at once.
                 Ok(()) = self.facts.changed() => {
-                    tokio::spawn(sync::rescore(self.node.clone(), self.handle.clone()));
+                    self.handle.tasks.converse(sync::rescore(self.node.clone(), self.handle.clone()));
                     self.follow_members();
                 }
                 _ = tick.tick() => self.on_tick(),
@@ -369,6 +387,9 @@ impl EventLoop {
                         s.listen.push(address);
                     }
                 });
+                if let Some(listening) = self.listening.take() {
+                    let _ = listening.send(());
+                }
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.handle
@@ -491,11 +512,7 @@ impl EventLoop {
                     info.connection = connection;
                 });
                 if num_established.get() == 1 {
-                    tokio::spawn(sync::handshake(
-                        self.node.clone(),
-                        self.handle.clone(),
-                        peer_id,
-                    ));
+                    sync::start_handshake(&self.node, &self.handle, peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -624,7 +641,9 @@ impl EventLoop {
                 peer,
                 message:
                     request_response::Message::Request {
-                        request, channel, ..
+                        request_id,
+                        request,
+                        channel,
                     },
                 ..
             } => {
@@ -642,12 +661,18 @@ impl EventLoop {
                     return;
                 };
                 let (node, handle) = (self.node.clone(), self.handle.clone());
-                let running = handle.tasks.requests.enter();
-                tokio::spawn(async move {
-                    let response = sync::respond(&node, &handle, peer, key, request).await;
-                    drop(running);
+                let tasks = handle.tasks.clone();
+                tasks.spawn(&tasks.requests, async move {
+                    let answer = sync::respond(&node, &handle, peer, key, request).await;
                     drop(permit);
-                    handle.command(Command::Respond { channel, response }).await;
+                    handle
+                        .command(Command::Respond {
+                            channel,
+                            request_id,
+                            peer,
+                            answer,
+                        })
+                        .await;
                 });
             }
             request_response::Event::Message {
@@ -669,10 +694,24 @@ impl EventLoop {
                     let _ = reply.send(Err(error.to_string()));
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 tracing::debug!("request from {peer} failed: {error}");
+                self.answered(request_id);
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { request_id, .. } => self.answered(request_id),
+        }
+    }
+
+    /// An answer was sent (or could not be): the connection ends if the
+    /// answer was the last (see [`sync::Answer`]).
+    fn answered(&mut self, request: request_response::InboundRequestId) {
+        if let Some(peer) = self.last_answers.remove(&request) {
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -698,12 +737,24 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
                 self.pending.insert(id, reply);
             }
-            Command::Respond { channel, response } => {
-                let _ = self
+            Command::Respond {
+                channel,
+                request_id,
+                peer,
+                answer,
+            } => {
+                let sent = self
                     .swarm
                     .behaviour_mut()
                     .sync
-                    .send_response(channel, response);
+                    .send_response(channel, answer.response);
+                if answer.then_disconnect {
+                    if sent.is_ok() {
+                        self.last_answers.insert(request_id, peer);
+                    } else {
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
+                }
             }
             Command::Dial { peer, addrs } => {
                 for addr in addrs {
@@ -1124,10 +1175,9 @@ impl EventLoop {
             *self.judging_by.entry(author).or_default() += 1;
         }
         let (node, net) = (self.node.clone(), self.handle.clone());
-        let running = net.tasks.gossip.enter();
-        tokio::spawn(async move {
+        let tasks = net.tasks.clone();
+        tasks.spawn(&tasks.gossip, async move {
             let acceptance = gossip::judge(&node, &net, from, author, &message.data).await;
-            drop(running);
             drop(permit);
             net.command(Command::Judged {
                 id,
@@ -1249,7 +1299,7 @@ impl EventLoop {
         self.ticks += 1;
         self.follow_members();
         if self.ticks.is_multiple_of(CHECKPOINT_EVERY_TICKS) {
-            tokio::spawn(sync::publish_checkpoint(
+            self.handle.tasks.converse(sync::publish_checkpoint(
                 self.node.clone(),
                 self.handle.clone(),
             ));
@@ -1279,11 +1329,7 @@ impl EventLoop {
         }
         let connected: Vec<_> = self.swarm.connected_peers().copied().collect();
         for peer in &connected {
-            tokio::spawn(sync::handshake(
-                self.node.clone(),
-                self.handle.clone(),
-                *peer,
-            ));
+            sync::start_handshake(&self.node, &self.handle, *peer);
         }
         // Read without waiting, as of the ledger's last unlock.
         let facts = self.node.inner().ledger.facts();
@@ -1353,7 +1399,7 @@ impl EventLoop {
             .ok()
             .and_then(|j| j.clone())
         {
-            tokio::spawn(sync::poll_join(
+            self.handle.tasks.converse(sync::poll_join(
                 self.node.clone(),
                 self.handle.clone(),
                 invite,

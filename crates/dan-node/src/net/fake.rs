@@ -12,7 +12,8 @@ use std::time::Duration;
 use dan_core::conformance::{Hello, SignedHello, Verdict};
 use dan_core::invite::Invite;
 use dan_core::{Hash32, Hlc, Keypair, MemberStatus, OpId, PeerKey, SignedEvidence, SignedInvite};
-use libp2p::PeerId;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, NegentropyStorageVector};
 
 use super::instance::{Instance, Link};
@@ -33,6 +34,11 @@ struct State {
     members: HashSet<PeerKey>,
     /// How it judges each peer (members replicate, anyone else is refused).
     verdicts: HashMap<PeerKey, Verdict>,
+    /// Members it serves nothing (as if their last hello went unanswered
+    /// or they were suspended since).
+    not_served: HashSet<PeerKey>,
+    /// Members it is not connected to.
+    offline: Vec<PeerKey>,
     joins: Vec<(PeerKey, Vec<u8>)>,
     /// What it answers a join request with.
     join_answer: Result<JoinAnswer, String>,
@@ -63,6 +69,8 @@ impl FakeInstance {
             ops: BTreeMap::new(),
             members: HashSet::new(),
             verdicts: HashMap::new(),
+            not_served: HashSet::new(),
+            offline: Vec::new(),
             joins: Vec::new(),
             join_answer: Err("no join expected".into()),
             joining: None,
@@ -148,7 +156,7 @@ impl Instance for FakeInstance {
     }
 
     async fn serving(&self, peer: &PeerKey) -> Serving {
-        if self.is_member(peer) {
+        if self.is_member(peer) && !self.with(|s| s.not_served.contains(peer)) {
             Serving::Everything
         } else {
             Serving::Nothing
@@ -224,10 +232,10 @@ impl Instance for FakeInstance {
     }
 
     async fn unreachable_members(&self) -> Vec<PeerKey> {
-        Vec::new()
+        self.with(|s| s.offline.clone())
     }
 
-    fn remember_addrs(&self, _peer: PeerKey, _addrs: Vec<String>) {}
+    async fn remember_addrs(&self, _peer: PeerKey, _addrs: Vec<String>) {}
 
     async fn handle_join(&self, peer: &PeerKey, request: &[u8]) -> Result<JoinAnswer, NodeError> {
         self.with(|s| {
@@ -333,14 +341,18 @@ impl Link for FakeLink {
                     return Ok(told);
                 }
                 let key = super::key_of(&me).ok_or("no key")?;
-                Ok(sync::respond(&instance, &link, me, key, request).await)
+                let answer = sync::respond(&instance, &link, me, key, request).await;
+                if answer.then_disconnect {
+                    link.command(Command::Disconnect(me)).await;
+                }
+                Ok(answer.response)
             });
         answer
     }
 
     async fn command(&self, command: Command) {
         let line = match command {
-            Command::Dial { peer, .. } => format!("dial {peer}"),
+            Command::Dial { peer, addrs } => format!("dial {peer} {}", addrs.len()),
             Command::Disconnect(peer) => format!("disconnect {peer}"),
             Command::Trust { peer, trust } => format!("trust {peer} {trust:?}"),
             Command::Publish(_) => "publish".to_owned(),
@@ -354,6 +366,10 @@ impl Link for FakeLink {
 
     fn with_shared<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> T {
         f(&mut self.shared.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn converse(&self, task: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
     }
 }
 
@@ -433,11 +449,18 @@ async fn fake_handshake_judges_the_peer_then_both_sides_pull_what_they_lack() {
         bea_link.with_shared(|s| s.chain_confirmed),
         "a member confirmed Bea's chain head"
     );
-    // Ada judged Bea's hello, saw their sets differ and pulled back.
-    eventually("Ada to pull Bea's ops", || {
-        bea.op_ids().is_subset(&ada.op_ids())
+    // Ada, which has more, leaves the pull to Bea; at its next tick it
+    // handshakes again, now that Bea holds at least as many, and pulls
+    // what Bea has extra.
+    eventually("Ada's handshake started by Bea's hello to end", || {
+        !ada_link.with_shared(|s| s.syncing.contains(&bea.key()))
     })
     .await;
+    sync::handshake(ada.clone(), ada_link.clone(), bea_link.me).await;
+    assert!(
+        bea.op_ids().is_subset(&ada.op_ids()),
+        "Ada pulled Bea's ops"
+    );
     assert_eq!(
         ada.signed_hello().await.hello.ops_root,
         bea.signed_hello().await.hello.ops_root,
@@ -477,6 +500,13 @@ async fn fake_handshake_with_a_peer_that_refuses_takes_nothing_and_disconnects()
         Some(PeerVerdict::Refused),
         "Ada judged Bea before answering"
     );
+    assert!(
+        ada_link
+            .commands()
+            .contains(&format!("disconnect {}", bea_link.me)),
+        "Ada lets Bea go once its refusal is sent: {:?}",
+        ada_link.commands()
+    );
 }
 
 #[tokio::test]
@@ -510,6 +540,101 @@ async fn bad_input_fake_pull_from_a_peer_answering_with_ops_nobody_asked_for_end
         bea.op_ids().len()
     );
     assert_eq!(bea.with(|s| s.ingested_batches), 0);
+}
+
+#[tokio::test]
+async fn bad_input_fake_a_member_that_is_not_served_gets_nothing_though_its_hello_passed() {
+    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
+    ada.admit(&[&bea]);
+    bea.admit(&[&ada]);
+    ada.write("ada", 30, 1_000);
+    ada.with(|s| s.not_served.insert(bea.key()));
+    let links = network(&[&ada, &bea]);
+    let (ada_link, bea_link) = (&links[0], &links[1]);
+
+    sync::handshake(bea.clone(), bea_link.clone(), ada_link.me).await;
+    assert!(bea.op_ids().is_empty(), "Bea's pull got nothing");
+
+    // Asked straight for ops it knows the ids of, Ada still says no.
+    let ids: Vec<OpId> = ada.op_ids().into_iter().collect();
+    let answer = bea_link
+        .request(ada_link.me, Request::Fetch(ids))
+        .await
+        .expect("an answer");
+    assert!(
+        matches!(&answer, Response::Error(reason) if reason.contains("not a member")),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_fake_a_claim_that_our_chain_goes_further_without_our_op_is_not_believed() {
+    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
+    ada.admit(&[&bea]);
+    bea.admit(&[&ada]);
+    let links = network(&[&ada, &bea]);
+    let (ada_link, bea_link) = (&links[0], &links[1]);
+    // Ada says Bea signed 1000 ops Bea does not hold, and shows none.
+    lie(
+        ada_link,
+        Arc::new(|request| {
+            matches!(request, Request::ChainHead).then_some(Response::ChainHead {
+                seq: 1000,
+                op: None,
+            })
+        }),
+    );
+
+    sync::handshake(bea.clone(), bea_link.clone(), ada_link.me).await;
+
+    assert_eq!(
+        bea_link.with_shared(|s| (s.own_chain_head, s.chain_confirmed)),
+        (0, false),
+        "Bea neither waits for ops it never signed nor counts its chain as confirmed"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_fake_addresses_naming_one_member_again_and_again_dial_it_once() {
+    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
+    ada.admit(&[&bea]);
+    bea.admit(&[&ada]);
+    let cleo = Keypair::from_secret([3; 32]).public();
+    bea.with(|s| s.offline.push(cleo));
+    let links = network(&[&ada, &bea]);
+    let (ada_link, bea_link) = (&links[0], &links[1]);
+    // Ada names Cleo 256 times, each with 64 addresses of its choosing.
+    let cleo_bytes = cleo.to_peer_id_bytes();
+    lie(
+        ada_link,
+        Arc::new(move |request| {
+            let addrs: Vec<Vec<u8>> = (0..64u16)
+                .map(|port| {
+                    Multiaddr::empty()
+                        .with(Protocol::Ip4([10, 0, 0, 1].into()))
+                        .with(Protocol::Tcp(port))
+                        .to_vec()
+                })
+                .collect();
+            matches!(request, Request::Addresses)
+                .then(|| Response::Addresses(vec![(cleo_bytes.clone(), addrs); 256]))
+        }),
+    );
+
+    sync::handshake(bea.clone(), bea_link.clone(), ada_link.me).await;
+
+    let cleo_id = peer_id_of(&cleo).expect("a valid key");
+    let dials = bea_link.commands();
+    let dials: Vec<&String> = dials
+        .iter()
+        .filter(|c| c.starts_with(&format!("dial {cleo_id}")))
+        .collect();
+    assert_eq!(dials.len(), 1, "{dials:?}");
+    assert!(
+        dials[0].ends_with(" 16"),
+        "at most 16 addresses: {}",
+        dials[0]
+    );
 }
 
 /// Ada's invite for Bea's instance, signed by Ada.

@@ -335,7 +335,7 @@ async fn judge_ops(
     }
     let waiting: Vec<&VerifiedOp> = outcome.deferred.iter().filter(|op| mine(op)).collect();
     if !waiting.is_empty() {
-        tokio::spawn(sync::handshake(node.clone(), net.clone(), from));
+        sync::start_handshake(node, net, from);
     }
     if outcome.accepted.iter().any(mine) {
         return MessageAcceptance::Accept;

@@ -81,7 +81,7 @@ pub(crate) trait Instance: Clone + Send + Sync + 'static {
     /// The members in good standing this instance is not connected to.
     fn unreachable_members(&self) -> impl Future<Output = Vec<PeerKey>> + Send;
     /// Keeps where `peer` can be reached, for the next start.
-    fn remember_addrs(&self, peer: PeerKey, addrs: Vec<String>);
+    fn remember_addrs(&self, peer: PeerKey, addrs: Vec<String>) -> impl Future<Output = ()> + Send;
     /// Answers `peer`'s signed join request.
     fn handle_join(
         &self,
@@ -126,6 +126,9 @@ pub(crate) trait Link: Clone + Send + Sync + 'static {
     fn command(&self, command: Command) -> impl Future<Output = ()> + Send;
     /// Reads or changes the peer table.
     fn with_shared<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> T;
+    /// Starts a conversation beside this one (tracked and bounded; see
+    /// [`super::MAX_CONVERSATIONS`]).
+    fn converse(&self, task: impl Future<Output = ()> + Send + 'static);
 }
 
 impl Link for NetHandle {
@@ -143,6 +146,10 @@ impl Link for NetHandle {
 
     fn with_shared<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> T {
         NetHandle::with_shared(self, f)
+    }
+
+    fn converse(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.converse(task);
     }
 }
 
@@ -234,16 +241,15 @@ impl Instance for Node {
         )
     }
 
-    fn remember_addrs(&self, peer: PeerKey, addrs: Vec<String>) {
-        let store = self.inner().store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store
-                .save_peer_addrs(&peer.to_string(), &addrs, now_ms())
-                .await
-            {
-                tracing::debug!("remembering addresses of {peer}: {e}");
-            }
-        });
+    async fn remember_addrs(&self, peer: PeerKey, addrs: Vec<String>) {
+        if let Err(e) = self
+            .inner()
+            .store
+            .save_peer_addrs(&peer.to_string(), &addrs, now_ms())
+            .await
+        {
+            tracing::debug!("remembering addresses of {peer}: {e}");
+        }
     }
 
     async fn handle_join(&self, peer: &PeerKey, request: &[u8]) -> Result<JoinAnswer, NodeError> {

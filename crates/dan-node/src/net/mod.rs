@@ -292,6 +292,8 @@ pub(crate) struct Shared {
     pub(crate) own_chain_head: u64,
     /// Whether a member has confirmed this instance's chain head.
     pub(crate) chain_confirmed: bool,
+    /// Told when a member confirms this instance's chain head.
+    pub(crate) chain_news: Arc<tokio::sync::Notify>,
     /// When the network layer started.
     pub(crate) started: Option<std::time::Instant>,
 }
@@ -305,7 +307,9 @@ pub(crate) enum Command {
     },
     Respond {
         channel: libp2p::request_response::ResponseChannel<Response>,
-        response: Response,
+        request_id: libp2p::request_response::InboundRequestId,
+        peer: PeerId,
+        answer: sync::Answer,
     },
     Dial {
         peer: PeerId,
@@ -354,17 +358,94 @@ pub struct TaskPeaks {
     /// Gossip messages being judged (bounded by
     /// [`MAX_GOSSIP_IN_FLIGHT`]).
     pub gossip: usize,
+    /// Handshakes, pulls, joins and upkeep this instance started (bounded
+    /// by [`MAX_CONVERSATIONS`]).
+    pub conversations: usize,
 }
+
+/// How long after the network layer starts writes wait for a member to
+/// confirm how far this instance's own chain goes.
+pub const CHAIN_HEAD_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Inbound requests answered at once, from all peers; more are told to
 /// slow down.
 pub const MAX_REQUESTS_IN_FLIGHT: usize = 128;
 
-/// The tasks the event loop runs, counted.
-#[derive(Debug, Default)]
+/// Conversations this instance starts that run at once (a handshake runs
+/// once per peer at a time, and peers are bounded by the connection
+/// limits, so this is a backstop): one more is not started, and the next
+/// tick starts it again.
+pub const MAX_CONVERSATIONS: usize = 1024;
+
+/// The tasks the network layer runs: counted, bounded, and waited for
+/// when it stops.
+#[derive(Debug)]
 pub(crate) struct Tasks {
     pub(crate) requests: Arc<TaskGauge>,
     pub(crate) gossip: Arc<TaskGauge>,
+    conversations: Arc<TaskGauge>,
+    room: Arc<tokio::sync::Semaphore>,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Tasks {
+            requests: Arc::default(),
+            gossip: Arc::default(),
+            conversations: Arc::default(),
+            room: Arc::new(tokio::sync::Semaphore::new(MAX_CONVERSATIONS)),
+            tracker: tokio_util::task::TaskTracker::new(),
+        }
+    }
+}
+
+impl Tasks {
+    /// Runs `task`, counted by `gauge` and waited for at shutdown; its own
+    /// bound is the caller's (a permit it holds).
+    pub(crate) fn spawn(
+        &self,
+        gauge: &Arc<TaskGauge>,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let running = gauge.enter();
+        self.tracker.spawn(async move {
+            task.await;
+            drop(running);
+        });
+    }
+
+    /// Runs a conversation if there is room for one more (see
+    /// [`MAX_CONVERSATIONS`]).
+    pub(crate) fn converse(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let Ok(permit) = self.room.clone().try_acquire_owned() else {
+            tracing::debug!(
+                "{MAX_CONVERSATIONS} conversations run already; the next tick tries again"
+            );
+            return;
+        };
+        self.spawn(&self.conversations, async move {
+            task.await;
+            drop(permit);
+        });
+    }
+
+    /// Starts no more tasks and waits (at most `patience`) for the running
+    /// ones, which end once the event loop has stopped (their requests
+    /// fail); says how many were still running.
+    pub(crate) async fn stop(&self, patience: std::time::Duration) -> usize {
+        self.tracker.close();
+        if tokio::time::timeout(patience, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} network tasks were still running when the network stopped",
+                self.tracker.len()
+            );
+        }
+        self.tracker.len()
+    }
 }
 
 /// How many tasks of one kind run now, and the most that ran at once.
@@ -541,13 +622,23 @@ impl NetHandle {
         });
     }
 
-    /// Whether the network layer started less than 10 s ago (writes wait
-    /// for a member to confirm this instance's chain head until then).
+    /// Whether the network layer started less than
+    /// [`CHAIN_HEAD_PATIENCE`] ago (writes wait for a member to confirm
+    /// this instance's chain head until then).
     pub fn started_recently(&self) -> bool {
-        self.with_shared(|s| {
-            s.started
-                .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10))
-        })
+        self.chain_head_deadline()
+            .is_some_and(|deadline| std::time::Instant::now() < deadline)
+    }
+
+    /// Until when writes wait for a member to confirm this instance's
+    /// chain head.
+    pub(crate) fn chain_head_deadline(&self) -> Option<std::time::Instant> {
+        self.with_shared(|s| s.started.map(|t| t + CHAIN_HEAD_PATIENCE))
+    }
+
+    /// Told when a member confirms this instance's chain head.
+    pub(crate) fn chain_news(&self) -> Arc<tokio::sync::Notify> {
+        self.with_shared(|s| s.chain_news.clone())
     }
 
     /// Approvals and approvals needed for this instance's join, as last
@@ -601,6 +692,7 @@ impl NetHandle {
         TaskPeaks {
             requests: self.tasks.requests.peak(),
             gossip: self.tasks.gossip.peak(),
+            conversations: self.tasks.conversations.peak(),
         }
     }
 

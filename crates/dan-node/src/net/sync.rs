@@ -2,6 +2,7 @@
 //! pulling with range-based set reconciliation, answering peers, and
 //! joining through an invite.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use dan_core::conformance::{SignedHello, Verdict};
@@ -80,7 +81,7 @@ async fn record_verdict<I: Instance, L: Link>(
         changed
     });
     if matches!(verdict, Verdict::Replicate | Verdict::Candidate) {
-        store_addrs(node, net, key);
+        store_addrs(node, net, key).await;
     }
     let trust = match verdict {
         Verdict::Replicate => Trust::Member,
@@ -106,7 +107,7 @@ async fn record_verdict<I: Instance, L: Link>(
 
 /// Stores where a peer the handshake accepted can be reached, if that
 /// changed, so that a restart finds it again.
-fn store_addrs<I: Instance, L: Link>(node: &I, net: &L, key: PeerKey) {
+async fn store_addrs<I: Instance, L: Link>(node: &I, net: &L, key: PeerKey) {
     let changed = net.with_shared(|s| {
         let info = s.peers.get_mut(&key)?;
         (info.addrs != info.stored_addrs).then(|| {
@@ -118,7 +119,7 @@ fn store_addrs<I: Instance, L: Link>(node: &I, net: &L, key: PeerKey) {
         })
     });
     if let Some(addrs) = changed {
-        node.remember_addrs(key, addrs);
+        node.remember_addrs(key, addrs).await;
     }
 }
 
@@ -338,6 +339,7 @@ async fn confirm_chain_head<I: Instance, L: Link>(node: &I, net: &L, peer: PeerI
         net.with_shared(|s| {
             s.own_chain_head = s.own_chain_head.max(head);
             s.chain_confirmed = true;
+            s.chain_news.notify_waiters();
         });
     }
 }
@@ -364,11 +366,17 @@ async fn discover<I: Instance, L: Link>(node: &I, net: &L, peer: PeerId) {
     let Ok(Response::Addresses(known)) = net.request(peer, Request::Addresses).await else {
         return;
     };
+    // Each member is dialled once, at 16 addresses at most, however often
+    // the answer names it.
+    let mut dialled = HashSet::new();
     for (peer_bytes, addrs) in known.into_iter().take(256) {
         let Some(key) = PeerKey::from_peer_id_bytes(&peer_bytes) else {
             continue;
         };
-        let Some(target) = peer_id_of(&key).filter(|_| unreachable.contains(&key)) else {
+        if !unreachable.contains(&key) || !dialled.insert(key) {
+            continue;
+        }
+        let Some(target) = peer_id_of(&key) else {
             continue;
         };
         let addrs: Vec<Multiaddr> = addrs
@@ -441,7 +449,7 @@ async fn pull<I: Instance, L: Link>(
             // Only what was asked for counts; an answer with nothing of it
             // ends this chunk (the peer lacks the ops, or lies), so a
             // peer cannot keep this loop going with ops nobody asked for.
-            let asked: std::collections::HashSet<OpId> = wanted.iter().copied().collect();
+            let asked: HashSet<OpId> = wanted.iter().copied().collect();
             let ops: Vec<Vec<u8>> = ops
                 .into_iter()
                 .filter(|bytes| asked.contains(&Hash32::of(bytes)))
@@ -449,8 +457,7 @@ async fn pull<I: Instance, L: Link>(
             if ops.is_empty() {
                 break;
             }
-            let received: std::collections::HashSet<OpId> =
-                ops.iter().map(|b| Hash32::of(b)).collect();
+            let received: HashSet<OpId> = ops.iter().map(|b| Hash32::of(b)).collect();
             wanted.retain(|id| !received.contains(id));
             fetched += ops.len() as u64;
             buffer.extend(ops);
@@ -518,8 +525,45 @@ impl PullBuffer {
     }
 }
 
+/// An answer to one request, and whether the connection ends once it is
+/// sent (a refused hello, a goodbye).
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    pub(crate) then_disconnect: bool,
+}
+
 /// Answers one request from `peer`.
 pub(super) async fn respond<I: Instance, L: Link>(
+    node: &I,
+    net: &L,
+    peer: PeerId,
+    key: PeerKey,
+    request: Request,
+) -> Answer {
+    let (hello, bye) = (
+        matches!(request, Request::Hello(_)),
+        matches!(request, Request::Bye(_)),
+    );
+    let response = answer(node, net, peer, key, request).await;
+    let refused = matches!(response, Response::Refused(_) | Response::Deprecated { .. });
+    Answer {
+        then_disconnect: bye || (hello && refused),
+        response,
+    }
+}
+
+/// Starts a handshake with `peer` beside this conversation, unless one
+/// with it runs already.
+pub(super) fn start_handshake<I: Instance, L: Link>(node: &I, net: &L, peer: PeerId) {
+    let Some(key) = key_of(&peer) else { return };
+    if net.with_shared(|s| s.syncing.contains(&key)) {
+        return;
+    }
+    net.converse(handshake(node.clone(), net.clone(), peer));
+}
+
+/// The answer to one request from `peer` (see [`respond`]).
+async fn answer<I: Instance, L: Link>(
     node: &I,
     net: &L,
     peer: PeerId,
@@ -537,11 +581,6 @@ pub(super) async fn respond<I: Instance, L: Link>(
             let verdict = node.judge(&key, &theirs).await;
             record_verdict(node, net, peer, &theirs, &verdict).await;
             if refusal_reason(&verdict).is_some() {
-                let net = net.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    net.command(Command::Disconnect(peer)).await;
-                });
                 return match verdict {
                     Verdict::Deprecated(reason) => Response::Deprecated {
                         reason,
@@ -554,7 +593,7 @@ pub(super) async fn respond<I: Instance, L: Link>(
             if matches!(verdict, Verdict::Replicate | Verdict::PullOnly)
                 && theirs.hello.ops_root != mine.hello.ops_root
             {
-                tokio::spawn(handshake(node.clone(), net.clone(), peer));
+                start_handshake(node, net, peer);
             }
             Response::Hello(mine.to_bytes())
         }
@@ -666,11 +705,6 @@ pub(super) async fn respond<I: Instance, L: Link>(
         }
         Request::Bye(reason) => {
             note_refused_by_peer(node, net, key, &reason);
-            let net = net.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                net.command(Command::Disconnect(peer)).await;
-            });
             Response::Ack
         }
     }
@@ -728,7 +762,7 @@ pub(super) async fn join<I: Instance, L: Link>(
         }) => {
             node.begin_joining(invite, &genesis).await?;
             net.with_shared(|s| s.join_view = Some((approvals, needed)));
-            tokio::spawn(handshake(node.clone(), net.clone(), peer));
+            start_handshake(node, net, peer);
             node.join_progress()
                 .await
                 .ok_or_else(|| NodeError::Invalid("the join was not recorded".into()))
