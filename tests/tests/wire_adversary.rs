@@ -519,6 +519,8 @@ struct Flood {
     slowed: usize,
     /// Failed (stream refused, connection closed, timed out).
     failed: usize,
+    /// Why the first one failed.
+    first_failure: Option<String>,
 }
 
 impl Flood {
@@ -566,8 +568,11 @@ fn flooding_member(
                     Response::Error(e) if e.contains("slow down") => tally.slowed += 1,
                     _ => tally.answered += 1,
                 },
-                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                    error, ..
+                }) => {
                     tally.failed += 1;
+                    tally.first_failure.get_or_insert_with(|| error.to_string());
                 }
                 _ => {}
             }
@@ -602,16 +607,17 @@ async fn wire_a_member_flooding_requests_is_slowed_down_and_the_tasks_stay_under
         || async { flood.lock().is_ok_and(|f| f.settled() == REQUESTS) },
     )
     .await?;
-    let flood = flood
+    let (flood, why) = flood
         .lock()
-        .map(|f| (f.answered, f.slowed, f.failed))
+        .map(|f| ((f.answered, f.slowed, f.failed), f.first_failure.clone()))
         .unwrap_or_default();
     let peaks = alice.net().task_peaks();
     println!(
-        "flood of {REQUESTS} requests by one member: {} answered, {} told to slow down, {} refused or failed; at most {} answered at once (cap {}), {} gossip messages judged at once (cap {})",
+        "flood of {REQUESTS} requests by one member: {} answered, {} told to slow down, {} refused or failed (first: {}); at most {} answered at once (cap {}), {} gossip messages judged at once (cap {})",
         flood.0,
         flood.1,
         flood.2,
+        why.as_deref().unwrap_or("none"),
         peaks.requests,
         dan_node::net::MAX_REQUESTS_IN_FLIGHT,
         peaks.gossip,
@@ -620,6 +626,10 @@ async fn wire_a_member_flooding_requests_is_slowed_down_and_the_tasks_stay_under
     assert!(flood.1 + flood.2 > 0, "the flood met the limits: {flood:?}");
     assert!(
         peaks.requests <= dan_node::net::MAX_REQUESTS_IN_FLIGHT,
+        "{peaks:?}"
+    );
+    assert!(
+        peaks.conversations <= dan_node::net::MAX_CONVERSATIONS,
         "{peaks:?}"
     );
     assert!(
@@ -1136,10 +1146,18 @@ async fn wire_throwaway_keys_holding_connections_are_capped_and_members_still_co
         has_record(alice, &written).await
     })
     .await?;
+    let conversations = alice.net().task_peaks().conversations;
     println!(
-        "{STRANGERS} throwaway keys from one address that pass as candidates: {held} kept connected (share per address {cap})"
+        "{STRANGERS} throwaway keys from one address that pass as candidates: {held} kept connected (share per address {cap}); at most {conversations} conversations ran at once on alice (cap {})",
+        dan_node::net::MAX_CONVERSATIONS
     );
     assert!(open() <= cap, "{} strangers connected", open());
+    // One handshake per connected peer at a time: the strangers, the two
+    // members and a few upkeep tasks (checkpoint, rescore) at most.
+    assert!(
+        conversations <= usize::from(STRANGERS) + 8,
+        "{conversations} conversations at once for {STRANGERS} strangers"
+    );
     converged(&nodes, WAIT).await?;
     stop_all(nodes).await;
     Ok(())
