@@ -1676,7 +1676,21 @@ async fn desktop_closed_window_keeps_running_starts_at_log_in_notifies_a_join_re
 
     // Closing the window keeps DAN running in the background.
     ask_window_to_close(&display, "DAN")?;
-    see(&ada, "Keep DAN running?", Duration::from_secs(10)).await?;
+    if see(&ada, "Keep DAN running?", Duration::from_secs(10))
+        .await
+        .is_err()
+    {
+        // Seen twice in full runs (never alone): the request went
+        // unanswered. A person clicks again; if the window had asked and
+        // the page lost the question, this second close quits DAN and the
+        // test fails below.
+        eprintln!(
+            "the window did not answer the first close request within 10 s (window shown: {}); asking again",
+            window_shown(&display, "DAN")
+        );
+        ask_window_to_close(&display, "DAN")?;
+        see(&ada, "Keep DAN running?", Duration::from_secs(10)).await?;
+    }
     let keep = button(&ada, "Keep running in the background").await?;
     click_that_hides_the_window(&ada, &keep).await?;
     wait_until(Duration::from_secs(10), "the window to go", || {

@@ -29,7 +29,7 @@ use super::strangers::{
 };
 use super::wire::{Gossip, Response, Traffic, WireCodec};
 use super::{
-    Command, Connection, NetConfig, NetHandle, Reachability, RelayStatus, Shared, gossip,
+    Command, Connection, NetConfig, NetHandle, Reachability, RelayStatus, Shared, Single, gossip,
     is_circuit, key_of, peer_id_of, reachability, sync,
 };
 use crate::error::NodeError;
@@ -90,7 +90,18 @@ struct EventLoop {
     listening: Option<oneshot::Sender<()>>,
     /// Answers that end their connection once sent, by request.
     last_answers: HashMap<request_response::InboundRequestId, PeerId>,
+    /// Peers whose last answer was sent, let go a moment later (over QUIC
+    /// a connection closed at once may lose what was just sent).
+    leaving_soon: tokio_util::time::DelayQueue<PeerId>,
+    /// Upkeep that runs once at a time.
+    rescoring: Arc<Single>,
+    checkpointing: Arc<Single>,
+    polling_join: Arc<Single>,
 }
+
+/// How long a peer has to read the last answer before its connection is
+/// closed.
+const LAST_ANSWER_GRACE: Duration = Duration::from_millis(500);
 
 /// How long a stopping network layer waits for its tasks to end.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
@@ -195,6 +206,10 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         facts: node.inner().ledger.watch(),
         listening: Some(listening),
         last_answers: HashMap::new(),
+        leaving_soon: tokio_util::time::DelayQueue::new(),
+        rescoring: Arc::default(),
+        checkpointing: Arc::default(),
+        polling_join: Arc::default(),
     };
     event_loop.use_relays(relays);
     tokio::spawn(event_loop.run(config.sync_interval));
@@ -350,7 +365,7 @@ impl EventLoop {
                         }
                     }
                     Ok(NodeEvent::CheckpointNow) => {
-                        self.handle.tasks.converse(sync::publish_checkpoint(self.node.clone(), self.handle.clone()));
+                        self.publish_checkpoint();
                     }
                     // Governance changed (a vote, a new charter): peers
                     // are judged again.
@@ -361,10 +376,16 @@ impl EventLoop {
                 // The members changed, and the change is published: serving
                 // and gossip follow it at once.
                 Ok(()) = self.facts.changed() => {
-                    self.handle.tasks.converse(sync::rescore(self.node.clone(), self.handle.clone()));
+                    let (node, handle) = (self.node.clone(), self.handle.clone());
+                    self.handle.tasks.once_at_a_time(&self.rescoring, move || {
+                        sync::rescore(node.clone(), handle.clone())
+                    });
                     self.follow_members();
                 }
                 _ = tick.tick() => self.on_tick(),
+                Some(leaving) = self.leaving_soon.next(), if !self.leaving_soon.is_empty() => {
+                    let _ = self.swarm.disconnect_peer_id(leaving.into_inner());
+                }
                 _ = held.tick(), if !self.held_forwards.is_empty() => self.release_held_forwards(),
             }
         }
@@ -711,7 +732,7 @@ impl EventLoop {
     /// answer was the last (see [`sync::Answer`]).
     fn answered(&mut self, request: request_response::InboundRequestId) {
         if let Some(peer) = self.last_answers.remove(&request) {
-            let _ = self.swarm.disconnect_peer_id(peer);
+            self.leaving_soon.insert(peer, LAST_ANSWER_GRACE);
         }
     }
 
@@ -1299,10 +1320,7 @@ impl EventLoop {
         self.ticks += 1;
         self.follow_members();
         if self.ticks.is_multiple_of(CHECKPOINT_EVERY_TICKS) {
-            self.handle.tasks.converse(sync::publish_checkpoint(
-                self.node.clone(),
-                self.handle.clone(),
-            ));
+            self.publish_checkpoint();
         }
         if self.ticks.is_multiple_of(30) && self.swarm.connected_peers().next().is_some() {
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -1391,19 +1409,33 @@ impl EventLoop {
                 .unwrap_or_default();
             self.on_command(Command::Dial { peer, addrs });
         }
-        if let Some(invite) = self
-            .node
-            .inner()
-            .joining
-            .lock()
-            .ok()
-            .and_then(|j| j.clone())
-        {
-            self.handle.tasks.converse(sync::poll_join(
-                self.node.clone(),
-                self.handle.clone(),
-                invite,
-            ));
+        if joining(&self.node).is_some() {
+            let (node, handle) = (self.node.clone(), self.handle.clone());
+            self.handle
+                .tasks
+                .once_at_a_time(&self.polling_join, move || {
+                    let (node, handle) = (node.clone(), handle.clone());
+                    async move {
+                        if let Some(invite) = joining(&node) {
+                            sync::poll_join(node, handle, invite).await;
+                        }
+                    }
+                });
         }
     }
+
+    /// Signs and gossips a checkpoint (one at a time).
+    fn publish_checkpoint(&self) {
+        let (node, handle) = (self.node.clone(), self.handle.clone());
+        self.handle
+            .tasks
+            .once_at_a_time(&self.checkpointing, move || {
+                sync::publish_checkpoint(node.clone(), handle.clone())
+            });
+    }
+}
+
+/// The invite this instance is joining with, if it is joining.
+fn joining(node: &Node) -> Option<dan_core::SignedInvite> {
+    node.inner().joining.lock().ok().and_then(|j| j.clone())
 }

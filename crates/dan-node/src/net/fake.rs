@@ -371,6 +371,10 @@ impl Link for FakeLink {
     fn converse(&self, task: impl Future<Output = ()> + Send + 'static) {
         tokio::spawn(task);
     }
+
+    fn keep_up(&self, task: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
+    }
 }
 
 /// A fake network of `instances`, each with its link.

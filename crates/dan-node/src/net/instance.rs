@@ -126,9 +126,11 @@ pub(crate) trait Link: Clone + Send + Sync + 'static {
     fn command(&self, command: Command) -> impl Future<Output = ()> + Send;
     /// Reads or changes the peer table.
     fn with_shared<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> T;
-    /// Starts a conversation beside this one (tracked and bounded; see
-    /// [`super::MAX_CONVERSATIONS`]).
+    /// Starts a conversation with a peer that is no member beside this
+    /// one (tracked, and bounded by [`super::MAX_CONVERSATIONS`]).
     fn converse(&self, task: impl Future<Output = ()> + Send + 'static);
+    /// Starts a conversation with a member beside this one (tracked).
+    fn keep_up(&self, task: impl Future<Output = ()> + Send + 'static);
 }
 
 impl Link for NetHandle {
@@ -150,6 +152,10 @@ impl Link for NetHandle {
 
     fn converse(&self, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.converse(task);
+    }
+
+    fn keep_up(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.keep_up(task);
     }
 }
 

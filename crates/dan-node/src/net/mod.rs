@@ -371,11 +371,17 @@ pub const CHAIN_HEAD_PATIENCE: Duration = Duration::from_secs(10);
 /// slow down.
 pub const MAX_REQUESTS_IN_FLIGHT: usize = 128;
 
-/// Conversations this instance starts that run at once (a handshake runs
-/// once per peer at a time, and peers are bounded by the connection
-/// limits, so this is a backstop): one more is not started, and the next
-/// tick starts it again.
+/// Handshakes with peers that are not members that run at once (a
+/// handshake runs once per peer at a time, and peers are bounded by the
+/// connection limits, so this is a backstop): one more is not started, and
+/// the next tick starts it again. Members' handshakes and this instance's
+/// own upkeep never wait for this room.
 pub const MAX_CONVERSATIONS: usize = 1024;
+
+/// How long a request to a peer may take in all, from dialling it (a dial
+/// to an address that swallows packets takes minutes before the OS gives
+/// up) to its answer.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(90);
 
 /// The tasks the network layer runs: counted, bounded, and waited for
 /// when it stops.
@@ -415,8 +421,44 @@ impl Tasks {
         });
     }
 
-    /// Runs a conversation if there is room for one more (see
-    /// [`MAX_CONVERSATIONS`]).
+    /// Runs a conversation with a member, or this instance's own upkeep:
+    /// counted and tracked, never refused room (members are few, and each
+    /// has one handshake at a time).
+    pub(crate) fn keep_up(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.spawn(&self.conversations, task);
+    }
+
+    /// Runs the upkeep `make` starts, once at a time: asked again while it
+    /// runs, it runs once more after (so an event never goes unseen, and
+    /// a burst of events runs it twice, not once per event).
+    pub(crate) fn once_at_a_time<F, Fut>(&self, single: &Arc<Single>, make: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        single.wanted.store(true, SeqCst);
+        if single.running.swap(true, SeqCst) {
+            return;
+        }
+        let single = single.clone();
+        self.keep_up(async move {
+            loop {
+                while single.wanted.swap(false, SeqCst) {
+                    make().await;
+                }
+                single.running.store(false, SeqCst);
+                // Asked between the last run and letting go: run again,
+                // unless another task took it up meanwhile.
+                if !single.wanted.load(SeqCst) || single.running.swap(true, SeqCst) {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Runs a conversation with a peer that is no member, if there is
+    /// room for one more (see [`MAX_CONVERSATIONS`]).
     pub(crate) fn converse(&self, task: impl Future<Output = ()> + Send + 'static) {
         let Ok(permit) = self.room.clone().try_acquire_owned() else {
             tracing::debug!(
@@ -446,6 +488,14 @@ impl Tasks {
         }
         self.tracker.len()
     }
+}
+
+/// One kind of upkeep that runs once at a time (see
+/// [`Tasks::once_at_a_time`]).
+#[derive(Debug, Default)]
+pub(crate) struct Single {
+    running: std::sync::atomic::AtomicBool,
+    wanted: std::sync::atomic::AtomicBool,
 }
 
 /// How many tasks of one kind run now, and the most that ran at once.
@@ -707,9 +757,11 @@ impl NetHandle {
             })
             .await
             .map_err(|_| "the network layer has stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the network layer has stopped".to_owned())?
+        match tokio::time::timeout(REQUEST_DEADLINE, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err("the network layer has stopped".to_owned()),
+            Err(_) => Err(format!("no answer within {} s", REQUEST_DEADLINE.as_secs())),
+        }
     }
 
     pub(crate) async fn command(&self, command: Command) {
@@ -845,5 +897,52 @@ mod tests {
             believed_notice(&quorum, &replica).as_deref(),
             Some("it equivocated")
         );
+    }
+
+    #[tokio::test]
+    async fn upkeep_asked_while_it_runs_runs_once_more_and_never_twice_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+        use super::{Single, Tasks};
+
+        let tasks = Tasks::default();
+        let single = Arc::new(Single::default());
+        let (runs, running, most) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (gate_tx, gate) = tokio::sync::watch::channel(false);
+        let ask = || {
+            let (runs, running, most, gate) =
+                (runs.clone(), running.clone(), most.clone(), gate.clone());
+            tasks.once_at_a_time(&single, move || {
+                let (runs, running, most, mut gate) =
+                    (runs.clone(), running.clone(), most.clone(), gate.clone());
+                async move {
+                    most.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+                    let _ = gate.wait_for(|open| *open).await;
+                    runs.fetch_add(1, SeqCst);
+                    running.fetch_sub(1, SeqCst);
+                }
+            });
+        };
+        ask();
+        // Asked ten times before it starts: still one run.
+        for _ in 0..10 {
+            ask();
+        }
+        while running.load(SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Asked ten times while that run waits: one more run, after.
+        for _ in 0..10 {
+            ask();
+        }
+        let _ = gate_tx.send(true);
+        assert_eq!(tasks.stop(std::time::Duration::from_secs(5)).await, 0);
+        assert_eq!(runs.load(SeqCst), 2, "the first run and one more");
+        assert_eq!(most.load(SeqCst), 1, "never two at once");
     }
 }

@@ -33,6 +33,10 @@ pub const MAX_RECONCILE_ROUNDS: usize = 32;
 /// A member that is slow to answer is asked again at the next tick.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a refusal's goodbye may take before the connection is closed
+/// anyway.
+const BYE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Whether `key` is still served as it was judged before an answer was
 /// read (`until`: up to a removal), now that the replica the answer came
 /// from is published: a removal applied meanwhile must not let a removed
@@ -248,7 +252,9 @@ pub(super) async fn handshake<I: Instance, L: Link>(node: I, net: L, peer: PeerI
             let verdict = node.judge(&key, &theirs).await;
             record_verdict(&node, &net, peer, &theirs, &verdict).await;
             if let Some(reason) = refusal_reason(&verdict) {
-                let _ = net.request(peer, Request::Bye(reason)).await;
+                // A goodbye is not waited for long: the peer may be gone.
+                let bye = net.request(peer, Request::Bye(reason));
+                let _ = tokio::time::timeout(BYE_PATIENCE, bye).await;
                 net.command(Command::Disconnect(peer)).await;
                 return;
             }
@@ -559,7 +565,12 @@ pub(super) fn start_handshake<I: Instance, L: Link>(node: &I, net: &L, peer: Pee
     if net.with_shared(|s| s.syncing.contains(&key)) {
         return;
     }
-    net.converse(handshake(node.clone(), net.clone(), peer));
+    let task = handshake(node.clone(), net.clone(), peer);
+    if node.is_member(&key) {
+        net.keep_up(task);
+    } else {
+        net.converse(task);
+    }
 }
 
 /// The answer to one request from `peer` (see [`respond`]).
