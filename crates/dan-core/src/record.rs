@@ -438,6 +438,9 @@ pub struct RecordState {
     /// collection each named: updates and deletes name the create they
     /// build on.
     creates: Few<(PeerKey, u64), String>,
+    /// The collection of the newest create (see [`RecordState::shown`]),
+    /// kept so that a change does not look through every collection.
+    shown: Option<String>,
 }
 
 /// Most entries a [`Few`] keeps in a vector.
@@ -536,6 +539,7 @@ impl RecordState {
             id,
             by_collection: Few::new(),
             creates: Few::new(),
+            shown: None,
         }
     }
 
@@ -569,9 +573,25 @@ impl RecordState {
         stamp: Stamp,
         origin: PeerKey,
     ) {
-        self.by_collection
-            .get_or_insert_with(collection, || collection.to_owned(), Merged::default)
-            .apply(action, stamp, origin);
+        let merged = self.by_collection.get_or_insert_with(
+            collection,
+            || collection.to_owned(),
+            Merged::default,
+        );
+        merged.apply(action, stamp, origin);
+        let Some((_, newest)) = merged.created else {
+            return;
+        };
+        // A create only makes its collection's newest create newer, so
+        // the collection shown changes only to this one.
+        let shown_newest = self
+            .shown
+            .as_deref()
+            .and_then(|shown| self.by_collection.get(shown)?.created)
+            .map(|(_, newest)| newest);
+        if shown_newest.is_none_or(|shown| newest > shown) {
+            self.shown = Some(collection.to_owned());
+        }
     }
 
     /// Whether writing `action` here (as the newest change, so it wins
@@ -619,11 +639,8 @@ impl RecordState {
 
     /// The collection shown and its state: the one of the newest create.
     fn shown(&self) -> Option<(&str, &Merged)> {
-        self.by_collection
-            .iter()
-            .filter_map(|(name, merged)| Some((merged.created?.1, name.as_str(), merged)))
-            .max_by_key(|(newest, _, _)| *newest)
-            .map(|(_, name, merged)| (name, merged))
+        let name = self.shown.as_deref()?;
+        Some((name, self.by_collection.get(name)?))
     }
 
     /// What users see, or `None` while no create op has been seen (updates
@@ -775,6 +792,41 @@ mod tests {
     // Attacker review: a member giving one record thousands of collections
     // (names in falling order) made every create shift all the others; past
     // a few entries the state is a map. Either way it reads as one.
+    proptest::proptest! {
+        // Attacker review: finding the collection shown looked through
+        // every collection of the record at each change (quadratic in the
+        // creates of one id); it is kept now, and must stay the one of the
+        // newest create whatever the order the creates arrive in.
+        #[test]
+        fn the_collection_shown_is_the_newest_creates_in_any_order(
+            creates in proptest::collection::vec((0u8..12, 0u64..50, proptest::num::u8::ANY), 1..40)
+        ) {
+            let id = RecordId::new("r1").expect("an id");
+            let mut state = RecordState::new(id);
+            let origin = crate::Keypair::from_secret([1; 32]).public();
+            let mut newest: Option<(Stamp, String)> = None;
+            for (collection, ms, tie) in creates {
+                let collection = format!("c{collection}");
+                let stamp = Stamp {
+                    hlc: Hlc { wall_ms: ms, counter: 0 },
+                    op: Hash32([tie; 32]),
+                };
+                let create = RecordAction::Create {
+                    collection: collection.clone(),
+                    title: format!("in {collection}"),
+                    fields: BTreeMap::new(),
+                    tags: BTreeSet::new(),
+                };
+                state.apply(&collection, &create, stamp, origin);
+                if newest.as_ref().is_none_or(|(at, _)| stamp > *at) {
+                    newest = Some((stamp, collection));
+                }
+            }
+            let view = state.view().expect("created");
+            proptest::prop_assert_eq!(Some(view.collection), newest.map(|(_, c)| c));
+        }
+    }
+
     #[test]
     fn few_keeps_its_entries_sorted_across_the_switch_to_a_map() {
         let mut few: Few<String, usize> = Few::new();
