@@ -37,18 +37,46 @@ pub(crate) struct LastCheckpoint {
     spread_at: Option<std::time::Instant>,
 }
 
+/// Whether a member's checkpoint may spread (see [`LastCheckpoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spread {
+    /// Now (once judged).
+    Now,
+    /// Once this long has passed, if no newer one came meanwhile.
+    After(Duration),
+    /// Never: one as new was seen.
+    Never,
+}
+
 impl LastCheckpoint {
     /// Whether a checkpoint signed at `sent_ms` and seen `now` may spread
     /// (once judged): it is newer than any seen, and the last one that
-    /// spread is at least [`MIN_CHECKPOINT_INTERVAL`] old.
-    fn spreads(&mut self, sent_ms: u64, now: std::time::Instant) -> bool {
+    /// spread is at least [`MIN_CHECKPOINT_INTERVAL`] old, or it will be
+    /// after a wait (so a member's newest checkpoint is not lost for being
+    /// signed soon after the one before).
+    fn spreads(&mut self, sent_ms: u64, now: std::time::Instant) -> Spread {
         if sent_ms <= self.sent_ms {
-            return false;
+            return Spread::Never;
         }
         self.sent_ms = sent_ms;
-        if self
-            .spread_at
-            .is_some_and(|at| now.duration_since(at) < MIN_CHECKPOINT_INTERVAL)
+        match self.spread_at.map(|at| now.duration_since(at)) {
+            Some(since) if since < MIN_CHECKPOINT_INTERVAL => {
+                Spread::After(MIN_CHECKPOINT_INTERVAL - since)
+            }
+            _ => {
+                self.spread_at = Some(now);
+                Spread::Now
+            }
+        }
+    }
+
+    /// After the wait [`Spread::After`] asked for: whether the checkpoint
+    /// signed at `sent_ms` spreads now (no newer one came meanwhile).
+    fn spreads_after_wait(&mut self, sent_ms: u64, now: std::time::Instant) -> bool {
+        if sent_ms != self.sent_ms
+            || self
+                .spread_at
+                .is_some_and(|at| now.duration_since(at) < MIN_CHECKPOINT_INTERVAL)
         {
             return false;
         }
@@ -267,14 +295,29 @@ pub(super) async fn judge(
                 // per `MIN_CHECKPOINT_INTERVAL` of this instance's time: old
                 // ones replayed, or a flood of new ones, go no further.
                 let sent = hello.hello.sent_ms;
-                let spreads = net.with_shared(|s| {
+                let spread = net.with_shared(|s| {
                     s.checkpoints
                         .entry(author)
                         .or_default()
                         .spreads(sent, std::time::Instant::now())
                 });
-                if !spreads {
-                    return MessageAcceptance::Ignore;
+                match spread {
+                    Spread::Now => {}
+                    Spread::Never => return MessageAcceptance::Ignore,
+                    // Held (in this judging slot, within the publisher's
+                    // share) until the interval ends: then it spreads if
+                    // it is still the newest.
+                    Spread::After(wait) => {
+                        tokio::time::sleep(wait).await;
+                        let spreads = net.with_shared(|s| {
+                            s.checkpoints.get_mut(&author).is_some_and(|last| {
+                                last.spreads_after_wait(sent, std::time::Instant::now())
+                            })
+                        });
+                        if !spreads {
+                            return MessageAcceptance::Ignore;
+                        }
+                    }
                 }
                 match node.check_checkpoint(&hello).await {
                     Ok(()) => MessageAcceptance::Accept,
@@ -395,23 +438,54 @@ mod tests {
     fn a_members_checkpoints_spread_only_when_newer_and_at_most_one_per_interval() {
         let start = std::time::Instant::now();
         let mut last = LastCheckpoint::default();
-        assert!(last.spreads(10, start), "the first one");
-        assert!(!last.spreads(10, start), "the same one again");
-        assert!(
-            !last.spreads(9, start + MIN_CHECKPOINT_INTERVAL),
+        assert_eq!(last.spreads(10, start), Spread::Now, "the first one");
+        assert_eq!(last.spreads(10, start), Spread::Never, "the same one again");
+        assert_eq!(
+            last.spreads(9, start + MIN_CHECKPOINT_INTERVAL),
+            Spread::Never,
             "an older one"
         );
-        assert!(
-            !last.spreads(11, start + MIN_CHECKPOINT_INTERVAL / 2),
-            "a newer one too soon"
-        );
-        assert!(
+        assert_eq!(
             last.spreads(12, start + MIN_CHECKPOINT_INTERVAL),
+            Spread::Now,
             "a newer one in time"
         );
+        assert_eq!(
+            last.spreads(11, start + MIN_CHECKPOINT_INTERVAL * 3),
+            Spread::Never,
+            "one older than one seen stays old"
+        );
+    }
+
+    // The newest checkpoint held back by the interval was dropped, so the
+    // one that spread stayed until the member's next (threat model, open
+    // until 2026-12-03): now it waits out the interval and spreads, unless
+    // a newer one came meanwhile.
+    #[test]
+    fn a_members_newest_checkpoint_signed_too_soon_spreads_once_the_interval_is_over() {
+        let start = std::time::Instant::now();
+        let half = MIN_CHECKPOINT_INTERVAL / 2;
+        let mut last = LastCheckpoint::default();
+        assert_eq!(last.spreads(10, start), Spread::Now);
+        assert_eq!(
+            last.spreads(11, start + half),
+            Spread::After(MIN_CHECKPOINT_INTERVAL - half),
+            "a newer one too soon waits"
+        );
+        assert_eq!(
+            last.spreads(12, start + half),
+            Spread::After(MIN_CHECKPOINT_INTERVAL - half),
+            "and so does a newer one still"
+        );
+        let over = start + MIN_CHECKPOINT_INTERVAL;
         assert!(
-            !last.spreads(11, start + MIN_CHECKPOINT_INTERVAL * 3),
-            "one older than one seen but held back stays old"
+            !last.spreads_after_wait(11, over),
+            "the one overtaken while it waited stays back"
+        );
+        assert!(last.spreads_after_wait(12, over), "the newest spreads");
+        assert!(
+            !last.spreads_after_wait(12, over),
+            "once: the interval starts again"
         );
     }
 }
