@@ -76,8 +76,12 @@ impl Store {
             // pages (its random-keyed index entries), so the default ran a
             // checkpoint inside nearly every commit (ingest 10.1-10.4k
             // ops/s instead of 8.6-8.9k, `cargo bench -p dan-node --bench
-            // ingest`, 2026-12-03). Durability is the WAL's, unchanged.
-            .pragma("wal_autocheckpoint", "16384");
+            // ingest`, 2026-12-03; pages are 4 KiB). Durability is the
+            // WAL's, unchanged. After a checkpoint the file is cut back
+            // to 64 MiB, so reads that kept it from restarting cannot
+            // leave it larger for good.
+            .pragma("wal_autocheckpoint", "16384")
+            .pragma("journal_size_limit", "67108864");
         // Switch to WAL and migrate on one connection first: several
         // connections racing to change the journal mode of a new file
         // would fail with SQLITE_BUSY.

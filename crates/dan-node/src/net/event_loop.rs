@@ -93,6 +93,9 @@ struct EventLoop {
     /// Peers whose last answer was sent, let go a moment later (over QUIC
     /// a connection closed at once may lose what was just sent).
     leaving_soon: tokio_util::time::DelayQueue<PeerId>,
+    /// The peers in `leaving_soon`: one entry each, and nothing is
+    /// answered to them meanwhile.
+    leaving_peers: HashSet<PeerId>,
     /// Upkeep that runs once at a time.
     rescoring: Arc<Single>,
     checkpointing: Arc<Single>,
@@ -207,6 +210,7 @@ pub(super) async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, N
         listening: Some(listening),
         last_answers: HashMap::new(),
         leaving_soon: tokio_util::time::DelayQueue::new(),
+        leaving_peers: HashSet::new(),
         rescoring: Arc::default(),
         checkpointing: Arc::default(),
         polling_join: Arc::default(),
@@ -384,7 +388,9 @@ impl EventLoop {
                 }
                 _ = tick.tick() => self.on_tick(),
                 Some(leaving) = self.leaving_soon.next(), if !self.leaving_soon.is_empty() => {
-                    let _ = self.swarm.disconnect_peer_id(leaving.into_inner());
+                    let peer = leaving.into_inner();
+                    self.leaving_peers.remove(&peer);
+                    let _ = self.swarm.disconnect_peer_id(peer);
                 }
                 _ = held.tick(), if !self.held_forwards.is_empty() => self.release_held_forwards(),
             }
@@ -669,6 +675,12 @@ impl EventLoop {
                 ..
             } => {
                 let Some(key) = key_of(&peer) else { return };
+                // Its connection is closing: the request goes unanswered
+                // (it fails on the asking side, which may dial again).
+                if self.leaving_peers.contains(&peer) {
+                    drop(channel);
+                    return;
+                }
                 let permit = if self.within_rate(key) {
                     self.answering.clone().try_acquire_owned().ok()
                 } else {
@@ -731,7 +743,9 @@ impl EventLoop {
     /// An answer was sent (or could not be): the connection ends if the
     /// answer was the last (see [`sync::Answer`]).
     fn answered(&mut self, request: request_response::InboundRequestId) {
-        if let Some(peer) = self.last_answers.remove(&request) {
+        if let Some(peer) = self.last_answers.remove(&request)
+            && self.leaving_peers.insert(peer)
+        {
             self.leaving_soon.insert(peer, LAST_ANSWER_GRACE);
         }
     }

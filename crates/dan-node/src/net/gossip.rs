@@ -7,6 +7,7 @@
 //! reaches a non-member either.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,15 +36,19 @@ pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 pub(crate) struct LastCheckpoint {
     sent_ms: u64,
     spread_at: Option<std::time::Instant>,
+    /// Wakes the checkpoint of this member that waits for the interval to
+    /// end, when a newer one takes its place: one waits at a time, so a
+    /// member keeps at most one judging slot asleep.
+    waiting: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Whether a member's checkpoint may spread (see [`LastCheckpoint`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Spread {
     /// Now (once judged).
     Now,
-    /// Once this long has passed, if no newer one came meanwhile.
-    After(Duration),
+    /// Once this long has passed, unless told (a newer one came).
+    After(Duration, Arc<tokio::sync::Notify>),
     /// Never: one as new was seen.
     Never,
 }
@@ -53,15 +58,21 @@ impl LastCheckpoint {
     /// (once judged): it is newer than any seen, and the last one that
     /// spread is at least [`MIN_CHECKPOINT_INTERVAL`] old, or it will be
     /// after a wait (so a member's newest checkpoint is not lost for being
-    /// signed soon after the one before).
+    /// signed soon after the one before). A newer one ends the wait of the
+    /// one before at once.
     fn spreads(&mut self, sent_ms: u64, now: std::time::Instant) -> Spread {
         if sent_ms <= self.sent_ms {
             return Spread::Never;
         }
         self.sent_ms = sent_ms;
+        if let Some(overtaken) = self.waiting.take() {
+            overtaken.notify_one();
+        }
         match self.spread_at.map(|at| now.duration_since(at)) {
             Some(since) if since < MIN_CHECKPOINT_INTERVAL => {
-                Spread::After(MIN_CHECKPOINT_INTERVAL - since)
+                let wake = Arc::new(tokio::sync::Notify::new());
+                self.waiting = Some(wake.clone());
+                Spread::After(MIN_CHECKPOINT_INTERVAL - since, wake)
             }
             _ => {
                 self.spread_at = Some(now);
@@ -80,6 +91,7 @@ impl LastCheckpoint {
         {
             return false;
         }
+        self.waiting = None;
         self.spread_at = Some(now);
         true
     }
@@ -307,14 +319,18 @@ pub(super) async fn judge(
                     // Held (in this judging slot, within the publisher's
                     // share) until the interval ends: then it spreads if
                     // it is still the newest.
-                    Spread::After(wait) => {
-                        tokio::time::sleep(wait).await;
+                    Spread::After(wait, overtaken) => {
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = overtaken.notified() => return MessageAcceptance::Ignore,
+                        }
                         let spreads = net.with_shared(|s| {
                             s.checkpoints.get_mut(&author).is_some_and(|last| {
                                 last.spreads_after_wait(sent, std::time::Instant::now())
                             })
                         });
-                        if !spreads {
+                        // Its publisher may have been removed meanwhile.
+                        if !spreads || !node.serves(&author).await {
                             return MessageAcceptance::Ignore;
                         }
                     }
@@ -438,21 +454,33 @@ mod tests {
     fn a_members_checkpoints_spread_only_when_newer_and_at_most_one_per_interval() {
         let start = std::time::Instant::now();
         let mut last = LastCheckpoint::default();
-        assert_eq!(last.spreads(10, start), Spread::Now, "the first one");
-        assert_eq!(last.spreads(10, start), Spread::Never, "the same one again");
-        assert_eq!(
-            last.spreads(9, start + MIN_CHECKPOINT_INTERVAL),
-            Spread::Never,
+        assert!(
+            matches!(last.spreads(10, start), Spread::Now),
+            "the first one"
+        );
+        assert!(
+            matches!(last.spreads(10, start), Spread::Never),
+            "the same one again"
+        );
+        assert!(
+            matches!(
+                last.spreads(9, start + MIN_CHECKPOINT_INTERVAL),
+                Spread::Never
+            ),
             "an older one"
         );
-        assert_eq!(
-            last.spreads(12, start + MIN_CHECKPOINT_INTERVAL),
-            Spread::Now,
+        assert!(
+            matches!(
+                last.spreads(12, start + MIN_CHECKPOINT_INTERVAL),
+                Spread::Now
+            ),
             "a newer one in time"
         );
-        assert_eq!(
-            last.spreads(11, start + MIN_CHECKPOINT_INTERVAL * 3),
-            Spread::Never,
+        assert!(
+            matches!(
+                last.spreads(11, start + MIN_CHECKPOINT_INTERVAL * 3),
+                Spread::Never
+            ),
             "one older than one seen stays old"
         );
     }
@@ -460,23 +488,24 @@ mod tests {
     // The newest checkpoint held back by the interval was dropped, so the
     // one that spread stayed until the member's next (threat model, open
     // until 2026-12-03): now it waits out the interval and spreads, unless
-    // a newer one came meanwhile.
-    #[test]
-    fn a_members_newest_checkpoint_signed_too_soon_spreads_once_the_interval_is_over() {
+    // a newer one came meanwhile, which ends its wait at once (so one
+    // member keeps at most one judging slot waiting; attacker review).
+    #[tokio::test]
+    async fn a_members_newest_checkpoint_signed_too_soon_spreads_once_the_interval_is_over() {
         let start = std::time::Instant::now();
         let half = MIN_CHECKPOINT_INTERVAL / 2;
         let mut last = LastCheckpoint::default();
-        assert_eq!(last.spreads(10, start), Spread::Now);
-        assert_eq!(
-            last.spreads(11, start + half),
-            Spread::After(MIN_CHECKPOINT_INTERVAL - half),
-            "a newer one too soon waits"
-        );
-        assert_eq!(
-            last.spreads(12, start + half),
-            Spread::After(MIN_CHECKPOINT_INTERVAL - half),
-            "and so does a newer one still"
-        );
+        assert!(matches!(last.spreads(10, start), Spread::Now));
+        let Spread::After(wait, first) = last.spreads(11, start + half) else {
+            panic!("a newer one too soon waits");
+        };
+        assert_eq!(wait, MIN_CHECKPOINT_INTERVAL - half);
+        let Spread::After(_, _second) = last.spreads(12, start + half) else {
+            panic!("and so does a newer one still");
+        };
+        tokio::time::timeout(Duration::from_secs(1), first.notified())
+            .await
+            .expect("the overtaken one is woken to give up its slot");
         let over = start + MIN_CHECKPOINT_INTERVAL;
         assert!(
             !last.spreads_after_wait(11, over),

@@ -444,10 +444,14 @@ impl Tasks {
         let single = single.clone();
         self.keep_up(async move {
             loop {
-                while single.wanted.swap(false, SeqCst) {
-                    make().await;
+                {
+                    // Lets go when the runs end, or when one panics (the
+                    // next request then starts afresh).
+                    let _release = Release(&single);
+                    while single.wanted.swap(false, SeqCst) {
+                        make().await;
+                    }
                 }
-                single.running.store(false, SeqCst);
                 // Asked between the last run and letting go: run again,
                 // unless another task took it up meanwhile.
                 if !single.wanted.load(SeqCst) || single.running.swap(true, SeqCst) {
@@ -496,6 +500,17 @@ impl Tasks {
 pub(crate) struct Single {
     running: std::sync::atomic::AtomicBool,
     wanted: std::sync::atomic::AtomicBool,
+}
+
+/// Marks a [`Single`] as no longer running when dropped.
+struct Release<'a>(&'a Single);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// How many tasks of one kind run now, and the most that ran at once.
