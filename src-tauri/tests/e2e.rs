@@ -168,6 +168,23 @@ fn by_label(label: &str) -> String {
     format!("[aria-label=\"{label}\"]")
 }
 
+/// Clicks what `css` finds as a person would once nothing lies over it (a
+/// toast may for a moment, and the page may draw the element again): while
+/// WebDriver refuses the click, finds it again and tries again, for 10 s.
+async fn click_when_free(client: &Client, css: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match find(client, css).await?.click().await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("clicking {css} was refused ({e}); trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("clicking {css}")),
+        }
+    }
+}
+
 async fn find(client: &Client, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
     match client
         .wait()
@@ -552,10 +569,7 @@ async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_windo
         alice_history_ends(&["delete", "restore", "delete"])
     })?;
     gone(&client, &by_label("Record Edited in the window")).await?;
-    find(&client, &by_label("Show deleted records"))
-        .await?
-        .click()
-        .await?;
+    click_when_free(&client, &by_label("Show deleted records")).await?;
     find(&client, &by_label("Record Edited in the window"))
         .await?
         .click()
@@ -574,10 +588,7 @@ async fn desktop_app_first_run_join_edit_and_unapproved_builds_in_the_real_windo
                 .is_ok_and(|r| r["deleted"] == false && r["title"] == "Edited in the window")
     })?;
     screenshot(&client, "record-restored").await?;
-    find(&client, &by_label("Show deleted records"))
-        .await?
-        .click()
-        .await?;
+    click_when_free(&client, &by_label("Show deleted records")).await?;
 
     // 4c. The history says what each change did; the first version comes
     //     back from it.
