@@ -17,8 +17,10 @@ use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, NegentropyStorageVector};
 
 use super::instance::{Instance, Link};
+use super::wire::Gossip;
 use super::wire::{MAX_FETCH_IDS, Request, Response};
-use super::{Command, PeerVerdict, Shared, gossip::Trust, peer_id_of, sync};
+use super::{Command, PeerVerdict, Shared, gossip, gossip::Trust, peer_id_of, sync};
+use crate::deprecation::EvidenceOutcome;
 use crate::error::NodeError;
 use crate::ingest::IngestOutcome;
 use crate::membership::{JoinAnswer, JoinProgress};
@@ -97,6 +99,32 @@ impl FakeInstance {
         });
     }
 
+    /// Its hello as of now.
+    fn hello(&self) -> Hello {
+        self.with(|s| {
+            let ids: Vec<u8> = s.ops.keys().flat_map(|id| id.0).collect();
+            Hello {
+                peer: s.keypair.public(),
+                protocol_version: dan_core::PROTOCOL_VERSION,
+                code_hash: Hash32([1; 32]),
+                network: Some(s.network),
+                charter_hash: None,
+                ops_root: Some(Hash32::of(&ids)),
+                deprecations_root: None,
+                state_root: None,
+                op_count: s.ops.len() as u64,
+                origin_seq: 0,
+                sent_ms: crate::replication::now_ms(),
+                awaiting_approval: false,
+            }
+        })
+    }
+
+    /// `hello` signed by this instance.
+    fn signed(&self, hello: Hello) -> SignedHello {
+        self.with(|s| SignedHello::sign(hello, &s.keypair))
+    }
+
     fn op_ids(&self) -> HashSet<OpId> {
         self.with(|s| s.ops.keys().copied().collect())
     }
@@ -118,24 +146,7 @@ impl Instance for FakeInstance {
     }
 
     async fn signed_hello(&self) -> SignedHello {
-        self.with(|s| {
-            let ids: Vec<u8> = s.ops.keys().flat_map(|id| id.0).collect();
-            let hello = Hello {
-                peer: s.keypair.public(),
-                protocol_version: dan_core::PROTOCOL_VERSION,
-                code_hash: Hash32([1; 32]),
-                network: Some(s.network),
-                charter_hash: None,
-                ops_root: Some(Hash32::of(&ids)),
-                deprecations_root: None,
-                state_root: None,
-                op_count: s.ops.len() as u64,
-                origin_seq: 0,
-                sent_ms: crate::replication::now_ms(),
-                awaiting_approval: false,
-            };
-            SignedHello::sign(hello, &s.keypair)
-        })
+        self.signed(self.hello())
     }
 
     async fn judge(&self, peer: &PeerKey, _hello: &SignedHello) -> Verdict {
@@ -219,8 +230,8 @@ impl Instance for FakeInstance {
         None
     }
 
-    async fn accept_evidence(&self, _signed: SignedEvidence) -> Result<(), NodeError> {
-        Ok(())
+    async fn accept_evidence(&self, _signed: SignedEvidence) -> Result<EvidenceOutcome, NodeError> {
+        Ok(EvidenceOutcome::Known)
     }
 
     async fn adopt_pending_evidence(&self) -> Result<(), NodeError> {
@@ -736,4 +747,98 @@ async fn bad_input_fake_join_refused_by_the_inviter_says_why_and_keeps_nothing()
     );
     assert!(bea.with(|s| s.joining.is_none()), "not joining after all");
     assert_eq!(bea.with(|s| s.genesis.clone()), None);
+}
+
+/// `hello` as a gossip message.
+fn checkpoint(hello: &SignedHello) -> Vec<u8> {
+    postcard::to_allocvec(&Gossip::Checkpoint(hello.to_bytes())).expect("encodes")
+}
+
+#[tokio::test]
+async fn bad_input_fake_gossip_from_a_publisher_not_served_or_not_gossip_goes_no_further() {
+    use libp2p::gossipsub::MessageAcceptance;
+    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
+    ada.admit(&[&bea]);
+    let links = network(&[&ada, &bea]);
+    let (ada_link, bea_link) = (&links[0], &links[1]);
+    let ops = postcard::to_allocvec(&Gossip::Ops(vec![b"1 bea op".to_vec()])).expect("encodes");
+
+    // Bea counts Ada as no member: nothing Ada publishes spreads through
+    // Bea, nor is it ingested.
+    let heard = gossip::judge(&bea, bea_link, ada_link.me, Some(ada_link.me), &ops).await;
+    assert_eq!(heard, MessageAcceptance::Ignore);
+    assert_eq!(bea.with(|s| s.ingested_batches), 0);
+
+    // Bytes that are not gossip, or gossip without a publisher, are refused.
+    let garbage = gossip::judge(&ada, ada_link, bea_link.me, Some(bea_link.me), b"\xff\xff").await;
+    assert_eq!(garbage, MessageAcceptance::Reject);
+    let anonymous = gossip::judge(&ada, ada_link, bea_link.me, None, &ops).await;
+    assert_eq!(anonymous, MessageAcceptance::Reject);
+}
+
+#[tokio::test]
+async fn bad_input_fake_a_checkpoint_published_by_another_member_is_refused() {
+    use libp2p::gossipsub::MessageAcceptance;
+    let (ada, bea, cleo) = (
+        FakeInstance::new(1),
+        FakeInstance::new(2),
+        FakeInstance::new(3),
+    );
+    ada.admit(&[&bea, &cleo]);
+    let links = network(&[&ada, &bea, &cleo]);
+    let (ada_link, bea_link, cleo_link) = (&links[0], &links[1], &links[2]);
+    // Bea publishes Cleo's checkpoint as if it were hers.
+    let cleos = checkpoint(&cleo.signed_hello().await);
+    let judged = gossip::judge(&ada, ada_link, bea_link.me, Some(bea_link.me), &cleos).await;
+    assert_eq!(judged, MessageAcceptance::Reject);
+    // Published by Cleo herself, it spreads.
+    let judged = gossip::judge(&ada, ada_link, cleo_link.me, Some(cleo_link.me), &cleos).await;
+    assert_eq!(judged, MessageAcceptance::Accept);
+    // The same one again goes no further.
+    let again = gossip::judge(&ada, ada_link, bea_link.me, Some(cleo_link.me), &cleos).await;
+    assert_eq!(again, MessageAcceptance::Ignore);
+}
+
+#[tokio::test]
+async fn fake_a_members_checkpoint_signed_too_soon_spreads_after_the_interval_unless_overtaken() {
+    use libp2p::gossipsub::MessageAcceptance;
+    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
+    ada.admit(&[&bea]);
+    let links = network(&[&ada, &bea]);
+    let (ada_link, bea_link) = (&links[0], &links[1]);
+    let signed_at = |ms: u64| {
+        let mut hello = bea.hello();
+        hello.sent_ms = ms;
+        checkpoint(&bea.signed(hello))
+    };
+    let judge = |data: Vec<u8>| {
+        let (ada, ada_link, from) = (ada.clone(), ada_link.clone(), bea_link.me);
+        async move { gossip::judge(&ada, &ada_link, from, Some(from), &data).await }
+    };
+    assert_eq!(judge(signed_at(1_000)).await, MessageAcceptance::Accept);
+    // Two newer ones at once, within the interval: the first is overtaken
+    // and gives up at once; the newest waits it out and spreads.
+    let started = std::time::Instant::now();
+    let (overtaken, newest) = tokio::join!(
+        async {
+            let judged = judge(signed_at(2_000)).await;
+            (judged, started.elapsed())
+        },
+        async {
+            tokio::task::yield_now().await;
+            judge(signed_at(3_000)).await
+        }
+    );
+    assert_eq!(overtaken.0, MessageAcceptance::Ignore);
+    assert!(
+        overtaken.1 < gossip::MIN_CHECKPOINT_INTERVAL / 4,
+        "the overtaken one gave up its slot at once, not after the wait: {:?}",
+        overtaken.1
+    );
+    assert_eq!(newest, MessageAcceptance::Accept);
+    assert!(
+        started.elapsed() >= gossip::MIN_CHECKPOINT_INTERVAL / 2,
+        "the newest waited for the interval: {:?}",
+        started.elapsed()
+    );
 }

@@ -17,10 +17,10 @@ use libp2p::PeerId;
 use libp2p::gossipsub::{self, MessageAcceptance, PeerScoreParams, PeerScoreThresholds};
 use serde::Serialize;
 
+use super::instance::{Instance, Link};
 use super::wire::Gossip;
-use super::{NetHandle, key_of, sync};
+use super::{key_of, sync};
 use crate::deprecation::EvidenceOutcome;
-use crate::node::Node;
 
 /// Gossip messages judged at once; more are dropped (not forwarded) and
 /// their content reaches this instance by the next reconciliation.
@@ -283,9 +283,9 @@ impl GossipTally {
 /// Checks one gossip message that the accepted member `from` sent on,
 /// applies what it carries, and says whether it may spread. `author` is
 /// the peer that published it (gossipsub checks its signature).
-pub(super) async fn judge(
-    node: &Node,
-    net: &NetHandle,
+pub(super) async fn judge<I: Instance, L: Link>(
+    node: &I,
+    net: &L,
     from: PeerId,
     author: Option<PeerId>,
     data: &[u8],
@@ -296,7 +296,7 @@ pub(super) async fn judge(
     ) else {
         return MessageAcceptance::Reject;
     };
-    if !node.serves(&author).await {
+    if !sync::serves(node, &author).await {
         return MessageAcceptance::Ignore;
     }
     match gossip {
@@ -330,7 +330,7 @@ pub(super) async fn judge(
                             })
                         });
                         // Its publisher may have been removed meanwhile.
-                        if !spreads || !node.serves(&author).await {
+                        if !spreads || !sync::serves(node, &author).await {
                             return MessageAcceptance::Ignore;
                         }
                     }
@@ -369,9 +369,9 @@ pub(super) async fn judge(
 /// instance serves. The outcome of an ingest also covers ops that waited
 /// from before, so only this message's ops are looked at. Ops that wait
 /// make this instance pull from `from`.
-async fn judge_ops(
-    node: &Node,
-    net: &NetHandle,
+async fn judge_ops<I: Instance, L: Link>(
+    node: &I,
+    net: &L,
     from: PeerId,
     ops: Vec<Vec<u8>>,
 ) -> MessageAcceptance {
@@ -400,7 +400,7 @@ async fn judge_ops(
         return MessageAcceptance::Accept;
     }
     for op in waiting {
-        if node.serves(&op.body().origin).await {
+        if sync::serves(node, &op.body().origin).await {
             return MessageAcceptance::Accept;
         }
     }

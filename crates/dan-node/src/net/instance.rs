@@ -14,6 +14,7 @@ use negentropy::NegentropyStorageVector;
 
 use super::wire::{Request, Response};
 use super::{Command, NetHandle, Shared};
+use crate::deprecation::EvidenceOutcome;
 use crate::error::NodeError;
 use crate::ingest::IngestOutcome;
 use crate::membership::{JoinAnswer, JoinProgress};
@@ -73,7 +74,7 @@ pub(crate) trait Instance: Clone + Send + Sync + 'static {
     fn accept_evidence(
         &self,
         signed: SignedEvidence,
-    ) -> impl Future<Output = Result<(), NodeError>> + Send;
+    ) -> impl Future<Output = Result<EvidenceOutcome, NodeError>> + Send;
     /// Adopts deprecations a quorum of members announces.
     fn adopt_pending_evidence(&self) -> impl Future<Output = Result<(), NodeError>> + Send;
     /// Checks again evidence that waited for ops now held.
@@ -222,8 +223,8 @@ impl Instance for Node {
         Node::evidence_against(self, peer).await
     }
 
-    async fn accept_evidence(&self, signed: SignedEvidence) -> Result<(), NodeError> {
-        Node::accept_evidence(self, signed).await.map(drop)
+    async fn accept_evidence(&self, signed: SignedEvidence) -> Result<EvidenceOutcome, NodeError> {
+        Node::accept_evidence(self, signed).await
     }
 
     async fn adopt_pending_evidence(&self) -> Result<(), NodeError> {

@@ -51,7 +51,7 @@ async fn still_serving<I: Instance>(node: &I, key: &PeerKey, until: Option<dan_c
 
 /// Whether `key` is served everything (a member in good standing whose
 /// last hello was not refused).
-async fn serves<I: Instance>(node: &I, key: &PeerKey) -> bool {
+pub(super) async fn serves<I: Instance>(node: &I, key: &PeerKey) -> bool {
     matches!(node.serving(key).await, Serving::Everything)
 }
 
