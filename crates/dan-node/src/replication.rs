@@ -206,12 +206,6 @@ impl Node {
             && !dan_core::op::verify_ops(vec![op]).0.is_empty()
     }
 
-    /// Whether this instance serves ops to `peer` right now: a member in its
-    /// own replica whose last hello was not refused.
-    pub async fn serves(&self, peer: &PeerKey) -> bool {
-        matches!(self.serving(peer).await, Serving::Everything)
-    }
-
     /// How much of the op set this instance serves `peer`: everything to a
     /// member in good standing; to a member removed by vote the ops up to
     /// the decision (so that it learns of its own removal, and nothing

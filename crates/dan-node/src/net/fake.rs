@@ -819,13 +819,19 @@ async fn fake_a_members_checkpoint_signed_too_soon_spreads_after_the_interval_un
     // Two newer ones at once, within the interval: the first is overtaken
     // and gives up at once; the newest waits it out and spreads.
     let started = std::time::Instant::now();
+    let bea_key = bea.key();
     let (overtaken, newest) = tokio::join!(
         async {
             let judged = judge(signed_at(2_000)).await;
             (judged, started.elapsed())
         },
         async {
-            tokio::task::yield_now().await;
+            // Only once the first waits does the newer one come.
+            eventually("the first to wait", || {
+                ada_link
+                    .with_shared(|s| s.checkpoints.get(&bea_key).is_some_and(|c| c.is_waiting()))
+            })
+            .await;
             judge(signed_at(3_000)).await
         }
     );

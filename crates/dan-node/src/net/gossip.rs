@@ -81,6 +81,12 @@ impl LastCheckpoint {
         }
     }
 
+    /// Whether one of this member's checkpoints waits for the interval.
+    #[cfg(test)]
+    pub(super) fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
     /// After the wait [`Spread::After`] asked for: whether the checkpoint
     /// signed at `sent_ms` spreads now (no newer one came meanwhile).
     fn spreads_after_wait(&mut self, sent_ms: u64, now: std::time::Instant) -> bool {
