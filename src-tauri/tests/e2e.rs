@@ -1143,7 +1143,14 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     click_admin(&bea, "//button[normalize-space()='Codes match — approve']").await?;
     wait_for_state(&cleo, "active").await?;
 
-    // A record written in Cleo's window reaches Ada's.
+    // Bea starts a record and is half way through when Cleo's record
+    // arrives: her list takes it in, her form stays as she left it.
+    click_tab(&bea, "Records").await?;
+    button(&bea, "New record").await?.click().await?;
+    type_into(&bea, "Collection", "books").await?;
+    type_into(&bea, "Title", "Written by Be").await?;
+
+    // A record written in Cleo's window reaches Ada's and Bea's.
     button(&cleo, "New record").await?.click().await?;
     type_into(&cleo, "Collection", "books").await?;
     type_into(&cleo, "Title", "Written by Cleo").await?;
@@ -1153,6 +1160,29 @@ async fn desktop_three_windows_on_three_builds_form_a_network_approving_a_versio
     button(&cleo, "Create record").await?.click().await?;
     click_tab(&ada, "Records").await?;
     find(&ada, &by_label("Record Written by Cleo")).await?;
+    find(&bea, &by_label("Record Written by Cleo")).await?;
+    assert_eq!(
+        value_of(&bea, &by_label("Title")).await?,
+        "Written by Be",
+        "a record arriving left Bea's half-typed form alone"
+    );
+    type_into(&bea, "Title", "Written by Bea").await?;
+    button(&bea, "Create record").await?.click().await?;
+    for window in [&ada, &cleo] {
+        find(window, &by_label("Record Written by Bea")).await?;
+    }
+
+    // Ada deletes Bea's record: it goes from Bea's list; Ada restores it
+    // from the deleted records, and it is back in Bea's.
+    click_label(&ada, "Record Written by Bea").await?;
+    button(&ada, "Delete record").await?.click().await?;
+    gone(&bea, &by_label("Record Written by Bea")).await?;
+    click_when_free(&ada, &by_label("Show deleted records")).await?;
+    click_label(&ada, "Record Written by Bea").await?;
+    button(&ada, "Restore record").await?.click().await?;
+    see(&ada, "“Written by Bea” restored.", Duration::from_secs(30)).await?;
+    click_when_free(&ada, &by_label("Show deleted records")).await?;
+    find(&bea, &by_label("Record Written by Bea")).await?;
 
     // Two people edit one record at once. Ada changes the title while
     // Cleo changes the shelf: both changes are kept (an edit sends only
