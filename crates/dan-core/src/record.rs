@@ -789,9 +789,6 @@ impl RecordView {
 mod tests {
     use super::*;
 
-    // Attacker review: a member giving one record thousands of collections
-    // (names in falling order) made every create shift all the others; past
-    // a few entries the state is a map. Either way it reads as one.
     proptest::proptest! {
         // Attacker review: finding the collection shown looked through
         // every collection of the record at each change (quadratic in the
@@ -853,6 +850,9 @@ mod tests {
         }
     }
 
+    // Attacker review: a member giving one record thousands of collections
+    // (names in falling order) made every create shift all the others; past
+    // a few entries the state is a map. Either way it reads as one.
     #[test]
     fn few_keeps_its_entries_sorted_across_the_switch_to_a_map() {
         let mut few: Few<String, usize> = Few::new();

@@ -12,6 +12,7 @@ use std::time::Duration;
 use dan_core::conformance::{Hello, SignedHello, Verdict};
 use dan_core::invite::Invite;
 use dan_core::{Hash32, Hlc, Keypair, MemberStatus, OpId, PeerKey, SignedEvidence, SignedInvite};
+use libp2p::gossipsub::MessageAcceptance;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, NegentropyStorageVector};
@@ -326,6 +327,16 @@ impl FakeLink {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    /// What this side's peer table says of `key`.
+    fn peer(&self, key: &PeerKey) -> Option<super::PeerInfo> {
+        self.with_shared(|s| s.peers.get(key).cloned())
+    }
+
+    /// Whether this side told the swarm to disconnect `peer`.
+    fn disconnected(&self, peer: PeerId) -> bool {
+        self.commands().contains(&format!("disconnect {peer}"))
+    }
 }
 
 impl Link for FakeLink {
@@ -408,6 +419,14 @@ fn network(instances: &[&FakeInstance]) -> Vec<FakeLink> {
     links
 }
 
+/// Ada and Bea, each counting the other as a member to replicate with.
+fn two_members() -> (FakeInstance, FakeInstance) {
+    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
+    ada.admit(&[&bea]);
+    bea.admit(&[&ada]);
+    (ada, bea)
+}
+
 /// Makes `link`'s peer answer with `lie` where it returns an answer.
 fn lie(link: &FakeLink, lie: Lie) {
     if let Some(entry) = link
@@ -431,9 +450,7 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn fake_handshake_judges_the_peer_then_both_sides_pull_what_they_lack() {
-    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
-    ada.admit(&[&bea]);
-    bea.admit(&[&ada]);
+    let (ada, bea) = two_members();
     // More than one fetch's worth, so the pull goes in several requests.
     ada.write("ada", MAX_FETCH_IDS + 500, 1_000);
     bea.write("bea", 20, 5_000);
@@ -447,9 +464,8 @@ async fn fake_handshake_judges_the_peer_then_both_sides_pull_what_they_lack() {
         "Bea pulled every op Ada has"
     );
     assert_eq!(bea.op_ids().len(), MAX_FETCH_IDS + 520);
-    let info = bea_link.with_shared(|s| s.peers.get(&ada.key()).cloned());
     assert_eq!(
-        info.and_then(|i| i.verdict),
+        bea_link.peer(&ada.key()).and_then(|i| i.verdict),
         Some(PeerVerdict::Replicate),
         "Bea recorded Ada as a member to replicate with"
     );
@@ -495,30 +511,23 @@ async fn fake_handshake_with_a_peer_that_refuses_takes_nothing_and_disconnects()
     sync::handshake(bea.clone(), bea_link.clone(), ada_link.me).await;
 
     assert!(bea.op_ids().is_empty(), "Bea got nothing from Ada");
-    let refused = bea_link
-        .with_shared(|s| s.peers.get(&ada.key()).cloned())
-        .and_then(|i| i.refused);
+    let refused = bea_link.peer(&ada.key()).and_then(|i| i.refused);
     assert_eq!(
         refused.as_deref(),
         Some("refused by the peer: not a member of this network")
     );
     assert!(
-        bea_link
-            .commands()
-            .contains(&format!("disconnect {}", ada_link.me)),
+        bea_link.disconnected(ada_link.me),
         "{:?}",
         bea_link.commands()
     );
-    let ada_view = ada_link.with_shared(|s| s.peers.get(&bea.key()).cloned());
     assert_eq!(
-        ada_view.and_then(|i| i.verdict),
+        ada_link.peer(&bea.key()).and_then(|i| i.verdict),
         Some(PeerVerdict::Refused),
         "Ada judged Bea before answering"
     );
     assert!(
-        ada_link
-            .commands()
-            .contains(&format!("disconnect {}", bea_link.me)),
+        ada_link.disconnected(bea_link.me),
         "Ada lets Bea go once its refusal is sent: {:?}",
         ada_link.commands()
     );
@@ -526,9 +535,7 @@ async fn fake_handshake_with_a_peer_that_refuses_takes_nothing_and_disconnects()
 
 #[tokio::test]
 async fn bad_input_fake_pull_from_a_peer_answering_with_ops_nobody_asked_for_ends() {
-    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
-    ada.admit(&[&bea]);
-    bea.admit(&[&ada]);
+    let (ada, bea) = two_members();
     ada.write("ada", 100, 1_000);
     let links = network(&[&ada, &bea]);
     let (ada_link, bea_link) = (&links[0], &links[1]);
@@ -559,9 +566,7 @@ async fn bad_input_fake_pull_from_a_peer_answering_with_ops_nobody_asked_for_end
 
 #[tokio::test]
 async fn bad_input_fake_a_member_that_is_not_served_gets_nothing_though_its_hello_passed() {
-    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
-    ada.admit(&[&bea]);
-    bea.admit(&[&ada]);
+    let (ada, bea) = two_members();
     ada.write("ada", 30, 1_000);
     ada.with(|s| s.not_served.insert(bea.key()));
     let links = network(&[&ada, &bea]);
@@ -584,9 +589,7 @@ async fn bad_input_fake_a_member_that_is_not_served_gets_nothing_though_its_hell
 
 #[tokio::test]
 async fn bad_input_fake_a_claim_that_our_chain_goes_further_without_our_op_is_not_believed() {
-    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
-    ada.admit(&[&bea]);
-    bea.admit(&[&ada]);
+    let (ada, bea) = two_members();
     let links = network(&[&ada, &bea]);
     let (ada_link, bea_link) = (&links[0], &links[1]);
     // Ada says Bea signed 1000 ops Bea does not hold, and shows none.
@@ -611,9 +614,7 @@ async fn bad_input_fake_a_claim_that_our_chain_goes_further_without_our_op_is_no
 
 #[tokio::test]
 async fn bad_input_fake_addresses_naming_one_member_again_and_again_dial_it_once() {
-    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
-    ada.admit(&[&bea]);
-    bea.admit(&[&ada]);
+    let (ada, bea) = two_members();
     let cleo = Keypair::from_secret([3; 32]).public();
     bea.with(|s| s.offline.push(cleo));
     let links = network(&[&ada, &bea]);
@@ -756,7 +757,6 @@ fn checkpoint(hello: &SignedHello) -> Vec<u8> {
 
 #[tokio::test]
 async fn bad_input_fake_gossip_from_a_publisher_not_served_or_not_gossip_goes_no_further() {
-    use libp2p::gossipsub::MessageAcceptance;
     let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
     ada.admit(&[&bea]);
     let links = network(&[&ada, &bea]);
@@ -778,7 +778,6 @@ async fn bad_input_fake_gossip_from_a_publisher_not_served_or_not_gossip_goes_no
 
 #[tokio::test]
 async fn bad_input_fake_a_checkpoint_published_by_another_member_is_refused() {
-    use libp2p::gossipsub::MessageAcceptance;
     let (ada, bea, cleo) = (
         FakeInstance::new(1),
         FakeInstance::new(2),
@@ -801,7 +800,6 @@ async fn bad_input_fake_a_checkpoint_published_by_another_member_is_refused() {
 
 #[tokio::test]
 async fn fake_a_members_checkpoint_signed_too_soon_spreads_after_the_interval_unless_overtaken() {
-    use libp2p::gossipsub::MessageAcceptance;
     let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
     ada.admit(&[&bea]);
     let links = network(&[&ada, &bea]);

@@ -1,5 +1,5 @@
-//! What the replication conversations ([`super::sync`]) ask, as two
-//! traits: [`Instance`], the questions put to this instance (the real one
+//! What the replication conversations ([`super::sync`]) and the judging
+//! of gossip ([`super::gossip`]) ask, as two traits: [`Instance`], the questions put to this instance (the real one
 //! is [`Node`]), and [`Link`], what they need of the network (the real one
 //! is [`NetHandle`], over the swarm). The conversations know nothing else,
 //! so tests run them against an in-memory fake of either side.

@@ -672,11 +672,6 @@ impl NetHandle {
         self.with_shared(|s| (s.own_chain_head, s.chain_confirmed))
     }
 
-    /// Records that `by` refuses this instance as deprecated.
-    pub fn note_deprecated(&self, by: PeerKey, reason: &str) {
-        self.with_shared(|s| s.note_deprecated(by, reason));
-    }
-
     /// Forgets what peers said about this instance's chain (after moving
     /// to another network, where its chain starts over).
     pub fn forget_chain_head(&self) {
