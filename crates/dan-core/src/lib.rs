@@ -24,6 +24,7 @@ pub mod look_alike;
 pub mod op;
 pub mod record;
 pub mod replica;
+pub mod snapshot;
 
 pub use build::{ApprovedBuild, BuildKind, BuildLabel};
 pub use charter::{Charter, Genesis, PROTOCOL_VERSION, SignedGenesis};
@@ -39,3 +40,4 @@ pub use look_alike::{LookAlike, LookAlikeKind};
 pub use op::{Op, OpBody, Payload, VerifiedOp};
 pub use record::{FieldValue, RecordAction, RecordId, RecordView};
 pub use replica::{Applied, OpRejection, Replica};
+pub use snapshot::ReplicaSnapshot;

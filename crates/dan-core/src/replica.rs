@@ -20,6 +20,7 @@ use crate::hlc::Hlc;
 use crate::identity::PeerKey;
 use crate::op::{Context, MAX_CONTEXT_ORIGINS, OpBody, Payload, VerifiedOp};
 use crate::record::{RecordAction, RecordError, RecordId, RecordState, RecordView, Stamp};
+use crate::snapshot::ReplicaSnapshot;
 
 /// Why an op was not applied. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -440,21 +441,56 @@ impl Replica {
     /// its row says it takes over (approvals of another version do not
     /// count, so approving one again would change nothing).
     pub fn join_request(&self, peer: &PeerKey) -> Option<&crate::invite::SignedJoinRequest> {
-        let seat = self.member(peer).map(|m| m.succeeds);
+        self.approved_requests()
+            .find(|request| request.request.joiner == *peer)
+    }
+
+    /// The approved join requests, newest first, of the versions that name
+    /// the seat their joiner's row says it takes over.
+    fn approved_requests(&self) -> impl Iterator<Item = &crate::invite::SignedJoinRequest> {
         self.governance
             .values()
             .rev()
-            .find_map(|entry| match &entry.action {
-                GovernanceAction::Approve { request }
-                    if request.request.joiner == *peer
-                        && seat.is_none_or(|seat| {
-                            request.request.succeeds.as_ref().map(|s| s.predecessor) == seat
-                        }) =>
-                {
-                    Some(request.as_ref())
-                }
+            .filter_map(|entry| match &entry.action {
+                GovernanceAction::Approve { request } => Some(request.as_ref()),
                 _ => None,
             })
+            .filter(|request| {
+                let seat = self.member(&request.request.joiner).map(|m| m.succeeds);
+                seat.is_none_or(|seat| {
+                    request.request.succeeds.as_ref().map(|s| s.predecessor) == seat
+                })
+            })
+    }
+
+    /// What this replica says about its network now, as a value to read
+    /// without holding the replica.
+    pub fn snapshot(&self) -> ReplicaSnapshot {
+        let mut join_requests = BTreeMap::new();
+        for request in self.approved_requests() {
+            join_requests
+                .entry(request.request.joiner)
+                .or_insert_with(|| request.clone());
+        }
+        ReplicaSnapshot {
+            network_id: self.network_id,
+            charter: self.charter.clone(),
+            members: self.members.clone(),
+            voters: self.voters(),
+            join_requests,
+            proposals: self.proposals.values().cloned().collect(),
+            ever_approved: self.ever_approved.clone(),
+            forming: self.is_forming(),
+            chain_lens: self
+                .chains
+                .iter()
+                .map(|(origin, chain)| (*origin, chain.len() as u64))
+                .collect(),
+            op_count: self.op_count,
+            ops_root: self.ops_root(),
+            state_root: self.state_root(),
+            deprecations_root: self.deprecations_root(),
+        }
     }
 
     /// Whether `peer` is a member in good standing.

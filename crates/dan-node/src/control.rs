@@ -6,12 +6,14 @@
 //! `control.token` (mode 0600), so only the instance's owner can use it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use dan_store::RecordQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 
 use crate::api::{CreateNetwork, PutRecord};
 use crate::error::NodeError;
@@ -24,6 +26,12 @@ pub const SOCKET_FILE: &str = "control.sock";
 pub const TOKEN_FILE: &str = "control.token";
 /// Largest request accepted, in bytes.
 pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
+/// Most control connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a connection may take to send its request.
+const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long commands under way may finish once shutdown begins.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A command for the running instance.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -265,18 +273,30 @@ pub async fn serve(
     let listener = UnixListener::bind(&socket)
         .map_err(NodeError::io(format!("listening on {}", socket.display())))?;
     dan_store::private::protect(&socket)?;
+    let connections = tokio_util::task::TaskTracker::new();
+    let room = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        // A connection is taken only when there is room for it: the
+        // others wait in the socket's backlog.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = room.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let node = node.clone();
                     let token = token.clone();
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         if let Err(e) = handle(stream, &node, &token).await {
                             tracing::debug!("control connection: {e}");
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => tracing::warn!("control channel accept failed: {e}"),
@@ -285,15 +305,29 @@ pub async fn serve(
     }
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(dir.join(TOKEN_FILE));
+    // Commands under way finish (or are cut off) before the instance
+    // closes its store.
+    connections.close();
+    if tokio::time::timeout(SHUTDOWN_WAIT, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} control commands still ran {} s after shutdown began; stopping without them",
+            connections.len(),
+            SHUTDOWN_WAIT.as_secs()
+        );
+    }
     Ok(())
 }
 
 async fn handle(stream: UnixStream, node: &Node, token: &str) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST_BYTES))
-        .read_line(&mut line)
-        .await?;
+    let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES));
+    tokio::time::timeout(REQUEST_DEADLINE, reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request came"))??;
     let response = match parse_line(&line) {
         Err(e) => Response::Error(e),
         Ok(envelope) if !constant_time_eq(envelope.token.as_bytes(), token.as_bytes()) => {
@@ -484,5 +518,70 @@ impl ControlClient {
                 format!("malformed answer: {e}"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::AsyncReadExt;
+    use tokio::net::UnixStream;
+
+    use super::{
+        ControlClient, ControlRequest, MAX_CONNECTIONS, REQUEST_DEADLINE, SOCKET_FILE, serve,
+    };
+    use crate::test_instance::founded;
+
+    #[tokio::test]
+    async fn bad_input_connections_that_never_ask_are_let_go_and_the_rest_are_served() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(node.clone(), async {
+            let _ = stopped.await;
+        }));
+        let client = ControlClient::new(dir.path());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client.call(ControlRequest::Status).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the control channel never came up"
+            );
+            tokio::task::yield_now().await;
+        }
+        // Every place taken by a connection that sends nothing.
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(
+                UnixStream::connect(dir.path().join(SOCKET_FILE))
+                    .await
+                    .expect("connect"),
+            );
+        }
+        let asked = Instant::now();
+        let status =
+            tokio::time::timeout(REQUEST_DEADLINE * 3, client.call(ControlRequest::Status))
+                .await
+                .expect("a command is served once the idle ones are let go")
+                .expect("status");
+        assert_eq!(status["network_name"], "Library");
+        assert!(
+            asked.elapsed() >= REQUEST_DEADLINE / 2,
+            "it waited for room: {:?}",
+            asked.elapsed()
+        );
+        for mut stream in idle {
+            let mut rest = Vec::new();
+            let read = tokio::time::timeout(REQUEST_DEADLINE, stream.read_to_end(&mut rest)).await;
+            assert!(read.is_ok(), "an idle connection is closed");
+        }
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .expect("the channel stops")
+            .expect("no panic")
+            .expect("served");
+        node.close().await;
     }
 }

@@ -171,9 +171,7 @@ impl Node {
                         "this instance was deprecated by the network: {}",
                         finding.reason
                     );
-                    if let Some(net) = self.net() {
-                        net.note_proven_deprecation(&finding.reason);
-                    }
+                    self.inner().standing.proven(&finding.reason);
                     EvidenceOutcome::AgainstThisInstance { finding }
                 } else {
                     stored.status = PROVEN.into();

@@ -1,12 +1,15 @@
 //! The lock around the replica, and what it publishes each time it is let
-//! go: the facts other tasks read without waiting (the network, its
-//! members in good standing and those removed by vote), so that judging a
-//! peer never waits behind a long ingest or rebuild, and nothing reads the
-//! replica with `try_lock` (which got nothing while one held it).
+//! go after a change: the facts other tasks read without waiting (the
+//! network, its members in good standing and those removed by vote), and
+//! the replica's snapshot (member table, proposals, charter, digests), so
+//! that judging a peer, status, the member table and the proposals never
+//! wait behind a long ingest or rebuild, and nothing reads the replica
+//! with `try_lock` (which got nothing while one held it).
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
-use dan_core::{Hlc, MemberStatus, NetworkId, PeerKey};
+use dan_core::{Hlc, MemberStatus, NetworkId, PeerKey, ReplicaSnapshot};
 use tokio::sync::{Mutex, MutexGuard, watch};
 
 use crate::node::Ledger;
@@ -44,18 +47,29 @@ impl LedgerFacts {
     }
 }
 
-/// The replica's lock; [`LedgerLock::facts`] reads without it.
+/// The replica as of its last change, if there is a network.
+pub(crate) type Snapshot = Option<Arc<ReplicaSnapshot>>;
+
+fn snapshot_of(ledger: &Ledger) -> Snapshot {
+    ledger.replica.as_ref().map(|r| Arc::new(r.snapshot()))
+}
+
+/// The replica's lock; [`LedgerLock::facts`] and [`LedgerLock::snapshot`]
+/// read without it.
 pub(crate) struct LedgerLock {
     ledger: Mutex<Ledger>,
     facts: watch::Sender<LedgerFacts>,
+    snapshot: watch::Sender<Snapshot>,
 }
 
 impl LedgerLock {
     pub(crate) fn new(ledger: Ledger) -> Self {
         let facts = watch::Sender::new(LedgerFacts::of(&ledger));
+        let snapshot = watch::Sender::new(snapshot_of(&ledger));
         LedgerLock {
             ledger: Mutex::new(ledger),
             facts,
+            snapshot,
         }
     }
 
@@ -63,8 +77,14 @@ impl LedgerLock {
     pub(crate) async fn lock(&self) -> LedgerGuard<'_> {
         LedgerGuard {
             guard: self.ledger.lock().await,
-            facts: &self.facts,
+            lock: self,
+            changed: false,
         }
+    }
+
+    /// The replica as of its last change, without waiting.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.snapshot.borrow().clone()
     }
 
     /// The facts as of the last unlock, without waiting.
@@ -78,10 +98,12 @@ impl LedgerLock {
     }
 }
 
-/// The held replica; letting it go publishes its facts if they changed.
+/// The held replica; letting it go after a change (any mutable borrow)
+/// publishes its snapshot, and its facts if they changed.
 pub(crate) struct LedgerGuard<'a> {
     guard: MutexGuard<'a, Ledger>,
-    facts: &'a watch::Sender<LedgerFacts>,
+    lock: &'a LedgerLock,
+    changed: bool,
 }
 
 impl Deref for LedgerGuard<'_> {
@@ -93,19 +115,78 @@ impl Deref for LedgerGuard<'_> {
 
 impl DerefMut for LedgerGuard<'_> {
     fn deref_mut(&mut self) -> &mut Ledger {
+        self.changed = true;
         &mut self.guard
     }
 }
 
 impl Drop for LedgerGuard<'_> {
     fn drop(&mut self) {
+        if !self.changed {
+            return;
+        }
+        self.lock.snapshot.send_replace(snapshot_of(&self.guard));
         let now = LedgerFacts::of(&self.guard);
-        self.facts.send_if_modified(|facts| {
+        self.lock.facts.send_if_modified(|facts| {
             let changed = *facts != now;
             if changed {
                 *facts = now;
             }
             changed
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::api::{NetworkState, PutRecord};
+    use crate::test_instance::founded;
+
+    /// At most this long for a read that must not wait for the replica.
+    const AT_ONCE: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn status_members_and_proposals_answer_while_the_replica_is_held_and_follow_each_change()
+    {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        let before = node.status().await;
+        assert_eq!(before.state, NetworkState::Active);
+
+        // Held as a long ingest or a rebuild holds it.
+        let held = node.inner().ledger.lock().await;
+        let status = tokio::time::timeout(AT_ONCE, node.status())
+            .await
+            .expect("status does not wait for the replica");
+        assert_eq!(status.ops_root, before.ops_root);
+        assert_eq!(status.network_name.as_deref(), Some("Library"));
+        let members = tokio::time::timeout(AT_ONCE, node.members())
+            .await
+            .expect("the member table does not wait for the replica")
+            .expect("members");
+        assert!(members.iter().any(|m| m.is_self && m.name == "ada"));
+        tokio::time::timeout(AT_ONCE, node.proposals())
+            .await
+            .expect("the proposals do not wait for the replica")
+            .expect("proposals");
+        drop(held);
+
+        node.put_record(PutRecord {
+            collection: Some("books".into()),
+            title: Some("Dune".into()),
+            ..PutRecord::default()
+        })
+        .await
+        .expect("write");
+        let after = node.status().await;
+        assert_eq!(
+            after.op_count,
+            before.op_count + 1,
+            "the write is seen at once"
+        );
+        assert_ne!(after.state_root, before.state_root);
+        node.close().await;
     }
 }

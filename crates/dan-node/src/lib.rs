@@ -26,6 +26,7 @@ pub mod relays;
 pub mod release;
 mod replication;
 pub mod secrets;
+mod standing;
 pub mod utc;
 mod verify;
 
@@ -35,6 +36,39 @@ pub use error::NodeError;
 pub use node::{
     Credentials, MAX_INSTANCE_NAME, Node, NodeConfig, NodeEvent, OnDamage, check_instance_name,
 };
+
+#[cfg(test)]
+pub(crate) mod test_instance {
+    //! A real instance (SQLite file, sealed key) in a temp dir, for the
+    //! unit tests that need one.
+    use crate::api::CreateNetwork;
+    use crate::node::{Credentials, Node, NodeConfig};
+
+    /// Its admin password.
+    pub(crate) const PASSWORD: &str = "correct horse battery";
+
+    /// Opens a new instance named "ada" in `dir`, founding the network
+    /// "Library" on its own (one member is enough to write).
+    pub(crate) async fn founded(dir: &std::path::Path) -> Node {
+        Node::init(dir, "ada", PASSWORD).await.expect("init");
+        let credentials = Credentials {
+            password: Some(PASSWORD.into()),
+            use_keyring: false,
+        };
+        let node = Node::open(NodeConfig::new(dir), credentials)
+            .await
+            .expect("open");
+        let network = CreateNetwork {
+            name: "Library".into(),
+            min_members: Some(1),
+            approve_code: Vec::new(),
+        };
+        node.create_network(network, PASSWORD)
+            .await
+            .expect("create");
+        node
+    }
+}
 
 #[cfg(test)]
 mod send_tests {

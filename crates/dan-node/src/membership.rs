@@ -6,8 +6,8 @@ use std::time::Duration;
 use dan_core::governance::GovernanceAction;
 use dan_core::invite::InviteError;
 use dan_core::{
-    Invite, JoinRequest, MemberStatus, Payload, PeerKey, Replica, SignedGenesis, SignedInvite,
-    SignedJoinRequest,
+    Invite, JoinRequest, MemberStatus, Payload, PeerKey, Replica, ReplicaSnapshot, SignedGenesis,
+    SignedInvite, SignedJoinRequest,
 };
 use dan_store::{InviteUse, InviteUser, StoredInvite};
 use serde::{Deserialize, Serialize};
@@ -285,8 +285,8 @@ pub struct JoinProgress {
     pub join_code: String,
 }
 
-fn approvals_of(replica: &Replica, peer: &PeerKey) -> (u64, u64) {
-    let mut voters = replica.voters();
+fn approvals_of(replica: &ReplicaSnapshot, peer: &PeerKey) -> (u64, u64) {
+    let mut voters = replica.voters().clone();
     voters.remove(peer);
     let none = std::collections::BTreeSet::new();
     let approvals = replica.member(peer).map_or(&none, |m| &m.approvals);
@@ -522,9 +522,15 @@ impl Node {
             });
             self.write(replica, payload).await?;
         }
-        let (approvals, needed) = approvals_of(replica, &request.joiner);
+        let genesis = replica.genesis().to_bytes();
+        drop(ledger);
+        let (approvals, needed) = self
+            .inner()
+            .ledger
+            .snapshot()
+            .map_or((0, 0), |r| approvals_of(&r, &request.joiner));
         Ok(JoinAnswer {
-            genesis: replica.genesis().to_bytes(),
+            genesis,
             approvals,
             needed,
         })
@@ -532,10 +538,9 @@ impl Node {
 
     /// Where `peer`'s join stands in this replica.
     pub async fn join_status_of(&self, peer: &PeerKey) -> Option<(MemberStatus, u64, u64)> {
-        let ledger = self.inner().ledger.lock().await;
-        let replica = ledger.replica.as_ref()?;
+        let replica = self.inner().ledger.snapshot()?;
         let status = replica.member(peer)?.status;
-        let (approvals, needed) = approvals_of(replica, peer);
+        let (approvals, needed) = approvals_of(&replica, peer);
         Some((status, approvals, needed))
     }
 
@@ -665,7 +670,7 @@ impl Node {
             }
             if replica.network_id() == invite.invite.network
                 && replica.is_member(&self.peer_id())
-                && !self.is_deprecated(Some(replica)).await?
+                && !self.is_deprecated()
             {
                 return Err(NodeError::Invalid(format!(
                     "this instance is already a member of {}",
@@ -734,13 +739,11 @@ impl Node {
     /// The join in progress, with approvals as far as this replica knows.
     pub async fn join_progress(&self) -> Option<JoinProgress> {
         let invite = self.inner().joining.lock().ok()?.clone()?;
-        let (approvals, needed) = {
-            let ledger = self.inner().ledger.lock().await;
-            ledger
-                .replica
-                .as_ref()
-                .map_or((0, 0), |r| approvals_of(r, &self.peer_id()))
-        };
+        let (approvals, needed) = self
+            .inner()
+            .ledger
+            .snapshot()
+            .map_or((0, 0), |r| approvals_of(&r, &self.peer_id()));
         let net_view = self.net().and_then(|n| n.join_view());
         let (approvals, needed) = net_view.map_or((approvals, needed), |(a, n)| {
             (a.max(approvals), n.max(needed))
@@ -779,7 +782,7 @@ impl Node {
         }
         self.verify_admin(password).await?;
         let invite = self.check_invite_link(link, leave_current).await?;
-        if self.deprecated_in(&invite.invite.network).await? {
+        if self.deprecated_in(&invite.invite.network) {
             self.start_afresh(password).await?;
         }
         let net = self
@@ -860,10 +863,12 @@ impl Node {
             .ok_or_else(|| NodeError::NotFound(peer.to_string()))
     }
 
-    /// The member table with online state and checkpoint comparison.
+    /// The member table with online state and checkpoint comparison, from
+    /// the replica's last snapshot (it never waits behind an ingest or a
+    /// rebuild).
     pub async fn members(&self) -> Result<Vec<MemberView>, NodeError> {
-        let ledger = self.inner().ledger.lock().await;
-        let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+        let replica = self.inner().ledger.snapshot().ok_or(NodeError::NoNetwork)?;
+        let replica = &*replica;
         let net = self.net();
         let net = net.as_ref();
         let mine = (

@@ -108,6 +108,9 @@ pub(crate) struct Inner {
     /// The release this build belongs to, if a manifest shipped with it.
     pub(crate) release: Option<crate::release::ReleaseManifest>,
     pub(crate) ledger: crate::ledger::LedgerLock,
+    /// Whether this instance is deprecated, and why: the one place that
+    /// says so.
+    pub(crate) standing: crate::standing::Standing,
     admin_gate: Mutex<()>,
     integrity: std::sync::RwLock<IntegrityReport>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
@@ -337,6 +340,9 @@ impl Node {
                 (Some(replica), report)
             }
         };
+        let proven_against_me = crate::deprecation::against_me(&store)
+            .await?
+            .map(|e| e.reason);
         let own_code = code_hash()?;
         let release = crate::release::own_release(&own_code);
         let build_label = release
@@ -362,6 +368,7 @@ impl Node {
                     waiting: Vec::new(),
                     reconcile_set: None,
                 }),
+                standing: crate::standing::Standing::new(proven_against_me),
                 admin_gate: Mutex::new(()),
                 integrity: std::sync::RwLock::new(integrity),
                 events: broadcast::channel(1024).0,
@@ -466,10 +473,11 @@ impl Node {
         Ok(())
     }
 
-    /// The instance at a glance.
+    /// The instance at a glance. Read from the replica's last snapshot, so
+    /// it answers at once even while an ingest or a rebuild holds the
+    /// replica.
     pub async fn status(&self) -> Status {
-        let ledger = self.inner.ledger.lock().await;
-        let replica = &ledger.replica;
+        let replica = self.inner.ledger.snapshot();
         let mut status = Status {
             peer_id: self.peer_id(),
             name: self.inner.name.clone(),
@@ -557,16 +565,7 @@ impl Node {
                 };
             }
         }
-        let notice = self
-            .net()
-            .and_then(|net| net.deprecated_notice(ledger.replica.as_ref()));
-        drop(ledger);
-        let against_me = crate::deprecation::against_me(&self.inner.store)
-            .await
-            .ok()
-            .flatten()
-            .map(|e| e.reason);
-        status.deprecation = against_me.or(notice);
+        status.deprecation = self.inner.standing.deprecation(replica.as_deref());
         if status.deprecation.is_some() && status.network_id.is_some() {
             status.state = NetworkState::Deprecated;
         }
@@ -705,10 +704,7 @@ impl Node {
         let Some(net) = self.net() else {
             return;
         };
-        if net
-            .deprecated_notice(self.inner.ledger.lock().await.replica.as_ref())
-            .is_some()
-        {
+        if self.is_deprecated() {
             return;
         }
         let Some(deadline) = net.chain_head_deadline() else {
@@ -721,13 +717,7 @@ impl Node {
             let confirmation = news.notified();
             tokio::pin!(confirmation);
             confirmation.as_mut().enable();
-            let alone = {
-                let ledger = self.inner.ledger.lock().await;
-                ledger
-                    .replica
-                    .as_ref()
-                    .is_none_or(|r| r.member_count() <= 1)
-            };
+            let alone = self.inner.ledger.facts().members.len() <= 1;
             let (_, confirmed) = net.own_chain_head();
             if alone || confirmed {
                 return;
@@ -759,10 +749,7 @@ impl Node {
         }
         // A deprecated instance has no network to stay consistent with: it
         // writes on as a fork.
-        if let Some(net) = self
-            .net()
-            .filter(|n| n.deprecated_notice(Some(&*replica)).is_none())
-        {
+        if let Some(net) = self.net().filter(|_| !self.is_deprecated()) {
             let (known, confirmed) = net.own_chain_head();
             let have = replica.chain_len(&self.peer_id());
             if known > have {

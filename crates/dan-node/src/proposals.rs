@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dan_core::charter::{ForkPoint, Genesis};
 use dan_core::governance::{GovernanceAction, Proposal, ProposalState, ProposalStatus, Tally};
-use dan_core::{BuildLabel, CodeHash, Hash32, Payload, PeerKey, Replica, SignedGenesis};
+use dan_core::{
+    BuildLabel, CodeHash, Hash32, Payload, PeerKey, Replica, ReplicaSnapshot, SignedGenesis,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::api::PutRecord;
@@ -118,9 +120,8 @@ fn upgrade_summary(builds: &[BuildView], withdraws: &[BuildView], grace_ms: u64)
     }
 }
 
-fn view(replica: &Replica, state: &ProposalState, me: &PeerKey) -> ProposalView {
-    let voters = replica.voters();
-    let tally = Tally::of(replica.charter(), &voters, &state.yes, &state.no);
+fn view(replica: &ReplicaSnapshot, state: &ProposalState, me: &PeerKey) -> ProposalView {
+    let tally = Tally::of(replica.charter(), replica.voters(), &state.yes, &state.no);
     let mut builds = Vec::new();
     let mut withdraws = Vec::new();
     let mut grace = None;
@@ -409,13 +410,13 @@ impl Node {
             .is_some_and(|replica| replica.has_voted(&self.peer_id(), id))
     }
 
-    /// Every proposal, open first.
+    /// Every proposal, open first, from the replica's last snapshot (it
+    /// never waits behind an ingest or a rebuild).
     pub async fn proposals(&self) -> Result<Vec<ProposalView>, NodeError> {
-        let ledger = self.inner().ledger.lock().await;
-        let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+        let replica = self.inner().ledger.snapshot().ok_or(NodeError::NoNetwork)?;
         let mut views: Vec<ProposalView> = replica
             .proposals()
-            .map(|p| view(replica, p, &self.peer_id()))
+            .map(|p| view(&replica, p, &self.peer_id()))
             .collect();
         views.sort_by_key(|p| {
             (
@@ -524,6 +525,7 @@ impl Node {
         ledger.replica = Some(Replica::new(genesis.clone())?);
         ledger.waiting.clear();
         ledger.reconcile_set = None;
+        self.inner().standing.forget();
         drop(ledger);
         self.clear_integrity();
         self.emit(NodeEvent::MembersChanged);

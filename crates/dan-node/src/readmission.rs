@@ -8,9 +8,8 @@
 //! the same genesis and asks to join like any newcomer, which needs a fresh
 //! quorum of approvals, each checking its code hash.
 
-use dan_core::{Keypair, NetworkId, PeerKey, Replica, Succession};
+use dan_core::{Keypair, NetworkId, PeerKey, Succession};
 
-use crate::deprecation::against_me;
 use crate::error::NodeError;
 use crate::node::{META_SEALED_KEY, META_SUCCESSION, Node, seal};
 use crate::secrets::{keyring_forget, keyring_load, keyring_store, random_bytes};
@@ -18,25 +17,22 @@ use crate::secrets::{keyring_forget, keyring_load, keyring_store, random_bytes};
 impl Node {
     /// Whether the network `network` deprecated this instance (it runs as
     /// a fork and can only come back under a new key).
-    pub(crate) async fn deprecated_in(&self, network: &NetworkId) -> Result<bool, NodeError> {
-        let ledger = self.inner().ledger.lock().await;
-        let replica = ledger
-            .replica
-            .as_ref()
-            .filter(|r| r.network_id() == *network);
-        Ok(replica.is_some() && self.is_deprecated(replica).await?)
+    pub(crate) fn deprecated_in(&self, network: &NetworkId) -> bool {
+        let replica = self.inner().ledger.snapshot();
+        replica.is_some_and(|r| r.network_id() == *network) && self.is_deprecated()
     }
 
-    /// Whether this instance holds proven evidence against itself, or a
-    /// quorum of its members refuse it as deprecated (an instance that served damaged rows
-    /// cannot prove the evidence against itself: its own state agrees with
-    /// its wrong checkpoint).
-    /// The caller holds the ledger and passes its `replica`.
-    pub(crate) async fn is_deprecated(&self, replica: Option<&Replica>) -> Result<bool, NodeError> {
-        let refused = self
-            .net()
-            .is_some_and(|net| net.deprecated_notice(replica).is_some());
-        Ok(refused || against_me(&self.inner().store).await?.is_some())
+    /// Whether this instance is deprecated in its network: proven evidence
+    /// against itself, or a quorum of its members refusing it (an instance
+    /// that served damaged rows cannot prove the evidence against itself:
+    /// its own state agrees with its wrong checkpoint). See
+    /// [`crate::standing`].
+    pub(crate) fn is_deprecated(&self) -> bool {
+        let replica = self.inner().ledger.snapshot();
+        self.inner()
+            .standing
+            .deprecation(replica.as_deref())
+            .is_some()
     }
 
     /// Starts afresh to be readmitted: archives the fork's data, takes a

@@ -48,6 +48,8 @@ struct State {
     joining: Option<SignedInvite>,
     genesis: Option<Vec<u8>>,
     ingested_batches: usize,
+    /// Peers that answered its hello: deprecated, and why.
+    refusals: Vec<(PeerKey, String)>,
 }
 
 /// The clock an op of the fake is reconciled by: the number it starts
@@ -79,6 +81,7 @@ impl FakeInstance {
             joining: None,
             genesis: None,
             ingested_batches: 0,
+            refusals: Vec::new(),
         })))
     }
 
@@ -299,6 +302,10 @@ impl Instance for FakeInstance {
                 join_code: s.keypair.public().join_code(),
             })
         })
+    }
+
+    fn refused_as_deprecated(&self, by: PeerKey, reason: &str) {
+        self.with(|s| s.refusals.push((by, reason.to_owned())));
     }
 
     fn emit(&self, _event: NodeEvent) {}
@@ -531,6 +538,31 @@ async fn fake_handshake_with_a_peer_that_refuses_takes_nothing_and_disconnects()
         "Ada lets Bea go once its refusal is sent: {:?}",
         ada_link.commands()
     );
+}
+
+#[tokio::test]
+async fn fake_a_peer_answering_deprecated_is_told_to_the_instance_and_gives_nothing() {
+    let (ada, bea) = two_members();
+    ada.write("ada", 50, 1_000);
+    ada.with(|s| {
+        s.verdicts.insert(
+            bea.key(),
+            Verdict::Deprecated("it signed two ops at one seq".into()),
+        );
+    });
+    let links = network(&[&ada, &bea]);
+    let (ada_link, bea_link) = (&links[0], &links[1]);
+
+    sync::handshake(bea.clone(), bea_link.clone(), ada_link.me).await;
+
+    assert!(bea.op_ids().is_empty(), "Bea got nothing from Ada");
+    assert_eq!(
+        bea.with(|s| s.refusals.clone()),
+        vec![(ada.key(), "it signed two ops at one seq".to_owned())],
+        "Ada's word goes to Bea's instance, which alone decides whether to believe it"
+    );
+    assert!(bea_link.disconnected(ada_link.me));
+    assert!(ada_link.disconnected(bea_link.me));
 }
 
 #[tokio::test]

@@ -110,6 +110,9 @@ pub(crate) trait Instance: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), NodeError>> + Send;
     /// How the join goes, while joining.
     fn join_progress(&self) -> impl Future<Output = Option<JoinProgress>> + Send;
+    /// `by` answered this instance's hello: deprecated, for `reason`. The
+    /// instance decides what to believe (a quorum of its members).
+    fn refused_as_deprecated(&self, by: PeerKey, reason: &str);
     /// Tells the window and the CLI what happened.
     fn emit(&self, event: NodeEvent);
 }
@@ -288,6 +291,13 @@ impl Instance for Node {
 
     async fn join_progress(&self) -> Option<JoinProgress> {
         Node::join_progress(self).await
+    }
+
+    fn refused_as_deprecated(&self, by: PeerKey, reason: &str) {
+        let replica = self.inner().ledger.snapshot();
+        self.inner()
+            .standing
+            .refused_by(by, reason, replica.as_deref());
     }
 
     fn emit(&self, event: NodeEvent) {

@@ -232,14 +232,6 @@ impl PeerInfo {
 const MAX_PEERS_KEPT: usize = 1024;
 
 impl Shared {
-    /// Records that `by` refuses this instance as deprecated (at most 1024
-    /// peers are kept; one already kept may change its reason).
-    pub(crate) fn note_deprecated(&mut self, by: PeerKey, reason: &str) {
-        if self.deprecated_notices.len() < 1024 || self.deprecated_notices.contains_key(&by) {
-            self.deprecated_notices.insert(by, reason.to_owned());
-        }
-    }
-
     /// After `left` disconnected: forgets it if no handshake ever judged it
     /// and nothing is stored for it (a peer that only connected), and the longest-gone peers that are
     /// not members once more than [`MAX_PEERS_KEPT`] are kept.
@@ -283,10 +275,6 @@ pub(crate) struct Shared {
     pub(crate) last_sync_ms: Option<u64>,
     pub(crate) join_view: Option<(u64, u64)>,
     pub(crate) request_counts: HashMap<PeerKey, (u64, u32)>,
-    /// Peers that refused this instance as deprecated, and why.
-    pub(crate) deprecated_notices: std::collections::BTreeMap<PeerKey, String>,
-    /// Why evidence this instance checked itself proves it deprecated.
-    pub(crate) proven_deprecation: Option<String>,
     /// The highest seq of this instance's own chain that a peer holds and
     /// this instance does not (lost writes being recovered).
     pub(crate) own_chain_head: u64,
@@ -631,7 +619,7 @@ impl NetHandle {
                 .filter(|ms| *ms > bound_ms)
                 .collect()
         });
-        is_quorum(replica, &voters, ahead.len())
+        crate::standing::is_quorum(replica.charter(), voters.len(), ahead.len())
             .then(|| ahead.iter().copied().min().unwrap_or_default())
     }
 
@@ -650,22 +638,6 @@ impl NetHandle {
         self.with_shared(|s| s.last_sync_ms)
     }
 
-    /// Why this instance is deprecated: evidence it checked itself, or a
-    /// quorum of `replica`'s members refusing it as deprecated. One peer's
-    /// word is not enough: any peer can answer `Deprecated`, and believing
-    /// it switches the lost-write guard off and offers to throw the
-    /// instance's key away.
-    pub fn deprecated_notice(&self, replica: Option<&dan_core::Replica>) -> Option<String> {
-        let (proven, notices) =
-            self.with_shared(|s| (s.proven_deprecation.clone(), s.deprecated_notices.clone()));
-        proven.or_else(|| believed_notice(&notices, replica?))
-    }
-
-    /// Records evidence against this instance that it checked itself.
-    pub fn note_proven_deprecation(&self, reason: &str) {
-        self.with_shared(|s| s.proven_deprecation = Some(reason.to_owned()));
-    }
-
     /// The highest seq of this instance's own chain known on peers, and
     /// whether a peer has confirmed it yet.
     pub fn own_chain_head(&self) -> (u64, bool) {
@@ -675,11 +647,7 @@ impl NetHandle {
     /// Forgets what peers said about this instance's chain (after moving
     /// to another network, where its chain starts over).
     pub fn forget_chain_head(&self) {
-        self.with_shared(|s| {
-            s.own_chain_head = 0;
-            s.deprecated_notices.clear();
-            s.proven_deprecation = None;
-        });
+        self.with_shared(|s| s.own_chain_head = 0);
     }
 
     /// Whether the network layer started less than
@@ -809,39 +777,11 @@ pub async fn start(node: &Node, config: NetConfig) -> Result<NetHandle, NodeErro
     event_loop::start(node, config).await
 }
 
-/// The reason to believe, if a quorum of `replica`'s voters (see
-/// `Replica::voters`) said this instance is deprecated.
-pub(crate) fn believed_notice(
-    notices: &std::collections::BTreeMap<PeerKey, String>,
-    replica: &dan_core::Replica,
-) -> Option<String> {
-    let voters = replica.voters();
-    let said: Vec<&String> = notices
-        .iter()
-        .filter(|(peer, _)| voters.contains(peer))
-        .map(|(_, reason)| reason)
-        .collect();
-    is_quorum(replica, &voters, said.len()).then(|| said[0].clone())
-}
-
-/// Whether `said` of `voters` (at least one) are a quorum under `replica`'s
-/// charter.
-fn is_quorum(
-    replica: &dan_core::Replica,
-    voters: &std::collections::BTreeSet<PeerKey>,
-    said: usize,
-) -> bool {
-    said > 0 && said >= replica.charter().quorum.needed(voters.len())
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use dan_core::Keypair;
 
-    use dan_core::charter::Charter;
-    use dan_core::{Genesis, Hash32, Keypair, Replica, SignedGenesis};
-
-    use super::{MAX_PEERS_KEPT, PeerInfo, PeerVerdict, Shared, believed_notice};
+    use super::{MAX_PEERS_KEPT, PeerInfo, PeerVerdict, Shared};
 
     fn key(n: u32) -> dan_core::PeerKey {
         let mut secret = [0; 32];
@@ -884,29 +824,6 @@ mod tests {
         assert!(shared.peers.contains_key(&member), "the member stays");
         assert!(!shared.peers.contains_key(&key(2)), "the longest gone went");
         assert!(shared.peers.contains_key(&key(MAX_PEERS_KEPT as u32 + 499)));
-    }
-
-    #[test]
-    fn a_deprecated_answer_is_believed_only_from_a_quorum_of_members() {
-        let founder = Keypair::from_secret([1; 32]);
-        let genesis = Genesis {
-            charter: Charter::new("Test", BTreeSet::from([Hash32::of(b"build")])),
-            founder: founder.public(),
-            founder_name: "alice".into(),
-            created_ms: 1,
-            fork_of: None,
-        };
-        let genesis = SignedGenesis::sign(genesis, &founder).expect("genesis");
-        let replica = Replica::new(genesis).expect("replica");
-        let stranger = Keypair::from_secret([9; 32]).public();
-        let lie = BTreeMap::from([(stranger, "you were deprecated".to_owned())]);
-        assert_eq!(believed_notice(&lie, &replica), None, "not a member");
-        assert_eq!(believed_notice(&BTreeMap::new(), &replica), None);
-        let quorum = BTreeMap::from([(founder.public(), "it equivocated".to_owned())]);
-        assert_eq!(
-            believed_notice(&quorum, &replica).as_deref(),
-            Some("it equivocated")
-        );
     }
 
     #[tokio::test]

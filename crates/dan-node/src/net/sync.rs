@@ -288,7 +288,7 @@ pub(super) async fn handshake<I: Instance, L: Link>(node: I, net: L, peer: PeerI
                 key,
                 &format!("this instance was deprecated: {reason}"),
             );
-            net.with_shared(|s| s.note_deprecated(key, &reason));
+            node.refused_as_deprecated(key, &reason);
             if let Some(signed) = evidence.and_then(|b| SignedEvidence::from_bytes(&b).ok())
                 && let Err(e) = node.accept_evidence(signed).await
             {
