@@ -149,3 +149,88 @@ async fn lost_writes_an_instance_restored_from_backup_recovers_its_ops_and_never
     }
     Ok(())
 }
+
+/// Before 2026-12-03 approvals (and rejections, and the approval an inviter
+/// signs when a joiner asks) skipped the lost-write guard: an instance
+/// restored from a backup signed an approval at a seq it had already used
+/// for a lost write, which is an equivocation, and got itself deprecated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_writes_a_restored_instance_approves_a_joiner_only_after_recovering_its_ops()
+-> anyhow::Result<()> {
+    let mut nodes = spawn_network(&["alice", "bob", "carol"], 3, SYNC).await?;
+    let dave = TestNode::start("dave", SYNC).await?;
+    let invite = nodes[0]
+        .node
+        .create_invite(
+            dan_node::membership::InviteRequest {
+                uses: Some(1),
+                expires_secs: Some(600),
+                label: None,
+            },
+            PASSWORD,
+        )
+        .await?;
+    dave.node
+        .join(&invite.invite.link, None, PASSWORD, false)
+        .await?;
+    eventually(
+        Duration::from_secs(30),
+        "dave's request to reach carol",
+        || async { status_of(&nodes[2], &dave.peer()).await == Some(MemberStatus::Pending) },
+    )
+    .await?;
+    let backup = nodes[2].backup().await?;
+    for n in 0..3 {
+        nodes[2]
+            .put("notes", &format!("carol write {n}, lost by the restore"))
+            .await?;
+    }
+    converged(&nodes, Duration::from_secs(30)).await?;
+    let before = nodes[2].status().await.own_seq;
+    nodes[2].go_offline().await?;
+    nodes[2].restore(&backup).await?;
+    assert!(nodes[2].status().await.own_seq < before);
+
+    // Approving at once, before any peer said how far carol's chain goes.
+    nodes[2].go_online().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match nodes[2].node.approve(&dave.peer(), PASSWORD).await {
+            Ok(_) => break,
+            Err(dan_node::NodeError::Recovering { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert!(
+        nodes[2].status().await.own_seq > before,
+        "the approval follows the recovered ops"
+    );
+    eventually(
+        Duration::from_secs(60),
+        "dave to be admitted by alice's invite and carol's approval",
+        || async { dave.status().await.state != dan_node::api::NetworkState::Pending },
+    )
+    .await?;
+    nodes.push(dave);
+    converged(&nodes, Duration::from_secs(60)).await?;
+    for node in &nodes {
+        let evidence = node.node.evidence().await?;
+        assert!(
+            evidence.is_empty(),
+            "{}: no equivocation, no evidence: {evidence:?}",
+            node.name
+        );
+        assert_eq!(
+            status_of(node, &nodes[2].peer()).await,
+            Some(MemberStatus::Member)
+        );
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+    Ok(())
+}

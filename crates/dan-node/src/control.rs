@@ -30,6 +30,11 @@ pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
 const MAX_CONNECTIONS: usize = 64;
 /// How long a connection may take to send its request.
 const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client may take to read its answer (a long record list to a
+/// slow reader included).
+const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long to wait after a failed accept before the next.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long commands under way may finish once shutdown begins.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -299,7 +304,12 @@ pub async fn serve(
                         drop(permit);
                     });
                 }
-                Err(e) => tracing::warn!("control channel accept failed: {e}"),
+                Err(e) => {
+                    // Out of file descriptors, say: give the ones held a
+                    // moment to close instead of spinning.
+                    tracing::warn!("control channel accept failed: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             },
         }
     }
@@ -343,8 +353,13 @@ async fn handle(stream: UnixStream, node: &Node, token: &str) -> std::io::Result
     };
     let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
     bytes.push(b'\n');
-    write.write_all(&bytes).await?;
-    write.shutdown().await
+    let answering = async {
+        write.write_all(&bytes).await?;
+        write.shutdown().await
+    };
+    tokio::time::timeout(ANSWER_DEADLINE, answering)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the answer was not read"))?
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -463,6 +463,10 @@ impl Node {
             )));
         }
         invite.check(now_ms()).map_err(bad)?;
+        // The approval it may sign passes the lost-write guard like every
+        // write: right after a start, wait for a member to confirm how far
+        // this instance's own chain goes.
+        self.wait_for_chain_head().await;
         let mut ledger = self.inner().ledger.lock().await;
         let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
         if invite.invite.network != replica.network_id() {
@@ -520,6 +524,7 @@ impl Node {
             let payload = Payload::Governance(GovernanceAction::Approve {
                 request: Box::new(signed.clone()),
             });
+            self.may_write(replica)?;
             self.write(replica, payload).await?;
         }
         let genesis = replica.genesis().to_bytes();
@@ -814,9 +819,10 @@ impl Node {
     /// Approves a pending instance (admin only).
     pub async fn approve(&self, peer: &PeerKey, password: &str) -> Result<MemberView, NodeError> {
         self.verify_admin(password).await?;
+        self.wait_for_chain_head().await;
         {
             let mut ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+            let replica = self.writable(&mut ledger)?;
             let request = pending_request(replica, peer)?;
             if !replica
                 .charter()
@@ -842,9 +848,10 @@ impl Node {
     /// Rejects a pending instance (admin only).
     pub async fn reject(&self, peer: &PeerKey, password: &str) -> Result<MemberView, NodeError> {
         self.verify_admin(password).await?;
+        self.wait_for_chain_head().await;
         {
             let mut ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+            let replica = self.writable(&mut ledger)?;
             pending_request(replica, peer)?;
             self.write(
                 replica,

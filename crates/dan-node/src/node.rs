@@ -565,7 +565,10 @@ impl Node {
                 };
             }
         }
-        status.deprecation = self.inner.standing.deprecation(replica.as_deref());
+        status.deprecation = self
+            .inner
+            .standing
+            .deprecation(replica.as_deref(), &self.peer_id());
         if status.deprecation.is_some() && status.network_id.is_some() {
             status.state = NetworkState::Deprecated;
         }
@@ -736,6 +739,15 @@ impl Node {
         ledger: &'a mut Ledger,
     ) -> Result<&'a mut Replica, NodeError> {
         let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
+        self.may_write(replica)?;
+        Ok(replica)
+    }
+
+    /// Whether this instance may sign an op in `replica` now: it is a
+    /// member, not removed, and (unless deprecated: a fork writes on) not
+    /// recovering its own chain from peers (the lost-write guard, so it
+    /// never signs a seq twice). Every op this instance signs passes here.
+    pub(crate) fn may_write(&self, replica: &Replica) -> Result<(), NodeError> {
         if replica
             .member(&self.peer_id())
             .is_some_and(|m| m.status == dan_core::MemberStatus::Removed)
@@ -759,7 +771,7 @@ impl Node {
                 return Err(NodeError::Recovering { have, known: have });
             }
         }
-        Ok(replica)
+        Ok(())
     }
 
     /// Turns a put into the op payload it needs (or none).

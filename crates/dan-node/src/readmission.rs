@@ -31,7 +31,7 @@ impl Node {
         let replica = self.inner().ledger.snapshot();
         self.inner()
             .standing
-            .deprecation(replica.as_deref())
+            .deprecation(replica.as_deref(), &self.peer_id())
             .is_some()
     }
 

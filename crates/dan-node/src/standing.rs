@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use dan_core::charter::Charter;
-use dan_core::{PeerKey, ReplicaSnapshot};
+use dan_core::{NetworkId, PeerKey, ReplicaSnapshot};
 
 /// What says this instance is deprecated (see the module doc).
 #[derive(Debug, Default)]
@@ -26,8 +26,9 @@ pub(crate) struct Standing {
 struct Said {
     /// Why evidence this instance checked itself proves it deprecated.
     proven: Option<String>,
-    /// Peers that refused this instance as deprecated, and why.
-    refusals: BTreeMap<PeerKey, String>,
+    /// Peers that refused this instance as deprecated: in which network,
+    /// and why.
+    refusals: BTreeMap<PeerKey, (NetworkId, String)>,
 }
 
 impl Standing {
@@ -55,14 +56,27 @@ impl Standing {
         self.with(|s| s.proven = Some(reason.to_owned()));
     }
 
-    /// `by` answered this instance's hello: deprecated, for `reason`. Kept
-    /// only from a voter of `replica` (so the table holds at most one
-    /// entry per seat, and strangers cannot fill it); one that stops being
-    /// a voter no longer counts.
-    pub(crate) fn refused_by(&self, by: PeerKey, reason: &str, replica: Option<&ReplicaSnapshot>) {
-        if replica.is_some_and(|r| r.voters().contains(&by)) {
-            self.with(|s| s.refusals.insert(by, reason.to_owned()));
-        }
+    /// `by` answered this instance's hello: deprecated, for `reason`, or
+    /// (`None`) accepted it, which takes back what it said before. A
+    /// refusal is kept only from a voter of `replica`, with its network
+    /// (so the table holds at most one entry per seat, strangers cannot
+    /// fill it, and what was said in a network this instance has left
+    /// never counts in the next).
+    pub(crate) fn heard_from(
+        &self,
+        by: PeerKey,
+        deprecated: Option<&str>,
+        replica: Option<&ReplicaSnapshot>,
+    ) {
+        self.with(|s| match (deprecated, replica) {
+            (Some(reason), Some(r)) if r.voters().contains(&by) => {
+                s.refusals.insert(by, (r.network_id(), reason.to_owned()));
+            }
+            (None, _) => {
+                s.refusals.remove(&by);
+            }
+            _ => {}
+        });
     }
 
     /// Forgets everything said (the instance moved to another network, or
@@ -71,11 +85,21 @@ impl Standing {
         self.with(|s| *s = Said::default());
     }
 
-    /// Why this instance is deprecated in the network `replica` describes:
-    /// evidence it checked itself, or a quorum of the replica's voters
-    /// refusing it. `None` while it stands.
-    pub(crate) fn deprecation(&self, replica: Option<&ReplicaSnapshot>) -> Option<String> {
+    /// Why this instance (`me`) is deprecated in the network `replica`
+    /// describes: evidence it checked itself, or refusals from members in
+    /// good standing that are a quorum of the replica's voters (deprecated
+    /// voters count in the bar but not as voices: keys already proven bad
+    /// cannot make one liar a majority). Refusals count only while `me` is
+    /// a member in the replica: an instance that is not (a joiner, or one
+    /// that started afresh) holds a view of the network in which the
+    /// founder alone may be a quorum. `None` while it stands.
+    pub(crate) fn deprecation(
+        &self,
+        replica: Option<&ReplicaSnapshot>,
+        me: &PeerKey,
+    ) -> Option<String> {
         self.with(|s| {
+            let replica = replica.filter(|r| r.is_member(me));
             s.proven
                 .clone()
                 .or_else(|| believed_refusal(&s.refusals, replica?))
@@ -83,19 +107,23 @@ impl Standing {
     }
 }
 
-/// The reason to believe, if a quorum of `replica`'s voters said this
-/// instance is deprecated.
+/// The reason to believe, if members in good standing that are a quorum of
+/// `replica`'s voters said, in its network, that this instance is
+/// deprecated.
 fn believed_refusal(
-    refusals: &BTreeMap<PeerKey, String>,
+    refusals: &BTreeMap<PeerKey, (NetworkId, String)>,
     replica: &ReplicaSnapshot,
 ) -> Option<String> {
-    let voters = replica.voters();
     let said: Vec<&String> = refusals
         .iter()
-        .filter(|(peer, _)| voters.contains(peer))
-        .map(|(_, reason)| reason)
+        .filter(|(peer, (network, _))| {
+            *network == replica.network_id()
+                && replica.is_member(peer)
+                && replica.voters().contains(peer)
+        })
+        .map(|(_, (_, reason))| reason)
         .collect();
-    is_quorum(replica.charter(), voters.len(), said.len()).then(|| said[0].clone())
+    is_quorum(replica.charter(), replica.voters().len(), said.len()).then(|| said[0].clone())
 }
 
 /// Whether `said` of `voters` voters (at least one) are a quorum under
@@ -110,63 +138,163 @@ mod tests {
     use std::collections::BTreeSet;
 
     use dan_core::charter::Charter;
-    use dan_core::{Genesis, Hash32, Keypair, Replica, SignedGenesis};
+    use dan_core::governance::GovernanceAction;
+    use dan_core::{
+        Finding, Genesis, Hash32, JoinRequest, Keypair, Payload, Replica, SignedGenesis,
+        SignedJoinRequest, VerifiedOp,
+    };
 
     use super::Standing;
 
-    #[test]
-    fn a_deprecated_answer_is_believed_only_from_a_quorum_of_members() {
-        let founder = Keypair::from_secret([1; 32]);
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    /// A network of five: Ada founded it and the others were admitted in
+    /// turn by a majority of the members before them.
+    fn five_members() -> (Vec<Keypair>, Replica) {
+        let keys: Vec<Keypair> = (1..=5u8).map(|n| Keypair::from_secret([n; 32])).collect();
         let genesis = Genesis {
             charter: Charter::new("Test", BTreeSet::from([Hash32::of(b"build")])),
-            founder: founder.public(),
-            founder_name: "alice".into(),
-            created_ms: 1,
+            founder: keys[0].public(),
+            founder_name: "ada".into(),
+            created_ms: NOW_MS,
             fork_of: None,
         };
-        let genesis = SignedGenesis::sign(genesis, &founder).expect("genesis");
-        let replica = Replica::new(genesis).expect("replica").snapshot();
+        let genesis = SignedGenesis::sign(genesis, &keys[0]).expect("genesis");
+        let mut replica = Replica::new(genesis).expect("replica");
+        let mut clock = NOW_MS;
+        for joiner in 1..keys.len() {
+            let request = SignedJoinRequest::sign(
+                JoinRequest {
+                    network: replica.network_id(),
+                    joiner: keys[joiner].public(),
+                    instance_name: format!("member {joiner}"),
+                    admin_name: format!("admin {joiner}"),
+                    code_hash: Hash32::of(b"build"),
+                    invite: None,
+                    requested_ms: clock,
+                    succeeds: None,
+                },
+                &keys[joiner],
+            )
+            .expect("request");
+            let needed = joiner / 2 + 1;
+            for approver in &keys[..needed] {
+                clock += 1;
+                let payload = Payload::Governance(GovernanceAction::Approve {
+                    request: Box::new(request.clone()),
+                });
+                let body = replica.next_body(approver.public(), clock, payload);
+                let op = VerifiedOp::sign(body, approver).expect("sign");
+                replica.apply(&op).expect("approval");
+            }
+            assert!(replica.is_member(&keys[joiner].public()), "admitted");
+        }
+        (keys, replica)
+    }
+
+    #[test]
+    fn a_deprecated_answer_is_believed_only_from_members_in_good_standing_that_are_a_quorum() {
+        let (keys, mut replica) = five_members();
+        let [ada, bea, cleo, dan, eve] = [0, 1, 2, 3, 4].map(|n| keys[n].public());
+        let me = cleo;
         let standing = Standing::default();
-        assert_eq!(standing.deprecation(Some(&replica)), None);
+        let snapshot = replica.snapshot();
+        assert_eq!(standing.deprecation(Some(&snapshot), &me), None);
+
+        // Throwaway keys are not even kept.
         for n in 0..2000u32 {
             let mut secret = [9; 32];
             secret[..4].copy_from_slice(&n.to_le_bytes());
             let stranger = Keypair::from_secret(secret).public();
-            standing.refused_by(stranger, "you were deprecated", Some(&replica));
+            standing.heard_from(stranger, Some("you were deprecated"), Some(&snapshot));
         }
-        assert_eq!(
-            standing.deprecation(Some(&replica)),
-            None,
-            "no member said so"
-        );
         assert!(
             standing.with(|s| s.refusals.is_empty()),
             "strangers are not kept"
         );
-        standing.refused_by(founder.public(), "it equivocated", None);
+
+        // Three members are a quorum of five; once one of them accepts a
+        // later hello, two are not.
+        for member in [ada, bea, dan] {
+            standing.heard_from(member, Some("it served edited rows"), Some(&snapshot));
+        }
         assert_eq!(
-            standing.deprecation(Some(&replica)),
+            standing.deprecation(Some(&snapshot), &me).as_deref(),
+            Some("it served edited rows"),
+        );
+        standing.heard_from(ada, None, Some(&snapshot));
+        assert_eq!(standing.deprecation(Some(&snapshot), &me), None);
+
+        // Two members already proven bad and one liar: three of five
+        // voters, but only one voice in good standing.
+        for (n, offender) in [dan, eve].into_iter().enumerate() {
+            let finding = Finding {
+                offender,
+                cutoff: 1,
+                reason: "it signed two ops at one seq".into(),
+            };
+            replica.deprecate(&finding, Hash32::of(&[n as u8]));
+        }
+        let snapshot = replica.snapshot();
+        assert_eq!(
+            snapshot.voters().len(),
+            5,
+            "the deprecated still count in the bar"
+        );
+        for liar in [dan, eve, bea] {
+            standing.heard_from(liar, Some("you were deprecated"), Some(&snapshot));
+        }
+        assert_eq!(
+            standing.deprecation(Some(&snapshot), &me),
             None,
-            "not known a member then"
+            "keys already proven bad make no liar a majority"
         );
-        standing.refused_by(founder.public(), "it equivocated", Some(&replica));
+        standing.heard_from(ada, Some("you were deprecated"), Some(&snapshot));
         assert_eq!(
-            standing.deprecation(Some(&replica)).as_deref(),
-            Some("it equivocated"),
-            "the one member is a quorum"
-        );
-        assert_eq!(
-            standing.deprecation(None),
+            standing.deprecation(Some(&snapshot), &me),
             None,
-            "no network: nobody to believe"
+            "two voices in good standing are no quorum of five"
         );
+
+        // Not a member of that network: nobody's word counts (a joiner's
+        // view may make the founder alone a quorum).
+        let outsider = Keypair::from_secret([77; 32]).public();
+        assert_eq!(standing.deprecation(Some(&snapshot), &outsider), None);
+        assert_eq!(standing.deprecation(None, &me), None, "no network");
+
         standing.forget();
-        assert_eq!(standing.deprecation(Some(&replica)), None);
+        assert_eq!(standing.deprecation(Some(&snapshot), &me), None);
         standing.proven("it signed two ops at one seq");
         assert_eq!(
-            standing.deprecation(None).as_deref(),
+            standing.deprecation(None, &me).as_deref(),
             Some("it signed two ops at one seq"),
             "evidence checked here needs nobody's word"
         );
+    }
+
+    #[test]
+    fn refusals_heard_in_a_network_left_behind_do_not_count_in_the_next() {
+        let (keys, replica) = five_members();
+        let old = replica.snapshot();
+        let standing = Standing::default();
+        for key in &keys[..3] {
+            standing.heard_from(key.public(), Some("you were deprecated"), Some(&old));
+        }
+        let me = keys[3].public();
+        assert!(standing.deprecation(Some(&old), &me).is_some());
+        // The same keys found another network (a fork): what they said
+        // about this instance in the old one is not about the new.
+        let genesis = Genesis {
+            charter: Charter::new("Fork", BTreeSet::from([Hash32::of(b"build")])),
+            founder: keys[0].public(),
+            founder_name: "ada".into(),
+            created_ms: NOW_MS + 1,
+            fork_of: None,
+        };
+        let fork = Replica::new(SignedGenesis::sign(genesis, &keys[0]).expect("genesis"))
+            .expect("replica")
+            .snapshot();
+        let founder = keys[0].public();
+        assert_eq!(standing.deprecation(Some(&fork), &founder), None);
     }
 }

@@ -48,8 +48,9 @@ struct State {
     joining: Option<SignedInvite>,
     genesis: Option<Vec<u8>>,
     ingested_batches: usize,
-    /// Peers that answered its hello: deprecated, and why.
-    refusals: Vec<(PeerKey, String)>,
+    /// Peers that answered its hello: deprecated and why, or (`None`)
+    /// with their own hello.
+    heard: Vec<(PeerKey, Option<String>)>,
 }
 
 /// The clock an op of the fake is reconciled by: the number it starts
@@ -81,7 +82,7 @@ impl FakeInstance {
             joining: None,
             genesis: None,
             ingested_batches: 0,
-            refusals: Vec::new(),
+            heard: Vec::new(),
         })))
     }
 
@@ -304,8 +305,8 @@ impl Instance for FakeInstance {
         })
     }
 
-    fn refused_as_deprecated(&self, by: PeerKey, reason: &str) {
-        self.with(|s| s.refusals.push((by, reason.to_owned())));
+    fn heard_from(&self, by: PeerKey, deprecated: Option<&str>) {
+        self.with(|s| s.heard.push((by, deprecated.map(str::to_owned))));
     }
 
     fn emit(&self, _event: NodeEvent) {}
@@ -487,6 +488,11 @@ async fn fake_handshake_judges_the_peer_then_both_sides_pull_what_they_lack() {
         bea_link.with_shared(|s| s.chain_confirmed),
         "a member confirmed Bea's chain head"
     );
+    assert_eq!(
+        bea.with(|s| s.heard.clone()),
+        vec![(ada.key(), None)],
+        "Bea's instance hears that Ada accepted it (taking back any refusal)"
+    );
     // Ada, which has more, leaves the pull to Bea; at its next tick it
     // handshakes again, now that Bea holds at least as many, and pulls
     // what Bea has extra.
@@ -557,8 +563,8 @@ async fn fake_a_peer_answering_deprecated_is_told_to_the_instance_and_gives_noth
 
     assert!(bea.op_ids().is_empty(), "Bea got nothing from Ada");
     assert_eq!(
-        bea.with(|s| s.refusals.clone()),
-        vec![(ada.key(), "it signed two ops at one seq".to_owned())],
+        bea.with(|s| s.heard.clone()),
+        vec![(ada.key(), Some("it signed two ops at one seq".to_owned()))],
         "Ada's word goes to Bea's instance, which alone decides whether to believe it"
     );
     assert!(bea_link.disconnected(ada_link.me));

@@ -110,9 +110,10 @@ pub(crate) trait Instance: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), NodeError>> + Send;
     /// How the join goes, while joining.
     fn join_progress(&self) -> impl Future<Output = Option<JoinProgress>> + Send;
-    /// `by` answered this instance's hello: deprecated, for `reason`. The
-    /// instance decides what to believe (a quorum of its members).
-    fn refused_as_deprecated(&self, by: PeerKey, reason: &str);
+    /// `by` answered this instance's hello: deprecated, for the reason
+    /// given, or (`None`) with its own hello. The instance decides what to
+    /// believe (see `crate::standing`).
+    fn heard_from(&self, by: PeerKey, deprecated: Option<&str>);
     /// Tells the window and the CLI what happened.
     fn emit(&self, event: NodeEvent);
 }
@@ -293,11 +294,11 @@ impl Instance for Node {
         Node::join_progress(self).await
     }
 
-    fn refused_as_deprecated(&self, by: PeerKey, reason: &str) {
+    fn heard_from(&self, by: PeerKey, deprecated: Option<&str>) {
         let replica = self.inner().ledger.snapshot();
         self.inner()
             .standing
-            .refused_by(by, reason, replica.as_deref());
+            .heard_from(by, deprecated, replica.as_deref());
     }
 
     fn emit(&self, event: NodeEvent) {

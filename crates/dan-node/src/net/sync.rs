@@ -246,6 +246,9 @@ pub(super) async fn handshake<I: Instance, L: Link>(node: I, net: L, peer: PeerI
                 net.command(Command::Disconnect(peer)).await;
                 return;
             };
+            // It answered our hello: whatever it said of us before, it
+            // does not refuse us as deprecated now.
+            node.heard_from(key, None);
             if let Err(e) = node.check_checkpoint(&theirs).await {
                 tracing::warn!("checking the checkpoint of {key}: {e}");
             }
@@ -288,7 +291,7 @@ pub(super) async fn handshake<I: Instance, L: Link>(node: I, net: L, peer: PeerI
                 key,
                 &format!("this instance was deprecated: {reason}"),
             );
-            node.refused_as_deprecated(key, &reason);
+            node.heard_from(key, Some(&reason));
             if let Some(signed) = evidence.and_then(|b| SignedEvidence::from_bytes(&b).ok())
                 && let Err(e) = node.accept_evidence(signed).await
             {
