@@ -22,6 +22,7 @@ use crate::evidence::Evidence;
 use crate::hash::{CodeHash, Hash32, NetworkId};
 use crate::identity::{Keypair, PeerKey};
 use crate::replica::Replica;
+use crate::snapshot::ReplicaSnapshot;
 
 /// Largest encoded hello, in bytes.
 pub const MAX_HELLO_BYTES: usize = 4096;
@@ -129,7 +130,7 @@ pub enum Verdict {
 /// the wall clock (for upgrade grace periods).
 pub fn judge(
     me: &PeerKey,
-    replica: Option<&Replica>,
+    replica: Option<&ReplicaSnapshot>,
     joining: Option<NetworkId>,
     connected_peer: &PeerKey,
     hello: &SignedHello,

@@ -481,10 +481,13 @@ impl Replica {
             proposals: self.proposals.values().cloned().collect(),
             ever_approved: self.ever_approved.clone(),
             forming: self.is_forming(),
-            chain_lens: self
+            deprecations: self.deprecations.clone(),
+            chains: self
                 .chains
                 .iter()
-                .map(|(origin, chain)| (*origin, chain.len() as u64))
+                .filter_map(|(origin, chain)| {
+                    Some((*origin, (chain.len() as u64, chain.last()?.0)))
+                })
                 .collect(),
             op_count: self.op_count,
             ops_root: self.ops_root(),

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use crate::charter::Charter;
 use crate::governance::{Member, MemberStatus, ProposalState};
-use crate::hash::{CodeHash, Hash32, NetworkId};
+use crate::hash::{CodeHash, Hash32, NetworkId, OpId};
 use crate::identity::PeerKey;
 use crate::invite::SignedJoinRequest;
+use crate::replica::Deprecation;
 
 /// A replica's network as of one moment (see [`crate::Replica::snapshot`]).
 /// The readers mirror the replica's own, with the same meaning.
@@ -26,7 +27,9 @@ pub struct ReplicaSnapshot {
     pub(crate) proposals: Vec<Arc<ProposalState>>,
     pub(crate) ever_approved: BTreeSet<CodeHash>,
     pub(crate) forming: bool,
-    pub(crate) chain_lens: HashMap<PeerKey, u64>,
+    pub(crate) deprecations: BTreeMap<PeerKey, Deprecation>,
+    /// Per origin: its chain's length and last op.
+    pub(crate) chains: HashMap<PeerKey, (u64, OpId)>,
     pub(crate) op_count: u64,
     pub(crate) ops_root: Hash32,
     pub(crate) state_root: Hash32,
@@ -94,9 +97,19 @@ impl ReplicaSnapshot {
         self.forming
     }
 
+    /// Why and from where `peer` is deprecated, if it is.
+    pub fn deprecation(&self, peer: &PeerKey) -> Option<&Deprecation> {
+        self.deprecations.get(peer)
+    }
+
     /// The latest seq applied for `origin` (0 if none).
     pub fn chain_len(&self, origin: &PeerKey) -> u64 {
-        self.chain_lens.get(origin).copied().unwrap_or(0)
+        self.chains.get(origin).map_or(0, |(len, _)| *len)
+    }
+
+    /// The id of `origin`'s latest applied op.
+    pub fn chain_last(&self, origin: &PeerKey) -> Option<OpId> {
+        self.chains.get(origin).map(|(_, last)| *last)
     }
 
     /// Number of applied ops.

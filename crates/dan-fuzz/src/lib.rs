@@ -17,8 +17,8 @@ use dan_core::invite::{Invite, MAX_JOIN_REQUEST_BYTES, MAX_LINK_LEN, SignedInvit
 use dan_core::op::MAX_OP_BYTES;
 use dan_core::{
     FieldValue, Genesis, GovernanceAction, Hash32, JoinRequest, Keypair, Op, OpBody, Payload,
-    RecordAction, RecordId, Replica, SignedEvidence, SignedGenesis, SignedJoinRequest, VerifiedOp,
-    codec,
+    RecordAction, RecordId, Replica, ReplicaSnapshot, SignedEvidence, SignedGenesis,
+    SignedJoinRequest, VerifiedOp, codec,
 };
 use dan_node::backup::BackupFile;
 use dan_node::net::wire::{self, Gossip, Request, Response};
@@ -75,6 +75,8 @@ pub struct Fixture {
     pub genesis: SignedGenesis,
     /// The replica after the admissions and one record.
     pub replica: Replica,
+    /// Its snapshot, as an instance judges peers by.
+    pub snapshot: ReplicaSnapshot,
 }
 
 /// The shared fixture, built once.
@@ -156,6 +158,7 @@ fn build_fixture() -> Fixture {
     Fixture {
         keys,
         genesis,
+        snapshot: replica.snapshot(),
         replica,
     }
 }
@@ -269,7 +272,7 @@ pub fn hello(data: &[u8]) -> bool {
     let fixture = fixture();
     let me = fixture.keys[0].public();
     let from = hello.hello.peer;
-    let _ = conformance::judge(&me, Some(&fixture.replica), None, &from, &hello, NOW_MS);
+    let _ = conformance::judge(&me, Some(&fixture.snapshot), None, &from, &hello, NOW_MS);
     let _ = conformance::judge(
         &me,
         None,

@@ -148,8 +148,8 @@ mod tests {
     const AT_ONCE: Duration = Duration::from_secs(5);
 
     #[tokio::test]
-    async fn status_members_and_proposals_answer_while_the_replica_is_held_and_follow_each_change()
-    {
+    async fn status_members_proposals_and_handshakes_answer_while_the_replica_is_held_and_follow_each_change()
+     {
         let dir = tempfile::tempdir().expect("temp dir");
         let node = founded(dir.path()).await;
         let before = node.status().await;
@@ -171,6 +171,27 @@ mod tests {
             .await
             .expect("the proposals do not wait for the replica")
             .expect("proposals");
+        // A peer's handshake is answered meanwhile too.
+        let hello = tokio::time::timeout(AT_ONCE, node.signed_hello())
+            .await
+            .expect("the hello does not wait for the replica");
+        assert_eq!(hello.hello.ops_root, before.ops_root);
+        let stranger = dan_core::Keypair::from_secret([9; 32]);
+        let theirs = dan_core::conformance::SignedHello::sign(
+            dan_core::conformance::Hello {
+                peer: stranger.public(),
+                ..hello.hello.clone()
+            },
+            &stranger,
+        );
+        let verdict = tokio::time::timeout(AT_ONCE, node.judge(&stranger.public(), &theirs))
+            .await
+            .expect("judging a peer does not wait for the replica");
+        assert_eq!(
+            verdict,
+            dan_core::conformance::Verdict::Candidate,
+            "a stranger in this network is no member"
+        );
         drop(held);
 
         node.put_record(PutRecord {

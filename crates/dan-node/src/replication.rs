@@ -75,12 +75,14 @@ fn bounded_waiting(
 }
 
 impl Node {
-    /// This instance's signed hello: network, hashes and roots.
+    /// This instance's signed hello: network, hashes and roots, as of the
+    /// replica's last snapshot (one moment's, so the roots agree with each
+    /// other), so a handshake never waits behind an ingest or a rebuild.
     pub async fn signed_hello(&self) -> SignedHello {
         let inner = self.inner();
-        let ledger = inner.ledger.lock().await;
+        let snapshot = inner.ledger.snapshot();
         let joining = self.joining_network();
-        let replica = ledger.replica.as_ref();
+        let replica = snapshot.as_deref();
         let keypair = self.keypair();
         let hello = Hello {
             peer: keypair.public(),
@@ -101,12 +103,13 @@ impl Node {
         SignedHello::sign(hello, &keypair)
     }
 
-    /// How to treat `peer`, given its hello (see [`conformance::judge`]).
+    /// How to treat `peer`, given its hello (see [`conformance::judge`]),
+    /// against the replica's last snapshot: judging never waits behind an
+    /// ingest or a rebuild.
     pub async fn judge(&self, peer: &PeerKey, hello: &SignedHello) -> Verdict {
-        let ledger = self.inner().ledger.lock().await;
         conformance::judge(
             &self.peer_id(),
-            ledger.replica.as_ref(),
+            self.inner().ledger.snapshot().as_deref(),
             self.joining_network(),
             peer,
             hello,
@@ -154,8 +157,7 @@ impl Node {
     /// The network id, the length of `peer`'s op chain here and the id of
     /// its last op (public data: anyone holding the ops knows it).
     pub async fn chain_tip(&self, peer: &PeerKey) -> Option<(dan_core::NetworkId, u64, OpId)> {
-        let ledger = self.inner().ledger.lock().await;
-        let replica = ledger.replica.as_ref()?;
+        let replica = self.inner().ledger.snapshot()?;
         let seq = replica.chain_len(peer);
         let last = replica.chain_last(peer).unwrap_or(dan_core::Hash32::ZERO);
         Some((replica.network_id(), seq, last))
@@ -164,8 +166,10 @@ impl Node {
     /// The length of `peer`'s chain in this replica (for lost-write
     /// recovery).
     pub async fn chain_head_of(&self, peer: &PeerKey) -> u64 {
-        let ledger = self.inner().ledger.lock().await;
-        ledger.replica.as_ref().map_or(0, |r| r.chain_len(peer))
+        self.inner()
+            .ledger
+            .snapshot()
+            .map_or(0, |r| r.chain_len(peer))
     }
 
     /// How far `peer`'s chain goes here, with its op at that seq.
@@ -173,14 +177,11 @@ impl Node {
         &self,
         peer: &PeerKey,
     ) -> Result<(u64, Option<Vec<u8>>), NodeError> {
-        let (seq, last) = {
-            let ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref();
-            (
-                replica.map_or(0, |r| r.chain_len(peer)),
-                replica.and_then(|r| r.chain_last(peer)),
-            )
-        };
+        let replica = self.inner().ledger.snapshot();
+        let (seq, last) = (
+            replica.as_ref().map_or(0, |r| r.chain_len(peer)),
+            replica.as_ref().and_then(|r| r.chain_last(peer)),
+        );
         let op = match last {
             Some(id) => self.inner().store.ops_by_id(&[id]).await?.pop(),
             None => None,
@@ -195,10 +196,7 @@ impl Node {
         let Some(op) = op.and_then(|bytes| dan_core::Op::decode(bytes).ok()) else {
             return false;
         };
-        let network = {
-            let ledger = self.inner().ledger.lock().await;
-            ledger.replica.as_ref().map(dan_core::Replica::network_id)
-        };
+        let network = self.inner().ledger.snapshot().map(|r| r.network_id());
         let body = op.body();
         body.origin == self.peer_id()
             && body.seq == seq

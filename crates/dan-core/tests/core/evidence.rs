@@ -120,7 +120,7 @@ fn evidence_a_member_that_says_its_build_awaits_approval_is_refused_but_not_accu
     ));
     let verdict = dan_core::conformance::judge(
         &t.keys[0].public(),
-        Some(&replica),
+        Some(&replica.snapshot()),
         None,
         &t.keys[2].public(),
         &waiting,

@@ -224,7 +224,8 @@ fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason
     }
     let me = t.keys[0].public();
     let bob = &t.keys[1];
-    let verdict = |h: &SignedHello| judge(&me, Some(&replica), None, &bob.public(), h, 0);
+    let verdict =
+        |h: &SignedHello| judge(&me, Some(&replica.snapshot()), None, &bob.public(), h, 0);
     let refused =
         |v: Verdict, words: &str| matches!(v, Verdict::Refuse(ref r) if r.contains(words));
 
@@ -256,7 +257,7 @@ fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason
     assert!(refused(
         judge(
             &me,
-            Some(&replica),
+            Some(&replica.snapshot()),
             None,
             &bob.public(),
             &hello(&other_key, &replica, |_| {}),
@@ -277,7 +278,7 @@ fn conformance_handshake_refuses_every_kind_of_non_conforming_peer_with_a_reason
     assert_eq!(
         judge(
             &me,
-            Some(&replica),
+            Some(&replica.snapshot()),
             None,
             &stranger.public(),
             &hello(&stranger, &replica, |_| {}),
