@@ -12,7 +12,7 @@ use dan_core::{Evidence, OpId, PROTOCOL_VERSION, VerifiedOp};
 use negentropy::{Id, NegentropyStorageVector};
 
 use crate::error::NodeError;
-use crate::ingest::{IngestOutcome, MAX_BATCH_OPS, ingest};
+use crate::ingest::{IngestOutcome, MAX_BATCH_OPS, Prepared, ingest, ingest_prepared};
 use crate::node::{Node, NodeEvent};
 
 /// Most ops kept waiting for missing predecessors.
@@ -72,6 +72,14 @@ fn bounded_waiting(
     let room = MAX_WAITING_FROM_STRANGERS.min(MAX_WAITING - kept.len());
     kept.extend(strangers.into_iter().filter(&mut keep).take(room).cloned());
     kept
+}
+
+/// Ops from a peer as they reach the replica: bytes (signatures checked
+/// under the lock, after leaving out those already held) or a batch whose
+/// signatures were checked beforehand.
+enum Arrived {
+    Bytes(Vec<Vec<u8>>),
+    Checked(Prepared),
 }
 
 impl Node {
@@ -246,6 +254,26 @@ impl Node {
     /// Runs ops received from a peer through the ingest pipeline. Ops that
     /// wait for others are kept and retried with the next batch.
     pub async fn ingest_remote(&self, batch: Vec<Vec<u8>>) -> Result<IngestOutcome, NodeError> {
+        self.take_in(Arrived::Bytes(batch)).await
+    }
+
+    /// Ingests the ops a pull fetched (any number, in chain order), in
+    /// batches of at most [`MAX_BATCH_OPS`], checking the signatures of
+    /// the next batch while one is applied and stored.
+    pub async fn ingest_pulled(&self, ops: Vec<Vec<u8>>) -> Result<(), NodeError> {
+        let mut ops = ops.into_iter().peekable();
+        let batches = std::iter::from_fn(|| {
+            ops.peek()?;
+            Some(ops.by_ref().take(MAX_BATCH_OPS).collect::<Vec<_>>())
+        });
+        crate::ingest::pipelined(batches, |prepared| async move {
+            self.take_in(Arrived::Checked(prepared)).await.map(drop)
+        })
+        .await
+    }
+
+    /// Applies and stores what arrived, under the replica's lock.
+    async fn take_in(&self, arrived: Arrived) -> Result<IngestOutcome, NodeError> {
         let inner = self.inner();
         let mut ledger = inner.ledger.lock().await;
         let waiting = std::mem::take(&mut ledger.waiting);
@@ -261,7 +289,12 @@ impl Node {
         let Some(replica) = ledger.replica.as_mut() else {
             return Err(NodeError::NoNetwork);
         };
-        let result = ingest(replica, &inner.store, batch, waiting, now_ms()).await;
+        let result = match arrived {
+            Arrived::Bytes(batch) => ingest(replica, &inner.store, batch, waiting, now_ms()).await,
+            Arrived::Checked(prepared) => {
+                ingest_prepared(replica, &inner.store, prepared, waiting, now_ms()).await
+            }
+        };
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {

@@ -106,16 +106,21 @@ impl Store {
         &self.pool
     }
 
-    /// The canonical bytes of the ops with these ids (those held).
+    /// The canonical bytes of the ops with these ids (those held), in no
+    /// particular order. One statement per few hundred ids: a peer's fetch
+    /// asks for a thousand at once, and a query per id cost most of
+    /// serving one.
     pub async fn ops_by_id(&self, ids: &[dan_core::OpId]) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row = sqlx::query("SELECT bytes FROM ops WHERE op_id = ?1")
-                .bind(&id.0[..])
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(row) = row {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new("SELECT bytes FROM ops WHERE op_id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(&id.0[..]);
+            }
+            query.push(")");
+            for row in query.build().fetch_all(&mut *conn).await? {
                 found.push(row.try_get("bytes")?);
             }
         }
@@ -469,6 +474,10 @@ async fn fill_search_text(pool: &SqlitePool) -> Result<(), StoreError> {
 
 /// Rows per multi-row statement (fewer statements, less overhead per row).
 const ROWS_PER_STATEMENT: usize = 100;
+
+/// Ids looked up per statement (well under SQLite's limit on bound
+/// parameters).
+const IDS_PER_STATEMENT: usize = 500;
 
 async fn upsert_records(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,

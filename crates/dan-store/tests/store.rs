@@ -348,3 +348,26 @@ async fn pages_by_id_list_every_record_once_while_records_are_added_before_the_c
         .expect("count");
     assert_eq!(rest, 2, "counted from the cursor");
 }
+
+#[tokio::test]
+async fn ops_are_found_by_id_many_at_once_and_unknown_ids_are_left_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
+    let (mut replica, key) = replica_and_key();
+    let (ops, views): (Vec<VerifiedOp>, Vec<_>) = (1..=1200)
+        .map(|at| create(&mut replica, &key, "t", "b", at))
+        .unzip();
+    store.commit(&ops, &views).await.expect("commit");
+    // More ids than one statement takes, with some nobody holds among them.
+    let mut asked: Vec<Hash32> = ops.iter().step_by(2).map(VerifiedOp::id).collect();
+    asked.extend((0..50u32).map(|n| Hash32::of(&n.to_le_bytes())));
+    let found = store.ops_by_id(&asked).await.expect("lookup");
+    let expected: BTreeSet<Vec<u8>> = ops
+        .iter()
+        .step_by(2)
+        .map(|op| op.bytes().to_vec())
+        .collect();
+    assert_eq!(found.len(), expected.len(), "each held op once");
+    assert_eq!(found.into_iter().collect::<BTreeSet<_>>(), expected);
+    assert!(store.ops_by_id(&[]).await.expect("none").is_empty());
+}

@@ -212,6 +212,10 @@ impl Instance for FakeInstance {
         Ok(IngestOutcome::default())
     }
 
+    async fn ingest_pulled(&self, ops: Vec<Vec<u8>>) -> Result<(), NodeError> {
+        self.ingest_remote(ops).await.map(drop)
+    }
+
     async fn chain_head_of(&self, _peer: &PeerKey) -> u64 {
         0
     }

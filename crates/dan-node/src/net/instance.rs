@@ -53,6 +53,11 @@ pub(crate) trait Instance: Clone + Send + Sync + 'static {
         &self,
         batch: Vec<Vec<u8>>,
     ) -> impl Future<Output = Result<IngestOutcome, NodeError>> + Send;
+    /// Ingests what a pull fetched (any number of ops, in chain order).
+    fn ingest_pulled(
+        &self,
+        ops: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<(), NodeError>> + Send;
     /// The length of `peer`'s chain here.
     fn chain_head_of(&self, peer: &PeerKey) -> impl Future<Output = u64> + Send;
     /// How far `peer`'s chain goes here, with its op at that seq.
@@ -202,6 +207,10 @@ impl Instance for Node {
 
     async fn ingest_remote(&self, batch: Vec<Vec<u8>>) -> Result<IngestOutcome, NodeError> {
         Node::ingest_remote(self, batch).await
+    }
+
+    async fn ingest_pulled(&self, ops: Vec<Vec<u8>>) -> Result<(), NodeError> {
+        Node::ingest_pulled(self, ops).await
     }
 
     async fn chain_head_of(&self, peer: &PeerKey) -> u64 {

@@ -522,15 +522,14 @@ impl PullBuffer {
     }
 
     async fn ingest<I: Instance>(&mut self, node: &I) -> Result<(), String> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
         let mut ops = std::mem::take(&mut self.ops);
         self.bytes = 0;
         ops.sort_by_key(|(origin, seq, _)| (*origin, *seq));
-        let mut ops = ops.into_iter().map(|(_, _, bytes)| bytes).peekable();
-        while ops.peek().is_some() {
-            let batch: Vec<Vec<u8>> = ops.by_ref().take(crate::ingest::MAX_BATCH_OPS).collect();
-            node.ingest_remote(batch).await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        let ops = ops.into_iter().map(|(_, _, bytes)| bytes).collect();
+        node.ingest_pulled(ops).await.map_err(|e| e.to_string())
     }
 }
 
