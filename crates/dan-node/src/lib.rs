@@ -9,6 +9,7 @@
 pub mod api;
 pub mod backup;
 pub mod bulk;
+mod close_seal;
 mod code;
 pub mod control;
 pub mod deprecation;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use dan_core::conformance::{SignedHello, Verdict};
 use dan_core::{Hash32, Op, OpId, PeerKey, SignedEvidence, SignedInvite};
+use libp2p::futures::{StreamExt, stream};
 use libp2p::{Multiaddr, PeerId};
 use negentropy::{Id, Negentropy};
 
@@ -447,40 +448,27 @@ async fn pull<I: Instance, L: Link>(
     let mut fetched = 0u64;
     let mut buffer = PullBuffer::default();
     net.with_shared(|s| s.missing.insert(key, total));
-    for chunk in need.chunks(MAX_FETCH_IDS) {
-        let mut wanted: Vec<OpId> = chunk.to_vec();
-        while !wanted.is_empty() {
-            let ops = match net.request(peer, Request::Fetch(wanted.clone())).await? {
-                Response::Ops(ops) => ops,
-                Response::Error(reason) => return Err(reason),
-                other => return Err(format!("unexpected answer to fetch: {other:?}")),
-            };
-            // Only what was asked for counts; an answer with nothing of it
-            // ends this chunk (the peer lacks the ops, or lies), so a
-            // peer cannot keep this loop going with ops nobody asked for.
-            let asked: HashSet<OpId> = wanted.iter().copied().collect();
-            let ops: Vec<Vec<u8>> = ops
-                .into_iter()
-                .filter(|bytes| asked.contains(&Hash32::of(bytes)))
-                .collect();
-            if ops.is_empty() {
-                break;
-            }
-            let received: HashSet<OpId> = ops.iter().map(|b| Hash32::of(b)).collect();
-            wanted.retain(|id| !received.contains(id));
-            fetched += ops.len() as u64;
-            buffer.extend(ops);
-            if buffer.bytes > PULL_BUFFER_BYTES {
-                buffer.ingest(node).await?;
-            }
-            net.with_shared(|s| s.missing.insert(key, total.saturating_sub(fetched)));
-            node.emit(NodeEvent::SyncProgress {
-                peer: key,
-                fetched,
-                total,
-            });
+    // A few fetches in flight at once, so the peer reads the next ids from
+    // its store while the answer before travels.
+    let chunks: Vec<Vec<OpId>> = need.chunks(MAX_FETCH_IDS).map(<[OpId]>::to_vec).collect();
+    let mut fetches = stream::iter(chunks)
+        .map(|chunk| fetch_chunk(net.clone(), peer, chunk))
+        .buffer_unordered(FETCHES_IN_FLIGHT);
+    while let Some(ops) = fetches.next().await {
+        let ops = ops?;
+        fetched += ops.len() as u64;
+        buffer.extend(ops);
+        if buffer.bytes > PULL_BUFFER_BYTES {
+            buffer.ingest(node).await?;
         }
+        net.with_shared(|s| s.missing.insert(key, total.saturating_sub(fetched)));
+        node.emit(NodeEvent::SyncProgress {
+            peer: key,
+            fetched,
+            total,
+        });
     }
+    drop(fetches);
     buffer.ingest(node).await?;
     net.with_shared(|s| {
         s.missing.remove(&key);
@@ -495,6 +483,40 @@ async fn pull<I: Instance, L: Link>(
         tracing::info!("fetched {fetched} ops from {key}");
     }
     Ok(())
+}
+
+/// Fetch requests to one peer in flight at once during a pull.
+const FETCHES_IN_FLIGHT: usize = 4;
+
+/// Fetches the ops of one chunk of ids from `peer`, asking again for those
+/// an answer left out. Only what was asked for counts; an answer with
+/// nothing of it ends the chunk (the peer lacks the ops, or lies), so a
+/// peer cannot keep this going with ops nobody asked for.
+async fn fetch_chunk<L: Link>(
+    net: L,
+    peer: PeerId,
+    mut wanted: Vec<OpId>,
+) -> Result<Vec<Vec<u8>>, String> {
+    let mut got = Vec::new();
+    while !wanted.is_empty() {
+        let ops = match net.request(peer, Request::Fetch(wanted.clone())).await? {
+            Response::Ops(ops) => ops,
+            Response::Error(reason) => return Err(reason),
+            other => return Err(format!("unexpected answer to fetch: {other:?}")),
+        };
+        let asked: HashSet<OpId> = wanted.iter().copied().collect();
+        let ops: Vec<Vec<u8>> = ops
+            .into_iter()
+            .filter(|bytes| asked.contains(&Hash32::of(bytes)))
+            .collect();
+        if ops.is_empty() {
+            break;
+        }
+        let received: HashSet<OpId> = ops.iter().map(|b| Hash32::of(b)).collect();
+        wanted.retain(|id| !received.contains(id));
+        got.extend(ops);
+    }
+    Ok(got)
 }
 
 /// Fetched ops held before ingesting, at most this many bytes.
