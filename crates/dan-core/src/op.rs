@@ -131,6 +131,7 @@ impl VerifiedOp {
     /// storing it): its signature is not checked again. For nothing else:
     /// bytes from a peer, a file or a log that may have changed go through
     /// [`verify_ops`].
+    #[cfg(feature = "sealed-log")]
     pub fn reread_from_sealed_log(op: Op) -> VerifiedOp {
         VerifiedOp(op)
     }

@@ -1,109 +1,67 @@
 //! The seal of a clean shutdown: what lets a start skip re-checking every
-//! signature and every row when nothing changed since.
+//! signature when the op log is the one this instance verified and wrote.
 //!
-//! When an instance closes cleanly, with a clean integrity report, it
-//! hashes its database file (the write-ahead log is folded in and gone by
-//! then) and writes the hash with a tag keyed by its own secret key. At
-//! the next start the seal is taken (read and deleted at once, so a crash
-//! after the start can never leave one behind) and checked against the
-//! file before SQLite opens it: a file that is byte for byte the one
-//! sealed holds only ops this instance verified and rows it wrote from
-//! them, so the start replays the log without checking signatures again
-//! and compares only a sample of rows. Any change to the file (a row
-//! edited behind DAN's back, a restored or copied database, a write-ahead
-//! log left over) fails the check, and the start does the full check.
-//! A local user who does not know the admin password cannot make a tag for
-//! an edited file: the key is sealed under that password.
+//! The store keeps the digest of the log as it is written
+//! ([`dan_store::LogDigest`]: position and id of every row, started from
+//! the log the start-up check read, extended by each row the store appends
+//! itself). When an instance closes cleanly, with a clean integrity report,
+//! it writes that digest's tag, keyed by a key derived from its own secret
+//! key. The next start takes the seal (reads and deletes it at once, so a
+//! crash after the start can never leave one behind), replays the log
+//! checking only a sample of signatures (every row is still compared), and
+//! then checks that the digest of the log it read is the sealed one; if
+//! not, it checks everything. A row put into the log by anything else (a
+//! local user's `sqlite3`, even while the instance runs) is not in the
+//! digest, and an op's id is checked against its bytes in every case, so
+//! the ops replayed unverified are exactly those this instance verified.
+//! What the seal does not stop: putting back an older database together
+//! with the seal written for it (as restoring a backup would, with the same
+//! effect), and a local user who can read the OS keyring, where the key is
+//! cached, making a tag (they can then sign as this instance anyway).
 
-use std::io::Read;
 use std::path::Path;
 
 use dan_core::Keypair;
 
-use crate::node::DB_FILE;
-
 /// The seal's file in the data directory.
 const SEAL_FILE: &str = "clean-close.seal";
 
-/// What the seal says: the database file's length and BLAKE3 hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FileState {
-    len: u64,
-    hash: [u8; 32],
+/// The tag of a log digest (its hash and row count) under `keypair`.
+fn tag(log: &([u8; 32], u64), keypair: &Keypair) -> blake3::Hash {
+    let key = blake3::derive_key("dan clean-close seal v2", &keypair.secret());
+    let mut keyed = blake3::Hasher::new_keyed(&key);
+    keyed.update(&log.0);
+    keyed.update(&log.1.to_le_bytes());
+    keyed.finalize()
 }
 
-impl FileState {
-    /// The state of `data_dir`'s database as it is now, if it has no
-    /// write-ahead log with content (whose transactions the file alone
-    /// would not show).
-    fn of(data_dir: &Path) -> Option<FileState> {
-        let wal = data_dir.join(format!("{DB_FILE}-wal"));
-        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-            return None;
-        }
-        let mut file = std::fs::File::open(data_dir.join(DB_FILE)).ok()?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buffer = vec![0; 1 << 20];
-        let mut len = 0u64;
-        loop {
-            let read = file.read(&mut buffer).ok()?;
-            if read == 0 {
-                break;
-            }
-            hasher.update(&buffer[..read]);
-            len += read as u64;
-        }
-        Some(FileState {
-            len,
-            hash: *hasher.finalize().as_bytes(),
-        })
-    }
-
-    fn tag(&self, keypair: &Keypair) -> blake3::Hash {
-        let key = blake3::derive_key("dan clean-close seal v1", &keypair.secret());
-        let mut keyed = blake3::Hasher::new_keyed(&key);
-        keyed.update(&self.len.to_le_bytes());
-        keyed.update(&self.hash);
-        keyed.finalize()
-    }
-}
-
-/// At start, before the database is opened: takes the seal away (whatever
-/// it says) and returns the file's state now if a seal was there, for
-/// [`holds`] to check once the key is unlocked.
-pub(crate) fn take(data_dir: &Path) -> Option<(Vec<u8>, FileState)> {
+/// At start: takes the seal away (whatever it says), for [`holds`] to
+/// check once the log has been read.
+pub(crate) fn take(data_dir: &Path) -> Option<Vec<u8>> {
     let path = data_dir.join(SEAL_FILE);
     let seal = dan_store::private::read_bounded(&path, 64).ok();
     let _ = std::fs::remove_file(&path);
-    let seal = seal?;
-    Some((seal, FileState::of(data_dir)?))
+    seal
 }
 
-/// Whether `seal` was made by `keypair` for exactly the file `state`.
-pub(crate) fn holds(seal: &[u8], state: &FileState, keypair: &Keypair) -> bool {
+/// Whether `seal` was made by `keypair` for the log whose digest is `log`.
+pub(crate) fn holds(seal: &[u8], log: &([u8; 32], u64), keypair: &Keypair) -> bool {
     // `blake3::Hash` compares in constant time.
-    <[u8; 32]>::try_from(seal).is_ok_and(|seal| blake3::Hash::from(seal) == state.tag(keypair))
+    <[u8; 32]>::try_from(seal).is_ok_and(|seal| blake3::Hash::from(seal) == tag(log, keypair))
 }
 
-/// After a clean close (the store closed, its log folded in): seals the
-/// database file as it is. Nothing is sealed if the file cannot be read
-/// whole or a write-ahead log is left.
-pub(crate) fn seal(data_dir: &Path, keypair: &Keypair) {
-    let Some(state) = FileState::of(data_dir) else {
-        tracing::debug!("the database was not sealed: a write-ahead log is left");
-        return;
-    };
-    if let Err(e) = dan_store::private::write_replacing(
-        &data_dir.join(SEAL_FILE),
-        state.tag(keypair).as_bytes(),
-    ) {
+/// After a clean close: seals the digest of the log as written.
+pub(crate) fn seal(data_dir: &Path, log: &([u8; 32], u64), keypair: &Keypair) {
+    if let Err(e) =
+        dan_store::private::write_replacing(&data_dir.join(SEAL_FILE), tag(log, keypair).as_bytes())
+    {
         tracing::warn!("could not seal the clean shutdown (the next start checks everything): {e}");
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use dan_core::Keypair;
+    use dan_core::{Applied, Keypair, Op, Payload, RecordAction, RecordId, VerifiedOp};
 
     use super::{SEAL_FILE, holds, take};
     use crate::api::PutRecord;
@@ -128,7 +86,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_clean_close_lets_the_next_start_check_a_sample_and_anything_else_checks_all() {
+    async fn a_clean_close_lets_the_next_start_check_a_sample_of_signatures_and_anything_else_checks_all()
+     {
         let dir = tempfile::tempdir().expect("temp dir");
         let node = founded(dir.path()).await;
         let titles: Vec<PutRecord> = (0..20).map(|n| put(&format!("Book {n}"))).collect();
@@ -142,65 +101,103 @@ mod tests {
         assert!(dir.path().join(SEAL_FILE).exists(), "a clean close seals");
 
         let node = reopen(dir.path()).await.expect("reopen");
-        assert!(node.integrity().sampled, "unchanged since the clean close");
+        assert!(node.integrity().sampled, "the log is the one sealed");
         assert_eq!(node.status().await.state_root, root);
         assert!(
             !dir.path().join(SEAL_FILE).exists(),
             "the seal is taken at start, so a crash leaves none"
         );
-        // A crash: the instance goes away without closing.
+        node.put_record(put("Written after the start"))
+            .await
+            .expect("write");
+        // An op with a broken signature put into the log behind DAN's back,
+        // as a local user's sqlite3 could while the instance runs.
+        let forged = {
+            let ledger = node.inner().ledger.lock().await;
+            let replica = ledger.replica.as_ref().expect("network");
+            let payload = Payload::Record {
+                id: RecordId::new("forged").expect("id"),
+                action: RecordAction::Create {
+                    collection: "books".into(),
+                    title: "Forged".into(),
+                    fields: Default::default(),
+                    tags: Default::default(),
+                },
+            };
+            let body = replica.next_body(node.peer_id(), 1_900_000_000_000, payload);
+            let mut bytes = VerifiedOp::sign(body, &node.keypair())
+                .expect("sign")
+                .bytes()
+                .to_vec();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            let forged = VerifiedOp::reread_from_sealed_log(Op::decode(&bytes).expect("decode"));
+            // With the row it would make, so that comparing rows finds
+            // nothing: only the log's digest tells.
+            let view = match replica.clone().apply(&forged) {
+                Ok(Applied::New(Some(view))) => *view,
+                other => panic!("{other:?}"),
+            };
+            (forged, view)
+        };
+        let behind_its_back = dan_store::Store::open(&dir.path().join(DB_FILE))
+            .await
+            .expect("open the file");
+        behind_its_back
+            .commit(&[forged.0], &[forged.1])
+            .await
+            .expect("insert");
+        behind_its_back.close().await;
+        node.close().await;
+        assert!(dir.path().join(SEAL_FILE).exists());
+        match reopen(dir.path()).await {
+            Err(NodeError::Integrity(report)) => {
+                assert!(!report.sampled, "everything was checked: {report}");
+                assert!(
+                    report
+                        .damaged_ops
+                        .iter()
+                        .any(|d| d.problem.contains("signature")),
+                    "{report}"
+                );
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a log with an op DAN did not write passed"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_after_a_crash_checks_everything() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        node.put_record(put("Dune")).await.expect("write");
+        let root = node.status().await.state_root;
+        node.close().await;
+        let node = reopen(dir.path()).await.expect("reopen");
+        assert!(node.integrity().sampled);
+        // The instance goes away without closing.
         drop(node);
         let node = reopen(dir.path()).await.expect("reopen after a crash");
         assert!(!node.integrity().sampled, "no seal: everything is checked");
         assert_eq!(node.status().await.state_root, root);
         node.close().await;
-
-        // A title edited in the file behind DAN's back (same length).
-        let path = dir.path().join(DB_FILE);
-        let mut bytes = std::fs::read(&path).expect("read");
-        let at = bytes
-            .windows(7)
-            .rposition(|w| w == b"Book 13")
-            .expect("the title is in the file");
-        bytes[at..at + 7].copy_from_slice(b"Book 99");
-        std::fs::write(&path, &bytes).expect("write");
-        match reopen(dir.path()).await {
-            Err(NodeError::Integrity(report)) => {
-                assert!(!report.sampled, "the whole report: {report}");
-                assert!(!report.is_clean());
-            }
-            Err(other) => panic!("{other}"),
-            Ok(_) => panic!("an edited file passed"),
-        }
     }
 
     #[test]
-    fn the_seal_holds_only_for_the_same_file_the_same_key_and_no_log_left() {
+    fn the_seal_holds_only_for_the_same_log_and_the_same_key() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join(DB_FILE);
-        std::fs::write(&path, b"the database as it was closed").expect("write");
         let key = Keypair::from_secret([3; 32]);
-        super::seal(dir.path(), &key);
-        let (seal, state) = take(dir.path()).expect("sealed");
-        assert!(holds(&seal, &state, &key));
+        let log = ([7; 32], 12);
+        super::seal(dir.path(), &log, &key);
+        let seal = take(dir.path()).expect("sealed");
+        assert!(holds(&seal, &log, &key));
         assert!(
-            !holds(&seal, &state, &Keypair::from_secret([4; 32])),
+            !holds(&seal, &log, &Keypair::from_secret([4; 32])),
             "another key"
         );
-        assert!(!holds(&seal[..31], &state, &key), "a cut seal");
+        assert!(!holds(&seal, &([7; 32], 13), &key), "another count");
+        assert!(!holds(&seal, &([8; 32], 12), &key), "another log");
+        assert!(!holds(&seal[..31], &log, &key), "a cut seal");
         assert!(take(dir.path()).is_none(), "taken once");
-
-        super::seal(dir.path(), &key);
-        std::fs::write(&path, b"the database as it was closed!").expect("write");
-        let (seal, state) = take(dir.path()).expect("sealed");
-        assert!(!holds(&seal, &state, &key), "a changed file");
-
-        std::fs::write(&path, b"the database as it was closed").expect("write");
-        super::seal(dir.path(), &key);
-        std::fs::write(dir.path().join(format!("{DB_FILE}-wal")), b"a transaction").expect("write");
-        assert!(
-            take(dir.path()).is_none(),
-            "a log left over: no seal counts"
-        );
     }
 }

@@ -58,9 +58,11 @@ fn check_size(batch: &[Vec<u8>]) -> Result<(), NodeError> {
 async fn decode_and_verify(batch: &[Vec<u8>], held: impl Fn(&OpId) -> bool) -> Prepared {
     let mut prepared = Prepared::default();
     let mut decoded = Vec::with_capacity(batch.len());
+    let mut seen = std::collections::HashSet::new();
     for bytes in batch {
         match Op::decode(bytes) {
-            Ok(op) if held(&op.id()) => prepared.duplicates += 1,
+            // Copies in one batch are checked once.
+            Ok(op) if held(&op.id()) || !seen.insert(op.id()) => prepared.duplicates += 1,
             Ok(op) => decoded.push(op),
             Err(e) => prepared.rejected.push((None, e.to_string())),
         }

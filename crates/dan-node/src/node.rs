@@ -319,7 +319,7 @@ impl Node {
         }
         let lock = lock_data_dir(&data_dir)?;
         dan_store::private::protect_dir_and_files(&data_dir)?;
-        // Taken before SQLite opens the file; checked once the key is known.
+        // Taken at once, so that a crash from here on leaves none behind.
         let seal = crate::close_seal::take(&data_dir);
         let store = Store::open(&data_dir.join(DB_FILE)).await?;
         let sealed = read_sealed_key(&store, &data_dir).await?;
@@ -334,18 +334,18 @@ impl Node {
             None => None,
         };
         let (replica, integrity) = match store.meta(META_GENESIS).await? {
-            None => (None, IntegrityReport::default()),
+            None => {
+                // No network yet: the log is empty, unless something else
+                // wrote to it (then the next start checks everything).
+                if store.op_count().await? == 0 {
+                    store.follow_log(dan_store::LogDigest::default());
+                }
+                (None, IntegrityReport::default())
+            }
             Some(bytes) => {
                 let genesis = SignedGenesis::from_bytes(&bytes)?;
-                let scope = match &seal {
-                    Some((seal, state)) if crate::close_seal::holds(seal, state, &keypair) => {
-                        crate::integrity::Scope::Sealed
-                    }
-                    _ => crate::integrity::Scope::Full,
-                };
                 let (replica, report) =
-                    load_replica(&store, &genesis, &keypair.public(), config.on_damage, scope)
-                        .await?;
+                    load_replica(&store, &genesis, &keypair, config.on_damage, seal).await?;
                 (Some(replica), report)
             }
         };
@@ -394,8 +394,10 @@ impl Node {
     /// start need not check it all again (see `close_seal`).
     pub async fn close(&self) {
         self.inner.store.close().await;
-        if self.integrity().is_clean() {
-            crate::close_seal::seal(&self.inner.data_dir, &self.keypair());
+        if self.integrity().is_clean()
+            && let Some(log) = self.inner.store.log_digest()
+        {
+            crate::close_seal::seal(&self.inner.data_dir, &log, &self.keypair());
         }
         if let Ok(mut lock) = self.inner.lock.lock() {
             lock.take();
@@ -1026,21 +1028,39 @@ async fn unlock(
     Ok(keypair)
 }
 
+/// Rebuilds the replica from the log and checks the store: a sample of
+/// the signatures when `seal` (from the last clean shutdown) names the log
+/// read, every signature otherwise. Once the store is found clean, it
+/// follows the log's digest for the next seal.
 async fn load_replica(
     store: &Store,
     genesis: &SignedGenesis,
-    me: &PeerKey,
+    keypair: &Keypair,
     on_damage: OnDamage,
-    scope: crate::integrity::Scope,
+    seal: Option<Vec<u8>>,
 ) -> Result<(Replica, IntegrityReport), NodeError> {
-    let mut replayed = crate::deprecation::rebuild_as(store, genesis, me, scope).await?;
-    if !replayed.report.is_clean() && scope != crate::integrity::Scope::Full {
-        // The whole report, not a sample's.
-        replayed = crate::deprecation::rebuild(store, genesis, me).await?;
-    }
-    let report = replayed.report;
+    use crate::deprecation::{rebuild, rebuild_as};
+    use crate::integrity::Scope;
+    let me = keypair.public();
+    let mut replayed = match &seal {
+        Some(seal) => {
+            let sampled = rebuild_as(store, genesis, &me, Scope::Sealed).await?;
+            let holds = crate::close_seal::holds(seal, &sampled.log.value(), keypair);
+            if holds && sampled.report.is_clean() {
+                sampled
+            } else {
+                tracing::info!(
+                    "the log is not the one sealed at the last clean shutdown: checking every signature"
+                );
+                rebuild(store, genesis, &me).await?
+            }
+        }
+        None => rebuild(store, genesis, &me).await?,
+    };
+    let report = std::mem::take(&mut replayed.report);
     if report.is_clean() {
         tracing::info!("{report}");
+        store.follow_log(replayed.log);
         return Ok((replayed.replica, report));
     }
     match on_damage {

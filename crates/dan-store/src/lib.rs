@@ -12,6 +12,7 @@
 mod error;
 mod evidence;
 mod invites;
+mod log_digest;
 pub mod private;
 mod records;
 mod store;
@@ -19,5 +20,6 @@ mod store;
 pub use error::StoreError;
 pub use evidence::StoredEvidence;
 pub use invites::{InviteUse, InviteUser, StoredInvite};
+pub use log_digest::LogDigest;
 pub use records::{RecordQuery, RecordSort, RowError};
 pub use store::{Store, StoredOp};

@@ -1,6 +1,7 @@
 //! The SQLite store of one instance.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dan_core::{Payload, RecordId, RecordView, VerifiedOp};
@@ -8,6 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::error::StoreError;
+use crate::log_digest::LogDigest;
 use crate::records::{RecordQuery, RecordRow, RowError, search_text};
 
 /// One entry of the op log as stored: its local position and canonical
@@ -26,6 +28,9 @@ pub struct StoredOp {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The digest of the op log as written through this store, once the
+    /// instance said where it starts ([`Store::follow_log`]).
+    log: Arc<std::sync::Mutex<Option<LogDigest>>>,
 }
 
 /// The database file and SQLite's write-ahead log and shared memory beside
@@ -99,7 +104,10 @@ impl Store {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            log: Arc::default(),
+        })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -157,6 +165,7 @@ impl Store {
         records: &[RecordView],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let mut appended: Vec<(i64, Vec<u8>)> = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO ops (op_id, origin, origin_seq, record_id, bytes) ",
@@ -176,12 +185,54 @@ impl Store {
             // An op the log holds but the replica left out (it waited, or
             // its origin was cut off and later counted again) may arrive
             // again: it keeps its first place in the log.
-            insert.push(" ON CONFLICT (op_id) DO NOTHING");
-            insert.build().execute(&mut *tx).await?;
+            insert.push(" ON CONFLICT (op_id) DO NOTHING RETURNING pos, op_id");
+            for row in insert.build().fetch_all(&mut *tx).await? {
+                appended.push((row.try_get("pos")?, row.try_get("op_id")?));
+            }
         }
         upsert_records(&mut tx, records).await?;
         tx.commit().await?;
+        appended.sort_unstable();
+        self.with_log(|log| {
+            for (pos, id) in &appended {
+                log.add(*pos, id);
+            }
+        });
         Ok(())
+    }
+
+    fn with_log(&self, change: impl FnOnce(&mut LogDigest)) {
+        let mut log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(log) = log.as_mut() {
+            change(log);
+        }
+    }
+
+    fn set_log(&self, log: Option<LogDigest>) {
+        *self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = log;
+    }
+
+    /// From now on, keeps the digest of the op log as this store writes it,
+    /// starting from `read` (the digest of the log as it is now, read and
+    /// checked by the instance).
+    pub fn follow_log(&self, read: LogDigest) {
+        self.set_log(Some(read));
+    }
+
+    /// The digest of the op log as written, if followed and nothing but
+    /// this store changed the log since (see [`LogDigest`]).
+    pub fn log_digest(&self) -> Option<([u8; 32], u64)> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(LogDigest::value)
     }
 
     /// The whole op log in arrival order.
@@ -221,6 +272,8 @@ impl Store {
     /// Deletes ops from the log (used only by repair, for ops whose bytes no
     /// longer verify). Returns how many were removed.
     pub async fn delete_ops(&self, positions: &[i64]) -> Result<u64, StoreError> {
+        // The log is no longer the one followed.
+        self.set_log(None);
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
         for pos in positions {
@@ -391,6 +444,8 @@ impl Store {
             .await?;
         upsert_meta(&mut tx, meta).await?;
         tx.commit().await?;
+        // The log starts over, empty.
+        self.with_log(|log| *log = LogDigest::default());
         Ok(())
     }
 

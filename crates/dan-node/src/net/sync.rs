@@ -488,33 +488,40 @@ async fn pull<I: Instance, L: Link>(
 /// Fetch requests to one peer in flight at once during a pull.
 const FETCHES_IN_FLIGHT: usize = 4;
 
+/// Most bytes one chunk's fetch gathers before it hands them over (the
+/// rest of its ids wait for the next pull): with [`FETCHES_IN_FLIGHT`]
+/// chunks at once, a pull holds at most four of these besides its buffer.
+const CHUNK_BYTES: usize = PULL_BUFFER_BYTES / FETCHES_IN_FLIGHT;
+
 /// Fetches the ops of one chunk of ids from `peer`, asking again for those
-/// an answer left out. Only what was asked for counts; an answer with
-/// nothing of it ends the chunk (the peer lacks the ops, or lies), so a
-/// peer cannot keep this going with ops nobody asked for.
+/// an answer left out. Only what was asked for counts, each op once; an
+/// answer with nothing of it ends the chunk (the peer lacks the ops, or
+/// lies), so a peer cannot keep this going, or fill memory, with ops
+/// nobody asked for or with copies of one.
 async fn fetch_chunk<L: Link>(
     net: L,
     peer: PeerId,
-    mut wanted: Vec<OpId>,
+    wanted: Vec<OpId>,
 ) -> Result<Vec<Vec<u8>>, String> {
-    let mut got = Vec::new();
-    while !wanted.is_empty() {
-        let ops = match net.request(peer, Request::Fetch(wanted.clone())).await? {
+    let mut wanted: HashSet<OpId> = wanted.into_iter().collect();
+    let (mut got, mut bytes) = (Vec::new(), 0);
+    while !wanted.is_empty() && bytes < CHUNK_BYTES {
+        let asking = wanted.iter().copied().collect();
+        let ops = match net.request(peer, Request::Fetch(asking)).await? {
             Response::Ops(ops) => ops,
             Response::Error(reason) => return Err(reason),
             other => return Err(format!("unexpected answer to fetch: {other:?}")),
         };
-        let asked: HashSet<OpId> = wanted.iter().copied().collect();
-        let ops: Vec<Vec<u8>> = ops
-            .into_iter()
-            .filter(|bytes| asked.contains(&Hash32::of(bytes)))
-            .collect();
-        if ops.is_empty() {
+        let before = got.len();
+        for op in ops {
+            if wanted.remove(&Hash32::of(&op)) {
+                bytes += op.len();
+                got.push(op);
+            }
+        }
+        if got.len() == before {
             break;
         }
-        let received: HashSet<OpId> = ops.iter().map(|b| Hash32::of(b)).collect();
-        wanted.retain(|id| !received.contains(id));
-        got.extend(ops);
     }
     Ok(got)
 }
