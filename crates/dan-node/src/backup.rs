@@ -160,6 +160,8 @@ impl Node {
             }
         }
         dan_store::private::write_replacing(&db, &plain)?;
+        // The seal was for the log moved aside.
+        crate::close_seal::forget(data_dir);
         Ok(())
     }
 }

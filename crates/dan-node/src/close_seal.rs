@@ -21,18 +21,34 @@
 
 use std::path::Path;
 
-use dan_core::Keypair;
+use dan_core::{CodeHash, Keypair};
 
 /// The seal's file in the data directory.
 const SEAL_FILE: &str = "clean-close.seal";
 
-/// The tag of a log digest (its hash and row count) under `keypair`.
-fn tag(log: &([u8; 32], u64), keypair: &Keypair) -> blake3::Hash {
+/// What a seal names: the digest of the log as written (its hash and row
+/// count), and the build that checked it (a new build, whose rules may be
+/// stricter, checks everything once).
+pub(crate) struct Sealed<'a> {
+    /// The log's digest and row count.
+    pub(crate) log: ([u8; 32], u64),
+    /// The code hash of the build.
+    pub(crate) build: &'a CodeHash,
+}
+
+/// The tag of `sealed` under `keypair`.
+fn tag(sealed: &Sealed<'_>, keypair: &Keypair) -> blake3::Hash {
     let key = blake3::derive_key("dan clean-close seal v2", &keypair.secret());
     let mut keyed = blake3::Hasher::new_keyed(&key);
-    keyed.update(&log.0);
-    keyed.update(&log.1.to_le_bytes());
+    keyed.update(&sealed.log.0);
+    keyed.update(&sealed.log.1.to_le_bytes());
+    keyed.update(&sealed.build.0);
     keyed.finalize()
+}
+
+/// Removes the seal (the database it was for was replaced).
+pub(crate) fn forget(data_dir: &Path) {
+    let _ = std::fs::remove_file(data_dir.join(SEAL_FILE));
 }
 
 /// At start: takes the seal away (whatever it says), for [`holds`] to
@@ -44,26 +60,27 @@ pub(crate) fn take(data_dir: &Path) -> Option<Vec<u8>> {
     seal
 }
 
-/// Whether `seal` was made by `keypair` for the log whose digest is `log`.
-pub(crate) fn holds(seal: &[u8], log: &([u8; 32], u64), keypair: &Keypair) -> bool {
+/// Whether `seal` was made by `keypair` for `sealed`.
+pub(crate) fn holds(seal: &[u8], sealed: &Sealed<'_>, keypair: &Keypair) -> bool {
     // `blake3::Hash` compares in constant time.
-    <[u8; 32]>::try_from(seal).is_ok_and(|seal| blake3::Hash::from(seal) == tag(log, keypair))
+    <[u8; 32]>::try_from(seal).is_ok_and(|seal| blake3::Hash::from(seal) == tag(sealed, keypair))
 }
 
 /// After a clean close: seals the digest of the log as written.
-pub(crate) fn seal(data_dir: &Path, log: &([u8; 32], u64), keypair: &Keypair) {
-    if let Err(e) =
-        dan_store::private::write_replacing(&data_dir.join(SEAL_FILE), tag(log, keypair).as_bytes())
-    {
+pub(crate) fn seal(data_dir: &Path, sealed: &Sealed<'_>, keypair: &Keypair) {
+    if let Err(e) = dan_store::private::write_replacing(
+        &data_dir.join(SEAL_FILE),
+        tag(sealed, keypair).as_bytes(),
+    ) {
         tracing::warn!("could not seal the clean shutdown (the next start checks everything): {e}");
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use dan_core::{Applied, Keypair, Op, Payload, RecordAction, RecordId, VerifiedOp};
+    use dan_core::{Applied, Hash32, Keypair, Op, Payload, RecordAction, RecordId, VerifiedOp};
 
-    use super::{SEAL_FILE, holds, take};
+    use super::{SEAL_FILE, Sealed, holds, take};
     use crate::api::PutRecord;
     use crate::error::NodeError;
     use crate::node::{Credentials, DB_FILE, Node, NodeConfig};
@@ -107,6 +124,15 @@ mod tests {
             !dir.path().join(SEAL_FILE).exists(),
             "the seal is taken at start, so a crash leaves none"
         );
+        // What a sampled start writes is sealed in turn.
+        node.put_record(put("Written after a sealed start"))
+            .await
+            .expect("write");
+        let root = node.status().await.state_root;
+        node.close().await;
+        let node = reopen(dir.path()).await.expect("reopen");
+        assert!(node.integrity().sampled, "the seal follows the writes");
+        assert_eq!(node.status().await.state_root, root);
         node.put_record(put("Written after the start"))
             .await
             .expect("write");
@@ -184,20 +210,36 @@ mod tests {
     }
 
     #[test]
-    fn the_seal_holds_only_for_the_same_log_and_the_same_key() {
+    fn the_seal_holds_only_for_the_same_log_the_same_build_and_the_same_key() {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = Keypair::from_secret([3; 32]);
+        let (build, other_build) = (Hash32([1; 32]), Hash32([2; 32]));
+        let sealed = |log, build| Sealed { log, build };
         let log = ([7; 32], 12);
-        super::seal(dir.path(), &log, &key);
+        super::seal(dir.path(), &sealed(log, &build), &key);
         let seal = take(dir.path()).expect("sealed");
-        assert!(holds(&seal, &log, &key));
+        assert!(holds(&seal, &sealed(log, &build), &key));
+        let stranger = Keypair::from_secret([4; 32]);
         assert!(
-            !holds(&seal, &log, &Keypair::from_secret([4; 32])),
+            !holds(&seal, &sealed(log, &build), &stranger),
             "another key"
         );
-        assert!(!holds(&seal, &([7; 32], 13), &key), "another count");
-        assert!(!holds(&seal, &([8; 32], 12), &key), "another log");
-        assert!(!holds(&seal[..31], &log, &key), "a cut seal");
+        assert!(
+            !holds(&seal, &sealed(([7; 32], 13), &build), &key),
+            "another count"
+        );
+        assert!(
+            !holds(&seal, &sealed(([8; 32], 12), &build), &key),
+            "another log"
+        );
+        assert!(
+            !holds(&seal, &sealed(log, &other_build), &key),
+            "another build"
+        );
+        assert!(
+            !holds(&seal[..31], &sealed(log, &build), &key),
+            "a cut seal"
+        );
         assert!(take(dir.path()).is_none(), "taken once");
     }
 }

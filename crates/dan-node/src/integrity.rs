@@ -102,8 +102,10 @@ pub struct Replayed {
     pub replica: Replica,
     /// What the comparison with the materialized tables found.
     pub report: IntegrityReport,
-    /// The digest of the log as read (see [`dan_store::LogDigest`]).
-    pub log: LogDigest,
+    /// The digest of the log as read (see [`dan_store::LogDigest`]);
+    /// `None` when the passes of the replay read different logs (something
+    /// wrote to it meanwhile).
+    pub log: Option<LogDigest>,
 }
 
 /// Most replays of the op log one check makes (see [`check`]).
@@ -155,12 +157,15 @@ pub(crate) async fn check_as(
 ) -> Result<Replayed, NodeError> {
     let mut hints = BTreeMap::new();
     let mut pass = 0;
+    let mut first_log = None;
     let (mut replica, mut report, log) = loop {
         let (replica, report, log) = replay(store, genesis, findings, hints.clone(), scope).await?;
         pass += 1;
+        let read = log.value();
+        let same_log = *first_log.get_or_insert(read) == read;
         let wanted = replica.rebuild_hints();
         if wanted == hints || pass >= MAX_REPLAY_PASSES {
-            break (replica, report, log);
+            break (replica, report, same_log.then_some(log));
         }
         hints = wanted;
     };

@@ -333,6 +333,7 @@ impl Node {
             Some(bytes) => SignedInvite::from_link(&String::from_utf8_lossy(&bytes)).ok(),
             None => None,
         };
+        let own_code = code_hash()?;
         let (replica, integrity) = match store.meta(META_GENESIS).await? {
             None => {
                 // No network yet: the log is empty, unless something else
@@ -344,6 +345,7 @@ impl Node {
             }
             Some(bytes) => {
                 let genesis = SignedGenesis::from_bytes(&bytes)?;
+                let seal = seal.map(|seal| (seal, own_code));
                 let (replica, report) =
                     load_replica(&store, &genesis, &keypair, config.on_damage, seal).await?;
                 (Some(replica), report)
@@ -352,7 +354,6 @@ impl Node {
         let proven_against_me = crate::deprecation::against_me(&store)
             .await?
             .map(|e| e.reason);
-        let own_code = code_hash()?;
         let release = crate::release::own_release(&own_code);
         let build_label = release
             .as_ref()
@@ -393,11 +394,18 @@ impl Node {
     /// a clean integrity report the closed file is sealed, so the next
     /// start need not check it all again (see `close_seal`).
     pub async fn close(&self) {
+        // Held, so a write under way has appended to the log's digest
+        // before it is sealed.
+        let _ledger = self.inner.ledger.lock().await;
         self.inner.store.close().await;
         if self.integrity().is_clean()
             && let Some(log) = self.inner.store.log_digest()
         {
-            crate::close_seal::seal(&self.inner.data_dir, &log, &self.keypair());
+            let sealed = crate::close_seal::Sealed {
+                log,
+                build: &self.inner.code_hash,
+            };
+            crate::close_seal::seal(&self.inner.data_dir, &sealed, &self.keypair());
         }
         if let Ok(mut lock) = self.inner.lock.lock() {
             lock.take();
@@ -1037,15 +1045,21 @@ async fn load_replica(
     genesis: &SignedGenesis,
     keypair: &Keypair,
     on_damage: OnDamage,
-    seal: Option<Vec<u8>>,
+    seal: Option<(Vec<u8>, CodeHash)>,
 ) -> Result<(Replica, IntegrityReport), NodeError> {
     use crate::deprecation::{rebuild, rebuild_as};
     use crate::integrity::Scope;
     let me = keypair.public();
     let mut replayed = match &seal {
-        Some(seal) => {
+        Some((seal, build)) => {
             let sampled = rebuild_as(store, genesis, &me, Scope::Sealed).await?;
-            let holds = crate::close_seal::holds(seal, &sampled.log.value(), keypair);
+            let holds = sampled.log.as_ref().is_some_and(|log| {
+                let sealed = crate::close_seal::Sealed {
+                    log: log.value(),
+                    build,
+                };
+                crate::close_seal::holds(seal, &sealed, keypair)
+            });
             if holds && sampled.report.is_clean() {
                 sampled
             } else {
@@ -1060,7 +1074,9 @@ async fn load_replica(
     let report = std::mem::take(&mut replayed.report);
     if report.is_clean() {
         tracing::info!("{report}");
-        store.follow_log(replayed.log);
+        if let Some(log) = replayed.log {
+            store.follow_log(log);
+        }
         return Ok((replayed.replica, report));
     }
     match on_damage {

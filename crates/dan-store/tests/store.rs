@@ -371,3 +371,52 @@ async fn ops_are_found_by_id_many_at_once_and_unknown_ids_are_left_out() {
     assert_eq!(found.into_iter().collect::<BTreeSet<_>>(), expected);
     assert!(store.ops_by_id(&[]).await.expect("none").is_empty());
 }
+
+#[tokio::test]
+async fn the_log_digest_follows_what_the_store_appends_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
+    let (mut replica, key) = replica_and_key();
+    let (ops, views): (Vec<VerifiedOp>, Vec<_>) = (1..=150)
+        .map(|at| create(&mut replica, &key, "t", "b", at))
+        .unzip();
+    assert_eq!(
+        store.log_digest(),
+        None,
+        "not followed until told where it starts"
+    );
+    store.follow_log(dan_store::LogDigest::default());
+    store
+        .commit(&ops[..100], &views[..100])
+        .await
+        .expect("commit");
+    store
+        .commit(&ops[100..], &views[100..])
+        .await
+        .expect("commit");
+    let followed = store.log_digest().expect("followed");
+    let mut read = dan_store::LogDigest::default();
+    for stored in store.ops().await.expect("ops") {
+        read.add(stored.pos, &stored.op_id);
+    }
+    assert_eq!(
+        read.value(),
+        followed,
+        "the digest is that of the log as read"
+    );
+    // Ops the log already holds are not appended again.
+    store
+        .commit(&ops[..10], &views[..10])
+        .await
+        .expect("commit");
+    assert_eq!(store.log_digest(), Some(followed));
+    store
+        .archive_and_reset(&dir.path().join("archive.db"), &[])
+        .await
+        .expect("reset");
+    assert_eq!(
+        store.log_digest(),
+        Some(dan_store::LogDigest::default().value()),
+        "an emptied log starts over"
+    );
+}
