@@ -21,6 +21,22 @@ async fn status_of(node: &TestNode, peer: &dan_core::PeerKey) -> Option<MemberSt
         .map(|m| m.status)
 }
 
+/// That `node` holds no evidence (nobody equivocated) and still counts
+/// `restored` as a member.
+async fn no_equivocation_and_still_a_member(
+    node: &TestNode,
+    restored: &dan_core::PeerKey,
+) -> anyhow::Result<()> {
+    let evidence = node.node.evidence().await?;
+    assert!(
+        evidence.is_empty(),
+        "{}: no equivocation, no evidence: {evidence:?}",
+        node.name
+    );
+    assert_eq!(status_of(node, restored).await, Some(MemberStatus::Member));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_single_admin_a_member_is_removed_only_by_a_quorum_of_votes() -> anyhow::Result<()> {
     let nodes = spawn_network(&["alice", "bob", "carol", "dave", "erin"], 3, SYNC).await?;
@@ -133,16 +149,7 @@ async fn lost_writes_an_instance_restored_from_backup_recovers_its_ops_and_never
         for id in lost.iter().chain([&after_restore]) {
             node.node.get_record(id).await?;
         }
-        let evidence = node.node.evidence().await?;
-        assert!(
-            evidence.is_empty(),
-            "{}: no equivocation, no evidence: {evidence:?}",
-            node.name
-        );
-        assert_eq!(
-            status_of(node, &nodes[2].peer()).await,
-            Some(MemberStatus::Member)
-        );
+        no_equivocation_and_still_a_member(node, &nodes[2].peer()).await?;
     }
     for node in nodes {
         node.stop().await;
@@ -218,16 +225,7 @@ async fn lost_writes_a_restored_instance_approves_a_joiner_only_after_recovering
     nodes.push(dave);
     converged(&nodes, Duration::from_secs(60)).await?;
     for node in &nodes {
-        let evidence = node.node.evidence().await?;
-        assert!(
-            evidence.is_empty(),
-            "{}: no equivocation, no evidence: {evidence:?}",
-            node.name
-        );
-        assert_eq!(
-            status_of(node, &nodes[2].peer()).await,
-            Some(MemberStatus::Member)
-        );
+        no_equivocation_and_still_a_member(node, &nodes[2].peer()).await?;
     }
     for node in nodes {
         node.stop().await;

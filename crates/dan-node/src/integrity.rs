@@ -35,9 +35,9 @@ pub struct RecordMismatch {
 /// What the integrity check found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct IntegrityReport {
-    /// Whether only a sample of the signatures and rows was checked: the
-    /// database file was proven unchanged since a clean shutdown (see
-    /// `close_seal`). `false` when everything was.
+    /// Whether only a sample of the signatures was checked (every row was
+    /// compared): the log read is the one sealed at the last clean shutdown
+    /// (see `close_seal`). `false` when every signature was checked.
     pub sampled: bool,
     /// Ops in the log.
     pub ops_checked: u64,

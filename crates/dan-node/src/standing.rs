@@ -6,9 +6,10 @@
 //! members refusing it as deprecated in their answers to its hello. One
 //! peer's word is not enough: any peer can answer `Deprecated`, and
 //! believing it switches the lost-write guard off and offers to throw the
-//! instance's key away. So refusals count only from a quorum of the
-//! replica's voters. Status, the lost-write guard and readmission all ask
-//! here.
+//! instance's key away. So refusals count only from members in good
+//! standing that are a quorum of the replica's voters (see
+//! [`Standing::deprecation`]). Status, the lost-write guard, joining and
+//! readmission all ask here.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -193,46 +193,32 @@ impl Store {
         upsert_records(&mut tx, records).await?;
         tx.commit().await?;
         appended.sort_unstable();
-        self.with_log(|log| {
+        if let Some(log) = self.followed().as_mut() {
             for (pos, id) in &appended {
                 log.add(*pos, id);
             }
-        });
+        }
         Ok(())
     }
 
-    fn with_log(&self, change: impl FnOnce(&mut LogDigest)) {
-        let mut log = self
-            .log
+    /// The digest of the log followed, if it is.
+    fn followed(&self) -> std::sync::MutexGuard<'_, Option<LogDigest>> {
+        self.log
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(log) = log.as_mut() {
-            change(log);
-        }
-    }
-
-    fn set_log(&self, log: Option<LogDigest>) {
-        *self
-            .log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = log;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// From now on, keeps the digest of the op log as this store writes it,
     /// starting from `read` (the digest of the log as it is now, read and
     /// checked by the instance).
     pub fn follow_log(&self, read: LogDigest) {
-        self.set_log(Some(read));
+        *self.followed() = Some(read);
     }
 
     /// The digest of the op log as written, if followed and nothing but
     /// this store changed the log since (see [`LogDigest`]).
     pub fn log_digest(&self) -> Option<([u8; 32], u64)> {
-        self.log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .map(LogDigest::value)
+        self.followed().as_ref().map(LogDigest::value)
     }
 
     /// The whole op log in arrival order.
@@ -273,7 +259,7 @@ impl Store {
     /// longer verify). Returns how many were removed.
     pub async fn delete_ops(&self, positions: &[i64]) -> Result<u64, StoreError> {
         // The log is no longer the one followed.
-        self.set_log(None);
+        *self.followed() = None;
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
         for pos in positions {
@@ -445,7 +431,9 @@ impl Store {
         upsert_meta(&mut tx, meta).await?;
         tx.commit().await?;
         // The log starts over, empty.
-        self.with_log(|log| *log = LogDigest::default());
+        if let Some(log) = self.followed().as_mut() {
+            *log = LogDigest::default();
+        }
         Ok(())
     }
 

@@ -349,14 +349,28 @@ async fn pages_by_id_list_every_record_once_while_records_are_added_before_the_c
     assert_eq!(rest, 2, "counted from the cursor");
 }
 
-#[tokio::test]
-async fn ops_are_found_by_id_many_at_once_and_unknown_ids_are_left_out() {
+/// An empty store, and `count` record creates (ops and the rows they make)
+/// not yet committed.
+async fn empty_store_and_creates(
+    count: u64,
+) -> (
+    tempfile::TempDir,
+    Store,
+    Vec<VerifiedOp>,
+    Vec<dan_core::RecordView>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
     let (mut replica, key) = replica_and_key();
-    let (ops, views): (Vec<VerifiedOp>, Vec<_>) = (1..=1200)
+    let (ops, views) = (1..=count)
         .map(|at| create(&mut replica, &key, "t", "b", at))
         .unzip();
+    (dir, store, ops, views)
+}
+
+#[tokio::test]
+async fn ops_are_found_by_id_many_at_once_and_unknown_ids_are_left_out() {
+    let (_dir, store, ops, views) = empty_store_and_creates(1200).await;
     store.commit(&ops, &views).await.expect("commit");
     // More ids than one statement takes, with some nobody holds among them.
     let mut asked: Vec<Hash32> = ops.iter().step_by(2).map(VerifiedOp::id).collect();
@@ -374,12 +388,7 @@ async fn ops_are_found_by_id_many_at_once_and_unknown_ids_are_left_out() {
 
 #[tokio::test]
 async fn the_log_digest_follows_what_the_store_appends_and_nothing_else() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("dan.db")).await.expect("open");
-    let (mut replica, key) = replica_and_key();
-    let (ops, views): (Vec<VerifiedOp>, Vec<_>) = (1..=150)
-        .map(|at| create(&mut replica, &key, "t", "b", at))
-        .unzip();
+    let (dir, store, ops, views) = empty_store_and_creates(150).await;
     assert_eq!(
         store.log_digest(),
         None,
