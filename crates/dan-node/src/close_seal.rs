@@ -138,34 +138,37 @@ mod tests {
             .expect("write");
         // An op with a broken signature put into the log behind DAN's back,
         // as a local user's sqlite3 could while the instance runs.
-        let forged = {
-            let ledger = node.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref().expect("network");
-            let payload = Payload::Record {
-                id: RecordId::new("forged").expect("id"),
-                action: RecordAction::Create {
-                    collection: "books".into(),
-                    title: "Forged".into(),
-                    fields: Default::default(),
-                    tags: Default::default(),
-                },
-            };
-            let body = replica.next_body(node.peer_id(), 1_900_000_000_000, payload);
-            let mut bytes = VerifiedOp::sign(body, &node.keypair())
-                .expect("sign")
-                .bytes()
-                .to_vec();
-            let last = bytes.len() - 1;
-            bytes[last] ^= 1;
-            let forged = VerifiedOp::reread_from_sealed_log(Op::decode(&bytes).expect("decode"));
-            // With the row it would make, so that comparing rows finds
-            // nothing: only the log's digest tells.
-            let view = match replica.clone().apply(&forged) {
-                Ok(Applied::New(Some(view))) => *view,
-                other => panic!("{other:?}"),
-            };
-            (forged, view)
-        };
+        let (me, keypair) = (node.peer_id(), node.keypair());
+        let forged = node
+            .read_replica(move |replica| {
+                let payload = Payload::Record {
+                    id: RecordId::new("forged").expect("id"),
+                    action: RecordAction::Create {
+                        collection: "books".into(),
+                        title: "Forged".into(),
+                        fields: Default::default(),
+                        tags: Default::default(),
+                    },
+                };
+                let body = replica.next_body(me, 1_900_000_000_000, payload);
+                let mut bytes = VerifiedOp::sign(body, &keypair)
+                    .expect("sign")
+                    .bytes()
+                    .to_vec();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+                let forged =
+                    VerifiedOp::reread_from_sealed_log(Op::decode(&bytes).expect("decode"));
+                // With the row it would make, so that comparing rows finds
+                // nothing: only the log's digest tells.
+                let view = match replica.clone().apply(&forged) {
+                    Ok(Applied::New(Some(view))) => *view,
+                    other => panic!("{other:?}"),
+                };
+                (forged, view)
+            })
+            .await
+            .expect("network");
         let behind_its_back = dan_store::Store::open(&dir.path().join(DB_FILE))
             .await
             .expect("open the file");

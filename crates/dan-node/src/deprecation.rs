@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use crate::error::NodeError;
 use crate::integrity;
-use crate::node::{Node, NodeEvent};
+use crate::node::{Ledger, Node, NodeEvent};
 use crate::replication::now_ms;
+use libp2p::futures::FutureExt;
 
 /// Evidence status as stored.
 const PROVEN: &str = "proven";
@@ -129,13 +130,11 @@ impl Node {
 
     /// Signs evidence this instance caught and acts on it.
     pub async fn report(&self, evidence: Evidence) -> Result<EvidenceOutcome, NodeError> {
-        let seq = {
-            let ledger = self.inner().ledger.lock().await;
-            ledger
-                .replica
-                .as_ref()
-                .map_or(0, |r| r.chain_len(&self.peer_id()))
-        };
+        let seq = self
+            .inner()
+            .ledger
+            .snapshot()
+            .map_or(0, |r| r.chain_len(&self.peer_id()));
         let signed = SignedEvidence::sign(evidence, &self.keypair(), seq, now_ms());
         self.accept_evidence(signed).await
     }
@@ -146,11 +145,44 @@ impl Node {
         &self,
         signed: SignedEvidence,
     ) -> Result<EvidenceOutcome, NodeError> {
+        // Checked on the replica's owner: two tasks may hold the same
+        // evidence, and the second must see what the first decided.
+        let checked = signed.clone();
+        let outcome = self
+            .with_ledger(move |node, ledger| {
+                async move { node.decide_evidence(ledger, &checked).await }.boxed()
+            })
+            .await?;
+        match &outcome {
+            EvidenceOutcome::Proven { finding }
+            | EvidenceOutcome::AgainstThisInstance { finding } => {
+                self.emit(NodeEvent::Evidence {
+                    bytes: signed.to_bytes(),
+                    offender: finding.offender,
+                    reason: finding.reason.clone(),
+                });
+                self.emit(NodeEvent::MembersChanged);
+            }
+            EvidenceOutcome::Unfounded { .. } if signed.accuser != self.peer_id() => {
+                let answer = Evidence::FalseAccusation {
+                    accusation: signed.to_bytes(),
+                };
+                Box::pin(self.report(answer)).await?;
+            }
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    /// [`Node::accept_evidence`]'s part on the replica's owner: checks
+    /// `signed`, stores what it proves and deprecates a proven offender.
+    async fn decide_evidence(
+        &self,
+        ledger: &mut Ledger,
+        signed: &SignedEvidence,
+    ) -> Result<EvidenceOutcome, NodeError> {
         let id = signed.id();
         let store = &self.inner().store;
-        // Checked under the ledger lock: two tasks may hold the same
-        // evidence, and the second must see what the first decided.
-        let mut ledger = self.inner().ledger.lock().await;
         let known = store.evidence().await?;
         if let Some(stored) = known.iter().find(|e| e.id == id.to_hex())
             && stored.status != PENDING
@@ -205,25 +237,6 @@ impl Node {
                 EvidenceOutcome::Pending
             }
         };
-        drop(ledger);
-        match &outcome {
-            EvidenceOutcome::Proven { finding }
-            | EvidenceOutcome::AgainstThisInstance { finding } => {
-                self.emit(NodeEvent::Evidence {
-                    bytes: signed.to_bytes(),
-                    offender: finding.offender,
-                    reason: finding.reason.clone(),
-                });
-                self.emit(NodeEvent::MembersChanged);
-            }
-            EvidenceOutcome::Unfounded { .. } if signed.accuser != self.peer_id() => {
-                let answer = Evidence::FalseAccusation {
-                    accusation: signed.to_bytes(),
-                };
-                Box::pin(self.report(answer)).await?;
-            }
-            _ => {}
-        }
         Ok(outcome)
     }
 
@@ -274,13 +287,31 @@ impl Node {
             .into_iter()
             .filter_map(|(peer, info)| Some((peer, info.roots?.1?)))
             .collect();
+        let adopted_any = self
+            .with_ledger(move |node, ledger| {
+                async move { node.adopt(ledger, &claims, &announced).await }.boxed()
+            })
+            .await?;
+        if adopted_any {
+            self.emit(NodeEvent::MembersChanged);
+        }
+        Ok(())
+    }
+
+    /// Deprecates, on the replica's owner, the offenders of the `claims`
+    /// that a quorum backs; whether any was.
+    async fn adopt(
+        &self,
+        ledger: &mut Ledger,
+        claims: &[(StoredEvidence, Finding)],
+        announced: &BTreeMap<PeerKey, Hash32>,
+    ) -> Result<bool, NodeError> {
         let mut adopted_any = false;
         {
-            let mut ledger = self.inner().ledger.lock().await;
             let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
             let findings: Vec<Finding> = claims.iter().map(|(_, f)| f.clone()).collect();
             let mut must_rebuild = false;
-            for i in adoptable(replica, &findings, &announced) {
+            for i in adoptable(replica, &findings, announced) {
                 let (stored, finding) = &claims[i];
                 let stored = StoredEvidence {
                     status: ADOPTED.into(),
@@ -303,10 +334,7 @@ impl Node {
                 self.reload(replica).await?;
             }
         }
-        if adopted_any {
-            self.emit(NodeEvent::MembersChanged);
-        }
-        Ok(())
+        Ok(adopted_any)
     }
 
     /// All evidence seen, oldest first (`dan evidence`).

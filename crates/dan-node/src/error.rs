@@ -97,6 +97,10 @@ pub enum NodeError {
     /// An import or export of many records stopped.
     #[error(transparent)]
     Bulk(#[from] crate::bulk::BulkError),
+    /// The instance is stopping (or a command on its replica failed
+    /// unexpectedly): nothing was changed by this request.
+    #[error("this DAN instance is stopping; start it again and retry")]
+    Stopped,
     /// A file-system operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -134,6 +138,7 @@ impl NodeError {
             NodeError::Integrity(_) => "integrity",
             NodeError::Store(_) => "storage",
             NodeError::File(_) | NodeError::Io { .. } => "io",
+            NodeError::Stopped => "stopped",
             NodeError::Bulk(crate::bulk::BulkError::Io(_)) => "io",
             NodeError::Bulk(_) => "invalid",
         }

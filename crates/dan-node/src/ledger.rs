@@ -1,20 +1,32 @@
-//! The lock around the replica, and what it publishes each time it is let
-//! go after a change: the facts other tasks read without waiting (the
-//! network, its members in good standing and those removed by vote), and
-//! the replica's snapshot (member table, proposals, charter, digests), so
-//! that judging a peer, status, the member table and the proposals never
-//! wait behind a long ingest or rebuild, and nothing reads the replica
-//! with `try_lock` (which got nothing while one held it).
+//! The task that owns the replica, and the handle everything else holds.
+//!
+//! One task owns the [`Ledger`] (the replica, the ops waiting for others
+//! and the reconciliation set): writes, ingest, evidence, reconciliation
+//! and fetches reach it as commands on a bounded queue, run one after
+//! another to their end (a caller that stops waiting, say a control
+//! connection that closed, cannot cut a command off half-way between the
+//! replica and the store), and answer on a `oneshot`. After each command
+//! that may change it, the owner publishes what anyone may read at once:
+//! the facts (the network, its members in good standing and those removed
+//! by vote) and the replica's snapshot (member table, proposals, charter,
+//! digests), so that judging a peer, status, the member table and the
+//! proposals never wait behind a long ingest or rebuild.
 
-use std::ops::{Deref, DerefMut};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use dan_core::{Hlc, MemberStatus, NetworkId, PeerKey, ReplicaSnapshot};
-use tokio::sync::{Mutex, MutexGuard, watch};
+use libp2p::futures::FutureExt;
+use libp2p::futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::error::NodeError;
 use crate::node::Ledger;
 
-/// What anyone may read at once about the replica, as of its last unlock.
+/// Commands that may wait for the owner before callers wait for room.
+const QUEUE: usize = 64;
+
+/// What anyone may read at once about the replica, as of its last change.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LedgerFacts {
     /// The network, once there is one.
@@ -54,80 +66,17 @@ fn snapshot_of(ledger: &Ledger) -> Snapshot {
     ledger.replica.as_ref().map(|r| Arc::new(r.snapshot()))
 }
 
-/// The replica's lock; [`LedgerLock::facts`] and [`LedgerLock::snapshot`]
-/// read without it.
-pub(crate) struct LedgerLock {
-    ledger: Mutex<Ledger>,
+/// What the owner publishes; the handle subscribes to it.
+struct Published {
     facts: watch::Sender<LedgerFacts>,
     snapshot: watch::Sender<Snapshot>,
 }
 
-impl LedgerLock {
-    pub(crate) fn new(ledger: Ledger) -> Self {
-        let facts = watch::Sender::new(LedgerFacts::of(&ledger));
-        let snapshot = watch::Sender::new(snapshot_of(&ledger));
-        LedgerLock {
-            ledger: Mutex::new(ledger),
-            facts,
-            snapshot,
-        }
-    }
-
-    /// Waits for the replica.
-    pub(crate) async fn lock(&self) -> LedgerGuard<'_> {
-        LedgerGuard {
-            guard: self.ledger.lock().await,
-            lock: self,
-            changed: false,
-        }
-    }
-
-    /// The replica as of its last change, without waiting.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        self.snapshot.borrow().clone()
-    }
-
-    /// The facts as of the last unlock, without waiting.
-    pub(crate) fn facts(&self) -> LedgerFacts {
-        self.facts.borrow().clone()
-    }
-
-    /// Told each time the facts change, once they are published.
-    pub(crate) fn watch(&self) -> watch::Receiver<LedgerFacts> {
-        self.facts.subscribe()
-    }
-}
-
-/// The held replica; letting it go after a change (any mutable borrow)
-/// publishes its snapshot, and its facts if they changed.
-pub(crate) struct LedgerGuard<'a> {
-    guard: MutexGuard<'a, Ledger>,
-    lock: &'a LedgerLock,
-    changed: bool,
-}
-
-impl Deref for LedgerGuard<'_> {
-    type Target = Ledger;
-    fn deref(&self) -> &Ledger {
-        &self.guard
-    }
-}
-
-impl DerefMut for LedgerGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Ledger {
-        self.changed = true;
-        &mut self.guard
-    }
-}
-
-impl Drop for LedgerGuard<'_> {
-    fn drop(&mut self) {
-        if !self.changed {
-            return;
-        }
-        self.lock.snapshot.send_replace(snapshot_of(&self.guard));
-        let now = LedgerFacts::of(&self.guard);
-        self.lock.facts.send_if_modified(|facts| {
+impl Published {
+    fn publish(&self, ledger: &Ledger) {
+        self.snapshot.send_replace(snapshot_of(ledger));
+        let now = LedgerFacts::of(ledger);
+        self.facts.send_if_modified(|facts| {
             let changed = *facts != now;
             if changed {
                 *facts = now;
@@ -137,9 +86,120 @@ impl Drop for LedgerGuard<'_> {
     }
 }
 
+/// Work for the owner: it borrows the ledger until its future ends.
+type Work = Box<dyn for<'a> FnOnce(&'a mut Ledger) -> BoxFuture<'a, ()> + Send>;
+
+/// One command: its work, and whether it may change the ledger.
+struct Command {
+    work: Work,
+    changes: bool,
+}
+
+/// The handle on the replica's owner: cheap to share, every command waits
+/// its turn; [`LedgerHandle::facts`] and [`LedgerHandle::snapshot`] read
+/// without waiting.
+pub(crate) struct LedgerHandle {
+    commands: mpsc::Sender<Command>,
+    published: Arc<Published>,
+}
+
+impl LedgerHandle {
+    /// Starts the task that owns `ledger`. It runs until every handle is
+    /// gone and the commands sent before have run.
+    pub(crate) fn spawn(ledger: Ledger) -> Self {
+        let published = Arc::new(Published {
+            facts: watch::Sender::new(LedgerFacts::of(&ledger)),
+            snapshot: watch::Sender::new(snapshot_of(&ledger)),
+        });
+        let (commands, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(own(ledger, queue, published.clone()));
+        LedgerHandle {
+            commands,
+            published,
+        }
+    }
+
+    /// Runs `work` on the owner, after the commands sent before it, and
+    /// publishes what it changed. It runs to its end even if the caller
+    /// stops waiting.
+    pub(crate) async fn change<R: Send + 'static>(
+        &self,
+        work: impl for<'a> FnOnce(&'a mut Ledger) -> BoxFuture<'a, R> + Send + 'static,
+    ) -> Result<R, NodeError> {
+        self.send(true, work).await
+    }
+
+    /// Reads the ledger on the owner, in turn with the changes.
+    pub(crate) async fn read<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Ledger) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        self.send(false, move |ledger: &mut Ledger| {
+            let answer = work(ledger);
+            async move { answer }.boxed()
+        })
+        .await
+    }
+
+    async fn send<R: Send + 'static>(
+        &self,
+        changes: bool,
+        work: impl for<'a> FnOnce(&'a mut Ledger) -> BoxFuture<'a, R> + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let (answer, answered) = oneshot::channel();
+        let work: Work = Box::new(move |ledger: &mut Ledger| {
+            let running = work(ledger);
+            async move {
+                // The caller may have stopped waiting: the work is done anyway.
+                let _ = answer.send(running.await);
+            }
+            .boxed()
+        });
+        self.commands
+            .send(Command { work, changes })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        answered.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The replica as of its last change, without waiting.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.published.snapshot.borrow().clone()
+    }
+
+    /// The facts as of the last change, without waiting.
+    pub(crate) fn facts(&self) -> LedgerFacts {
+        self.published.facts.borrow().clone()
+    }
+
+    /// Told each time the facts change, once they are published.
+    pub(crate) fn watch(&self) -> watch::Receiver<LedgerFacts> {
+        self.published.facts.subscribe()
+    }
+}
+
+/// The owner: runs each command to its end, then publishes. A command that
+/// panics is logged and its caller told the instance stopped; the owner
+/// goes on with the next.
+async fn own(mut ledger: Ledger, mut queue: mpsc::Receiver<Command>, published: Arc<Published>) {
+    while let Some(Command { work, changes }) = queue.recv().await {
+        let ran = AssertUnwindSafe(async { work(&mut ledger).await })
+            .catch_unwind()
+            .await;
+        if ran.is_err() {
+            tracing::error!("a command on the replica panicked; its caller was told");
+        }
+        if changes {
+            published.publish(&ledger);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use libp2p::futures::FutureExt;
 
     use crate::api::{NetworkState, PutRecord};
     use crate::test_instance::founded;
@@ -155,8 +215,25 @@ mod tests {
         let before = node.status().await;
         assert_eq!(before.state, NetworkState::Active);
 
-        // Held as a long ingest or a rebuild holds it.
-        let held = node.inner().ledger.lock().await;
+        // Held as a long ingest or a rebuild holds it: the owner runs a
+        // command that ends only when told.
+        let (started, running) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let holder = node.clone();
+        let held = tokio::spawn(async move {
+            holder
+                .inner()
+                .ledger
+                .change(move |_| {
+                    async move {
+                        let _ = started.send(());
+                        let _ = released.await;
+                    }
+                    .boxed()
+                })
+                .await
+        });
+        running.await.expect("the owner runs the holding command");
         let status = tokio::time::timeout(AT_ONCE, node.status())
             .await
             .expect("status does not wait for the replica");
@@ -192,7 +269,8 @@ mod tests {
             dan_core::conformance::Verdict::Candidate,
             "a stranger in this network is no member"
         );
-        drop(held);
+        release.send(()).expect("still held");
+        held.await.expect("holder").expect("the owner ran it");
 
         node.put_record(PutRecord {
             collection: Some("books".into()),

@@ -13,9 +13,10 @@ use dan_store::{InviteUse, InviteUser, StoredInvite};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
-use crate::node::{META_GENESIS, META_JOINING, Node, NodeEvent};
+use crate::node::{Ledger, META_GENESIS, META_JOINING, Node, NodeEvent};
 use crate::replication::now_ms;
 use crate::secrets::random_bytes;
+use libp2p::futures::FutureExt;
 
 /// Longest invite lifetime accepted.
 pub const MAX_INVITE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -316,8 +317,7 @@ impl Node {
             return Err(NodeError::Invalid("an invite allows 1 to 1000 uses".into()));
         }
         let (network, network_name, approved) = {
-            let ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            let replica = self.inner().ledger.snapshot().ok_or(NodeError::NoNetwork)?;
             if !replica.is_member(&self.peer_id()) {
                 return Err(NodeError::Invalid("only members can invite".into()));
             }
@@ -467,7 +467,38 @@ impl Node {
         // write: right after a start, wait for a member to confirm how far
         // this instance's own chain goes.
         self.wait_for_chain_head().await;
-        let mut ledger = self.inner().ledger.lock().await;
+        let joiner = request.joiner;
+        let genesis = self
+            .with_ledger(move |node, ledger| {
+                async move { node.approve_joiner(ledger, &signed).await }.boxed()
+            })
+            .await?;
+        let (approvals, needed) = self
+            .inner()
+            .ledger
+            .snapshot()
+            .map_or((0, 0), |r| approvals_of(&r, &joiner));
+        Ok(JoinAnswer {
+            genesis,
+            approvals,
+            needed,
+        })
+    }
+
+    /// [`Node::handle_join`]'s part on the replica's owner: checks the
+    /// request against the replica and signs this member's approval, if
+    /// not signed yet. The genesis, for the joiner.
+    async fn approve_joiner(
+        &self,
+        ledger: &mut Ledger,
+        signed: &SignedJoinRequest,
+    ) -> Result<Vec<u8>, NodeError> {
+        let bad = |e: InviteError| NodeError::Invalid(e.to_string());
+        let request = &signed.request;
+        let invite = request
+            .invite
+            .as_ref()
+            .ok_or_else(|| NodeError::Invalid("joining needs an invite from a member".into()))?;
         let replica = ledger.replica.as_mut().ok_or(NodeError::NoNetwork)?;
         if invite.invite.network != replica.network_id() {
             return Err(bad(InviteError::WrongNetwork));
@@ -527,18 +558,7 @@ impl Node {
             self.may_write(replica)?;
             self.write(replica, payload).await?;
         }
-        let genesis = replica.genesis().to_bytes();
-        drop(ledger);
-        let (approvals, needed) = self
-            .inner()
-            .ledger
-            .snapshot()
-            .map_or((0, 0), |r| approvals_of(&r, &request.joiner));
-        Ok(JoinAnswer {
-            genesis,
-            approvals,
-            needed,
-        })
+        Ok(replica.genesis().to_bytes())
     }
 
     /// Where `peer`'s join stands in this replica.
@@ -624,7 +644,7 @@ impl Node {
     /// The networks this instance is in or asked to join.
     async fn known_networks(&self) -> Vec<KnownNetwork> {
         let mut known = Vec::new();
-        if let Some(replica) = self.inner().ledger.lock().await.replica.as_ref() {
+        if let Some(replica) = self.inner().ledger.snapshot() {
             known.push(KnownNetwork {
                 network_id: replica.network_id(),
                 network_name: replica.charter().name.clone(),
@@ -668,8 +688,7 @@ impl Node {
                 preview.approval_request.unwrap_or_default()
             )));
         }
-        let ledger = self.inner().ledger.lock().await;
-        if let Some(replica) = &ledger.replica {
+        if let Some(replica) = self.inner().ledger.snapshot() {
             if replica.network_id() != invite.invite.network && !leave_current {
                 return Err(NodeError::HasNetwork(replica.charter().name.clone()));
             }
@@ -695,38 +714,41 @@ impl Node {
     ) -> Result<(), NodeError> {
         let genesis = SignedGenesis::from_bytes(genesis_bytes)?;
         genesis_matches_invite(&genesis, invite)?;
-        let switching = {
-            let ledger = self.inner().ledger.lock().await;
-            ledger
-                .replica
-                .as_ref()
-                .is_some_and(|r| r.network_id() != genesis.network_id())
-        };
+        let switching = self
+            .inner()
+            .ledger
+            .snapshot()
+            .is_some_and(|r| r.network_id() != genesis.network_id());
         if switching {
             self.switch_network(&genesis).await?;
             if let Some(net) = self.net() {
                 net.forget_chain_head();
             }
         }
-        let mut ledger = self.inner().ledger.lock().await;
-        let store = &self.inner().store;
-        if ledger.replica.is_none() {
-            store
-                .set_meta(&[
-                    (META_GENESIS, genesis_bytes),
-                    (META_JOINING, invite.to_link().as_bytes()),
-                ])
-                .await?;
-            ledger.replica = Some(Replica::new(genesis)?);
-        } else {
-            store
-                .set_meta(&[(META_JOINING, invite.to_link().as_bytes())])
-                .await?;
-        }
-        if let Ok(mut joining) = self.inner().joining.lock() {
-            *joining = Some(invite.clone());
-        }
-        drop(ledger);
+        let (invite, genesis_bytes) = (invite.clone(), genesis_bytes.to_vec());
+        self.with_ledger(move |node, ledger| {
+            async move {
+                let store = &node.inner().store;
+                let link = invite.to_link();
+                if ledger.replica.is_none() {
+                    store
+                        .set_meta(&[
+                            (META_GENESIS, &genesis_bytes),
+                            (META_JOINING, link.as_bytes()),
+                        ])
+                        .await?;
+                    ledger.replica = Some(Replica::new(genesis)?);
+                } else {
+                    store.set_meta(&[(META_JOINING, link.as_bytes())]).await?;
+                }
+                if let Ok(mut joining) = node.inner().joining.lock() {
+                    *joining = Some(invite);
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+        .await?;
         self.emit(NodeEvent::MembersChanged);
         Ok(())
     }
@@ -820,28 +842,33 @@ impl Node {
     pub async fn approve(&self, peer: &PeerKey, password: &str) -> Result<MemberView, NodeError> {
         self.verify_admin(password).await?;
         self.wait_for_chain_head().await;
-        {
-            let mut ledger = self.inner().ledger.lock().await;
-            let replica = self.writable(&mut ledger)?;
-            let request = pending_request(replica, peer)?;
-            if !replica
-                .charter()
-                .approved_code
-                .contains(&request.request.code_hash)
-            {
-                return Err(NodeError::Invalid(format!(
-                    "{peer} runs software (code hash {}) that the charter does not approve",
-                    request.request.code_hash.short()
-                )));
+        let candidate = *peer;
+        self.with_ledger(move |node, ledger| {
+            async move {
+                let replica = node.writable(ledger)?;
+                let request = pending_request(replica, &candidate)?;
+                if !replica
+                    .charter()
+                    .approved_code
+                    .contains(&request.request.code_hash)
+                {
+                    return Err(NodeError::Invalid(format!(
+                        "{candidate} runs software (code hash {}) that the charter does not approve",
+                        request.request.code_hash.short()
+                    )));
+                }
+                node.write(
+                    replica,
+                    Payload::Governance(GovernanceAction::Approve {
+                        request: Box::new(request),
+                    }),
+                )
+                .await
+                .map(drop)
             }
-            self.write(
-                replica,
-                Payload::Governance(GovernanceAction::Approve {
-                    request: Box::new(request),
-                }),
-            )
-            .await?;
-        }
+            .boxed()
+        })
+        .await?;
         self.member_view(peer).await
     }
 
@@ -849,16 +876,21 @@ impl Node {
     pub async fn reject(&self, peer: &PeerKey, password: &str) -> Result<MemberView, NodeError> {
         self.verify_admin(password).await?;
         self.wait_for_chain_head().await;
-        {
-            let mut ledger = self.inner().ledger.lock().await;
-            let replica = self.writable(&mut ledger)?;
-            pending_request(replica, peer)?;
-            self.write(
-                replica,
-                Payload::Governance(GovernanceAction::Reject { peer: *peer }),
-            )
-            .await?;
-        }
+        let candidate = *peer;
+        self.with_ledger(move |node, ledger| {
+            async move {
+                let replica = node.writable(ledger)?;
+                pending_request(replica, &candidate)?;
+                node.write(
+                    replica,
+                    Payload::Governance(GovernanceAction::Reject { peer: candidate }),
+                )
+                .await
+                .map(drop)
+            }
+            .boxed()
+        })
+        .await?;
         self.member_view(peer).await
     }
 

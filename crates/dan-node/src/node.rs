@@ -18,6 +18,8 @@ use dan_store::{RecordQuery, Store};
 use fs4::fs_std::FileExt;
 
 use dan_core::SignedInvite;
+use libp2p::futures::FutureExt;
+use libp2p::futures::future::BoxFuture;
 use tokio::sync::{Mutex, broadcast};
 
 use crate::net::NetHandle;
@@ -107,7 +109,7 @@ pub(crate) struct Inner {
     pub(crate) build_label: dan_core::BuildLabel,
     /// The release this build belongs to, if a manifest shipped with it.
     pub(crate) release: Option<crate::release::ReleaseManifest>,
-    pub(crate) ledger: crate::ledger::LedgerLock,
+    pub(crate) ledger: crate::ledger::LedgerHandle,
     /// Whether this instance is deprecated, and why: the one place that
     /// says so.
     pub(crate) standing: crate::standing::Standing,
@@ -373,7 +375,7 @@ impl Node {
                 code_hash: own_code,
                 build_label,
                 release,
-                ledger: crate::ledger::LedgerLock::new(Ledger {
+                ledger: crate::ledger::LedgerHandle::spawn(Ledger {
                     replica,
                     waiting: Vec::new(),
                     reconcile_set: None,
@@ -394,18 +396,29 @@ impl Node {
     /// a clean integrity report the closed file is sealed, so the next
     /// start need not check it all again (see `close_seal`).
     pub async fn close(&self) {
-        // Held, so a write under way has appended to the log's digest
-        // before it is sealed.
-        let _ledger = self.inner.ledger.lock().await;
-        self.inner.store.close().await;
-        if self.integrity().is_clean()
-            && let Some(log) = self.inner.store.log_digest()
-        {
-            let sealed = crate::close_seal::Sealed {
-                log,
-                build: &self.inner.code_hash,
-            };
-            crate::close_seal::seal(&self.inner.data_dir, &sealed, &self.keypair());
+        // On the replica's owner, so a write under way has appended to the
+        // log's digest before it is sealed, and none comes after.
+        let closed = self
+            .with_ledger(|node, _| {
+                async move {
+                    node.inner.store.close().await;
+                    if node.integrity().is_clean()
+                        && let Some(log) = node.inner.store.log_digest()
+                    {
+                        let sealed = crate::close_seal::Sealed {
+                            log,
+                            build: &node.inner.code_hash,
+                        };
+                        crate::close_seal::seal(&node.inner.data_dir, &sealed, &node.keypair());
+                    }
+                    Ok(())
+                }
+                .boxed()
+            })
+            .await;
+        if let Err(error) = closed {
+            tracing::warn!("closing the store: {error}");
+            self.inner.store.close().await;
         }
         if let Ok(mut lock) = self.inner.lock.lock() {
             lock.take();
@@ -613,42 +626,46 @@ impl Node {
         password: &str,
     ) -> Result<Status, NodeError> {
         self.verify_admin(password).await?;
-        {
-            let mut ledger = self.inner.ledger.lock().await;
-            if let Some(existing) = ledger.replica.as_ref() {
-                return Err(NodeError::HasNetwork(existing.charter().name.clone()));
+        self.with_ledger(move |node, ledger| {
+            async move {
+                if let Some(existing) = ledger.replica.as_ref() {
+                    return Err(NodeError::HasNetwork(existing.charter().name.clone()));
+                }
+                let mut approved: BTreeSet<CodeHash> = request.approve_code.into_iter().collect();
+                approved.insert(node.inner.code_hash);
+                // The whole release this build belongs to (desktop and headless).
+                let mut builds = node
+                    .inner
+                    .release
+                    .as_ref()
+                    .map(crate::release::ReleaseManifest::labels)
+                    .unwrap_or_default();
+                builds.insert(node.inner.code_hash, node.inner.build_label.clone());
+                approved.extend(builds.keys());
+                let mut charter = Charter::new(&request.name, approved);
+                charter.builds = builds;
+                if let Some(min) = request.min_members {
+                    charter.min_members = min;
+                }
+                let genesis = Genesis {
+                    charter,
+                    founder: node.peer_id(),
+                    founder_name: node.inner.name.clone(),
+                    created_ms: now_ms(),
+                    fork_of: None,
+                };
+                let signed = SignedGenesis::sign(genesis, &node.keypair())?;
+                let replica = Replica::new(signed.clone())?;
+                node.inner
+                    .store
+                    .set_meta(&[(META_GENESIS, &signed.to_bytes())])
+                    .await?;
+                ledger.replica = Some(replica);
+                Ok(())
             }
-            let mut approved: BTreeSet<CodeHash> = request.approve_code.into_iter().collect();
-            approved.insert(self.inner.code_hash);
-            // The whole release this build belongs to (desktop and headless).
-            let mut builds = self
-                .inner
-                .release
-                .as_ref()
-                .map(crate::release::ReleaseManifest::labels)
-                .unwrap_or_default();
-            builds.insert(self.inner.code_hash, self.inner.build_label.clone());
-            approved.extend(builds.keys());
-            let mut charter = Charter::new(&request.name, approved);
-            charter.builds = builds;
-            if let Some(min) = request.min_members {
-                charter.min_members = min;
-            }
-            let genesis = Genesis {
-                charter,
-                founder: self.peer_id(),
-                founder_name: self.inner.name.clone(),
-                created_ms: now_ms(),
-                fork_of: None,
-            };
-            let signed = SignedGenesis::sign(genesis, &self.keypair())?;
-            let replica = Replica::new(signed.clone())?;
-            self.inner
-                .store
-                .set_meta(&[(META_GENESIS, &signed.to_bytes())])
-                .await?;
-            ledger.replica = Some(replica);
-        }
+            .boxed()
+        })
+        .await?;
         self.emit(NodeEvent::MembersChanged);
         Ok(self.status().await)
     }
@@ -657,15 +674,20 @@ impl Node {
     /// once it is durable.
     pub async fn put_record(&self, put: PutRecord) -> Result<RecordView, NodeError> {
         self.wait_for_chain_head().await;
-        let mut ledger = self.inner.ledger.lock().await;
-        let replica = self.writable(&mut ledger)?;
-        match self.plan_put(replica, put)? {
-            PutPlan::Unchanged(view) => Ok(view),
-            PutPlan::Write(payload) => self
-                .write(replica, payload)
-                .await?
-                .ok_or_else(|| NodeError::Invalid("the change produced no record".into())),
-        }
+        self.with_ledger(move |node, ledger| {
+            async move {
+                let replica = node.writable(ledger)?;
+                match node.plan_put(replica, put)? {
+                    PutPlan::Unchanged(view) => Ok(view),
+                    PutPlan::Write(payload) => node
+                        .write(replica, payload)
+                        .await?
+                        .ok_or_else(|| NodeError::Invalid("the change produced no record".into())),
+                }
+            }
+            .boxed()
+        })
+        .await
     }
 
     /// Creates or changes many records at once (e.g. an import): all are
@@ -673,8 +695,18 @@ impl Node {
     /// stored or none.
     pub async fn import_records(&self, puts: Vec<PutRecord>) -> Result<Vec<RecordView>, NodeError> {
         self.wait_for_chain_head().await;
-        let mut ledger = self.inner.ledger.lock().await;
-        let replica = self.writable(&mut ledger)?;
+        self.with_ledger(move |node, ledger| {
+            async move { node.import_planned(ledger, puts).await }.boxed()
+        })
+        .await
+    }
+
+    async fn import_planned(
+        &self,
+        ledger: &mut Ledger,
+        puts: Vec<PutRecord>,
+    ) -> Result<Vec<RecordView>, NodeError> {
+        let replica = self.writable(ledger)?;
         let mut ops = Vec::with_capacity(puts.len());
         let mut views = Vec::with_capacity(puts.len());
         let mut planned = Ok(());
@@ -755,6 +787,35 @@ impl Node {
                 () = tokio::time::sleep_until(deadline.into()) => return,
             }
         }
+    }
+
+    /// Runs `work` on the task that owns the replica (after the commands
+    /// before it, and to its end even if the caller stops waiting), and
+    /// publishes what it changed.
+    pub(crate) async fn with_ledger<R: Send + 'static>(
+        &self,
+        work: impl for<'a> FnOnce(Node, &'a mut Ledger) -> BoxFuture<'a, Result<R, NodeError>>
+        + Send
+        + 'static,
+    ) -> Result<R, NodeError> {
+        let node = self.clone();
+        self.inner
+            .ledger
+            .change(move |ledger| work(node, ledger))
+            .await?
+    }
+
+    /// Reads the replica on its owner, in turn with the changes (for what
+    /// the published snapshot does not hold); `None` without a network.
+    pub(crate) async fn read_replica<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Replica) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        self.inner
+            .ledger
+            .read(move |ledger| ledger.replica.as_ref().map(read))
+            .await?
+            .ok_or(NodeError::NoNetwork)
     }
 
     /// The replica, if this instance may write to it.
@@ -885,8 +946,19 @@ impl Node {
     async fn set_deleted(&self, id: &str, deleted: bool) -> Result<RecordView, NodeError> {
         self.wait_for_chain_head().await;
         let id = RecordId::new(id)?;
-        let mut ledger = self.inner.ledger.lock().await;
-        let replica = self.writable(&mut ledger)?;
+        self.with_ledger(move |node, ledger| {
+            async move { node.write_deleted(ledger, id, deleted).await }.boxed()
+        })
+        .await
+    }
+
+    async fn write_deleted(
+        &self,
+        ledger: &mut Ledger,
+        id: RecordId,
+        deleted: bool,
+    ) -> Result<RecordView, NodeError> {
+        let replica = self.writable(ledger)?;
         let current = replica
             .record(&id)
             .ok_or_else(|| NodeError::NotFound(id.to_string()))?;

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::PutRecord;
 use crate::error::NodeError;
-use crate::node::{META_GENESIS, Node, NodeEvent};
+use crate::node::{Ledger, META_GENESIS, Node, NodeEvent};
 use crate::release::{BuildView, BuildsToApprove, ReleaseManifest};
 use crate::replication::now_ms;
+use libp2p::futures::FutureExt;
 
 /// A proposal as shown by `dan proposals`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,10 +203,16 @@ impl Node {
     async fn govern(&self, action: GovernanceAction, password: &str) -> Result<(), NodeError> {
         self.verify_admin(password).await?;
         self.wait_for_chain_head().await;
-        let mut ledger = self.inner().ledger.lock().await;
-        let replica = self.writable(&mut ledger)?;
-        self.write(replica, Payload::Governance(action)).await?;
-        Ok(())
+        self.with_ledger(move |node, ledger| {
+            async move {
+                let replica = node.writable(ledger)?;
+                node.write(replica, Payload::Governance(action))
+                    .await
+                    .map(drop)
+            }
+            .boxed()
+        })
+        .await
     }
 
     async fn proposal_view(&self, id: &Hash32) -> Result<ProposalView, NodeError> {
@@ -224,8 +231,7 @@ impl Node {
         password: &str,
     ) -> Result<ProposalView, NodeError> {
         {
-            let ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            let replica = self.inner().ledger.snapshot().ok_or(NodeError::NoNetwork)?;
             if !replica.voters().contains(peer) {
                 return Err(NodeError::Invalid(format!("{peer} is not a member")));
             }
@@ -273,8 +279,7 @@ impl Node {
         password: &str,
     ) -> Result<ProposalView, NodeError> {
         let (code_hashes, labels): (BTreeSet<CodeHash>, BTreeMap<CodeHash, BuildLabel>) = {
-            let ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+            let replica = self.inner().ledger.snapshot().ok_or(NodeError::NoNetwork)?;
             let charter = replica.charter();
             let now = now_ms();
             let known =
@@ -319,8 +324,8 @@ impl Node {
     /// an admin proposes them.
     pub async fn describe_builds(&self, source: &str) -> Result<Vec<BuildView>, NodeError> {
         let builds = self.read_builds(source).await?;
-        let ledger = self.inner().ledger.lock().await;
-        let charter = ledger.replica.as_ref().map(Replica::charter);
+        let replica = self.inner().ledger.snapshot();
+        let charter = replica.as_deref().map(ReplicaSnapshot::charter);
         let now = now_ms();
         Ok(builds
             .hashes
@@ -403,11 +408,10 @@ impl Node {
 
     /// Whether this instance has voted on proposal `id`.
     async fn has_voted_on(&self, id: &Hash32) -> bool {
-        let ledger = self.inner().ledger.lock().await;
-        ledger
-            .replica
-            .as_ref()
-            .is_some_and(|replica| replica.has_voted(&self.peer_id(), id))
+        let (me, id) = (self.peer_id(), *id);
+        self.read_replica(move |replica| replica.has_voted(&me, &id))
+            .await
+            .unwrap_or(false)
     }
 
     /// Every proposal, open first, from the replica's last snapshot (it
@@ -438,46 +442,52 @@ impl Node {
     /// data directory; the parent network itself is unaffected.
     pub async fn fork(&self, name: &str, password: &str) -> Result<SignedGenesis, NodeError> {
         self.verify_admin(password).await?;
-        let (genesis, records) = {
-            let ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-            let mut charter = replica.charter().clone();
-            charter.name = name.trim().to_owned();
-            // The fork approves what the parent approves now (at most as
-            // many builds as a charter may label), not what it withdrew.
-            let now = now_ms();
-            let current: Vec<dan_core::ApprovedBuild> = charter.approved_builds(now);
-            charter.approved_code = current.iter().map(|b| b.code_hash).collect();
-            charter.approved_code.insert(self.inner().code_hash);
-            charter
-                .builds
-                .retain(|h, _| current.iter().any(|b| b.code_hash == *h));
-            charter.withdrawals.clear();
-            let records: Vec<PutRecord> = replica
-                .records()
-                .filter(|r| !r.deleted)
-                .map(|r| PutRecord {
-                    id: Some(r.id.to_string()),
-                    collection: Some(r.collection),
-                    title: Some(r.title),
-                    fields: r.fields.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-                    tags: Some(r.tags),
-                })
-                .collect();
-            let genesis = Genesis {
-                charter,
-                founder: self.peer_id(),
-                founder_name: self.inner().name.clone(),
-                created_ms: now_ms(),
-                fork_of: Some(ForkPoint {
-                    parent: replica.network_id(),
-                    ops_root: replica.ops_root(),
-                    op_count: replica.op_count(),
-                    carried: records.len() as u64,
-                }),
-            };
-            (SignedGenesis::sign(genesis, &self.keypair())?, records)
-        };
+        let (name, code_hash, founder_name, keypair) = (
+            name.trim().to_owned(),
+            self.inner().code_hash,
+            self.inner().name.clone(),
+            self.keypair(),
+        );
+        let (genesis, records) = self
+            .read_replica(move |replica| -> Result<_, NodeError> {
+                let mut charter = replica.charter().clone();
+                charter.name = name;
+                // The fork approves what the parent approves now (at most as
+                // many builds as a charter may label), not what it withdrew.
+                let now = now_ms();
+                let current: Vec<dan_core::ApprovedBuild> = charter.approved_builds(now);
+                charter.approved_code = current.iter().map(|b| b.code_hash).collect();
+                charter.approved_code.insert(code_hash);
+                charter
+                    .builds
+                    .retain(|h, _| current.iter().any(|b| b.code_hash == *h));
+                charter.withdrawals.clear();
+                let records: Vec<PutRecord> = replica
+                    .records()
+                    .filter(|r| !r.deleted)
+                    .map(|r| PutRecord {
+                        id: Some(r.id.to_string()),
+                        collection: Some(r.collection),
+                        title: Some(r.title),
+                        fields: r.fields.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                        tags: Some(r.tags),
+                    })
+                    .collect();
+                let genesis = Genesis {
+                    charter,
+                    founder: keypair.public(),
+                    founder_name,
+                    created_ms: now_ms(),
+                    fork_of: Some(ForkPoint {
+                        parent: replica.network_id(),
+                        ops_root: replica.ops_root(),
+                        op_count: replica.op_count(),
+                        carried: records.len() as u64,
+                    }),
+                };
+                Ok((SignedGenesis::sign(genesis, &keypair)?, records))
+            })
+            .await??;
         self.switch_network(&genesis).await?;
         if let Some(net) = self.net() {
             net.forget_chain_head();
@@ -502,11 +512,34 @@ impl Node {
         genesis: &SignedGenesis,
         meta: &[(&str, &[u8])],
     ) -> Result<(), NodeError> {
-        let mut ledger = self.inner().ledger.lock().await;
+        let genesis = genesis.clone();
+        let meta: Vec<(String, Vec<u8>)> = meta
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.to_vec()))
+            .collect();
+        self.with_ledger(move |node, ledger| {
+            async move { node.start_over_here(ledger, genesis, &meta).await }.boxed()
+        })
+        .await?;
+        self.clear_integrity();
+        self.emit(NodeEvent::MembersChanged);
+        Ok(())
+    }
+
+    /// [`Node::start_over`]'s part on the replica's owner.
+    async fn start_over_here(
+        &self,
+        ledger: &mut Ledger,
+        genesis: SignedGenesis,
+        meta: &[(String, Vec<u8>)],
+    ) -> Result<(), NodeError> {
         let store = &self.inner().store;
         let genesis_bytes = genesis.to_bytes();
         let mut entries = vec![(META_GENESIS, genesis_bytes.as_slice())];
-        entries.extend_from_slice(meta);
+        entries.extend(
+            meta.iter()
+                .map(|(key, value)| (key.as_str(), value.as_slice())),
+        );
         if let Some(current) = ledger.replica.as_ref() {
             let archive = self.data_dir().join(format!(
                 "network-{}-{}.db",
@@ -522,13 +555,10 @@ impl Node {
         } else {
             store.set_meta(&entries).await?;
         }
-        ledger.replica = Some(Replica::new(genesis.clone())?);
+        ledger.replica = Some(Replica::new(genesis)?);
         ledger.waiting.clear();
         ledger.reconcile_set = None;
         self.inner().standing.forget();
-        drop(ledger);
-        self.clear_integrity();
-        self.emit(NodeEvent::MembersChanged);
         Ok(())
     }
 }

@@ -43,11 +43,9 @@ impl Node {
         let previous = self.peer_id();
         let keypair = Keypair::from_secret(random_bytes()?);
         let (sealed, unlock, sealed_json) = seal(&keypair, password).await?;
-        let genesis = {
-            let ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-            replica.genesis().clone()
-        };
+        let genesis = self
+            .read_replica(|replica| replica.genesis().clone())
+            .await?;
         let succession = dan_core::codec::encode(&Succession::sign(
             &genesis.network_id(),
             &keypair.public(),

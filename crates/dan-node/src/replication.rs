@@ -13,7 +13,8 @@ use negentropy::{Id, NegentropyStorageVector};
 
 use crate::error::NodeError;
 use crate::ingest::{IngestOutcome, MAX_BATCH_OPS, Prepared, ingest, ingest_prepared};
-use crate::node::{Node, NodeEvent};
+use crate::node::{Ledger, Node, NodeEvent};
+use libp2p::futures::FutureExt;
 
 /// Most ops kept waiting for missing predecessors.
 const MAX_WAITING: usize = 20_000;
@@ -128,21 +129,23 @@ impl Node {
     /// Looks at a peer's checkpoint (its signed hello) for evidence against
     /// it, and reports what it proves.
     pub async fn check_checkpoint(&self, hello: &SignedHello) -> Result<(), NodeError> {
-        let evidence = {
-            let ledger = self.inner().ledger.lock().await;
-            match ledger.replica.as_ref() {
+        let checked = hello.clone();
+        let evidence = self
+            .read_replica(move |replica| {
                 // Only a member's checkpoint can be evidence: anyone can
                 // sign hellos with throwaway keys, and each would otherwise
                 // become a deprecation stored and spread everywhere.
-                Some(replica)
-                    if replica.deprecation(&hello.hello.peer).is_none()
-                        && replica.voters().contains(&hello.hello.peer) =>
+                if replica.deprecation(&checked.hello.peer).is_none()
+                    && replica.voters().contains(&checked.hello.peer)
                 {
-                    conformance::evidence_in(replica, hello)
+                    conformance::evidence_in(replica, &checked)
+                } else {
+                    None
                 }
-                _ => None,
-            }
-        };
+            })
+            .await
+            .ok()
+            .flatten();
         if let Some(evidence) = evidence
             && hello.hello.peer != self.peer_id()
         {
@@ -272,10 +275,34 @@ impl Node {
         .await
     }
 
-    /// Applies and stores what arrived, under the replica's lock.
+    /// Applies and stores what arrived, on the replica's owner.
     async fn take_in(&self, arrived: Arrived) -> Result<IngestOutcome, NodeError> {
+        let (outcome, members_changed) = self
+            .with_ledger(move |node, ledger| {
+                async move { node.apply_arrived(ledger, arrived).await }.boxed()
+            })
+            .await?;
+        self.report_violations(&outcome.violations).await?;
+        if !outcome.changed.is_empty() {
+            self.emit(NodeEvent::RecordsChanged {
+                ids: outcome.changed.iter().map(|v| v.id.to_string()).collect(),
+            });
+        }
+        if members_changed {
+            self.emit(NodeEvent::MembersChanged);
+        }
+        Ok(outcome)
+    }
+
+    /// [`Node::take_in`]'s part on the replica's owner: applies, stores,
+    /// rebuilds if a late governance op asks for it, and says whether the
+    /// member table changed.
+    async fn apply_arrived(
+        &self,
+        ledger: &mut Ledger,
+        arrived: Arrived,
+    ) -> Result<(IngestOutcome, bool), NodeError> {
         let inner = self.inner();
-        let mut ledger = inner.ledger.lock().await;
         let waiting = std::mem::take(&mut ledger.waiting);
         let was_member = ledger
             .replica
@@ -323,17 +350,7 @@ impl Node {
         if is_member && !was_member {
             self.finish_joining().await?;
         }
-        drop(ledger);
-        self.report_violations(&outcome.violations).await?;
-        if !outcome.changed.is_empty() {
-            self.emit(NodeEvent::RecordsChanged {
-                ids: outcome.changed.iter().map(|v| v.id.to_string()).collect(),
-            });
-        }
-        if members_after != members_before {
-            self.emit(NodeEvent::MembersChanged);
-        }
-        Ok(outcome)
+        Ok((outcome, members_after != members_before))
     }
 
     /// Turns refused ops into evidence against their origin: two ops with
@@ -375,22 +392,29 @@ impl Node {
         &self,
         until: Option<dan_core::Hlc>,
     ) -> Result<Arc<NegentropyStorageVector>, NodeError> {
-        let (root, stamps) = {
-            let ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-            let root = replica.ops_root();
-            if until.is_none()
-                && let Some((cached_root, set)) = &ledger.reconcile_set
-                && *cached_root == root
-            {
-                return Ok(set.clone());
-            }
-            let stamps: Vec<(u64, OpId)> = replica
-                .op_clocks()
-                .filter(|(hlc, _)| until.is_none_or(|until| *hlc <= until))
-                .map(|(hlc, id)| (hlc.wall_ms, id))
-                .collect();
-            (root, stamps)
+        let read = self
+            .inner()
+            .ledger
+            .read(move |ledger| -> Result<_, NodeError> {
+                let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
+                let root = replica.ops_root();
+                if until.is_none()
+                    && let Some((cached_root, set)) = &ledger.reconcile_set
+                    && *cached_root == root
+                {
+                    return Ok(Err(set.clone()));
+                }
+                let stamps: Vec<(u64, OpId)> = replica
+                    .op_clocks()
+                    .filter(|(hlc, _)| until.is_none_or(|until| *hlc <= until))
+                    .map(|(hlc, id)| (hlc.wall_ms, id))
+                    .collect();
+                Ok(Ok((root, stamps)))
+            })
+            .await??;
+        let (root, stamps) = match read {
+            Ok(stamps) => stamps,
+            Err(cached) => return Ok(cached),
         };
         let bad = |e: negentropy::Error| NodeError::Invalid(format!("reconciliation set: {e}"));
         let mut set = NegentropyStorageVector::with_capacity(stamps.len());
@@ -400,7 +424,14 @@ impl Node {
         set.seal().map_err(bad)?;
         let set = Arc::new(set);
         if until.is_none() {
-            self.inner().ledger.lock().await.reconcile_set = Some((root, set.clone()));
+            let cached = set.clone();
+            self.inner()
+                .ledger
+                .change(move |ledger| {
+                    ledger.reconcile_set = Some((root, cached));
+                    async {}.boxed()
+                })
+                .await?;
         }
         Ok(set)
     }
@@ -408,15 +439,15 @@ impl Node {
     /// The canonical bytes of the held ops among `ids` (at most
     /// [`MAX_BATCH_OPS`]).
     pub async fn ops_for(&self, ids: &[OpId]) -> Result<Vec<Vec<u8>>, NodeError> {
-        let held: Vec<OpId> = {
-            let ledger = self.inner().ledger.lock().await;
-            let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-            ids.iter()
-                .take(MAX_BATCH_OPS)
-                .filter(|id| replica.contains(id))
-                .copied()
-                .collect()
-        };
+        let asked: Vec<OpId> = ids.iter().take(MAX_BATCH_OPS).copied().collect();
+        let held: Vec<OpId> = self
+            .read_replica(move |replica| {
+                asked
+                    .into_iter()
+                    .filter(|id| replica.contains(id))
+                    .collect()
+            })
+            .await?;
         Ok(self.inner().store.ops_by_id(&held).await?)
     }
 }
