@@ -36,7 +36,11 @@ const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long to wait after a failed accept before the next.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long commands under way may finish once shutdown begins.
+#[cfg(not(test))]
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Shorter in tests, which wait it out.
+#[cfg(test)]
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A command for the running instance.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -278,7 +282,7 @@ pub async fn serve(
     let listener = UnixListener::bind(&socket)
         .map_err(NodeError::io(format!("listening on {}", socket.display())))?;
     dan_store::private::protect(&socket)?;
-    let connections = tokio_util::task::TaskTracker::new();
+    let mut connections = tokio::task::JoinSet::new();
     let room = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
@@ -291,6 +295,8 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
+        // Those that ended are let go (at most `MAX_CONNECTIONS` run).
+        while connections.try_join_next().is_some() {}
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -315,18 +321,17 @@ pub async fn serve(
     }
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(dir.join(TOKEN_FILE));
-    // Commands under way finish (or are cut off) before the instance
-    // closes its store.
-    connections.close();
-    if tokio::time::timeout(SHUTDOWN_WAIT, connections.wait())
-        .await
-        .is_err()
-    {
+    // Commands under way finish, or are cut off, before the instance
+    // closes its store. Cut off, a command stops at its next step; what it
+    // gave the replica's owner runs to its end there.
+    let finished = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_WAIT, finished).await.is_err() {
         tracing::warn!(
-            "{} control commands still ran {} s after shutdown began; stopping without them",
+            "{} control commands still ran {} s after shutdown began; stopping them",
             connections.len(),
             SHUTDOWN_WAIT.as_secs()
         );
+        connections.shutdown().await;
     }
     Ok(())
 }
@@ -544,19 +549,26 @@ mod tests {
     use tokio::net::UnixStream;
 
     use super::{
-        ControlClient, ControlRequest, MAX_CONNECTIONS, REQUEST_DEADLINE, SOCKET_FILE, serve,
+        ControlClient, ControlRequest, MAX_CONNECTIONS, REQUEST_DEADLINE, SHUTDOWN_WAIT,
+        SOCKET_FILE, serve,
     };
-    use crate::test_instance::founded;
+    use crate::api::PutRecord;
+    use crate::test_instance::{founded, hold_replica};
 
-    #[tokio::test]
-    async fn bad_input_connections_that_never_ask_are_let_go_and_the_rest_are_served() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let node = founded(dir.path()).await;
+    /// Serves `node`'s control channel until the returned sender is used;
+    /// returns once a client is served.
+    async fn serving(
+        node: &crate::Node,
+        dir: &std::path::Path,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), crate::NodeError>>,
+    ) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(node.clone(), async {
             let _ = stopped.await;
         }));
-        let client = ControlClient::new(dir.path());
+        let client = ControlClient::new(dir);
         let deadline = Instant::now() + Duration::from_secs(10);
         while client.call(ControlRequest::Status).await.is_err() {
             assert!(
@@ -565,6 +577,15 @@ mod tests {
             );
             tokio::task::yield_now().await;
         }
+        (stop, server)
+    }
+
+    #[tokio::test]
+    async fn bad_input_connections_that_never_ask_are_let_go_and_the_rest_are_served() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        let (stop, server) = serving(&node, dir.path()).await;
+        let client = ControlClient::new(dir.path());
         // Every place taken by a connection that sends nothing.
         let mut idle = Vec::new();
         for _ in 0..MAX_CONNECTIONS {
@@ -597,6 +618,53 @@ mod tests {
             .expect("the channel stops")
             .expect("no panic")
             .expect("served");
+        node.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_command_still_waiting_when_shutdown_has_waited_long_enough_is_cut_off() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        let (stop, server) = serving(&node, dir.path()).await;
+        // The replica is busy for longer than shutdown waits.
+        let (release, held) = hold_replica(&node).await;
+        let client = ControlClient::new(dir.path());
+        let write = tokio::spawn(async move {
+            client
+                .call(ControlRequest::PutRecord {
+                    record: PutRecord {
+                        collection: Some("books".into()),
+                        title: Some("Dune".into()),
+                        ..PutRecord::default()
+                    },
+                })
+                .await
+        });
+        let queued = async {
+            while node.inner().ledger.queued() == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), queued)
+            .await
+            .expect("the write waits for the replica");
+        let stopping = Instant::now();
+        let _ = stop.send(());
+        tokio::time::timeout(SHUTDOWN_WAIT * 5, server)
+            .await
+            .expect("the channel stops after its wait")
+            .expect("no panic")
+            .expect("served");
+        assert!(stopping.elapsed() >= SHUTDOWN_WAIT, "it waited first");
+        // Cut off: the client hears the connection close, while the
+        // replica is still held.
+        let answer = tokio::time::timeout(SHUTDOWN_WAIT * 5, write)
+            .await
+            .expect("the command was cut off, not left running")
+            .expect("no panic");
+        assert!(answer.is_err(), "no answer came: {answer:?}");
+        release.send(()).expect("still held");
+        held.await.expect("holder");
         node.close().await;
     }
 }

@@ -162,6 +162,12 @@ impl LedgerHandle {
         answered.await.map_err(|_| NodeError::Stopped)
     }
 
+    /// Commands waiting for the owner (for tests that need one queued).
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        QUEUE - self.commands.capacity()
+    }
+
     /// The replica as of its last change, without waiting.
     pub(crate) fn snapshot(&self) -> Snapshot {
         self.published.snapshot.borrow().clone()
@@ -199,10 +205,8 @@ async fn own(mut ledger: Ledger, mut queue: mpsc::Receiver<Command>, published: 
 mod tests {
     use std::time::Duration;
 
-    use libp2p::futures::FutureExt;
-
     use crate::api::{NetworkState, PutRecord};
-    use crate::test_instance::founded;
+    use crate::test_instance::{founded, hold_replica};
 
     /// At most this long for a read that must not wait for the replica.
     const AT_ONCE: Duration = Duration::from_secs(5);
@@ -215,25 +219,8 @@ mod tests {
         let before = node.status().await;
         assert_eq!(before.state, NetworkState::Active);
 
-        // Held as a long ingest or a rebuild holds it: the owner runs a
-        // command that ends only when told.
-        let (started, running) = tokio::sync::oneshot::channel();
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let holder = node.clone();
-        let held = tokio::spawn(async move {
-            holder
-                .inner()
-                .ledger
-                .change(move |_| {
-                    async move {
-                        let _ = started.send(());
-                        let _ = released.await;
-                    }
-                    .boxed()
-                })
-                .await
-        });
-        running.await.expect("the owner runs the holding command");
+        // Held as a long ingest or a rebuild holds it.
+        let (release, held) = hold_replica(&node).await;
         let status = tokio::time::timeout(AT_ONCE, node.status())
             .await
             .expect("status does not wait for the replica");
@@ -270,7 +257,7 @@ mod tests {
             "a stranger in this network is no member"
         );
         release.send(()).expect("still held");
-        held.await.expect("holder").expect("the owner ran it");
+        held.await.expect("holder");
 
         node.put_record(PutRecord {
             collection: Some("books".into()),
@@ -287,5 +274,53 @@ mod tests {
         );
         assert_ne!(after.state_root, before.state_root);
         node.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_caller_stops_waiting_is_still_made_whole_in_the_replica_and_the_store() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        let before = node.status().await.op_count;
+        let (release, held) = hold_replica(&node).await;
+        let writer = node.clone();
+        let write = tokio::spawn(async move {
+            writer
+                .put_record(PutRecord {
+                    collection: Some("books".into()),
+                    title: Some("Dune".into()),
+                    ..PutRecord::default()
+                })
+                .await
+        });
+        // Its command is queued behind the one held, then its caller goes
+        // away (a control connection closed, a window reloaded).
+        let queued = async {
+            while node.inner().ledger.queued() == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(AT_ONCE, queued)
+            .await
+            .expect("the write is queued");
+        write.abort();
+        assert!(write.await.is_err_and(|e| e.is_cancelled()));
+        release.send(()).expect("still held");
+        held.await.expect("holder");
+        // A read queued now runs after the write's command.
+        node.read_replica(|_| ()).await.expect("owner");
+
+        // The owner ran it to its end: in the replica, in the store, and
+        // the two agree at the next start.
+        let records = node
+            .list_records(&dan_store::RecordQuery::default())
+            .await
+            .expect("list");
+        assert_eq!(records.len(), 1, "the write was made");
+        assert_eq!(node.status().await.op_count, before + 1);
+        node.close().await;
+        let reopened = crate::test_instance::reopened(dir.path()).await;
+        assert!(reopened.integrity().is_clean(), "replica and store agree");
+        assert_eq!(reopened.status().await.op_count, before + 1);
+        reopened.close().await;
     }
 }

@@ -52,13 +52,7 @@ pub(crate) mod test_instance {
     /// "Library" on its own (one member is enough to write).
     pub(crate) async fn founded(dir: &std::path::Path) -> Node {
         Node::init(dir, "ada", PASSWORD).await.expect("init");
-        let credentials = Credentials {
-            password: Some(PASSWORD.into()),
-            use_keyring: false,
-        };
-        let node = Node::open(NodeConfig::new(dir), credentials)
-            .await
-            .expect("open");
+        let node = reopened(dir).await;
         let network = CreateNetwork {
             name: "Library".into(),
             min_members: Some(1),
@@ -68,6 +62,48 @@ pub(crate) mod test_instance {
             .await
             .expect("create");
         node
+    }
+
+    /// Makes the replica's owner run a command that ends only when the
+    /// returned sender is used (or dropped), as a long ingest or a rebuild
+    /// would; the handle ends with it.
+    pub(crate) async fn hold_replica(
+        node: &Node,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        use libp2p::futures::FutureExt;
+        let (started, running) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let holder = node.clone();
+        let held = tokio::spawn(async move {
+            holder
+                .inner()
+                .ledger
+                .change(move |_| {
+                    async move {
+                        let _ = started.send(());
+                        let _ = released.await;
+                    }
+                    .boxed()
+                })
+                .await
+                .expect("the owner ran it");
+        });
+        running.await.expect("the owner runs the holding command");
+        (release, held)
+    }
+
+    /// Opens the instance in `dir` again (after [`founded`] and a close).
+    pub(crate) async fn reopened(dir: &std::path::Path) -> Node {
+        let credentials = Credentials {
+            password: Some(PASSWORD.into()),
+            use_keyring: false,
+        };
+        Node::open(NodeConfig::new(dir), credentials)
+            .await
+            .expect("open")
     }
 }
 
