@@ -141,7 +141,15 @@ impl Node {
 
     /// Checks signed evidence from anyone and acts on it: deprecate a proven
     /// offender, answer a false accusation, keep an undecidable one.
-    pub async fn accept_evidence(
+    pub fn accept_evidence(
+        &self,
+        signed: SignedEvidence,
+    ) -> impl Future<Output = Result<EvidenceOutcome, NodeError>> + Send + 'static {
+        let node = self.clone();
+        self.to_the_end(async move { node.accept_evidence_steps(signed).await })
+    }
+
+    async fn accept_evidence_steps(
         &self,
         signed: SignedEvidence,
     ) -> Result<EvidenceOutcome, NodeError> {

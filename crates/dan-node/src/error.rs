@@ -97,9 +97,10 @@ pub enum NodeError {
     /// An import or export of many records stopped.
     #[error(transparent)]
     Bulk(#[from] crate::bulk::BulkError),
-    /// The instance is stopping (or a command on its replica failed
-    /// unexpectedly): nothing was changed by this request.
-    #[error("this DAN instance is stopping; start it again and retry")]
+    /// The instance is stopping, or stopped taking commands after one
+    /// failed unexpectedly: start it again (its start-up check finds
+    /// anything left half-way) and retry.
+    #[error("this DAN instance is stopping or must be started again; start it and retry")]
     Stopped,
     /// A file-system operation failed.
     #[error("{context}: {source}")]

@@ -86,8 +86,12 @@ impl Published {
     }
 }
 
-/// Work for the owner: it borrows the ledger until its future ends.
-type Work = Box<dyn for<'a> FnOnce(&'a mut Ledger) -> BoxFuture<'a, ()> + Send>;
+/// Gives a command's caller its answer.
+type Answer = Box<dyn FnOnce() + Send>;
+
+/// Work for the owner: it borrows the ledger until its future ends, which
+/// gives the answer to deliver once what it changed is published.
+type Work = Box<dyn for<'a> FnOnce(&'a mut Ledger) -> BoxFuture<'a, Answer> + Send>;
 
 /// One command: its work, and whether it may change the ledger.
 struct Command {
@@ -150,8 +154,9 @@ impl LedgerHandle {
         let work: Work = Box::new(move |ledger: &mut Ledger| {
             let running = work(ledger);
             async move {
+                let result = running.await;
                 // The caller may have stopped waiting: the work is done anyway.
-                let _ = answer.send(running.await);
+                Box::new(move || drop(answer.send(result))) as Answer
             }
             .boxed()
         });
@@ -184,19 +189,35 @@ impl LedgerHandle {
     }
 }
 
-/// The owner: runs each command to its end, then publishes. A command that
-/// panics is logged and its caller told the instance stopped; the owner
-/// goes on with the next.
+/// The owner: runs each command to its end, publishes what it changed and
+/// only then answers, so a caller that reads the snapshot next sees its
+/// own change. A command that panics may have left the replica half-way
+/// (an op applied but not stored): from then on nothing is published and
+/// every command is answered [`NodeError::Stopped`], until a restart
+/// checks the store again.
 async fn own(mut ledger: Ledger, mut queue: mpsc::Receiver<Command>, published: Arc<Published>) {
+    let mut broken = false;
     while let Some(Command { work, changes }) = queue.recv().await {
-        let ran = AssertUnwindSafe(async { work(&mut ledger).await })
-            .catch_unwind()
-            .await;
-        if ran.is_err() {
-            tracing::error!("a command on the replica panicked; its caller was told");
+        if broken {
+            // Dropped unrun: its caller hears that the instance stopped.
+            continue;
         }
-        if changes {
-            published.publish(&ledger);
+        match AssertUnwindSafe(async { work(&mut ledger).await })
+            .catch_unwind()
+            .await
+        {
+            Ok(answer) => {
+                if changes {
+                    published.publish(&ledger);
+                }
+                answer();
+            }
+            Err(_) => {
+                tracing::error!(
+                    "a command on the replica panicked; this instance runs no more commands until it is started again"
+                );
+                broken = true;
+            }
         }
     }
 }
@@ -204,6 +225,8 @@ async fn own(mut ledger: Ledger, mut queue: mpsc::Receiver<Command>, published: 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use libp2p::futures::FutureExt;
 
     use crate::api::{NetworkState, PutRecord};
     use crate::test_instance::{founded, hold_replica};
@@ -322,5 +345,57 @@ mod tests {
         assert!(reopened.integrity().is_clean(), "replica and store agree");
         assert_eq!(reopened.status().await.op_count, before + 1);
         reopened.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_change_is_published_before_its_caller_hears_of_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        let start = node.status().await.op_count;
+        for n in 1..=100 {
+            node.put_record(PutRecord {
+                collection: Some("books".into()),
+                title: Some(format!("Book {n}")),
+                ..PutRecord::default()
+            })
+            .await
+            .expect("write");
+            // Read on another worker, at once: the snapshot already holds it.
+            assert_eq!(node.status().await.op_count, start + n, "write {n}");
+        }
+        node.close().await;
+    }
+
+    #[tokio::test]
+    async fn after_a_command_panics_the_owner_runs_no_more_and_callers_are_told_it_stopped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        let before = node.status().await;
+        let broke = node
+            .inner()
+            .ledger
+            .change(|ledger| {
+                async move {
+                    // Half-way: the waiting pool taken, then a panic.
+                    ledger.waiting.clear();
+                    panic!("a bug half-way through a command");
+                }
+                .boxed()
+            })
+            .await;
+        assert!(matches!(broke, Err(crate::NodeError::Stopped)), "{broke:?}");
+        let write = node
+            .put_record(PutRecord {
+                collection: Some("books".into()),
+                title: Some("Dune".into()),
+                ..PutRecord::default()
+            })
+            .await;
+        assert!(matches!(write, Err(crate::NodeError::Stopped)), "{write:?}");
+        assert_eq!(
+            node.status().await.ops_root,
+            before.ops_root,
+            "nothing half-done was published"
+        );
     }
 }

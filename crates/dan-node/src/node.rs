@@ -119,16 +119,26 @@ pub(crate) struct Inner {
     net: std::sync::RwLock<Option<NetHandle>>,
     pub(crate) joining: std::sync::Mutex<Option<SignedInvite>>,
     lock: std::sync::Mutex<Option<std::fs::File>>,
+    /// The sorted op-id set for reconciliation, kept for the ops root it
+    /// was made for.
+    pub(crate) reconcile_cache: std::sync::Mutex<Option<ReconcileSet>>,
+    /// Operations of several steps that go on to their end when their
+    /// caller stops waiting ([`Node::to_the_end`]); closing waits for them.
+    steps: tokio_util::task::TaskTracker,
 }
 
-/// The replica and what travels with it, behind one lock.
+/// A reconciliation set and the ops root it was made for.
+pub(crate) type ReconcileSet = (dan_core::Hash32, Arc<negentropy::NegentropyStorageVector>);
+
+/// How long closing waits for operations under way.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The replica and what travels with it, owned by one task.
 pub(crate) struct Ledger {
     /// The network state, once there is a network.
     pub(crate) replica: Option<Replica>,
     /// Valid ops that wait for others (gaps, admissions not yet seen).
     pub(crate) waiting: Vec<VerifiedOp>,
-    /// The sorted op-id set for reconciliation, cached per ops root.
-    pub(crate) reconcile_set: Option<(dan_core::Hash32, Arc<negentropy::NegentropyStorageVector>)>,
 }
 
 /// What a put needs: nothing (no change) or one op.
@@ -378,7 +388,6 @@ impl Node {
                 ledger: crate::ledger::LedgerHandle::spawn(Ledger {
                     replica,
                     waiting: Vec::new(),
-                    reconcile_set: None,
                 }),
                 standing: crate::standing::Standing::new(proven_against_me),
                 admin_gate: Mutex::new(()),
@@ -387,6 +396,8 @@ impl Node {
                 net: std::sync::RwLock::new(None),
                 joining: std::sync::Mutex::new(joining),
                 lock: std::sync::Mutex::new(Some(lock)),
+                reconcile_cache: std::sync::Mutex::new(None),
+                steps: tokio_util::task::TaskTracker::new(),
             }),
         })
     }
@@ -396,6 +407,17 @@ impl Node {
     /// a clean integrity report the closed file is sealed, so the next
     /// start need not check it all again (see `close_seal`).
     pub async fn close(&self) {
+        self.inner.steps.close();
+        if tokio::time::timeout(CLOSE_WAIT, self.inner.steps.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} operations still ran {} s after closing began; closing without them",
+                self.inner.steps.len(),
+                CLOSE_WAIT.as_secs()
+            );
+        }
         // On the replica's owner, so a write under way has appended to the
         // log's digest before it is sealed, and none comes after.
         let closed = self
@@ -803,6 +825,18 @@ impl Node {
             .ledger
             .change(move |ledger| work(node, ledger))
             .await?
+    }
+
+    /// Starts `steps` on a task of its own, to be waited for: an operation of
+    /// several steps (a command on the replica, then what follows from
+    /// it) goes on to its end if the caller stops waiting, and closing
+    /// waits for it.
+    pub(crate) fn to_the_end<R: Send + 'static>(
+        &self,
+        steps: impl Future<Output = Result<R, NodeError>> + Send + 'static,
+    ) -> impl Future<Output = Result<R, NodeError>> + Send + 'static {
+        let running = self.inner.steps.spawn(steps);
+        async move { running.await.map_err(|_| NodeError::Stopped)? }
     }
 
     /// Reads the replica on its owner, in turn with the changes (for what

@@ -441,6 +441,12 @@ impl Node {
     /// current records over. The parent network's data is archived in the
     /// data directory; the parent network itself is unaffected.
     pub async fn fork(&self, name: &str, password: &str) -> Result<SignedGenesis, NodeError> {
+        let (node, name, password) = (self.clone(), name.to_owned(), password.to_owned());
+        self.to_the_end(async move { node.fork_steps(&name, &password).await })
+            .await
+    }
+
+    async fn fork_steps(&self, name: &str, password: &str) -> Result<SignedGenesis, NodeError> {
         self.verify_admin(password).await?;
         let (name, code_hash, founder_name, keypair) = (
             name.trim().to_owned(),
@@ -518,12 +524,15 @@ impl Node {
             .map(|(key, value)| ((*key).to_owned(), value.to_vec()))
             .collect();
         self.with_ledger(move |node, ledger| {
-            async move { node.start_over_here(ledger, genesis, &meta).await }.boxed()
+            async move {
+                node.start_over_here(ledger, genesis, &meta).await?;
+                node.clear_integrity();
+                node.emit(NodeEvent::MembersChanged);
+                Ok(())
+            }
+            .boxed()
         })
-        .await?;
-        self.clear_integrity();
-        self.emit(NodeEvent::MembersChanged);
-        Ok(())
+        .await
     }
 
     /// [`Node::start_over`]'s part on the replica's owner.
@@ -557,7 +566,6 @@ impl Node {
         }
         ledger.replica = Some(Replica::new(genesis)?);
         ledger.waiting.clear();
-        ledger.reconcile_set = None;
         self.inner().standing.forget();
         Ok(())
     }

@@ -40,6 +40,12 @@ impl Node {
     /// restarts the network layer under the new identity. Returns the new
     /// peer id.
     pub(crate) async fn start_afresh(&self, password: &str) -> Result<PeerKey, NodeError> {
+        let (node, password) = (self.clone(), password.to_owned());
+        self.to_the_end(async move { node.start_afresh_steps(&password).await })
+            .await
+    }
+
+    async fn start_afresh_steps(&self, password: &str) -> Result<PeerKey, NodeError> {
         let previous = self.peer_id();
         let keypair = Keypair::from_secret(random_bytes()?);
         let (sealed, unlock, sealed_json) = seal(&keypair, password).await?;

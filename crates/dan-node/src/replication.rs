@@ -129,6 +129,17 @@ impl Node {
     /// Looks at a peer's checkpoint (its signed hello) for evidence against
     /// it, and reports what it proves.
     pub async fn check_checkpoint(&self, hello: &SignedHello) -> Result<(), NodeError> {
+        // Only a member's checkpoint can be evidence (see below): a
+        // stranger's takes no turn on the replica.
+        let peer = hello.hello.peer;
+        let of_member = self
+            .inner()
+            .ledger
+            .snapshot()
+            .is_some_and(|r| r.deprecation(&peer).is_none() && r.voters().contains(&peer));
+        if !of_member {
+            return Ok(());
+        }
         let checked = hello.clone();
         let evidence = self
             .read_replica(move |replica| {
@@ -275,8 +286,15 @@ impl Node {
         .await
     }
 
-    /// Applies and stores what arrived, on the replica's owner.
+    /// Applies and stores what arrived, on the replica's owner, then
+    /// reports what it proves and tells the UI, to the end.
     async fn take_in(&self, arrived: Arrived) -> Result<IngestOutcome, NodeError> {
+        let node = self.clone();
+        self.to_the_end(async move { node.take_in_steps(arrived).await })
+            .await
+    }
+
+    async fn take_in_steps(&self, arrived: Arrived) -> Result<IngestOutcome, NodeError> {
         let (outcome, members_changed) = self
             .with_ledger(move |node, ledger| {
                 async move { node.apply_arrived(ledger, arrived).await }.boxed()
@@ -392,30 +410,27 @@ impl Node {
         &self,
         until: Option<dan_core::Hlc>,
     ) -> Result<Arc<NegentropyStorageVector>, NodeError> {
-        let read = self
-            .inner()
-            .ledger
-            .read(move |ledger| -> Result<_, NodeError> {
-                let replica = ledger.replica.as_ref().ok_or(NodeError::NoNetwork)?;
-                let root = replica.ops_root();
-                if until.is_none()
-                    && let Some((cached_root, set)) = &ledger.reconcile_set
-                    && *cached_root == root
-                {
-                    return Ok(Err(set.clone()));
-                }
+        let cached = || {
+            let root = self.inner().ledger.snapshot()?.ops_root();
+            let cache = self.inner().reconcile_cache.lock().ok()?;
+            let (cached_root, set) = cache.as_ref()?;
+            (*cached_root == root).then(|| set.clone())
+        };
+        if until.is_none()
+            && let Some(set) = cached()
+        {
+            return Ok(set);
+        }
+        let (root, stamps) = self
+            .read_replica(move |replica| {
                 let stamps: Vec<(u64, OpId)> = replica
                     .op_clocks()
                     .filter(|(hlc, _)| until.is_none_or(|until| *hlc <= until))
                     .map(|(hlc, id)| (hlc.wall_ms, id))
                     .collect();
-                Ok(Ok((root, stamps)))
+                (replica.ops_root(), stamps)
             })
-            .await??;
-        let (root, stamps) = match read {
-            Ok(stamps) => stamps,
-            Err(cached) => return Ok(cached),
-        };
+            .await?;
         let bad = |e: negentropy::Error| NodeError::Invalid(format!("reconciliation set: {e}"));
         let mut set = NegentropyStorageVector::with_capacity(stamps.len());
         for (ms, id) in stamps {
@@ -423,15 +438,10 @@ impl Node {
         }
         set.seal().map_err(bad)?;
         let set = Arc::new(set);
-        if until.is_none() {
-            let cached = set.clone();
-            self.inner()
-                .ledger
-                .change(move |ledger| {
-                    ledger.reconcile_set = Some((root, cached));
-                    async {}.boxed()
-                })
-                .await?;
+        if until.is_none()
+            && let Ok(mut cache) = self.inner().reconcile_cache.lock()
+        {
+            *cache = Some((root, set.clone()));
         }
         Ok(set)
     }

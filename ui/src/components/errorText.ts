@@ -10,7 +10,7 @@ const SENTENCES: Record<string, string> = {
   admin_locked: "This needs the admin password.",
   not_ready: "DAN is still starting. Try again in a moment.",
   not_running: "The instance is not running. Start DAN and try again.",
-  stopped: "DAN was stopping, so nothing was changed. Open DAN again and retry.",
+  stopped: "DAN is stopping, or needs to be started again. Open DAN again and retry.",
   busy: "DAN is already open on this computer (another window or `dan run`). Close it, or use that one.",
   no_network: "This instance is not part of a network yet: create one, or join one with an invite link.",
   not_member: "The members have not approved this instance yet. Ask them to approve it (they compare your join code).",
