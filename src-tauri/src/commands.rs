@@ -345,9 +345,9 @@ pub async fn proposals(state: State<'_, AppState>) -> Result<Vec<ProposalView>> 
 #[tauri::command]
 pub async fn vote(state: State<'_, AppState>, id: String, approve: bool) -> Result<ProposalView> {
     let password = state.admin_password()?;
-    let id = id
-        .parse()
-        .map_err(|e: dan_core::hash::BadHash| CommandError::new("invalid", e.to_string()))?;
+    let id = id.parse().map_err(|e: dan_core::hash::BadHash| {
+        CommandError::new(dan_node::ErrorCode::Invalid, e.to_string())
+    })?;
     Ok(state.node().await?.vote(&id, approve, &password).await?)
 }
 
@@ -433,8 +433,8 @@ pub async fn invites(state: State<'_, AppState>) -> Result<Vec<InviteView>> {
 #[tauri::command]
 pub fn invite_qr(link: String) -> Result<String> {
     dan_core::SignedInvite::from_link(&link)
-        .map_err(|e| CommandError::new("invalid", e.to_string()))?;
-    crate::qr::svg(&link).map_err(|e| CommandError::new("invalid", e))
+        .map_err(|e| CommandError::new(dan_node::ErrorCode::Invalid, e.to_string()))?;
+    crate::qr::svg(&link).map_err(|e| CommandError::new(dan_node::ErrorCode::Invalid, e))
 }
 
 /// Uses exactly these relays from now on (admin); says where each stands.
@@ -530,7 +530,7 @@ pub fn open_data_folder(state: State<'_, AppState>) -> Result<()> {
         .map(|_| ())
         .map_err(|e| {
             CommandError::new(
-                "io",
+                dan_node::ErrorCode::Io,
                 format!("could not open {}: {e}", state.data_dir.display()),
             )
         })
@@ -542,10 +542,10 @@ pub async fn check_evidence(
     state: State<'_, AppState>,
     hex_bytes: String,
 ) -> Result<EvidenceOutcome> {
-    let bytes =
-        hex::decode(hex_bytes.trim()).map_err(|e| CommandError::new("invalid", e.to_string()))?;
+    let bytes = hex::decode(hex_bytes.trim())
+        .map_err(|e| CommandError::new(dan_node::ErrorCode::Invalid, e.to_string()))?;
     let signed = dan_core::SignedEvidence::from_bytes(&bytes)
-        .map_err(|e| CommandError::new("invalid", e.to_string()))?;
+        .map_err(|e| CommandError::new(dan_node::ErrorCode::Invalid, e.to_string()))?;
     Ok(state.node().await?.accept_evidence(signed).await?)
 }
 
@@ -557,7 +557,9 @@ pub fn take_launch_link(state: State<'_, AppState>) -> Option<String> {
 
 fn parse_peer(text: &str) -> Result<dan_core::PeerKey> {
     text.parse()
-        .map_err(|e: dan_core::identity::IdentityError| CommandError::new("invalid", e.to_string()))
+        .map_err(|e: dan_core::identity::IdentityError| {
+            CommandError::new(dan_node::ErrorCode::Invalid, e.to_string())
+        })
 }
 
 /// Hides the window; the instance keeps running (opening DAN again shows
@@ -568,18 +570,25 @@ pub async fn hide_window<R: Runtime>(
     state: State<'_, AppState>,
 ) -> Result<()> {
     state.close.answered();
-    window
-        .hide()
-        .map_err(|e| CommandError::new("io", format!("could not hide the window: {e}")))
+    window.hide().map_err(|e| {
+        CommandError::new(
+            dan_node::ErrorCode::Io,
+            format!("could not hide the window: {e}"),
+        )
+    })
 }
 
 /// Refuses a log-in entry that would not start this DAN.
 fn check_startable_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
-    let program = crate::log_in::program(app.env().appimage.map(PathBuf::from))
-        .map_err(|e| CommandError::new("io", format!("where is DAN installed? {e}")))?;
+    let program = crate::log_in::program(app.env().appimage.map(PathBuf::from)).map_err(|e| {
+        CommandError::new(
+            dan_node::ErrorCode::Io,
+            format!("where is DAN installed? {e}"),
+        )
+    })?;
     let data_dir = &app.state::<AppState>().data_dir;
     match crate::log_in::unstartable(&program, data_dir) {
-        Some(why) => Err(CommandError::new("invalid", why)),
+        Some(why) => Err(CommandError::new(dan_node::ErrorCode::Invalid, why)),
         None => Ok(()),
     }
 }
@@ -589,10 +598,12 @@ fn check_startable_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
 /// elsewhere the platform only says whether there is one.
 fn start_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<crate::log_in::StartAtLogIn> {
     use tauri_plugin_autostart::ManagerExt;
-    let enabled = app
-        .autolaunch()
-        .is_enabled()
-        .map_err(|e| CommandError::new("io", format!("could not read the log-in setting: {e}")))?;
+    let enabled = app.autolaunch().is_enabled().map_err(|e| {
+        CommandError::new(
+            dan_node::ErrorCode::Io,
+            format!("could not read the log-in setting: {e}"),
+        )
+    })?;
     if !enabled || !cfg!(target_os = "linux") {
         return Ok(crate::log_in::StartAtLogIn {
             on: enabled,
@@ -604,11 +615,19 @@ fn start_at_log_in<R: Runtime>(app: &AppHandle<R>) -> Result<crate::log_in::Star
         .path()
         .home_dir()
         .map(|home| home.join(".config/autostart/DAN.desktop"))
-        .map_err(|e| CommandError::new("io", format!("no home folder: {e}")))?;
-    let entry = std::fs::read_to_string(&path)
-        .map_err(|e| CommandError::new("io", format!("could not read {}: {e}", path.display())))?;
-    let program = crate::log_in::program(app.env().appimage.map(PathBuf::from))
-        .map_err(|e| CommandError::new("io", format!("where is DAN installed? {e}")))?;
+        .map_err(|e| CommandError::new(dan_node::ErrorCode::Io, format!("no home folder: {e}")))?;
+    let entry = std::fs::read_to_string(&path).map_err(|e| {
+        CommandError::new(
+            dan_node::ErrorCode::Io,
+            format!("could not read {}: {e}", path.display()),
+        )
+    })?;
+    let program = crate::log_in::program(app.env().appimage.map(PathBuf::from)).map_err(|e| {
+        CommandError::new(
+            dan_node::ErrorCode::Io,
+            format!("where is DAN installed? {e}"),
+        )
+    })?;
     let expected = crate::log_in::args(&app.state::<AppState>().data_dir);
     Ok(crate::log_in::setting(&entry, &program, &expected))
 }
@@ -637,7 +656,12 @@ pub async fn set_autostart<R: Runtime>(
     } else {
         launcher.disable()
     };
-    done.map_err(|e| CommandError::new("io", format!("could not change the log-in setting: {e}")))?;
+    done.map_err(|e| {
+        CommandError::new(
+            dan_node::ErrorCode::Io,
+            format!("could not change the log-in setting: {e}"),
+        )
+    })?;
     start_at_log_in(&app)
 }
 

@@ -5,6 +5,8 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { getCurrentWindow } from "@tauri-apps/api/window";
 import { open as openDialog, save as saveDialog } from "@tauri-apps/plugin-dialog";
 import type {
+  ErrorCode,
+  ErrorKind,
   AppInfo,
   BuildView,
   BulkProgress,
@@ -26,9 +28,15 @@ import type {
   StoredInvite,
 } from "./types";
 
-/** An error from a command: a stable code and a message for people. */
+/** Codes the window makes itself: a dialog closed, a failure outside any
+ * command. */
+export type WindowErrorCode = "cancelled" | "internal";
+
+/** An error from a command: a stable code, its kind and a message for
+ * people. */
 export interface ApiError {
-  code: string;
+  code: ErrorCode | WindowErrorCode;
+  kind?: ErrorKind;
   message: string;
 }
 
@@ -38,7 +46,10 @@ export function isApiError(value: unknown): value is ApiError {
 
 /** Turns whatever a failed command threw into an ApiError. */
 export function toApiError(value: unknown): ApiError {
-  if (isApiError(value)) return { code: String(value.code), message: String(value.message) };
+  if (isApiError(value)) {
+    const kind = value.kind === undefined ? {} : { kind: value.kind };
+    return { code: value.code, ...kind, message: String(value.message) };
+  }
   if (value instanceof Error) return { code: "internal", message: value.message };
   return { code: "internal", message: String(value) };
 }

@@ -3,6 +3,43 @@
 export type NetworkState = "none" | "pending" | "forming" | "active" | "suspended" | "unapproved" | "deprecated";
 export type FieldValue = string | number | boolean;
 
+/** Every error code the instance sends (`ErrorCode` in crates/dan-node/src/error.rs;
+ * a Rust test checks that both lists are the same). */
+export type ErrorCode =
+  "not_initialized" |
+  "already_initialized" |
+  "busy" |
+  "password_needed" |
+  "wrong_password" |
+  "weak_password" |
+  "secret_error" |
+  "no_network" |
+  "has_network" |
+  "build_not_approved" |
+  "not_member" |
+  "catching_up" |
+  "clock_ahead" |
+  "not_found" |
+  "invalid" |
+  "forming" |
+  "rejected" |
+  "integrity" |
+  "storage" |
+  "io" |
+  "unreachable" |
+  "stopped" |
+  "not_running" |
+  "unauthorized" |
+  "bad_request" |
+  "bad_response" |
+  "admin_locked" |
+  "not_ready" |
+  "error";
+
+/** What kind of failure an error is (`ErrorKind`): fix the input, give up,
+ * try again, check the connection or the disk. */
+export type ErrorKind = "bad_input" | "refused" | "retry" | "network" | "storage" | "other";
+
 export interface JoinProgress {
   network_id: string;
   network_name: string;

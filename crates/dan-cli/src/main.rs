@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use dan_node::ErrorCode;
 use dan_node::control::{ControlClient, ControlError, ControlRequest};
 use dan_node::{Credentials, Node, NodeConfig, NodeError, OnDamage};
 use serde_json::Value;
@@ -43,14 +44,14 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            printer.error("io", &format!("cannot start the runtime: {e}"));
+            printer.error(ErrorCode::Io, &format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(execute(cli, &printer)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            printer.error(&failure.code, &failure.message);
+            printer.error(failure.code, &failure.message);
             ExitCode::FAILURE
         }
     }
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
 
 /// A failed command: a stable code and a message for people.
 struct Failure {
-    code: String,
+    code: ErrorCode,
     message: String,
 }
 
@@ -74,7 +75,7 @@ impl From<ControlError> for Failure {
 impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Self {
         Failure {
-            code: e.code().into(),
+            code: e.code(),
             message: e.to_string(),
         }
     }
@@ -83,7 +84,7 @@ impl From<NodeError> for Failure {
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure {
-            code: "error".into(),
+            code: ErrorCode::Error,
             message: format!("{e:#}"),
         }
     }

@@ -19,11 +19,11 @@ impl Printer {
     }
 
     /// Prints an error to stderr.
-    pub(crate) fn error(&self, code: &str, message: &str) {
+    pub(crate) fn error(&self, code: dan_node::ErrorCode, message: &str) {
         if self.json {
             eprintln!(
                 "{}",
-                serde_json::json!({ "error": { "code": code, "message": message } })
+                serde_json::json!({ "error": { "code": code, "kind": code.kind(), "message": message } })
             );
         } else {
             eprintln!("error: {}", terminal_safe(message, true));

@@ -212,6 +212,7 @@ fn bad_input_gets_a_clear_error_on_stderr_and_changes_nothing() -> anyhow::Resul
     let json_error = instance.run(&["--json", "record", "get", "does-not-exist"])?;
     let error: Value = serde_json::from_slice(&json_error.stderr)?;
     assert_eq!(error["error"]["code"], "not_found");
+    assert_eq!(error["error"]["kind"], "bad_input", "a script can tell what to do");
     let after = instance.json(&["status"])?;
     assert_eq!(before["state_root"], after["state_root"]);
     assert_eq!(before["op_count"], after["op_count"]);
@@ -234,6 +235,7 @@ fn forming_network_refuses_record_writes_and_says_how_many_members_are_missing()
     assert!(!output.status.success());
     let error: Value = serde_json::from_slice(&output.stderr)?;
     assert_eq!(error["error"]["code"], "forming");
+    assert_eq!(error["error"]["kind"], "retry");
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("1 of the 3 members"), "{message}");
     assert_eq!(instance.json(&["status"])?["op_count"], 0);

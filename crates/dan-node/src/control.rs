@@ -16,7 +16,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
 use crate::api::{CreateNetwork, PutRecord};
-use crate::error::NodeError;
+use crate::error::{ErrorCode, ErrorKind, NodeError};
 use crate::membership::InviteRequest;
 use crate::node::Node;
 
@@ -228,27 +228,33 @@ pub struct Envelope {
 /// targets' entry point).
 pub fn parse_line(line: &str) -> Result<Envelope, ControlError> {
     if line.len() as u64 > MAX_REQUEST_BYTES {
-        return Err(ControlError::new("bad_request", "the request is too large"));
+        return Err(ControlError::new(
+            ErrorCode::BadRequest,
+            "the request is too large",
+        ));
     }
     serde_json::from_str(line)
-        .map_err(|e| ControlError::new("bad_request", format!("malformed request: {e}")))
+        .map_err(|e| ControlError::new(ErrorCode::BadRequest, format!("malformed request: {e}")))
 }
 
-/// An error as sent over the control channel: a stable code and a message
-/// for people.
+/// An error as sent over the control channel: a stable code, its kind
+/// and a message for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct ControlError {
     /// Machine-readable code (see `NodeError::code`).
-    pub code: String,
+    pub code: ErrorCode,
+    /// What kind of failure it is (`ErrorCode::kind`).
+    pub kind: ErrorKind,
     /// What happened and what to do.
     pub message: String,
 }
 
 impl ControlError {
-    fn new(code: &str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ControlError {
-            code: code.into(),
+            code,
+            kind: code.kind(),
             message: message.into(),
         }
     }
@@ -347,7 +353,7 @@ async fn handle(stream: UnixStream, node: &Node, token: &str) -> std::io::Result
         Err(e) => Response::Error(e),
         Ok(envelope) if !constant_time_eq(envelope.token.as_bytes(), token.as_bytes()) => {
             Response::Error(ControlError::new(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "the control token is wrong",
             ))
         }
@@ -494,7 +500,7 @@ impl ControlClient {
 
     fn not_running(&self) -> ControlError {
         ControlError::new(
-            "not_running",
+            ErrorCode::NotRunning,
             format!(
                 "no DAN instance is running on {}: start it with `dan run`",
                 self.data_dir.display()
@@ -515,9 +521,10 @@ impl ControlClient {
             request,
         };
         let mut bytes = serde_json::to_vec(&envelope)
-            .map_err(|e| ControlError::new("bad_request", e.to_string()))?;
+            .map_err(|e| ControlError::new(ErrorCode::BadRequest, e.to_string()))?;
         bytes.push(b'\n');
-        let io = |e: std::io::Error| ControlError::new("io", format!("control channel: {e}"));
+        let io =
+            |e: std::io::Error| ControlError::new(ErrorCode::Io, format!("control channel: {e}"));
         write.write_all(&bytes).await.map_err(io)?;
         let mut line = String::new();
         BufReader::new(read)
@@ -526,7 +533,7 @@ impl ControlClient {
             .map_err(io)?;
         if line.is_empty() {
             return Err(ControlError::new(
-                "io",
+                ErrorCode::Io,
                 "the instance closed the control channel without answering",
             ));
         }
@@ -534,7 +541,7 @@ impl ControlClient {
             Ok(Response::Ok(value)) => Ok(value),
             Ok(Response::Error(error)) => Err(error),
             Err(e) => Err(ControlError::new(
-                "bad_response",
+                ErrorCode::BadResponse,
                 format!("malformed answer: {e}"),
             )),
         }

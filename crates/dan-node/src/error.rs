@@ -11,6 +11,119 @@ use dan_store::StoreError;
 use crate::integrity::IntegrityReport;
 use crate::secrets::SecretError;
 
+/// Declares [`ErrorCode`] once: each code, its wire name and its kind.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $code:ident = $name:literal : $kind:ident,)*) => {
+        /// The stable code of every error the CLI, the control channel and
+        /// the window report: part of their contract (scripts branch on
+        /// it; `ui/src/types.ts` spells the same list).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $name)] $code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$code,)*];
+
+            /// Its name on the wire (`wrong_password`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $name,)*
+                }
+            }
+
+            /// What kind of failure it is.
+            pub fn kind(self) -> ErrorKind {
+                match self {
+                    $(ErrorCode::$code => ErrorKind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The data directory holds no instance.
+    NotInitialized = "not_initialized": Refused,
+    /// The data directory already holds one.
+    AlreadyInitialized = "already_initialized": Refused,
+    /// Another process has the data directory open.
+    Busy = "busy": Retry,
+    /// The admin password is needed and none was given.
+    PasswordNeeded = "password_needed": BadInput,
+    /// The admin password is wrong.
+    WrongPassword = "wrong_password": Refused,
+    /// A new password is too weak.
+    WeakPassword = "weak_password": BadInput,
+    /// The key could not be sealed, unsealed or kept.
+    SecretError = "secret_error": Storage,
+    /// No network yet.
+    NoNetwork = "no_network": Refused,
+    /// Already in a network.
+    HasNetwork = "has_network": Refused,
+    /// The network does not approve this build.
+    BuildNotApproved = "build_not_approved": Refused,
+    /// Not admitted yet.
+    NotMember = "not_member": Refused,
+    /// Recovering its own ops from peers: writes wait.
+    CatchingUp = "catching_up": Retry,
+    /// This computer's clock is far ahead of the members'.
+    ClockAhead = "clock_ahead": Refused,
+    /// No such record, invite, proposal or member.
+    NotFound = "not_found": BadInput,
+    /// The request is wrong (a bad id, a missing title, a malformed link).
+    Invalid = "invalid": BadInput,
+    /// Fewer members than the charter needs: records wait.
+    Forming = "forming": Retry,
+    /// The network's rules refuse the change.
+    Rejected = "rejected": Refused,
+    /// The stored records differ from the signed log.
+    Integrity = "integrity": Storage,
+    /// The database failed.
+    Storage = "storage": Storage,
+    /// A file could not be read or written.
+    Io = "io": Storage,
+    /// Another computer could not be reached, or answered with nonsense.
+    Unreachable = "unreachable": Network,
+    /// The instance is stopping, or must be started again.
+    Stopped = "stopped": Retry,
+    /// No instance runs on the data directory (CLI).
+    NotRunning = "not_running": Retry,
+    /// The control token is wrong (CLI).
+    Unauthorized = "unauthorized": Refused,
+    /// The control request could not be read (CLI).
+    BadRequest = "bad_request": BadInput,
+    /// The instance's answer could not be read (CLI).
+    BadResponse = "bad_response": Other,
+    /// The window's admin session is locked: it asks for the password.
+    AdminLocked = "admin_locked": Refused,
+    /// The window's instance is not open yet.
+    NotReady = "not_ready": Retry,
+    /// Anything else, at the edge of a program (a file given on the
+    /// command line that cannot be read, say).
+    Error = "error": Other,
+}
+
+/// What kind of failure an error is: what a script can do about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request is wrong: fix it; asking again as it is fails again.
+    BadInput,
+    /// Well-formed, but refused (a password, the network's rules, this
+    /// instance's standing): asking again fails until that changes.
+    Refused,
+    /// Not now: the same request may succeed in a moment.
+    Retry,
+    /// Another computer could not be reached or answered badly.
+    Network,
+    /// The disk, the database or the key store.
+    Storage,
+    /// None of the above.
+    Other,
+}
+
 /// What went wrong in an instance operation.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -102,6 +215,9 @@ pub enum NodeError {
     /// anything left half-way) and retry.
     #[error("this DAN instance is stopping or must be started again; start it and retry")]
     Stopped,
+    /// Another computer could not be reached, or answered with nonsense.
+    #[error("{0}")]
+    Unreachable(String),
     /// A file-system operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -114,39 +230,78 @@ pub enum NodeError {
 
 impl NodeError {
     /// A stable, machine-readable code (part of the CLI and UI contract).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            NodeError::NotInitialized(_) => "not_initialized",
-            NodeError::AlreadyInitialized(_) => "already_initialized",
-            NodeError::Busy(_) => "busy",
-            NodeError::PasswordNeeded => "password_needed",
-            NodeError::Secret(SecretError::WrongPassword) => "wrong_password",
-            NodeError::Secret(SecretError::WeakPassword) => "weak_password",
-            NodeError::Secret(_) => "secret_error",
-            NodeError::NoNetwork => "no_network",
-            NodeError::HasNetwork(_) => "has_network",
-            NodeError::BuildNotApproved(_) => "build_not_approved",
-            NodeError::NotMember => "not_member",
-            NodeError::Recovering { .. } => "catching_up",
-            NodeError::ClockAhead { .. } => "clock_ahead",
-            NodeError::NotFound(_) => "not_found",
+            NodeError::NotInitialized(_) => ErrorCode::NotInitialized,
+            NodeError::AlreadyInitialized(_) => ErrorCode::AlreadyInitialized,
+            NodeError::Busy(_) => ErrorCode::Busy,
+            NodeError::PasswordNeeded => ErrorCode::PasswordNeeded,
+            NodeError::Secret(SecretError::WrongPassword) => ErrorCode::WrongPassword,
+            NodeError::Secret(SecretError::WeakPassword) => ErrorCode::WeakPassword,
+            NodeError::Secret(_) => ErrorCode::SecretError,
+            NodeError::NoNetwork => ErrorCode::NoNetwork,
+            NodeError::HasNetwork(_) => ErrorCode::HasNetwork,
+            NodeError::BuildNotApproved(_) => ErrorCode::BuildNotApproved,
+            NodeError::NotMember => ErrorCode::NotMember,
+            NodeError::Recovering { .. } => ErrorCode::CatchingUp,
+            NodeError::ClockAhead { .. } => ErrorCode::ClockAhead,
+            NodeError::NotFound(_) => ErrorCode::NotFound,
             NodeError::Invalid(_)
             | NodeError::Record(_)
             | NodeError::Charter(_)
-            | NodeError::Sign(_) => "invalid",
-            NodeError::Rejected(OpRejection::Forming { .. }) => "forming",
-            NodeError::Rejected(_) => "rejected",
-            NodeError::Integrity(_) => "integrity",
-            NodeError::Store(_) => "storage",
-            NodeError::File(_) | NodeError::Io { .. } => "io",
-            NodeError::Stopped => "stopped",
-            NodeError::Bulk(crate::bulk::BulkError::Io(_)) => "io",
-            NodeError::Bulk(_) => "invalid",
+            | NodeError::Sign(_) => ErrorCode::Invalid,
+            NodeError::Rejected(OpRejection::Forming { .. }) => ErrorCode::Forming,
+            NodeError::Rejected(_) => ErrorCode::Rejected,
+            NodeError::Integrity(_) => ErrorCode::Integrity,
+            NodeError::Store(_) => ErrorCode::Storage,
+            NodeError::File(_) | NodeError::Io { .. } => ErrorCode::Io,
+            NodeError::Bulk(crate::bulk::BulkError::Io(_)) => ErrorCode::Io,
+            NodeError::Bulk(_) => ErrorCode::Invalid,
+            NodeError::Unreachable(_) => ErrorCode::Unreachable,
+            NodeError::Stopped => ErrorCode::Stopped,
         }
     }
 
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
         let context = context.into();
         move |source| NodeError::Io { context, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// The window's list of codes (`ui/src/types.ts`, `ErrorCode`).
+    fn codes_the_window_knows() -> Vec<String> {
+        let types = include_str!("../../../ui/src/types.ts");
+        let start = types
+            .find("export type ErrorCode =")
+            .expect("ui/src/types.ts declares ErrorCode");
+        let declaration = &types[start..];
+        let end = declaration.find(';').expect("the declaration ends");
+        declaration[..end]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_window_knows_every_error_code_and_no_other() {
+        let ours: Vec<String> = ErrorCode::ALL
+            .iter()
+            .map(|code| code.as_str().to_owned())
+            .collect();
+        assert_eq!(codes_the_window_knows(), ours);
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(code).expect("encode");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(
+                serde_json::from_str::<ErrorCode>(&json).expect("decode"),
+                *code
+            );
+        }
     }
 }

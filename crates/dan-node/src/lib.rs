@@ -33,7 +33,7 @@ mod verify;
 
 pub use code::{code_hash, hash_file};
 pub use dan_store::{RecordQuery, RecordSort};
-pub use error::NodeError;
+pub use error::{ErrorCode, ErrorKind, NodeError};
 pub use node::{
     Credentials, MAX_INSTANCE_NAME, Node, NodeConfig, NodeEvent, OnDamage, check_instance_name,
 };

@@ -1,9 +1,9 @@
 // Errors in words a person can act on: one sentence and a next step for
 // every error code, instead of the instance's technical message.
 
-import { isApiError } from "../api";
+import { isApiError, type ApiError } from "../api";
 
-const SENTENCES: Record<string, string> = {
+const SENTENCES: Partial<Record<ApiError["code"], string>> = {
   wrong_password: "That is not this instance's admin password. Check Caps Lock and try again; after several wrong tries DAN waits a little longer each time.",
   weak_password: "Choose a longer admin password: at least 10 characters, best a few words.",
   password_needed: "This needs the admin password.",

@@ -818,13 +818,13 @@ pub(super) async fn join<I: Instance, L: Link>(
         }
         Ok(other) => {
             restore(node);
-            Err(NodeError::Invalid(format!(
+            Err(NodeError::Unreachable(format!(
                 "unexpected answer from the inviter: {other:?}"
             )))
         }
         Err(e) => {
             restore(node);
-            Err(NodeError::Invalid(format!(
+            Err(NodeError::Unreachable(format!(
                 "could not reach the inviter {} at {}: {e}",
                 inviter.inviter_name,
                 inviter.addrs.join(", ")
