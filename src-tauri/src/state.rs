@@ -100,8 +100,7 @@ impl AppState {
     /// Stops the running instance, if any: network first, then its files.
     pub async fn stop_running(&self) {
         if let Some(node) = self.take_running().await {
-            node.stop_network().await;
-            node.close().await;
+            node.stop().await;
         }
     }
 

@@ -91,8 +91,7 @@ impl TestNode {
     pub async fn backup(&mut self) -> anyhow::Result<tempfile::TempDir> {
         let online = self.net.is_some();
         self.net = None;
-        self.node.stop_network().await;
-        self.node.close().await;
+        self.node.stop().await;
         let copy = tempfile::tempdir()?;
         std::fs::copy(self.dir.path().join("dan.db"), copy.path().join("dan.db"))?;
         self.reopen(online).await?;
@@ -103,8 +102,7 @@ impl TestNode {
     pub async fn restore(&mut self, backup: &tempfile::TempDir) -> anyhow::Result<()> {
         let online = self.net.is_some();
         self.net = None;
-        self.node.stop_network().await;
-        self.node.close().await;
+        self.node.stop().await;
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(self.dir.path().join(format!("dan.db{suffix}")));
         }
@@ -123,8 +121,7 @@ impl TestNode {
     /// Stops networking; the instance keeps running and accepts writes.
     pub async fn go_offline(&mut self) -> anyhow::Result<()> {
         self.net = None;
-        self.node.stop_network().await;
-        self.node.close().await;
+        self.node.stop().await;
         self.node = open(self.dir.path()).await?;
         Ok(())
     }
@@ -159,8 +156,7 @@ impl TestNode {
 
     /// Stops the network layer and closes the database.
     pub async fn stop(self) {
-        self.node.stop_network().await;
-        self.node.close().await;
+        self.node.stop().await;
     }
 }
 

@@ -624,8 +624,7 @@ async fn run(data_dir: &std::path::Path, args: RunArgs) -> Result<(), Failure> {
         "DAN instance running; stop it with Ctrl-C"
     );
     let served = dan_node::control::serve(node.clone(), shutdown_signal()).await;
-    node.stop_network().await;
-    node.close().await;
+    node.stop().await;
     tracing::info!("DAN instance stopped");
     Ok(served?)
 }

@@ -212,7 +212,10 @@ fn bad_input_gets_a_clear_error_on_stderr_and_changes_nothing() -> anyhow::Resul
     let json_error = instance.run(&["--json", "record", "get", "does-not-exist"])?;
     let error: Value = serde_json::from_slice(&json_error.stderr)?;
     assert_eq!(error["error"]["code"], "not_found");
-    assert_eq!(error["error"]["kind"], "bad_input", "a script can tell what to do");
+    assert_eq!(
+        error["error"]["kind"], "bad_input",
+        "a script can tell what to do"
+    );
     let after = instance.json(&["status"])?;
     assert_eq!(before["state_root"], after["state_root"]);
     assert_eq!(before["op_count"], after["op_count"]);

@@ -488,6 +488,14 @@ impl Node {
         Some(handle.config().clone())
     }
 
+    /// Stops the instance, the one way every program does (CLI, window,
+    /// tests): its network layer first, so nothing more arrives, then the
+    /// operations under way and the store ([`Node::close`]).
+    pub async fn stop(&self) {
+        self.stop_network().await;
+        self.close().await;
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.inner.data_dir
