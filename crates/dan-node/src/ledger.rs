@@ -93,6 +93,10 @@ type Answer = Box<dyn FnOnce() + Send>;
 /// gives the answer to deliver once what it changed is published.
 type Work = Box<dyn for<'a> FnOnce(&'a mut Ledger) -> BoxFuture<'a, Answer> + Send>;
 
+/// What the owner does after a command panicked, to make the ledger whole
+/// again from what is stored; `false` when it could not.
+pub(crate) type Recovery = Box<dyn for<'a> Fn(&'a mut Ledger) -> BoxFuture<'a, bool> + Send>;
+
 /// One command: its work, and whether it may change the ledger.
 struct Command {
     work: Work,
@@ -108,15 +112,16 @@ pub(crate) struct LedgerHandle {
 }
 
 impl LedgerHandle {
-    /// Starts the task that owns `ledger`. It runs until every handle is
+    /// Starts the task that owns `ledger`, which makes it whole with
+    /// `recovery` after a command panicked. It runs until every handle is
     /// gone and the commands sent before have run.
-    pub(crate) fn spawn(ledger: Ledger) -> Self {
+    pub(crate) fn spawn(ledger: Ledger, recovery: Recovery) -> Self {
         let published = Arc::new(Published {
             facts: watch::Sender::new(LedgerFacts::of(&ledger)),
             snapshot: watch::Sender::new(snapshot_of(&ledger)),
         });
         let (commands, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(own(ledger, queue, published.clone()));
+        tokio::spawn(own(ledger, queue, published.clone(), recovery));
         LedgerHandle {
             commands,
             published,
@@ -192,10 +197,17 @@ impl LedgerHandle {
 /// The owner: runs each command to its end, publishes what it changed and
 /// only then answers, so a caller that reads the snapshot next sees its
 /// own change. A command that panics may have left the replica half-way
-/// (an op applied but not stored): from then on nothing is published and
-/// every command is answered [`NodeError::Stopped`], until a restart
-/// checks the store again.
-async fn own(mut ledger: Ledger, mut queue: mpsc::Receiver<Command>, published: Arc<Published>) {
+/// (an op applied but not stored): its caller is told
+/// [`NodeError::Stopped`] and the ledger is made whole from the store
+/// (`recovery`); if that fails too, nothing more is published and every
+/// command is answered [`NodeError::Stopped`], until a restart checks the
+/// store again.
+async fn own(
+    mut ledger: Ledger,
+    mut queue: mpsc::Receiver<Command>,
+    published: Arc<Published>,
+    recovery: Recovery,
+) {
     let mut broken = false;
     while let Some(Command { work, changes }) = queue.recv().await {
         if broken {
@@ -213,10 +225,16 @@ async fn own(mut ledger: Ledger, mut queue: mpsc::Receiver<Command>, published: 
                 answer();
             }
             Err(_) => {
-                tracing::error!(
-                    "a command on the replica panicked; this instance runs no more commands until it is started again"
-                );
-                broken = true;
+                tracing::error!("a command on the replica panicked; rebuilding it from the op log");
+                let recovered = AssertUnwindSafe(recovery(&mut ledger)).catch_unwind().await;
+                if recovered.unwrap_or(false) {
+                    published.publish(&ledger);
+                } else {
+                    tracing::error!(
+                        "the replica could not be rebuilt; this instance runs no more commands until it is started again"
+                    );
+                    broken = true;
+                }
             }
         }
     }
@@ -367,35 +385,59 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn after_a_command_panics_the_owner_runs_no_more_and_callers_are_told_it_stopped() {
+    async fn after_a_command_panics_half_way_the_replica_is_rebuilt_from_the_store_and_writes_go_on()
+     {
         let dir = tempfile::tempdir().expect("temp dir");
         let node = founded(dir.path()).await;
         let before = node.status().await;
+        let (me, keypair) = (node.peer_id(), node.keypair());
         let broke = node
             .inner()
             .ledger
-            .change(|ledger| {
+            .change(move |ledger| {
                 async move {
-                    // Half-way: the waiting pool taken, then a panic.
-                    ledger.waiting.clear();
+                    // Half-way: an op of this instance applied to the
+                    // replica but not stored, then a bug.
+                    let replica = ledger.replica.as_mut().expect("network");
+                    let payload = dan_core::Payload::Record {
+                        id: dan_core::RecordId::new("lost").expect("id"),
+                        action: dan_core::RecordAction::Create {
+                            collection: "books".into(),
+                            title: "Never stored".into(),
+                            fields: Default::default(),
+                            tags: Default::default(),
+                        },
+                    };
+                    let body = replica.next_body(me, crate::replication::now_ms(), payload);
+                    let op = dan_core::VerifiedOp::sign(body, &keypair).expect("sign");
+                    replica.apply(&op).expect("applied");
                     panic!("a bug half-way through a command");
                 }
                 .boxed()
             })
             .await;
         assert!(matches!(broke, Err(crate::NodeError::Stopped)), "{broke:?}");
-        let write = node
+        let status = node.status().await;
+        assert_eq!(
+            (status.op_count, status.ops_root),
+            (before.op_count, before.ops_root),
+            "the replica matches the store again"
+        );
+        // The seq the lost op took is signed again, once: no equivocation
+        // anyone could hold.
+        let written = node
             .put_record(PutRecord {
                 collection: Some("books".into()),
                 title: Some("Dune".into()),
                 ..PutRecord::default()
             })
-            .await;
-        assert!(matches!(write, Err(crate::NodeError::Stopped)), "{write:?}");
-        assert_eq!(
-            node.status().await.ops_root,
-            before.ops_root,
-            "nothing half-done was published"
-        );
+            .await
+            .expect("writes go on");
+        assert_eq!(written.title, "Dune");
+        assert_eq!(node.status().await.op_count, before.op_count + 1);
+        node.close().await;
+        let reopened = crate::test_instance::reopened(dir.path()).await;
+        assert!(reopened.integrity().is_clean(), "replica and store agree");
+        reopened.close().await;
     }
 }

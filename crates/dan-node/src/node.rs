@@ -130,6 +130,28 @@ pub(crate) struct Inner {
 /// A reconciliation set and the ops root it was made for.
 pub(crate) type ReconcileSet = (dan_core::Hash32, Arc<negentropy::NegentropyStorageVector>);
 
+/// What the replica's owner does after a command panicked: the replica is
+/// rebuilt from the op log (a transaction the panic cut off was never
+/// committed), so it matches the store again, and the waiting ops are
+/// dropped (peers send them again).
+fn recovery(instance: std::sync::Weak<Inner>) -> crate::ledger::Recovery {
+    Box::new(move |ledger: &mut Ledger| {
+        let instance = instance.upgrade();
+        async move {
+            let Some(inner) = instance else {
+                return false;
+            };
+            ledger.waiting.clear();
+            let node = Node { inner };
+            match ledger.replica.as_mut() {
+                Some(replica) => node.reload(replica).await.is_ok(),
+                None => true,
+            }
+        }
+        .boxed()
+    })
+}
+
 /// How long closing waits for operations under way.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -376,7 +398,7 @@ impl Node {
                 kind: config.build_kind,
             });
         Ok(Node {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me: &std::sync::Weak<Inner>| Inner {
                 data_dir,
                 store,
                 keypair: std::sync::RwLock::new(keypair),
@@ -385,10 +407,13 @@ impl Node {
                 code_hash: own_code,
                 build_label,
                 release,
-                ledger: crate::ledger::LedgerHandle::spawn(Ledger {
-                    replica,
-                    waiting: Vec::new(),
-                }),
+                ledger: crate::ledger::LedgerHandle::spawn(
+                    Ledger {
+                        replica,
+                        waiting: Vec::new(),
+                    },
+                    recovery(me.clone()),
+                ),
                 standing: crate::standing::Standing::new(proven_against_me),
                 admin_gate: Mutex::new(()),
                 integrity: std::sync::RwLock::new(integrity),
