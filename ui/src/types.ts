@@ -3,8 +3,9 @@
 export type NetworkState = "none" | "pending" | "forming" | "active" | "suspended" | "unapproved" | "deprecated";
 export type FieldValue = string | number | boolean;
 
-/** Every error code the instance sends (`ErrorCode` in crates/dan-node/src/error.rs;
- * a Rust test checks that both lists are the same). */
+/** Every error code the instance sends (`ErrorCode` in crates/dan-node/src/error.rs).
+ * A Rust test reads this union (double-quoted names up to the first
+ * semicolon) and checks that both lists are the same. */
 export type ErrorCode =
   "not_initialized" |
   "already_initialized" |

@@ -244,7 +244,9 @@ pub fn parse_line(line: &str) -> Result<Envelope, ControlError> {
 pub struct ControlError {
     /// Machine-readable code (see `NodeError::code`).
     pub code: ErrorCode,
-    /// What kind of failure it is (`ErrorCode::kind`).
+    /// What kind of failure it is (`ErrorCode::kind`; `other` from an
+    /// instance of an older version, which did not say).
+    #[serde(default)]
     pub kind: ErrorKind,
     /// What happened and what to do.
     pub message: String,

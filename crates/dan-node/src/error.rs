@@ -101,12 +101,16 @@ error_codes! {
     /// The window's instance is not open yet.
     NotReady = "not_ready": Retry,
     /// Anything else, at the edge of a program (a file given on the
-    /// command line that cannot be read, say).
+    /// command line that cannot be read, say), and any code this version
+    /// does not know (from an instance of a newer one).
+    #[serde(other)]
     Error = "error": Other,
 }
 
 /// What kind of failure an error is: what a script can do about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The request is wrong: fix it; asking again as it is fails again.
@@ -121,6 +125,7 @@ pub enum ErrorKind {
     /// The disk, the database or the key store.
     Storage,
     /// None of the above.
+    #[default]
     Other,
 }
 
@@ -303,5 +308,11 @@ mod tests {
                 *code
             );
         }
+        // From an instance of another version: a code this one does not
+        // know, and an error without a kind.
+        let newer: crate::control::ControlError =
+            serde_json::from_str(r#"{"code":"from_the_future","message":"m"}"#).expect("decode");
+        assert_eq!(newer.code, ErrorCode::Error);
+        assert_eq!(newer.kind, super::ErrorKind::Other);
     }
 }

@@ -26,6 +26,13 @@ use crate::node::Ledger;
 /// Commands that may wait for the owner before callers wait for room.
 const QUEUE: usize = 64;
 
+/// Most rebuilds after a panic within [`REBUILDS_WINDOW`]; beyond, a
+/// panic someone can repeat would cost a rebuild each time, so the owner
+/// stops instead.
+const MAX_REBUILDS: usize = 3;
+/// See [`MAX_REBUILDS`].
+const REBUILDS_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What anyone may read at once about the replica, as of its last change.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LedgerFacts {
@@ -199,9 +206,10 @@ impl LedgerHandle {
 /// own change. A command that panics may have left the replica half-way
 /// (an op applied but not stored): its caller is told
 /// [`NodeError::Stopped`] and the ledger is made whole from the store
-/// (`recovery`); if that fails too, nothing more is published and every
-/// command is answered [`NodeError::Stopped`], until a restart checks the
-/// store again.
+/// (`recovery`, at most [`MAX_REBUILDS`] times in [`REBUILDS_WINDOW`]); if
+/// that fails too, nothing more is published and every command is answered
+/// [`NodeError::Stopped`], until a restart checks the store again. A read
+/// that panics changed nothing: only its caller is told.
 async fn own(
     mut ledger: Ledger,
     mut queue: mpsc::Receiver<Command>,
@@ -209,6 +217,7 @@ async fn own(
     recovery: Recovery,
 ) {
     let mut broken = false;
+    let mut rebuilds: Vec<std::time::Instant> = Vec::new();
     while let Some(Command { work, changes }) = queue.recv().await {
         if broken {
             // Dropped unrun: its caller hears that the instance stopped.
@@ -224,10 +233,27 @@ async fn own(
                 }
                 answer();
             }
+            Err(_) if !changes => {
+                tracing::error!("a read of the replica panicked; its caller was told");
+            }
             Err(_) => {
                 tracing::error!("a command on the replica panicked; rebuilding it from the op log");
-                let recovered = AssertUnwindSafe(recovery(&mut ledger)).catch_unwind().await;
-                if recovered.unwrap_or(false) {
+                let now = std::time::Instant::now();
+                rebuilds.retain(|at| now.duration_since(*at) < REBUILDS_WINDOW);
+                rebuilds.push(now);
+                let recovered = if rebuilds.len() > MAX_REBUILDS {
+                    tracing::error!(
+                        "more than {MAX_REBUILDS} commands panicked within {} minutes",
+                        REBUILDS_WINDOW.as_secs() / 60
+                    );
+                    false
+                } else {
+                    AssertUnwindSafe(recovery(&mut ledger))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or(false)
+                };
+                if recovered {
                     published.publish(&ledger);
                 } else {
                     tracing::error!(
@@ -439,5 +465,42 @@ mod tests {
         let reopened = crate::test_instance::reopened(dir.path()).await;
         assert!(reopened.integrity().is_clean(), "replica and store agree");
         reopened.close().await;
+    }
+
+    #[tokio::test]
+    async fn bad_input_a_panic_repeated_more_than_a_few_times_stops_the_owner_instead_of_rebuilding_each_time()
+     {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        let put = || PutRecord {
+            collection: Some("books".into()),
+            title: Some("Dune".into()),
+            ..PutRecord::default()
+        };
+        // A read that panics changed nothing: no rebuild, writes go on.
+        let read = node
+            .read_replica(|_| -> () { panic!("a bug in a read") })
+            .await;
+        assert!(matches!(read, Err(crate::NodeError::Stopped)), "{read:?}");
+        node.put_record(put())
+            .await
+            .expect("a write after a read panicked");
+        for n in 0..=super::MAX_REBUILDS {
+            let broke = node
+                .inner()
+                .ledger
+                .change(|_| async move { panic!("the same bug again") }.boxed())
+                .await;
+            assert!(
+                matches!(broke, Err(crate::NodeError::Stopped)),
+                "{n}: {broke:?}"
+            );
+        }
+        let write = node.put_record(put()).await;
+        assert!(
+            matches!(write, Err(crate::NodeError::Stopped)),
+            "after {} rebuilds the owner stops: {write:?}",
+            super::MAX_REBUILDS
+        );
     }
 }

@@ -125,14 +125,18 @@ pub(crate) struct Inner {
     /// Operations of several steps that go on to their end when their
     /// caller stops waiting ([`Node::to_the_end`]); closing waits for them.
     steps: tokio_util::task::TaskTracker,
+    /// Set when closing begins: no new operation starts, and none starts
+    /// the network again.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// A reconciliation set and the ops root it was made for.
 pub(crate) type ReconcileSet = (dan_core::Hash32, Arc<negentropy::NegentropyStorageVector>);
 
 /// What the replica's owner does after a command panicked: the replica is
-/// rebuilt from the op log (a transaction the panic cut off was never
-/// committed), so it matches the store again, and the waiting ops are
+/// rebuilt from the op log under the genesis the store holds (a
+/// transaction the panic cut off was never committed; a start-over may
+/// have been), so it matches the store again, and the waiting ops are
 /// dropped (peers send them again).
 fn recovery(instance: std::sync::Weak<Inner>) -> crate::ledger::Recovery {
     Box::new(move |ledger: &mut Ledger| {
@@ -143,9 +147,15 @@ fn recovery(instance: std::sync::Weak<Inner>) -> crate::ledger::Recovery {
             };
             ledger.waiting.clear();
             let node = Node { inner };
-            match ledger.replica.as_mut() {
-                Some(replica) => node.reload(replica).await.is_ok(),
-                None => true,
+            match node.rebuilt_from_store().await {
+                Ok(replica) => {
+                    ledger.replica = replica;
+                    true
+                }
+                Err(error) => {
+                    tracing::error!("rebuilding the replica failed: {error}");
+                    false
+                }
             }
         }
         .boxed()
@@ -423,6 +433,7 @@ impl Node {
                 lock: std::sync::Mutex::new(Some(lock)),
                 reconcile_cache: std::sync::Mutex::new(None),
                 steps: tokio_util::task::TaskTracker::new(),
+                closing: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -432,6 +443,9 @@ impl Node {
     /// a clean integrity report the closed file is sealed, so the next
     /// start need not check it all again (see `close_seal`).
     pub async fn close(&self) {
+        self.inner
+            .closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.inner.steps.close();
         if tokio::time::timeout(CLOSE_WAIT, self.inner.steps.wait())
             .await
@@ -513,12 +527,36 @@ impl Node {
         Some(handle.config().clone())
     }
 
+    /// The replica as the store holds it (none without a genesis), with the
+    /// records table rewritten to match.
+    async fn rebuilt_from_store(&self) -> Result<Option<Replica>, NodeError> {
+        let store = &self.inner.store;
+        let Some(bytes) = store.meta(META_GENESIS).await? else {
+            return Ok(None);
+        };
+        let genesis = SignedGenesis::from_bytes(&bytes)?;
+        let replica = crate::deprecation::rebuild(store, &genesis, &self.peer_id())
+            .await?
+            .replica;
+        store
+            .rematerialize(&replica.records().collect::<Vec<_>>())
+            .await?;
+        Ok(Some(replica))
+    }
+
     /// Stops the instance, the one way every program does (CLI, window,
     /// tests): its network layer first, so nothing more arrives, then the
     /// operations under way and the store ([`Node::close`]).
     pub async fn stop(&self) {
         self.stop_network().await;
         self.close().await;
+        // One an operation under way started again meanwhile.
+        self.stop_network().await;
+    }
+
+    /// Whether closing has begun.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.inner.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The data directory.
@@ -868,8 +906,13 @@ impl Node {
         &self,
         steps: impl Future<Output = Result<R, NodeError>> + Send + 'static,
     ) -> impl Future<Output = Result<R, NodeError>> + Send + 'static {
-        let running = self.inner.steps.spawn(steps);
-        async move { running.await.map_err(|_| NodeError::Stopped)? }
+        let running = (!self.is_closing()).then(|| self.inner.steps.spawn(steps));
+        async move {
+            match running {
+                Some(running) => running.await.map_err(|_| NodeError::Stopped)?,
+                None => Err(NodeError::Stopped),
+            }
+        }
     }
 
     /// Reads the replica on its owner, in turn with the changes (for what

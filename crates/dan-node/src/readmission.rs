@@ -79,7 +79,8 @@ impl Node {
                 keypair.public()
             );
         }
-        if let Some(config) = net_config {
+        // Not once the instance is stopping: nothing would stop it again.
+        if let Some(config) = net_config.filter(|_| !self.is_closing()) {
             crate::net::start(self, config).await?;
         }
         started_over?;

@@ -16,9 +16,10 @@ describe("error sentences", () => {
   });
 
   it("puts raw network errors in words and keeps sentences meant for people", () => {
-    expect(errorText({ code: "invalid", message: "could not reach the inviter Alice's laptop at /ip4/127.0.0.1/tcp/45017: Failed to dial the requested peer" })).toBe(
+    expect(errorText({ code: "unreachable", kind: "network", message: "could not reach the inviter Alice's laptop at /ip4/127.0.0.1/tcp/45017: Failed to dial the requested peer" })).toBe(
       "Alice's laptop's computer cannot be reached right now. DAN must be open on it and online; try again in a few minutes, or ask them for a new invite link.",
     );
+    expect(errorText({ code: "unreachable", kind: "network", message: "unexpected answer from the inviter: Reconcile([1, 2])" })).toMatch(/^The other computer cannot be reached right now/);
     expect(errorText({ code: "invalid", message: "the invite link expired; ask for a new one" })).toBe("the invite link expired; ask for a new one");
     expect(errorText(new Error("boom"))).toBe("boom");
   });

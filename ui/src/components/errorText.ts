@@ -29,6 +29,6 @@ export function errorText(error: unknown): string {
   if (sentence) return sentence;
   const unreachable = /could not reach the inviter (.+?) at .*/.exec(error.message);
   if (unreachable) return `${unreachable[1]}'s computer cannot be reached right now. DAN must be open on it and online; try again in a few minutes, or ask them for a new invite link.`;
-  if (/Failed to dial|Connection refused|timed out/i.test(error.message)) return "The other computer cannot be reached right now. DAN must be open on it and online; try again in a few minutes.";
+  if (error.kind === "network" || /Failed to dial|Connection refused|timed out/i.test(error.message)) return "The other computer cannot be reached right now. DAN must be open on it and online; try again in a few minutes.";
   return error.message;
 }
