@@ -207,11 +207,8 @@ pub async fn join_network(
 /// A page of records.
 #[tauri::command]
 pub async fn list_records(state: State<'_, AppState>, query: RecordQuery) -> Result<RecordPage> {
-    let node = state.node().await?;
-    Ok(RecordPage {
-        total: node.count_records(&query).await?,
-        records: node.list_records(&query).await?,
-    })
+    let (records, total) = state.node().await?.record_page(&query).await?;
+    Ok(RecordPage { records, total })
 }
 
 /// One record.

@@ -1167,6 +1167,15 @@ impl Node {
         Ok(self.inner.store.records(query).await?)
     }
 
+    /// A page of the records matching `query` and how many match in all
+    /// (the window's record list).
+    pub async fn record_page(
+        &self,
+        query: &RecordQuery,
+    ) -> Result<(Vec<RecordView>, u64), NodeError> {
+        Ok(self.inner.store.record_page(query).await?)
+    }
+
     /// How many records match `query`.
     pub async fn count_records(&self, query: &RecordQuery) -> Result<u64, NodeError> {
         Ok(self.inner.store.count_records(query).await?)

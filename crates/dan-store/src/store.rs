@@ -320,6 +320,16 @@ impl Store {
         Ok(views)
     }
 
+    /// A page of the records matching `query` and how many match in all,
+    /// read at once on two connections (a search that matches few records
+    /// scans the table for each).
+    pub async fn record_page(
+        &self,
+        query: &RecordQuery,
+    ) -> Result<(Vec<RecordView>, u64), StoreError> {
+        tokio::try_join!(self.records(query), self.count_records(query))
+    }
+
     /// How many records match `query` (ignoring limit and offset; counting
     /// from `after_id` when given).
     pub async fn count_records(&self, query: &RecordQuery) -> Result<u64, StoreError> {
