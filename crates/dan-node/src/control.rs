@@ -649,14 +649,7 @@ mod tests {
                 })
                 .await
         });
-        let queued = async {
-            while node.inner().ledger.queued() == 0 {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), queued)
-            .await
-            .expect("the write waits for the replica");
+        crate::test_instance::until_a_command_waits(&node).await;
         let stopping = Instant::now();
         let _ = stop.send(());
         tokio::time::timeout(SHUTDOWN_WAIT * 5, server)

@@ -361,14 +361,7 @@ mod tests {
         });
         // Its command is queued behind the one held, then its caller goes
         // away (a control connection closed, a window reloaded).
-        let queued = async {
-            while node.inner().ledger.queued() == 0 {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(AT_ONCE, queued)
-            .await
-            .expect("the write is queued");
+        crate::test_instance::until_a_command_waits(&node).await;
         write.abort();
         assert!(write.await.is_err_and(|e| e.is_cancelled()));
         release.send(()).expect("still held");

@@ -95,6 +95,18 @@ pub(crate) mod test_instance {
         (release, held)
     }
 
+    /// Returns once a command waits for the replica's owner (10 s at most).
+    pub(crate) async fn until_a_command_waits(node: &Node) {
+        let queued = async {
+            while node.inner().ledger.queued() == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), queued)
+            .await
+            .expect("a command waits for the replica");
+    }
+
     /// Opens the instance in `dir` again (after [`founded`] and a close).
     pub(crate) async fn reopened(dir: &std::path::Path) -> Node {
         let credentials = Credentials {
