@@ -482,10 +482,17 @@ fn terminate(child: &Child) -> anyhow::Result<()> {
 }
 
 impl Drop for Instance {
+    /// Stops `dan run`; with `$DAN_TEST_LOG_DIR` set, keeps its log there
+    /// (as `<name>-<directory>.log`) to read after a failed run.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(keep) = std::env::var_os("DAN_TEST_LOG_DIR") {
+            let dir = self.dir.path().file_name().unwrap_or_default();
+            let kept = PathBuf::from(keep).join(format!("{}-{}.log", self.name, dir.display()));
+            let _ = std::fs::copy(self.log_path(), kept);
         }
     }
 }

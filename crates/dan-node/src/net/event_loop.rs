@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use dan_core::NetworkId;
 use dan_core::PeerKey;
 use libp2p::PeerId;
-use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
+use libp2p::core::{ConnectedPoint, Endpoint};
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
@@ -23,6 +23,7 @@ use libp2p::{
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
+use super::direct_links::{self, Dialler};
 use super::relay::RelayGate;
 use super::strangers::{
     MAX_STRANGERS_CONNECTED, MAX_STRANGERS_PER_ADDRESS, Room, Source, room_for_one_more, source_of,
@@ -117,6 +118,8 @@ const REMOVED_GRACE: Duration = Duration::from_secs(30);
 struct Link {
     peer: PeerKey,
     relayed: bool,
+    /// Which side dialled it.
+    dialler: Dialler,
     /// The public address this instance dialled it at, if it did.
     dialled: Option<Multiaddr>,
     /// Where it came from, if the other side opened it.
@@ -521,11 +524,24 @@ impl EventLoop {
                     }
                     _ => None,
                 };
+                let dialler = match &endpoint {
+                    ConnectedPoint::Dialer {
+                        role_override: Endpoint::Dialer,
+                        ..
+                    } => Dialler::Local,
+                    _ => Dialler::Remote,
+                };
+                if !relayed && self.is_redundant(&peer_id, key, dialler) {
+                    tracing::debug!("closing a second direct connection to {key}");
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
                 self.connections.insert(
                     connection_id,
                     Link {
                         peer: key,
                         relayed,
+                        dialler,
                         dialled,
                         from,
                         opened: Instant::now(),
@@ -1154,6 +1170,17 @@ impl EventLoop {
                 "the router has no public address (another router is in between): no port forwarding"
             ),
         }
+    }
+
+    /// Whether a direct connection to `peer` that `dialler` just opened
+    /// is one too many (see [`direct_links`]).
+    fn is_redundant(&self, peer: &PeerId, key: PeerKey, dialler: Dialler) -> bool {
+        let others = self
+            .connections
+            .values()
+            .filter(|link| link.peer == key && !link.relayed)
+            .map(|link| link.dialler);
+        direct_links::is_redundant(self.swarm.local_peer_id(), peer, dialler, others)
     }
 
     /// How this instance is connected to `key` now.

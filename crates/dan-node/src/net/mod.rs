@@ -9,6 +9,7 @@
 //! reconciliation ([`sync`]).
 
 mod behaviour;
+mod direct_links;
 mod event_loop;
 #[cfg(test)]
 mod fake;
