@@ -803,6 +803,13 @@ pub(super) async fn join<I: Instance, L: Link>(
             needed,
         }) => {
             node.begin_joining(invite, &genesis).await?;
+            // The inviter answered at these addresses: kept, so that an
+            // instance restarted before its first handshake as a member
+            // (which stores what the inviter announces) finds it again.
+            if let Some(key) = key_of(&peer) {
+                node.remember_addrs(key, addrs.iter().map(ToString::to_string).collect())
+                    .await;
+            }
             net.with_shared(|s| s.join_view = Some((approvals, needed)));
             start_handshake(node, net, peer);
             node.join_progress()
