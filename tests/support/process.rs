@@ -489,7 +489,7 @@ impl Drop for Instance {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Some(keep) = std::env::var_os("DAN_TEST_LOG_DIR") {
+        if let Some(keep) = std::env::var_os("DAN_TEST_LOG_DIR").filter(|d| !d.is_empty()) {
             let dir = self.dir.path().file_name().unwrap_or_default();
             let kept = PathBuf::from(keep).join(format!("{}-{}.log", self.name, dir.display()));
             let _ = std::fs::copy(self.log_path(), kept);
