@@ -805,10 +805,16 @@ pub(super) async fn join<I: Instance, L: Link>(
             node.begin_joining(invite, &genesis).await?;
             // The inviter answered at these addresses: kept, so that an
             // instance restarted before its first handshake as a member
-            // (which stores what the inviter announces) finds it again.
+            // finds it again; that handshake stores what the inviter
+            // announces in their place (the cache says what is stored).
             if let Some(key) = key_of(&peer) {
                 node.remember_addrs(key, addrs.iter().map(ToString::to_string).collect())
                     .await;
+                net.with_shared(|s| {
+                    if let Some(info) = s.peers.get_mut(&key) {
+                        info.stored_addrs.clone_from(&addrs);
+                    }
+                });
             }
             net.with_shared(|s| s.join_view = Some((approvals, needed)));
             start_handshake(node, net, peer);
