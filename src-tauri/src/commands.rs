@@ -9,6 +9,7 @@ use dan_node::deprecation::EvidenceOutcome;
 use dan_node::membership::{
     InvitePreview, InviteRequest, InviteView, JoinProgress, MemberView, PeerView,
 };
+use dan_node::operation::{self as op, Operation};
 use dan_node::proposals::ProposalView;
 use dan_node::release::BuildView;
 use dan_node::{Credentials, Node, NodeConfig, RecordQuery};
@@ -31,15 +32,6 @@ pub struct AppInfo {
     pub data_dir: PathBuf,
     /// Milliseconds left in the admin session (0 when locked).
     pub admin_remaining_ms: u64,
-}
-
-/// One page of records and how many match in all.
-#[derive(Serialize)]
-pub struct RecordPage {
-    /// The records.
-    pub records: Vec<dan_core::RecordView>,
-    /// How many match the query.
-    pub total: u64,
 }
 
 /// A new invite with its QR code.
@@ -144,7 +136,7 @@ pub async fn unlock_from_keyring<R: Runtime>(
 /// The instance at a glance.
 #[tauri::command]
 pub async fn status(state: State<'_, AppState>) -> Result<Status> {
-    Ok(state.node().await?.status().await)
+    Ok(op::Status {}.run(&state.node().await?).await?)
 }
 
 /// Opens the admin session (the password stays in the app process for a
@@ -170,23 +162,20 @@ pub async fn create_network(
     min_members: Option<u32>,
 ) -> Result<Status> {
     let password = state.admin_password()?;
-    let request = CreateNetwork {
+    let network = CreateNetwork {
         name,
         min_members,
         approve_code: Vec::new(),
     };
-    Ok(state
-        .node()
-        .await?
-        .create_network(request, &password)
-        .await?)
+    let create = op::CreateNetwork { network, password };
+    Ok(create.run(&state.node().await?).await?)
 }
 
 /// Reads an invite link without joining: the network, the inviter, and
 /// whether the network approves this build.
 #[tauri::command]
 pub async fn preview_invite(state: State<'_, AppState>, link: String) -> Result<InvitePreview> {
-    Ok(state.node().await?.preview_invite(&link).await?)
+    Ok(op::PreviewInvite { link }.run(&state.node().await?).await?)
 }
 
 /// Joins a network through an invite link (admin).
@@ -196,26 +185,30 @@ pub async fn join_network(
     link: String,
     admin_name: Option<String>,
 ) -> Result<JoinProgress> {
-    let password = state.admin_password()?;
-    Ok(state
-        .node()
-        .await?
-        .join(&link, admin_name.as_deref(), &password, false)
-        .await?)
+    let join = op::Join {
+        link,
+        admin_name,
+        password: state.admin_password()?,
+        leave_current: false,
+    };
+    Ok(join.run(&state.node().await?).await?)
 }
 
 /// A page of records.
 #[tauri::command]
-pub async fn list_records(state: State<'_, AppState>, query: RecordQuery) -> Result<RecordPage> {
-    let (records, total) = state.node().await?.record_page(&query).await?;
-    Ok(RecordPage { records, total })
+pub async fn list_records(
+    state: State<'_, AppState>,
+    query: RecordQuery,
+) -> Result<op::RecordPage> {
+    Ok(op::ListRecordPage { query }
+        .run(&state.node().await?)
+        .await?)
 }
 
 /// One record.
 #[tauri::command]
 pub async fn get_record(state: State<'_, AppState>, id: String) -> Result<RecordShown> {
-    let record = state.node().await?.get_record(&id).await?;
-    Ok(RecordShown::of(record))
+    Ok(op::GetRecord { id }.run(&state.node().await?).await?)
 }
 
 /// Creates or changes a record.
@@ -224,13 +217,13 @@ pub async fn put_record(
     state: State<'_, AppState>,
     record: PutRecord,
 ) -> Result<dan_core::RecordView> {
-    Ok(state.node().await?.put_record(record).await?)
+    Ok(op::PutRecord { record }.run(&state.node().await?).await?)
 }
 
 /// Deletes a record.
 #[tauri::command]
 pub async fn delete_record(state: State<'_, AppState>, id: String) -> Result<dan_core::RecordView> {
-    Ok(state.node().await?.delete_record(&id).await?)
+    Ok(op::DeleteRecord { id }.run(&state.node().await?).await?)
 }
 
 /// Brings a deleted record back (the window's Undo and Trash → Restore).
@@ -239,13 +232,13 @@ pub async fn restore_record(
     state: State<'_, AppState>,
     id: String,
 ) -> Result<dan_core::RecordView> {
-    Ok(state.node().await?.restore_record(&id).await?)
+    Ok(op::RestoreRecord { id }.run(&state.node().await?).await?)
 }
 
 /// A record's history.
 #[tauri::command]
 pub async fn record_history(state: State<'_, AppState>, id: String) -> Result<Vec<HistoryEntry>> {
-    Ok(state.node().await?.history(&id).await?)
+    Ok(op::History { id }.run(&state.node().await?).await?)
 }
 
 /// The event that says how far an import or export got.
@@ -307,17 +300,15 @@ pub async fn export_records<R: Runtime>(
 /// Members and pending instances.
 #[tauri::command]
 pub async fn members(state: State<'_, AppState>) -> Result<Vec<MemberView>> {
-    Ok(state.node().await?.members().await?)
+    Ok(op::Members {}.run(&state.node().await?).await?)
 }
 
 /// Approves a pending instance (admin).
 #[tauri::command]
 pub async fn approve(state: State<'_, AppState>, peer: String) -> Result<MemberView> {
     let password = state.admin_password()?;
-    Ok(state
-        .node()
-        .await?
-        .approve(&parse_peer(&peer)?, &password)
+    Ok(op::Approve { peer, password }
+        .run(&state.node().await?)
         .await?)
 }
 
@@ -325,17 +316,15 @@ pub async fn approve(state: State<'_, AppState>, peer: String) -> Result<MemberV
 #[tauri::command]
 pub async fn reject(state: State<'_, AppState>, peer: String) -> Result<MemberView> {
     let password = state.admin_password()?;
-    Ok(state
-        .node()
-        .await?
-        .reject(&parse_peer(&peer)?, &password)
+    Ok(op::Reject { peer, password }
+        .run(&state.node().await?)
         .await?)
 }
 
 /// Proposals and votes.
 #[tauri::command]
 pub async fn proposals(state: State<'_, AppState>) -> Result<Vec<ProposalView>> {
-    Ok(state.node().await?.proposals().await?)
+    Ok(op::Proposals {}.run(&state.node().await?).await?)
 }
 
 /// Votes on a proposal (admin).
@@ -345,17 +334,20 @@ pub async fn vote(state: State<'_, AppState>, id: String, approve: bool) -> Resu
     let id = id.parse().map_err(|e: dan_core::hash::BadHash| {
         CommandError::new(dan_node::ErrorCode::Invalid, e.to_string())
     })?;
-    Ok(state.node().await?.vote(&id, approve, &password).await?)
+    let vote = op::Vote {
+        id,
+        approve,
+        password,
+    };
+    Ok(vote.run(&state.node().await?).await?)
 }
 
 /// Proposes removing a member (admin).
 #[tauri::command]
 pub async fn propose_remove(state: State<'_, AppState>, peer: String) -> Result<ProposalView> {
     let password = state.admin_password()?;
-    Ok(state
-        .node()
-        .await?
-        .propose_remove(&parse_peer(&peer)?, &password)
+    Ok(op::ProposeRemove { peer, password }
+        .run(&state.node().await?)
         .await?)
 }
 
@@ -394,7 +386,7 @@ pub async fn approval_request(state: State<'_, AppState>) -> Result<String> {
 /// Evidence seen.
 #[tauri::command]
 pub async fn evidence(state: State<'_, AppState>) -> Result<Vec<StoredEvidence>> {
-    Ok(state.node().await?.evidence().await?)
+    Ok(op::Evidence {}.run(&state.node().await?).await?)
 }
 
 /// Issues an invite link with its QR code (admin).
@@ -405,17 +397,15 @@ pub async fn create_invite(
     expires_secs: Option<u64>,
     label: Option<String>,
 ) -> Result<InviteCreated> {
-    let password = state.admin_password()?;
-    let request = InviteRequest {
-        uses,
-        expires_secs,
-        label,
+    let create = op::Invite {
+        invite: InviteRequest {
+            uses,
+            expires_secs,
+            label,
+        },
+        password: state.admin_password()?,
     };
-    let invite = state
-        .node()
-        .await?
-        .create_invite(request, &password)
-        .await?;
+    let invite = create.run(&state.node().await?).await?;
     let qr_svg = invite_qr(invite.invite.link.clone())?;
     Ok(InviteCreated { invite, qr_svg })
 }
@@ -423,7 +413,7 @@ pub async fn create_invite(
 /// Invites issued here, with where each stands.
 #[tauri::command]
 pub async fn invites(state: State<'_, AppState>) -> Result<Vec<InviteView>> {
-    Ok(state.node().await?.invites().await?)
+    Ok(op::Invites {}.run(&state.node().await?).await?)
 }
 
 /// The QR code (SVG) of an invite link, to show it again.
@@ -441,39 +431,43 @@ pub async fn set_relays(
     relays: Vec<String>,
 ) -> Result<Vec<dan_node::net::RelayStatus>> {
     let password = state.admin_password()?;
-    Ok(state.node().await?.set_relays(&relays, &password).await?)
+    Ok(op::SetRelays { relays, password }
+        .run(&state.node().await?)
+        .await?)
 }
 
 /// Revokes an invite (admin).
 #[tauri::command]
 pub async fn revoke_invite(state: State<'_, AppState>, id: String) -> Result<()> {
     let password = state.admin_password()?;
-    Ok(state.node().await?.revoke_invite(&id, &password).await?)
+    op::RevokeInvite { id, password }
+        .run(&state.node().await?)
+        .await?;
+    Ok(())
 }
 
 /// Forks the network (admin); returns the new network's id.
 #[tauri::command]
 pub async fn fork_network(state: State<'_, AppState>, name: String) -> Result<String> {
     let password = state.admin_password()?;
-    Ok(state
-        .node()
-        .await?
-        .fork(&name, &password)
-        .await?
-        .network_id()
-        .to_hex())
+    let forked = op::Fork { name, password }
+        .run(&state.node().await?)
+        .await?;
+    Ok(forked.network_id.to_hex())
 }
 
 /// Peers seen and the handshake's verdicts.
 #[tauri::command]
 pub async fn peers(state: State<'_, AppState>) -> Result<Vec<PeerView>> {
-    Ok(state.node().await?.peers())
+    Ok(op::Peers {}.run(&state.node().await?).await?)
 }
 
 /// Changes the admin password.
 #[tauri::command]
 pub async fn change_password(state: State<'_, AppState>, old: String, new: String) -> Result<()> {
-    state.node().await?.change_password(&old, &new).await?;
+    op::ChangePassword { old, new }
+        .run(&state.node().await?)
+        .await?;
     state.lock_admin();
     Ok(())
 }
@@ -482,7 +476,10 @@ pub async fn change_password(state: State<'_, AppState>, old: String, new: Strin
 #[tauri::command]
 pub async fn export_backup(state: State<'_, AppState>, path: PathBuf) -> Result<u64> {
     let password = state.admin_password()?;
-    Ok(state.node().await?.export_backup(&path, &password).await?)
+    let written = op::BackupExport { path, password }
+        .run(&state.node().await?)
+        .await?;
+    Ok(written.bytes)
 }
 
 /// Restores a backup: stops the instance, restores, reopens it. Replacing
@@ -550,13 +547,6 @@ pub async fn check_evidence(
 #[tauri::command]
 pub fn take_launch_link(state: State<'_, AppState>) -> Option<String> {
     state.take_launch_link()
-}
-
-fn parse_peer(text: &str) -> Result<dan_core::PeerKey> {
-    text.parse()
-        .map_err(|e: dan_core::identity::IdentityError| {
-            CommandError::new(dan_node::ErrorCode::Invalid, e.to_string())
-        })
 }
 
 /// Hides the window; the instance keeps running (opening DAN again shows

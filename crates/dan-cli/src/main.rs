@@ -13,9 +13,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use dan_node::ErrorCode;
-use dan_node::control::{ControlClient, ControlError, ControlRequest};
+use dan_node::control::{ControlClient, ControlError};
+use dan_node::operation as op;
 use dan_node::{Credentials, Node, NodeConfig, NodeError, OnDamage};
-use serde_json::Value;
+use serde::Serialize;
 
 use args::{
     BackupCommand, Cli, Command, InviteCommand, NetworkCommand, PasswordCommand, ProposeCommand,
@@ -90,6 +91,33 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// `dan init`: the new instance.
+#[derive(Serialize)]
+struct Initialized {
+    peer_id: dan_core::PeerKey,
+    name: String,
+}
+
+/// `dan backup restore`: the backup put back.
+#[derive(Serialize)]
+struct Restored {
+    restored: std::path::PathBuf,
+}
+
+/// `dan fork`: the new network and an invite to it.
+#[derive(Serialize)]
+struct ForkedWithInvite {
+    #[serde(flatten)]
+    forked: op::Forked,
+    invite: String,
+}
+
+/// `dan relay`: where the relay can be reached.
+#[derive(Serialize)]
+struct RelayAddr {
+    relay_addr: String,
+}
+
 async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
     let data_dir = match cli.data_dir {
         Some(dir) => dir,
@@ -101,10 +129,11 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
         Command::Init { name } => {
             let password = password::new_password()?;
             let peer = Node::init(&data_dir, &name, &password).await?;
-            printer.value(
-                &serde_json::json!({ "peer_id": peer.to_string(), "name": name }),
-                |_| peer.to_string(),
-            );
+            let made = Initialized {
+                peer_id: peer,
+                name,
+            };
+            printer.value(&made, |made| made.peer_id.to_string());
         }
         Command::Run(args) => run(&data_dir, args).await?,
         Command::Relay { listen, external } => relay(&data_dir, listen, external, printer).await?,
@@ -113,15 +142,15 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 Some(RelaysCommand::Set { addrs }) => {
                     let password = password::admin_password()?;
                     client
-                        .call(ControlRequest::SetRelays {
+                        .ask(op::SetRelays {
                             relays: addrs,
                             password,
                         })
                         .await?
                 }
-                None => client.call(ControlRequest::Status).await?["relays"].take(),
+                None => client.ask(op::Status {}).await?.relays,
             };
-            printer.value(&relays, output::relays);
+            printer.value(relays.as_slice(), output::relays);
         }
         Command::Repair => {
             let mut config = NodeConfig::new(&data_dir);
@@ -129,21 +158,16 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             let node = open_node(config, false).await?;
             let report = node.integrity();
             node.close().await;
-            printer.value(
-                &serde_json::to_value(&report).unwrap_or(Value::Null),
-                |_| {
-                    if report.is_clean() {
-                        report.to_string()
-                    } else {
-                        format!(
-                            "{report}\nRepaired: the records were rebuilt from the signed op log."
-                        )
-                    }
-                },
-            );
+            printer.value(&report, |report| {
+                if report.is_clean() {
+                    report.to_string()
+                } else {
+                    format!("{report}\nRepaired: the records were rebuilt from the signed op log.")
+                }
+            });
         }
         Command::Status => {
-            let status = client.call(ControlRequest::Status).await?;
+            let status = client.ask(op::Status {}).await?;
             printer.value(&status, output::status);
         }
         Command::CodeHash { path } => {
@@ -151,7 +175,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 Some(path) => dan_node::hash_file(&path)?,
                 None => dan_node::code_hash()?,
             };
-            printer.value(&Value::String(hash.to_hex()), |_| hash.to_hex());
+            printer.value(&hash, |hash| hash.to_hex());
         }
         Command::ReleaseManifest {
             desktop,
@@ -172,8 +196,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             let version = version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
             let manifest = dan_node::release::ReleaseManifest::make(&version, &executables)?;
             manifest.write(&out)?;
-            let shown = serde_json::to_value(&manifest).context("encoding the manifest")?;
-            printer.value(&shown, |_| format!("wrote {}", out.display()));
+            printer.value(&manifest, |_| format!("wrote {}", out.display()));
         }
         Command::Network(NetworkCommand::Create {
             name,
@@ -186,24 +209,20 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 min_members,
                 approve_code: approve_code_hash,
             };
-            let status = client
-                .call(ControlRequest::CreateNetwork { network, password })
-                .await?;
+            let status = client.ask(op::CreateNetwork { network, password }).await?;
             printer.value(&status, output::status);
         }
         Command::Record(command) => record(&client, printer, command).await?,
         Command::Invite(args) => match args.command {
             Some(InviteCommand::Show { link }) => {
-                let preview = client.call(ControlRequest::PreviewInvite { link }).await?;
+                let preview = client.ask(op::PreviewInvite { link }).await?;
                 printer.value(&preview, output::invite_preview);
             }
             Some(InviteCommand::Revoke { id }) => {
                 let password = password::admin_password()?;
-                let done = client
-                    .call(ControlRequest::RevokeInvite { id, password })
-                    .await?;
-                printer.value(&done, |v| {
-                    format!("revoked invite {}", output::text(&v["revoked"]))
+                let done = client.ask(op::RevokeInvite { id, password }).await?;
+                printer.value(&done, |done| {
+                    format!("revoked invite {}", output::text(&done.revoked))
                 });
             }
             None => {
@@ -213,15 +232,13 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     expires_secs: Some(args.expires),
                     label: args.label,
                 };
-                let stored = client
-                    .call(ControlRequest::Invite { invite, password })
-                    .await?;
-                printer.value(&stored, |v| output::text(&v["link"]));
+                let stored = client.ask(op::Invite { invite, password }).await?;
+                printer.value(&stored, |stored| output::text(&stored.invite.link));
             }
         },
         Command::Invites => {
-            let invites = client.call(ControlRequest::Invites).await?;
-            printer.value(&invites, output::invites);
+            let invites = client.ask(op::Invites {}).await?;
+            printer.value(invites.as_slice(), output::invites);
         }
         Command::Join {
             link,
@@ -231,7 +248,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
         } => {
             let password = password::admin_password()?;
             let progress = client
-                .call(ControlRequest::Join {
+                .ask(op::Join {
                     link,
                     admin_name: admin,
                     password,
@@ -252,13 +269,13 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             }
         }
         Command::Members => {
-            let members = client.call(ControlRequest::Members).await?;
-            printer.value(&members, output::members);
+            let members = client.ask(op::Members {}).await?;
+            printer.value(members.as_slice(), output::members);
         }
         Command::Approve { peer_id } => {
             let password = password::admin_password()?;
             let member = client
-                .call(ControlRequest::Approve {
+                .ask(op::Approve {
                     peer: peer_id,
                     password,
                 })
@@ -268,7 +285,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
         Command::Reject { peer_id } => {
             let password = password::admin_password()?;
             let member = client
-                .call(ControlRequest::Reject {
+                .ask(op::Reject {
                     peer: peer_id,
                     password,
                 })
@@ -276,24 +293,17 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             printer.value(&member, output::member_line);
         }
         Command::Evidence => {
-            let evidence = client.call(ControlRequest::Evidence).await?;
-            printer.value(&evidence, output::evidence);
+            let evidence = client.ask(op::Evidence {}).await?;
+            printer.value(evidence.as_slice(), output::evidence);
         }
         Command::Checkpoint => {
-            let checkpoint = client.call(ControlRequest::Checkpoint).await?;
-            printer.value(&checkpoint, |v| {
-                format!(
-                    "checkpoint sent: {} ops, ops root {}, state root {}",
-                    output::text(&v["op_count"]),
-                    output::text(&v["ops_root"]),
-                    output::text(&v["state_root"])
-                )
-            });
+            let checkpoint = client.ask(op::Checkpoint {}).await?;
+            printer.value(&checkpoint, output::checkpoint);
         }
         Command::Propose(ProposeCommand::Remove { peer_id }) => {
             let password = password::admin_password()?;
             let proposal = client
-                .call(ControlRequest::ProposeRemove {
+                .ask(op::ProposeRemove {
                     peer: peer_id,
                     password,
                 })
@@ -306,7 +316,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 .parse()
                 .map_err(|e: dan_core::hash::BadHash| anyhow::anyhow!("{e}"))?;
             let proposal = client
-                .call(ControlRequest::Vote {
+                .ask(op::Vote {
                     id,
                     approve: choice == "yes",
                     password,
@@ -315,17 +325,8 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             printer.value(&proposal, output::proposal);
         }
         Command::Proposals => {
-            let proposals = client.call(ControlRequest::Proposals).await?;
-            printer.value(&proposals, |v| {
-                let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
-                if rows.is_empty() {
-                    return "no proposals".into();
-                }
-                rows.iter()
-                    .map(output::proposal)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
+            let proposals = client.ask(op::Proposals {}).await?;
+            printer.value(proposals.as_slice(), output::proposals);
         }
         Command::Upgrade(UpgradeCommand::Propose {
             code_hashes,
@@ -338,7 +339,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             };
             let password = password::admin_password()?;
             let proposal = client
-                .call(ControlRequest::ProposeUpgrade {
+                .ask(op::ProposeUpgrade {
                     code_hashes,
                     builds,
                     grace_secs: grace,
@@ -357,47 +358,41 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     .into_owned()
             };
             let password = password::admin_password()?;
-            let proposal = client
-                .call(ControlRequest::ProposeBuilds { source, password })
-                .await?;
+            let proposal = client.ask(op::ProposeBuilds { source, password }).await?;
             printer.value(&proposal, output::proposal);
         }
         Command::Backup(BackupCommand::Export { file }) => {
             let password = password::admin_password()?;
             let path = std::path::absolute(&file).context("resolving the backup path")?;
-            let done = client
-                .call(ControlRequest::BackupExport { path, password })
-                .await?;
-            printer.value(&done, |v| {
+            let done = client.ask(op::BackupExport { path, password }).await?;
+            printer.value(&done, |done| {
                 format!(
                     "backup written to {} ({} bytes)",
-                    output::text(&v["path"]),
-                    output::text(&v["bytes"])
+                    output::text(done.path.display()),
+                    done.bytes
                 )
             });
         }
         Command::Backup(BackupCommand::Restore { file }) => {
             let password = password::admin_password()?;
             Node::restore_backup(&data_dir, &file, &password).await?;
-            printer.value(&serde_json::json!({ "restored": file }), |_| {
+            printer.value(&Restored { restored: file }, |done| {
                 format!(
                     "restored {}; start the instance with `dan run`",
-                    file.display()
+                    output::text(done.restored.display())
                 )
             });
         }
         Command::Password(PasswordCommand::Change) => {
             let old = password::admin_password()?;
             let new = password::replacement_password()?;
-            let done = client
-                .call(ControlRequest::ChangePassword { old, new })
-                .await?;
+            let done = client.ask(op::ChangePassword { old, new }).await?;
             printer.value(&done, |_| "admin password changed".into());
         }
         Command::Fork { name } => {
             let password = password::admin_password()?;
             let forked = client
-                .call(ControlRequest::Fork {
+                .ask(op::Fork {
                     name,
                     password: password.clone(),
                 })
@@ -407,23 +402,23 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 expires_secs: None,
                 label: Some("fork".into()),
             };
-            let stored = client
-                .call(ControlRequest::Invite { invite, password })
-                .await?;
-            let mut answer = forked;
-            answer["invite"] = stored["link"].clone();
+            let stored = client.ask(op::Invite { invite, password }).await?;
+            let answer = ForkedWithInvite {
+                forked,
+                invite: stored.invite.link,
+            };
             printer.value(&answer, |v| {
                 format!(
                     "forked into \"{}\" ({}); invite other admins with:\n{}",
-                    output::text(&v["network_name"]),
-                    output::text(&v["network_id"]),
-                    output::text(&v["invite"])
+                    output::text(&v.forked.network_name),
+                    v.forked.network_id,
+                    output::text(&v.invite)
                 )
             });
         }
         Command::Peers => {
-            let peers = client.call(ControlRequest::Peers).await?;
-            printer.value(&peers, output::peers);
+            let peers = client.ask(op::Peers {}).await?;
+            printer.value(peers.as_slice(), output::peers);
         }
     }
     Ok(())
@@ -431,17 +426,20 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
 
 /// Polls the instance until it is admitted and has caught up, showing the
 /// approvals and a progress bar of the first sync on stderr.
-async fn wait_for_admission(client: &ControlClient, printer: &Printer) -> Result<Value, Failure> {
+async fn wait_for_admission(
+    client: &ControlClient,
+    printer: &Printer,
+) -> Result<dan_node::api::Status, Failure> {
     let mut last_line = String::new();
     loop {
-        let status = client.call(ControlRequest::Status).await?;
+        let status = client.ask(op::Status {}).await?;
         let line = output::waiting_line(&status);
         if !printer.json && line != last_line {
             eprint!("\r{line:<72}");
             last_line = line;
         }
-        let admitted = status["state"] != "pending";
-        if admitted && status["missing_ops"].as_u64() == Some(0) && status["last_sync"].is_u64() {
+        let admitted = status.state != dan_node::api::NetworkState::Pending;
+        if admitted && status.missing_ops == 0 && status.last_sync.is_some() {
             if !printer.json {
                 eprintln!();
             }
@@ -459,36 +457,32 @@ async fn record(
     match command {
         RecordCommand::Put(put) => {
             let record = put.into_request()?;
-            let view = client.call(ControlRequest::PutRecord { record }).await?;
-            printer.value(&view, |v| v["id"].as_str().unwrap_or_default().to_owned());
+            let view = client.ask(op::PutRecord { record }).await?;
+            printer.value(&view, |view| output::text(&view.id));
         }
         RecordCommand::Get { id } => {
-            let view = client.call(ControlRequest::GetRecord { id }).await?;
+            let view = client.ask(op::GetRecord { id }).await?;
             printer.value(&view, output::record);
         }
         RecordCommand::List(list) => {
             let views = client
-                .call(ControlRequest::ListRecords {
+                .ask(op::ListRecords {
                     query: list.into_query(),
                 })
                 .await?;
-            printer.value(&views, output::record_table);
+            printer.value(views.as_slice(), output::record_table);
         }
         RecordCommand::Delete { id } => {
-            let view = client.call(ControlRequest::DeleteRecord { id }).await?;
-            printer.value(&view, |v| {
-                format!("deleted {}", v["id"].as_str().unwrap_or_default())
-            });
+            let view = client.ask(op::DeleteRecord { id }).await?;
+            printer.value(&view, |view| format!("deleted {}", output::text(&view.id)));
         }
         RecordCommand::Restore { id } => {
-            let view = client.call(ControlRequest::RestoreRecord { id }).await?;
-            printer.value(&view, |v| {
-                format!("restored {}", v["id"].as_str().unwrap_or_default())
-            });
+            let view = client.ask(op::RestoreRecord { id }).await?;
+            printer.value(&view, |view| format!("restored {}", output::text(&view.id)));
         }
         RecordCommand::History { id } => {
-            let entries = client.call(ControlRequest::History { id }).await?;
-            printer.value(&entries, output::history);
+            let entries = client.ask(op::History { id }).await?;
+            printer.value(entries.as_slice(), output::history);
         }
         RecordCommand::Import {
             file,
@@ -497,8 +491,8 @@ async fn record(
         } => {
             let format = format.unwrap_or_else(|| dan_node::bulk::BulkFormat::for_path(&file));
             let imported = import_records(client, &file, from_line, format).await?;
-            printer.value(&serde_json::json!({ "imported": imported }), |_| {
-                format!("imported {imported} records")
+            printer.value(&op::Imported { imported }, |done| {
+                format!("imported {} records", done.imported)
             });
         }
         RecordCommand::Export { collection, format } => {
@@ -530,7 +524,7 @@ async fn import_records(
         &file,
         |records| async move {
             client
-                .call(ControlRequest::ImportRecords { records })
+                .ask(op::ImportRecords { records })
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string())
@@ -563,11 +557,10 @@ async fn export_records(
         format,
         collection,
         |query| async move {
-            let page = client
-                .call(ControlRequest::ListRecords { query })
+            client
+                .ask(op::ListRecords { query })
                 .await
-                .map_err(|e| e.to_string())?;
-            serde_json::from_value(page).map_err(|e| format!("a page of records: {e}"))
+                .map_err(|e| e.to_string())
         },
         &mut out,
         None,
@@ -646,9 +639,11 @@ async fn relay(
         external,
     };
     let print = |address: dan_node::net::Multiaddr| {
-        let address = address.to_string();
-        printer.value(&serde_json::json!({ "relay_addr": address }), |_| {
-            format!("relay reachable at {address}")
+        let relay = RelayAddr {
+            relay_addr: address.to_string(),
+        };
+        printer.value(&relay, |relay| {
+            format!("relay reachable at {}", relay.relay_addr)
         });
     };
     tracing::info!("DAN relay running; stop it with Ctrl-C");

@@ -1,7 +1,17 @@
-//! Printing results: JSON with `--json`, short text otherwise.
+//! Printing results: JSON with `--json`, short text otherwise. Each
+//! printer takes the typed answer of an operation
+//! (`dan_node::operation`); the JSON is that answer as the instance sent it.
+
+use std::fmt::Display;
 
 use chrono_free::format_ms;
-use serde_json::Value;
+use dan_core::RecordView;
+use dan_node::api::{HistoryEntry, LabelKind, LookAlikeLabels, RecordShown, Status};
+use dan_node::membership::{InvitePreview, InviteView, JoinProgress, MemberView, PeerView};
+use dan_node::net::{Connection, Reachability, RelayStatus};
+use dan_node::proposals::ProposalView;
+use dan_store::StoredEvidence;
+use serde::Serialize;
 
 /// Prints results and errors in the chosen format.
 pub(crate) struct Printer {
@@ -10,9 +20,15 @@ pub(crate) struct Printer {
 
 impl Printer {
     /// Prints `value` as JSON, or through `human` as text.
-    pub(crate) fn value(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
+    pub(crate) fn value<T: Serialize + ?Sized>(&self, value: &T, human: impl FnOnce(&T) -> String) {
         if self.json {
-            println!("{value}");
+            match serde_json::to_string(value) {
+                Ok(json) => println!("{json}"),
+                Err(e) => self.error(
+                    dan_node::ErrorCode::Error,
+                    &format!("cannot encode the answer: {e}"),
+                ),
+            }
         } else {
             println!("{}", terminal_safe(&human(value), true));
         }
@@ -49,156 +65,159 @@ pub(crate) fn terminal_safe(text: &str, keep_newlines: bool) -> String {
     out
 }
 
-/// A JSON value as plain text (`-` for null).
-pub(crate) fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".into(),
-        Value::String(s) => terminal_safe(s, false),
-        other => other.to_string(),
+/// A value from elsewhere as one line of text.
+pub(crate) fn text(value: impl Display) -> String {
+    terminal_safe(&value.to_string(), false)
+}
+
+/// A value that may be absent as text (`-` when it is).
+fn or_dash<T: Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".into(), text)
+}
+
+/// The name a value has in the JSON (`pending`, `used_up`, `pull-only`).
+fn json_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => text(name),
+        Ok(other) => text(other),
+        Err(_) => "-".into(),
     }
 }
 
 /// The first 12 characters of an id or hash ("-" when absent).
-fn short(value: &Value) -> String {
-    text(value).chars().take(12).collect()
+fn short<T: Display>(value: Option<T>) -> String {
+    or_dash(value).chars().take(12).collect()
 }
 
 /// `dan status` as text.
-pub(crate) fn status(v: &Value) -> String {
+pub(crate) fn status(v: &Status) -> String {
     let mut lines = vec![
-        format!(
-            "instance:     {} ({})",
-            text(&v["name"]),
-            text(&v["peer_id"])
-        ),
+        format!("instance:     {} ({})", text(&v.name), v.peer_id),
         format!(
             "network:      {} ({})",
-            text(&v["network_name"]),
-            text(&v["network_id"])
+            or_dash(v.network_name.as_ref()),
+            or_dash(v.network_id)
         ),
-        format!("state:        {}", text(&v["state"])),
+        format!("state:        {}", json_name(&v.state)),
         format!(
             "members:      {} (needs {})",
-            text(&v["members"]),
-            text(&v["min_members"])
+            v.members,
+            or_dash(v.min_members)
         ),
-        format!("ops:          {}", text(&v["op_count"])),
-        format!("ops root:     {}", text(&v["ops_root"])),
-        format!("state root:   {}", text(&v["state_root"])),
-        format!("charter hash: {}", text(&v["charter_hash"])),
+        format!("ops:          {}", v.op_count),
+        format!("ops root:     {}", or_dash(v.ops_root)),
+        format!("state root:   {}", or_dash(v.state_root)),
+        format!("charter hash: {}", or_dash(v.charter_hash)),
     ];
-    let approved = match v["code_approved"].as_bool() {
+    let approved = match v.code_approved {
         Some(true) => " (approved)",
         Some(false) => " (NOT approved by the charter)",
         None => "",
     };
-    lines.push(format!("code hash:    {}{approved}", text(&v["code_hash"])));
+    lines.push(format!("code hash:    {}{approved}", v.code_hash));
     lines.push(format!(
         "peers:        {} online, {} ops still to fetch, last sync {}",
-        text(&v["online_peers"]),
-        text(&v["missing_ops"]),
-        v["last_sync"].as_u64().map_or("never".into(), format_ms)
+        v.online_peers,
+        v.missing_ops,
+        v.last_sync.map_or("never".into(), format_ms)
     ));
-    if let Some(addrs) = v["listen_addrs"].as_array().filter(|a| !a.is_empty()) {
-        let addrs: Vec<String> = addrs.iter().map(text).collect();
+    if !v.listen_addrs.is_empty() {
+        let addrs: Vec<String> = v.listen_addrs.iter().map(text).collect();
         lines.push(format!("listening:    {}", addrs.join(" ")));
     }
     lines.push(format!("reachable:    {}", reachability(v)));
-    if let Some(reason) = v["deprecation"].as_str() {
-        lines.push(format!("DEPRECATED:   {reason}"));
+    if let Some(reason) = &v.deprecation {
+        lines.push(format!("DEPRECATED:   {}", text(reason)));
     }
-    if let Some(records) = v["damaged_records"].as_array().filter(|r| !r.is_empty()) {
-        let ids: Vec<String> = records.iter().map(text).collect();
+    if !v.damaged_records.is_empty() {
+        let ids: Vec<String> = v.damaged_records.iter().map(text).collect();
         lines.push(format!("damaged rows: {}", ids.join(", ")));
     }
-    if !v["join"].is_null() {
-        lines.push(format!("joining:      {}", join_progress(&v["join"])));
+    if let Some(join) = &v.join {
+        lines.push(format!("joining:      {}", join_progress(join)));
     }
     lines.join("\n")
 }
 
 /// What an invite link says, with its warnings first.
-pub(crate) fn invite_preview(v: &Value) -> String {
+pub(crate) fn invite_preview(v: &InvitePreview) -> String {
+    use dan_node::membership::InviteRelation;
     let mut lines = Vec::new();
-    if let Some(known) = v.get("look_alike").filter(|k| !k.is_null()) {
+    if let Some(known) = &v.look_alike {
         lines.push(format!(
             "WARNING: this is NOT your network \"{}\" (id {}): the invite is for a different network with a name that looks the same (id {}). Check the id with the person who sent it before joining.",
-            text(&known["network_name"]),
-            text(&known["network_id"]),
-            text(&v["network_id"]),
+            text(&known.network_name),
+            known.network_id,
+            v.network_id,
         ));
     }
-    match v["relation"].as_str() {
-        Some("this_network") => lines.push("note: this instance is already in this network (or asked to join it).".into()),
-        Some("other_network") => lines.push("note: this instance is in another network; joining this one means leaving it (`dan join --leave-current-network`).".into()),
-        _ => {}
+    match v.relation {
+        InviteRelation::ThisNetwork => lines.push("note: this instance is already in this network (or asked to join it).".into()),
+        InviteRelation::OtherNetwork => lines.push("note: this instance is in another network; joining this one means leaving it (`dan join --leave-current-network`).".into()),
+        InviteRelation::NoNetwork => {}
     }
     lines.push(format!(
         "network:     {} (id {})",
-        text(&v["network_name"]),
-        text(&v["network_id"])
+        text(&v.network_name),
+        v.network_id
     ));
     lines.push(format!(
         "invited by:  {} ({})",
-        text(&v["inviter_name"]),
-        text(&v["inviter"])
+        text(&v.inviter_name),
+        v.inviter
     ));
-    lines.push(format!(
-        "expires:     {}",
-        v["expires_ms"].as_u64().map_or("-".into(), format_ms)
-    ));
-    let build = &v["your_build"];
-    let approval = match build["approval"].as_str() {
+    lines.push(format!("expires:     {}", format_ms(v.expires_ms)));
+    let build = &v.your_build;
+    let approval = match build.approval.as_deref() {
         Some("approved") => "approved by the network (as the inviter says)",
         Some(_) => "NOT approved by the network: send the approval request below to an admin",
         None => "not listed in the invite; the inviter checks it when you join",
     };
     lines.push(format!(
         "your build:  {} — {approval}",
-        text(&build["description"])
+        text(&build.description)
     ));
-    if let Some(request) = v["approval_request"]
-        .as_str()
-        .filter(|_| build["approval"] == "not_approved")
+    if let Some(request) = v
+        .approval_request
+        .as_deref()
+        .filter(|_| build.approval.as_deref() == Some("not_approved"))
     {
-        lines.push(format!(
-            "approval request: {}",
-            terminal_safe(request, false)
-        ));
+        lines.push(format!("approval request: {}", text(request)));
     }
     lines.join("\n")
 }
 
 /// A join in progress as text.
-pub(crate) fn join_progress(v: &Value) -> String {
+pub(crate) fn join_progress(v: &JoinProgress) -> String {
     format!(
         "asked to join \"{}\" (invited by {}) as {}; waiting for approval ({} of {}); your join code: {} (read it to the approving admins)",
-        text(&v["network_name"]),
-        text(&v["inviter_name"]),
-        text(&v["peer_id"]),
-        text(&v["approvals"]),
-        text(&v["needed"]),
-        text(&v["join_code"])
+        text(&v.network_name),
+        text(&v.inviter_name),
+        v.peer_id,
+        v.approvals,
+        v.needed,
+        text(&v.join_code)
     )
 }
 
 /// One line while `dan join` waits.
-pub(crate) fn waiting_line(status: &Value) -> String {
-    if status["state"] == "pending" {
-        return match status.get("join").filter(|j| !j.is_null()) {
+pub(crate) fn waiting_line(status: &Status) -> String {
+    if status.state == dan_node::api::NetworkState::Pending {
+        return match &status.join {
             Some(join) => format!(
                 "waiting for approval ({} of {})",
-                text(&join["approvals"]),
-                text(&join["needed"])
+                join.approvals, join.needed
             ),
             None => "waiting for approval".into(),
         };
     }
-    let missing = status["missing_ops"].as_u64().unwrap_or(0);
-    let have = status["op_count"].as_u64().unwrap_or(0);
-    let total = have + missing;
+    let have = status.op_count;
+    let total = have.saturating_add(status.missing_ops);
     let width = 30u64;
-    let filled = (width * have).checked_div(total).unwrap_or(width);
+    let filled = (width * have)
+        .checked_div(total)
+        .unwrap_or(width)
+        .min(width);
     format!(
         "syncing [{}{}] {have}/{total} ops",
         "#".repeat(filled as usize),
@@ -207,75 +226,67 @@ pub(crate) fn waiting_line(status: &Value) -> String {
 }
 
 /// The member table as text.
-pub(crate) fn members(v: &Value) -> String {
-    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+pub(crate) fn members(rows: &[MemberView]) -> String {
     rows.iter().map(member_line).collect::<Vec<_>>().join("\n")
 }
 
 /// One member as text.
-pub(crate) fn member_line(m: &Value) -> String {
-    let online = if m["online"].as_bool() == Some(true) {
-        "online"
-    } else {
-        "offline"
-    };
-    let me = if m["is_self"].as_bool() == Some(true) {
-        " (this instance)"
-    } else {
-        ""
-    };
-    let approvals = if m["status"] == "pending" {
+pub(crate) fn member_line(m: &MemberView) -> String {
+    let online = if m.online { "online" } else { "offline" };
+    let me = if m.is_self { " (this instance)" } else { "" };
+    let approvals = if m.status == dan_core::governance::MemberStatus::Pending {
         format!(
             " {}/{} approvals, join code {}",
-            text(&m["approvals"]),
-            text(&m["needed"]),
-            text(&m["join_code"])
+            m.approvals,
+            m.needed,
+            text(&m.join_code)
         )
     } else {
         String::new()
     };
-    let code = short(&m["code_hash"]);
-    let refused = m["refused"]
-        .as_str()
-        .map_or(String::new(), |r| format!("  [{r}]"));
+    let code = short(m.code_hash);
+    let refused = m
+        .refused
+        .as_ref()
+        .map_or(String::new(), |r| format!("  [{}]", text(r)));
     format!(
         "{:<54} {:<20} {:<9}{approvals} {online} code {code}{me}{refused}",
-        text(&m["peer_id"]),
-        text(&m["name"]),
-        text(&m["status"]),
+        m.peer_id.to_string(),
+        text(&m.name),
+        json_name(&m.status),
     )
 }
 
 /// Invites as text.
-pub(crate) fn invites(v: &Value) -> String {
-    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+pub(crate) fn invites(rows: &[InviteView]) -> String {
     if rows.is_empty() {
         return "no invites".into();
     }
     rows.iter()
         .map(|i| {
-            let label = i["label"].as_str().filter(|l| !l.is_empty());
-            let used_by = i["used_by"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let invite = &i.invite;
+            let label = Some(invite.label.as_str()).filter(|l| !l.is_empty());
+            let used_by = invite
+                .used_by
                 .iter()
-                .map(|u| format!("{} ({})", text(&u["instance_name"]), text(&u["admin_name"])))
+                .map(|u| format!("{} ({})", text(&u.instance_name), text(&u.admin_name)))
                 .collect::<Vec<_>>();
             format!(
                 "{}  {}  used {}/{}  expires {}{}{}\n  {}",
-                text(&i["id"]),
-                text(&i["status"]).replace('_', " "),
-                text(&i["used"]),
-                text(&i["uses"]),
-                format_ms(i["expires_ms"].as_u64().unwrap_or(0)),
-                label.map(|l| format!("  for {l}")).unwrap_or_default(),
+                text(&invite.id),
+                json_name(&i.status).replace('_', " "),
+                invite.used,
+                invite.uses,
+                format_ms(invite.expires_ms),
+                label
+                    .map(|l| format!("  for {}", text(l)))
+                    .unwrap_or_default(),
                 if used_by.is_empty() {
                     String::new()
                 } else {
                     format!("  used by {}", used_by.join(", "))
                 },
-                text(&i["link"])
+                text(&invite.link)
             )
         })
         .collect::<Vec<_>>()
@@ -283,8 +294,7 @@ pub(crate) fn invites(v: &Value) -> String {
 }
 
 /// Evidence as text.
-pub(crate) fn evidence(v: &Value) -> String {
-    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+pub(crate) fn evidence(rows: &[StoredEvidence]) -> String {
     if rows.is_empty() {
         return "no evidence".into();
     }
@@ -292,11 +302,11 @@ pub(crate) fn evidence(v: &Value) -> String {
         .map(|e| {
             format!(
                 "{}  {:<22} against {}: {}\n  reported by {}",
-                short(&e["id"]),
-                text(&e["status"]),
-                text(&e["offender"]),
-                text(&e["reason"]),
-                text(&e["accuser"])
+                short(Some(&e.id)),
+                text(&e.status),
+                or_dash(e.offender.as_ref()),
+                text(&e.reason),
+                text(&e.accuser)
             )
         })
         .collect::<Vec<_>>()
@@ -304,37 +314,54 @@ pub(crate) fn evidence(v: &Value) -> String {
 }
 
 /// One proposal as text.
-pub(crate) fn proposal(p: &Value) -> String {
+pub(crate) fn proposal(p: &ProposalView) -> String {
     format!(
         "{}  {:<8} {} — yes {} / no {} (needs {}): {}",
-        text(&p["id"]),
-        text(&p["status"]),
-        text(&p["kind"]),
-        text(&p["yes"]),
-        text(&p["no"]),
-        text(&p["needed"]),
-        text(&p["summary"])
+        p.id,
+        json_name(&p.status),
+        text(&p.kind),
+        p.yes,
+        p.no,
+        p.needed,
+        text(&p.summary)
+    )
+}
+
+/// Proposals as text.
+pub(crate) fn proposals(rows: &[ProposalView]) -> String {
+    if rows.is_empty() {
+        return "no proposals".into();
+    }
+    rows.iter().map(proposal).collect::<Vec<_>>().join("\n")
+}
+
+/// A checkpoint sent, as text.
+pub(crate) fn checkpoint(hello: &dan_core::conformance::Hello) -> String {
+    format!(
+        "checkpoint sent: {} ops, ops root {}, state root {}",
+        hello.op_count,
+        or_dash(hello.ops_root),
+        or_dash(hello.state_root)
     )
 }
 
 /// One relay, whether it holds a slot and why not, as text.
-fn relay_line(r: &Value) -> String {
-    let state = match (r["reserved"].as_bool(), r["error"].as_str()) {
-        (Some(true), _) => "slot held".to_owned(),
-        (_, Some(error)) => error.to_owned(),
-        _ => "no slot yet".to_owned(),
+fn relay_line(r: &RelayStatus) -> String {
+    let state = match (r.reserved, &r.error) {
+        (true, _) => "slot held".to_owned(),
+        (false, Some(error)) => text(error),
+        (false, None) => "no slot yet".to_owned(),
     };
-    let found = if r["learnt"].as_bool() == Some(true) {
+    let found = if r.learnt {
         ", a member at a public address"
     } else {
         ""
     };
-    format!("{} ({state}{found})", text(&r["addr"]))
+    format!("{} ({state}{found})", text(&r.addr))
 }
 
 /// The relays in use, one per line.
-pub(crate) fn relays(v: &Value) -> String {
-    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+pub(crate) fn relays(rows: &[RelayStatus]) -> String {
     if rows.is_empty() {
         return "no relays (others must reach this instance directly)".into();
     }
@@ -343,55 +370,45 @@ pub(crate) fn relays(v: &Value) -> String {
 
 /// Whether others can reach this instance, and through which relays, in
 /// words.
-fn reachability(v: &Value) -> String {
-    let relays: Vec<String> = v["relays"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(relay_line)
-        .collect();
+fn reachability(v: &Status) -> String {
+    let relays: Vec<String> = v.relays.iter().map(relay_line).collect();
     let through = if relays.is_empty() {
         String::new()
     } else {
         format!("; relays: {}", relays.join(", "))
     };
-    let how = match v["reachability"].as_str() {
-        Some("public") => "yes, directly".to_owned(),
-        Some("private") if relays.is_empty() => {
+    let how = match v.reachability {
+        Reachability::Public => "yes, directly".to_owned(),
+        Reachability::Private if relays.is_empty() => {
             "not from outside this network: ask a member with a server to run `dan relay`, then start with --relay ADDRESS".to_owned()
         }
-        Some("private") => "only through a relay".to_owned(),
-        _ => "not known yet".to_owned(),
+        Reachability::Private => "only through a relay".to_owned(),
+        Reachability::Unknown => "not known yet".to_owned(),
     };
     format!("{how}{through}")
 }
 
 /// Peers as text.
-pub(crate) fn peers(v: &Value) -> String {
-    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+pub(crate) fn peers(rows: &[PeerView]) -> String {
     if rows.is_empty() {
         return "no peers seen".into();
     }
     rows.iter()
         .map(|p| {
-            let online = if p["online"].as_bool() == Some(true) {
-                "online"
-            } else {
-                "offline"
-            };
-            let refused = p["refused"]
-                .as_str()
-                .map_or(String::new(), |r| format!("  [{r}]"));
-            let relayed = if p["connection"] == "relayed" {
+            let online = if p.online { "online" } else { "offline" };
+            let refused = p
+                .refused
+                .as_ref()
+                .map_or(String::new(), |r| format!("  [{}]", text(r)));
+            let relayed = if p.connection == Connection::Relayed {
                 " (through a relay)"
             } else {
                 ""
             };
+            let verdict = p.verdict.as_ref().map_or_else(|| "-".into(), json_name);
             format!(
-                "{:<54} {online:<8} {}{relayed}{refused}",
-                text(&p["peer_id"]),
-                text(&p["verdict"])
+                "{:<54} {online:<8} {verdict}{relayed}{refused}",
+                p.peer_id.to_string(),
             )
         })
         .collect::<Vec<_>>()
@@ -399,80 +416,70 @@ pub(crate) fn peers(v: &Value) -> String {
 }
 
 /// One record as text.
-pub(crate) fn record(v: &Value) -> String {
+pub(crate) fn record(v: &RecordShown) -> String {
+    let r = &v.record;
     let mut lines = vec![
-        format!("{}  {}", text(&v["id"]), text(&v["title"])),
-        format!("  collection: {}", text(&v["collection"])),
+        format!("{}  {}", text(&r.id), text(&r.title)),
+        format!("  collection: {}", text(&r.collection)),
     ];
-    if let Some(fields) = v["fields"].as_object() {
-        for (key, value) in fields {
-            lines.push(format!("  {}: {}", terminal_safe(key, false), text(value)));
-        }
+    for (key, value) in &r.fields {
+        lines.push(format!("  {}: {}", text(key), text(value)));
     }
-    if let Some(tags) = v["tags"].as_array().filter(|t| !t.is_empty()) {
-        let tags: Vec<String> = tags.iter().map(text).collect();
+    if !r.tags.is_empty() {
+        let tags: Vec<String> = r.tags.iter().map(text).collect();
         lines.push(format!("  tags: {}", tags.join(", ")));
     }
     lines.push(format!(
         "  updated: {} by {}",
-        format_ms(v["updated_at"].as_u64().unwrap_or(0)),
-        text(&v["origin"])
+        format_ms(r.updated_at),
+        r.origin
     ));
-    if v["deleted"].as_bool() == Some(true) {
+    if r.deleted {
         lines.push("  (deleted)".into());
     }
-    for look_alike in v["look_alikes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for look_alike in &v.look_alikes {
         lines.push(format!("  note: {}", look_alike_text(look_alike)));
     }
     lines.join("\n")
 }
 
 /// One group of a record's look-alike labels, in words.
-fn look_alike_text(v: &Value) -> String {
-    let of = v["of"].as_str().unwrap_or("field");
-    let names: Vec<String> = v["names"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+fn look_alike_text(v: &LookAlikeLabels) -> String {
+    let names: Vec<String> = v
+        .look_alike
+        .names
         .iter()
         .map(|n| format!("\"{}\"", text(n)))
         .collect();
-    let kind = if of == "tag" { "tag" } else { "field name" };
-    if v["kind"].as_str() == Some("mixes_scripts") {
-        format!(
+    let kind = match v.of {
+        LabelKind::Tag => "tag",
+        LabelKind::Field => "field name",
+    };
+    match v.look_alike.kind {
+        dan_core::look_alike::LookAlikeKind::MixesScripts => format!(
             "the {kind} {} mixes letters of different alphabets",
             names.join(", ")
-        )
-    } else {
-        format!(
+        ),
+        dan_core::look_alike::LookAlikeKind::ReadTheSame => format!(
             "the {kind}s {} read the same but are different",
             names.join(" and ")
-        )
+        ),
     }
 }
 
 /// A list of records as a table.
-pub(crate) fn record_table(v: &Value) -> String {
-    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+pub(crate) fn record_table(rows: &[RecordView]) -> String {
     if rows.is_empty() {
         return "no records".into();
     }
     rows.iter()
         .map(|r| {
-            let deleted = if r["deleted"].as_bool() == Some(true) {
-                "  (deleted)"
-            } else {
-                ""
-            };
+            let deleted = if r.deleted { "  (deleted)" } else { "" };
             format!(
                 "{:<26} {:<16} {}{deleted}",
-                text(&r["id"]),
-                text(&r["collection"]),
-                text(&r["title"])
+                text(&r.id),
+                text(&r.collection),
+                text(&r.title)
             )
         })
         .collect::<Vec<_>>()
@@ -480,26 +487,23 @@ pub(crate) fn record_table(v: &Value) -> String {
 }
 
 /// A record's history as text.
-pub(crate) fn history(v: &Value) -> String {
-    let entries = v.as_array().map(Vec::as_slice).unwrap_or_default();
+pub(crate) fn history(entries: &[HistoryEntry]) -> String {
     entries
         .iter()
         .map(|e| {
             let mut parts = vec![format!(
                 "{}  {:<6} by {} (op {} #{})",
-                format_ms(e["at"].as_u64().unwrap_or(0)),
-                text(&e["kind"]),
-                text(&e["origin"]),
-                short(&e["op_id"]),
-                text(&e["seq"]),
+                format_ms(e.at),
+                text(&e.kind),
+                e.origin,
+                short(Some(e.op_id)),
+                e.seq,
             )];
-            if !e["title"].is_null() {
-                parts.push(format!("    title: {}", text(&e["title"])));
+            if let Some(title) = &e.title {
+                parts.push(format!("    title: {}", text(title)));
             }
-            if let Some(fields) = e["fields"].as_object() {
-                for (key, value) in fields {
-                    parts.push(format!("    {key}: {}", text(value)));
-                }
+            for (key, value) in &e.fields {
+                parts.push(format!("    {}: {}", text(key), or_dash(value.as_ref())));
             }
             parts.join("\n")
         })
@@ -537,11 +541,11 @@ mod tests {
     #[test]
     fn bad_input_text_from_elsewhere_cannot_drive_the_terminal() {
         let hostile = "Minutes\u{1b}[2J\u{1b}]0;owned\u{7}\nfake line \u{202e}txt.exe";
-        let shown = text(&Value::String(hostile.into()));
+        let shown = text(hostile);
         assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
         assert!(shown.contains("\\u{1b}[2J") && shown.contains("\\u{a}fake line"));
         assert!(shown.contains("\\u{202e}txt.exe"));
         assert_eq!(terminal_safe("two\nlines", true), "two\nlines");
-        assert_eq!(text(&Value::String("Straße 5 · ü".into())), "Straße 5 · ü");
+        assert_eq!(text("Straße 5 · ü"), "Straße 5 · ü");
     }
 }

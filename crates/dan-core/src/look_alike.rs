@@ -3,11 +3,11 @@
 //! that mix alphabets. Any script is allowed in a label, so such names are
 //! valid; they are pointed out to the reader instead.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use unicode_security::MixedScript;
 
 /// What is odd about a group of labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LookAlikeKind {
     /// Two or more names read the same (TR39 skeletons) but differ.
@@ -17,7 +17,7 @@ pub enum LookAlikeKind {
 }
 
 /// Labels of one record a reader could mistake, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookAlike {
     /// The names, as stored.
     pub names: Vec<String>,

@@ -16,6 +16,7 @@ use dan_node::api::PutRecord;
 use dan_node::backup::BackupFile;
 use dan_node::control::{ControlRequest, Envelope};
 use dan_node::net::wire::{Gossip, Request, Response};
+use dan_node::operation;
 use dan_node::release::ReleaseManifest;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 
@@ -114,8 +115,8 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     };
     seeds.push(("backup_file", backup.to_bytes()));
     for request in [
-        ControlRequest::Status,
-        ControlRequest::PutRecord {
+        ControlRequest::from(operation::Status {}),
+        ControlRequest::from(operation::PutRecord {
             record: PutRecord {
                 id: Some("r1".into()),
                 collection: None,
@@ -123,7 +124,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 fields: BTreeMap::from([("n".into(), Some(FieldValue::Int(2)))]),
                 tags: None,
             },
-        },
+        }),
     ] {
         let envelope = Envelope {
             token: "00ff".into(),

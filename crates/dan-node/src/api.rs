@@ -33,7 +33,7 @@ pub enum NetworkState {
 /// A record as shown to a reader: its current version and the names in it
 /// a person could mistake for each other (`look_alikes`: field names, then
 /// tags, that read the same or mix alphabets; empty almost always).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordShown {
     /// The record.
     #[serde(flatten)]
@@ -43,13 +43,23 @@ pub struct RecordShown {
 }
 
 /// Labels of one record that read alike, and whether they are fields or tags.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookAlikeLabels {
-    /// `field` or `tag`.
-    pub of: &'static str,
+    /// Whether they are field names or tags.
+    pub of: LabelKind,
     /// The labels and what is odd about them.
     #[serde(flatten)]
     pub look_alike: dan_core::LookAlike,
+}
+
+/// What a record's label is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelKind {
+    /// A field name.
+    Field,
+    /// A tag.
+    Tag,
 }
 
 impl RecordShown {
@@ -60,11 +70,11 @@ impl RecordShown {
         let look_alikes = fields
             .into_iter()
             .map(|look_alike| LookAlikeLabels {
-                of: "field",
+                of: LabelKind::Field,
                 look_alike,
             })
             .chain(tags.into_iter().map(|look_alike| LookAlikeLabels {
-                of: "tag",
+                of: LabelKind::Tag,
                 look_alike,
             }))
             .collect();

@@ -8,17 +8,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dan_store::RecordQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
-use crate::api::{CreateNetwork, PutRecord};
+pub use crate::operation::ControlRequest;
+
 use crate::error::{ErrorCode, ErrorKind, NodeError};
-use crate::membership::InviteRequest;
 use crate::node::Node;
+use crate::operation::Operation;
 
 /// Socket file name inside the data directory.
 pub const SOCKET_FILE: &str = "control.sock";
@@ -41,179 +41,6 @@ const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Shorter in tests, which wait it out.
 #[cfg(test)]
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// A command for the running instance.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum ControlRequest {
-    /// The instance at a glance.
-    Status,
-    /// Found a network (admin only).
-    CreateNetwork {
-        /// What to create.
-        network: CreateNetwork,
-        /// The admin password.
-        password: String,
-    },
-    /// Create or change a record.
-    PutRecord {
-        /// The change.
-        record: PutRecord,
-    },
-    /// Create or change many records in one transaction.
-    ImportRecords {
-        /// The changes.
-        records: Vec<PutRecord>,
-    },
-    /// One record.
-    GetRecord {
-        /// Its id.
-        id: String,
-    },
-    /// Records matching a query.
-    ListRecords {
-        /// The filter.
-        query: RecordQuery,
-    },
-    /// Delete a record.
-    DeleteRecord {
-        /// Its id.
-        id: String,
-    },
-    /// Bring a deleted record back.
-    RestoreRecord {
-        /// Its id.
-        id: String,
-    },
-    /// A record's history.
-    History {
-        /// Its id.
-        id: String,
-    },
-    /// Issue an invite link (admin only).
-    Invite {
-        /// Uses and lifetime.
-        invite: InviteRequest,
-        /// The admin password.
-        password: String,
-    },
-    /// Invites issued by this instance.
-    Invites,
-    /// What an invite link says, before joining with it.
-    PreviewInvite {
-        /// The `dan://join/…` link.
-        link: String,
-    },
-    /// Use exactly these relays from now on (admin only).
-    SetRelays {
-        /// Relay addresses as `dan relay` prints them.
-        relays: Vec<String>,
-        /// The admin password.
-        password: String,
-    },
-    /// Revoke an invite (admin only).
-    RevokeInvite {
-        /// The invite id.
-        id: String,
-        /// The admin password.
-        password: String,
-    },
-    /// Join a network through an invite link (admin only).
-    Join {
-        /// The `dan://join/…` link.
-        link: String,
-        /// The admin's display name (default: the instance name).
-        admin_name: Option<String>,
-        /// The admin password.
-        password: String,
-        /// Leave the current network (its data is archived) — to follow a
-        /// fork.
-        #[serde(default)]
-        leave_current: bool,
-    },
-    /// The member table.
-    Members,
-    /// Approve a pending instance (admin only).
-    Approve {
-        /// Its peer id.
-        peer: String,
-        /// The admin password.
-        password: String,
-    },
-    /// Reject a pending instance (admin only).
-    Reject {
-        /// Its peer id.
-        peer: String,
-        /// The admin password.
-        password: String,
-    },
-    /// Every peer seen, with the handshake's verdict.
-    Peers,
-    /// Evidence seen.
-    Evidence,
-    /// Sign and gossip a checkpoint now.
-    Checkpoint,
-    /// Propose to remove a member (admin only).
-    ProposeRemove {
-        /// Its peer id.
-        peer: String,
-        /// The admin password.
-        password: String,
-    },
-    /// Propose a software upgrade (admin only).
-    ProposeUpgrade {
-        /// Code hashes of the new builds.
-        code_hashes: Vec<dan_core::Hash32>,
-        /// What the new builds are (e.g. from a release manifest).
-        #[serde(default)]
-        builds: std::collections::BTreeMap<dan_core::Hash32, dan_core::BuildLabel>,
-        /// Seconds older builds stay approved after the decision.
-        grace_secs: u64,
-        /// The admin password.
-        password: String,
-    },
-    /// Propose approving more builds alongside those approved now (admin
-    /// only): `source` is an approval request, or the path of a release
-    /// manifest or an executable.
-    ProposeBuilds {
-        /// What to approve.
-        source: String,
-        /// The admin password.
-        password: String,
-    },
-    /// Vote on a proposal (admin only).
-    Vote {
-        /// The proposal id.
-        id: dan_core::Hash32,
-        /// Yes or no.
-        approve: bool,
-        /// The admin password.
-        password: String,
-    },
-    /// Every proposal.
-    Proposals,
-    /// Write an encrypted backup (admin only).
-    BackupExport {
-        /// Where to write it.
-        path: std::path::PathBuf,
-        /// The admin password (also the backup's).
-        password: String,
-    },
-    /// Change the admin password.
-    ChangePassword {
-        /// The current password.
-        old: String,
-        /// The new password.
-        new: String,
-    },
-    /// Fork the network (admin only).
-    Fork {
-        /// The new network's name.
-        name: String,
-        /// The admin password.
-        password: String,
-    },
-}
 
 /// One line on the control channel: the token and the request.
 #[derive(Serialize, Deserialize)]
@@ -359,7 +186,7 @@ async fn handle(stream: UnixStream, node: &Node, token: &str) -> std::io::Result
                 "the control token is wrong",
             ))
         }
-        Ok(envelope) => match dispatch(node, envelope.request).await {
+        Ok(envelope) => match envelope.request.run(node).await {
             Ok(value) => Response::Ok(value),
             Err(e) => Response::Error(e.into()),
         },
@@ -377,113 +204,6 @@ async fn handle(stream: UnixStream, node: &Node, token: &str) -> std::io::Result
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn to_json<T: Serialize>(value: T) -> Result<Value, NodeError> {
-    serde_json::to_value(value)
-        .map_err(|e| NodeError::Invalid(format!("cannot encode the answer: {e}")))
-}
-
-async fn dispatch(node: &Node, request: ControlRequest) -> Result<Value, NodeError> {
-    match request {
-        ControlRequest::Status => to_json(node.status().await),
-        ControlRequest::CreateNetwork { network, password } => {
-            to_json(node.create_network(network, &password).await?)
-        }
-        ControlRequest::PutRecord { record } => to_json(node.put_record(record).await?),
-        ControlRequest::ImportRecords { records } => {
-            let views = node.import_records(records).await?;
-            to_json(serde_json::json!({ "imported": views.len() }))
-        }
-        ControlRequest::GetRecord { id } => {
-            to_json(crate::api::RecordShown::of(node.get_record(&id).await?))
-        }
-        ControlRequest::ListRecords { query } => to_json(node.list_records(&query).await?),
-        ControlRequest::DeleteRecord { id } => to_json(node.delete_record(&id).await?),
-        ControlRequest::RestoreRecord { id } => to_json(node.restore_record(&id).await?),
-        ControlRequest::History { id } => to_json(node.history(&id).await?),
-        ControlRequest::Invite { invite, password } => {
-            to_json(node.create_invite(invite, &password).await?)
-        }
-        ControlRequest::Invites => to_json(node.invites().await?),
-        ControlRequest::PreviewInvite { link } => to_json(node.preview_invite(&link).await?),
-        ControlRequest::SetRelays { relays, password } => {
-            to_json(node.set_relays(&relays, &password).await?)
-        }
-        ControlRequest::RevokeInvite { id, password } => {
-            node.revoke_invite(&id, &password).await?;
-            to_json(serde_json::json!({ "revoked": id }))
-        }
-        ControlRequest::Join {
-            link,
-            admin_name,
-            password,
-            leave_current,
-        } => to_json(
-            node.join(&link, admin_name.as_deref(), &password, leave_current)
-                .await?,
-        ),
-        ControlRequest::Evidence => to_json(node.evidence().await?),
-        ControlRequest::Checkpoint => {
-            node.checkpoint_now();
-            to_json(node.signed_hello().await.hello)
-        }
-        ControlRequest::ProposeRemove { peer, password } => {
-            to_json(node.propose_remove(&parse_peer(&peer)?, &password).await?)
-        }
-        ControlRequest::ProposeUpgrade {
-            code_hashes,
-            builds,
-            grace_secs,
-            password,
-        } => to_json(
-            node.propose_upgrade(
-                code_hashes.into_iter().collect(),
-                builds,
-                grace_secs.saturating_mul(1000),
-                &password,
-            )
-            .await?,
-        ),
-        ControlRequest::ProposeBuilds { source, password } => {
-            to_json(node.propose_builds_from(&source, &password).await?)
-        }
-        ControlRequest::Vote {
-            id,
-            approve,
-            password,
-        } => to_json(node.vote(&id, approve, &password).await?),
-        ControlRequest::Proposals => to_json(node.proposals().await?),
-        ControlRequest::BackupExport { path, password } => {
-            let bytes = node.export_backup(&path, &password).await?;
-            to_json(serde_json::json!({ "path": path, "bytes": bytes }))
-        }
-        ControlRequest::ChangePassword { old, new } => {
-            node.change_password(&old, &new).await?;
-            to_json(serde_json::json!({ "changed": true }))
-        }
-        ControlRequest::Fork { name, password } => {
-            let genesis = node.fork(&name, &password).await?;
-            to_json(serde_json::json!({
-                "network_id": genesis.network_id(),
-                "network_name": genesis.genesis.charter.name,
-                "parent": genesis.genesis.fork_of.as_ref().map(|f| f.parent),
-            }))
-        }
-        ControlRequest::Members => to_json(node.members().await?),
-        ControlRequest::Approve { peer, password } => {
-            to_json(node.approve(&parse_peer(&peer)?, &password).await?)
-        }
-        ControlRequest::Reject { peer, password } => {
-            to_json(node.reject(&parse_peer(&peer)?, &password).await?)
-        }
-        ControlRequest::Peers => to_json(node.peers()),
-    }
-}
-
-fn parse_peer(text: &str) -> Result<dan_core::PeerKey, NodeError> {
-    text.parse()
-        .map_err(|e: dan_core::identity::IdentityError| NodeError::Invalid(e.to_string()))
 }
 
 /// A client of a running instance's control channel.
@@ -510,8 +230,19 @@ impl ControlClient {
         )
     }
 
+    /// Asks the instance to run `operation`; its typed answer.
+    pub async fn ask<O: Operation>(&self, operation: O) -> Result<O::Answer, ControlError> {
+        let answer = self.call(operation.into()).await?;
+        serde_json::from_value(answer).map_err(|e| {
+            ControlError::new(
+                ErrorCode::BadResponse,
+                format!("the instance answered something else than expected: {e}"),
+            )
+        })
+    }
+
     /// Sends one request and returns the JSON answer.
-    pub async fn call(&self, request: ControlRequest) -> Result<Value, ControlError> {
+    async fn call(&self, request: ControlRequest) -> Result<Value, ControlError> {
         let token = std::fs::read_to_string(self.data_dir.join(TOKEN_FILE))
             .map_err(|_| self.not_running())?;
         let stream = UnixStream::connect(self.data_dir.join(SOCKET_FILE))
@@ -558,10 +289,9 @@ mod tests {
     use tokio::net::UnixStream;
 
     use super::{
-        ControlClient, ControlRequest, MAX_CONNECTIONS, REQUEST_DEADLINE, SHUTDOWN_WAIT,
-        SOCKET_FILE, serve,
+        ControlClient, MAX_CONNECTIONS, REQUEST_DEADLINE, SHUTDOWN_WAIT, SOCKET_FILE, serve,
     };
-    use crate::api::PutRecord;
+    use crate::operation::{PutRecord, Status};
     use crate::test_instance::{founded, hold_replica};
 
     /// Serves `node`'s control channel until the returned sender is used;
@@ -579,7 +309,7 @@ mod tests {
         }));
         let client = ControlClient::new(dir);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while client.call(ControlRequest::Status).await.is_err() {
+        while client.ask(Status {}).await.is_err() {
             assert!(
                 Instant::now() < deadline,
                 "the control channel never came up"
@@ -605,12 +335,11 @@ mod tests {
             );
         }
         let asked = Instant::now();
-        let status =
-            tokio::time::timeout(REQUEST_DEADLINE * 3, client.call(ControlRequest::Status))
-                .await
-                .expect("a command is served once the idle ones are let go")
-                .expect("status");
-        assert_eq!(status["network_name"], "Library");
+        let status = tokio::time::timeout(REQUEST_DEADLINE * 3, client.ask(Status {}))
+            .await
+            .expect("a command is served once the idle ones are let go")
+            .expect("status");
+        assert_eq!(status.network_name.as_deref(), Some("Library"));
         assert!(
             asked.elapsed() >= REQUEST_DEADLINE / 2,
             "it waited for room: {:?}",
@@ -640,11 +369,11 @@ mod tests {
         let client = ControlClient::new(dir.path());
         let write = tokio::spawn(async move {
             client
-                .call(ControlRequest::PutRecord {
-                    record: PutRecord {
+                .ask(PutRecord {
+                    record: crate::api::PutRecord {
                         collection: Some("books".into()),
                         title: Some("Dune".into()),
-                        ..PutRecord::default()
+                        ..crate::api::PutRecord::default()
                     },
                 })
                 .await

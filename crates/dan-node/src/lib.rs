@@ -21,6 +21,7 @@ pub mod membership;
 pub mod net;
 mod node;
 pub mod notices;
+pub mod operation;
 pub mod proposals;
 mod readmission;
 pub mod relays;
