@@ -28,6 +28,7 @@ export type ErrorCode =
   "storage" |
   "io" |
   "unreachable" |
+  "join_refused" |
   "stopped" |
   "not_running" |
   "unauthorized" |

@@ -86,6 +86,9 @@ error_codes! {
     Io = "io": Storage,
     /// Another computer could not be reached, or answered with nonsense.
     Unreachable = "unreachable": Network,
+    /// The inviter refused the join (the invite expired, was used up or
+    /// revoked, the build is not approved, or it asks to slow down).
+    JoinRefused = "join_refused": Refused,
     /// The instance is stopping, or must be started again.
     Stopped = "stopped": Retry,
     /// No instance runs on the data directory (CLI).
@@ -223,6 +226,9 @@ pub enum NodeError {
     /// Another computer could not be reached, or answered with nonsense.
     #[error("{0}")]
     Unreachable(String),
+    /// The inviter answered a join with a refusal.
+    #[error("{0}")]
+    JoinRefused(String),
     /// A file-system operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -263,6 +269,7 @@ impl NodeError {
             NodeError::Bulk(crate::bulk::BulkError::Io(_)) => ErrorCode::Io,
             NodeError::Bulk(_) => ErrorCode::Invalid,
             NodeError::Unreachable(_) => ErrorCode::Unreachable,
+            NodeError::JoinRefused(_) => ErrorCode::JoinRefused,
             NodeError::Stopped => ErrorCode::Stopped,
         }
     }

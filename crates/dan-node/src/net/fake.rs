@@ -788,6 +788,7 @@ async fn bad_input_fake_join_refused_by_the_inviter_says_why_and_keeps_nothing()
         error.to_string(),
         "Ada laptop refused the join: this invite was revoked"
     );
+    assert_eq!(error.code(), crate::ErrorCode::JoinRefused);
     assert!(bea.with(|s| s.joining.is_none()), "not joining after all");
     assert_eq!(bea.with(|s| s.genesis.clone()), None);
 }

@@ -824,7 +824,7 @@ pub(super) async fn join<I: Instance, L: Link>(
         }
         Ok(Response::Error(reason) | Response::Refused(reason)) => {
             restore(node);
-            Err(NodeError::Invalid(format!(
+            Err(NodeError::JoinRefused(format!(
                 "{} refused the join: {reason}",
                 inviter.inviter_name
             )))
