@@ -606,6 +606,57 @@ async fn bad_input_fake_pull_from_a_peer_answering_with_ops_nobody_asked_for_end
     assert_eq!(bea.with(|s| s.ingested_batches), 0);
 }
 
+/// Requests of `kind` a lie counts, answering none of them itself.
+fn counting(kind: fn(&Request) -> bool) -> (Arc<std::sync::atomic::AtomicUsize>, Lie) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    let lie: Lie = Arc::new(move |request| {
+        if kind(request) {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        None
+    });
+    (count, lie)
+}
+
+#[tokio::test]
+async fn fake_an_instance_further_behind_than_one_reconciliation_reaches_catches_up_over_the_next_pulls()
+ {
+    let (ada, bea) = two_members();
+    // Each round carries one frame of ids (256 KiB, about 8,000), so
+    // more than `MAX_RECONCILE_ROUNDS` rounds' worth cannot come in one.
+    let frame_ids = super::wire::RECONCILE_FRAME_BYTES as usize / 32;
+    let behind = frame_ids * (super::MAX_RECONCILE_ROUNDS + 4);
+    ada.write("ada", behind, 1_000);
+    let links = network(&[&ada, &bea]);
+    let (ada_link, bea_link) = (&links[0], &links[1]);
+    let (rounds, count_rounds) = counting(|r| matches!(r, Request::Reconcile(_)));
+    lie(ada_link, count_rounds);
+
+    sync::handshake(bea.clone(), bea_link.clone(), ada_link.me).await;
+    let first = bea.op_ids().len();
+    assert_eq!(
+        rounds.load(std::sync::atomic::Ordering::SeqCst),
+        super::MAX_RECONCILE_ROUNDS,
+        "the first pull stopped at the bound"
+    );
+    assert!(
+        first > behind / 2 && first < behind,
+        "it took what its rounds found ({first} of {behind})"
+    );
+    assert!(bea.op_ids().is_subset(&ada.op_ids()));
+    eventually("Ada's handshake started by Bea's hello to end", || {
+        !ada_link.with_shared(|s| s.syncing.contains(&bea.key()))
+    })
+    .await;
+    sync::handshake(bea.clone(), bea_link.clone(), ada_link.me).await;
+    assert_eq!(
+        bea.op_ids(),
+        ada.op_ids(),
+        "the next pull went on from there"
+    );
+}
+
 #[tokio::test]
 async fn bad_input_fake_a_member_that_is_not_served_gets_nothing_though_its_hello_passed() {
     let (ada, bea) = two_members();
