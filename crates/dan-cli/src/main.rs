@@ -133,7 +133,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 peer_id: peer,
                 name,
             };
-            printer.value(&made, |made| made.peer_id.to_string());
+            printer.value(&made, |made| made.peer_id.to_string())?;
         }
         Command::Run(args) => run(&data_dir, args).await?,
         Command::Relay { listen, external } => relay(&data_dir, listen, external, printer).await?,
@@ -150,7 +150,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 }
                 None => client.ask(op::Status {}).await?.relays,
             };
-            printer.value(relays.as_slice(), output::relays);
+            printer.value(relays.as_slice(), output::relays)?;
         }
         Command::Repair => {
             let mut config = NodeConfig::new(&data_dir);
@@ -164,18 +164,18 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 } else {
                     format!("{report}\nRepaired: the records were rebuilt from the signed op log.")
                 }
-            });
+            })?;
         }
         Command::Status => {
             let status = client.ask(op::Status {}).await?;
-            printer.value(&status, output::status);
+            printer.value(&status, output::status)?;
         }
         Command::CodeHash { path } => {
             let hash = match path {
                 Some(path) => dan_node::hash_file(&path)?,
                 None => dan_node::code_hash()?,
             };
-            printer.value(&hash, |hash| hash.to_hex());
+            printer.value(&hash, |hash| hash.to_hex())?;
         }
         Command::ReleaseManifest {
             desktop,
@@ -196,7 +196,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             let version = version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
             let manifest = dan_node::release::ReleaseManifest::make(&version, &executables)?;
             manifest.write(&out)?;
-            printer.value(&manifest, |_| format!("wrote {}", out.display()));
+            printer.value(&manifest, |_| format!("wrote {}", out.display()))?;
         }
         Command::Network(NetworkCommand::Create {
             name,
@@ -210,20 +210,20 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 approve_code: approve_code_hash,
             };
             let status = client.ask(op::CreateNetwork { network, password }).await?;
-            printer.value(&status, output::status);
+            printer.value(&status, output::status)?;
         }
         Command::Record(command) => record(&client, printer, command).await?,
         Command::Invite(args) => match args.command {
             Some(InviteCommand::Show { link }) => {
                 let preview = client.ask(op::PreviewInvite { link }).await?;
-                printer.value(&preview, output::invite_preview);
+                printer.value(&preview, output::invite_preview)?;
             }
             Some(InviteCommand::Revoke { id }) => {
                 let password = password::admin_password()?;
                 let done = client.ask(op::RevokeInvite { id, password }).await?;
                 printer.value(&done, |done| {
                     format!("revoked invite {}", output::text(&done.revoked))
-                });
+                })?;
             }
             None => {
                 let password = password::admin_password()?;
@@ -233,12 +233,12 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     label: args.label,
                 };
                 let stored = client.ask(op::Invite { invite, password }).await?;
-                printer.value(&stored, |stored| output::text(&stored.invite.link));
+                printer.value(&stored, |stored| output::text(&stored.invite.link))?;
             }
         },
         Command::Invites => {
             let invites = client.ask(op::Invites {}).await?;
-            printer.value(invites.as_slice(), output::invites);
+            printer.value(invites.as_slice(), output::invites)?;
         }
         Command::Join {
             link,
@@ -256,7 +256,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                 })
                 .await?;
             if no_wait {
-                printer.value(&progress, output::join_progress);
+                printer.value(&progress, output::join_progress)?;
             } else {
                 if !printer.json {
                     eprintln!(
@@ -265,12 +265,12 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     );
                 }
                 let status = wait_for_admission(&client, printer).await?;
-                printer.value(&status, output::status);
+                printer.value(&status, output::status)?;
             }
         }
         Command::Members => {
             let members = client.ask(op::Members {}).await?;
-            printer.value(members.as_slice(), output::members);
+            printer.value(members.as_slice(), output::members)?;
         }
         Command::Approve { peer_id } => {
             let password = password::admin_password()?;
@@ -280,7 +280,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     password,
                 })
                 .await?;
-            printer.value(&member, output::member_line);
+            printer.value(&member, output::member_line)?;
         }
         Command::Reject { peer_id } => {
             let password = password::admin_password()?;
@@ -290,15 +290,15 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     password,
                 })
                 .await?;
-            printer.value(&member, output::member_line);
+            printer.value(&member, output::member_line)?;
         }
         Command::Evidence => {
             let evidence = client.ask(op::Evidence {}).await?;
-            printer.value(evidence.as_slice(), output::evidence);
+            printer.value(evidence.as_slice(), output::evidence)?;
         }
         Command::Checkpoint => {
             let checkpoint = client.ask(op::Checkpoint {}).await?;
-            printer.value(&checkpoint, output::checkpoint);
+            printer.value(&checkpoint, output::checkpoint)?;
         }
         Command::Propose(ProposeCommand::Remove { peer_id }) => {
             let password = password::admin_password()?;
@@ -308,7 +308,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     password,
                 })
                 .await?;
-            printer.value(&proposal, output::proposal);
+            printer.value(&proposal, output::proposal)?;
         }
         Command::Vote { id, choice } => {
             let password = password::admin_password()?;
@@ -322,11 +322,11 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     password,
                 })
                 .await?;
-            printer.value(&proposal, output::proposal);
+            printer.value(&proposal, output::proposal)?;
         }
         Command::Proposals => {
             let proposals = client.ask(op::Proposals {}).await?;
-            printer.value(proposals.as_slice(), output::proposals);
+            printer.value(proposals.as_slice(), output::proposals)?;
         }
         Command::Upgrade(UpgradeCommand::Propose {
             code_hashes,
@@ -346,7 +346,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     password,
                 })
                 .await?;
-            printer.value(&proposal, output::proposal);
+            printer.value(&proposal, output::proposal)?;
         }
         Command::Upgrade(UpgradeCommand::Add { source }) => {
             let source = if source.trim_start().starts_with('{') {
@@ -359,7 +359,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
             };
             let password = password::admin_password()?;
             let proposal = client.ask(op::ProposeBuilds { source, password }).await?;
-            printer.value(&proposal, output::proposal);
+            printer.value(&proposal, output::proposal)?;
         }
         Command::Backup(BackupCommand::Export { file }) => {
             let password = password::admin_password()?;
@@ -371,7 +371,7 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     output::text(done.path.display()),
                     done.bytes
                 )
-            });
+            })?;
         }
         Command::Backup(BackupCommand::Restore { file }) => {
             let password = password::admin_password()?;
@@ -381,13 +381,13 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     "restored {}; start the instance with `dan run`",
                     output::text(done.restored.display())
                 )
-            });
+            })?;
         }
         Command::Password(PasswordCommand::Change) => {
             let old = password::admin_password()?;
             let new = password::replacement_password()?;
             let done = client.ask(op::ChangePassword { old, new }).await?;
-            printer.value(&done, |_| "admin password changed".into());
+            printer.value(&done, |_| "admin password changed".into())?;
         }
         Command::Fork { name } => {
             let password = password::admin_password()?;
@@ -414,11 +414,11 @@ async fn execute(cli: Cli, printer: &Printer) -> Result<(), Failure> {
                     v.forked.network_id,
                     output::text(&v.invite)
                 )
-            });
+            })?;
         }
         Command::Peers => {
             let peers = client.ask(op::Peers {}).await?;
-            printer.value(peers.as_slice(), output::peers);
+            printer.value(peers.as_slice(), output::peers)?;
         }
     }
     Ok(())
@@ -458,11 +458,11 @@ async fn record(
         RecordCommand::Put(put) => {
             let record = put.into_request()?;
             let view = client.ask(op::PutRecord { record }).await?;
-            printer.value(&view, |view| output::text(&view.id));
+            printer.value(&view, |view| output::text(&view.id))?;
         }
         RecordCommand::Get { id } => {
             let view = client.ask(op::GetRecord { id }).await?;
-            printer.value(&view, output::record);
+            printer.value(&view, output::record)?;
         }
         RecordCommand::List(list) => {
             let views = client
@@ -470,19 +470,19 @@ async fn record(
                     query: list.into_query(),
                 })
                 .await?;
-            printer.value(views.as_slice(), output::record_table);
+            printer.value(views.as_slice(), output::record_table)?;
         }
         RecordCommand::Delete { id } => {
             let view = client.ask(op::DeleteRecord { id }).await?;
-            printer.value(&view, |view| format!("deleted {}", output::text(&view.id)));
+            printer.value(&view, |view| format!("deleted {}", output::text(&view.id)))?;
         }
         RecordCommand::Restore { id } => {
             let view = client.ask(op::RestoreRecord { id }).await?;
-            printer.value(&view, |view| format!("restored {}", output::text(&view.id)));
+            printer.value(&view, |view| format!("restored {}", output::text(&view.id)))?;
         }
         RecordCommand::History { id } => {
             let entries = client.ask(op::History { id }).await?;
-            printer.value(entries.as_slice(), output::history);
+            printer.value(entries.as_slice(), output::history)?;
         }
         RecordCommand::Import {
             file,
@@ -493,7 +493,7 @@ async fn record(
             let imported = import_records(client, &file, from_line, format).await?;
             printer.value(&op::Imported { imported }, |done| {
                 format!("imported {} records", done.imported)
-            });
+            })?;
         }
         RecordCommand::Export { collection, format } => {
             export_records(client, collection, format).await?
@@ -642,9 +642,12 @@ async fn relay(
         let relay = RelayAddr {
             relay_addr: address.to_string(),
         };
-        printer.value(&relay, |relay| {
+        let printed = printer.value(&relay, |relay| {
             format!("relay reachable at {}", relay.relay_addr)
         });
+        if let Err(e) = printed {
+            tracing::warn!("{e:#}");
+        }
     };
     tracing::info!("DAN relay running; stop it with Ctrl-C");
     dan_node::net::relay::serve_relay(&config, print, shutdown_signal()).await?;

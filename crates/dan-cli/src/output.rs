@@ -19,19 +19,21 @@ pub(crate) struct Printer {
 }
 
 impl Printer {
-    /// Prints `value` as JSON, or through `human` as text.
-    pub(crate) fn value<T: Serialize + ?Sized>(&self, value: &T, human: impl FnOnce(&T) -> String) {
+    /// Prints `value` as JSON, or through `human` as text; fails when the
+    /// value has no JSON form (a path that is not UTF-8, say).
+    pub(crate) fn value<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        human: impl FnOnce(&T) -> String,
+    ) -> anyhow::Result<()> {
         if self.json {
-            match serde_json::to_string(value) {
-                Ok(json) => println!("{json}"),
-                Err(e) => self.error(
-                    dan_node::ErrorCode::Error,
-                    &format!("cannot encode the answer: {e}"),
-                ),
-            }
+            let json = serde_json::to_string(value)
+                .map_err(|e| anyhow::anyhow!("cannot print the answer as JSON: {e}"))?;
+            println!("{json}");
         } else {
             println!("{}", terminal_safe(&human(value), true));
         }
+        Ok(())
     }
 
     /// Prints an error to stderr.

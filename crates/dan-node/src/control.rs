@@ -236,7 +236,9 @@ impl ControlClient {
         serde_json::from_value(answer).map_err(|e| {
             ControlError::new(
                 ErrorCode::BadResponse,
-                format!("the instance answered something else than expected: {e}"),
+                format!(
+                    "the instance answered something else than expected ({e}); if `dan` was upgraded, restart `dan run` so that both are the same version"
+                ),
             )
         })
     }

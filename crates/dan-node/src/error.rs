@@ -87,7 +87,7 @@ error_codes! {
     /// Another computer could not be reached, or answered with nonsense.
     Unreachable = "unreachable": Network,
     /// The inviter refused the join (the invite expired, was used up or
-    /// revoked, the build is not approved, or it asks to slow down).
+    /// revoked, the build is not approved): asking again will not help.
     JoinRefused = "join_refused": Refused,
     /// The instance is stopping, or must be started again.
     Stopped = "stopped": Retry,

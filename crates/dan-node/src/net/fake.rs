@@ -260,7 +260,12 @@ impl Instance for FakeInstance {
     async fn handle_join(&self, peer: &PeerKey, request: &[u8]) -> Result<JoinAnswer, NodeError> {
         self.with(|s| {
             s.joins.push((*peer, request.to_vec()));
-            s.join_answer.clone().map_err(NodeError::Invalid)
+            s.join_answer
+                .clone()
+                .map_err(|reason| match reason.as_str() {
+                    "stopping" => NodeError::Stopped,
+                    _ => NodeError::Invalid(reason),
+                })
         })
     }
 
@@ -840,8 +845,33 @@ async fn bad_input_fake_join_refused_by_the_inviter_says_why_and_keeps_nothing()
         "Ada laptop refused the join: this invite was revoked"
     );
     assert_eq!(error.code(), crate::ErrorCode::JoinRefused);
+    assert_eq!(error.code().kind(), crate::ErrorKind::Refused);
     assert!(bea.with(|s| s.joining.is_none()), "not joining after all");
     assert_eq!(bea.with(|s| s.genesis.clone()), None);
+}
+
+#[tokio::test]
+async fn fake_a_join_the_inviter_cannot_take_now_is_worth_trying_again_and_its_reason_cannot_break_lines()
+ {
+    let (ada, bea) = (FakeInstance::new(1), FakeInstance::new(2));
+    ada.with(|s| s.join_answer = Err("stopping".into()));
+    let links = network(&[&ada, &bea]);
+
+    let error = sync::join(&links[1], &bea, &invite_from(&ada), "Bea")
+        .await
+        .expect_err("not taken");
+
+    assert_eq!(error.code(), crate::ErrorCode::Unreachable);
+    assert_eq!(error.code().kind(), crate::ErrorKind::Network);
+    assert!(error.to_string().contains("try again"), "{error}");
+    assert!(bea.with(|s| s.joining.is_none()), "not joining after all");
+
+    // A refusal whose reason holds line breaks and escapes.
+    ada.with(|s| s.join_answer = Err("no\nfake line \u{1b}[2J".into()));
+    let error = sync::join(&links[1], &bea, &invite_from(&ada), "Bea")
+        .await
+        .expect_err("refused");
+    assert!(!error.to_string().chars().any(char::is_control), "{error}");
 }
 
 /// `hello` as a gossip message.

@@ -17,7 +17,7 @@ use super::wire::{
     self, Gossip, MAX_FETCH_ANSWER_BYTES, MAX_FETCH_IDS, RECONCILE_FRAME_BYTES, Request, Response,
 };
 use super::{Command, PeerVerdict, key_of, peer_id_of};
-use crate::error::NodeError;
+use crate::error::{ErrorKind, NodeError};
 use crate::membership::JoinProgress;
 use crate::node::NodeEvent;
 use crate::replication::{Serving, now_ms};
@@ -717,8 +717,14 @@ async fn answer<I: Instance, L: Link>(
                     needed: answer.needed,
                 }
             }
-            Err(e) => {
+            // A refusal (the invite, the build, the rules) the joiner
+            // should not repeat, or a failure here it may retry.
+            Err(e) if matches!(e.code().kind(), ErrorKind::Refused | ErrorKind::BadInput) => {
                 tracing::warn!("refused the join request of {key}: {e}");
+                Response::Refused(e.to_string())
+            }
+            Err(e) => {
+                tracing::warn!("could not take the join request of {key}: {e}");
                 Response::Error(e.to_string())
             }
         },
@@ -822,11 +828,23 @@ pub(super) async fn join<I: Instance, L: Link>(
                 .await
                 .ok_or_else(|| NodeError::Invalid("the join was not recorded".into()))
         }
-        Ok(Response::Error(reason) | Response::Refused(reason)) => {
+        Ok(Response::Refused(reason)) => {
             restore(node);
             Err(NodeError::JoinRefused(format!(
-                "{} refused the join: {reason}",
-                inviter.inviter_name
+                "{} refused the join: {}",
+                inviter.inviter_name,
+                peer_text(&reason)
+            )))
+        }
+        // "Slow down", or the inviter is catching up or stopping: worth
+        // trying again (an inviter of an older version sends its
+        // refusals this way too).
+        Ok(Response::Error(reason)) => {
+            restore(node);
+            Err(NodeError::Unreachable(format!(
+                "{} could not take the join now: {}; try again in a moment",
+                inviter.inviter_name,
+                peer_text(&reason)
             )))
         }
         Ok(other) => {
@@ -844,6 +862,31 @@ pub(super) async fn join<I: Instance, L: Link>(
             )))
         }
     }
+}
+
+/// Longest text of a peer's reason put into an error.
+const MAX_REASON_CHARS: usize = 300;
+
+/// A reason a peer gave, as one line of at most [`MAX_REASON_CHARS`]
+/// characters, its control characters escaped (it reaches terminals and
+/// the window).
+fn peer_text(reason: &str) -> String {
+    let mut text: String = reason
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    if reason.chars().count() > MAX_REASON_CHARS {
+        text.push('…');
+    }
+    text
 }
 
 /// While joining: asks the inviter how many approvals the join has.

@@ -159,11 +159,17 @@ async fn samples(node: &Node) -> Samples {
     let invite = answered(node, invite).await;
     assert_eq!(answered(node, Invites {}).await[0], invite);
     let link = invite["link"].as_str().expect("a link").to_owned();
+    let id = invite["id"].as_str().expect("an id").to_owned();
     samples.insert("StoredInvite", invite);
     samples.insert(
         "InvitePreview",
         answered(node, PreviewInvite { link }).await,
     );
+    let revoke = RevokeInvite {
+        id: id.clone(),
+        password: PASSWORD.into(),
+    };
+    assert_eq!(answered(node, revoke).await, json!({ "revoked": id }));
     let upgrade = ProposeUpgrade {
         code_hashes: vec![Hash32([7; 32])],
         builds: BTreeMap::new(),
@@ -212,8 +218,37 @@ async fn every_answer_reads_back_as_the_instance_sent_it() {
     let node = founded(dir.path()).await;
     // Each operation's answer is checked as it comes (`answered`).
     let samples = samples(&node).await;
-    node.stop().await;
     assert!(samples.0.contains_key("Status") && samples.0.contains_key("InvitePreview"));
+    // The answers made for the CLI, field by field.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let backup = elsewhere.path().join("library.danbackup");
+    let written = answered(
+        &node,
+        BackupExport {
+            path: backup.clone(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await;
+    let bytes = std::fs::metadata(&backup)
+        .expect("the backup is written")
+        .len();
+    assert_eq!(written, json!({ "path": backup, "bytes": bytes }));
+    let changed = ChangePassword {
+        old: PASSWORD.into(),
+        new: "a new horse battery staple".into(),
+    };
+    assert_eq!(answered(&node, changed).await, json!({ "changed": true }));
+    node.stop().await;
+    let forked = Forked {
+        network_id: Hash32([1; 32]),
+        network_name: "Library 2".into(),
+        parent: Some(Hash32([2; 32])),
+    };
+    assert_eq!(
+        serde_json::to_value(forked).expect("encodes"),
+        json!({ "network_id": "01".repeat(32), "network_name": "Library 2", "parent": "02".repeat(32) })
+    );
 }
 
 /// The fields `interface NAME` declares in `ui/src/types.ts`, each with
