@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::hash::Hash32;
 
 /// Number of leaf buckets (2^12).
@@ -18,7 +20,7 @@ pub const BUCKETS: usize = 4096;
 const FANOUT: usize = 16;
 
 /// An incremental digest of a set of (key, value) pairs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DigestTree {
     buckets: Vec<BTreeMap<Hash32, Hash32>>,
     /// `levels[0]` holds the bucket digests, each next level 16 times fewer;

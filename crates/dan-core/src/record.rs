@@ -384,7 +384,7 @@ fn check_tags(tags: &BTreeSet<String>) -> Result<(), RecordError> {
 }
 
 /// When and by which op a register was last written; the greater stamp wins.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct Stamp {
     /// The op's hybrid logical clock.
     pub hlc: Hlc,
@@ -393,7 +393,7 @@ pub struct Stamp {
 }
 
 /// A last-writer-wins register.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 struct Register<T> {
     value: T,
     stamp: Stamp,
@@ -430,7 +430,7 @@ fn field_size(name: &str, value: &FieldValue) -> usize {
 /// create it names, so every field shown was checked against the schema of
 /// the collection shown. The collection of the newest create is shown.
 /// Applying ops in any order gives the same state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordState {
     id: RecordId,
     by_collection: Few<String, Merged>,
@@ -451,7 +451,11 @@ const FEW: usize = 8;
 /// and one create, and a map's smallest node holds eleven (a replica keeps
 /// every record in memory), but a member that gives one record thousands
 /// must not make each change shift all of them.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize, V: Serialize",
+    deserialize = "K: Ord + Deserialize<'de>, V: Deserialize<'de>"
+))]
 enum Few<K, V> {
     Small(Vec<(K, V)>),
     Large(BTreeMap<K, V>),
@@ -519,7 +523,7 @@ impl<K: Ord, V> Few<K, V> {
 
 /// One collection's merge state of a record: one register per field, plus
 /// the bookkeeping that the view needs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Merged {
     title: Option<Register<String>>,
     tags: Option<Register<BTreeSet<String>>>,

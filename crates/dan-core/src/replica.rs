@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::charter::{Charter, CharterError, SignedGenesis};
 use crate::digest::DigestTree;
 use crate::evidence::Finding;
@@ -131,8 +133,12 @@ impl OpRejection {
     }
 }
 
+/// The first byte of a checkpoint ([`Replica::to_checkpoint`]): a build
+/// that lays the replica out differently changes it.
+const CHECKPOINT_FORMAT: u8 = 1;
+
 /// Why and from where an instance is deprecated.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Deprecation {
     /// Its ops from this seq on are refused.
     pub cutoff: u64,
@@ -152,8 +158,11 @@ pub enum Applied {
     Duplicate,
 }
 
-/// The state of one network as seen by one instance.
-#[derive(Clone, Debug)]
+/// The state of one network as seen by one instance. It serializes into a
+/// checkpoint ([`Replica::to_checkpoint`]) that only the instance that
+/// wrote it reads back ([`Replica::from_own_checkpoint`]).
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 pub struct Replica {
     genesis: SignedGenesis,
     network_id: NetworkId,
@@ -461,6 +470,43 @@ impl Replica {
                     request.request.succeeds.as_ref().map(|s| s.predecessor) == seat
                 })
             })
+    }
+
+    /// The whole replica as bytes, for an instance to read back at its
+    /// next start instead of replaying its op log
+    /// ([`from_own_checkpoint`](Self::from_own_checkpoint)).
+    pub fn to_checkpoint(&self) -> Vec<u8> {
+        let mut bytes = vec![CHECKPOINT_FORMAT];
+        // A replica holds only maps, sets, vectors and plain values, all
+        // of which postcard writes.
+        postcard::to_io(self, &mut bytes).expect("a replica always serializes");
+        bytes
+    }
+
+    /// Reads back a checkpoint of the network of `genesis` that this
+    /// instance wrote ([`to_checkpoint`](Self::to_checkpoint)) and proved
+    /// unchanged since (dan-node's clean-close seal names its hash). Its
+    /// content is believed as it is, rules and digests included: bytes from
+    /// anywhere else go through [`apply`](Self::apply) op by op.
+    #[cfg(feature = "sealed-log")]
+    pub fn from_own_checkpoint(
+        genesis: &SignedGenesis,
+        bytes: &[u8],
+    ) -> Result<Replica, crate::codec::CodecError> {
+        use crate::codec::CodecError;
+        let Some((&CHECKPOINT_FORMAT, body)) = bytes.split_first() else {
+            return Err(CodecError::Malformed(
+                "not a checkpoint of this version".into(),
+            ));
+        };
+        let replica: Replica =
+            postcard::from_bytes(body).map_err(|e| CodecError::Malformed(e.to_string()))?;
+        if replica.genesis != *genesis || replica.network_id != genesis.network_id() {
+            return Err(CodecError::Malformed(
+                "the checkpoint is of another network".into(),
+            ));
+        }
+        Ok(replica)
     }
 
     /// What this replica says about its network now, as a value to read

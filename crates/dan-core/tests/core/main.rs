@@ -2,6 +2,7 @@
 
 mod attacks;
 mod causal;
+mod checkpoint;
 mod evidence;
 mod golden;
 mod governance;
