@@ -98,18 +98,8 @@ pub(crate) async fn rebuild(
     genesis: &SignedGenesis,
     me: &PeerKey,
 ) -> Result<integrity::Replayed, NodeError> {
-    rebuild_as(store, genesis, me, integrity::Scope::Full).await
-}
-
-/// [`rebuild`], checking the store over `scope`.
-pub(crate) async fn rebuild_as(
-    store: &Store,
-    genesis: &SignedGenesis,
-    me: &PeerKey,
-    scope: integrity::Scope,
-) -> Result<integrity::Replayed, NodeError> {
     let findings = proven_findings(store, me).await?;
-    integrity::check_as(store, genesis, &findings, scope).await
+    integrity::check(store, genesis, &findings).await
 }
 
 impl Node {

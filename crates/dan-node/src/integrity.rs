@@ -35,13 +35,14 @@ pub struct RecordMismatch {
 /// What the integrity check found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct IntegrityReport {
-    /// Whether only a sample of the signatures was checked (every row was
-    /// compared): the log read is the one sealed at the last clean shutdown
-    /// (see `close_seal`). `false` when every signature was checked.
+    /// Whether only a sample of ops and rows was checked: the database is
+    /// the one checked and sealed at the last clean shutdown, and the
+    /// replica was read back from its checkpoint (see `close_seal`).
+    /// `false` when the whole log was replayed and every row compared.
     pub sampled: bool,
-    /// Ops in the log.
+    /// Ops checked: every op in the log, or the sample.
     pub ops_checked: u64,
-    /// Records compared.
+    /// Records compared: every row, or the sample.
     pub records_checked: u64,
     /// Ops whose bytes or signature do not verify.
     pub damaged_ops: Vec<DamagedOp>,
@@ -61,7 +62,7 @@ impl fmt::Display for IntegrityReport {
         if self.is_clean() && self.sampled {
             return write!(
                 f,
-                "integrity check passed: {} ops (the log sealed at the last clean shutdown: a sample of their signatures checked), {} records",
+                "integrity check passed: the database is the one checked at the last clean shutdown (a sample of {} ops and {} records checked again)",
                 self.ops_checked, self.records_checked
             );
         }
@@ -129,37 +130,11 @@ pub async fn check(
     genesis: &SignedGenesis,
     findings: &[(Finding, Hash32)],
 ) -> Result<Replayed, NodeError> {
-    check_as(store, genesis, findings, Scope::Full).await
-}
-
-/// How much of the store a check looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Scope {
-    /// Every signature and every row.
-    Full,
-    /// A clean shutdown sealed the digest of the log as this instance
-    /// wrote it (`close_seal`): the log is replayed with one op in
-    /// [`SAMPLE_EVERY`] verified (chosen afresh at each start), and every
-    /// row compared. The caller checks the log's digest against the seal
-    /// afterwards and checks everything if it differs.
-    Sealed,
-}
-
-/// In a sealed check, about one op in this many has its signature checked.
-const SAMPLE_EVERY: u8 = 64;
-
-/// [`check`] over `scope`.
-pub(crate) async fn check_as(
-    store: &Store,
-    genesis: &SignedGenesis,
-    findings: &[(Finding, Hash32)],
-    scope: Scope,
-) -> Result<Replayed, NodeError> {
     let mut hints = BTreeMap::new();
     let mut pass = 0;
     let mut first_log = None;
     let (mut replica, mut report, log) = loop {
-        let (replica, report, log) = replay(store, genesis, findings, hints.clone(), scope).await?;
+        let (replica, report, log) = replay(store, genesis, findings, hints.clone()).await?;
         pass += 1;
         let read = log.value();
         let same_log = *first_log.get_or_insert(read) == read;
@@ -171,7 +146,6 @@ pub(crate) async fn check_as(
     };
     replica.finish_rebuild();
     let replica = compare(store, replica, &mut report).await?;
-    report.sampled = scope == Scope::Sealed;
     let (ops, rows) = (store.op_count().await?, store.record_count().await?);
     // Pages follow the log's positions and the rows' numbers: rows that
     // paging cannot reach (a table rebuilt by hand without its keys) are
@@ -202,7 +176,7 @@ pub(crate) async fn check_as(
 }
 
 /// Runs `work` on a blocking thread ([`crate::verify::off_the_workers`]).
-async fn off_the_workers<T: Send + 'static>(
+pub(crate) async fn off_the_workers<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, NodeError> {
     crate::verify::off_the_workers(work)
@@ -220,13 +194,9 @@ async fn replay(
     genesis: &SignedGenesis,
     findings: &[(Finding, Hash32)],
     hints: BTreeMap<PeerKey, u64>,
-    scope: Scope,
 ) -> Result<(Replica, IntegrityReport, LogDigest), NodeError> {
     let mut replica = Replica::new(genesis.clone())?;
     let mut log = LogDigest::default();
-    // Which ops a sealed check verifies: chosen afresh at each start, so no
-    // op escapes every check.
-    let salt = crate::secrets::random_bytes()?;
     for (finding, evidence) in findings {
         replica.deprecate(finding, *evidence);
     }
@@ -235,40 +205,34 @@ async fn replay(
     let mut positions: HashMap<Hash32, i64> = HashMap::new();
     let mut waiting: Vec<VerifiedOp> = Vec::new();
     let mut after = None;
+    let started = std::time::Instant::now();
+    let mut spent = [std::time::Duration::ZERO; 4];
     loop {
+        let clock = std::time::Instant::now();
         let page = store.ops_after(after, PAGE).await?;
+        spent[0] += clock.elapsed();
         let Some(last) = page.last() else { break };
         after = Some(last.pos);
         report.ops_checked += page.len() as u64;
         for stored in &page {
             log.add(stored.pos, &stored.op_id);
         }
+        let clock = std::time::Instant::now();
         let decoded = decode(&page, &mut positions, &mut report);
-        let (verified, forged) = match scope {
-            Scope::Full => crate::verify::verify(decoded).await,
-            Scope::Sealed => {
-                let (sample, trusted): (Vec<Op>, Vec<Op>) = decoded.into_iter().partition(|op| {
-                    let pick = Hash32::tagged("dan sealed sample", &[&salt, &op.id().0]);
-                    pick.0[0].is_multiple_of(SAMPLE_EVERY)
-                });
-                let (mut verified, forged) = crate::verify::verify(sample).await;
-                verified.extend(trusted.into_iter().map(VerifiedOp::reread_from_sealed_log));
-                (verified, forged)
-            }
-        };
-        for op in forged {
-            report.damaged_ops.push(DamagedOp {
-                pos: positions.get(&op.id()).copied().unwrap_or_default(),
-                problem: "its signature does not verify".into(),
-            });
-        }
+        spent[1] += clock.elapsed();
+        let clock = std::time::Instant::now();
+        let (verified, forged) = crate::verify::verify(decoded).await;
+        note_forged(forged, &positions, &mut report);
+        spent[2] += clock.elapsed();
         waiting.extend(verified);
         let batch = std::mem::take(&mut waiting);
+        let clock = std::time::Instant::now();
         let (back, outcome) = off_the_workers(move || {
             let outcome = replica.apply_batch(batch);
             (replica, outcome)
         })
         .await?;
+        spent[3] += clock.elapsed();
         replica = back;
         note_refused(outcome.rejected, &positions, &mut report);
         waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
@@ -281,7 +245,30 @@ async fn replay(
     note_refused(outcome.rejected, &positions, &mut report);
     note_refused(outcome.deferred, &positions, &mut report);
     report.damaged_ops.sort_by_key(|damaged| damaged.pos);
+    tracing::info!(
+        "replayed {} ops in {:.2?} (reading {:.2?}, decoding {:.2?}, verifying {:.2?}, applying {:.2?})",
+        report.ops_checked,
+        started.elapsed(),
+        spent[0],
+        spent[1],
+        spent[2],
+        spent[3]
+    );
     Ok((replica, report, log))
+}
+
+/// Reports the ops whose signature does not verify as damage.
+pub(crate) fn note_forged(
+    forged: Vec<Op>,
+    positions: &HashMap<Hash32, i64>,
+    report: &mut IntegrityReport,
+) {
+    for op in forged {
+        report.damaged_ops.push(DamagedOp {
+            pos: positions.get(&op.id()).copied().unwrap_or_default(),
+            problem: "its signature does not verify".into(),
+        });
+    }
 }
 
 /// Reports the ops the rules refused as damage, as they come (nothing of
@@ -306,7 +293,7 @@ fn note_refused(
 
 /// Decodes one page of the log: the ops whose bytes are sound (their
 /// positions noted), the others reported as damaged.
-fn decode(
+pub(crate) fn decode(
     page: &[StoredOp],
     positions: &mut HashMap<Hash32, i64>,
     report: &mut IntegrityReport,
@@ -334,7 +321,7 @@ fn decode(
 /// Compares the records rebuilt from the log with the stored rows, a page
 /// of rows at a time (never a second copy of every record in memory), on
 /// blocking threads.
-async fn compare(
+pub(crate) async fn compare(
     store: &Store,
     mut replica: Replica,
     report: &mut IntegrityReport,
@@ -342,8 +329,12 @@ async fn compare(
     let mut stored_ids: HashSet<RecordId> = HashSet::new();
     let mut mismatched = Vec::new();
     let mut after = None;
+    let started = std::time::Instant::now();
+    let mut reading = std::time::Duration::ZERO;
     loop {
+        let clock = std::time::Instant::now();
         let rows = store.records_after(after, PAGE).await?;
+        reading += clock.elapsed();
         let Some((last, _)) = rows.last() else { break };
         after = Some(*last);
         report.records_checked += rows.len() as u64;
@@ -370,6 +361,11 @@ async fn compare(
     .await?;
     mismatched.sort_by(|a, b| a.id.cmp(&b.id));
     report.mismatched_records = mismatched;
+    tracing::info!(
+        "compared {} rows in {:.2?} (reading {reading:.2?})",
+        report.records_checked,
+        started.elapsed()
+    );
     Ok(replica)
 }
 

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod backup;
 pub mod bulk;
+mod clean_close;
 mod close_seal;
 mod code;
 pub mod control;

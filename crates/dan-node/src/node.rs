@@ -363,8 +363,9 @@ impl Node {
         }
         let lock = lock_data_dir(&data_dir)?;
         dan_store::private::protect_dir_and_files(&data_dir)?;
-        // Taken at once, so that a crash from here on leaves none behind.
-        let seal = crate::close_seal::take(&data_dir);
+        // Taken at once, so that a crash from here on leaves none behind,
+        // and the file hashed before it is opened.
+        let left = crate::close_seal::take(&data_dir, &data_dir.join(DB_FILE));
         let store = Store::open(&data_dir.join(DB_FILE)).await?;
         let sealed = read_sealed_key(&store, &data_dir).await?;
         let keypair = unlock(&store, &sealed, &credentials).await?;
@@ -389,9 +390,19 @@ impl Node {
             }
             Some(bytes) => {
                 let genesis = SignedGenesis::from_bytes(&bytes)?;
-                let seal = seal.map(|seal| (seal, own_code));
+                let sealed = left.and_then(|left| {
+                    let sealed = left.holds(&own_code, &keypair);
+                    if sealed.is_none() {
+                        tracing::info!(
+                            "the database or the checkpoint is not the one sealed at the last clean shutdown: checking everything"
+                        );
+                    }
+                    sealed.map(|sealed| (sealed, left.checkpoint))
+                });
+                let clock = std::time::Instant::now();
                 let (replica, report) =
-                    load_replica(&store, &genesis, &keypair, config.on_damage, seal).await?;
+                    load_replica(&store, &genesis, &keypair, config.on_damage, sealed).await?;
+                tracing::info!("loaded the replica in {:.2?}", clock.elapsed());
                 (Some(replica), report)
             }
         };
@@ -460,18 +471,10 @@ impl Node {
         // On the replica's owner, so a write under way has appended to the
         // log's digest before it is sealed, and none comes after.
         let closed = self
-            .with_ledger(|node, _| {
+            .with_ledger(|node, ledger| {
                 async move {
-                    node.inner.store.close().await;
-                    if node.integrity().is_clean()
-                        && let Some(log) = node.inner.store.log_digest()
-                    {
-                        let sealed = crate::close_seal::Sealed {
-                            log,
-                            build: &node.inner.code_hash,
-                        };
-                        crate::close_seal::seal(&node.inner.data_dir, &sealed, &node.keypair());
-                    }
+                    let replica = ledger.replica.take();
+                    ledger.replica = node.close_and_seal(replica).await;
                     Ok(())
                 }
                 .boxed()
@@ -483,6 +486,80 @@ impl Node {
         }
         if let Ok(mut lock) = self.inner.lock.lock() {
             lock.take();
+        }
+    }
+
+    /// Closes the store and, when everything checked at start and the
+    /// database still holds exactly what this instance wrote
+    /// (`clean_close`), writes the replica's checkpoint and seals it with
+    /// the closed file (`close_seal`). Hands the replica back.
+    async fn close_and_seal(&self, replica: Option<Replica>) -> Option<Replica> {
+        let store = &self.inner.store;
+        let followed = store.log_digest().filter(|_| self.integrity().is_clean());
+        let (followed, replica) = match (followed, replica) {
+            (Some(followed), Some(replica)) => (followed, replica),
+            (_, replica) => {
+                store.close().await;
+                return replica;
+            }
+        };
+        let started = std::time::Instant::now();
+        let db = self.inner.data_dir.join(DB_FILE);
+        let before = match store.flush_wal().await {
+            Ok(true) => crate::close_seal::whole_file_digest(&db),
+            _ => None,
+        };
+        let checked = if replica.needs_rebuild() {
+            Ok((replica, Some("the state waits for a rebuild".to_owned())))
+        } else {
+            crate::clean_close::check_before_sealing(store, replica, followed).await
+        };
+        store.close().await;
+        let (replica, found) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                tracing::warn!("checking the database at shutdown: {error}");
+                return None;
+            }
+        };
+        let after = crate::close_seal::whole_file_digest(&db);
+        match (found, before) {
+            (Some(found), _) => {
+                tracing::warn!(
+                    "not sealing the shutdown: {found}; the next start checks everything and names it"
+                );
+                Some(replica)
+            }
+            (None, Some(file)) if after == Some(file) => {
+                let Ok((replica, bytes)) = crate::integrity::off_the_workers(move || {
+                    let bytes = replica.to_checkpoint();
+                    (replica, bytes)
+                })
+                .await
+                else {
+                    return None;
+                };
+                crate::close_seal::seal(
+                    &self.inner.data_dir,
+                    file,
+                    followed,
+                    &bytes,
+                    &self.inner.code_hash,
+                    &self.keypair(),
+                );
+                tracing::info!(
+                    "checked and sealed the database in {:.2?} (checkpoint of {} KiB)",
+                    started.elapsed(),
+                    bytes.len() / 1024
+                );
+                Some(replica)
+            }
+            (None, _) => {
+                tracing::warn!(
+                    "not sealing the shutdown: the database file changed while it was checked"
+                );
+                Some(replica)
+            }
         }
     }
 
@@ -1227,41 +1304,32 @@ async fn unlock(
     Ok(keypair)
 }
 
-/// Rebuilds the replica from the log and checks the store: a sample of
-/// the signatures when `seal` (from the last clean shutdown) names the log
-/// read, every signature otherwise. Once the store is found clean, it
-/// follows the log's digest for the next seal.
+/// The replica and the check of the store: read back from the checkpoint
+/// that `sealed` (from the last clean shutdown, proven to name the database
+/// and the checkpoint as they are) names, with a sample of ops and rows
+/// checked again; rebuilt from the whole log with every signature and row
+/// checked otherwise, or when the sample finds anything. Once the store is
+/// found clean, it follows the log's digest for the next seal.
 async fn load_replica(
     store: &Store,
     genesis: &SignedGenesis,
     keypair: &Keypair,
     on_damage: OnDamage,
-    seal: Option<(Vec<u8>, CodeHash)>,
+    sealed: Option<(crate::close_seal::Sealed, Vec<u8>)>,
 ) -> Result<(Replica, IntegrityReport), NodeError> {
-    use crate::deprecation::{rebuild, rebuild_as};
-    use crate::integrity::Scope;
-    let me = keypair.public();
-    let mut replayed = match &seal {
-        Some((seal, build)) => {
-            let sampled = rebuild_as(store, genesis, &me, Scope::Sealed).await?;
-            let holds = sampled.log.as_ref().is_some_and(|log| {
-                let sealed = crate::close_seal::Sealed {
-                    log: log.value(),
-                    build,
-                };
-                crate::close_seal::holds(seal, &sealed, keypair)
-            });
-            if holds && sampled.report.is_clean() {
-                sampled
-            } else {
-                tracing::info!(
-                    "the log is not the one sealed at the last clean shutdown: checking every signature"
-                );
-                rebuild(store, genesis, &me).await?
+    if let Some((sealed, checkpoint)) = sealed {
+        match from_checkpoint(store, genesis, checkpoint).await? {
+            Some((replica, report)) => {
+                tracing::info!("{report}");
+                store.follow_log(dan_store::LogDigest::resume(sealed.log));
+                return Ok((replica, report));
             }
+            None => tracing::info!(
+                "the state read back from the checkpoint does not match the database: checking everything"
+            ),
         }
-        None => rebuild(store, genesis, &me).await?,
-    };
+    }
+    let mut replayed = crate::deprecation::rebuild(store, genesis, &keypair.public()).await?;
     let report = std::mem::take(&mut replayed.report);
     if report.is_clean() {
         tracing::info!("{report}");
@@ -1294,4 +1362,27 @@ async fn load_replica(
             Ok((replayed.replica, report))
         }
     }
+}
+
+/// The replica read back from a sealed checkpoint and the check of a
+/// sample of the store against it; `None` when the sample finds anything.
+async fn from_checkpoint(
+    store: &Store,
+    genesis: &SignedGenesis,
+    checkpoint: Vec<u8>,
+) -> Result<Option<(Replica, IntegrityReport)>, NodeError> {
+    let genesis_copy = genesis.clone();
+    let read = crate::integrity::off_the_workers(move || {
+        Replica::from_own_checkpoint(&genesis_copy, &checkpoint)
+    })
+    .await?;
+    let replica = match read {
+        Ok(replica) => replica,
+        Err(error) => {
+            tracing::warn!("the sealed checkpoint does not read back: {error}");
+            return Ok(None);
+        }
+    };
+    let report = crate::clean_close::check_samples(store, &replica).await?;
+    Ok(report.is_clean().then_some((replica, report)))
 }

@@ -386,6 +386,84 @@ impl Store {
             .collect()
     }
 
+    /// The ops at about `picks.len()` positions spread over the log as the
+    /// picks say (each taken modulo the span of positions; gaps left by a
+    /// repair give fewer): samples to check again at a start that does not
+    /// read the whole log.
+    pub async fn sample_ops(&self, picks: &[u64]) -> Result<Vec<StoredOp>, StoreError> {
+        let Some(positions) = self.spread("ops", "pos", picks).await? else {
+            return Ok(Vec::new());
+        };
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT pos, op_id, bytes FROM ops WHERE pos IN (");
+        let mut list = query.separated(", ");
+        for pos in positions {
+            list.push_bind(pos);
+        }
+        query.push(") ORDER BY pos");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(stored_op).collect()
+    }
+
+    /// Record rows at about `picks.len()` row numbers spread over the
+    /// table, as stored (damaged ones as errors): samples, as
+    /// [`sample_ops`](Self::sample_ops).
+    pub async fn sample_records(
+        &self,
+        picks: &[u64],
+    ) -> Result<Vec<Result<RecordView, RowError>>, StoreError> {
+        let Some(numbers) = self.spread("records", "rowid", picks).await? else {
+            return Ok(Vec::new());
+        };
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE rowid IN ("
+        ));
+        let mut list = query.separated(", ");
+        for number in numbers {
+            list.push_bind(number);
+        }
+        query.push(")");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok(RecordRow::read(row)?.into_view()))
+            .collect()
+    }
+
+    /// `picks` spread over the span of `key` in `table` (`None` when it is
+    /// empty).
+    async fn spread(
+        &self,
+        table: &str,
+        key: &str,
+        picks: &[u64],
+    ) -> Result<Option<Vec<i64>>, StoreError> {
+        let sql = format!("SELECT min({key}), max({key}) FROM {table}");
+        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await?;
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(None);
+        };
+        let span = last.abs_diff(first).saturating_add(1);
+        Ok(Some(
+            picks
+                .iter()
+                .take(IDS_PER_STATEMENT)
+                .map(|pick| first.saturating_add_unsigned(pick % span))
+                .collect(),
+        ))
+    }
+
+    /// Moves everything in the write-ahead log into the database file, so
+    /// that the file alone holds the data. `false` when another connection
+    /// (not this store's) kept it from finishing.
+    pub async fn flush_wal(&self) -> Result<bool, StoreError> {
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(busy == 0)
+    }
+
     /// Every record row as stored, damaged ones as errors, for the integrity
     /// check.
     pub async fn all_records(&self) -> Result<Vec<Result<RecordView, RowError>>, StoreError> {

@@ -109,10 +109,7 @@ fn a_checkpoint_keeps_the_governance_and_its_votes_go_on() {
         }),
     );
     let again = VerifiedOp::sign(body, founder).expect("sign");
-    assert_eq!(
-        restored.apply(&again).is_err(),
-        kept.apply(&again).is_err()
-    );
+    assert_eq!(restored.apply(&again).is_err(), kept.apply(&again).is_err());
     assert!(restored.apply(&again).is_err(), "a second vote");
 }
 
