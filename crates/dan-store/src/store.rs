@@ -352,13 +352,27 @@ impl Store {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<StoredOp>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT pos, op_id, bytes FROM ops WHERE ?1 IS NULL OR pos > ?1 ORDER BY pos LIMIT ?2",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        // Two statements, not `?1 IS NULL OR pos > ?1`: SQLite cannot seek
+        // to a position through an OR, and each page would scan the log
+        // from its start.
+        let limit = i64::from(limit);
+        let rows = match after {
+            None => {
+                sqlx::query("SELECT pos, op_id, bytes FROM ops ORDER BY pos LIMIT ?1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(after) => {
+                sqlx::query(
+                    "SELECT pos, op_id, bytes FROM ops WHERE pos > ?1 ORDER BY pos LIMIT ?2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         rows.iter().map(stored_op).collect()
     }
 
@@ -370,12 +384,18 @@ impl Store {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<(i64, Result<RecordView, RowError>)>, StoreError> {
+        // As in `ops_after`, a statement that can seek.
+        let from = if after.is_some() {
+            "WHERE rowid > ?2"
+        } else {
+            "WHERE ?2 IS NULL"
+        };
         let sql = format!(
-            "SELECT rowid AS row_number, {RECORD_COLUMNS} FROM records WHERE ?1 IS NULL OR rowid > ?1 ORDER BY rowid LIMIT ?2"
+            "SELECT rowid AS row_number, {RECORD_COLUMNS} FROM records {from} ORDER BY rowid LIMIT ?1"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(after)
             .bind(i64::from(limit))
+            .bind(after)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
