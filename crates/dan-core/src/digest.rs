@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::hash::Hash32;
 
@@ -20,7 +20,8 @@ pub const BUCKETS: usize = 4096;
 const FANOUT: usize = 16;
 
 /// An incremental digest of a set of (key, value) pairs.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(serde::Deserialize))]
 pub struct DigestTree {
     buckets: Vec<BTreeMap<Hash32, Hash32>>,
     /// `levels[0]` holds the bucket digests, each next level 16 times fewer;

@@ -189,7 +189,8 @@ pub struct ProposalState {
 }
 
 /// A governance op as the fold sees it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 pub(crate) struct GovernanceEntry {
     pub(crate) origin: PeerKey,
     pub(crate) seq: u64,
@@ -210,7 +211,8 @@ impl GovernanceEntry {
 }
 
 /// The outcome of the fold.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 pub(crate) struct Governed {
     pub(crate) members: BTreeMap<PeerKey, Member>,
     /// Shared with the copies [`KeptFold`] keeps: a copy clones pointers,
@@ -274,7 +276,8 @@ fn decision(
 /// (an op arriving out of clock order, a new deprecation) folds again from
 /// the genesis. Either way the result is the fold of the whole set in
 /// (clock, op id) order.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 pub(crate) struct Folder {
     deprecated: BTreeMap<PeerKey, String>,
     /// The member table before deprecations are marked (the fold itself
@@ -299,7 +302,8 @@ pub(crate) struct Folder {
 }
 
 /// What folding some ops changed.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 pub(crate) struct Touched {
     pub(crate) members: BTreeSet<PeerKey>,
     pub(crate) proposals: BTreeSet<OpId>,
@@ -859,11 +863,15 @@ pub(crate) enum Folded {
 /// again from the genesis, so a network with a long governance history
 /// paid for every late op with all of it. The result is always the fold of
 /// the whole set in (clock, op id) order.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 pub(crate) struct KeptFold {
     current: Folder,
     /// Oldest first, each taken after folding a multiple of
-    /// [`SNAPSHOT_EVERY`] ops of the current set.
+    /// [`SNAPSHOT_EVERY`] ops of the current set. Not kept in a checkpoint
+    /// (each would be a copy of the whole fold): a replica read back folds
+    /// an early op again from the genesis once.
+    #[serde(skip)]
     snapshots: Vec<Folder>,
 }
 

@@ -126,16 +126,6 @@ impl Op {
 pub struct VerifiedOp(Op);
 
 impl VerifiedOp {
-    /// An op read back from an instance's own op log whose file is proven
-    /// unchanged since that instance closed it (it verified every op before
-    /// storing it): its signature is not checked again. For nothing else:
-    /// bytes from a peer, a file or a log that may have changed go through
-    /// [`verify_ops`].
-    #[cfg(feature = "sealed-log")]
-    pub fn reread_from_sealed_log(op: Op) -> VerifiedOp {
-        VerifiedOp(op)
-    }
-
     /// Signs `body` with the origin's key. The body's origin must be the
     /// key's public half.
     pub fn sign(body: OpBody, keypair: &Keypair) -> Result<VerifiedOp, SignError> {

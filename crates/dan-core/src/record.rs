@@ -384,7 +384,8 @@ fn check_tags(tags: &BTreeSet<String>) -> Result<(), RecordError> {
 }
 
 /// When and by which op a register was last written; the greater stamp wins.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 pub struct Stamp {
     /// The op's hybrid logical clock.
     pub hlc: Hlc,
@@ -393,7 +394,8 @@ pub struct Stamp {
 }
 
 /// A last-writer-wins register.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 struct Register<T> {
     value: T,
     stamp: Stamp,
@@ -430,7 +432,8 @@ fn field_size(name: &str, value: &FieldValue) -> usize {
 /// create it names, so every field shown was checked against the schema of
 /// the collection shown. The collection of the newest create is shown.
 /// Applying ops in any order gives the same state.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 pub struct RecordState {
     id: RecordId,
     by_collection: Few<String, Merged>,
@@ -451,7 +454,8 @@ const FEW: usize = 8;
 /// and one create, and a map's smallest node holds eleven (a replica keeps
 /// every record in memory), but a member that gives one record thousands
 /// must not make each change shift all of them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 #[serde(bound(
     serialize = "K: Serialize, V: Serialize",
     deserialize = "K: Ord + Deserialize<'de>, V: Deserialize<'de>"
@@ -523,7 +527,8 @@ impl<K: Ord, V> Few<K, V> {
 
 /// One collection's merge state of a record: one register per field, plus
 /// the bookkeeping that the view needs.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
 struct Merged {
     title: Option<Register<String>>,
     tags: Option<Register<BTreeSet<String>>>,

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::charter::{Charter, CharterError, SignedGenesis};
 use crate::digest::DigestTree;
@@ -138,7 +138,8 @@ impl OpRejection {
 const CHECKPOINT_FORMAT: u8 = 1;
 
 /// Why and from where an instance is deprecated.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[cfg_attr(feature = "sealed-log", derive(serde::Deserialize))]
 pub struct Deprecation {
     /// Its ops from this seq on are refused.
     pub cutoff: u64,
@@ -162,7 +163,7 @@ pub enum Applied {
 /// checkpoint ([`Replica::to_checkpoint`]) that only the instance that
 /// wrote it reads back ([`Replica::from_own_checkpoint`]).
 #[derive(Clone, Debug, Serialize)]
-#[cfg_attr(feature = "sealed-log", derive(Deserialize))]
+#[cfg_attr(feature = "sealed-log", derive(serde::Deserialize))]
 pub struct Replica {
     genesis: SignedGenesis,
     network_id: NetworkId,

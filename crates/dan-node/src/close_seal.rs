@@ -39,8 +39,9 @@ const SEAL_FILE: &str = "clean-close.seal";
 /// The replica's checkpoint file in the data directory.
 const CHECKPOINT_FILE: &str = "replica.checkpoint";
 
-/// Largest checkpoint read back (a replica of millions of records).
-const MAX_CHECKPOINT_BYTES: u64 = 16 << 30;
+/// Largest checkpoint read back (a replica of a few million records; read
+/// only once the seal naming its hash holds).
+const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
 
 /// What a seal names: the database file, the replica's checkpoint and the
 /// log as written, each by its digest.
@@ -104,54 +105,44 @@ impl Seal {
     }
 }
 
-/// What a clean close left for the next start.
-pub(crate) struct Left {
-    /// The seal.
-    pub(crate) seal: Seal,
-    /// The replica's checkpoint, as read.
-    pub(crate) checkpoint: Vec<u8>,
-    /// BLAKE3 of the database file as it is, before it is opened.
-    pub(crate) file: [u8; 32],
-}
-
-impl Left {
-    /// What the seal names, if `keypair` made it for `build` and for the
-    /// database file and the checkpoint as they are.
-    pub(crate) fn holds(&self, build: &CodeHash, keypair: &Keypair) -> Option<Sealed> {
-        self.seal.holds(build, keypair).filter(|sealed| {
-            sealed.file == self.file
-                && sealed.checkpoint == *blake3::hash(&self.checkpoint).as_bytes()
-        })
-    }
-}
-
 /// Removes the seal and the checkpoint (the database they were for was
-/// replaced).
+/// replaced, or a start took them).
 pub(crate) fn forget(data_dir: &Path) {
     let _ = std::fs::remove_file(data_dir.join(SEAL_FILE));
     let _ = std::fs::remove_file(data_dir.join(CHECKPOINT_FILE));
 }
 
-/// At start, before the database is opened: takes the seal and the
-/// checkpoint away (whatever they say) and hashes the database file `db`,
-/// for [`Left::holds`] to check once the key is unlocked. `None` when
-/// something is missing.
-pub(crate) fn take(data_dir: &Path, db: &Path) -> Option<Left> {
-    let read = |name: &str, limit: u64| {
-        let path = data_dir.join(name);
-        let bytes = dan_store::private::read_bounded(&path, limit).ok();
-        let _ = std::fs::remove_file(&path);
-        bytes
-    };
-    let seal = read(SEAL_FILE, SEAL_BYTES as u64);
-    let checkpoint = read(CHECKPOINT_FILE, MAX_CHECKPOINT_BYTES);
-    let seal = Seal::from_bytes(&seal?)?;
-    let file = whole_file_digest(db)?;
-    Some(Left {
-        seal,
-        checkpoint: checkpoint?,
-        file,
-    })
+/// At start, before the database is opened: the seal, if there is one (not
+/// yet checked, and left in place until [`take`]: a start that stops to
+/// ask for the password keeps it for the next try).
+pub(crate) fn read(data_dir: &Path) -> Option<Seal> {
+    let bytes = dan_store::private::read_bounded(&data_dir.join(SEAL_FILE), SEAL_BYTES as u64);
+    Seal::from_bytes(&bytes.ok()?)
+}
+
+/// Once the key is unlocked, before anything is written: what `seal`
+/// names and the checkpoint, if `keypair` sealed them for `build`, for the
+/// database file as it is now (`file`, hashed as SQLite opened it) and for
+/// the checkpoint as it is. Takes the seal and the checkpoint away in any
+/// case, so that a crash from here on leaves none behind.
+pub(crate) fn take(
+    data_dir: &Path,
+    seal: Option<Seal>,
+    file: Option<[u8; 32]>,
+    build: &CodeHash,
+    keypair: &Keypair,
+) -> Option<(Sealed, Vec<u8>)> {
+    let sealed = seal
+        .and_then(|seal| seal.holds(build, keypair))
+        .filter(|sealed| file == Some(sealed.file));
+    let checkpoint = sealed.and_then(|sealed| {
+        let bytes =
+            dan_store::private::read_bounded(&data_dir.join(CHECKPOINT_FILE), MAX_CHECKPOINT_BYTES)
+                .ok()?;
+        (*blake3::hash(&bytes).as_bytes() == sealed.checkpoint).then_some((sealed, bytes))
+    });
+    forget(data_dir);
+    checkpoint
 }
 
 /// BLAKE3 of the database file `db`, when it holds the whole database (no
@@ -199,9 +190,9 @@ pub(crate) fn seal(
 
 #[cfg(test)]
 mod tests {
-    use dan_core::{Applied, Hash32, Keypair, Op, Payload, RecordAction, RecordId, VerifiedOp};
+    use dan_core::{Hash32, Keypair, Payload, RecordAction, RecordId, VerifiedOp};
 
-    use super::{CHECKPOINT_FILE, SEAL_FILE, take};
+    use super::{CHECKPOINT_FILE, SEAL_FILE, read, take};
     use crate::api::PutRecord;
     use crate::error::NodeError;
     use crate::node::{Credentials, DB_FILE, Node, NodeConfig};
@@ -282,9 +273,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let node = founded(dir.path()).await;
         node.put_record(put("Dune")).await.expect("write");
-        // An op with a broken signature put into the log behind DAN's back,
-        // as a local user's sqlite3 could while the instance runs.
-        let (me, keypair) = (node.peer_id(), node.keypair());
+        // A signed op of a key that is no member, put into the log behind
+        // DAN's back (as a local user's sqlite3 could while the instance
+        // runs), without a row: only the log's digest tells.
+        let stranger = Keypair::from_secret([9; 32]);
         let forged = node
             .read_replica(move |replica| {
                 let payload = Payload::Record {
@@ -296,30 +288,13 @@ mod tests {
                         tags: Default::default(),
                     },
                 };
-                let body = replica.next_body(me, 1_900_000_000_000, payload);
-                let mut bytes = VerifiedOp::sign(body, &keypair)
-                    .expect("sign")
-                    .bytes()
-                    .to_vec();
-                let last = bytes.len() - 1;
-                bytes[last] ^= 1;
-                let forged =
-                    VerifiedOp::reread_from_sealed_log(Op::decode(&bytes).expect("decode"));
-                // With the row it would make, so that comparing rows finds
-                // nothing: only the log's digest tells.
-                let view = match replica.clone().apply(&forged) {
-                    Ok(Applied::New(Some(view))) => *view,
-                    other => panic!("{other:?}"),
-                };
-                (forged, view)
+                let body = replica.next_body(stranger.public(), 1_900_000_000_000, payload);
+                VerifiedOp::sign(body, &stranger).expect("sign")
             })
             .await
             .expect("network");
         let store = behind_its_back(dir.path()).await;
-        store
-            .commit(&[forged.0], &[forged.1])
-            .await
-            .expect("insert");
+        store.commit(&[forged], &[]).await.expect("insert");
         store.close().await;
         node.close().await;
         assert!(
@@ -333,7 +308,7 @@ mod tests {
                     report
                         .damaged_ops
                         .iter()
-                        .any(|d| d.problem.contains("signature")),
+                        .any(|d| d.problem.contains("not a member")),
                     "{report}"
                 );
             }
@@ -391,6 +366,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_checkpoint_that_does_not_match_the_database_is_found_by_the_sample_and_everything_is_checked()
+     {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        node.put_record(put("Dune")).await.expect("write");
+        node.close().await;
+        let older = std::fs::read(dir.path().join(CHECKPOINT_FILE)).expect("checkpoint");
+        let node = reopen(dir.path()).await.expect("reopen");
+        node.put_record(put("Written after")).await.expect("write");
+        let root = node.status().await.state_root;
+        let keypair = node.keypair();
+        node.close().await;
+        // The older checkpoint sealed for the database as it is now, as
+        // only a bug (or the key's holder) could.
+        let log = read(dir.path()).expect("sealed").sealed.log;
+        let file = super::whole_file_digest(&dir.path().join(DB_FILE)).expect("digest");
+        let build = crate::code::code_hash().expect("code hash");
+        super::seal(dir.path(), file, log, &older, &build, &keypair);
+        let node = reopen(dir.path()).await.expect("reopen");
+        assert!(
+            !node.integrity().sampled,
+            "the sample found the op and the row the checkpoint lacks"
+        );
+        assert_eq!(node.status().await.state_root, root);
+        node.close().await;
+    }
+
+    #[tokio::test]
     async fn a_start_after_a_crash_checks_everything() {
         let dir = tempfile::tempdir().expect("temp dir");
         let node = founded(dir.path()).await;
@@ -414,48 +417,69 @@ mod tests {
         let key = Keypair::from_secret([3; 32]);
         let (build, other_build) = (Hash32([1; 32]), Hash32([2; 32]));
         let log = ([7; 32], 12);
-        let write = |content: &[u8], checkpoint: &[u8]| {
-            std::fs::write(&db, content).expect("db");
-            let file = super::whole_file_digest(&db).expect("digest");
-            super::seal(dir.path(), file, log, checkpoint, &build, &key);
-        };
-        write(b"database", b"replica");
-        let left = take(dir.path(), &db).expect("sealed");
-        let sealed = left.holds(&build, &key).expect("holds");
-        assert_eq!(sealed.log, log);
-        assert!(left.holds(&other_build, &key).is_none(), "another build");
+        std::fs::write(&db, b"database").expect("db");
+        let file = super::whole_file_digest(&db).expect("digest");
+        let write = || super::seal(dir.path(), file, log, b"replica", &build, &key);
+        let take_with = |file, build, key| take(dir.path(), read(dir.path()), file, build, key);
+
+        write();
+        let (sealed, checkpoint) = take_with(Some(file), &build, &key).expect("holds");
+        assert_eq!((sealed.log, &checkpoint[..]), (log, &b"replica"[..]));
+        assert!(!sealed_files_left(dir.path()), "taken away");
+        assert!(take_with(Some(file), &build, &key).is_none(), "taken once");
+
+        write();
+        assert!(
+            take_with(Some(file), &other_build, &key).is_none(),
+            "another build"
+        );
+        assert!(
+            !sealed_files_left(dir.path()),
+            "taken away whatever they say"
+        );
+        write();
         let stranger = Keypair::from_secret([4; 32]);
-        assert!(left.holds(&build, &stranger).is_none(), "another key");
-        assert!(take(dir.path(), &db).is_none(), "taken once");
+        assert!(
+            take_with(Some(file), &build, &stranger).is_none(),
+            "another key"
+        );
+        write();
+        assert!(
+            take_with(Some([0; 32]), &build, &key).is_none(),
+            "another file"
+        );
+        write();
+        assert!(take_with(None, &build, &key).is_none(), "a file not hashed");
+        write();
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"replicas").expect("edit");
+        assert!(
+            take_with(Some(file), &build, &key).is_none(),
+            "another checkpoint"
+        );
 
-        write(b"database", b"replica");
-        std::fs::write(&db, b"database, edited").expect("edit");
-        let left = take(dir.path(), &db).expect("sealed");
-        assert!(left.holds(&build, &key).is_none(), "another file");
+        // Every byte of the seal counts: what it names and its tag.
+        for at in [0, 40, 70, 100, 120] {
+            write();
+            let seal = dir.path().join(SEAL_FILE);
+            let mut bytes = std::fs::read(&seal).expect("seal");
+            bytes[at] ^= 1;
+            std::fs::write(&seal, &bytes).expect("edit");
+            assert!(take_with(Some(file), &build, &key).is_none(), "byte {at}");
+            write();
+            std::fs::write(&seal, &bytes[..bytes.len() - 1]).expect("cut");
+            assert!(read(dir.path()).is_none(), "a cut seal");
+        }
 
-        write(b"database", b"replica");
-        std::fs::write(dir.path().join(super::CHECKPOINT_FILE), b"replicas").expect("edit");
-        let left = take(dir.path(), &db).expect("sealed");
-        assert!(left.holds(&build, &key).is_none(), "another checkpoint");
-
-        write(b"database", b"replica");
-        let seal = dir.path().join(SEAL_FILE);
-        let mut bytes = std::fs::read(&seal).expect("seal");
-        bytes[100] ^= 1;
-        std::fs::write(&seal, &bytes).expect("edit");
-        let left = take(dir.path(), &db).expect("sealed");
-        assert!(left.holds(&build, &key).is_none(), "another log count");
-        write(b"database", b"replica");
-        std::fs::write(&seal, &bytes[..bytes.len() - 1]).expect("cut");
-        assert!(take(dir.path(), &db).is_none(), "a cut seal");
-
-        write(b"database", b"replica");
         let mut wal = db.as_os_str().to_owned();
         wal.push("-wal");
         std::fs::write(&wal, b"frames").expect("wal");
         assert!(
-            take(dir.path(), &db).is_none(),
-            "a write-ahead log beside the file"
+            super::whole_file_digest(&db).is_none(),
+            "a write-ahead log beside the file: not the whole database"
         );
+    }
+
+    fn sealed_files_left(dir: &std::path::Path) -> bool {
+        dir.join(SEAL_FILE).exists() || dir.join(CHECKPOINT_FILE).exists()
     }
 }

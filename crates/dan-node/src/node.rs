@@ -363,12 +363,21 @@ impl Node {
         }
         let lock = lock_data_dir(&data_dir)?;
         dan_store::private::protect_dir_and_files(&data_dir)?;
-        // Taken at once, so that a crash from here on leaves none behind,
-        // and the file hashed before it is opened.
-        let left = crate::close_seal::take(&data_dir, &data_dir.join(DB_FILE));
-        let store = Store::open(&data_dir.join(DB_FILE)).await?;
+        let seal =
+            crate::close_seal::read(&data_dir).filter(|_| config.on_damage == OnDamage::Refuse);
+        let db = data_dir.join(DB_FILE);
+        let store = Store::open(&db).await?;
+        // Hashed as SQLite reads it (a journal or write-ahead log planted
+        // beside the file is played into it when it opens), before
+        // anything is written.
+        let file = match &seal {
+            Some(_) if store.flush_wal().await? => crate::close_seal::whole_file_digest(&db),
+            _ => None,
+        };
         let sealed = read_sealed_key(&store, &data_dir).await?;
         let keypair = unlock(&store, &sealed, &credentials).await?;
+        let own_code = code_hash()?;
+        let left = crate::close_seal::take(&data_dir, seal, file, &own_code, &keypair);
         let name = store
             .meta(META_NAME)
             .await?
@@ -378,7 +387,6 @@ impl Node {
             Some(bytes) => SignedInvite::from_link(&String::from_utf8_lossy(&bytes)).ok(),
             None => None,
         };
-        let own_code = code_hash()?;
         let (replica, integrity) = match store.meta(META_GENESIS).await? {
             None => {
                 // No network yet: the log is empty, unless something else
@@ -390,18 +398,9 @@ impl Node {
             }
             Some(bytes) => {
                 let genesis = SignedGenesis::from_bytes(&bytes)?;
-                let sealed = left.and_then(|left| {
-                    let sealed = left.holds(&own_code, &keypair);
-                    if sealed.is_none() {
-                        tracing::info!(
-                            "the database or the checkpoint is not the one sealed at the last clean shutdown: checking everything"
-                        );
-                    }
-                    sealed.map(|sealed| (sealed, left.checkpoint))
-                });
                 let clock = std::time::Instant::now();
                 let (replica, report) =
-                    load_replica(&store, &genesis, &keypair, config.on_damage, sealed).await?;
+                    load_replica(&store, &genesis, &keypair, config.on_damage, left).await?;
                 tracing::info!("loaded the replica in {:.2?}", clock.elapsed());
                 (Some(replica), report)
             }
@@ -496,71 +495,78 @@ impl Node {
     async fn close_and_seal(&self, replica: Option<Replica>) -> Option<Replica> {
         let store = &self.inner.store;
         let followed = store.log_digest().filter(|_| self.integrity().is_clean());
+        store.close().await;
         let (followed, replica) = match (followed, replica) {
             (Some(followed), Some(replica)) => (followed, replica),
-            (_, replica) => {
-                store.close().await;
-                return replica;
-            }
+            (_, replica) => return replica,
         };
+        if replica.needs_rebuild() {
+            tracing::info!("not sealing the shutdown: the state waits for a rebuild");
+            return Some(replica);
+        }
         let started = std::time::Instant::now();
         let db = self.inner.data_dir.join(DB_FILE);
-        let before = match store.flush_wal().await {
-            Ok(true) => crate::close_seal::whole_file_digest(&db),
-            _ => None,
+        let Some(file) = crate::close_seal::whole_file_digest(&db) else {
+            tracing::warn!(
+                "not sealing the shutdown: the database is still open elsewhere (a write-ahead log is left beside it)"
+            );
+            return Some(replica);
         };
-        let checked = if replica.needs_rebuild() {
-            Ok((replica, Some("the state waits for a rebuild".to_owned())))
-        } else {
-            crate::clean_close::check_before_sealing(store, replica, followed).await
+        // Read afresh, not through the pages the closed connections held:
+        // the check sees the file that was hashed.
+        let checked = match Store::open(&db).await {
+            Ok(fresh) => {
+                let checked =
+                    crate::clean_close::check_before_sealing(&fresh, replica, followed).await;
+                fresh.close().await;
+                checked
+            }
+            Err(error) => {
+                tracing::warn!("not sealing the shutdown: {error}");
+                return Some(replica);
+            }
         };
-        store.close().await;
         let (replica, found) = match checked {
             Ok(checked) => checked,
             Err(error) => {
-                tracing::warn!("checking the database at shutdown: {error}");
+                tracing::warn!("not sealing the shutdown: checking the database: {error}");
                 return None;
             }
         };
-        let after = crate::close_seal::whole_file_digest(&db);
-        match (found, before) {
-            (Some(found), _) => {
-                tracing::warn!(
-                    "not sealing the shutdown: {found}; the next start checks everything and names it"
-                );
-                Some(replica)
-            }
-            (None, Some(file)) if after == Some(file) => {
-                let Ok((replica, bytes)) = crate::integrity::off_the_workers(move || {
-                    let bytes = replica.to_checkpoint();
-                    (replica, bytes)
-                })
-                .await
-                else {
-                    return None;
-                };
-                crate::close_seal::seal(
-                    &self.inner.data_dir,
-                    file,
-                    followed,
-                    &bytes,
-                    &self.inner.code_hash,
-                    &self.keypair(),
-                );
-                tracing::info!(
-                    "checked and sealed the database in {:.2?} (checkpoint of {} KiB)",
-                    started.elapsed(),
-                    bytes.len() / 1024
-                );
-                Some(replica)
-            }
-            (None, _) => {
-                tracing::warn!(
-                    "not sealing the shutdown: the database file changed while it was checked"
-                );
-                Some(replica)
-            }
+        if let Some(found) = found {
+            tracing::warn!(
+                "not sealing the shutdown: {found}; the next start checks everything and names it"
+            );
+            return Some(replica);
         }
+        if crate::close_seal::whole_file_digest(&db) != Some(file) {
+            tracing::warn!(
+                "not sealing the shutdown: the database file changed while it was checked"
+            );
+            return Some(replica);
+        }
+        let Ok((replica, bytes)) = crate::integrity::off_the_workers(move || {
+            let bytes = replica.to_checkpoint();
+            (replica, bytes)
+        })
+        .await
+        else {
+            return None;
+        };
+        crate::close_seal::seal(
+            &self.inner.data_dir,
+            file,
+            followed,
+            &bytes,
+            &self.inner.code_hash,
+            &self.keypair(),
+        );
+        tracing::info!(
+            "checked and sealed the database in {:.2?} (checkpoint of {} KiB)",
+            started.elapsed(),
+            bytes.len() / 1024
+        );
+        Some(replica)
     }
 
     /// This instance's peer id.
