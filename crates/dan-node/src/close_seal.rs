@@ -53,10 +53,13 @@ pub(crate) struct Sealed {
     pub(crate) checkpoint: [u8; 32],
     /// The log's digest and row count ([`dan_store::LogDigest::value`]).
     pub(crate) log: ([u8; 32], u64),
+    /// Starts in a row that read the replica back from a checkpoint
+    /// ([`IntegrityReport::checkpoint_starts`](crate::integrity::IntegrityReport::checkpoint_starts)).
+    pub(crate) starts: u32,
 }
 
 /// Bytes of a seal file: what it names and its tag.
-const SEAL_BYTES: usize = 32 * 4 + 8;
+const SEAL_BYTES: usize = 32 * 4 + 8 + 4;
 
 impl Sealed {
     /// The tag of this seal for `build` under `keypair`.
@@ -67,6 +70,7 @@ impl Sealed {
         keyed.update(&self.checkpoint);
         keyed.update(&self.log.0);
         keyed.update(&self.log.1.to_le_bytes());
+        keyed.update(&self.starts.to_le_bytes());
         keyed.update(&build.0);
         keyed.finalize()
     }
@@ -94,13 +98,16 @@ impl Seal {
         };
         let mut rows = [0; 8];
         rows.copy_from_slice(&bytes[96..104]);
+        let mut starts = [0; 4];
+        starts.copy_from_slice(&bytes[104..108]);
         Some(Seal {
             sealed: Sealed {
                 file: part(0),
                 checkpoint: part(32),
                 log: (part(64), u64::from_le_bytes(rows)),
+                starts: u32::from_le_bytes(starts),
             },
-            tag: part(104),
+            tag: part(108),
         })
     }
 }
@@ -159,12 +166,11 @@ pub(crate) fn whole_file_digest(db: &Path) -> Option<[u8; 32]> {
 }
 
 /// After a clean close checked the database: writes `checkpoint` and seals
-/// it with `file` and `log` for `build`. A failure is only logged (the next
-/// start checks everything).
+/// it with `file`, `log` and `starts` for `build`. A failure is only logged
+/// (the next start checks everything).
 pub(crate) fn seal(
     data_dir: &Path,
-    file: [u8; 32],
-    log: ([u8; 32], u64),
+    (file, log, starts): ([u8; 32], ([u8; 32], u64), u32),
     checkpoint: &[u8],
     build: &CodeHash,
     keypair: &Keypair,
@@ -173,12 +179,14 @@ pub(crate) fn seal(
         file,
         checkpoint: *blake3::hash(checkpoint).as_bytes(),
         log,
+        starts,
     };
     let mut bytes = Vec::with_capacity(SEAL_BYTES);
     for part in [&sealed.file, &sealed.checkpoint, &sealed.log.0] {
         bytes.extend_from_slice(part);
     }
     bytes.extend_from_slice(&sealed.log.1.to_le_bytes());
+    bytes.extend_from_slice(&sealed.starts.to_le_bytes());
     bytes.extend_from_slice(sealed.tag(build, keypair).as_bytes());
     let written = dan_store::private::write_replacing(&data_dir.join(CHECKPOINT_FILE), checkpoint)
         .and_then(|()| dan_store::private::write_replacing(&data_dir.join(SEAL_FILE), &bytes));
@@ -383,7 +391,7 @@ mod tests {
         let log = read(dir.path()).expect("sealed").sealed.log;
         let file = super::whole_file_digest(&dir.path().join(DB_FILE)).expect("digest");
         let build = crate::code::code_hash().expect("code hash");
-        super::seal(dir.path(), file, log, &older, &build, &keypair);
+        super::seal(dir.path(), (file, log, 1), &older, &build, &keypair);
         let node = reopen(dir.path()).await.expect("reopen");
         assert!(
             !node.integrity().sampled,
@@ -391,6 +399,24 @@ mod tests {
         );
         assert_eq!(node.status().await.state_root, root);
         node.close().await;
+    }
+
+    #[tokio::test]
+    async fn after_eight_starts_in_a_row_from_a_checkpoint_the_next_replays_the_whole_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        node.put_record(put("Dune")).await.expect("write");
+        node.close().await;
+        let every = crate::integrity::FULL_CHECK_EVERY;
+        let mut sampled = Vec::new();
+        for _ in 0..every + 2 {
+            let node = reopen(dir.path()).await.expect("reopen");
+            sampled.push(node.integrity().sampled);
+            node.close().await;
+        }
+        let mut expected = vec![true; every as usize];
+        expected.extend([false, true]);
+        assert_eq!(sampled, expected);
     }
 
     #[tokio::test]
@@ -419,12 +445,15 @@ mod tests {
         let log = ([7; 32], 12);
         std::fs::write(&db, b"database").expect("db");
         let file = super::whole_file_digest(&db).expect("digest");
-        let write = || super::seal(dir.path(), file, log, b"replica", &build, &key);
+        let write = || super::seal(dir.path(), (file, log, 3), b"replica", &build, &key);
         let take_with = |file, build, key| take(dir.path(), read(dir.path()), file, build, key);
 
         write();
         let (sealed, checkpoint) = take_with(Some(file), &build, &key).expect("holds");
-        assert_eq!((sealed.log, &checkpoint[..]), (log, &b"replica"[..]));
+        assert_eq!(
+            (sealed.log, sealed.starts, &checkpoint[..]),
+            (log, 3, &b"replica"[..])
+        );
         assert!(!sealed_files_left(dir.path()), "taken away");
         assert!(take_with(Some(file), &build, &key).is_none(), "taken once");
 
@@ -458,7 +487,7 @@ mod tests {
         );
 
         // Every byte of the seal counts: what it names and its tag.
-        for at in [0, 40, 70, 100, 120] {
+        for at in [0, 40, 70, 100, 105, 120] {
             write();
             let seal = dir.path().join(SEAL_FILE);
             let mut bytes = std::fs::read(&seal).expect("seal");

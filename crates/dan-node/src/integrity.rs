@@ -40,6 +40,12 @@ pub struct IntegrityReport {
     /// replica was read back from its checkpoint (see `close_seal`).
     /// `false` when the whole log was replayed and every row compared.
     pub sampled: bool,
+    /// Starts in a row, this one included, that read the replica back from
+    /// a checkpoint instead of replaying the log (0 when this one replayed
+    /// it): every [`FULL_CHECK_EVERY`]th start replays it all the same, so
+    /// that a state that drifted from what the log gives does not live on
+    /// from checkpoint to checkpoint.
+    pub checkpoint_starts: u32,
     /// Ops checked: every op in the log, or the sample.
     pub ops_checked: u64,
     /// Records compared: every row, or the sample.
@@ -108,6 +114,10 @@ pub struct Replayed {
     /// wrote to it meanwhile).
     pub log: Option<LogDigest>,
 }
+
+/// A start after this many starts in a row from a checkpoint replays the
+/// whole log (see [`IntegrityReport::checkpoint_starts`]).
+pub const FULL_CHECK_EVERY: u32 = 8;
 
 /// Most replays of the op log one check makes (see [`check`]).
 const MAX_REPLAY_PASSES: usize = 4;

@@ -555,8 +555,7 @@ impl Node {
         };
         crate::close_seal::seal(
             &self.inner.data_dir,
-            file,
-            followed,
+            (file, followed, self.integrity().checkpoint_starts),
             &bytes,
             &self.inner.code_hash,
             &self.keypair(),
@@ -1323,9 +1322,20 @@ async fn load_replica(
     on_damage: OnDamage,
     sealed: Option<(crate::close_seal::Sealed, Vec<u8>)>,
 ) -> Result<(Replica, IntegrityReport), NodeError> {
+    let sealed = sealed.filter(|(sealed, _)| {
+        let due = sealed.starts >= crate::integrity::FULL_CHECK_EVERY;
+        if due {
+            tracing::info!(
+                "{} starts in a row read the state back from a checkpoint: checking everything",
+                sealed.starts
+            );
+        }
+        !due
+    });
     if let Some((sealed, checkpoint)) = sealed {
         match from_checkpoint(store, genesis, checkpoint).await? {
-            Some((replica, report)) => {
+            Some((replica, mut report)) => {
+                report.checkpoint_starts = sealed.starts + 1;
                 tracing::info!("{report}");
                 store.follow_log(dan_store::LogDigest::resume(sealed.log));
                 return Ok((replica, report));
