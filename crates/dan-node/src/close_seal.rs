@@ -2,26 +2,29 @@
 //! from a checkpoint instead of replaying the op log and comparing every
 //! row.
 //!
-//! Before a clean close seals, it checks the database as it is at that
-//! moment (`clean_close`): every row of the op log is one the store
-//! appended itself (the digest of the log it follows, [`dan_store::LogDigest`],
-//! started from a log this instance checked and extended by each row the
-//! store appends) with an id that matches its bytes, and every record row
-//! matches the replica. Edits made by anything else while the instance ran
-//! (a local user's `sqlite3`) are found there, and nothing is sealed. Then
-//! it writes the replica as a checkpoint and seals the hash of the closed
-//! database file (taken before and after the check: a write meanwhile
-//! makes them differ), the checkpoint's hash and the log's digest with a
-//! tag keyed by a key derived from its own secret key, naming the build (a
-//! new build, whose rules may be stricter, checks everything once).
+//! Before a clean close seals, it closes the pool, hashes the database
+//! file, and checks that file through a fresh connection (`clean_close`):
+//! every row of the op log is one the store appended itself (the digest of
+//! the log it follows, [`dan_store::LogDigest`], started from a log this
+//! instance checked and extended by each row the store appends) with an id
+//! that matches its bytes, every op of the replica is in the log, and every
+//! record row matches the replica. An edit made to the log or the records
+//! while the instance ran (a local user's `sqlite3`) is found there, and
+//! nothing is sealed. Then it hashes the file again (a write meanwhile
+//! makes the hashes differ), writes the replica as a checkpoint, and seals
+//! the file's hash, the checkpoint's and the log's digest with a tag keyed
+//! by a key derived from its own secret key, naming the build (a new
+//! build, whose rules may be stricter, checks everything once).
 //!
-//! The next start takes the seal and the checkpoint away at once (a crash
-//! after it can never leave one behind), hashes the database file before
-//! opening it, and reads the checkpoint back only if the tag holds for the
-//! file and the checkpoint as they are; it then checks a random sample of
-//! ops and rows again. Anything else checks everything. A write to the
-//! file after the start hashed it is a write while the instance runs,
-//! found by the next clean close.
+//! The next start reads the seal, opens the database (SQLite plays any
+//! journal or write-ahead log left beside it into the file), moves the
+//! write-ahead log into the file and hashes it before anything is written;
+//! once the key is unlocked it takes the seal and the checkpoint away (a
+//! crash from then on leaves none behind) and reads the checkpoint back
+//! only if the tag holds for the file and the checkpoint as they are; it
+//! then checks a random sample of ops and rows again. Anything else checks
+//! everything. A write to the file after the start hashed it is a write
+//! while the instance runs, found by the next clean close.
 //!
 //! What the seal does not stop: putting back an older database together
 //! with the seal and checkpoint written for it (as restoring a backup
