@@ -18,13 +18,15 @@
 //!
 //! The next start reads the seal, opens the database (SQLite plays any
 //! journal or write-ahead log left beside it into the file), moves the
-//! write-ahead log into the file and hashes it before anything is written;
+//! write-ahead log into the file and hashes it before this instance writes
+//! anything (opening an up-to-date database writes nothing);
 //! once the key is unlocked it takes the seal and the checkpoint away (a
 //! crash from then on leaves none behind) and reads the checkpoint back
 //! only if the tag holds for the file and the checkpoint as they are; it
 //! then checks a random sample of ops and rows again. Anything else checks
-//! everything. A write to the file after the start hashed it is a write
-//! while the instance runs, found by the next clean close.
+//! everything. A write to the log or the records after the start hashed
+//! the file is a write while the instance runs, found by the next clean
+//! close (the other tables are sealed as they are, never compared).
 //!
 //! What the seal does not stop: putting back an older database together
 //! with the seal and checkpoint written for it (as restoring a backup
@@ -52,8 +54,8 @@ const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
 pub(crate) struct Sealed {
     /// BLAKE3 of the closed database file.
     pub(crate) file: [u8; 32],
-    /// BLAKE3 of the checkpoint.
-    pub(crate) checkpoint: [u8; 32],
+    /// BLAKE3 of the checkpoint and its length.
+    pub(crate) checkpoint: ([u8; 32], u64),
     /// The log's digest and row count ([`dan_store::LogDigest::value`]).
     pub(crate) log: ([u8; 32], u64),
     /// Starts in a row that read the replica back from a checkpoint
@@ -62,7 +64,7 @@ pub(crate) struct Sealed {
 }
 
 /// Bytes of a seal file: what it names and its tag.
-const SEAL_BYTES: usize = 32 * 4 + 8 + 4;
+const SEAL_BYTES: usize = 32 * 4 + 8 + 8 + 4;
 
 impl Sealed {
     /// The tag of this seal for `build` under `keypair`.
@@ -70,7 +72,8 @@ impl Sealed {
         let key = blake3::derive_key("dan clean-close seal v3", &keypair.secret());
         let mut keyed = blake3::Hasher::new_keyed(&key);
         keyed.update(&self.file);
-        keyed.update(&self.checkpoint);
+        keyed.update(&self.checkpoint.0);
+        keyed.update(&self.checkpoint.1.to_le_bytes());
         keyed.update(&self.log.0);
         keyed.update(&self.log.1.to_le_bytes());
         keyed.update(&self.starts.to_le_bytes());
@@ -99,27 +102,43 @@ impl Seal {
             part.copy_from_slice(&bytes[at..at + 32]);
             part
         };
-        let mut rows = [0; 8];
-        rows.copy_from_slice(&bytes[96..104]);
+        let number = |at: usize| -> u64 {
+            let mut number = [0; 8];
+            number.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(number)
+        };
         let mut starts = [0; 4];
-        starts.copy_from_slice(&bytes[104..108]);
+        starts.copy_from_slice(&bytes[112..116]);
         Some(Seal {
             sealed: Sealed {
                 file: part(0),
-                checkpoint: part(32),
-                log: (part(64), u64::from_le_bytes(rows)),
+                checkpoint: (part(32), number(96)),
+                log: (part(64), number(104)),
                 starts: u32::from_le_bytes(starts),
             },
-            tag: part(108),
+            tag: part(116),
         })
     }
 }
 
 /// Removes the seal and the checkpoint (the database they were for was
-/// replaced, or a start took them).
+/// replaced, or a start took them), and what a close cut off while it
+/// wrote them left.
 pub(crate) fn forget(data_dir: &Path) {
     let _ = std::fs::remove_file(data_dir.join(SEAL_FILE));
     let _ = std::fs::remove_file(data_dir.join(CHECKPOINT_FILE));
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let left_over = [SEAL_FILE, CHECKPOINT_FILE]
+            .iter()
+            .any(|file| name.starts_with(&format!(".{file}.")) && name.ends_with(".partial"));
+        if left_over {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// At start, before the database is opened: the seal, if there is one (not
@@ -146,10 +165,12 @@ pub(crate) fn take(
         .and_then(|seal| seal.holds(build, keypair))
         .filter(|sealed| file == Some(sealed.file));
     let checkpoint = sealed.and_then(|sealed| {
+        // Read only at the length sealed, so a file put in its place costs
+        // nothing.
+        let limit = sealed.checkpoint.1.min(MAX_CHECKPOINT_BYTES);
         let bytes =
-            dan_store::private::read_bounded(&data_dir.join(CHECKPOINT_FILE), MAX_CHECKPOINT_BYTES)
-                .ok()?;
-        (*blake3::hash(&bytes).as_bytes() == sealed.checkpoint).then_some((sealed, bytes))
+            dan_store::private::read_bounded(&data_dir.join(CHECKPOINT_FILE), limit).ok()?;
+        (*blake3::hash(&bytes).as_bytes() == sealed.checkpoint.0).then_some((sealed, bytes))
     });
     forget(data_dir);
     checkpoint
@@ -168,6 +189,21 @@ pub(crate) fn whole_file_digest(db: &Path) -> Option<[u8; 32]> {
     Some(*hasher.finalize().as_bytes())
 }
 
+/// Which file `path` names (device and inode): a rename that swaps another
+/// file in changes it.
+pub(crate) fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        Some((0, meta.len()))
+    }
+}
+
 /// After a clean close checked the database: writes `checkpoint` and seals
 /// it with `file`, `log` and `starts` for `build`. A failure is only logged
 /// (the next start checks everything).
@@ -178,16 +214,27 @@ pub(crate) fn seal(
     build: &CodeHash,
     keypair: &Keypair,
 ) {
+    if checkpoint.len() as u64 > MAX_CHECKPOINT_BYTES {
+        tracing::warn!(
+            "not sealing the shutdown: the checkpoint is larger than a start reads back ({} MiB)",
+            checkpoint.len() >> 20
+        );
+        return;
+    }
     let sealed = Sealed {
         file,
-        checkpoint: *blake3::hash(checkpoint).as_bytes(),
+        checkpoint: (
+            *blake3::hash(checkpoint).as_bytes(),
+            checkpoint.len() as u64,
+        ),
         log,
         starts,
     };
     let mut bytes = Vec::with_capacity(SEAL_BYTES);
-    for part in [&sealed.file, &sealed.checkpoint, &sealed.log.0] {
+    for part in [&sealed.file, &sealed.checkpoint.0, &sealed.log.0] {
         bytes.extend_from_slice(part);
     }
+    bytes.extend_from_slice(&sealed.checkpoint.1.to_le_bytes());
     bytes.extend_from_slice(&sealed.log.1.to_le_bytes());
     bytes.extend_from_slice(&sealed.starts.to_le_bytes());
     bytes.extend_from_slice(sealed.tag(build, keypair).as_bytes());
@@ -206,7 +253,7 @@ mod tests {
     use super::{CHECKPOINT_FILE, SEAL_FILE, read, take};
     use crate::api::PutRecord;
     use crate::error::NodeError;
-    use crate::node::{Credentials, DB_FILE, Node, NodeConfig};
+    use crate::node::{Credentials, DB_FILE, Node, NodeConfig, OnDamage};
     use crate::test_instance::{PASSWORD, founded};
 
     async fn reopen(dir: &std::path::Path) -> Result<Node, NodeError> {
@@ -410,7 +457,7 @@ mod tests {
         let node = founded(dir.path()).await;
         node.put_record(put("Dune")).await.expect("write");
         node.close().await;
-        let every = crate::integrity::FULL_CHECK_EVERY;
+        let every = crate::integrity::MAX_CHECKPOINT_STARTS;
         let mut sampled = Vec::new();
         for _ in 0..every + 2 {
             let node = reopen(dir.path()).await.expect("reopen");
@@ -420,6 +467,48 @@ mod tests {
         let mut expected = vec![true; every as usize];
         expected.extend([false, true]);
         assert_eq!(sampled, expected);
+    }
+
+    #[tokio::test]
+    async fn a_start_that_stops_to_ask_for_the_password_keeps_the_seal_for_the_next_try() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        node.put_record(put("Dune")).await.expect("write");
+        node.close().await;
+        let without_password = Credentials {
+            password: None,
+            use_keyring: false,
+        };
+        match Node::open(NodeConfig::new(dir.path()), without_password).await {
+            Err(NodeError::PasswordNeeded) => {}
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("opened without the password"),
+        }
+        assert!(sealed(dir.path()), "the seal waits for the next try");
+        let node = reopen(dir.path()).await.expect("reopen");
+        assert!(node.integrity().sampled);
+        node.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_start_asked_to_repair_or_serve_damaged_rows_checks_everything() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        node.put_record(put("Dune")).await.expect("write");
+        node.close().await;
+        for on_damage in [OnDamage::Repair, OnDamage::ServeDamaged] {
+            let credentials = Credentials {
+                password: Some(PASSWORD.into()),
+                use_keyring: false,
+            };
+            let config = NodeConfig {
+                on_damage,
+                ..NodeConfig::new(dir.path())
+            };
+            let node = Node::open(config, credentials).await.expect("open");
+            assert!(!node.integrity().sampled, "{on_damage:?}");
+            node.close().await;
+        }
     }
 
     #[tokio::test]
@@ -483,14 +572,25 @@ mod tests {
         write();
         assert!(take_with(None, &build, &key).is_none(), "a file not hashed");
         write();
-        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"replicas").expect("edit");
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"replicA").expect("edit");
         assert!(
             take_with(Some(file), &build, &key).is_none(),
             "another checkpoint"
         );
+        write();
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"replica, longer").expect("edit");
+        assert!(
+            take_with(Some(file), &build, &key).is_none(),
+            "a longer checkpoint"
+        );
+        // What a close cut off while writing left goes too.
+        write();
+        std::fs::write(dir.path().join(".replica.checkpoint.0011.partial"), b"rep").expect("left");
+        assert!(take_with(Some(file), &build, &key).is_some());
+        assert!(!sealed_files_left(dir.path()), "left-overs swept");
 
         // Every byte of the seal counts: what it names and its tag.
-        for at in [0, 40, 70, 100, 105, 120] {
+        for at in [0, 40, 70, 100, 108, 113, 130] {
             write();
             let seal = dir.path().join(SEAL_FILE);
             let mut bytes = std::fs::read(&seal).expect("seal");
@@ -512,6 +612,10 @@ mod tests {
     }
 
     fn sealed_files_left(dir: &std::path::Path) -> bool {
-        dir.join(SEAL_FILE).exists() || dir.join(CHECKPOINT_FILE).exists()
+        std::fs::read_dir(dir)
+            .expect("dir")
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().contains("checkpoint"))
+            || dir.join(SEAL_FILE).exists()
     }
 }

@@ -42,9 +42,9 @@ pub struct IntegrityReport {
     pub sampled: bool,
     /// Starts in a row, this one included, that read the replica back from
     /// a checkpoint instead of replaying the log (0 when this one replayed
-    /// it): every [`FULL_CHECK_EVERY`]th start replays it all the same, so
-    /// that a state that drifted from what the log gives does not live on
-    /// from checkpoint to checkpoint.
+    /// it): the start after [`MAX_CHECKPOINT_STARTS`] of them replays it all
+    /// the same, so that a state that drifted from what the log gives does
+    /// not live on from checkpoint to checkpoint.
     pub checkpoint_starts: u32,
     /// Ops checked: every op in the log, or the sample.
     pub ops_checked: u64,
@@ -117,7 +117,7 @@ pub struct Replayed {
 
 /// A start after this many starts in a row from a checkpoint replays the
 /// whole log (see [`IntegrityReport::checkpoint_starts`]).
-pub const FULL_CHECK_EVERY: u32 = 8;
+pub const MAX_CHECKPOINT_STARTS: u32 = 8;
 
 /// Most replays of the op log one check makes (see [`check`]).
 const MAX_REPLAY_PASSES: usize = 4;

@@ -319,14 +319,18 @@ async fn check_password(
     })
     .await
     .map_err(|e| SecretError::Damaged(format!("password check crashed: {e}")))?;
-    let failures = match &attempt {
+    let counted = match &attempt {
         Ok(_) => 0,
         Err(SecretError::WrongPassword) => failures.saturating_add(1),
         Err(_) => failures,
     };
-    store
-        .set_meta(&[(META_FAILED_UNLOCKS, &failures.to_le_bytes())])
-        .await?;
+    // Written only when it changes: a start that writes nothing before it
+    // checks the database keeps its clean-close seal.
+    if counted != failures {
+        store
+            .set_meta(&[(META_FAILED_UNLOCKS, &counted.to_le_bytes())])
+            .await?;
+    }
     Ok(attempt?)
 }
 
@@ -371,7 +375,9 @@ impl Node {
         // beside the file is played into it when it opens), before
         // anything is written.
         let file = match &seal {
-            Some(_) if store.flush_wal().await? => crate::close_seal::whole_file_digest(&db),
+            Some(_) if matches!(store.flush_wal().await, Ok(true)) => {
+                crate::close_seal::whole_file_digest(&db)
+            }
             _ => None,
         };
         let sealed = read_sealed_key(&store, &data_dir).await?;
@@ -453,9 +459,13 @@ impl Node {
     /// a clean integrity report the closed file is sealed, so the next
     /// start need not check it all again (see `close_seal`).
     pub async fn close(&self) {
-        self.inner
+        if self
+            .inner
             .closing
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
         self.inner.steps.close();
         if tokio::time::timeout(CLOSE_WAIT, self.inner.steps.wait())
             .await
@@ -506,6 +516,7 @@ impl Node {
         }
         let started = std::time::Instant::now();
         let db = self.inner.data_dir.join(DB_FILE);
+        let identity = crate::close_seal::file_identity(&db);
         let Some(file) = crate::close_seal::whole_file_digest(&db) else {
             tracing::warn!(
                 "not sealing the shutdown: the database is still open elsewhere (a write-ahead log is left beside it)"
@@ -514,10 +525,13 @@ impl Node {
         };
         // Read afresh, not through the pages the closed connections held:
         // the check sees the file that was hashed.
+        let mut same_file = true;
         let checked = match Store::open(&db).await {
             Ok(fresh) => {
+                same_file &= crate::close_seal::file_identity(&db) == identity;
                 let checked =
                     crate::clean_close::check_before_sealing(&fresh, replica, followed).await;
+                same_file &= crate::close_seal::file_identity(&db) == identity;
                 fresh.close().await;
                 checked
             }
@@ -539,7 +553,10 @@ impl Node {
             );
             return Some(replica);
         }
-        if crate::close_seal::whole_file_digest(&db) != Some(file) {
+        if !same_file
+            || crate::close_seal::whole_file_digest(&db) != Some(file)
+            || crate::close_seal::file_identity(&db) != identity
+        {
             tracing::warn!(
                 "not sealing the shutdown: the database file changed while it was checked"
             );
@@ -1323,7 +1340,7 @@ async fn load_replica(
     sealed: Option<(crate::close_seal::Sealed, Vec<u8>)>,
 ) -> Result<(Replica, IntegrityReport), NodeError> {
     let sealed = sealed.filter(|(sealed, _)| {
-        let due = sealed.starts >= crate::integrity::FULL_CHECK_EVERY;
+        let due = sealed.starts >= crate::integrity::MAX_CHECKPOINT_STARTS;
         if due {
             tracing::info!(
                 "{} starts in a row read the state back from a checkpoint: checking everything",
