@@ -17,6 +17,9 @@ use std::time::Instant;
 
 use dan_tests::process::Instance;
 
+/// How long a stop may take (a clean stop checks every row).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Records per import file (one `dan record import` each).
 const FILE_RECORDS: usize = 50_000;
 
@@ -77,7 +80,7 @@ fn main() -> anyhow::Result<()> {
     println!("imported {records} records in {:.1?}", started.elapsed());
     report(&instance, "after the import", records)?;
     let started = Instant::now();
-    instance.stop()?;
+    instance.stop_within(STOP_WAIT)?;
     println!(
         "clean stop (the database checked against the replica, then sealed with its checkpoint): {:.2?}",
         started.elapsed()
@@ -90,7 +93,7 @@ fn main() -> anyhow::Result<()> {
         started.elapsed()
     );
     report(&instance, "after a fresh start", records)?;
-    instance.stop()?;
+    instance.stop_within(STOP_WAIT)?;
 
     // As after a crash, or with a database changed since: no seal, so
     // every signature and every row is checked.
@@ -101,6 +104,6 @@ fn main() -> anyhow::Result<()> {
         "start of the same instance without the clean-close seal (every signature and row checked): {:.2?}",
         started.elapsed()
     );
-    instance.stop()?;
+    instance.stop_within(STOP_WAIT)?;
     Ok(())
 }

@@ -449,9 +449,15 @@ impl Instance {
 
     /// Stops the running process with SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) -> anyhow::Result<()> {
+        self.stop_within(Duration::from_secs(30))
+    }
+
+    /// [`stop`](Self::stop), waiting up to `wait` (a clean stop checks the
+    /// database, which takes longer the more it holds).
+    pub fn stop_within(&mut self, wait: Duration) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
             terminate(&child)?;
-            let deadline = Instant::now() + Duration::from_secs(30);
+            let deadline = Instant::now() + wait;
             loop {
                 if let Some(status) = child.try_wait()? {
                     if !status.success() {
@@ -461,7 +467,7 @@ impl Instance {
                 }
                 if Instant::now() > deadline {
                     child.kill()?;
-                    bail!("`dan run` did not stop within 30 s of SIGTERM");
+                    bail!("`dan run` did not stop within {wait:?} of SIGTERM");
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -206,65 +206,94 @@ async fn replay(
     hints: BTreeMap<PeerKey, u64>,
 ) -> Result<(Replica, IntegrityReport, LogDigest), NodeError> {
     let mut replica = Replica::new(genesis.clone())?;
-    let mut log = LogDigest::default();
     for (finding, evidence) in findings {
         replica.deprecate(finding, *evidence);
     }
     replica.hint_rebuild(hints);
-    let mut report = IntegrityReport::default();
-    let mut positions: HashMap<Hash32, i64> = HashMap::new();
-    let mut waiting: Vec<VerifiedOp> = Vec::new();
-    let mut after = None;
     let started = std::time::Instant::now();
-    let mut spent = [std::time::Duration::ZERO; 4];
+    // Pages are read, decoded and verified while the one before is
+    // applied: verifying takes both cores, applying one.
+    let (pages, mut checked) = tokio::sync::mpsc::channel::<Checked>(2);
+    let (read, applied) = tokio::join!(read_and_verify(store, pages), async move {
+        let mut report = IntegrityReport::default();
+        let mut positions: HashMap<Hash32, i64> = HashMap::new();
+        let mut waiting: Vec<VerifiedOp> = Vec::new();
+        while let Some(page) = checked.recv().await {
+            positions.extend(page.positions);
+            waiting.extend(page.verified);
+            let batch = std::mem::take(&mut waiting);
+            let (back, outcome) = off_the_workers(move || {
+                let outcome = replica.apply_batch(batch);
+                (replica, outcome)
+            })
+            .await?;
+            replica = back;
+            note_refused(outcome.rejected, &positions, &mut report);
+            waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
+        }
+        let (replica, outcome) = off_the_workers(move || {
+            let outcome = replica.apply_batch(waiting);
+            (replica, outcome)
+        })
+        .await?;
+        note_refused(outcome.rejected, &positions, &mut report);
+        note_refused(outcome.deferred, &positions, &mut report);
+        Ok::<_, NodeError>((replica, report))
+    });
+    let (log, mut report) = read?;
+    let (replica, applying) = applied?;
+    report.damaged_ops.extend(applying.damaged_ops);
+    report.damaged_ops.sort_by_key(|damaged| damaged.pos);
+    tracing::info!(
+        "replayed {} ops in {:.2?}",
+        report.ops_checked,
+        started.elapsed()
+    );
+    Ok((replica, report, log))
+}
+
+/// One page of the log, decoded and verified: its ops whose signature
+/// holds, and their positions.
+struct Checked {
+    verified: Vec<VerifiedOp>,
+    positions: HashMap<Hash32, i64>,
+}
+
+/// Reads the log a page at a time, decodes and verifies each and hands it
+/// to `pages`: the log's digest and what was found (ops whose bytes or
+/// signature are damaged).
+async fn read_and_verify(
+    store: &Store,
+    pages: tokio::sync::mpsc::Sender<Checked>,
+) -> Result<(LogDigest, IntegrityReport), NodeError> {
+    let mut log = LogDigest::default();
+    let mut report = IntegrityReport::default();
+    let mut after = None;
     loop {
-        let clock = std::time::Instant::now();
         let page = store.ops_after(after, PAGE).await?;
-        spent[0] += clock.elapsed();
         let Some(last) = page.last() else { break };
         after = Some(last.pos);
         report.ops_checked += page.len() as u64;
         for stored in &page {
             log.add(stored.pos, &stored.op_id);
         }
-        let clock = std::time::Instant::now();
+        let mut positions = HashMap::new();
         let decoded = decode(&page, &mut positions, &mut report);
-        spent[1] += clock.elapsed();
-        let clock = std::time::Instant::now();
         let (verified, forged) = crate::verify::verify(decoded).await;
         note_forged(forged, &positions, &mut report);
-        spent[2] += clock.elapsed();
-        waiting.extend(verified);
-        let batch = std::mem::take(&mut waiting);
-        let clock = std::time::Instant::now();
-        let (back, outcome) = off_the_workers(move || {
-            let outcome = replica.apply_batch(batch);
-            (replica, outcome)
-        })
-        .await?;
-        spent[3] += clock.elapsed();
-        replica = back;
-        note_refused(outcome.rejected, &positions, &mut report);
-        waiting = outcome.deferred.into_iter().map(|(op, _)| op).collect();
+        if pages
+            .send(Checked {
+                verified,
+                positions,
+            })
+            .await
+            .is_err()
+        {
+            // Applying stopped (and says why).
+            break;
+        }
     }
-    let (replica, outcome) = off_the_workers(move || {
-        let outcome = replica.apply_batch(waiting);
-        (replica, outcome)
-    })
-    .await?;
-    note_refused(outcome.rejected, &positions, &mut report);
-    note_refused(outcome.deferred, &positions, &mut report);
-    report.damaged_ops.sort_by_key(|damaged| damaged.pos);
-    tracing::info!(
-        "replayed {} ops in {:.2?} (reading {:.2?}, decoding {:.2?}, verifying {:.2?}, applying {:.2?})",
-        report.ops_checked,
-        started.elapsed(),
-        spent[0],
-        spent[1],
-        spent[2],
-        spent[3]
-    );
-    Ok((replica, report, log))
+    Ok((log, report))
 }
 
 /// Reports the ops whose signature does not verify as damage.
