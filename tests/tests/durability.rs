@@ -82,6 +82,82 @@ fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_write() -> anyhow::Re
     instance.stop()
 }
 
+// Issue 13: a crash in the middle of a batch (an import of 1000 records per
+// transaction under way, single writes beside it), then a row edited in the
+// file before the restart: nothing acknowledged is lost, the edit is named,
+// and repair restores it.
+#[test]
+fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_batch_and_a_row_edited_then_is_named()
+-> anyhow::Result<()> {
+    let mut instance = solo_network("carol")?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("bulk.jsonl");
+    let lines: String = (0..50_000)
+        .map(|n| format!("{{\"collection\":\"bulk\",\"title\":\"Bulk {n}\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines)?;
+    let import = std::process::Command::new(dan_tests::dan_bin())
+        .arg("--data-dir")
+        .arg(instance.data_dir())
+        .args(["record", "import"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut acknowledged = Vec::new();
+    for n in 0..5 {
+        acknowledged.push(instance.ok(&[
+            "record",
+            "put",
+            "--collection",
+            "single",
+            "--title",
+            &format!("Single {n}"),
+        ])?);
+    }
+    wait_until(Duration::from_secs(60), "a batch of the import", || {
+        instance
+            .json(&["record", "list", "--collection", "bulk", "--limit", "1"])
+            .is_ok_and(|rows| rows.as_array().is_some_and(|rows| !rows.is_empty()))
+    })?;
+    instance.kill()?;
+    let mut import = import;
+    import.wait()?;
+    let edited = acknowledged[2].clone();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", instance.db_path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await?;
+        let changed = sqlx::query("UPDATE records SET title = 'Forged title' WHERE id = ?1")
+            .bind(&edited)
+            .execute(&pool)
+            .await?
+            .rows_affected();
+        assert_eq!(changed, 1, "the acknowledged row is in the file");
+        pool.close().await;
+        anyhow::Ok(())
+    })?;
+    let refusal = instance.start_expecting_failure(&[])?;
+    assert!(refusal.contains("integrity check failed"), "{refusal}");
+    assert!(refusal.contains(&edited), "the edited row is named:\n{refusal}");
+    for other in acknowledged.iter().filter(|id| **id != edited) {
+        assert!(!refusal.contains(other.as_str()), "only the edited one:\n{refusal}");
+    }
+    instance.ok(&["repair"])?;
+    instance.start(&[])?;
+    for (n, id) in acknowledged.iter().enumerate() {
+        let record = instance.json(&["record", "get", id])?;
+        assert_eq!(record["title"], format!("Single {n}"), "{id}");
+    }
+    let bulk = instance.json(&["record", "list", "--collection", "bulk", "--limit", "0"])?;
+    let held = bulk.as_array().map_or(0, Vec::len);
+    assert!(
+        held > 0 && held % 1000 == 0,
+        "whole batches of the import, never part of one: {held}"
+    );
+    instance.stop()
+}
+
 #[test]
 fn integrity_check_names_a_record_edited_in_the_sqlite_file_and_repair_restores_it()
 -> anyhow::Result<()> {
