@@ -139,9 +139,15 @@ fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_batch_and_a_row_edite
     })?;
     let refusal = instance.start_expecting_failure(&[])?;
     assert!(refusal.contains("integrity check failed"), "{refusal}");
-    assert!(refusal.contains(&edited), "the edited row is named:\n{refusal}");
+    assert!(
+        refusal.contains(&edited),
+        "the edited row is named:\n{refusal}"
+    );
     for other in acknowledged.iter().filter(|id| **id != edited) {
-        assert!(!refusal.contains(other.as_str()), "only the edited one:\n{refusal}");
+        assert!(
+            !refusal.contains(other.as_str()),
+            "only the edited one:\n{refusal}"
+        );
     }
     instance.ok(&["repair"])?;
     instance.start(&[])?;
