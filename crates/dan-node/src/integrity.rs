@@ -123,8 +123,8 @@ pub const MAX_CHECKPOINT_STARTS: u32 = 8;
 const MAX_REPLAY_PASSES: usize = 4;
 
 /// Ops (and record rows) read, checked and applied per page: the check
-/// holds one page at a time besides the replica it builds, never the whole
-/// log or table.
+/// holds a few pages at a time besides the replica it builds (one being
+/// applied, those verified meanwhile), never the whole log or table.
 const PAGE: u32 = 2048;
 
 /// Replays the op log into a fresh replica and compares its records with the

@@ -523,10 +523,11 @@ impl Node {
             );
             return Some(replica);
         };
-        // Read afresh, not through the pages the closed connections held:
-        // the check sees the file that was hashed.
+        // Read afresh, not through the pages the closed connections held,
+        // and through one connection opened now: the check sees the file
+        // that was hashed.
         let mut same_file = true;
-        let checked = match Store::open(&db).await {
+        let checked = match Store::open_one_connection(&db).await {
             Ok(fresh) => {
                 same_file &= crate::close_seal::file_identity(&db) == identity;
                 let checked =

@@ -51,6 +51,17 @@ impl Store {
     /// Opens (or creates) the database file at `path` and brings its schema
     /// up to date.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_connections(path, 4).await
+    }
+
+    /// [`open`](Self::open) with one connection, opened before this
+    /// returns and kept: every read goes through the one file it opened
+    /// (a check of the file that a swap of the path cannot split).
+    pub async fn open_one_connection(path: &Path) -> Result<Store, StoreError> {
+        Self::open_connections(path, 1).await
+    }
+
+    async fn open_connections(path: &Path, connections: u32) -> Result<Store, StoreError> {
         if std::fs::symlink_metadata(path).is_err() {
             crate::private::create_empty(path)?;
         }
@@ -62,7 +73,7 @@ impl Store {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::open_with(options, 4).await
+        Self::open_with(options, connections).await
     }
 
     async fn open_with(
