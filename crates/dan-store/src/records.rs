@@ -153,7 +153,7 @@ impl RecordRow {
         })
     }
 
-    pub(crate) fn into_view(self) -> Result<RecordView, RowError> {
+    pub(crate) fn into_view(self, origins: &mut Origins) -> Result<RecordView, RowError> {
         let problem = |what: String| RowError {
             id: self.id.clone(),
             problem: what,
@@ -162,9 +162,8 @@ impl RecordRow {
             serde_json::from_str(&self.fields).map_err(|e| problem(format!("fields: {e}")))?;
         let tags: BTreeSet<String> =
             serde_json::from_str(&self.tags).map_err(|e| problem(format!("tags: {e}")))?;
-        let origin: PeerKey = self
-            .origin
-            .parse()
+        let origin = origins
+            .parse(&self.origin)
             .map_err(|e| problem(format!("origin: {e}")))?;
         let version: Hash32 = self
             .version
@@ -194,6 +193,52 @@ impl RecordRow {
     }
 }
 
+/// The peer ids of rows read together, each parsed (and its key checked)
+/// once: a table holds the records of a few members, and checking a key
+/// cost about as much as the rest of reading a row.
+#[derive(Default)]
+pub(crate) struct Origins(std::collections::HashMap<String, PeerKey>);
+
+impl Origins {
+    /// Most peer ids kept (a table edited to hold more only costs time).
+    const MOST: usize = 1024;
+
+    fn parse(&mut self, text: &str) -> Result<PeerKey, dan_core::identity::IdentityError> {
+        if let Some(key) = self.0.get(text) {
+            return Ok(*key);
+        }
+        let key: PeerKey = text.parse()?;
+        if self.0.len() >= Self::MOST {
+            self.0.clear();
+        }
+        self.0.insert(text.to_owned(), key);
+        Ok(key)
+    }
+}
+
 fn clamp_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Origins;
+
+    #[test]
+    fn bad_input_an_origin_is_checked_whatever_was_read_before_it() {
+        let key = dan_core::Keypair::from_secret([5; 32]).public();
+        let mut origins = Origins::default();
+        for _ in 0..2 {
+            assert_eq!(origins.parse(&key.to_string()), Ok(key));
+            assert!(origins.parse("not a peer id").is_err());
+        }
+        // Past the most it keeps, every key still reads as itself.
+        for n in 0..Origins::MOST + 10 {
+            let mut secret = [1u8; 32];
+            secret[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            let other = dan_core::Keypair::from_secret(secret).public();
+            assert_eq!(origins.parse(&other.to_string()), Ok(other));
+        }
+        assert!(origins.0.len() <= Origins::MOST);
+    }
 }

@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::error::StoreError;
 use crate::log_digest::LogDigest;
-use crate::records::{RecordQuery, RecordRow, RowError, search_text};
+use crate::records::{Origins, RecordQuery, RecordRow, RowError, search_text};
 
 /// One entry of the op log as stored: its local position and canonical
 /// bytes. Decoding and verifying is the caller's job.
@@ -295,7 +295,7 @@ impl Store {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok(RecordRow::read(&r)?.into_view()))
+        row.map(|r| Ok(RecordRow::read(&r)?.into_view(&mut Origins::default())))
             .transpose()
     }
 
@@ -322,8 +322,9 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         let mut views = Vec::with_capacity(rows.len());
+        let mut origins = Origins::default();
         for row in &rows {
-            match RecordRow::read(row)?.into_view() {
+            match RecordRow::read(row)?.into_view(&mut origins) {
                 Ok(view) => views.push(view),
                 Err(damaged) => tracing::warn!("{damaged}"),
             }
@@ -409,10 +410,11 @@ impl Store {
             .bind(after)
             .fetch_all(&self.pool)
             .await?;
+        let mut origins = Origins::default();
         rows.iter()
             .map(|row| {
                 let number: i64 = row.try_get("row_number")?;
-                Ok((number, RecordRow::read(row)?.into_view()))
+                Ok((number, RecordRow::read(row)?.into_view(&mut origins)))
             })
             .collect()
     }
@@ -455,8 +457,9 @@ impl Store {
         }
         query.push(")");
         let rows = query.build().fetch_all(&self.pool).await?;
+        let mut origins = Origins::default();
         rows.iter()
-            .map(|row| Ok(RecordRow::read(row)?.into_view()))
+            .map(|row| Ok(RecordRow::read(row)?.into_view(&mut origins)))
             .collect()
     }
 
@@ -502,8 +505,9 @@ impl Store {
         let rows = sqlx::query(AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
+        let mut origins = Origins::default();
         rows.iter()
-            .map(|row| Ok(RecordRow::read(row)?.into_view()))
+            .map(|row| Ok(RecordRow::read(row)?.into_view(&mut origins)))
             .collect()
     }
 
