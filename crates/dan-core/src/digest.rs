@@ -9,7 +9,7 @@
 //! resistant (unlike XOR or sums of hashes), and comparing two trees level by
 //! level locates the buckets where two sets differ.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -27,6 +27,12 @@ pub struct DigestTree {
     /// `levels[0]` holds the bucket digests, each next level 16 times fewer;
     /// the last level has one entry, the root.
     levels: Vec<Vec<Hash32>>,
+    /// While a batch is applied ([`defer`](Self::defer)): the buckets whose
+    /// digests (and the nodes above them) are out of date, hashed once
+    /// each when it ends ([`catch_up`](Self::catch_up)) rather than at
+    /// every change. Empty otherwise.
+    #[serde(skip)]
+    stale: Option<BTreeSet<usize>>,
 }
 
 impl Default for DigestTree {
@@ -41,6 +47,7 @@ impl DigestTree {
         let mut tree = DigestTree {
             buckets: vec![BTreeMap::new(); BUCKETS],
             levels: Vec::new(),
+            stale: None,
         };
         let empty = bucket_digest(&BTreeMap::new());
         let mut level = vec![empty; BUCKETS];
@@ -94,8 +101,36 @@ impl DigestTree {
         self.buckets.iter().all(BTreeMap::is_empty)
     }
 
+    /// From now until [`catch_up`](Self::catch_up), changes note which
+    /// buckets they touched instead of hashing them again at once (a batch
+    /// of ops touches the nodes above its buckets thousands of times).
+    pub(crate) fn defer(&mut self) {
+        self.stale.get_or_insert_default();
+    }
+
+    /// Hashes what changed since [`defer`](Self::defer): each bucket
+    /// touched, then each node above them, once.
+    pub(crate) fn catch_up(&mut self) {
+        let Some(stale) = self.stale.take() else {
+            return;
+        };
+        let mut touched: BTreeSet<usize> = stale;
+        for &bucket in &touched {
+            self.levels[0][bucket] = bucket_digest(&self.buckets[bucket]);
+        }
+        for depth in 1..self.levels.len() {
+            touched = touched.iter().map(|index| index / FANOUT).collect();
+            for &index in &touched {
+                let start = index * FANOUT;
+                self.levels[depth][index] =
+                    node_digest(&self.levels[depth - 1][start..start + FANOUT]);
+            }
+        }
+    }
+
     /// The root digest.
     pub fn root(&self) -> Hash32 {
+        debug_assert!(self.stale.is_none(), "read while a batch is applied");
         self.levels
             .last()
             .and_then(|level| level.first())
@@ -105,6 +140,7 @@ impl DigestTree {
 
     /// The 4096 bucket digests, for locating differences with another tree.
     pub fn bucket_digests(&self) -> &[Hash32] {
+        debug_assert!(self.stale.is_none(), "read while a batch is applied");
         &self.levels[0]
     }
 
@@ -116,12 +152,17 @@ impl DigestTree {
     /// Buckets whose digests differ from `other_buckets` (another tree's
     /// [`bucket_digests`](Self::bucket_digests)).
     pub fn differing_buckets(&self, other_buckets: &[Hash32]) -> Vec<usize> {
+        debug_assert!(self.stale.is_none(), "read while a batch is applied");
         (0..BUCKETS)
             .filter(|&i| other_buckets.get(i) != Some(&self.levels[0][i]))
             .collect()
     }
 
     fn rehash(&mut self, bucket: usize) {
+        if let Some(stale) = self.stale.as_mut() {
+            stale.insert(bucket);
+            return;
+        }
         self.levels[0][bucket] = bucket_digest(&self.buckets[bucket]);
         let mut index = bucket;
         for depth in 1..self.levels.len() {
@@ -176,6 +217,24 @@ mod tests {
             a.differing_buckets(b.bucket_digests()),
             vec![DigestTree::bucket_of(&key(7))]
         );
+    }
+
+    #[test]
+    fn a_deferred_batch_ends_with_the_root_of_changes_hashed_one_by_one() {
+        let mut one_by_one = DigestTree::new();
+        let mut batched = DigestTree::new();
+        for round in 0..3u32 {
+            batched.defer();
+            for n in round * 300..round * 300 + 700 {
+                one_by_one.insert(key(n), key(n + round));
+                batched.insert(key(n), key(n + round));
+            }
+            one_by_one.remove(&key(round * 5));
+            batched.remove(&key(round * 5));
+            batched.catch_up();
+            assert_eq!(batched.root(), one_by_one.root());
+            assert_eq!(batched.bucket_digests(), one_by_one.bucket_digests());
+        }
     }
 
     #[test]
