@@ -128,9 +128,14 @@ impl DigestTree {
         }
     }
 
+    /// Whether every digest is up to date (no batch under way).
+    pub(crate) fn is_current(&self) -> bool {
+        self.stale.is_none()
+    }
+
     /// The root digest.
     pub fn root(&self) -> Hash32 {
-        debug_assert!(self.stale.is_none(), "read while a batch is applied");
+        assert!(self.stale.is_none(), "read while a batch is applied");
         self.levels
             .last()
             .and_then(|level| level.first())
@@ -140,7 +145,7 @@ impl DigestTree {
 
     /// The 4096 bucket digests, for locating differences with another tree.
     pub fn bucket_digests(&self) -> &[Hash32] {
-        debug_assert!(self.stale.is_none(), "read while a batch is applied");
+        assert!(self.stale.is_none(), "read while a batch is applied");
         &self.levels[0]
     }
 
@@ -152,7 +157,7 @@ impl DigestTree {
     /// Buckets whose digests differ from `other_buckets` (another tree's
     /// [`bucket_digests`](Self::bucket_digests)).
     pub fn differing_buckets(&self, other_buckets: &[Hash32]) -> Vec<usize> {
-        debug_assert!(self.stale.is_none(), "read while a batch is applied");
+        assert!(self.stale.is_none(), "read while a batch is applied");
         (0..BUCKETS)
             .filter(|&i| other_buckets.get(i) != Some(&self.levels[0][i]))
             .collect()

@@ -477,6 +477,10 @@ impl Replica {
     /// next start instead of replaying its op log
     /// ([`from_own_checkpoint`](Self::from_own_checkpoint)).
     pub fn to_checkpoint(&self) -> Vec<u8> {
+        assert!(
+            self.ops_tree.is_current() && self.state_tree.is_current(),
+            "a checkpoint of a replica in the middle of a batch"
+        );
         let mut bytes = vec![CHECKPOINT_FORMAT];
         // A replica holds only maps, sets, vectors and plain values, all
         // of which postcard writes.
