@@ -515,6 +515,10 @@ impl Node {
             return Some(replica);
         }
         let started = std::time::Instant::now();
+        tracing::info!(
+            "checking the database against the state in memory ({} ops) so that the next start can skip it: about a second per 50,000 records",
+            replica.op_count()
+        );
         let db = self.inner.data_dir.join(DB_FILE);
         let identity = crate::close_seal::file_identity(&db);
         let Some(file) = crate::close_seal::whole_file_digest(&db) else {
