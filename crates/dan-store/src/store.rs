@@ -302,6 +302,15 @@ impl Store {
     /// Records matching `query`. Damaged rows are skipped with a warning
     /// (the integrity check reports them).
     pub async fn records(&self, query: &RecordQuery) -> Result<Vec<RecordView>, StoreError> {
+        Ok(self.records_and_rows(query).await?.0)
+    }
+
+    /// [`records`](Self::records), and how many rows matched (damaged ones
+    /// included, as [`count_records`](Self::count_records) counts them).
+    async fn records_and_rows(
+        &self,
+        query: &RecordQuery,
+    ) -> Result<(Vec<RecordView>, u64), StoreError> {
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM records {} ORDER BY {} LIMIT ?5 OFFSET ?6",
             FILTER,
@@ -329,17 +338,25 @@ impl Store {
                 Err(damaged) => tracing::warn!("{damaged}"),
             }
         }
-        Ok(views)
+        Ok((views, rows.len() as u64))
     }
 
-    /// A page of the records matching `query` and how many match in all,
-    /// read at once on two connections (a search that matches few records
-    /// scans the table for each).
+    /// A page of the records matching `query` and how many match in all.
+    /// A first page shorter than its limit holds every match, so the
+    /// count is not read again: a search that matches few records scans
+    /// the table once, not twice.
     pub async fn record_page(
         &self,
         query: &RecordQuery,
     ) -> Result<(Vec<RecordView>, u64), StoreError> {
-        tokio::try_join!(self.records(query), self.count_records(query))
+        let (page, rows) = self.records_and_rows(query).await?;
+        let whole = query.offset == 0 && (query.limit == 0 || rows < u64::from(query.limit));
+        let total = if whole {
+            rows
+        } else {
+            self.count_records(query).await?
+        };
+        Ok((page, total))
     }
 
     /// How many records match `query` (ignoring limit and offset; counting

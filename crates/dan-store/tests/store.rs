@@ -429,3 +429,35 @@ async fn the_log_digest_follows_what_the_store_appends_and_nothing_else() {
         "an emptied log starts over"
     );
 }
+
+#[tokio::test]
+async fn a_page_and_its_count_agree_whether_or_not_the_page_holds_every_match() {
+    let (_dir, store, ops, views) = empty_store_and_creates(150).await;
+    store.commit(&ops, &views).await.expect("commit");
+    let after_id = Some(views[40].id.to_string());
+    for (limit, offset, after) in [
+        (0, 0, None),
+        (100, 0, None),
+        (150, 0, None),
+        (200, 0, None),
+        (100, 20, None),
+        (200, 149, None),
+        (500, 0, after_id.clone()),
+        (10, 0, after_id),
+    ] {
+        let query = RecordQuery {
+            limit,
+            offset,
+            after_id: after.clone(),
+            sort: RecordSort::IdAsc,
+            ..RecordQuery::default()
+        };
+        let (page, total) = store.record_page(&query).await.expect("page");
+        assert_eq!(
+            total,
+            store.count_records(&query).await.expect("count"),
+            "limit {limit}, offset {offset}, after {after:?}"
+        );
+        assert_eq!(page, store.records(&query).await.expect("records"));
+    }
+}
