@@ -512,6 +512,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn two_closes_at_once_both_wait_for_the_one_close_and_it_seals_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = founded(dir.path()).await;
+        node.put_record(put("Dune")).await.expect("write");
+        let other = node.clone();
+        let first = tokio::spawn(async move { other.close().await });
+        for _ in 0..10_000 {
+            if node.is_closing() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(node.is_closing(), "the first close began");
+        node.close().await;
+        assert!(
+            sealed(dir.path()),
+            "the second close returned only once the first had ended"
+        );
+        first.await.expect("first close");
+        let node = reopen(dir.path())
+            .await
+            .expect("both returned once the data folder was released");
+        assert!(node.integrity().sampled);
+        node.close().await;
+    }
+
+    #[tokio::test]
     async fn a_start_after_a_crash_checks_everything() {
         let dir = tempfile::tempdir().expect("temp dir");
         let node = founded(dir.path()).await;

@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     /// Set when closing begins: no new operation starts, and none starts
     /// the network again.
     closing: std::sync::atomic::AtomicBool,
+    /// Set once closing has ended.
+    closed: tokio::sync::OnceCell<()>,
 }
 
 /// A reconciliation set and the ops root it was made for.
@@ -450,6 +452,7 @@ impl Node {
                 reconcile_cache: std::sync::Mutex::new(None),
                 steps: tokio_util::task::TaskTracker::new(),
                 closing: std::sync::atomic::AtomicBool::new(false),
+                closed: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -457,15 +460,17 @@ impl Node {
     /// Closes the database cleanly and releases the data directory, so
     /// the instance can be opened again (by this or another process). With
     /// a clean integrity report the closed file is sealed, so the next
-    /// start need not check it all again (see `close_seal`).
+    /// start need not check it all again (see `close_seal`). Closing again
+    /// waits for the first close to end and does nothing more.
     pub async fn close(&self) {
-        if self
-            .inner
+        self.inner.closed.get_or_init(|| self.close_once()).await;
+    }
+
+    /// [`close`](Self::close), run once.
+    async fn close_once(&self) {
+        self.inner
             .closing
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            return;
-        }
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.inner.steps.close();
         if tokio::time::timeout(CLOSE_WAIT, self.inner.steps.wait())
             .await
