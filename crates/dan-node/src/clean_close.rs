@@ -7,10 +7,7 @@ use dan_core::{Hash32, Replica};
 use dan_store::{LogDigest, Store};
 
 use crate::error::NodeError;
-use crate::integrity::{self, DamagedOp, IntegrityReport, RecordMismatch};
-
-/// Ops (and rows) read per page.
-const PAGE: u32 = 2048;
+use crate::integrity::{self, DamagedOp, IntegrityReport, PAGE};
 
 /// Ops and rows a start from the seal checks again, each.
 const SAMPLES: usize = 64;
@@ -122,22 +119,7 @@ pub(crate) async fn check_samples(
     }
     let rows = store.sample_records(for_rows).await?;
     report.records_checked = rows.len() as u64;
-    for row in rows {
-        let problem = match row {
-            Err(damaged) => Some((damaged.id, damaged.problem)),
-            Ok(stored) => match replica.record(&stored.id) {
-                Some(truth) if truth == stored => None,
-                _ => Some((
-                    stored.id.to_string(),
-                    "the row differs from the state checked at the last clean shutdown".into(),
-                )),
-            },
-        };
-        if let Some((id, problem)) = problem {
-            report
-                .mismatched_records
-                .push(RecordMismatch { id, problem });
-        }
-    }
+    let (_, mismatched) = integrity::compare_rows(replica, rows, HashSet::new());
+    report.mismatched_records = mismatched;
     Ok(report)
 }

@@ -22,4 +22,4 @@ pub use evidence::StoredEvidence;
 pub use invites::{InviteUse, InviteUser, StoredInvite};
 pub use log_digest::LogDigest;
 pub use records::{RecordQuery, RecordSort, RowError};
-pub use store::{Store, StoredOp};
+pub use store::{NumberedRow, Store, StoredOp};

@@ -412,7 +412,7 @@ impl Store {
         &self,
         after: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<(i64, Result<RecordView, RowError>)>, StoreError> {
+    ) -> Result<Vec<NumberedRow>, StoreError> {
         // As in `ops_after`, a statement that can seek.
         let from = if after.is_some() {
             "WHERE rowid > ?2"
@@ -427,13 +427,7 @@ impl Store {
             .bind(after)
             .fetch_all(&self.pool)
             .await?;
-        let mut origins = Origins::default();
-        rows.iter()
-            .map(|row| {
-                let number: i64 = row.try_get("row_number")?;
-                Ok((number, RecordRow::read(row)?.into_view(&mut origins)))
-            })
-            .collect()
+        numbered_views(&rows)
     }
 
     /// The ops at about `picks.len()` positions spread over the log as the
@@ -456,17 +450,15 @@ impl Store {
     }
 
     /// Record rows at about `picks.len()` row numbers spread over the
-    /// table, as stored (damaged ones as errors): samples, as
+    /// table, as stored (damaged ones as errors), each with its row number
+    /// as [`records_after`](Self::records_after) gives them: samples, as
     /// [`sample_ops`](Self::sample_ops).
-    pub async fn sample_records(
-        &self,
-        picks: &[u64],
-    ) -> Result<Vec<Result<RecordView, RowError>>, StoreError> {
+    pub async fn sample_records(&self, picks: &[u64]) -> Result<Vec<NumberedRow>, StoreError> {
         let Some(numbers) = self.spread("records", "rowid", picks).await? else {
             return Ok(Vec::new());
         };
         let mut query = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE rowid IN ("
+            "SELECT rowid AS row_number, {RECORD_COLUMNS} FROM records WHERE rowid IN ("
         ));
         let mut list = query.separated(", ");
         for number in numbers {
@@ -474,10 +466,7 @@ impl Store {
         }
         query.push(")");
         let rows = query.build().fetch_all(&self.pool).await?;
-        let mut origins = Origins::default();
-        rows.iter()
-            .map(|row| Ok(RecordRow::read(row)?.into_view(&mut origins)))
-            .collect()
+        numbered_views(&rows)
     }
 
     /// `picks` spread over the span of `key` in `table` (`None` when it is
@@ -586,6 +575,22 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A record row as stored with its row number: its view, or why it is
+/// damaged.
+pub type NumberedRow = (i64, Result<RecordView, RowError>);
+
+/// Record rows read with their row number (`row_number`), as views
+/// (damaged ones as errors).
+fn numbered_views(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<NumberedRow>, StoreError> {
+    let mut origins = Origins::default();
+    rows.iter()
+        .map(|row| {
+            let number: i64 = row.try_get("row_number")?;
+            Ok((number, RecordRow::read(row)?.into_view(&mut origins)))
+        })
+        .collect()
 }
 
 const FILTER: &str = "WHERE (?1 IS NULL OR collection = ?1) \
