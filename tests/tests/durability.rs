@@ -11,6 +11,22 @@ fn solo_network(name: &str) -> anyhow::Result<Instance> {
     Instance::with_network(name, "Durability", "1")
 }
 
+/// Sets the title of record `id` to "Forged title" in the instance's SQLite
+/// file, behind DAN's back; how many rows changed.
+fn forge_title(instance: &Instance, id: &str) -> anyhow::Result<u64> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let url = format!("sqlite://{}", instance.db_path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await?;
+        let changed = sqlx::query("UPDATE records SET title = 'Forged title' WHERE id = ?1")
+            .bind(id)
+            .execute(&pool)
+            .await?
+            .rows_affected();
+        pool.close().await;
+        Ok(changed)
+    })
+}
+
 #[test]
 fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_write() -> anyhow::Result<()> {
     let mut instance = solo_network("alice")?;
@@ -124,19 +140,11 @@ fn nothing_acknowledged_is_lost_when_dan_run_is_killed_mid_batch_and_a_row_edite
     let mut import = import;
     import.wait()?;
     let edited = acknowledged[2].clone();
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let url = format!("sqlite://{}", instance.db_path().display());
-        let pool = sqlx::SqlitePool::connect(&url).await?;
-        let changed = sqlx::query("UPDATE records SET title = 'Forged title' WHERE id = ?1")
-            .bind(&edited)
-            .execute(&pool)
-            .await?
-            .rows_affected();
-        assert_eq!(changed, 1, "the acknowledged row is in the file");
-        pool.close().await;
-        anyhow::Ok(())
-    })?;
+    assert_eq!(
+        forge_title(&instance, &edited)?,
+        1,
+        "the acknowledged row is in the file"
+    );
     let refusal = instance.start_expecting_failure(&[])?;
     assert!(refusal.contains("integrity check failed"), "{refusal}");
     assert!(
@@ -187,19 +195,7 @@ fn integrity_check_names_a_record_edited_in_the_sqlite_file_and_repair_restores_
     let roots_before = instance.json(&["status"])?;
     instance.stop()?;
 
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let url = format!("sqlite://{}", instance.db_path().display());
-        let pool = sqlx::SqlitePool::connect(&url).await?;
-        let changed = sqlx::query("UPDATE records SET title = 'Forged title' WHERE id = ?1")
-            .bind(&edited)
-            .execute(&pool)
-            .await?
-            .rows_affected();
-        assert_eq!(changed, 1);
-        pool.close().await;
-        anyhow::Ok(())
-    })?;
+    assert_eq!(forge_title(&instance, &edited)?, 1);
 
     let refusal = instance.start_expecting_failure(&[])?;
     assert!(refusal.contains("integrity check failed"), "{refusal}");

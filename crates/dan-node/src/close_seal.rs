@@ -272,6 +272,16 @@ mod tests {
         }
     }
 
+    /// What the integrity check found when it refused to open `dir`
+    /// (which holds `what`).
+    async fn refused(dir: &std::path::Path, what: &str) -> crate::integrity::IntegrityReport {
+        match reopen(dir).await {
+            Err(NodeError::Integrity(report)) => *report,
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("{what} passed"),
+        }
+    }
+
     fn sealed(dir: &std::path::Path) -> bool {
         dir.join(SEAL_FILE).exists() && dir.join(CHECKPOINT_FILE).exists()
     }
@@ -359,20 +369,15 @@ mod tests {
             !sealed(dir.path()),
             "the close found a row it did not write"
         );
-        match reopen(dir.path()).await {
-            Err(NodeError::Integrity(report)) => {
-                assert!(!report.sampled, "everything was checked: {report}");
-                assert!(
-                    report
-                        .damaged_ops
-                        .iter()
-                        .any(|d| d.problem.contains("not a member")),
-                    "{report}"
-                );
-            }
-            Err(other) => panic!("{other}"),
-            Ok(_) => panic!("a log with an op DAN did not write passed"),
-        }
+        let report = refused(dir.path(), "a log with an op DAN did not write").await;
+        assert!(!report.sampled, "everything was checked: {report}");
+        assert!(
+            report
+                .damaged_ops
+                .iter()
+                .any(|d| d.problem.contains("not a member")),
+            "{report}"
+        );
     }
 
     #[tokio::test]
@@ -387,20 +392,15 @@ mod tests {
         store.close().await;
         node.close().await;
         assert!(!sealed(dir.path()), "the close compared the rows");
-        match reopen(dir.path()).await {
-            Err(NodeError::Integrity(report)) => {
-                assert!(!report.sampled);
-                assert!(
-                    report
-                        .mismatched_records
-                        .iter()
-                        .any(|m| m.id == dune.id.to_string() && m.problem.contains("title")),
-                    "{report}"
-                );
-            }
-            Err(other) => panic!("{other}"),
-            Ok(_) => panic!("an edited row passed"),
-        }
+        let report = refused(dir.path(), "an edited row").await;
+        assert!(!report.sampled);
+        assert!(
+            report
+                .mismatched_records
+                .iter()
+                .any(|m| m.id == dune.id.to_string() && m.problem.contains("title")),
+            "{report}"
+        );
     }
 
     #[tokio::test]
